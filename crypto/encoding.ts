@@ -1,0 +1,66 @@
+/**
+ * Canonical bytes for everything that is signed or hashed: deterministic CBOR
+ * (RFC 8949 §4.2.1 core deterministic encoding, via cborg).
+ *
+ * Guarantees: `encodeCanonical` gives one byte string per value; `decodeCanonical`
+ * refuses input over its size limit before parsing, and refuses any input that is not
+ * itself canonical (duplicate keys, indefinite lengths, undefined, non-minimal forms),
+ * so a signature over decoded-then-re-encoded bytes always covers what was received.
+ */
+import { decode, encode, rfc8949EncodeOptions } from 'cborg'
+import { InvalidEncodingError } from './errors.ts'
+
+export function encodeCanonical(value: unknown): Uint8Array {
+  return encode(value, rfc8949EncodeOptions)
+}
+
+export function decodeCanonical(bytes: Uint8Array, maxBytes: number): unknown {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidEncodingError('expected bytes')
+  if (bytes.byteLength > maxBytes) {
+    throw new InvalidEncodingError(`message of ${bytes.byteLength} bytes exceeds limit of ${maxBytes}`)
+  }
+  let value: unknown
+  try {
+    value = decode(bytes, {
+      strict: true,
+      rejectDuplicateMapKeys: true,
+      allowUndefined: false,
+      allowIndefinite: false,
+      allowInfinity: false,
+      allowNaN: false,
+      allowBigInt: false,
+      useMaps: false,
+    })
+  } catch (err) {
+    throw new InvalidEncodingError(`not valid CBOR: ${(err as Error).message}`)
+  }
+  if (!bytesEqual(encodeCanonical(value), bytes)) {
+    throw new InvalidEncodingError('CBOR is not in canonical form')
+  }
+  return value
+}
+
+/** Byte equality for non-secret data (use `constantTimeEqual` for secrets and MACs). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+export function fromHex(hex: string): Uint8Array {
+  if (!/^(?:[0-9a-f]{2})*$/.test(hex)) throw new InvalidEncodingError('not lowercase hex')
+  return new Uint8Array(Buffer.from(hex, 'hex'))
+}
+
+export function toBase64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
+}
+
+export function fromBase64url(text: string): Uint8Array {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new InvalidEncodingError('not base64url')
+  return new Uint8Array(Buffer.from(text, 'base64url'))
+}

@@ -1,0 +1,25 @@
+/** SHA-256 and tagged hashing (domain separation for every hash we compute). */
+import { createHash, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto'
+
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(p)
+  return new Uint8Array(h.digest())
+}
+
+const utf8 = new TextEncoder()
+
+/** H(tag || 0x00 || bytes): the tag keeps hashes of different kinds of record apart. */
+export function taggedHash(tag: string, bytes: Uint8Array): Uint8Array {
+  return sha256(utf8.encode(tag), new Uint8Array([0]), bytes)
+}
+
+export function randomBytes(n: number): Uint8Array {
+  return new Uint8Array(nodeRandomBytes(n))
+}
+
+/** Constant-time equality for secrets, MACs and tokens. */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  return timingSafeEqual(a, b)
+}

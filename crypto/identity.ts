@@ -1,0 +1,105 @@
+/**
+ * Identities: Ed25519 signing keys written as did:key, and X25519 sealing keys.
+ *
+ * A signature always covers a domain-separation tag and the canonical bytes of a record:
+ * sign(tag || 0x00 || bytes). A signature made for one kind of record never verifies as
+ * another kind.
+ */
+import { ed25519, x25519 } from '@noble/curves/ed25519.js'
+import { base58 } from '@scure/base'
+import { InvalidDidError } from './errors.ts'
+
+const utf8 = new TextEncoder()
+/** multicodec varint for ed25519-pub */
+const ED25519_PUB_PREFIX = new Uint8Array([0xed, 0x01])
+const MAX_DID_LENGTH = 128
+
+export interface SigningKeyPair {
+  secretKey: Uint8Array
+  publicKey: Uint8Array
+}
+
+export interface SealingKeyPair {
+  secretKey: Uint8Array
+  publicKey: Uint8Array
+}
+
+export function generateSigningKeyPair(): SigningKeyPair {
+  const secretKey = ed25519.utils.randomSecretKey()
+  return { secretKey, publicKey: ed25519.getPublicKey(secretKey) }
+}
+
+export function signingKeyPairFromSecret(secretKey: Uint8Array): SigningKeyPair {
+  return { secretKey, publicKey: ed25519.getPublicKey(secretKey) }
+}
+
+export function generateSealingKeyPair(): SealingKeyPair {
+  const secretKey = x25519.utils.randomSecretKey()
+  return { secretKey, publicKey: x25519.getPublicKey(secretKey) }
+}
+
+export function sealingKeyPairFromSecret(secretKey: Uint8Array): SealingKeyPair {
+  return { secretKey, publicKey: x25519.getPublicKey(secretKey) }
+}
+
+function tagged(tag: string, bytes: Uint8Array): Uint8Array {
+  const t = utf8.encode(tag)
+  const out = new Uint8Array(t.length + 1 + bytes.length)
+  out.set(t, 0)
+  out.set(bytes, t.length + 1)
+  return out
+}
+
+export function signTagged(tag: string, bytes: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  return ed25519.sign(tagged(tag, bytes), secretKey)
+}
+
+export function verifyTagged(tag: string, bytes: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.byteLength !== 64 || publicKey.byteLength !== 32) return false
+  try {
+    return ed25519.verify(signature, tagged(tag, bytes), publicKey)
+  } catch {
+    // noble throws on malformed points; a malformed key or signature is simply not valid
+    return false
+  }
+}
+
+export function didFromPublicKey(publicKey: Uint8Array): string {
+  if (publicKey.byteLength !== 32) throw new InvalidDidError('Ed25519 public key must be 32 bytes')
+  const bytes = new Uint8Array(34)
+  bytes.set(ED25519_PUB_PREFIX, 0)
+  bytes.set(publicKey, 2)
+  return `did:key:z${base58.encode(bytes)}`
+}
+
+/** Parse a did:key holding an Ed25519 public key; throws InvalidDidError otherwise. */
+export function publicKeyFromDid(did: string): Uint8Array {
+  if (typeof did !== 'string' || did.length > MAX_DID_LENGTH || !did.startsWith('did:key:z')) {
+    throw new InvalidDidError(`not a did:key: ${String(did).slice(0, 80)}`)
+  }
+  let bytes: Uint8Array
+  try {
+    bytes = base58.decode(did.slice('did:key:z'.length))
+  } catch {
+    throw new InvalidDidError(`did:key is not valid base58btc: ${did}`)
+  }
+  if (bytes.length !== 34 || bytes[0] !== ED25519_PUB_PREFIX[0] || bytes[1] !== ED25519_PUB_PREFIX[1]) {
+    throw new InvalidDidError(`did:key is not an Ed25519 key: ${did}`)
+  }
+  const publicKey = bytes.slice(2)
+  try {
+    ed25519.Point.fromBytes(publicKey)
+  } catch {
+    throw new InvalidDidError(`did:key holds an invalid Ed25519 point: ${did}`)
+  }
+  return publicKey
+}
+
+export function isDid(text: string): boolean {
+  try {
+    publicKeyFromDid(text)
+    return true
+  } catch {
+    return false
+  }
+}
