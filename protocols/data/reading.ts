@@ -1,0 +1,94 @@
+/**
+ * Encrypted readings of a stream, as they cross the network and sit in every peer's store.
+ *
+ * A reading's plaintext `{ ts, value }` is encrypted with the data key of its
+ * (stream, epoch, form) under AES-256-GCM; the associated data binds space, stream, epoch,
+ * sequence number and form, so a ciphertext moved to another place, epoch or position
+ * fails to decrypt. Only the coordinates are in the clear, never the time or the value.
+ */
+import { aeadDecrypt, aeadEncrypt } from '../../crypto/aead.ts'
+import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import { InvalidMessageError } from '../errors.ts'
+import { FORM_PATTERN } from '../policy/records.ts'
+import { asMap, bytes, ID_PATTERN, int, NAME_PATTERN, str } from '../validate.ts'
+
+export const MAX_READING_BYTES = 64 * 1024
+/** a reading's value, as JSON text, at most this long */
+export const MAX_VALUE_JSON = 16 * 1024
+
+export interface Reading {
+  /** time of the measurement, ms since epoch */
+  ts: number
+  value: unknown
+}
+
+export interface EncryptedReading {
+  space: string
+  stream: string
+  form: string
+  epoch: number
+  seq: number
+  ct: Uint8Array
+}
+
+function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
+  return encodeCanonical(['edgeward/reading/v1', r.space, r.stream, r.epoch, r.seq, r.form])
+}
+
+export function encryptReading(
+  key: Uint8Array,
+  coords: Omit<EncryptedReading, 'ct'>,
+  reading: Reading,
+): EncryptedReading {
+  const plaintext = encodeCanonical({ ts: reading.ts, value: JSON.stringify(reading.value) })
+  return { ...coords, ct: aeadEncrypt(key, plaintext, aad(coords)) }
+}
+
+/** Throws DecryptionError when the key is wrong or anything was changed. */
+export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
+  const plaintext = aeadDecrypt(key, r.ct, aad(r))
+  const m = asMap(decodeCanonical(plaintext, MAX_READING_BYTES), 'reading', ['ts', 'value'])
+  return { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
+}
+
+export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {
+  return encodeCanonical({ space: r.space, stream: r.stream, form: r.form, epoch: r.epoch, seq: r.seq, ct: r.ct })
+}
+
+export function decodeEncryptedReading(data: Uint8Array): EncryptedReading {
+  const m = asMap(decodeCanonical(data, MAX_READING_BYTES), 'encrypted reading', [
+    'space',
+    'stream',
+    'form',
+    'epoch',
+    'seq',
+    'ct',
+  ])
+  return {
+    space: str(m, 'space', 64, ID_PATTERN),
+    stream: str(m, 'stream', 64, NAME_PATTERN),
+    form: str(m, 'form', 32, FORM_PATTERN),
+    epoch: int(m, 'epoch'),
+    seq: int(m, 'seq'),
+    ct: bytes(m, 'ct', 28, MAX_READING_BYTES),
+  }
+}
+
+/** Check a reading's user-supplied value before encrypting it. */
+export function validateReadingInput(input: unknown): Reading {
+  if (input == null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new InvalidMessageError('a reading is a JSON object {"ts": <ms>, "value": <number or object>}')
+  }
+  const m = input as Record<string, unknown>
+  for (const k of Object.keys(m)) if (k !== 'ts' && k !== 'value') throw new InvalidMessageError(`unknown field ${k}`)
+  const ts = m.ts
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
+    throw new InvalidMessageError('ts must be a non-negative integer (ms since epoch)')
+  }
+  const value = m.value
+  const isNumber = typeof value === 'number' && Number.isFinite(value)
+  const isObject = value != null && typeof value === 'object' && !Array.isArray(value)
+  if (!isNumber && !isObject) throw new InvalidMessageError('value must be a number or an object')
+  if (JSON.stringify(value).length > MAX_VALUE_JSON) throw new InvalidMessageError('value is too large')
+  return { ts, value }
+}

@@ -1,0 +1,11 @@
+/** Typed errors of the protocol layer; callers branch on `err.name`. */
+
+/** A message from the network (or a file) that does not decode or validate. */
+export class InvalidMessageError extends Error {
+  override name = 'InvalidMessageError'
+}
+
+/** A signed change or record whose author lacks the authority for what it writes. */
+export class UnauthorizedChangeError extends Error {
+  override name = 'UnauthorizedChangeError'
+}

@@ -1,0 +1,244 @@
+/**
+ * The signed records of the control plane: a space's genesis, its streams, grants,
+ * revocations, and the device certificate that binds a libp2p peer to a principal.
+ *
+ * Guarantees: every `open*` function verifies the signature, decodes with a size limit,
+ * and checks every field's type and range; what it returns can be trusted as far as the
+ * signature goes. Authority (who may sign what in which space) is checked by the policy
+ * state, not here.
+ */
+import { randomBytes } from '../../crypto/hash.ts'
+import type { SigningKeyPair } from '../../crypto/identity.ts'
+import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
+import { InvalidMessageError } from '../errors.ts'
+import {
+  asMap,
+  bytes,
+  did,
+  type Fields,
+  ID_PATTERN,
+  int,
+  list,
+  NAME_PATTERN,
+  optStr,
+  PEER_ID_PATTERN,
+  str,
+} from '../validate.ts'
+
+export const TAGS = {
+  genesis: 'edgeward/space/v1',
+  stream: 'edgeward/stream/v1',
+  grant: 'edgeward/grant/v1',
+  revocation: 'edgeward/revocation/v1',
+  device: 'edgeward/device/v1',
+} as const
+
+export const MAX_RECORD_BYTES = 8 * 1024
+
+/** Forms of a stream's data (see DESIGN, "Spaces, resources, forms"). */
+export const FORM_PATTERN = /^(raw|hashed|aggregate:[0-9]{1,6}[smhd])$/
+
+export interface SpaceGenesis {
+  t: 'space'
+  iss: string
+  name: string
+  /** creation time, ms since epoch */
+  iat: number
+  nonce: Uint8Array
+  /** libp2p peer ids that hold the space's data keys and answer key requests */
+  holders: string[]
+}
+
+export interface StreamRecord {
+  t: 'stream'
+  iss: string
+  space: string
+  name: string
+  /** epoch length in ms */
+  epochMs: number
+  iat: number
+}
+
+export interface Grant {
+  t: 'grant'
+  iss: string
+  space: string
+  /** the principal (did:key) the grant is for */
+  sub: string
+  /** stream names, or ['*'] for every stream of the space */
+  streams: string[]
+  forms: string[]
+  /** valid from (inclusive), ms */
+  nbf: number
+  /** valid until (exclusive), ms */
+  exp: number
+  iat: number
+  nonce: Uint8Array
+}
+
+export type RevocationTarget = { grant: string } | { subject: string } | { device: string }
+
+export interface Revocation {
+  t: 'revocation'
+  iss: string
+  space: string
+  target: RevocationTarget
+  iat: number
+  reason?: string
+}
+
+export interface DeviceCert {
+  t: 'device'
+  iss: string
+  /** libp2p peer id of the device */
+  peer: string
+  /** the device's X25519 public key, to which keys are sealed */
+  xpk: Uint8Array
+  nbf: number
+  exp: number
+}
+
+const nonce = (): Uint8Array => randomBytes(16)
+
+export function createGenesis(owner: SigningKeyPair & { did: string }, name: string, holders: string[], now: number) {
+  const body: SpaceGenesis = { t: 'space', iss: owner.did, name, iat: now, nonce: nonce(), holders }
+  checkGenesis(body as unknown as Fields)
+  return signRecord(TAGS.genesis, body, owner)
+}
+
+export function createStream(
+  owner: SigningKeyPair & { did: string },
+  space: string,
+  name: string,
+  epochMs: number,
+  now: number,
+) {
+  const body: StreamRecord = { t: 'stream', iss: owner.did, space, name, epochMs, iat: now }
+  checkStream(body as unknown as Fields)
+  return signRecord(TAGS.stream, body, owner)
+}
+
+export function createGrant(
+  issuer: SigningKeyPair & { did: string },
+  fields: Omit<Grant, 't' | 'iss' | 'nonce' | 'iat'>,
+  now: number,
+): OpenedRecord<Grant> {
+  const body: Grant = { t: 'grant', iss: issuer.did, ...fields, iat: now, nonce: nonce() }
+  checkGrant(body as unknown as Fields)
+  return signRecord(TAGS.grant, body, issuer)
+}
+
+export function createRevocation(
+  issuer: SigningKeyPair & { did: string },
+  space: string,
+  target: RevocationTarget,
+  now: number,
+  reason?: string,
+): OpenedRecord<Revocation> {
+  const body: Revocation = { t: 'revocation', iss: issuer.did, space, target, iat: now }
+  if (reason !== undefined) body.reason = reason
+  checkRevocation(body as unknown as Fields)
+  return signRecord(TAGS.revocation, body, issuer)
+}
+
+export function createDeviceCert(
+  principal: SigningKeyPair & { did: string },
+  peer: string,
+  xpk: Uint8Array,
+  nbf: number,
+  exp: number,
+): OpenedRecord<DeviceCert> {
+  const body: DeviceCert = { t: 'device', iss: principal.did, peer, xpk, nbf, exp }
+  checkDevice(body as unknown as Fields)
+  return signRecord(TAGS.device, body, principal)
+}
+
+function checkGenesis(m: Fields): void {
+  asMap(m, 'space genesis', ['t', 'iss', 'name', 'iat', 'nonce', 'holders'])
+  if (m.t !== 'space') throw new InvalidMessageError('not a space genesis')
+  did(m, 'iss')
+  str(m, 'name', 128)
+  int(m, 'iat')
+  bytes(m, 'nonce', 16, 16)
+  const holders = list(m, 'holders', 16, v => {
+    if (typeof v !== 'string' || !PEER_ID_PATTERN.test(v)) throw new InvalidMessageError('holder is not a peer id')
+    return v
+  })
+  if (holders.length === 0) throw new InvalidMessageError('a space needs at least one key holder')
+}
+
+function checkStream(m: Fields): void {
+  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat'])
+  if (m.t !== 'stream') throw new InvalidMessageError('not a stream record')
+  did(m, 'iss')
+  str(m, 'space', 64, ID_PATTERN)
+  str(m, 'name', 64, NAME_PATTERN)
+  int(m, 'epochMs', 1000, 366 * 24 * 3600 * 1000)
+  int(m, 'iat')
+}
+
+function checkGrant(m: Fields): void {
+  asMap(m, 'grant', ['t', 'iss', 'space', 'sub', 'streams', 'forms', 'nbf', 'exp', 'iat', 'nonce'])
+  if (m.t !== 'grant') throw new InvalidMessageError('not a grant')
+  did(m, 'iss')
+  str(m, 'space', 64, ID_PATTERN)
+  did(m, 'sub')
+  const streams = list(m, 'streams', 64, v => {
+    if (typeof v !== 'string' || (v !== '*' && !NAME_PATTERN.test(v))) throw new InvalidMessageError('bad stream name')
+    return v
+  })
+  if (streams.length === 0) throw new InvalidMessageError('a grant names at least one stream or *')
+  const forms = list(m, 'forms', 8, v => {
+    if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
+    return v
+  })
+  if (forms.length === 0) throw new InvalidMessageError('a grant names at least one form')
+  const nbf = int(m, 'nbf')
+  const exp = int(m, 'exp')
+  if (exp <= nbf) throw new InvalidMessageError('a grant must end after it starts')
+  int(m, 'iat')
+  bytes(m, 'nonce', 16, 16)
+}
+
+function checkRevocation(m: Fields): void {
+  asMap(m, 'revocation', ['t', 'iss', 'space', 'target', 'iat', 'reason'])
+  if (m.t !== 'revocation') throw new InvalidMessageError('not a revocation')
+  did(m, 'iss')
+  str(m, 'space', 64, ID_PATTERN)
+  int(m, 'iat')
+  optStr(m, 'reason', 512)
+  const target = asMap(m.target, 'target', ['grant', 'subject', 'device'])
+  const keys = Object.keys(target)
+  if (keys.length !== 1) throw new InvalidMessageError('a revocation has exactly one target')
+  if (keys[0] === 'grant') str(target, 'grant', 64, ID_PATTERN)
+  else if (keys[0] === 'subject') did(target, 'subject')
+  else str(target, 'device', 64, PEER_ID_PATTERN)
+}
+
+function checkDevice(m: Fields): void {
+  asMap(m, 'device certificate', ['t', 'iss', 'peer', 'xpk', 'nbf', 'exp'])
+  if (m.t !== 'device') throw new InvalidMessageError('not a device certificate')
+  did(m, 'iss')
+  str(m, 'peer', 64, PEER_ID_PATTERN)
+  bytes(m, 'xpk', 32, 32)
+  if (int(m, 'exp') <= int(m, 'nbf')) throw new InvalidMessageError('certificate must end after it starts')
+}
+
+function opener<T extends { iss: string }>(tag: string, check: (m: Fields) => void) {
+  return (data: Uint8Array): OpenedRecord<T> => {
+    const rec = openSignedRecord<T>(tag, data, MAX_RECORD_BYTES)
+    check(rec.body as unknown as Fields)
+    return rec
+  }
+}
+
+export const openGenesis = opener<SpaceGenesis>(TAGS.genesis, checkGenesis)
+export const openStream = opener<StreamRecord>(TAGS.stream, checkStream)
+export const openGrant = opener<Grant>(TAGS.grant, checkGrant)
+export const openRevocation = opener<Revocation>(TAGS.revocation, checkRevocation)
+export const openDeviceCert = opener<DeviceCert>(TAGS.device, checkDevice)
+
+/** The id of a space is the id of its signed genesis record. */
+export function spaceIdOf(genesis: OpenedRecord<SpaceGenesis>): string {
+  return genesis.id
+}
