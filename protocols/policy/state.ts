@@ -112,9 +112,9 @@ export class PolicyState {
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     if (this.grants.has(rec.id)) return { added: false, duplicate: true }
     this.grants.set(rec.id, rec)
-    let set = this.grantsBySubject.get(rec.body.sub)
-    if (set === undefined) this.grantsBySubject.set(rec.body.sub, (set = new Set()))
+    const set = this.grantsBySubject.get(rec.body.sub) ?? new Set<string>()
     set.add(rec.id)
+    this.grantsBySubject.set(rec.body.sub, set)
     return { added: true }
   }
 
