@@ -1,0 +1,51 @@
+/**
+ * libp2p assembly: TCP, Noise, Yamux, identify, ping, a private Kad-DHT under our own
+ * protocol prefix, and gossipsub with signed messages. Options are documented defaults;
+ * the simulator and tests pass their own transports and addresses.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { DHT_PROTOCOL_PREFIX } from '../protocols/sync/messages.ts'
+
+export type EdgewardLibp2p = Libp2p<{ pubsub: GossipSub; dht: KadDHT; identify: unknown; ping: unknown }>
+
+export interface NetworkOptions {
+  privateKey: PrivateKey
+  /** multiaddrs to listen on; default one random TCP port on 127.0.0.1 */
+  listen?: string[]
+}
+
+export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2p> {
+  return (await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections: 300 },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,
+        clientMode: false,
+        // a private network: keep loopback and LAN addresses
+        peerInfoMapper: info => info,
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // a validator may run asynchronously; reject invalid messages before forwarding them
+        asyncValidation: false,
+        maxInboundDataLength: 1024 * 1024,
+      }),
+    },
+  })) as unknown as EdgewardLibp2p
+}

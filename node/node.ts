@@ -1,0 +1,133 @@
+/**
+ * An edgeward peer: identity, store, libp2p and the services, started and stopped as one.
+ * Every gateway, desktop client and custodian runs this same node.
+ */
+
+import { join } from 'node:path'
+import { logger } from '@libp2p/logger'
+import { multiaddr } from '@multiformats/multiaddr'
+import { decodeCanonical, encodeCanonical } from '../crypto/encoding.ts'
+import { type Identity, loadIdentity } from './identity.ts'
+import { Metrics } from './metrics.ts'
+import { createNetwork, type EdgewardLibp2p } from './network.ts'
+import type { NodeComponents } from './services/components.ts'
+import { DataService, type DataServiceOptions } from './services/data.ts'
+import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
+import { openStore, type Store } from './store.ts'
+
+const log = logger('edgeward:node')
+
+export interface NodeOptions extends PolicyServiceOptions, DataServiceOptions {
+  dataDir: string
+  passphrase?: string
+  listen?: string[]
+  bootstrap?: string[]
+  /** how often to redial known peers that are not connected (default 2 s) */
+  redialIntervalMs?: number
+  now?: () => number
+}
+
+export class EdgewardNode {
+  readonly identity: Identity
+  readonly store: Store
+  readonly libp2p: EdgewardLibp2p
+  readonly metrics: Metrics
+  readonly policy: PolicyService
+  readonly data: DataService
+  private readonly bootstrap: string[]
+  private readonly redialIntervalMs: number
+  private redialTimer: NodeJS.Timeout | undefined
+
+  private constructor(c: NodeComponents, policy: PolicyService, data: DataService, opts: NodeOptions) {
+    this.identity = c.identity
+    this.store = c.store
+    this.libp2p = c.libp2p
+    this.metrics = c.metrics
+    this.policy = policy
+    this.data = data
+    this.bootstrap = opts.bootstrap ?? []
+    this.redialIntervalMs = opts.redialIntervalMs ?? 2000
+  }
+
+  static async create(opts: NodeOptions): Promise<EdgewardNode> {
+    const identity = await loadIdentity(opts.dataDir, opts.passphrase)
+    const store = await openStore(join(opts.dataDir, 'db'))
+    try {
+      const libp2p = await createNetwork({ privateKey: identity.peerKey, listen: opts.listen })
+      const c: NodeComponents = { identity, store, libp2p, metrics: new Metrics(), now: opts.now ?? Date.now }
+      const policy = new PolicyService(c, opts)
+      const data = new DataService(c, policy, opts)
+      return new EdgewardNode(c, policy, data, opts)
+    } catch (err) {
+      await store.close()
+      throw err
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.libp2p.start()
+    await this.policy.start()
+    await this.data.start()
+    this.libp2p.addEventListener('peer:identify', evt => {
+      const { peerId, listenAddrs } = evt.detail
+      if (listenAddrs.length === 0) return
+      this.store.peers
+        .put(peerId.toString(), encodeCanonical(listenAddrs.map(a => a.toString())))
+        .catch((err: Error) => log('could not remember peer %s: %s', peerId, err.message))
+    })
+    await this.redial()
+    this.redialTimer = setInterval(() => void this.redial(), this.redialIntervalMs)
+    this.redialTimer.unref()
+  }
+
+  /** Dial bootstrap peers and every peer we knew before, that is not connected now. */
+  private async redial(): Promise<void> {
+    const connected = new Set(this.libp2p.getPeers().map(p => p.toString()))
+    const targets: string[][] = this.bootstrap.map(a => [a])
+    for await (const [id, v] of this.store.peers.iterator()) {
+      if (!connected.has(id) && id !== this.identity.peerId) targets.push(decodeCanonical(v, 64 * 1024) as string[])
+    }
+    await Promise.all(
+      targets.map(async addrs => {
+        for (const a of addrs) {
+          try {
+            const ma = multiaddr(a)
+            const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+            if (id !== undefined && connected.has(id)) return
+            await this.libp2p.dial(ma, { signal: AbortSignal.timeout(3000) })
+            return
+          } catch (err) {
+            log('dial %s failed: %s', a, (err as Error).message)
+          }
+        }
+      }),
+    )
+  }
+
+  /** Join a space: catch up its policy, receive its readings. */
+  async joinSpace(space: string): Promise<void> {
+    await this.policy.joinSpace(space)
+    this.data.subscribe(space)
+  }
+
+  async createSpace(name: string): Promise<string> {
+    const genesis = await this.policy.createSpace(name)
+    this.data.subscribe(genesis.id)
+    return genesis.id
+  }
+
+  addresses(): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  connectedPeers(): string[] {
+    return this.libp2p.getPeers().map(p => p.toString())
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.redialTimer)
+    await this.policy.stop()
+    await this.libp2p.stop()
+    await this.store.close()
+  }
+}

@@ -1,0 +1,444 @@
+/**
+ * The data plane of a node, both sides of it.
+ *
+ * Key holder (the gateway that owns a space): encrypts readings under per-epoch data keys,
+ * stores them durably before acknowledging, gossips the ciphertext, and answers key
+ * requests on `/edgeward/keys/1.0.0` after checking: the request's signature and device
+ * certificate, that the connection comes from that device, freshness and replay, and the
+ * policy as it stands at that moment. Keys go out sealed (HPKE) to the device's X25519 key
+ * with a lease. A revocation in a space closes the current epoch of its streams at once, so
+ * what is published afterwards is under a key nobody has been given.
+ *
+ * Reader: stores every ciphertext it receives; asks for keys when it reads; keeps keys in
+ * memory only, until the lease ends or a revocation that ends the grant arrives.
+ */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Connection } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { generateAeadKey } from '../../crypto/aead.ts'
+import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import { randomBytes } from '../../crypto/hash.ts'
+import { openSealed, sealTo } from '../../crypto/seal.ts'
+import {
+  createKeyRequest,
+  decodeEpochKeys,
+  decodeKeyRequest,
+  decodeKeyResponse,
+  encodeEpochKeys,
+  encodeKeyResponse,
+  KEYS_PROTOCOL,
+  type KeyResponse,
+  MAX_EPOCHS_PER_REQUEST,
+  MAX_KEY_REQUEST_BYTES,
+  MAX_KEY_RESPONSE_BYTES,
+  ReplayGuard,
+  releaseInfo,
+} from '../../protocols/access/messages.ts'
+import {
+  decodeEncryptedReading,
+  decryptReading,
+  type EncryptedReading,
+  encodeEncryptedReading,
+  encryptReading,
+  type Reading,
+} from '../../protocols/data/reading.ts'
+import type { AppliedRecord } from '../../protocols/policy/document.ts'
+import { createStream } from '../../protocols/policy/records.ts'
+import { leaseEnd } from '../../protocols/policy/state.ts'
+import { readingsTopic } from '../../protocols/sync/messages.ts'
+import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
+import { DURABLE, pad, unwrapKey, wrapKey } from '../store.ts'
+import type { NodeComponents } from './components.ts'
+import type { PolicyService } from './policy.ts'
+import { handle, request } from './stream-io.ts'
+
+const log = logger('edgeward:keys')
+const FORM = 'raw'
+
+export interface DataServiceOptions {
+  /** longest lease a key holder grants (default 15 min) */
+  leaseMaxMs?: number
+  /** epoch length of new streams (default 1 h) */
+  epochMs?: number
+}
+
+interface EpochState {
+  epoch: number
+  started: number
+  nextSeq: number
+}
+
+interface CachedKey {
+  key: Uint8Array
+  lease: number
+  grant: string
+}
+
+export interface DecryptedReading extends Reading {
+  seq: number
+  epoch: number
+}
+
+type ReadingListener = (r: EncryptedReading) => void
+
+export class DataService {
+  private readonly c: NodeComponents
+  private readonly policy: PolicyService
+  private readonly leaseMaxMs: number
+  private readonly epochMs: number
+  private readonly replay = new ReplayGuard()
+  /** reader side: released keys, in memory only */
+  private readonly keyCache = new Map<string, CachedKey>()
+  private readonly readingListeners = new Set<ReadingListener>()
+  /** serialises publishing per stream so sequence numbers and epochs never race */
+  private readonly publishChains = new Map<string, Promise<unknown>>()
+
+  constructor(components: NodeComponents, policy: PolicyService, opts: DataServiceOptions = {}) {
+    this.c = components
+    this.policy = policy
+    this.leaseMaxMs = opts.leaseMaxMs ?? 15 * 60 * 1000
+    this.epochMs = opts.epochMs ?? 60 * 60 * 1000
+    const m = components.metrics
+    m.describe('edgeward_key_releases_total', 'key releases by this key holder')
+    m.describe('edgeward_key_refusals_total', 'key requests refused by this key holder, by reason')
+    m.describe('edgeward_keys_dropped_total', 'cached keys dropped by this reader, by cause')
+    m.describe('edgeward_readings_stored_total', 'encrypted readings stored, by source')
+    m.describe('edgeward_readings_refused_total', 'gossiped readings refused, by reason')
+  }
+
+  async start(): Promise<void> {
+    this.policy.onRecords((space, records) => void this.onPolicyRecords(space, records))
+    for (const space of this.policy.spaces()) this.subscribe(space)
+    await handle(
+      this.c.libp2p,
+      KEYS_PROTOCOL,
+      MAX_KEY_REQUEST_BYTES,
+      MAX_KEY_RESPONSE_BYTES,
+      (body, conn) => this.answerKeyRequest(body, conn),
+      err => this.countRefusal('malformed', err.message),
+    )
+  }
+
+  /** Start receiving a space's readings (after create or join). */
+  subscribe(space: string): void {
+    const topic = readingsTopic(space)
+    const pubsub = this.c.libp2p.services.pubsub
+    if (pubsub.topicValidators.has(topic)) return
+    pubsub.topicValidators.set(topic, async (_peer, msg) => this.validateReading(space, msg))
+    pubsub.subscribe(topic)
+  }
+
+  private async validateReading(
+    space: string,
+    msg: { type: string; from?: { toString(): string }; data: Uint8Array },
+  ): Promise<TopicValidatorResult> {
+    const doc = this.policy.document(space)
+    if (!doc.hasGenesis) return TopicValidatorResult.Ignore
+    let r: EncryptedReading
+    try {
+      r = decodeEncryptedReading(msg.data)
+    } catch (err) {
+      this.c.metrics.inc('edgeward_readings_refused_total', { reason: (err as Error).name })
+      return TopicValidatorResult.Reject
+    }
+    const from = msg.type === 'signed' ? msg.from?.toString() : undefined
+    if (r.space !== space || from === undefined || !doc.state.holders.includes(from)) {
+      this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'not-from-a-key-holder' })
+      return TopicValidatorResult.Reject
+    }
+    await this.c.store.records.put(recordKey(r), msg.data, DURABLE)
+    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'gossip' })
+    for (const l of this.readingListeners) l(r)
+    return TopicValidatorResult.Accept
+  }
+
+  private isHolder(space: string): boolean {
+    const doc = this.policy.document(space)
+    return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
+  }
+
+  // ---- key holder ----
+
+  /** Encrypt, store durably, then gossip. Returns the sequence numbers assigned. */
+  async publish(space: string, stream: string, readings: Reading[]): Promise<number[]> {
+    if (!this.isHolder(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
+    const doc = this.policy.document(space)
+    if (!doc.state.streams.has(stream)) {
+      const rec = createStream(this.c.identity.principal, space, stream, this.epochMs, this.c.now())
+      await this.policy.write(space, [{ kind: 'stream', record: rec }])
+    }
+    const chainKey = `${space}!${stream}`
+    const run = (this.publishChains.get(chainKey) ?? Promise.resolve()).then(() =>
+      this.publishNow(space, stream, readings),
+    )
+    this.publishChains.set(
+      chainKey,
+      run.catch(() => undefined),
+    )
+    return run
+  }
+
+  private async publishNow(space: string, stream: string, readings: Reading[]): Promise<number[]> {
+    const epochMs = this.policy.document(space).state.streams.get(stream)!.body.epochMs
+    let st = await this.epochState(space, stream)
+    let key = await this.holderKey(space, stream, st.epoch)
+    const batch = this.c.store.db.batch()
+    const out: EncryptedReading[] = []
+    for (const reading of readings) {
+      const now = this.c.now()
+      if (now - st.started >= epochMs) {
+        st = { epoch: st.epoch + 1, started: now, nextSeq: st.nextSeq }
+        key = await this.holderKey(space, stream, st.epoch)
+      }
+      const r = encryptReading(key, { space, stream, form: FORM, epoch: st.epoch, seq: st.nextSeq++ }, reading)
+      batch.put(recordKey(r), encodeEncryptedReading(r), { sublevel: this.c.store.records } as never)
+      out.push(r)
+    }
+    batch.put(`${space}!${stream}`, encodeCanonical(st), { sublevel: this.c.store.epochs } as never)
+    await batch.write(DURABLE)
+    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, out.length)
+    for (const r of out) {
+      await this.c.libp2p.services.pubsub.publish(readingsTopic(space), encodeEncryptedReading(r))
+      for (const l of this.readingListeners) l(r)
+    }
+    return out.map(r => r.seq)
+  }
+
+  private async epochState(space: string, stream: string): Promise<EpochState> {
+    const raw = await this.c.store.epochs.get(`${space}!${stream}`)
+    if (raw === undefined) return { epoch: 0, started: this.c.now(), nextSeq: 0 }
+    return decodeCanonical(raw, 1024) as EpochState
+  }
+
+  /** The data key of an epoch, if it exists. */
+  private async existingKey(space: string, stream: string, epoch: number): Promise<Uint8Array | undefined> {
+    const loc = keyLocation(space, stream, epoch)
+    const wrapped = await this.c.store.keys.get(loc)
+    return wrapped === undefined ? undefined : unwrapKey(this.c.identity.storageKey, loc, wrapped)
+  }
+
+  /** The data key of an epoch, created (and stored wrapped) on first use. */
+  private async holderKey(space: string, stream: string, epoch: number): Promise<Uint8Array> {
+    const existing = await this.existingKey(space, stream, epoch)
+    if (existing !== undefined) return existing
+    const loc = keyLocation(space, stream, epoch)
+    const key = generateAeadKey()
+    await this.c.store.keys.put(loc, wrapKey(this.c.identity.storageKey, loc, key), DURABLE)
+    return key
+  }
+
+  /** A revocation closes the current epoch of every stream of the space at once. */
+  private async rotate(space: string): Promise<void> {
+    for (const stream of this.policy.document(space).state.streams.keys()) {
+      const chainKey = `${space}!${stream}`
+      const run = (this.publishChains.get(chainKey) ?? Promise.resolve()).then(async () => {
+        const st = await this.epochState(space, stream)
+        const next = { epoch: st.epoch + 1, started: this.c.now(), nextSeq: st.nextSeq }
+        await this.holderKey(space, stream, next.epoch)
+        await this.c.store.epochs.put(`${space}!${stream}`, encodeCanonical(next), DURABLE)
+        log('rotated %s/%s to epoch %d after a revocation', space, stream, next.epoch)
+      })
+      this.publishChains.set(
+        chainKey,
+        run.catch(() => undefined),
+      )
+      await run
+    }
+  }
+
+  private countRefusal(code: string, reason: string): void {
+    log('refused key request: %s (%s)', code, reason)
+    this.c.metrics.inc('edgeward_key_refusals_total', { reason: code })
+  }
+
+  private async answerKeyRequest(body: Uint8Array, conn: Connection): Promise<Uint8Array> {
+    const refuse = (code: string, reason: string): Uint8Array => {
+      this.countRefusal(code, reason)
+      return encodeKeyResponse({ ok: false, code, reason })
+    }
+    let req: ReturnType<typeof decodeKeyRequest>
+    try {
+      req = decodeKeyRequest(body)
+    } catch (err) {
+      return refuse('malformed', `invalid key request: ${(err as Error).message}`)
+    }
+    const { request: r, device } = req
+    const now = this.c.now()
+    if (device.body.peer !== conn.remotePeer.toString()) {
+      return refuse('wrong-device', 'the request does not come from the device it names')
+    }
+    const replay = this.replay.check(r.issuer, r.body.nonce, r.body.ts, now)
+    if (replay !== undefined) return refuse('replay', replay)
+    let doc: ReturnType<PolicyService['document']>
+    try {
+      doc = this.policy.document(r.body.space)
+    } catch {
+      return refuse('unknown-space', 'this node does not hold that space')
+    }
+    if (!this.isHolder(r.body.space)) return refuse('not-a-holder', 'this node is not a key holder of that space')
+    const decision = doc.state.evaluateAccess(
+      { subject: r.issuer, device, stream: r.body.stream, form: r.body.form, grantId: r.body.grant },
+      now,
+    )
+    if (!decision.allowed) return refuse(decision.code, decision.reason)
+    const keys = []
+    for (const epoch of r.body.epochs) {
+      const key = await this.existingKey(r.body.space, r.body.stream, epoch)
+      if (key === undefined) return refuse('unknown-epoch', `stream ${r.body.stream} has no epoch ${epoch}`)
+      keys.push({ epoch, key })
+    }
+    const sealed = await sealTo(device.body.xpk, encodeEpochKeys(keys), releaseInfo(r.bytes))
+    const lease = leaseEnd(decision.grant.body, now, this.leaseMaxMs)
+    this.c.metrics.inc('edgeward_key_releases_total', { stream: r.body.stream })
+    log('released %d keys of %s to %s until %d', keys.length, r.body.stream, r.issuer, lease)
+    return encodeKeyResponse({ ok: true, lease, grant: decision.grant.id, sealed })
+  }
+
+  // ---- reader ----
+
+  private async onPolicyRecords(space: string, records: AppliedRecord[]): Promise<void> {
+    const revocations = records.filter(r => r.kind === 'revocation')
+    if (revocations.length === 0) return
+    const state = this.policy.document(space).state
+    const me = this.c.identity
+    for (const [k, cached] of this.keyCache) {
+      if (!k.startsWith(`${space}|`)) continue
+      const grant = state.grants.get(cached.grant)
+      const ended = revocations.some(rv =>
+        grant === undefined
+          ? 'grant' in rv.record.body.target && rv.record.body.target.grant === cached.grant
+          : state.revocationEnds(rv.record, grant, me.peerId, me.device.body.nbf),
+      )
+      if (ended) {
+        this.keyCache.delete(k)
+        this.c.metrics.inc('edgeward_keys_dropped_total', { cause: 'revocation' })
+      }
+    }
+    if (this.isHolder(space)) await this.rotate(space)
+  }
+
+  /** Number of data keys this node holds in memory as a reader (for status and tests). */
+  cachedKeyCount(): number {
+    this.dropExpired()
+    return this.keyCache.size
+  }
+
+  private dropExpired(): void {
+    const now = this.c.now()
+    for (const [k, v] of this.keyCache) {
+      if (v.lease > now) continue
+      this.keyCache.delete(k)
+      this.c.metrics.inc('edgeward_keys_dropped_total', { cause: 'lease-end' })
+    }
+  }
+
+  /** Stored ciphertext of a stream, in sequence order. */
+  async storedReadings(space: string, stream: string): Promise<EncryptedReading[]> {
+    const out: EncryptedReading[] = []
+    const prefix = `${space}!${stream}!${FORM}!`
+    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
+      out.push(decodeEncryptedReading(v))
+    }
+    return out
+  }
+
+  /** Ensure keys for `epochs` are cached, asking a key holder for the missing ones. */
+  private async ensureKeys(space: string, stream: string, epochs: number[]): Promise<void> {
+    this.dropExpired()
+    const missing = [...new Set(epochs)].filter(e => !this.keyCache.has(cacheKey(space, stream, e)))
+    for (let i = 0; i < missing.length; i += MAX_EPOCHS_PER_REQUEST) {
+      await this.requestKeys(space, stream, missing.slice(i, i + MAX_EPOCHS_PER_REQUEST))
+    }
+  }
+
+  private async requestKeys(space: string, stream: string, epochs: number[]): Promise<void> {
+    const state = this.policy.document(space).state
+    const me = this.c.identity
+    const active = state
+      .grantsOf(me.principal.did)
+      .find(
+        g =>
+          state.grantProblem(g, this.c.now()) === undefined &&
+          (g.body.streams.includes('*') || g.body.streams.includes(stream)),
+      )
+    const req = createKeyRequest(me.principal, {
+      space,
+      stream,
+      form: FORM,
+      epochs,
+      grant: active?.id,
+      device: me.device.bytes,
+      nonce: randomBytes(16),
+      ts: this.c.now(),
+    })
+    let lastError: Error | undefined
+    for (const holder of state.holders) {
+      let res: KeyResponse
+      try {
+        const raw = await request(
+          this.c.libp2p,
+          peerIdFromString(holder),
+          KEYS_PROTOCOL,
+          req.bytes,
+          MAX_KEY_RESPONSE_BYTES,
+        )
+        res = decodeKeyResponse(raw)
+      } catch (err) {
+        lastError = err as Error
+        log('key holder %s unreachable: %s', holder, lastError.message)
+        continue
+      }
+      if (!res.ok) throw new AccessRefusedError(res.code, res.reason)
+      const keys = decodeEpochKeys(await openSealed(me.sealing.secretKey, res.sealed, releaseInfo(req.bytes)))
+      for (const k of keys)
+        this.keyCache.set(cacheKey(space, stream, k.epoch), { key: k.key, lease: res.lease, grant: res.grant })
+      return
+    }
+    throw new Error(`no key holder of the space answered${lastError ? `: ${lastError.message}` : ''}`)
+  }
+
+  /** Decrypt the stored readings of a stream; throws AccessRefusedError when the key holder refuses. */
+  async read(space: string, stream: string, since = 0): Promise<DecryptedReading[]> {
+    const doc = this.policy.document(space)
+    if (!doc.hasGenesis)
+      throw new NotFoundError(`space ${space} has not synchronised yet: is a peer of the space connected?`)
+    if (!doc.state.streams.has(stream)) throw new NotFoundError(`space ${space} has no stream ${stream}`)
+    const stored = await this.storedReadings(space, stream)
+    return this.decryptAll(space, stream, stored, since)
+  }
+
+  async decryptAll(space: string, stream: string, stored: EncryptedReading[], since = 0): Promise<DecryptedReading[]> {
+    if (stored.length === 0) return []
+    await this.ensureKeys(
+      space,
+      stream,
+      stored.map(r => r.epoch),
+    )
+    const out: DecryptedReading[] = []
+    for (const r of stored) {
+      const cached = this.keyCache.get(cacheKey(space, stream, r.epoch))
+      if (cached === undefined) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
+      const plain = decryptReading(cached.key, r)
+      if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch })
+    }
+    return out
+  }
+
+  onReading(listener: ReadingListener): () => void {
+    this.readingListeners.add(listener)
+    return () => this.readingListeners.delete(listener)
+  }
+}
+
+function recordKey(r: { space: string; stream: string; form: string; seq: number }): string {
+  return `${r.space}!${r.stream}!${r.form}!${pad(r.seq)}`
+}
+
+function keyLocation(space: string, stream: string, epoch: number): string {
+  return `${space}!${stream}!${FORM}!${pad(epoch)}`
+}
+
+function cacheKey(space: string, stream: string, epoch: number): string {
+  return `${space}|${stream}|${FORM}|${epoch}`
+}

@@ -1,0 +1,234 @@
+/**
+ * Binds policy documents to the network and the disk.
+ * - Gossip: changes are published on the space's policy topic; the topic validator applies
+ *   each envelope (protocols/policy/document.ts checks signature, actor binding, authority,
+ *   add-only) and stores it durably before accepting it, so only valid changes are
+ *   forwarded. Refusals are counted per sending peer, and the sender loses gossip score.
+ * - Catch-up: on every new connection, and every `syncIntervalMs`, the node asks peers for
+ *   the changes it lacks over `/edgeward/policy-sync/1.0.0`, page by page.
+ */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
+import { type AppliedRecord, type ApplyOutcome, actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
+import { createGenesis, openGenesis, type SpaceGenesis } from '../../protocols/policy/records.ts'
+import {
+  decodeSyncRequest,
+  decodeSyncResponse,
+  encodeSyncRequest,
+  encodeSyncResponse,
+  MAX_SYNC_PAGE,
+  MAX_SYNC_REQUEST_BYTES,
+  MAX_SYNC_RESPONSE_BYTES,
+  POLICY_SYNC_PROTOCOL,
+  policyTopic,
+} from '../../protocols/sync/messages.ts'
+import { NotFoundError } from '../errors.ts'
+import { DURABLE } from '../store.ts'
+import type { NodeComponents } from './components.ts'
+import { handle, request } from './stream-io.ts'
+
+const log = logger('edgeward:policy')
+
+export interface PolicyServiceOptions {
+  /** how often to catch up with connected peers even without new connections (default 30 s) */
+  syncIntervalMs?: number
+}
+
+export type PolicyListener = (space: string, records: AppliedRecord[]) => void
+
+export class PolicyService {
+  private readonly c: NodeComponents
+  private readonly docs = new Map<string, PolicyDocument>()
+  private readonly listeners: PolicyListener[] = []
+  private readonly syncIntervalMs: number
+  private timer: NodeJS.Timeout | undefined
+  private readonly actor: string
+
+  constructor(components: NodeComponents, opts: PolicyServiceOptions = {}) {
+    this.c = components
+    this.syncIntervalMs = opts.syncIntervalMs ?? 30_000
+    this.actor = actorFor(components.identity.principal.did, components.identity.peerId)
+    const m = components.metrics
+    m.describe('edgeward_policy_changes_applied_total', 'policy changes applied, by source')
+    m.describe('edgeward_policy_changes_refused_total', 'policy changes refused, by reason and sending peer')
+  }
+
+  onRecords(listener: PolicyListener): void {
+    this.listeners.push(listener)
+  }
+
+  async start(): Promise<void> {
+    for await (const [space, value] of this.c.store.spaces.iterator()) {
+      const meta = decodeCanonical(value, 64 * 1024) as { genesis?: Uint8Array }
+      const doc = new PolicyDocument(space, this.actor)
+      if (meta.genesis !== undefined) openGenesis(meta.genesis) // stored genesis must still verify
+      this.docs.set(space, doc)
+      for await (const env of this.c.store.policy.values({ gt: `${space}!`, lt: `${space}!~` })) {
+        try {
+          doc.applyEnvelope(env)
+        } catch (err) {
+          log.error('stored change of %s no longer applies: %s', space, (err as Error).message)
+        }
+      }
+      this.subscribe(space)
+    }
+    await handle(
+      this.c.libp2p,
+      POLICY_SYNC_PROTOCOL,
+      MAX_SYNC_REQUEST_BYTES,
+      MAX_SYNC_RESPONSE_BYTES,
+      async body => this.answerSync(body),
+      (err, conn) => this.refused('sync-request', conn.remotePeer.toString(), err),
+    )
+    this.c.libp2p.addEventListener('connection:open', evt => {
+      void this.syncWith(evt.detail.remotePeer)
+    })
+    this.timer = setInterval(() => void this.syncAll(), this.syncIntervalMs)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+  }
+
+  spaces(): string[] {
+    return [...this.docs.keys()]
+  }
+
+  document(space: string): PolicyDocument {
+    const doc = this.docs.get(space)
+    if (doc === undefined) throw new NotFoundError(`unknown space ${space}: create or join it first`)
+    return doc
+  }
+
+  /** The owner creates a space; this node becomes its key holder. */
+  async createSpace(name: string): Promise<OpenedRecord<SpaceGenesis>> {
+    const { principal, peerId } = this.c.identity
+    const now = this.c.now()
+    const genesis = createGenesis(principal, name, [peerId], now)
+    const { document, envelope } = PolicyDocument.create(principal, this.actor, genesis, now)
+    await this.c.store.spaces.put(genesis.id, encodeCanonical({ genesis: genesis.bytes }), DURABLE)
+    await this.persist(genesis.id, document.heads()[0], envelope)
+    this.docs.set(genesis.id, document)
+    this.subscribe(genesis.id)
+    await this.publish(genesis.id, envelope)
+    return genesis
+  }
+
+  /** A reader joins a space by id; the genesis and policy arrive by catch-up from peers. */
+  async joinSpace(space: string): Promise<void> {
+    if (this.docs.has(space)) return
+    await this.c.store.spaces.put(space, encodeCanonical({}), DURABLE)
+    this.docs.set(space, new PolicyDocument(space, this.actor))
+    this.subscribe(space)
+    await this.syncAll()
+  }
+
+  /** Write records as the owner: apply locally, store, then gossip. */
+  async write(space: string, entries: AppliedRecord[]): Promise<ApplyOutcome> {
+    const doc = this.document(space)
+    const { envelope, outcome } = doc.write(this.c.identity.principal, entries, this.c.now())
+    if (outcome.status === 'applied') {
+      await this.persist(space, outcome.hash, envelope)
+      this.c.metrics.inc('edgeward_policy_changes_applied_total', { source: 'local' })
+      this.notify(space, outcome.records)
+    }
+    await this.publish(space, envelope)
+    return outcome
+  }
+
+  private notify(space: string, records: AppliedRecord[]): void {
+    if (records.length === 0) return
+    for (const l of this.listeners) l(space, records)
+  }
+
+  private async persist(space: string, hash: string, envelope: Uint8Array): Promise<void> {
+    await this.c.store.policy.put(`${space}!${hash}`, envelope, DURABLE)
+  }
+
+  private async publish(space: string, envelope: Uint8Array): Promise<void> {
+    await this.c.libp2p.services.pubsub.publish(policyTopic(space), envelope)
+  }
+
+  private subscribe(space: string): void {
+    const topic = policyTopic(space)
+    const pubsub = this.c.libp2p.services.pubsub
+    pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const ok = await this.ingest(space, msg.data, peer.toString(), 'gossip')
+      return ok ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+    })
+    pubsub.subscribe(topic)
+  }
+
+  /** Validate, apply and store one envelope; false (and counted) when refused. */
+  private async ingest(space: string, data: Uint8Array, from: string, source: string): Promise<boolean> {
+    const doc = this.docs.get(space)
+    if (doc === undefined) return false
+    let outcome: ApplyOutcome
+    try {
+      outcome = doc.applyEnvelope(data)
+    } catch (err) {
+      this.refused(source, from, err as Error)
+      return false
+    }
+    if (outcome.status === 'duplicate') return true
+    await this.persist(space, outcome.hash, data)
+    if (outcome.status === 'applied') {
+      this.c.metrics.inc('edgeward_policy_changes_applied_total', { source })
+      if (doc.hasGenesis && doc.size === 1) {
+        await this.c.store.spaces.put(space, encodeCanonical({ genesis: doc.state.genesis.bytes }), DURABLE)
+      }
+      this.notify(space, outcome.records)
+    }
+    return true
+  }
+
+  private refused(source: string, peer: string, err: Error): void {
+    log('refused %s from %s: %s', source, peer, err.message)
+    this.c.metrics.inc('edgeward_policy_changes_refused_total', { reason: err.name, peer, source })
+  }
+
+  refusals(): number {
+    return this.c.metrics.total('edgeward_policy_changes_refused_total')
+  }
+
+  private async answerSync(body: Uint8Array): Promise<Uint8Array> {
+    const req = decodeSyncRequest(body)
+    const doc = this.docs.get(req.space)
+    if (doc === undefined) return encodeSyncResponse({ envelopes: [], more: false })
+    const all = doc.envelopesSince(req.heads)
+    // a peer that knows none of our heads needs everything, the genesis first
+    return encodeSyncResponse({ envelopes: all.slice(0, MAX_SYNC_PAGE), more: all.length > MAX_SYNC_PAGE })
+  }
+
+  async syncAll(): Promise<void> {
+    await Promise.all(this.c.libp2p.getPeers().map(p => this.syncWith(p)))
+  }
+
+  /** Ask one peer for the changes we lack, in every space we know, until it has no more. */
+  async syncWith(peer: PeerId | string): Promise<number> {
+    const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
+    let applied = 0
+    for (const [space, doc] of this.docs) {
+      for (let page = 0; page < 1000; page++) {
+        let res: ReturnType<typeof decodeSyncResponse>
+        try {
+          const body = encodeSyncRequest({ space, heads: doc.heads() })
+          res = decodeSyncResponse(
+            await request(this.c.libp2p, id, POLICY_SYNC_PROTOCOL, body, MAX_SYNC_RESPONSE_BYTES),
+          )
+        } catch (err) {
+          log('sync of %s with %s failed: %s', space, id, (err as Error).message)
+          break
+        }
+        for (const env of res.envelopes) if (await this.ingest(space, env, id.toString(), 'sync')) applied++
+        if (!res.more) break
+      }
+    }
+    return applied
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * One request, one response over a libp2p stream, length-prefixed with a size limit on
+ * each side, so every request/response protocol of ours shares one framing path.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { EdgewardLibp2p } from '../network.ts'
+
+export const REQUEST_TIMEOUT_MS = 10_000
+
+export async function request(
+  libp2p: EdgewardLibp2p,
+  peer: PeerId,
+  protocol: string,
+  body: Uint8Array,
+  maxResponseBytes: number,
+): Promise<Uint8Array> {
+  const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  const stream = await libp2p.dialProtocol(peer, protocol, { signal })
+  try {
+    const lp = lpStream(stream, { maxDataLength: maxResponseBytes })
+    await lp.write(body, { signal })
+    const res = await lp.read({ signal })
+    await stream.close({ signal })
+    return res.subarray()
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}
+
+/** Register a handler that reads one request (at most `maxRequestBytes`) and writes one response. */
+export async function handle(
+  libp2p: EdgewardLibp2p,
+  protocol: string,
+  maxRequestBytes: number,
+  maxResponseBytes: number,
+  respond: (body: Uint8Array, connection: Connection) => Promise<Uint8Array>,
+  onError: (err: Error, connection: Connection) => void,
+): Promise<void> {
+  await libp2p.handle(protocol, async (stream: Stream, connection: Connection) => {
+    const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+    try {
+      const lp = lpStream(stream, { maxDataLength: maxRequestBytes })
+      const req = await lp.read({ signal })
+      const res = await respond(req.subarray(), connection)
+      if (res.byteLength > maxResponseBytes) throw new RangeError('response exceeds its protocol limit')
+      await lp.write(res, { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      onError(err as Error, connection)
+      stream.abort(err as Error)
+    }
+  })
+}

@@ -1,0 +1,71 @@
+/**
+ * The node's LevelDB: one database per node, with a sublevel per kind of state.
+ * - `spaces`: space id -> { genesis, joined } (every space this node created or joined)
+ * - `policy`: `<space>!<change hash>` -> signed change envelope
+ * - `keys`: `<space>!<stream>!<form>!<epoch>` -> data key wrapped with the storage key
+ * - `epochs`: `<space>!<stream>` -> the current epoch and next sequence number
+ * - `records`: `<space>!<stream>!<form>!<seq>` -> encrypted reading
+ * - `peers`: peer id -> multiaddrs last seen, for reconnecting after a restart
+ * Writes that must not be lost are atomic batches and synced.
+ */
+import type { AbstractSublevel } from 'abstract-level'
+import { Level } from 'level'
+import { aeadDecrypt, aeadEncrypt } from '../crypto/aead.ts'
+import { NodeStateError } from './errors.ts'
+
+type Bytes = Uint8Array
+export type Sub = AbstractSublevel<Level<string, Bytes>, string | Bytes | Buffer, string, Bytes>
+
+export interface Store {
+  db: Level<string, Bytes>
+  spaces: Sub
+  policy: Sub
+  keys: Sub
+  epochs: Sub
+  records: Sub
+  peers: Sub
+  close(): Promise<void>
+}
+
+const enc = { keyEncoding: 'utf8', valueEncoding: 'view' } as const
+
+export async function openStore(path: string): Promise<Store> {
+  const db = new Level<string, Bytes>(path, enc)
+  try {
+    await db.open()
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause
+    if ((err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN' && cause?.code === 'LEVEL_LOCKED') {
+      throw new NodeStateError(`the store at ${path} is in use: is a node already running on this data directory?`)
+    }
+    throw err
+  }
+  const sub = (name: string) => db.sublevel<string, Bytes>(name, enc) as unknown as Sub
+  return {
+    db,
+    spaces: sub('spaces'),
+    policy: sub('policy'),
+    keys: sub('keys'),
+    epochs: sub('epochs'),
+    records: sub('records'),
+    peers: sub('peers'),
+    close: () => db.close(),
+  }
+}
+
+/** Data keys at rest are wrapped under the node's storage key, with the key's location as AAD. */
+export function wrapKey(storageKey: Uint8Array, location: string, key: Uint8Array): Uint8Array {
+  return aeadEncrypt(storageKey, key, new TextEncoder().encode(`edgeward/wrapped-key/v1/${location}`))
+}
+
+export function unwrapKey(storageKey: Uint8Array, location: string, wrapped: Uint8Array): Uint8Array {
+  return aeadDecrypt(storageKey, wrapped, new TextEncoder().encode(`edgeward/wrapped-key/v1/${location}`))
+}
+
+/** Zero-padded decimal so that string order is numeric order in LevelDB keys. */
+export function pad(n: number): string {
+  return n.toString().padStart(16, '0')
+}
+
+/** Options for writes that must reach the disk before we go on (classic-level's `sync`). */
+export const DURABLE = { sync: true } as Record<string, unknown>
