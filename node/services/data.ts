@@ -410,16 +410,22 @@ export class DataService {
 
   async decryptAll(space: string, stream: string, stored: EncryptedReading[], since = 0): Promise<DecryptedReading[]> {
     if (stored.length === 0) return []
-    await this.ensureKeys(
-      space,
-      stream,
-      stored.map(r => r.epoch),
-    )
+    // the key holder reads its own data with the keys it made; everyone else asks for them
+    const holder = this.isHolder(space)
+    if (!holder) {
+      await this.ensureKeys(
+        space,
+        stream,
+        stored.map(r => r.epoch),
+      )
+    }
     const out: DecryptedReading[] = []
     for (const r of stored) {
-      const cached = this.keyCache.get(cacheKey(space, stream, r.epoch))
-      if (cached === undefined) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
-      const plain = decryptReading(cached.key, r)
+      const key = holder
+        ? await this.existingKey(space, stream, r.epoch)
+        : this.keyCache.get(cacheKey(space, stream, r.epoch))?.key
+      if (key === undefined) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
+      const plain = decryptReading(key, r)
       if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch })
     }
     return out

@@ -1,0 +1,303 @@
+/**
+ * The node's local HTTP API: what the CLI's commands talk to while `edgeward start` runs.
+ * It listens on 127.0.0.1 only and every request must carry the token kept in
+ * `DIR/api-token` (mode 0600) as `Authorization: Bearer <token>`, compared in constant time.
+ * Errors are JSON `{ error: { name, message, code? } }` with 400 (bad input), 404 (unknown),
+ * 403 (access refused), 401 (no token), 500.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { constantTimeEqual } from '../crypto/hash.ts'
+import { isDid } from '../crypto/identity.ts'
+import { validateReadingInput } from '../protocols/data/reading.ts'
+import { createGrant, createRevocation, type RevocationTarget } from '../protocols/policy/records.ts'
+import { ID_PATTERN, NAME_PATTERN, PEER_ID_PATTERN } from '../protocols/validate.ts'
+import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
+import type { EdgewardNode } from './node.ts'
+
+const MAX_BODY_BYTES = 16 * 1024 * 1024
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY_BYTES) throw new UsageError('request body too large')
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function parseJson(text: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(text === '' ? '{}' : text)
+    if (v == null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
+    return v
+  } catch {
+    throw new UsageError('request body must be a JSON object')
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(`${JSON.stringify(body)}\n`)
+}
+
+function statusOf(err: Error): number {
+  if (err.name === 'UsageError' || err.name === 'InvalidMessageError') return 400
+  if (err.name === 'NotFoundError') return 404
+  if (err.name === 'AccessRefusedError') return 403
+  return 500
+}
+
+export function errorBody(err: Error): { error: { name: string; message: string; code?: string } } {
+  const code = err instanceof AccessRefusedError ? err.code : undefined
+  return { error: { name: err.name, message: err.message, ...(code === undefined ? {} : { code }) } }
+}
+
+function spaceParam(id: string): string {
+  if (!ID_PATTERN.test(id)) throw new UsageError(`not a space id: ${id}`)
+  return id
+}
+
+function streamParam(name: string): string {
+  if (!NAME_PATTERN.test(name)) throw new UsageError(`not a stream name: ${name}`)
+  return name
+}
+
+export class ApiServer {
+  private readonly node: EdgewardNode
+  private readonly token: Uint8Array
+  private server: Server | undefined
+
+  constructor(node: EdgewardNode, token: string) {
+    this.node = node
+    this.token = new TextEncoder().encode(token)
+  }
+
+  async listen(port: number): Promise<string> {
+    this.server = createServer((req, res) => {
+      this.route(req, res).catch(err => {
+        if (!res.headersSent) send(res, statusOf(err as Error), errorBody(err as Error))
+        else res.end()
+      })
+    })
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject)
+      this.server!.listen(port, '127.0.0.1', () => resolve())
+    })
+    const addr = this.server.address() as AddressInfo
+    return `http://127.0.0.1:${addr.port}`
+  }
+
+  async close(): Promise<void> {
+    if (this.server === undefined) return
+    this.server.closeAllConnections()
+    await new Promise(resolve => this.server!.close(resolve))
+  }
+
+  private authorised(req: IncomingMessage): boolean {
+    const h = req.headers.authorization ?? ''
+    const given = new TextEncoder().encode(h.startsWith('Bearer ') ? h.slice(7) : '')
+    return constantTimeEqual(given, this.token)
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.authorised(req))
+      return send(res, 401, { error: { name: 'Unauthorized', message: 'missing or wrong API token' } })
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    const parts = url.pathname.split('/').filter(p => p !== '')
+    const n = this.node
+    const m = req.method ?? 'GET'
+    if (m === 'GET' && url.pathname === '/v1/status') return send(res, 200, this.status())
+    if (m === 'GET' && url.pathname === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+      return void res.end(n.metrics.prometheus())
+    }
+    if (m === 'POST' && url.pathname === '/v1/spaces') {
+      const body = parseJson(await readBody(req))
+      const name = body.name
+      if (typeof name !== 'string' || name.length === 0 || name.length > 128)
+        throw new UsageError('a space needs a name (1..128 characters)')
+      return send(res, 200, { space: await n.createSpace(name) })
+    }
+    if (parts[0] !== 'v1' || parts[1] !== 'spaces' || parts.length < 4)
+      throw new NotFoundError(`no such endpoint: ${m} ${url.pathname}`)
+    const space = spaceParam(parts[2])
+    if (m === 'POST' && parts[3] === 'join' && parts.length === 4) {
+      await n.joinSpace(space)
+      return send(res, 200, { space, synchronised: n.policy.document(space).hasGenesis })
+    }
+    if (m === 'POST' && parts[3] === 'grants' && parts.length === 4)
+      return send(res, 200, await this.grant(space, parseJson(await readBody(req))))
+    if (m === 'POST' && parts[3] === 'revocations' && parts.length === 4) {
+      return send(res, 200, await this.revoke(space, parseJson(await readBody(req))))
+    }
+    if (parts[3] === 'streams' && parts[5] === 'readings' && parts.length === 6) {
+      const stream = streamParam(parts[4])
+      if (m === 'POST') return send(res, 200, await this.publish(space, stream, await readBody(req)))
+      if (m === 'GET') return this.read(space, stream, url, res)
+    }
+    throw new NotFoundError(`no such endpoint: ${m} ${url.pathname}`)
+  }
+
+  status(): Record<string, unknown> {
+    const n = this.node
+    return {
+      peerId: n.identity.peerId,
+      did: n.identity.principal.did,
+      developmentMode: n.identity.developmentMode,
+      addresses: n.addresses(),
+      peers: n.connectedPeers(),
+      cachedKeys: n.data.cachedKeyCount(),
+      refusedPolicyChanges: n.policy.refusals(),
+      spaces: n.policy.spaces().map(id => {
+        const doc = n.policy.document(id)
+        if (!doc.hasGenesis) return { id, synchronised: false }
+        const s = doc.state
+        return {
+          id,
+          synchronised: true,
+          name: s.genesis.body.name,
+          owner: s.owner,
+          keyHolder: s.holders.includes(n.identity.peerId),
+          streams: [...s.streams.keys()],
+          grants: s.grants.size,
+          revocations: s.revocations.size,
+          changes: doc.size,
+        }
+      }),
+      counters: n.metrics.snapshot(),
+    }
+  }
+
+  private async grant(space: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const n = this.node
+    const to = body.to
+    if (typeof to !== 'string' || !isDid(to)) throw new UsageError(`--to must be a did:key, got ${JSON.stringify(to)}`)
+    const until = body.until
+    const now = Date.now()
+    if (typeof until !== 'number' || !Number.isSafeInteger(until) || until <= now)
+      throw new UsageError('the grant must end in the future')
+    const stream = body.stream === undefined ? '*' : streamParam(String(body.stream))
+    const doc = n.policy.document(space)
+    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+    if (doc.state.owner !== n.identity.principal.did)
+      throw new UsageError('only the owner of the space can grant access')
+    if (stream !== '*' && !doc.state.streams.has(stream))
+      throw new NotFoundError(`space ${space} has no stream ${stream}`)
+    const grant = createGrant(
+      n.identity.principal,
+      { space, sub: to, streams: [stream], forms: ['raw'], nbf: now, exp: until },
+      now,
+    )
+    await n.policy.write(space, [{ kind: 'grant', record: grant }])
+    return {
+      grant: grant.id,
+      subject: to,
+      stream,
+      notBefore: new Date(now).toISOString(),
+      notAfter: new Date(until).toISOString(),
+    }
+  }
+
+  private async revoke(space: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const n = this.node
+    const doc = n.policy.document(space)
+    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+    if (doc.state.owner !== n.identity.principal.did)
+      throw new UsageError('only the owner of the space can revoke access')
+    let target: RevocationTarget
+    if (typeof body.grant === 'string') {
+      if (!ID_PATTERN.test(body.grant)) throw new UsageError(`not a grant id: ${body.grant}`)
+      if (!doc.state.grants.has(body.grant)) throw new NotFoundError(`space ${space} has no grant ${body.grant}`)
+      target = { grant: body.grant }
+    } else if (typeof body.subject === 'string') {
+      if (!isDid(body.subject)) throw new UsageError(`not a did:key: ${body.subject}`)
+      target = { subject: body.subject }
+    } else if (typeof body.device === 'string') {
+      if (!PEER_ID_PATTERN.test(body.device)) throw new UsageError(`not a peer id: ${body.device}`)
+      target = { device: body.device }
+    } else {
+      throw new UsageError('revoke needs --grant ID or --subject DID')
+    }
+    const rev = createRevocation(n.identity.principal, space, target, Date.now())
+    await n.policy.write(space, [{ kind: 'revocation', record: rev }])
+    return { revocation: rev.id, target }
+  }
+
+  private async publish(space: string, stream: string, text: string): Promise<Record<string, unknown>> {
+    const lines = text.split('\n')
+    const readings = []
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim()
+      if (line === '') continue
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(line)
+      } catch {
+        throw new UsageError(`line ${i + 1}: not JSON`)
+      }
+      try {
+        readings.push(validateReadingInput(parsed))
+      } catch (err) {
+        throw new UsageError(`line ${i + 1}: ${(err as Error).message}`)
+      }
+    }
+    this.node.policy.document(space)
+    const seqs = await this.node.data.publish(space, stream, readings)
+    return { published: seqs.length, seqs }
+  }
+
+  private async read(space: string, stream: string, url: URL, res: ServerResponse): Promise<void> {
+    const since = Number(url.searchParams.get('since') ?? '0')
+    if (!Number.isSafeInteger(since) || since < 0) throw new UsageError('--since must be a time in ms')
+    const follow = url.searchParams.get('follow') === '1'
+    const data = this.node.data
+    if (!follow) {
+      const out = await data.read(space, stream, since)
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      return void res.end(
+        out.map(r => `${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`).join(''),
+      )
+    }
+    // follow: everything stored so far, then each new reading as it arrives; a refusal ends the stream
+    const queue: Parameters<Parameters<typeof data.onReading>[0]>[0][] = []
+    let wake: (() => void) | undefined
+    const unsubscribe = data.onReading(r => {
+      if (r.space !== space || r.stream !== stream) return
+      queue.push(r)
+      wake?.()
+    })
+    let closed = false
+    res.on('close', () => {
+      closed = true
+      wake?.()
+    })
+    try {
+      const first = await data.read(space, stream, since)
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      let lastSeq = -1
+      for (const r of first) {
+        res.write(`${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`)
+        lastSeq = r.seq
+      }
+      while (!closed) {
+        if (queue.length === 0) await new Promise<void>(resolve => (wake = resolve))
+        const batch = queue.splice(0).filter(r => r.seq > lastSeq)
+        if (batch.length === 0) continue
+        try {
+          for (const r of await data.decryptAll(space, stream, batch, since)) {
+            res.write(`${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`)
+            lastSeq = Math.max(lastSeq, r.seq)
+          }
+        } catch (err) {
+          res.end(`${JSON.stringify(errorBody(err as Error))}\n`)
+          return
+        }
+      }
+    } finally {
+      unsubscribe()
+    }
+  }
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+/**
+ * `edgeward`: the command line. Exit codes: 0 success, 1 error, 2 bad usage, 3 access refused.
+ * User-facing output goes to stdout, diagnostics to stderr; stack traces only with --verbose.
+ */
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { UsageError } from '../errors.ts'
+import * as cmd from './commands.ts'
+
+const HELP = `edgeward — edge-first data governance on a peer-to-peer network
+
+usage: edgeward <command> [options]
+
+commands:
+  init [--force]                         create the identity and the data directory
+  start [--listen MA]... [--bootstrap MA]... [--api-port N]
+                                         run the node in the foreground until SIGINT/SIGTERM
+  status                                 peer id, did, addresses, connected peers, spaces
+  space create NAME                      create a space owned by this node; prints its id
+  space join SPACE_ID                    join a space as a reader
+  publish SPACE STREAM                   publish NDJSON readings {"ts": <ms>, "value": <number|object>} from stdin
+  grant SPACE --to DID [--stream S] (--for DURATION | --until ISO8601)
+                                         grant read access; prints the grant id and its end
+  revoke SPACE (--grant ID | --subject DID)
+                                         revoke a grant, or every grant of a subject
+  read SPACE STREAM [--since MS] [--follow]
+                                         decrypted readings as NDJSON; exit 3 when refused
+  demo                                   run a local network of real peers and tell the story
+
+options for every command:
+  --data DIR     data directory (default ~/.edgeward)
+  --json         machine-readable output on stdout
+  --verbose      stack traces on errors
+  -h, --help     this help
+
+environment:
+  EDGEWARD_PASSPHRASE   encrypts the private keys at rest (without it: development mode, with a warning)
+
+exit codes: 0 success, 1 error, 2 bad usage, 3 access refused
+`
+
+const OPTIONS = {
+  data: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  force: { type: 'boolean', default: false },
+  listen: { type: 'string', multiple: true, default: [] as string[] },
+  bootstrap: { type: 'string', multiple: true, default: [] as string[] },
+  'api-port': { type: 'string' },
+  to: { type: 'string' },
+  stream: { type: 'string' },
+  for: { type: 'string' },
+  until: { type: 'string' },
+  grant: { type: 'string' },
+  subject: { type: 'string' },
+  since: { type: 'string' },
+  follow: { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+} satisfies ParseArgsConfig['options']
+
+/** Which options each command takes, beyond --data, --json, --verbose and --help. */
+const ALLOWED: Record<string, string[]> = {
+  init: ['force'],
+  start: ['listen', 'bootstrap', 'api-port'],
+  status: [],
+  space: [],
+  publish: [],
+  grant: ['to', 'stream', 'for', 'until'],
+  revoke: ['grant', 'subject'],
+  read: ['since', 'follow'],
+  demo: ['keep'],
+}
+
+function positionals(list: string[], count: number, usage: string): string[] {
+  if (list.length !== count) throw new UsageError(`usage: edgeward ${usage}`)
+  return list
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; args: string[] }>>
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  const v = parsed.values
+  const [command, ...rest] = parsed.positionals
+  if (v.help || command === undefined || command === 'help') {
+    process.stdout.write(HELP)
+    return command === undefined && !v.help ? 2 : 0
+  }
+  const allowed = ALLOWED[command]
+  if (allowed === undefined) throw new UsageError(`unknown command ${command} (see edgeward --help)`)
+  for (const key of Object.keys(v)) {
+    if (['data', 'json', 'verbose', 'help'].includes(key)) continue
+    const value = v[key as keyof typeof v]
+    const isSet = Array.isArray(value) ? value.length > 0 : value !== undefined && value !== false
+    if (isSet && !allowed.includes(key)) throw new UsageError(`${command} does not take --${key}`)
+  }
+  const dataDir = resolve(v.data ?? join(homedir(), '.edgeward'))
+  const o: cmd.Output = {
+    json: v.json,
+    out: line => process.stdout.write(`${line}\n`),
+    err: line => process.stderr.write(`${line}\n`),
+  }
+  switch (command) {
+    case 'init':
+      positionals(rest, 0, 'init [--force]')
+      await cmd.init(dataDir, v.force, o)
+      return 0
+    case 'start': {
+      positionals(rest, 0, 'start [--listen MA] [--bootstrap MA] [--api-port N]')
+      const apiPort = v['api-port'] === undefined ? 0 : Number(v['api-port'])
+      if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535)
+        throw new UsageError('--api-port must be a port number')
+      await cmd.start(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort }, o)
+      return 0
+    }
+    case 'status':
+      positionals(rest, 0, 'status')
+      await cmd.status(dataDir, o)
+      return 0
+    case 'space': {
+      const [sub, arg] = positionals(rest, 2, 'space (create NAME | join SPACE_ID)')
+      if (sub === 'create') await cmd.spaceCreate(dataDir, arg, o)
+      else if (sub === 'join') await cmd.spaceJoin(dataDir, arg, o)
+      else throw new UsageError('usage: edgeward space (create NAME | join SPACE_ID)')
+      return 0
+    }
+    case 'publish': {
+      const [space, stream] = positionals(rest, 2, 'publish SPACE STREAM < readings.ndjson')
+      await cmd.publish(dataDir, space, stream, process.stdin, o)
+      return 0
+    }
+    case 'grant': {
+      const [space] = positionals(rest, 1, 'grant SPACE --to DID [--stream S] (--for DURATION | --until ISO8601)')
+      await cmd.grant(dataDir, space, { to: v.to, stream: v.stream, for: v.for, until: v.until }, o)
+      return 0
+    }
+    case 'revoke': {
+      const [space] = positionals(rest, 1, 'revoke SPACE (--grant ID | --subject DID)')
+      await cmd.revoke(dataDir, space, { grant: v.grant, subject: v.subject }, o)
+      return 0
+    }
+    case 'read': {
+      const [space, stream] = positionals(rest, 2, 'read SPACE STREAM [--since MS] [--follow]')
+      await cmd.read(dataDir, space, stream, { since: v.since, follow: v.follow }, o)
+      return 0
+    }
+    case 'demo': {
+      positionals(rest, 0, 'demo')
+      const { runDemo } = await import('./demo.ts')
+      await runDemo({ keep: v.keep, json: v.json })
+      return 0
+    }
+  }
+  throw new UsageError(`unknown command ${command}`)
+}
+
+const EXIT: Record<string, number> = { UsageError: 2, AccessRefusedError: 3, InvalidDidError: 2 }
+
+const verbose = process.argv.includes('--verbose')
+main(process.argv.slice(2)).then(
+  code => {
+    process.exitCode = code
+  },
+  (err: Error) => {
+    const prefix = err.name === 'AccessRefusedError' ? 'refused' : 'error'
+    process.stderr.write(`edgeward: ${prefix}: ${err.message}\n`)
+    if (verbose) process.stderr.write(`${err.stack}\n`)
+    process.exitCode = EXIT[err.name] ?? 1
+  },
+)

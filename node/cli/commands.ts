@@ -1,0 +1,215 @@
+/**
+ * The `edgeward` commands. Each takes parsed options and prints to stdout: a human line by
+ * default, one JSON document (or NDJSON for streams) with --json. Errors are thrown as
+ * typed errors; bin.ts turns them into one line and an exit code.
+ */
+import { rename, rm, writeFile } from 'node:fs/promises'
+import { createInterface } from 'node:readline'
+import type { ApiServer } from '../api.ts'
+import { ensureApiToken } from '../api-token.ts'
+import { UsageError } from '../errors.ts'
+import { ApiClient, type NodeInfo, nodeInfoPath } from './client.ts'
+import { parseDuration, parseTime } from './duration.ts'
+
+export interface Output {
+  json: boolean
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
+function print(o: Output, value: unknown, human: string): void {
+  o.out(o.json ? JSON.stringify(value) : human)
+}
+
+const passphrase = (): string | undefined => process.env.EDGEWARD_PASSPHRASE || undefined
+
+export async function init(dataDir: string, force: boolean, o: Output): Promise<void> {
+  // the node's modules load only for the commands that need them, so the others start fast
+  const { createIdentity } = await import('../identity.ts')
+  const id = await createIdentity(dataDir, { passphrase: passphrase(), force, now: Date.now() })
+  if (id.developmentMode) {
+    o.err('warning: development mode: private keys are stored unencrypted (set EDGEWARD_PASSPHRASE to encrypt them)')
+  }
+  print(
+    o,
+    { did: id.principal.did, peerId: id.peerId, dataDir },
+    `initialised ${dataDir}\ndid:    ${id.principal.did}\npeer:   ${id.peerId}`,
+  )
+}
+
+export async function start(
+  dataDir: string,
+  opts: { listen: string[]; bootstrap: string[]; apiPort: number },
+  o: Output,
+): Promise<void> {
+  const { EdgewardNode } = await import('../node.ts')
+  const { ApiServer: Server } = await import('../api.ts')
+  const node = await EdgewardNode.create({
+    dataDir,
+    passphrase: passphrase(),
+    listen: opts.listen.length > 0 ? opts.listen : undefined,
+    bootstrap: opts.bootstrap,
+  })
+  let api: ApiServer | undefined
+  try {
+    await node.start()
+    api = new Server(node, await ensureApiToken(dataDir))
+    const url = await api.listen(opts.apiPort)
+    const info: NodeInfo = {
+      peerId: node.identity.peerId,
+      did: node.identity.principal.did,
+      addresses: node.addresses(),
+      api: url,
+      pid: process.pid,
+    }
+    await writeFile(`${nodeInfoPath(dataDir)}.tmp`, JSON.stringify(info, null, 2), { mode: 0o600 })
+    await rename(`${nodeInfoPath(dataDir)}.tmp`, nodeInfoPath(dataDir))
+    if (node.identity.developmentMode) o.err('warning: development mode: private keys are stored unencrypted')
+    print(
+      o,
+      info,
+      `node ${info.peerId} running\ndid:  ${info.did}\n${info.addresses.map(a => `listening on ${a}`).join('\n')}\napi:  ${url}`,
+    )
+  } catch (err) {
+    await api?.close()
+    await node.stop()
+    throw err
+  }
+  await new Promise<void>(resolve => {
+    const stop = () => resolve()
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await rm(nodeInfoPath(dataDir), { force: true })
+  await api.close()
+  await node.stop()
+  o.err('node stopped')
+}
+
+export async function status(dataDir: string, o: Output): Promise<void> {
+  const s = await (await ApiClient.connect(dataDir)).call<Record<string, any>>('GET', '/v1/status')
+  const spaces = (s.spaces as Record<string, any>[])
+    .map(sp =>
+      sp.synchronised
+        ? `  ${sp.id}  ${sp.name}  ${sp.keyHolder ? 'key holder' : 'reader'}  streams: ${sp.streams.join(',') || '-'}  grants: ${sp.grants}  revocations: ${sp.revocations}`
+        : `  ${sp.id}  (waiting for a peer of the space)`,
+    )
+    .join('\n')
+  print(
+    o,
+    s,
+    `peer:   ${s.peerId}\ndid:    ${s.did}\naddresses:\n${s.addresses.map((a: string) => `  ${a}`).join('\n')}\nconnected peers: ${s.peers.length}\nrefused policy changes: ${s.refusedPolicyChanges}\ncached keys: ${s.cachedKeys}\nspaces:\n${spaces || '  (none)'}`,
+  )
+}
+
+export async function spaceCreate(dataDir: string, name: string, o: Output): Promise<void> {
+  const r = await (await ApiClient.connect(dataDir)).call('POST', '/v1/spaces', { name })
+  print(o, r, String(r.space))
+}
+
+export async function spaceJoin(dataDir: string, space: string, o: Output): Promise<void> {
+  const r = await (await ApiClient.connect(dataDir)).call('POST', `/v1/spaces/${encodeURIComponent(space)}/join`)
+  print(
+    o,
+    r,
+    r.synchronised ? `joined ${space}` : `joined ${space} (its policy arrives when a peer of the space connects)`,
+  )
+}
+
+/** Publish NDJSON readings from `input` in batches; every batch is stored durably before the next. */
+export async function publish(
+  dataDir: string,
+  space: string,
+  stream: string,
+  input: NodeJS.ReadableStream,
+  o: Output,
+): Promise<void> {
+  const client = await ApiClient.connect(dataDir)
+  const path = `/v1/spaces/${encodeURIComponent(space)}/streams/${encodeURIComponent(stream)}/readings`
+  let batch: string[] = []
+  let lineNo = 0
+  let batchStart = 1
+  let total = 0
+  const flush = async () => {
+    if (batch.length === 0) return
+    try {
+      const r = await client.call<{ published: number }>('POST', path, batch.join('\n'))
+      total += r.published
+    } catch (err) {
+      // the API numbers lines within the batch; say which line of the input it was
+      const m = /^line (\d+): (.*)$/.exec((err as Error).message)
+      if (err instanceof UsageError && m) {
+        throw new UsageError(
+          `line ${batchStart + Number(m[1]) - 1}: ${m[2]} (${total} readings before it were published)`,
+        )
+      }
+      throw err
+    }
+    batchStart = lineNo + 1
+    batch = []
+  }
+  for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+    lineNo++
+    batch.push(line)
+    if (batch.length >= 1000) await flush()
+  }
+  await flush()
+  print(o, { published: total }, `published ${total} readings to ${stream}`)
+}
+
+export async function grant(
+  dataDir: string,
+  space: string,
+  opts: { to?: string; stream?: string; for?: string; until?: string },
+  o: Output,
+): Promise<void> {
+  if (opts.to === undefined) throw new UsageError('grant needs --to DID')
+  if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(opts.to)) throw new UsageError(`--to is not a did:key: ${opts.to}`)
+  if ((opts.for === undefined) === (opts.until === undefined))
+    throw new UsageError('grant needs exactly one of --for DURATION or --until TIME')
+  const until = opts.for !== undefined ? Date.now() + parseDuration(opts.for) : parseTime(opts.until!)
+  const r = await (await ApiClient.connect(dataDir)).call('POST', `/v1/spaces/${encodeURIComponent(space)}/grants`, {
+    to: opts.to,
+    stream: opts.stream,
+    until,
+  })
+  print(o, r, `${r.grant}\nvalid until ${r.notAfter}`)
+}
+
+export async function revoke(
+  dataDir: string,
+  space: string,
+  opts: { grant?: string; subject?: string },
+  o: Output,
+): Promise<void> {
+  if ((opts.grant === undefined) === (opts.subject === undefined))
+    throw new UsageError('revoke needs exactly one of --grant ID or --subject DID')
+  const r = await (await ApiClient.connect(dataDir)).call(
+    'POST',
+    `/v1/spaces/${encodeURIComponent(space)}/revocations`,
+    opts,
+  )
+  print(o, r, String(r.revocation))
+}
+
+export async function read(
+  dataDir: string,
+  space: string,
+  stream: string,
+  opts: { since?: string; follow: boolean },
+  o: Output,
+): Promise<void> {
+  let since = 0
+  if (opts.since !== undefined) {
+    since = /^\d+$/.test(opts.since) ? Number(opts.since) : Number.NaN
+    if (!Number.isSafeInteger(since))
+      throw new UsageError(`--since must be a time in ms since the epoch, got ${opts.since}`)
+  }
+  const client = await ApiClient.connect(dataDir)
+  const q = `since=${since}${opts.follow ? '&follow=1' : ''}`
+  for await (const line of client.lines(
+    `/v1/spaces/${encodeURIComponent(space)}/streams/${encodeURIComponent(stream)}/readings?${q}`,
+  )) {
+    o.out(JSON.stringify({ ts: line.ts, value: line.value, seq: line.seq, epoch: line.epoch }))
+  }
+}

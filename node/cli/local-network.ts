@@ -1,0 +1,149 @@
+/**
+ * Real OS processes of `edgeward` on one machine: what the demo and the end-to-end tests
+ * use to start peers, run commands against them, and stop everything they started.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ApiClient, type NodeInfo } from './client.ts'
+
+export const BIN = join(import.meta.dirname, 'bin.ts')
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+  ms: number
+}
+
+/** Run one `edgeward` command to completion. */
+export function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  const t0 = performance.now()
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', d => (stdout += d))
+    p.stderr.on('data', d => (stderr += d))
+    p.on('error', reject)
+    p.on('close', code => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - t0 }))
+    p.stdin.end(opts.input ?? '')
+  })
+}
+
+export class LocalPeer {
+  readonly name: string
+  readonly dataDir: string
+  readonly process: ChildProcess
+  info: NodeInfo
+  stderr = ''
+
+  constructor(name: string, dataDir: string, proc: ChildProcess, info: NodeInfo) {
+    this.name = name
+    this.dataDir = dataDir
+    this.process = proc
+    this.info = info
+  }
+
+  /** Run a command against this peer's data directory. */
+  cli(args: string[], opts: { input?: string } = {}): Promise<CliResult> {
+    return runCli([...args, '--data', this.dataDir], opts)
+  }
+
+  /** The peer's local API, for tests and measurements that must not pay a process start per call. */
+  api(): Promise<ApiClient> {
+    return ApiClient.connect(this.dataDir)
+  }
+
+  /** SIGTERM, then wait for a clean exit (SIGKILL after the deadline). */
+  async stop(deadlineMs = 10_000): Promise<number | null> {
+    if (this.process.exitCode !== null) return this.process.exitCode
+    const exited = new Promise<number | null>(resolve => this.process.once('exit', code => resolve(code)))
+    this.process.kill('SIGTERM')
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), deadlineMs)
+    const code = await exited
+    clearTimeout(timer)
+    return code
+  }
+}
+
+/** Start `edgeward start` for an initialised data directory and wait until it is listening. */
+export async function startPeer(
+  name: string,
+  dataDir: string,
+  opts: { bootstrap?: string[]; listen?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<LocalPeer> {
+  const args = [BIN, 'start', '--data', dataDir, '--json']
+  for (const b of opts.bootstrap ?? []) args.push('--bootstrap', b)
+  for (const l of opts.listen ?? []) args.push('--listen', l)
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  proc.stderr.on('data', d => (stderr += d))
+  const info = await new Promise<NodeInfo>((resolve, reject) => {
+    let stdout = ''
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`${name} did not start within ${opts.timeoutMs ?? 20_000} ms: ${stderr}`))
+    }, opts.timeoutMs ?? 20_000)
+    proc.stdout.on('data', d => {
+      stdout += d
+      const nl = stdout.indexOf('\n')
+      if (nl < 0) return
+      clearTimeout(timer)
+      try {
+        resolve(JSON.parse(stdout.slice(0, nl)) as NodeInfo)
+      } catch (err) {
+        reject(err)
+      }
+    })
+    proc.once('exit', code => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited with ${code}: ${stderr.trim()}`))
+    })
+  })
+  const peer = new LocalPeer(name, dataDir, proc, info)
+  proc.stderr.on('data', d => (peer.stderr += d))
+  return peer
+}
+
+export async function readNodeJson(dataDir: string): Promise<NodeInfo | undefined> {
+  const path = join(dataDir, 'node.json')
+  return existsSync(path) ? (JSON.parse(await readFile(path, 'utf8')) as NodeInfo) : undefined
+}
+
+/** Poll `check` until it returns a value other than undefined, or fail at the deadline. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  deadlineMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
+  const end = Date.now() + deadlineMs
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`)
+    await new Promise(r => setTimeout(r, everyMs))
+  }
+}
+
+/** Is a read of `stream` refused by the key holder right now (through the peer's API)? */
+export async function isReadRefused(peer: LocalPeer, space: string, stream: string): Promise<boolean> {
+  const api = await peer.api()
+  try {
+    for await (const _ of api.lines(`/v1/spaces/${space}/streams/${stream}/readings`)) {
+      // reading succeeded
+    }
+    return false
+  } catch (err) {
+    if ((err as Error).name === 'AccessRefusedError') return true
+    throw err
+  }
+}
