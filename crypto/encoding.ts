@@ -10,8 +10,25 @@
 import { decode, encode, rfc8949EncodeOptions } from 'cborg'
 import { InvalidEncodingError } from './errors.ts'
 
+function refuse(what: string): never {
+  throw new InvalidEncodingError(`cannot encode ${what} canonically`)
+}
+
+/** What decodeCanonical refuses, encodeCanonical refuses too: nothing we sign is unreadable. */
+const ENCODE_OPTIONS = {
+  ...rfc8949EncodeOptions,
+  typeEncoders: {
+    undefined: () => refuse('undefined'),
+    number: (n: number) => (Number.isFinite(n) ? null : refuse(String(n))),
+    Map: () => refuse('a Map (use a plain object)'),
+    bigint: () => refuse('a bigint'),
+  },
+}
+
 export function encodeCanonical(value: unknown): Uint8Array {
-  return encode(value, rfc8949EncodeOptions)
+  const out = encode(value, ENCODE_OPTIONS)
+  // cborg may hand back a Buffer, whose slice() shares memory; give callers a plain view
+  return out.constructor === Uint8Array ? out : new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
 export function decodeCanonical(bytes: Uint8Array, maxBytes: number): unknown {
@@ -61,6 +78,9 @@ export function toBase64url(bytes: Uint8Array): string {
 }
 
 export function fromBase64url(text: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new InvalidEncodingError('not base64url')
-  return new Uint8Array(Buffer.from(text, 'base64url'))
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) throw new InvalidEncodingError('not base64url')
+  const out = new Uint8Array(Buffer.from(text, 'base64url'))
+  // one string per byte string: refuse encodings with non-zero unused bits
+  if (toBase64url(out) !== text) throw new InvalidEncodingError('not canonical base64url')
+  return out
 }

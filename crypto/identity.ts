@@ -57,7 +57,8 @@ export function signTagged(tag: string, bytes: Uint8Array, secretKey: Uint8Array
 export function verifyTagged(tag: string, bytes: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.byteLength !== 64 || publicKey.byteLength !== 32) return false
   try {
-    return ed25519.verify(signature, tagged(tag, bytes), publicKey)
+    // RFC 8032 strict verification (not ZIP-215), so small-order keys and points are refused
+    return ed25519.verify(signature, tagged(tag, bytes), publicKey, { zip215: false })
   } catch {
     // noble throws on malformed points; a malformed key or signature is simply not valid
     return false
@@ -87,11 +88,14 @@ export function publicKeyFromDid(did: string): Uint8Array {
     throw new InvalidDidError(`did:key is not an Ed25519 key: ${did}`)
   }
   const publicKey = bytes.slice(2)
+  let smallOrder: boolean
   try {
-    ed25519.Point.fromBytes(publicKey)
+    smallOrder = ed25519.Point.fromBytes(publicKey, false).isSmallOrder()
   } catch {
     throw new InvalidDidError(`did:key holds an invalid Ed25519 point: ${did}`)
   }
+  // a small-order key would accept signatures that anyone can make
+  if (smallOrder) throw new InvalidDidError(`did:key holds a small-order Ed25519 point: ${did}`)
   return publicKey
 }
 

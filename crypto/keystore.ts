@@ -49,7 +49,13 @@ function parse(file: Uint8Array): KeystoreFile {
 
 export function unlockSecrets(file: Uint8Array, passphrase: string | undefined): Uint8Array {
   const v = parse(file)
-  if (v.mode === 'plaintext') return v.data
+  if (v.mode === 'plaintext') {
+    // a passphrase was expected: a plaintext keystore here may have been swapped in
+    if (passphrase !== undefined && passphrase !== '') {
+      throw new KeystoreError('the keystore is not encrypted, but a passphrase was given')
+    }
+    return v.data
+  }
   if (passphrase === undefined || passphrase === '') {
     throw new KeystoreError('the keystore is encrypted: set EDGEWARD_PASSPHRASE')
   }
