@@ -25,6 +25,8 @@ export const MAX_KEY_RESPONSE_BYTES = 64 * 1024
 export const MAX_EPOCHS_PER_REQUEST = 256
 /** how far a request's time may be from the key holder's clock */
 export const REQUEST_WINDOW_MS = 2 * 60 * 1000
+/** refusal codes are short kebab-case words, e.g. `no-grant`, `revoked` */
+const REFUSAL_CODE_PATTERN = /^[a-z][a-z0-9-]{0,63}$/
 
 export interface KeyRequest {
   t: 'key-request'
@@ -99,15 +101,10 @@ export function encodeKeyResponse(res: KeyResponse): Uint8Array {
 }
 
 export function decodeKeyResponse(data: Uint8Array): KeyResponse {
-  const m = asMap(decodeCanonical(data, MAX_KEY_RESPONSE_BYTES), 'key response', [
-    'ok',
-    'lease',
-    'grant',
-    'sealed',
-    'code',
-    'reason',
-  ])
-  if (m.ok === true) {
+  const value = decodeCanonical(data, MAX_KEY_RESPONSE_BYTES)
+  const ok = (value as { ok?: unknown } | null)?.ok
+  if (ok === true) {
+    const m = asMap(value, 'key release', ['ok', 'lease', 'grant', 'sealed'])
     const sealed = asMap(m.sealed, 'sealed', ['enc', 'ct'])
     return {
       ok: true,
@@ -116,7 +113,10 @@ export function decodeKeyResponse(data: Uint8Array): KeyResponse {
       sealed: { enc: bytes(sealed, 'enc', 32, 32), ct: bytes(sealed, 'ct', 16, MAX_KEY_RESPONSE_BYTES) },
     }
   }
-  if (m.ok === false) return { ok: false, code: str(m, 'code', 64), reason: str(m, 'reason', 512) }
+  if (ok === false) {
+    const m = asMap(value, 'key refusal', ['ok', 'code', 'reason'])
+    return { ok: false, code: str(m, 'code', 64, REFUSAL_CODE_PATTERN), reason: str(m, 'reason', 512) }
+  }
   throw new InvalidMessageError('key response must say ok true or false')
 }
 

@@ -108,6 +108,9 @@ export class PolicyDocument {
   /** every accepted envelope by change hash (what the catch-up protocol serves) */
   private readonly envelopes = new Map<string, Uint8Array>()
   private readonly pending = new Map<string, Uint8Array>()
+  /** hashes of the changes Automerge has applied, and of those it holds back (with their deps) */
+  private readonly inDocument = new Set<string>()
+  private readonly waiting = new Map<string, string[]>()
 
   /** `actor` is this replica's own actor id; a replica that never writes may omit it. */
   constructor(spaceId: string, actor?: string) {
@@ -167,6 +170,7 @@ export class PolicyDocument {
       const env = this.envelopes.get(Automerge.decodeChange(change).hash)
       if (env !== undefined) out.push(env)
     }
+    for (const hash of this.waiting.keys()) out.push(this.envelopes.get(hash)!)
     for (const env of this.pending.values()) out.push(env)
     return out
   }
@@ -196,24 +200,61 @@ export class PolicyDocument {
     if (change.ops.length === 0 || change.ops.length > MAX_OPS_PER_CHANGE) {
       throw new UnauthorizedChangeError(`a change must carry 1..${MAX_OPS_PER_CHANGE} operations`)
     }
+    // check everything first, change nothing until Automerge has taken the change too
+    let genesis: { state: PolicyState; collections: Map<string, Collection> } | undefined
     let records: AppliedRecord[] = []
     if (change.deps.length === 0) {
-      this.acceptGenesis(env, change)
+      genesis = this.checkGenesis(env, change)
     } else {
       if (this.collections === undefined) {
         if (this.pending.size >= MAX_PENDING) throw new InvalidMessageError('too many changes waiting for the genesis')
         this.pending.set(change.hash, data)
         return { status: 'pending', hash: change.hash }
       }
-      records = this.acceptRecords(env, change)
+      records = this.checkRecords(env, change)
     }
-    ;[this.doc] = Automerge.applyChanges(this.doc, [env.body.change])
+    try {
+      ;[this.doc] = Automerge.applyChanges(this.doc, [env.body.change])
+    } catch (err) {
+      throw new InvalidMessageError(`Automerge refused the change: ${(err as Error).message}`)
+    }
     this.envelopes.set(change.hash, data)
-    if (change.deps.length === 0) records = this.drainPending()
-    return { status: 'applied', hash: change.hash, records }
+    this.trackCausality(change)
+    if (genesis !== undefined) {
+      this.collections = genesis.collections
+      this.stateValue = genesis.state
+      return { status: 'applied', hash: change.hash, records: this.drainPending() }
+    }
+    const state = this.state
+    return { status: 'applied', hash: change.hash, records: records.filter(r => isAdded(addTo(state, r))) }
   }
 
-  private acceptGenesis(env: OpenedRecord<ChangeEnvelope>, change: Automerge.DecodedChange): void {
+  /**
+   * Automerge holds back a change until every change it depends on has arrived; mirror that,
+   * so that catch-up can serve the changes that are held back as well as the applied ones.
+   */
+  private trackCausality(change: Automerge.DecodedChange): void {
+    if (!change.deps.every(d => this.inDocument.has(d))) {
+      this.waiting.set(change.hash, change.deps)
+      return
+    }
+    this.inDocument.add(change.hash)
+    let progressed = true
+    while (progressed) {
+      progressed = false
+      for (const [hash, deps] of this.waiting) {
+        if (!deps.every(d => this.inDocument.has(d))) continue
+        this.waiting.delete(hash)
+        this.inDocument.add(hash)
+        progressed = true
+      }
+    }
+  }
+
+  private checkGenesis(
+    env: OpenedRecord<ChangeEnvelope>,
+    change: Automerge.DecodedChange,
+  ): { state: PolicyState; collections: Map<string, Collection> } {
     if (this.collections !== undefined) throw new UnauthorizedChangeError('a space has exactly one genesis change')
     const ops = change.ops
     if (ops.length !== 4 || ops[0].action !== 'set' || ops[0].obj !== '_root' || ops[0].key !== 'genesis') {
@@ -232,11 +273,10 @@ export class PolicyDocument {
       }
       collections.set(`${change.startOp + i}@${change.actor}`, name)
     }
-    this.collections = collections
-    this.stateValue = new PolicyState(genesis)
+    return { state: new PolicyState(genesis), collections }
   }
 
-  private acceptRecords(env: OpenedRecord<ChangeEnvelope>, change: Automerge.DecodedChange): AppliedRecord[] {
+  private checkRecords(env: OpenedRecord<ChangeEnvelope>, change: Automerge.DecodedChange): AppliedRecord[] {
     const state = this.state
     const records: AppliedRecord[] = []
     for (const op of change.ops) {
@@ -254,7 +294,7 @@ export class PolicyDocument {
       records.push(rec)
     }
     checkAuthority(state, records)
-    return records.filter(r => isAdded(addTo(state, r)))
+    return records
   }
 
   private drainPending(): AppliedRecord[] {
@@ -283,10 +323,13 @@ export class PolicyDocument {
       if (e.record.issuer !== author.did) throw new UnauthorizedChangeError('record issuer differs from change signer')
     }
     checkAuthority(this.state, entries)
+    for (const e of entries) {
+      const [coll, key] = slotOf(e)
+      if (this.doc[coll]?.[key] !== undefined) throw new UnauthorizedChangeError(`${coll} already has an entry ${key}`)
+    }
     const next = Automerge.change(this.doc, { time: Math.floor(now / 1000) }, d => {
       for (const e of entries) {
-        const key = e.kind === 'stream' ? e.record.body.name : e.record.id
-        const coll = e.kind === 'stream' ? 'streams' : e.kind === 'grant' ? 'grants' : 'revocations'
+        const [coll, key] = slotOf(e)
         d[coll]![key] = e.record.bytes
       }
     })
@@ -305,6 +348,12 @@ function checkAuthority(state: PolicyState, records: AppliedRecord[]): void {
     if (r.record.body.space !== state.spaceId) throw new UnauthorizedChangeError('record belongs to another space')
     if (r.record.issuer !== state.owner) throw new UnauthorizedChangeError('only the owner may write to this space')
   }
+}
+
+/** Where a record lives in the document: its collection and key. */
+function slotOf(e: AppliedRecord): [Collection, string] {
+  if (e.kind === 'stream') return ['streams', e.record.body.name]
+  return [e.kind === 'grant' ? 'grants' : 'revocations', e.record.id]
 }
 
 function wrap(author: SigningKeyPair & { did: string }, space: string, change: Uint8Array): Uint8Array {

@@ -6,8 +6,9 @@
  * - The state is a function of the set of records added, whatever their order, so
  *   replicas that received the same records give the same answers (convergence).
  * - A revocation applies whether it arrives before or after what it targets, and nothing
- *   added later re-activates its target: a grant revoked by id stays revoked; a subject or
- *   device revocation ends every grant (or device certificate) issued at or before it.
+ *   added later re-activates its target: a grant revoked by id stays revoked; a subject
+ *   revocation ends every grant of the subject issued at or before it (a new grant brings
+ *   access back); a device revocation cuts that peer off for good, whatever certifies it.
  * - Evaluation is indexed by grant id and by subject: it never scans all grants.
  * Assumes: records were opened (signature and shape verified) by records.ts.
  * Refuses: records of another space, and records not signed by the space's owner.
@@ -73,8 +74,8 @@ export class PolicyState {
   private readonly revocationsOfGrant = new Map<string, string>()
   /** subject did -> latest iat among revocations of that subject */
   private readonly subjectRevokedAt = new Map<string, number>()
-  /** device peer id -> latest iat among revocations of that device */
-  private readonly deviceRevokedAt = new Map<string, number>()
+  /** device peer ids that have been revoked */
+  private readonly revokedDevices = new Set<string>()
 
   constructor(genesis: OpenedRecord<SpaceGenesis>) {
     this.genesis = genesis
@@ -130,7 +131,7 @@ export class PolicyState {
     } else if ('subject' in t) {
       this.subjectRevokedAt.set(t.subject, Math.max(this.subjectRevokedAt.get(t.subject) ?? -1, rec.body.iat))
     } else {
-      this.deviceRevokedAt.set(t.device, Math.max(this.deviceRevokedAt.get(t.device) ?? -1, rec.body.iat))
+      this.revokedDevices.add(t.device)
     }
     return { added: true }
   }
@@ -156,10 +157,8 @@ export class PolicyState {
   /** Is a device certificate usable now: valid window, not revoked. */
   deviceProblem(device: OpenedRecord<DeviceCert>, subject: string, now: number): Refusal | undefined {
     if (device.issuer !== subject) return refuse('device-invalid', 'the device is not certified by the requester')
-    const revokedAt = this.deviceRevokedAt.get(device.body.peer)
-    if (revokedAt !== undefined && device.body.nbf <= revokedAt) {
-      return refuse('device-revoked', 'the device has been revoked')
-    }
+    // permanent: a principal that certifies a revoked device again does not bring it back
+    if (this.revokedDevices.has(device.body.peer)) return refuse('device-revoked', 'the device has been revoked')
     if (now < device.body.nbf || now >= device.body.exp) {
       return refuse('device-invalid', 'the device certificate is outside its validity window')
     }
@@ -190,16 +189,11 @@ export class PolicyState {
   }
 
   /** Is anything in `rec` a revocation that ends `grant` (used by readers to drop cached keys)? */
-  revocationEnds(
-    rec: OpenedRecord<Revocation>,
-    grant: OpenedRecord<Grant>,
-    devicePeer: string,
-    deviceNbf: number,
-  ): boolean {
+  revocationEnds(rec: OpenedRecord<Revocation>, grant: OpenedRecord<Grant>, devicePeer: string): boolean {
     const t = rec.body.target
     if ('grant' in t) return t.grant === grant.id
     if ('subject' in t) return t.subject === grant.body.sub && grant.body.iat <= rec.body.iat
-    return t.device === devicePeer && deviceNbf <= rec.body.iat
+    return t.device === devicePeer
   }
 }
 

@@ -1,0 +1,707 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import * as Automerge from '@automerge/automerge'
+import { toHex } from '../../crypto/encoding.ts'
+import { randomBytes } from '../../crypto/hash.ts'
+import { generateSealingKeyPair } from '../../crypto/identity.ts'
+import { signRecord } from '../../crypto/signed.ts'
+import {
+  type ApplyOutcome,
+  actorFor,
+  actorPrefix,
+  type ChangeEnvelope,
+  ENVELOPE_TAG,
+  openEnvelope,
+  PolicyDocument,
+} from '../../protocols/policy/document.ts'
+import {
+  createDeviceCert,
+  createGenesis,
+  createGrant,
+  createRevocation,
+  createStream,
+} from '../../protocols/policy/records.ts'
+import { fakeId, flipSignatureBit, newPeerId, newPrincipal, type Principal } from './fixtures.ts'
+
+const T0 = 1_700_000_000_000
+const HOUR = 3_600_000
+const INSIDE = T0 + 2 * HOUR
+
+const owner = newPrincipal()
+const reader = newPrincipal()
+const attacker = newPrincipal()
+const readerDevice = createDeviceCert(
+  reader,
+  newPeerId(),
+  generateSealingKeyPair().publicKey,
+  T0 - HOUR,
+  T0 + 1000 * HOUR,
+)
+
+type Shape = {
+  genesis?: Uint8Array
+  streams?: Record<string, unknown>
+  grants?: Record<string, unknown>
+  revocations?: Record<string, unknown>
+  [k: string]: unknown
+}
+
+const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
+const space = genesis.id
+const stream = createStream(owner, space, 'temp', HOUR, T0 + 1)
+const humStream = createStream(owner, space, 'hum', HOUR, T0 + 1)
+const grantTemp = createGrant(
+  owner,
+  { space, sub: reader.did, streams: ['temp'], forms: ['raw'], nbf: T0, exp: T0 + 48 * HOUR },
+  T0 + 2,
+)
+const grantHum = createGrant(
+  owner,
+  { space, sub: reader.did, streams: ['hum'], forms: ['raw'], nbf: T0, exp: T0 + 48 * HOUR },
+  T0 + 2,
+)
+const revokeTemp = createRevocation(owner, space, { grant: grantTemp.id }, T0 + 3)
+
+/**
+ * The history the tests share (built once: signing and verifying are slow): owner device A
+ * creates the space, then writes a stream and a grant in one change and a revocation of
+ * that grant in the next; owner device B, which saw only the genesis, concurrently writes a
+ * second stream and a grant for it.
+ */
+function history() {
+  const { document: a, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+  const b = new PolicyDocument(space, actorFor(owner.did, 'b'))
+  assert.equal(b.applyEnvelope(g).status, 'applied')
+  const aGrant = a.write(
+    owner,
+    [
+      { kind: 'stream', record: stream },
+      { kind: 'grant', record: grantTemp },
+    ],
+    T0 + HOUR,
+  ).envelope
+  const bGrant = b.write(
+    owner,
+    [
+      { kind: 'stream', record: humStream },
+      { kind: 'grant', record: grantHum },
+    ],
+    T0 + HOUR,
+  ).envelope
+  const rv = a.write(owner, [{ kind: 'revocation', record: revokeTemp }], T0 + HOUR).envelope
+  assert.equal(a.applyEnvelope(bGrant).status, 'applied')
+  return { a, g, aGrant, bGrant, rv, all: [g, aGrant, bGrant, rv] }
+}
+const H = history()
+const H_SNAPSHOT = snapshot(H.a)
+const H_ANSWERS = answers(H.a)
+const H_REPLICA = () => replicaOf(H.all)
+
+function replicaOf(envelopes: Uint8Array[]): PolicyDocument {
+  const doc = new PolicyDocument(space)
+  for (const e of envelopes) doc.applyEnvelope(e)
+  return doc
+}
+
+/** An Automerge doc holding the changes of these envelopes, writing as `actor`. */
+function automergeAt(envelopes: Uint8Array[], actor: string): Automerge.Doc<Shape> {
+  const changes = envelopes.map(e => openEnvelope(e).body.change)
+  const [doc] = Automerge.applyChanges(Automerge.init<Shape>({ actor }), changes)
+  return doc
+}
+
+/** Make a change by hand on top of `envelopes` and wrap it in an envelope signed by `signer`. */
+function craft(
+  envelopes: Uint8Array[],
+  signer: Principal,
+  actor: string,
+  edit: (d: Shape) => void,
+  envelopeSpace = space,
+): Uint8Array {
+  const next = Automerge.change(automergeAt(envelopes, actor), { time: 0 }, edit)
+  const change = Automerge.getLastLocalChange(next)
+  assert.ok(change !== undefined, 'the edit made no change')
+  return wrap(signer, change, envelopeSpace)
+}
+
+function wrap(signer: Principal, change: Uint8Array, envelopeSpace = space): Uint8Array {
+  return signRecord<ChangeEnvelope>(
+    ENVELOPE_TAG,
+    { t: 'change', iss: signer.did, space: envelopeSpace, change },
+    signer,
+  ).bytes
+}
+
+function snapshot(doc: PolicyDocument) {
+  const state = doc.hasGenesis ? doc.state : undefined
+  return {
+    heads: [...doc.heads()].sort(),
+    size: doc.size,
+    grants: state ? [...state.grants.keys()].sort() : [],
+    revocations: state ? [...state.revocations.keys()].sort() : [],
+    streams: state ? [...state.streams.entries()].map(([k, v]) => `${k}=${v.id}`).sort() : [],
+  }
+}
+
+function answers(doc: PolicyDocument): string[] {
+  const out: string[] = []
+  for (const stream of ['temp', 'hum', 'nope']) {
+    for (const now of [T0 - 1, INSIDE, T0 + 48 * HOUR]) {
+      const d = doc.state.evaluateAccess({ subject: reader.did, device: readerDevice, stream, form: 'raw' }, now)
+      out.push(d.allowed ? `allowed:${d.grant.id}` : `refused:${d.code}`)
+    }
+  }
+  return out
+}
+
+function permutations<T>(xs: T[]): T[][] {
+  if (xs.length <= 1) return [xs]
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map(p => [x, ...p]))
+}
+
+const hexSet = (envs: Uint8Array[]) => envs.map(toHex).sort()
+
+describe('PolicyDocument: create and write', () => {
+  it('create applies the genesis: empty collections, owner from the genesis, one head', () => {
+    const { document, envelope } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    assert.equal(document.spaceId, space)
+    assert.equal(document.hasGenesis, true)
+    assert.equal(document.state.owner, owner.did)
+    assert.equal(document.heads().length, 1)
+    assert.equal(document.size, 1)
+    assert.deepEqual(snapshot(document).grants, [])
+    assert.equal(openEnvelope(envelope).issuer, owner.did)
+  })
+
+  it('write returns an applied outcome naming the records it added', () => {
+    const { document } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    const { outcome } = document.write(
+      owner,
+      [
+        { kind: 'stream', record: stream },
+        { kind: 'grant', record: grantTemp },
+      ],
+      T0,
+    )
+    assert.equal(outcome.status, 'applied')
+    assert.ok(outcome.status === 'applied')
+    assert.deepEqual(
+      outcome.records.map(r => `${r.kind}:${r.record.id}`),
+      [`stream:${stream.id}`, `grant:${grantTemp.id}`],
+    )
+    assert.equal(document.state.streams.get('temp')!.id, stream.id)
+    assert.ok(document.state.grants.has(grantTemp.id))
+    assert.equal(answers(document)[1], `allowed:${grantTemp.id}`)
+    assert.equal(document.hasChange(outcome.hash), true)
+  })
+
+  it('the actor id of a change is bound to its author: 16 bytes of prefix, 8 per device', () => {
+    const a = actorFor(owner.did, 'a')
+    assert.equal(a.length, 48)
+    assert.ok(a.startsWith(actorPrefix(owner.did)))
+    assert.notEqual(actorFor(owner.did, 'b'), a)
+    assert.notEqual(actorPrefix(attacker.did), actorPrefix(owner.did))
+  })
+
+  it('a fresh replica applying the history in order reaches the same heads and answers', () => {
+    const replica = replicaOf(H.all)
+    assert.deepEqual(snapshot(replica), H_SNAPSHOT)
+    assert.equal(H.a.heads().length, 2, 'two concurrent owner devices leave two heads')
+    assert.deepEqual(answers(replica), H_ANSWERS)
+    // temp was granted then revoked; hum is granted until T0 + 48h; the revocation is the most telling refusal
+    assert.deepEqual(answers(replica), [
+      'refused:revoked',
+      'refused:revoked',
+      'refused:revoked',
+      'refused:revoked',
+      `allowed:${grantHum.id}`,
+      'refused:revoked',
+      'refused:unknown-stream',
+      'refused:unknown-stream',
+      'refused:unknown-stream',
+    ])
+  })
+
+  it('write refuses an author who is not the owner, and records issued by someone else', () => {
+    const attackerDoc = new PolicyDocument(space, actorFor(attacker.did, 'x'))
+    attackerDoc.applyEnvelope(H.g)
+    const own = createGrant(
+      attacker,
+      { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+      T0,
+    )
+    assert.throws(() => attackerDoc.write(attacker, [{ kind: 'grant', record: own }], T0), {
+      name: 'UnauthorizedChangeError',
+    })
+    assert.throws(() => attackerDoc.write(attacker, [{ kind: 'grant', record: grantHum }], T0), {
+      name: 'UnauthorizedChangeError',
+      message: /issuer differs/,
+    })
+  })
+
+  it('a refused write leaves the writer’s document unchanged', () => {
+    const { document } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    document.write(owner, [{ kind: 'stream', record: stream }], T0)
+    const before = snapshot(document)
+    const redefined = createStream(owner, space, 'temp', 2 * HOUR, T0 + 5)
+    assert.throws(() => document.write(owner, [{ kind: 'stream', record: redefined }], T0), {
+      name: 'UnauthorizedChangeError',
+    })
+    assert.deepEqual(snapshot(document), before)
+  })
+
+  it('after a refused write, a replica given every envelope the writer published reaches the writer’s heads', () => {
+    const { document } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    document.write(owner, [{ kind: 'stream', record: stream }], T0)
+    const redefined = createStream(owner, space, 'temp', 2 * HOUR, T0 + 5)
+    assert.throws(() => document.write(owner, [{ kind: 'stream', record: redefined }], T0))
+    document.write(owner, [{ kind: 'grant', record: grantTemp }], T0)
+    const replica = replicaOf(document.allEnvelopes())
+    assert.deepEqual(replica.heads(), document.heads())
+  })
+})
+
+describe('PolicyDocument: convergence', () => {
+  it('replicas applying the same envelopes in every order (24) converge on heads, records and answers', () => {
+    const expected = H_SNAPSHOT
+    const expectedAnswers = H_ANSWERS
+    let orders = 0
+    for (const order of permutations(H.all)) {
+      const replica = new PolicyDocument(space)
+      for (const e of order) {
+        const out = replica.applyEnvelope(e)
+        assert.ok(out.status === 'applied' || out.status === 'pending', out.status)
+      }
+      assert.deepEqual(snapshot(replica), expected)
+      assert.deepEqual(answers(replica), expectedAnswers)
+      orders++
+    }
+    assert.equal(orders, 24)
+  })
+
+  it('envelopes that arrive before the genesis wait, and apply when it arrives', () => {
+    const replica = new PolicyDocument(space)
+    for (const e of [H.rv, H.aGrant]) assert.equal(replica.applyEnvelope(e).status, 'pending')
+    assert.equal(replica.hasGenesis, false)
+    assert.throws(() => replica.state, { name: 'InvalidMessageError' })
+    assert.equal(replica.size, 0)
+    const out = replica.applyEnvelope(H.g)
+    assert.equal(out.status, 'applied')
+    assert.ok(out.status === 'applied')
+    assert.deepEqual(out.records.map(r => r.record.id).sort(), [stream.id, grantTemp.id, revokeTemp.id].sort())
+    assert.equal(replica.size, 3)
+    assert.equal(answers(replica)[1], 'refused:revoked')
+  })
+
+  it('applying the same envelope twice reports a duplicate and changes nothing', () => {
+    const replica = replicaOf(H.all)
+    const before = snapshot(replica)
+    for (const e of H.all) {
+      const out: ApplyOutcome = replica.applyEnvelope(e)
+      assert.equal(out.status, 'duplicate')
+    }
+    assert.deepEqual(snapshot(replica), before)
+  })
+
+  it('a replica built from allEnvelopes() of another reaches the same state', () => {
+    const replica = replicaOf(H.a.allEnvelopes().reverse())
+    assert.deepEqual(snapshot(replica), H_SNAPSHOT)
+  })
+})
+
+describe('PolicyDocument: envelopesSince', () => {
+  const cases: { name: string; has: (h: ReturnType<typeof history>) => Uint8Array[] }[] = [
+    { name: 'nothing', has: () => [] },
+    { name: 'only the genesis', has: h => [h.g] },
+    { name: 'a prefix of device A', has: h => [h.g, h.aGrant] },
+    { name: 'device B’s branch only', has: h => [h.g, h.bGrant] },
+    { name: 'everything but the last change', has: h => [h.g, h.aGrant, h.bGrant] },
+    { name: 'everything', has: h => h.all },
+  ]
+  for (const c of cases) {
+    it(`a replica holding ${c.name} gets exactly what it lacks, and then matches`, () => {
+      const has = c.has(H)
+      const replica = replicaOf(has)
+      const sent = H.a.envelopesSince(replica.heads())
+      const lacking = H.all.filter(e => !has.includes(e))
+      assert.deepEqual(hexSet(sent), hexSet(lacking))
+      for (const e of sent) assert.equal(replica.applyEnvelope(e).status, 'applied')
+      assert.deepEqual(snapshot(replica), H_SNAPSHOT)
+    })
+  }
+
+  it('heads it does not know are ignored (everything is sent)', () => {
+    assert.deepEqual(hexSet(H.a.envelopesSince([fakeId('e')])), hexSet(H.all))
+  })
+
+  it('serves an accepted envelope whose dependencies have not arrived yet', () => {
+    // X saw the genesis and the revocation on gossip, but missed the grant before it
+    const x = replicaOf([H.g, H.rv])
+    assert.equal(x.hasChange(openedHash(H.rv)), true)
+    assert.equal(x.state.revocations.has(revokeTemp.id), true)
+    const y = replicaOf([H.g])
+    for (const e of x.envelopesSince(y.heads())) y.applyEnvelope(e)
+    // y asked x for what it lacks; x holds the revocation, so y must now hold it too
+    assert.equal(y.state.revocations.has(revokeTemp.id), true)
+  })
+})
+
+function openedHash(envelope: Uint8Array): string {
+  return Automerge.decodeChange(openEnvelope(envelope).body.change).hash
+}
+
+describe('PolicyDocument: refused envelopes', () => {
+  const otherSpace = createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+  const ownerActor = actorFor(owner.did, 'crafted')
+  const cases: {
+    name: string
+    envelope: (h: ReturnType<typeof history>) => Uint8Array
+    error: string
+    message?: RegExp
+  }[] = [
+    {
+      name: 'a grant issued and signed by a non-owner, under its own actor',
+      envelope: h => {
+        const own = createGrant(
+          attacker,
+          { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
+          d.grants![own.id] = own.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+      message: /owner/,
+    },
+    {
+      name: 'a revocation signed by a non-owner, under its own actor',
+      envelope: h => {
+        const rev = createRevocation(attacker, space, { subject: reader.did }, T0)
+        return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
+          d.revocations![rev.id] = rev.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'an owner-issued grant carried in a non-owner’s change',
+      envelope: h => {
+        const fresh = createGrant(
+          owner,
+          { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
+          d.grants![fresh.id] = fresh.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+      message: /issuer differs/,
+    },
+    {
+      name: 'a non-owner signing a change made under the owner’s actor',
+      envelope: h => {
+        const fresh = createGrant(
+          owner,
+          { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, attacker, ownerActor, d => {
+          d.grants![fresh.id] = fresh.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+      message: /actor id is not bound/,
+    },
+    {
+      name: 'an owner-signed change under a random actor id',
+      envelope: h => {
+        const fresh = createGrant(
+          owner,
+          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, owner, toHex(randomBytes(24)), d => {
+          d.grants![fresh.id] = fresh.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+      message: /actor id is not bound/,
+    },
+    {
+      name: 'an owner-signed change that deletes a grant',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          delete d.grants![grantTemp.id]
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'an owner-signed change that deletes a revocation',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          delete d.revocations![revokeTemp.id]
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'an owner-signed change that overwrites an existing grant key',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.grants![grantTemp.id] = grantHum.bytes
+        }),
+      error: 'UnauthorizedChangeError',
+      message: /overwrite/,
+    },
+    {
+      name: 'an owner-signed change that redefines an existing stream',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.streams!.temp = createStream(owner, space, 'temp', 2 * HOUR, T0).bytes
+        }),
+      error: 'UnauthorizedChangeError',
+      message: /overwrite/,
+    },
+    {
+      name: 'a grant stored under the wrong key',
+      envelope: h => {
+        const fresh = createGrant(
+          owner,
+          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, owner, ownerActor, d => {
+          d.grants![fakeId('a')] = fresh.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+      message: /wrong key/,
+    },
+    {
+      name: 'a stream stored under another name',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.streams!.pressure = createStream(owner, space, 'wind', HOUR, T0).bytes
+        }),
+      error: 'UnauthorizedChangeError',
+      message: /wrong key/,
+    },
+    {
+      name: 'a grant stored among the revocations',
+      envelope: h => {
+        const fresh = createGrant(
+          owner,
+          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, owner, ownerActor, d => {
+          d.revocations![fresh.id] = fresh.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'garbage bytes written as a grant',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.grants![fakeId('b')] = new Uint8Array([1, 2, 3, 4])
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'a string written as a grant',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.grants![fakeId('b')] = 'all access'
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'a nested map written into the grants',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.grants![fakeId('b')] = {}
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'a new field at the root of the document',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          d.admins = new Uint8Array([1])
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'an owner-signed grant of another space',
+      envelope: h => {
+        const foreign = createGrant(
+          owner,
+          { space: otherSpace, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, owner, ownerActor, d => {
+          d.grants![foreign.id] = foreign.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+      message: /another space/,
+    },
+    {
+      name: 'a valid grant and an invalid one in the same change (all or nothing)',
+      envelope: h => {
+        const good = createGrant(
+          owner,
+          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        const foreign = createGrant(
+          owner,
+          { space: otherSpace, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+          T0,
+        )
+        return craft(h.all, owner, ownerActor, d => {
+          d.grants![good.id] = good.bytes
+          d.grants![foreign.id] = foreign.bytes
+        })
+      },
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'a change with more than 16 operations',
+      envelope: h =>
+        craft(h.all, owner, ownerActor, d => {
+          for (let i = 0; i < 17; i++) {
+            const rec = createRevocation(owner, space, { grant: fakeId(i.toString(16)) }, T0 + i)
+            d.revocations![rec.id] = rec.bytes
+          }
+        }),
+      error: 'UnauthorizedChangeError',
+    },
+    {
+      name: 'an envelope for another space',
+      envelope: h => {
+        const fresh = createRevocation(owner, space, { subject: reader.did }, T0)
+        return craft(
+          h.all,
+          owner,
+          ownerActor,
+          d => {
+            d.revocations![fresh.id] = fresh.bytes
+          },
+          otherSpace,
+        )
+      },
+      error: 'InvalidMessageError',
+      message: /another space/,
+    },
+    {
+      name: 'a second genesis change from the owner',
+      envelope: () =>
+        craft([], owner, ownerActor, d => {
+          d.genesis = genesis.bytes
+          d.streams = {}
+          d.grants = {}
+          d.revocations = {}
+        }),
+      error: 'UnauthorizedChangeError',
+      message: /exactly one genesis/,
+    },
+    {
+      name: 'an envelope whose signature was tampered with',
+      envelope: h => flipSignatureBit(h.rv, 7),
+      error: 'InvalidSignatureError',
+    },
+    {
+      name: 'an envelope whose change is not an Automerge change',
+      envelope: () => wrap(owner, randomBytes(64)),
+      error: 'InvalidMessageError',
+      message: /not an Automerge change/,
+    },
+    {
+      name: 'a record signed as an envelope (wrong tag)',
+      envelope: () => grantHum.bytes,
+      error: 'InvalidSignatureError',
+    },
+  ]
+
+  // one replica for all the cases (verifying its history is the slow part); each case checks it is left as it was
+  const replica = H_REPLICA()
+  for (const c of cases) {
+    it(`refuses ${c.name}, and the replica is unchanged`, () => {
+      const before = snapshot(replica)
+      const beforeAnswers = answers(replica)
+      const envelope = c.envelope(H)
+      assert.throws(() => replica.applyEnvelope(envelope), {
+        name: c.error,
+        ...(c.message ? { message: c.message } : {}),
+      })
+      assert.deepEqual(snapshot(replica), before)
+      assert.deepEqual(answers(replica), beforeAnswers)
+      // the refusal is not remembered as applied: a second try is refused again, not a duplicate
+      assert.throws(() => replica.applyEnvelope(envelope), { name: c.error })
+    })
+  }
+
+  it('a fresh replica refuses a genesis change signed by someone other than the genesis issuer', () => {
+    const replica = new PolicyDocument(space)
+    const envelope = craft([], attacker, actorFor(attacker.did, 'x'), d => {
+      d.genesis = genesis.bytes
+      d.streams = {}
+      d.grants = {}
+      d.revocations = {}
+    })
+    assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError', message: /owner/ })
+    assert.equal(replica.hasGenesis, false)
+  })
+
+  it('a fresh replica refuses a genesis change whose record is not the space’s genesis', () => {
+    const replica = new PolicyDocument(space)
+    const impostor = createGenesis(owner, 'facility', [newPeerId()], T0)
+    const envelope = craft([], owner, actorFor(owner.did, 'a'), d => {
+      d.genesis = impostor.bytes
+      d.streams = {}
+      d.grants = {}
+      d.revocations = {}
+    })
+    assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError', message: /space id/ })
+    assert.equal(replica.hasGenesis, false)
+  })
+
+  it('a fresh replica refuses a first change that is not shaped like a genesis', () => {
+    const replica = new PolicyDocument(space)
+    const envelope = craft([], owner, actorFor(owner.did, 'a'), d => {
+      d.genesis = genesis.bytes
+      d.grants = {}
+    })
+    assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError' })
+    assert.equal(replica.hasGenesis, false)
+  })
+
+  describe('an owner change that Automerge itself refuses (two owner devices reusing one actor id and sequence number)', () => {
+    function sameActorTwice() {
+      const { document: a, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'same'), genesis, T0)
+      const b = new PolicyDocument(space, actorFor(owner.did, 'same'))
+      b.applyEnvelope(g)
+      const fromA = a.write(owner, [{ kind: 'grant', record: grantTemp }], T0).envelope
+      const fromB = b.write(owner, [{ kind: 'grant', record: grantHum }], T0).envelope
+      return { replica: replicaOf([g, fromA]), fromB }
+    }
+
+    it('is refused with a typed error', () => {
+      const { replica, fromB } = sameActorTwice()
+      assert.throws(
+        () => replica.applyEnvelope(fromB),
+        (err: Error) => err.name === 'InvalidMessageError' || err.name === 'UnauthorizedChangeError',
+      )
+    })
+
+    it('leaves the state unchanged', () => {
+      const { replica, fromB } = sameActorTwice()
+      const before = snapshot(replica)
+      assert.throws(() => replica.applyEnvelope(fromB))
+      assert.deepEqual(snapshot(replica), before)
+    })
+  })
+})
