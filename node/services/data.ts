@@ -308,7 +308,7 @@ export class DataService {
       const ended = revocations.some(rv =>
         grant === undefined
           ? 'grant' in rv.record.body.target && rv.record.body.target.grant === cached.grant
-          : state.revocationEnds(rv.record, grant, me.peerId, me.device.body.nbf),
+          : state.revocationEnds(rv.record, grant, me.peerId),
       )
       if (ended) {
         this.keyCache.delete(k)
