@@ -133,6 +133,9 @@ export class ApiServer {
     if (m === 'POST' && parts[3] === 'revocations' && parts.length === 4) {
       return send(res, 200, await this.revoke(space, parseJson(await readBody(req))))
     }
+    if (m === 'GET' && parts[3] === 'audit' && parts[4] === 'report' && parts.length === 5) {
+      return send(res, 200, await this.auditReport(space, url))
+    }
     if (parts[3] === 'streams' && parts[5] === 'readings' && parts.length === 6) {
       const stream = streamParam(parts[4])
       if (m === 'POST') return send(res, 200, await this.publish(space, stream, await readBody(req)))
@@ -167,8 +170,34 @@ export class ApiServer {
           changes: doc.size,
         }
       }),
+      audit:
+        n.audit === undefined
+          ? undefined
+          : {
+              size: n.audit.size,
+              head: n.audit.latestHead()?.body.size,
+              equivocations: n.audit.equivocations().map(e => ({ log: e.log, reason: e.reason, seenAt: e.seenAt })),
+            },
       counters: n.metrics.snapshot(),
     }
+  }
+
+  private async auditReport(space: string, url: URL): Promise<unknown> {
+    const audit = this.node.audit
+    if (audit === undefined) throw new NotFoundError('this node keeps no audit log')
+    const q = url.searchParams
+    const time = (name: string): number | undefined => {
+      const v = q.get(name)
+      if (v === null) return undefined
+      const n = Number(v)
+      if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a time`)
+      return n
+    }
+    const subject = q.get('subject') ?? undefined
+    if (subject !== undefined && !isDid(subject)) throw new UsageError(`--subject is not a did:key: ${subject}`)
+    const resource = q.get('resource') ?? undefined
+    if (resource !== undefined) streamParam(resource)
+    return audit.report({ space, subject, resource, from: time('from'), until: time('until') })
   }
 
   private async grant(space: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {

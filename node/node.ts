@@ -10,6 +10,7 @@ import { decodeCanonical, encodeCanonical } from '../crypto/encoding.ts'
 import { type Identity, loadIdentity } from './identity.ts'
 import { Metrics } from './metrics.ts'
 import { createNetwork, type EdgewardLibp2p } from './network.ts'
+import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
 import { DataService, type DataServiceOptions } from './services/data.ts'
 import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
@@ -17,7 +18,9 @@ import { openStore, type Store } from './store.ts'
 
 const log = logger('edgeward:node')
 
-export interface NodeOptions extends PolicyServiceOptions, DataServiceOptions {
+export interface NodeOptions extends PolicyServiceOptions, DataServiceOptions, AuditServiceOptions {
+  /** keep an audit log of key releases (default true; off only to measure what it costs) */
+  audit?: boolean
   dataDir: string
   passphrase?: string
   listen?: string[]
@@ -34,11 +37,19 @@ export class EdgewardNode {
   readonly metrics: Metrics
   readonly policy: PolicyService
   readonly data: DataService
+  readonly audit: AuditService | undefined
   private readonly bootstrap: string[]
   private readonly redialIntervalMs: number
   private redialTimer: NodeJS.Timeout | undefined
 
-  private constructor(c: NodeComponents, policy: PolicyService, data: DataService, opts: NodeOptions) {
+  private constructor(
+    c: NodeComponents,
+    policy: PolicyService,
+    data: DataService,
+    audit: AuditService | undefined,
+    opts: NodeOptions,
+  ) {
+    this.audit = audit
     this.identity = c.identity
     this.store = c.store
     this.libp2p = c.libp2p
@@ -56,8 +67,9 @@ export class EdgewardNode {
       const libp2p = await createNetwork({ privateKey: identity.peerKey, listen: opts.listen })
       const c: NodeComponents = { identity, store, libp2p, metrics: new Metrics(), now: opts.now ?? Date.now }
       const policy = new PolicyService(c, opts)
-      const data = new DataService(c, policy, opts)
-      return new EdgewardNode(c, policy, data, opts)
+      const audit = opts.audit === false ? undefined : new AuditService(c, policy, opts)
+      const data = new DataService(c, policy, audit, opts)
+      return new EdgewardNode(c, policy, data, audit, opts)
     } catch (err) {
       await store.close()
       throw err
@@ -67,6 +79,7 @@ export class EdgewardNode {
   async start(): Promise<void> {
     await this.libp2p.start()
     await this.policy.start()
+    await this.audit?.start()
     await this.data.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
@@ -108,11 +121,13 @@ export class EdgewardNode {
   async joinSpace(space: string): Promise<void> {
     await this.policy.joinSpace(space)
     this.data.subscribe(space)
+    this.audit?.subscribe(space)
   }
 
   async createSpace(name: string): Promise<string> {
     const genesis = await this.policy.createSpace(name)
     this.data.subscribe(genesis.id)
+    this.audit?.subscribe(genesis.id)
     return genesis.id
   }
 
@@ -127,6 +142,7 @@ export class EdgewardNode {
   async stop(): Promise<void> {
     clearInterval(this.redialTimer)
     await this.policy.stop()
+    await this.audit?.stop()
     await this.libp2p.stop()
     await this.store.close()
   }

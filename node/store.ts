@@ -6,6 +6,8 @@
  * - `epochs`: `<space>!<stream>` -> the current epoch and next sequence number
  * - `records`: `<space>!<stream>!<form>!<seq>` -> encrypted reading
  * - `peers`: peer id -> multiaddrs last seen, for reconnecting after a restart
+ * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads) and the latest
+ *   heads and equivocation evidence it has seen of other logs
  * Writes that must not be lost are atomic batches and synced.
  */
 import type { AbstractSublevel } from 'abstract-level'
@@ -24,6 +26,7 @@ export interface Store {
   epochs: Sub
   records: Sub
   peers: Sub
+  audit: Sub
   close(): Promise<void>
 }
 
@@ -49,6 +52,7 @@ export async function openStore(path: string): Promise<Store> {
     epochs: sub('epochs'),
     records: sub('records'),
     peers: sub('peers'),
+    audit: sub('audit'),
     close: () => db.close(),
   }
 }

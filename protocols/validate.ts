@@ -2,6 +2,7 @@
  * Small shape checks shared by every decoder in protocols/: each throws
  * InvalidMessageError naming the field, so one decoder per message stays short.
  */
+import { decodeCanonical } from '../crypto/encoding.ts'
 import { isDid } from '../crypto/identity.ts'
 import { InvalidMessageError } from './errors.ts'
 
@@ -70,3 +71,13 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const ID_PATTERN = /^[0-9a-f]{64}$/
 /** libp2p peer ids as base58btc strings. */
 export const PEER_ID_PATTERN = /^[1-9A-HJ-NP-Za-km-z]{40,64}$/
+
+/** Decode a canonical CBOR map with a size limit and a closed set of fields. */
+export function decodeCanonicalMap(
+  data: Uint8Array,
+  maxBytes: number,
+  what: string,
+  allowed: readonly string[],
+): Fields {
+  return asMap(decodeCanonical(data, maxBytes), what, allowed)
+}

@@ -27,6 +27,10 @@ commands:
                                          revoke a grant, or every grant of a subject
   read SPACE STREAM [--since MS] [--follow]
                                          decrypted readings as NDJSON; exit 3 when refused
+  audit report SPACE [--subject DID] [--resource STREAM] [--from T] [--until T] --out FILE
+                                         on the key holder: entries with inclusion proofs against a
+                                         signed tree head, and who held a key for how long
+  audit verify FILE [--space ID]         check a report offline; exit 1 naming the first failure
   demo                                   run a local network of real peers and tell the story
 
 options for every command:
@@ -59,6 +63,10 @@ const OPTIONS = {
   since: { type: 'string' },
   follow: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
+  resource: { type: 'string' },
+  from: { type: 'string' },
+  out: { type: 'string' },
+  space: { type: 'string' },
 } satisfies ParseArgsConfig['options']
 
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
@@ -72,6 +80,7 @@ const ALLOWED: Record<string, string[]> = {
   revoke: ['grant', 'subject'],
   read: ['since', 'follow'],
   demo: ['keep'],
+  audit: ['subject', 'resource', 'from', 'until', 'out', 'space'],
 }
 
 function positionals(list: string[], count: number, usage: string): string[] {
@@ -148,6 +157,23 @@ async function main(argv: string[]): Promise<number> {
     case 'read': {
       const [space, stream] = positionals(rest, 2, 'read SPACE STREAM [--since MS] [--follow]')
       await cmd.read(dataDir, space, stream, { since: v.since, follow: v.follow }, o)
+      return 0
+    }
+    case 'audit': {
+      const { auditReport, auditVerify } = await import('./audit.ts')
+      const [sub, arg] = positionals(rest, 2, 'audit (report SPACE --out FILE | verify FILE)')
+      if (sub === 'report') {
+        await auditReport(
+          dataDir,
+          arg,
+          { subject: v.subject, resource: v.resource, from: v.from, until: v.until, out: v.out },
+          o,
+        )
+      } else if (sub === 'verify') {
+        await auditVerify(arg, { space: v.space }, o)
+      } else {
+        throw new UsageError('usage: edgeward audit (report SPACE --out FILE | verify FILE)')
+      }
       return 0
     }
     case 'demo': {

@@ -35,6 +35,7 @@ import {
   ReplayGuard,
   releaseInfo,
 } from '../../protocols/access/messages.ts'
+import { requestHash } from '../../protocols/audit/entries.ts'
 import {
   decodeEncryptedReading,
   decryptReading,
@@ -49,6 +50,7 @@ import { leaseEnd } from '../../protocols/policy/state.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
 import { DURABLE, pad, unwrapKey, wrapKey } from '../store.ts'
+import type { AuditService } from './audit.ts'
 import type { NodeComponents } from './components.ts'
 import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
@@ -87,16 +89,25 @@ export class DataService {
   private readonly policy: PolicyService
   private readonly leaseMaxMs: number
   private readonly epochMs: number
+  private readonly audit: AuditService | undefined
   private readonly replay = new ReplayGuard()
+  /** key holder: lease end of each (subject, grant, stream), to tell renewals from first releases */
+  private readonly leases = new Map<string, number>()
   /** reader side: released keys, in memory only */
   private readonly keyCache = new Map<string, CachedKey>()
   private readonly readingListeners = new Set<ReadingListener>()
   /** serialises publishing per stream so sequence numbers and epochs never race */
   private readonly publishChains = new Map<string, Promise<unknown>>()
 
-  constructor(components: NodeComponents, policy: PolicyService, opts: DataServiceOptions = {}) {
+  constructor(
+    components: NodeComponents,
+    policy: PolicyService,
+    audit: AuditService | undefined,
+    opts: DataServiceOptions = {},
+  ) {
     this.c = components
     this.policy = policy
+    this.audit = audit
     this.leaseMaxMs = opts.leaseMaxMs ?? 15 * 60 * 1000
     this.epochMs = opts.epochMs ?? 60 * 60 * 1000
     const m = components.metrics
@@ -264,32 +275,67 @@ export class DataService {
       return refuse('malformed', `invalid key request: ${(err as Error).message}`)
     }
     const { request: r, device } = req
+    const space = r.body.space
+    // only a request for a space this node holds is worth an audit entry; the rest are counted
+    if (!this.policy.spaces().includes(space) || !this.isHolder(space)) {
+      return refuse('not-a-holder', 'this node is not a key holder of that space')
+    }
     const now = this.c.now()
+    const reqHash = requestHash(r.bytes)
+    const refuseLogged = async (code: string, reason: string): Promise<Uint8Array> => {
+      await this.audit?.append({
+        t: 'refusal',
+        ts: now,
+        space,
+        subject: r.issuer,
+        device: device.body.peer,
+        stream: r.body.stream,
+        form: r.body.form,
+        code,
+        reason,
+        reqHash,
+      })
+      return refuse(code, reason)
+    }
     if (device.body.peer !== conn.remotePeer.toString()) {
-      return refuse('wrong-device', 'the request does not come from the device it names')
+      return refuseLogged('wrong-device', 'the request does not come from the device it names')
     }
     const replay = this.replay.check(r.issuer, r.body.nonce, r.body.ts, now)
-    if (replay !== undefined) return refuse('replay', replay)
-    let doc: ReturnType<PolicyService['document']>
-    try {
-      doc = this.policy.document(r.body.space)
-    } catch {
-      return refuse('unknown-space', 'this node does not hold that space')
-    }
-    if (!this.isHolder(r.body.space)) return refuse('not-a-holder', 'this node is not a key holder of that space')
-    const decision = doc.state.evaluateAccess(
-      { subject: r.issuer, device, stream: r.body.stream, form: r.body.form, grantId: r.body.grant },
-      now,
-    )
-    if (!decision.allowed) return refuse(decision.code, decision.reason)
+    if (replay !== undefined) return refuseLogged('replay', replay)
+    const decision = this.policy
+      .document(space)
+      .state.evaluateAccess(
+        { subject: r.issuer, device, stream: r.body.stream, form: r.body.form, grantId: r.body.grant },
+        now,
+      )
+    if (!decision.allowed) return refuseLogged(decision.code, decision.reason)
     const keys = []
     for (const epoch of r.body.epochs) {
-      const key = await this.existingKey(r.body.space, r.body.stream, epoch)
-      if (key === undefined) return refuse('unknown-epoch', `stream ${r.body.stream} has no epoch ${epoch}`)
+      const key = await this.existingKey(space, r.body.stream, epoch)
+      if (key === undefined) return refuseLogged('unknown-epoch', `stream ${r.body.stream} has no epoch ${epoch}`)
       keys.push({ epoch, key })
     }
     const sealed = await sealTo(device.body.xpk, encodeEpochKeys(keys), releaseInfo(r.bytes))
     const lease = leaseEnd(decision.grant.body, now, this.leaseMaxMs)
+    const leaseKey = `${r.issuer}|${decision.grant.id}|${r.body.stream}`
+    const renewal = (this.leases.get(leaseKey) ?? 0) > now
+    this.leases.set(leaseKey, lease)
+    // the key leaves only once its release is durable in the audit log
+    await this.audit?.append({
+      t: 'release',
+      ts: now,
+      space,
+      subject: r.issuer,
+      device: device.body.peer,
+      grant: decision.grant.id,
+      stream: r.body.stream,
+      form: r.body.form,
+      epochs: r.body.epochs,
+      leaseEnd: lease,
+      renewal,
+      request: r.bytes,
+      reqHash,
+    })
     this.c.metrics.inc('edgeward_key_releases_total', { stream: r.body.stream })
     log('released %d keys of %s to %s until %d', keys.length, r.body.stream, r.issuer, lease)
     return encodeKeyResponse({ ok: true, lease, grant: decision.grant.id, sealed })

@@ -1,0 +1,392 @@
+/**
+ * The audit plane of a node.
+ *
+ * As a key holder: an append-only RFC 9162 Merkle log in LevelDB of what this node did (key
+ * releases with the requester's signed request, refusals, grants and revocations applied).
+ * Appends are group-committed: every entry is in a synced batch, with the Merkle subtrees it
+ * completes, before `append` resolves, and key release waits for that. Signed tree heads go
+ * out on the audit topic of every space this node holds, at an interval and after bursts.
+ * Proofs are served on `/edgeward/audit-proof/1.0.0`.
+ *
+ * As a witness: for every log of a space it belongs to, the node keeps the latest head it
+ * accepted and checks each new head against it with a consistency proof fetched from the
+ * log's holder. Two heads that cannot both be true are kept as evidence, counted, published
+ * on the topic and shown in `status`.
+ */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { bytesEqual, decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import {
+  consistencyProofFrom,
+  inclusionProofFrom,
+  leafHash,
+  MerkleFrontier,
+  verifyConsistency,
+} from '../../crypto/merkle.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
+import { type AuditEntry, decodeEntry, encodeEntry } from '../../protocols/audit/entries.ts'
+import {
+  AUDIT_PROOF_PROTOCOL,
+  auditTopic,
+  decodeAuditMessage,
+  decodeProofRequest,
+  decodeProofResponse,
+  encodeAuditMessage,
+  encodeProofRequest,
+  encodeProofResponse,
+  MAX_PROOF_HASHES,
+  openTreeHead,
+  signTreeHead,
+  type TreeHead,
+} from '../../protocols/audit/heads.ts'
+import { type AuditReport, buildReport, matchesQuery, type ReportQuery } from '../../protocols/audit/report.ts'
+import type { AppliedRecord } from '../../protocols/policy/document.ts'
+import { NotFoundError } from '../errors.ts'
+import { DURABLE, pad } from '../store.ts'
+import type { NodeComponents } from './components.ts'
+import type { PolicyService } from './policy.ts'
+import { handle, request } from './stream-io.ts'
+
+const log = logger('edgeward:audit')
+
+export interface AuditServiceOptions {
+  /** how often to sign and publish a new head when the log has grown (default 5 s) */
+  headIntervalMs?: number
+  /** sign a head at once after this many new entries (default 100) */
+  headBurst?: number
+}
+
+export interface EvidenceRecord {
+  log: string
+  reason: string
+  a: Uint8Array
+  b: Uint8Array
+  seenAt: number
+}
+
+interface Pending {
+  bytes: Uint8Array
+  resolve: (index: number) => void
+  reject: (err: Error) => void
+}
+
+const nodeKey = (level: number, index: number) => `n!${pad(level)}!${pad(index)}`
+const entryKey = (index: number) => `e!${pad(index)}`
+
+export class AuditService {
+  private readonly c: NodeComponents
+  private readonly policy: PolicyService
+  private readonly headIntervalMs: number
+  private readonly headBurst: number
+  private frontier = MerkleFrontier.empty()
+  private queue: Pending[] = []
+  private flushing: Promise<void> | undefined
+  private head: OpenedRecord<TreeHead> | undefined
+  private timer: NodeJS.Timeout | undefined
+  /** per log: the latest head accepted, and a chain that serialises checks of that log */
+  private readonly seen = new Map<string, OpenedRecord<TreeHead>>()
+  private readonly checks = new Map<string, Promise<void>>()
+  private readonly evidence: EvidenceRecord[] = []
+
+  constructor(components: NodeComponents, policy: PolicyService, opts: AuditServiceOptions = {}) {
+    this.c = components
+    this.policy = policy
+    this.headIntervalMs = opts.headIntervalMs ?? 5000
+    this.headBurst = opts.headBurst ?? 100
+    const m = components.metrics
+    m.describe('edgeward_audit_entries_total', 'entries appended to this node’s audit log, by kind')
+    m.describe('edgeward_audit_equivocations_total', 'logs caught with two heads that cannot both be true')
+    m.describe('edgeward_audit_heads_refused_total', 'tree heads refused, by reason')
+  }
+
+  async start(): Promise<void> {
+    const meta = await this.c.store.audit.get('meta')
+    if (meta !== undefined) {
+      const m = decodeCanonical(meta, 64 * 1024) as { size: number; frontier: Uint8Array[] }
+      this.frontier = MerkleFrontier.fromHashes(m.size, m.frontier)
+    }
+    const head = await this.c.store.audit.get('head')
+    if (head !== undefined) this.head = openTreeHead(head)
+    for await (const [k, v] of this.c.store.audit.iterator({ gt: 'seen!', lt: 'seen!~' })) {
+      this.seen.set(k.slice(5), openTreeHead(v))
+    }
+    for await (const v of this.c.store.audit.values({ gt: 'x!', lt: 'x!~' })) {
+      this.evidence.push(decodeCanonical(v, 16 * 1024) as EvidenceRecord)
+    }
+    await handle(
+      this.c.libp2p,
+      AUDIT_PROOF_PROTOCOL,
+      256,
+      64 * (MAX_PROOF_HASHES + 2),
+      async body => encodeProofResponse(await this.answerProof(body)),
+      err => log('proof request failed: %s', err.message),
+    )
+    this.policy.onRecords((space, records) => void this.onPolicyRecords(space, records))
+    for (const space of this.policy.spaces()) this.subscribe(space)
+    this.timer = setInterval(
+      () => void this.publishHead().catch(err => log.error('head: %s', err.message)),
+      this.headIntervalMs,
+    )
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+    await this.flushing
+  }
+
+  get size(): number {
+    return this.frontier.size
+  }
+
+  latestHead(): OpenedRecord<TreeHead> | undefined {
+    return this.head
+  }
+
+  equivocations(): EvidenceRecord[] {
+    return [...this.evidence]
+  }
+
+  // ---- the log ----
+
+  /** Append an entry; resolves with its index once it is durable. */
+  append(entry: AuditEntry): Promise<number> {
+    const bytes = encodeEntry(entry)
+    this.c.metrics.inc('edgeward_audit_entries_total', { kind: entry.t })
+    return new Promise((resolve, reject) => {
+      this.queue.push({ bytes, resolve, reject })
+      this.flushing ??= this.flush()
+    })
+  }
+
+  /** Group commit: everything queued goes to disk in one synced batch. */
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batchEntries = this.queue
+      this.queue = []
+      let frontier = this.frontier
+      const first = frontier.size
+      const batch = this.c.store.audit.batch()
+      for (const p of batchEntries) {
+        batch.put(entryKey(frontier.size), p.bytes)
+        const next = frontier.append(leafHash(p.bytes))
+        for (const n of next.completed) batch.put(nodeKey(n.level, n.index), n.hash)
+        frontier = next.frontier
+      }
+      batch.put('meta', encodeCanonical({ size: frontier.size, frontier: frontier.hashes }))
+      try {
+        await batch.write(DURABLE)
+      } catch (err) {
+        for (const p of batchEntries) p.reject(err as Error)
+        continue
+      }
+      this.frontier = frontier
+      batchEntries.forEach((p, i) => p.resolve(first + i))
+      if (this.head === undefined || frontier.size - this.head.body.size >= this.headBurst) {
+        void this.publishHead().catch(err => log.error('head: %s', err.message))
+      }
+    }
+    this.flushing = undefined
+  }
+
+  private readonly readNode = async (level: number, index: number): Promise<Uint8Array> => {
+    const v = await this.c.store.audit.get(nodeKey(level, index))
+    if (v === undefined) throw new NotFoundError(`audit log has no subtree ${level}/${index}`)
+    return v
+  }
+
+  async entry(index: number): Promise<Uint8Array> {
+    const v = await this.c.store.audit.get(entryKey(index))
+    if (v === undefined) throw new NotFoundError(`audit log has no entry ${index}`)
+    return v
+  }
+
+  inclusionProof(index: number, size: number): Promise<Uint8Array[]> {
+    return inclusionProofFrom(this.readNode, index, size)
+  }
+
+  consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
+    return consistencyProofFrom(this.readNode, from, to)
+  }
+
+  /** Sign a head for the current size (if it grew) and publish it on every space held. */
+  async publishHead(): Promise<OpenedRecord<TreeHead> | undefined> {
+    const size = this.frontier.size
+    if (this.head === undefined || this.head.body.size !== size) {
+      const { principal, peerId } = this.c.identity
+      this.head = signTreeHead(principal, peerId, size, this.frontier.root(), this.c.now())
+      await this.c.store.audit.put('head', this.head.bytes, DURABLE)
+    }
+    const message = encodeAuditMessage({ t: 'head', head: this.head.bytes })
+    for (const space of this.heldSpaces()) {
+      await this.c.libp2p.services.pubsub.publish(auditTopic(space), message)
+    }
+    return this.head
+  }
+
+  private heldSpaces(): string[] {
+    return this.policy.spaces().filter(s => {
+      const doc = this.policy.document(s)
+      return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
+    })
+  }
+
+  private async answerProof(body: Uint8Array): Promise<Uint8Array[]> {
+    const req = decodeProofRequest(body)
+    const size = this.frontier.size
+    if (req.kind === 'consistency') {
+      if (req.from > req.to || req.to > size) throw new RangeError('no such sizes in this log')
+      return this.consistencyProof(req.from, req.to)
+    }
+    if (req.index >= req.size || req.size > size) throw new RangeError('no such entry in this log')
+    return this.inclusionProof(req.index, req.size)
+  }
+
+  private async onPolicyRecords(space: string, records: AppliedRecord[]): Promise<void> {
+    if (!this.heldSpaces().includes(space)) return
+    const now = this.c.now()
+    for (const r of records) {
+      if (r.kind === 'grant') {
+        const g = r.record.body
+        await this.append({
+          t: 'grant',
+          ts: now,
+          space,
+          grant: r.record.id,
+          subject: g.sub,
+          streams: g.streams,
+          nbf: g.nbf,
+          exp: g.exp,
+        })
+      } else if (r.kind === 'revocation') {
+        await this.append({ t: 'revocation', ts: now, space, revocation: r.record.id, target: r.record.body.target })
+      }
+    }
+  }
+
+  /** A report for `query` against a freshly signed head. */
+  async report(query: ReportQuery): Promise<AuditReport> {
+    const doc = this.policy.document(query.space)
+    if (!doc.hasGenesis || !doc.state.holders.includes(this.c.identity.peerId)) {
+      throw new NotFoundError('this node keeps no audit log for that space: ask its key holder')
+    }
+    await this.flushing
+    const head = (await this.publishHead())!
+    const entries: { index: number; bytes: Uint8Array; proof: Uint8Array[] }[] = []
+    for await (const [k, v] of this.c.store.audit.iterator({ gt: 'e!', lt: 'e!~' })) {
+      const index = Number(k.slice(2))
+      if (index >= head.body.size) break
+      if (!matchesQuery(decodeEntry(v), query)) continue
+      entries.push({ index, bytes: v, proof: await this.inclusionProof(index, head.body.size) })
+    }
+    return buildReport(query, doc.state.genesis.bytes, head, entries)
+  }
+
+  // ---- watching other logs ----
+
+  subscribe(space: string): void {
+    const topic = auditTopic(space)
+    const pubsub = this.c.libp2p.services.pubsub
+    if (pubsub.topicValidators.has(topic)) return
+    pubsub.topicValidators.set(topic, (_peer, msg) => this.validate(space, msg))
+    pubsub.subscribe(topic)
+  }
+
+  private refuseHead(reason: string): TopicValidatorResult {
+    this.c.metrics.inc('edgeward_audit_heads_refused_total', { reason })
+    return TopicValidatorResult.Reject
+  }
+
+  private validate(
+    space: string,
+    msg: { type: string; from?: { toString(): string }; data: Uint8Array },
+  ): TopicValidatorResult {
+    const doc = this.policy.document(space)
+    if (!doc.hasGenesis) return TopicValidatorResult.Ignore
+    let heads: OpenedRecord<TreeHead>[]
+    try {
+      const m = decodeAuditMessage(msg.data)
+      heads = m.t === 'head' ? [openTreeHead(m.head)] : [openTreeHead(m.a), openTreeHead(m.b)]
+      if (m.t === 'head' && (msg.type !== 'signed' || msg.from?.toString() !== heads[0].body.log)) {
+        return this.refuseHead('not-from-the-log')
+      }
+    } catch (err) {
+      return this.refuseHead((err as Error).name)
+    }
+    for (const h of heads) {
+      if (h.issuer !== doc.state.owner || !doc.state.holders.includes(h.body.log))
+        return this.refuseHead('not-a-log-of-the-space')
+    }
+    for (const h of heads) this.check(h)
+    return TopicValidatorResult.Accept
+  }
+
+  /** Check a head against the latest accepted one of its log, one check at a time per log. */
+  check(head: OpenedRecord<TreeHead>): Promise<void> {
+    const logId = head.body.log
+    if (logId === this.c.identity.peerId) return Promise.resolve()
+    const run = (this.checks.get(logId) ?? Promise.resolve()).then(() => this.checkNow(head))
+    const settled = run.catch(err => log('check of %s failed: %s', logId, (err as Error).message))
+    this.checks.set(logId, settled)
+    return settled
+  }
+
+  private async checkNow(head: OpenedRecord<TreeHead>): Promise<void> {
+    const logId = head.body.log
+    const prev = this.seen.get(logId)
+    if (prev === undefined) return this.accept(head)
+    const a = prev.body
+    const b = head.body
+    if (a.size === b.size) {
+      if (!bytesEqual(a.root, b.root))
+        await this.equivocated(prev, head, `two heads of size ${a.size} with different roots`)
+      return
+    }
+    const [older, newer] = a.size < b.size ? [prev, head] : [head, prev]
+    if (older.body.size > 0) {
+      const proof = decodeProofResponse(
+        await request(
+          this.c.libp2p,
+          peerIdFromString(logId),
+          AUDIT_PROOF_PROTOCOL,
+          encodeProofRequest({ kind: 'consistency', from: older.body.size, to: newer.body.size }),
+          64 * (MAX_PROOF_HASHES + 2),
+        ),
+      )
+      // an unreachable log is not a forked one: the request's failure leaves `prev` in place
+      if (!verifyConsistency(older.body.size, newer.body.size, older.body.root, newer.body.root, proof)) {
+        await this.equivocated(
+          older,
+          newer,
+          `no valid consistency proof from size ${older.body.size} to ${newer.body.size}`,
+        )
+        return
+      }
+    }
+    if (b.size > a.size) await this.accept(head)
+  }
+
+  private async accept(head: OpenedRecord<TreeHead>): Promise<void> {
+    this.seen.set(head.body.log, head)
+    await this.c.store.audit.put(`seen!${head.body.log}`, head.bytes)
+  }
+
+  private async equivocated(a: OpenedRecord<TreeHead>, b: OpenedRecord<TreeHead>, reason: string): Promise<void> {
+    const logId = a.body.log
+    const key = `x!${logId}!${a.id}!${b.id}`
+    if ((await this.c.store.audit.get(key)) !== undefined) return
+    const rec: EvidenceRecord = { log: logId, reason, a: a.bytes, b: b.bytes, seenAt: this.c.now() }
+    await this.c.store.audit.put(key, encodeCanonical(rec), DURABLE)
+    this.evidence.push(rec)
+    this.c.metrics.inc('edgeward_audit_equivocations_total', { log: logId })
+    log.error('log %s equivocated: %s', logId, reason)
+    const message = encodeAuditMessage({ t: 'equivocation', a: a.bytes, b: b.bytes, reason })
+    for (const space of this.policy.spaces()) {
+      const doc = this.policy.document(space)
+      if (doc.hasGenesis && doc.state.holders.includes(logId)) {
+        await this.c.libp2p.services.pubsub.publish(auditTopic(space), message).catch(() => undefined)
+      }
+    }
+  }
+}
