@@ -182,7 +182,7 @@ export class AuditService {
         continue
       }
       this.frontier = frontier
-      batchEntries.forEach((p, i) => p.resolve(first + i))
+      for (const [i, p] of batchEntries.entries()) p.resolve(first + i)
       if (this.head === undefined || frontier.size - this.head.body.size >= this.headBurst) {
         void this.publishHead().catch(err => log.error('head: %s', err.message))
       }
