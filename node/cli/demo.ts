@@ -99,8 +99,13 @@ export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<v
     await run(a, ['read', space, 'temperature'], undefined, 3)
     await run(gateway, ['read', space, 'temperature'])
     await run(a, ['status'])
+
+    say("9. the auditor's proof: who held a key to what, for how long, checked offline")
+    const reportFile = join(root, 'audit-report.json')
+    await run(gateway, ['audit', 'report', space, '--subject', dids['reader-a'], '--out', reportFile])
+    await run(gateway, ['audit', 'verify', reportFile])
     if (opts.json) process.stdout.write(`${JSON.stringify({ space, revokeToRefusalMs: Math.round(refusedAfter) })}\n`)
-    say('done: policy enforced at the edge, temporary access, revocation, refusal')
+    say('done: policy enforced at the edge, temporary access, revocation, refusal, and an audit trail that proves it')
   } finally {
     await Promise.all(peers.map(p => p.stop()))
     if (opts.keep) process.stdout.write(`data directories kept in ${root}\n`)
