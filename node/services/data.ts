@@ -46,7 +46,7 @@ import {
 } from '../../protocols/data/reading.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
 import { createStream } from '../../protocols/policy/records.ts'
-import { leaseEnd } from '../../protocols/policy/state.ts'
+import { leaseEnd, streamsCover } from '../../protocols/policy/state.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
 import { DURABLE, pad, unwrapKey, wrapKey } from '../store.ts'
@@ -72,7 +72,8 @@ interface EpochState {
 }
 
 interface CachedKey {
-  key: Uint8Array
+  /** undefined: the epoch was asked for and is outside the grant's data window */
+  key: Uint8Array | undefined
   lease: number
   grant: string
 }
@@ -235,8 +236,30 @@ export class DataService {
     if (existing !== undefined) return existing
     const loc = keyLocation(space, stream, epoch)
     const key = generateAeadKey()
+    // an epoch starts when its key is made; data windows are checked against these times
+    await this.c.store.epochs.put(epochStartKey(space, stream, epoch), encodeCanonical(this.c.now()), DURABLE)
     await this.c.store.keys.put(loc, wrapKey(this.c.identity.storageKey, loc, key), DURABLE)
     return key
+  }
+
+  /** Does an epoch's time range [its start, the next epoch's start) overlap [from, until)? */
+  private async epochInWindow(
+    space: string,
+    stream: string,
+    epoch: number,
+    from = 0,
+    until = Infinity,
+  ): Promise<boolean> {
+    const start = await this.c.store.epochs.get(epochStartKey(space, stream, epoch))
+    const next = await this.c.store.epochs.get(epochStartKey(space, stream, epoch + 1))
+    const begins = start === undefined ? 0 : (decodeCanonical(start, 16) as number)
+    const ends = next === undefined ? Infinity : (decodeCanonical(next, 16) as number)
+    return begins < until && ends > from
+  }
+
+  private async releaseCount(grant: string): Promise<number> {
+    const v = await this.c.store.keys.get(`releases!${grant}`)
+    return v === undefined ? 0 : (decodeCanonical(v, 16) as number)
   }
 
   /** A revocation closes the current epoch of every stream of the space at once. */
@@ -302,19 +325,34 @@ export class DataService {
     }
     const replay = this.replay.check(r.issuer, r.body.nonce, r.body.ts, now)
     if (replay !== undefined) return refuseLogged('replay', replay)
-    const decision = this.policy
-      .document(space)
-      .state.evaluateAccess(
-        { subject: r.issuer, device, stream: r.body.stream, form: r.body.form, grantId: r.body.grant },
-        now,
-      )
+    const state = this.policy.document(space).state
+    // release counts of the subject's grants, for their maxReleases conditions
+    const counts = new Map<string, number>()
+    for (const g of state.grantsOf(r.issuer)) {
+      if (g.body.maxReleases !== undefined) counts.set(g.id, await this.releaseCount(g.id))
+    }
+    const decision = state.evaluateAccess(
+      {
+        subject: r.issuer,
+        device,
+        stream: r.body.stream,
+        form: r.body.form,
+        grantId: r.body.grant,
+        releaseCount: id => counts.get(id) ?? 0,
+      },
+      now,
+    )
     if (!decision.allowed) return refuseLogged(decision.code, decision.reason)
+    const g = decision.grant.body
     const keys = []
     for (const epoch of r.body.epochs) {
       const key = await this.existingKey(space, r.body.stream, epoch)
       if (key === undefined) return refuseLogged('unknown-epoch', `stream ${r.body.stream} has no epoch ${epoch}`)
-      keys.push({ epoch, key })
+      // the data window: only epochs whose time range overlaps it
+      if (await this.epochInWindow(space, r.body.stream, epoch, g.dataFrom, g.dataUntil)) keys.push({ epoch, key })
     }
+    if (keys.length === 0)
+      return refuseLogged('outside-data-window', "none of the data asked for is inside the grant's data window")
     const sealed = await sealTo(device.body.xpk, encodeEpochKeys(keys), releaseInfo(r.bytes))
     const lease = leaseEnd(decision.grant.body, now, this.leaseMaxMs)
     const leaseKey = `${r.issuer}|${decision.grant.id}|${r.body.stream}`
@@ -330,12 +368,17 @@ export class DataService {
       grant: decision.grant.id,
       stream: r.body.stream,
       form: r.body.form,
-      epochs: r.body.epochs,
+      epochs: keys.map(k => k.epoch),
       leaseEnd: lease,
       renewal,
       request: r.bytes,
       reqHash,
+      ...(g.purpose === undefined ? {} : { purpose: g.purpose }),
     })
+    if (g.maxReleases !== undefined) {
+      const count = (counts.get(decision.grant.id) ?? 0) + 1
+      await this.c.store.keys.put(`releases!${decision.grant.id}`, encodeCanonical(count), DURABLE)
+    }
     this.c.metrics.inc('edgeward_key_releases_total', { stream: r.body.stream })
     log('released %d keys of %s to %s until %d', keys.length, r.body.stream, r.issuer, lease)
     return encodeKeyResponse({ ok: true, lease, grant: decision.grant.id, sealed })
@@ -367,7 +410,7 @@ export class DataService {
   /** Number of data keys this node holds in memory as a reader (for status and tests). */
   cachedKeyCount(): number {
     this.dropExpired()
-    return this.keyCache.size
+    return [...this.keyCache.values()].filter(k => k.key !== undefined).length
   }
 
   private dropExpired(): void {
@@ -405,8 +448,9 @@ export class DataService {
       .grantsOf(me.principal.did)
       .find(
         g =>
-          state.grantProblem(g, this.c.now()) === undefined &&
-          (g.body.streams.includes('*') || g.body.streams.includes(stream)),
+          streamsCover(g.body.streams, stream) &&
+          g.body.forms.includes(FORM) &&
+          state.grantProblem(g, this.c.now()) === undefined,
       )
     const req = createKeyRequest(me.principal, {
       space,
@@ -437,8 +481,15 @@ export class DataService {
       }
       if (!res.ok) throw new AccessRefusedError(res.code, res.reason)
       const keys = decodeEpochKeys(await openSealed(me.sealing.secretKey, res.sealed, releaseInfo(req.bytes)))
-      for (const k of keys)
-        this.keyCache.set(cacheKey(space, stream, k.epoch), { key: k.key, lease: res.lease, grant: res.grant })
+      const released = new Map(keys.map(k => [k.epoch, k.key]))
+      // epochs asked for but not released are outside the grant's data window: remembered as such for the lease
+      for (const epoch of epochs) {
+        this.keyCache.set(cacheKey(space, stream, epoch), {
+          key: released.get(epoch),
+          lease: res.lease,
+          grant: res.grant,
+        })
+      }
       return
     }
     throw new Error(`no key holder of the space answered${lastError ? `: ${lastError.message}` : ''}`)
@@ -467,10 +518,15 @@ export class DataService {
     }
     const out: DecryptedReading[] = []
     for (const r of stored) {
-      const key = holder
-        ? await this.existingKey(space, stream, r.epoch)
-        : this.keyCache.get(cacheKey(space, stream, r.epoch))?.key
-      if (key === undefined) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
+      let key: Uint8Array | undefined
+      if (holder) {
+        key = await this.existingKey(space, stream, r.epoch)
+      } else {
+        const cached = this.keyCache.get(cacheKey(space, stream, r.epoch))
+        if (cached === undefined) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
+        key = cached.key
+      }
+      if (key === undefined) continue // outside the grant's data window
       const plain = decryptReading(key, r)
       if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch })
     }
@@ -489,6 +545,10 @@ function recordKey(r: { space: string; stream: string; form: string; seq: number
 
 function keyLocation(space: string, stream: string, epoch: number): string {
   return `${space}!${stream}!${FORM}!${pad(epoch)}`
+}
+
+function epochStartKey(space: string, stream: string, epoch: number): string {
+  return `${space}!${stream}!start!${pad(epoch)}`
 }
 
 function cacheKey(space: string, stream: string, epoch: number): string {

@@ -40,6 +40,8 @@ export interface ReleaseEntry {
   /** the requester's signed key request, as received */
   request: Uint8Array
   reqHash: Uint8Array
+  /** the grant's purpose, when it states one */
+  purpose?: string
 }
 
 export interface RefusalEntry {
@@ -71,7 +73,7 @@ export interface RevocationEntry {
   ts: number
   space: string
   revocation: string
-  target: { grant: string } | { subject: string } | { device: string }
+  target: { grant: string } | { subject: string } | { device: string } | { delegation: string }
 }
 
 export type AuditEntry = ReleaseEntry | RefusalEntry | GrantEntry | RevocationEntry
@@ -120,9 +122,11 @@ function checkEntry(v: Fields): void {
         'renewal',
         'request',
         'reqHash',
+        'purpose',
       ])
       common(m)
       did(m, 'subject')
+      optStr(m, 'purpose', 256)
       str(m, 'device', 64, PEER_ID_PATTERN)
       str(m, 'grant', 64, ID_PATTERN)
       str(m, 'stream', 64, NAME_PATTERN)
@@ -174,9 +178,10 @@ function checkEntry(v: Fields): void {
       const m = asMap(v, 'revocation entry', ['t', 'ts', 'space', 'revocation', 'target'])
       common(m)
       str(m, 'revocation', 64, ID_PATTERN)
-      const target = asMap(m.target, 'target', ['grant', 'subject', 'device'])
+      const target = asMap(m.target, 'target', ['grant', 'subject', 'device', 'delegation'])
       if (Object.keys(target).length !== 1) throw new InvalidMessageError('a revocation has one target')
       optStr(target, 'grant', 64, ID_PATTERN)
+      optStr(target, 'delegation', 64, ID_PATTERN)
       if (target.subject !== undefined) did(target, 'subject')
       optStr(target, 'device', 64, PEER_ID_PATTERN)
       return
@@ -186,10 +191,15 @@ function checkEntry(v: Fields): void {
   }
 }
 
-/** Does a revocation entry end a release (its grant, its subject or its device)? */
+/**
+ * Does a revocation entry end a release (its grant, its subject or its device)? A revoked
+ * delegation ends the grants its admin issued, which the log does not list, so the interval
+ * of such a release runs to its lease end (at most the lease maximum later).
+ */
 export function revocationEndsRelease(rev: RevocationEntry, rel: ReleaseEntry): boolean {
   const t = rev.target
   if ('grant' in t) return t.grant === rel.grant
   if ('subject' in t) return t.subject === rel.subject
-  return t.device === rel.device
+  if ('device' in t) return t.device === rel.device
+  return false
 }

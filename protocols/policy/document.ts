@@ -3,7 +3,8 @@
  * signed envelope, and the verified PolicyState built from the records it carries.
  *
  * Document shape: `{ genesis: bytes, streams: {name: bytes}, grants: {id: bytes},
- * revocations: {id: bytes} }`; each value is a signed record (records.ts).
+ * revocations: {id: bytes}, delegations: {id: bytes}, decisions: {id: bytes} }`; each value
+ * is a signed record (records.ts, requests.ts).
  *
  * Guarantees (checked on every envelope, in `applyEnvelope`):
  * - the envelope's signature verifies and names this space;
@@ -11,8 +12,9 @@
  *   are a tagged hash of the signer's key), so nobody can write under another's actor;
  * - the first change (no dependencies) is the genesis change and its genesis record hashes
  *   to the space id; every later change only adds entries: `set` operations with no
- *   predecessor, into the streams, grants or revocations maps, each value a valid signed
- *   record stored under its own id and accepted by PolicyState (owner authority).
+ *   predecessor, into one of the collections, each value a valid signed record stored under
+ *   its own key, signed by the change's author, who may write it (PolicyState.mayWrite:
+ *   the owner; admins; the holder of a forwardable grant for its children).
  *   Deletions and overwrites are refused.
  * Refusals throw InvalidMessageError or UnauthorizedChangeError; the caller counts them.
  */
@@ -25,7 +27,9 @@ import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/si
 import { InvalidMessageError, UnauthorizedChangeError } from '../errors.ts'
 import { asMap, bytes, did, ID_PATTERN, str } from '../validate.ts'
 import {
+  type Delegation,
   type Grant,
+  openDelegation,
   openGenesis,
   openGrant,
   openRevocation,
@@ -34,6 +38,7 @@ import {
   type SpaceGenesis,
   type StreamRecord,
 } from './records.ts'
+import { type OpenedDecision, openDecision } from './requests.ts'
 import { type AddResult, PolicyState } from './state.ts'
 
 export const ENVELOPE_TAG = 'edgeward/change/v1'
@@ -49,13 +54,32 @@ export interface ChangeEnvelope {
   change: Uint8Array
 }
 
-type Collection = 'streams' | 'grants' | 'revocations'
-const COLLECTIONS: Collection[] = ['streams', 'grants', 'revocations']
-
 export type AppliedRecord =
   | { kind: 'stream'; record: OpenedRecord<StreamRecord> }
   | { kind: 'grant'; record: OpenedRecord<Grant> }
   | { kind: 'revocation'; record: OpenedRecord<Revocation> }
+  | { kind: 'delegation'; record: OpenedRecord<Delegation> }
+  | { kind: 'decision'; record: OpenedDecision }
+
+type Kind = AppliedRecord['kind']
+
+/** The document's collections: which kind of record each holds, how it is opened, keyed and indexed. */
+const COLLECTIONS = {
+  streams: { kind: 'stream', open: openStream, key: (r: OpenedRecord<any>) => r.body.name as string },
+  grants: { kind: 'grant', open: openGrant, key: (r: OpenedRecord<any>) => r.id },
+  revocations: { kind: 'revocation', open: openRevocation, key: (r: OpenedRecord<any>) => r.id },
+  delegations: { kind: 'delegation', open: openDelegation, key: (r: OpenedRecord<any>) => r.id },
+  decisions: { kind: 'decision', open: openDecision, key: (r: OpenedRecord<any>) => r.id },
+} as const
+type Collection = keyof typeof COLLECTIONS
+const COLLECTION_NAMES = Object.keys(COLLECTIONS) as Collection[]
+const COLLECTION_OF: Record<Kind, Collection> = {
+  stream: 'streams',
+  grant: 'grants',
+  revocation: 'revocations',
+  delegation: 'delegations',
+  decision: 'decisions',
+}
 
 export type ApplyOutcome =
   | { status: 'applied'; hash: string; records: AppliedRecord[] }
@@ -65,9 +89,8 @@ export type ApplyOutcome =
 
 type PolicyDoc = {
   genesis?: Uint8Array
-  streams?: Record<string, Uint8Array>
-  grants?: Record<string, Uint8Array>
-  revocations?: Record<string, Uint8Array>
+} & {
+  [C in Collection]?: Record<string, Uint8Array>
 }
 
 /** The actor id prefix bound to a signer: 16 bytes of a tagged hash of its public key. */
@@ -129,9 +152,7 @@ export class PolicyDocument {
     const document = new PolicyDocument(genesis.id, actor)
     const next = Automerge.change(document.doc, { time: Math.floor(now / 1000) }, d => {
       d.genesis = genesis.bytes
-      d.streams = {}
-      d.grants = {}
-      d.revocations = {}
+      for (const name of COLLECTION_NAMES) d[name] = {}
     })
     document.doc = next
     const envelope = wrap(owner, genesis.id, Automerge.getLastLocalChange(next)!)
@@ -257,7 +278,12 @@ export class PolicyDocument {
   ): { state: PolicyState; collections: Map<string, Collection> } {
     if (this.collections !== undefined) throw new UnauthorizedChangeError('a space has exactly one genesis change')
     const ops = change.ops
-    if (ops.length !== 4 || ops[0].action !== 'set' || ops[0].obj !== '_root' || ops[0].key !== 'genesis') {
+    if (
+      ops.length !== 1 + COLLECTION_NAMES.length ||
+      ops[0].action !== 'set' ||
+      ops[0].obj !== '_root' ||
+      ops[0].key !== 'genesis'
+    ) {
       throw new UnauthorizedChangeError('the first change must be the genesis change')
     }
     const genesis = openGenesis(opValueBytes(ops[0].value))
@@ -265,13 +291,14 @@ export class PolicyDocument {
     if (env.issuer !== genesis.issuer)
       throw new UnauthorizedChangeError('the genesis change must be signed by the owner')
     const collections = new Map<string, Collection>()
-    for (let i = 1; i < 4; i++) {
-      const op = ops[i]
-      const name = COLLECTIONS[i - 1]
+    for (const [i, name] of COLLECTION_NAMES.entries()) {
+      const op = ops[i + 1]
       if (op.action !== 'makeMap' || op.obj !== '_root' || op.key !== name || op.pred.length !== 0) {
-        throw new UnauthorizedChangeError('the genesis change must create streams, grants and revocations')
+        throw new UnauthorizedChangeError(
+          `the genesis change must create the collections ${COLLECTION_NAMES.join(', ')}`,
+        )
       }
-      collections.set(`${change.startOp + i}@${change.actor}`, name)
+      collections.set(`${change.startOp + i + 1}@${change.actor}`, name)
     }
     return { state: new PolicyState(genesis), collections }
   }
@@ -287,8 +314,8 @@ export class PolicyDocument {
       if (op.pred.length !== 0) throw new UnauthorizedChangeError('refused overwrite of an existing entry')
       const value = opValueBytes(op.value)
       const rec = openCollectionRecord(collection, value)
-      const key = collection === 'streams' ? (rec.record.body as StreamRecord).name : rec.record.id
-      if (op.key !== key) throw new UnauthorizedChangeError('record stored under the wrong key')
+      if (op.key !== COLLECTIONS[collection].key(rec.record))
+        throw new UnauthorizedChangeError('record stored under the wrong key')
       if (rec.record.issuer !== env.issuer)
         throw new UnauthorizedChangeError('record issuer differs from change signer')
       records.push(rec)
@@ -346,14 +373,18 @@ export class PolicyDocument {
 function checkAuthority(state: PolicyState, records: AppliedRecord[]): void {
   for (const r of records) {
     if (r.record.body.space !== state.spaceId) throw new UnauthorizedChangeError('record belongs to another space')
-    if (r.record.issuer !== state.owner) throw new UnauthorizedChangeError('only the owner may write to this space')
+    const problem = state.mayWrite(r.record.issuer, {
+      kind: r.kind,
+      body: r.record.body as unknown as Record<string, unknown>,
+    })
+    if (problem !== undefined) throw new UnauthorizedChangeError(problem)
   }
 }
 
 /** Where a record lives in the document: its collection and key. */
 function slotOf(e: AppliedRecord): [Collection, string] {
-  if (e.kind === 'stream') return ['streams', e.record.body.name]
-  return [e.kind === 'grant' ? 'grants' : 'revocations', e.record.id]
+  const collection = COLLECTION_OF[e.kind]
+  return [collection, COLLECTIONS[collection].key(e.record)]
 }
 
 function wrap(author: SigningKeyPair & { did: string }, space: string, change: Uint8Array): Uint8Array {
@@ -361,26 +392,35 @@ function wrap(author: SigningKeyPair & { did: string }, space: string, change: U
 }
 
 function openCollectionRecord(collection: Collection, value: Uint8Array): AppliedRecord {
+  const c = COLLECTIONS[collection]
   try {
-    if (collection === 'streams') return { kind: 'stream', record: openStream(value) }
-    if (collection === 'grants') return { kind: 'grant', record: openGrant(value) }
-    return { kind: 'revocation', record: openRevocation(value) }
+    return { kind: c.kind, record: c.open(value) } as AppliedRecord
   } catch (err) {
     if (
       err instanceof InvalidEncodingError ||
       err instanceof InvalidSignatureError ||
-      err instanceof InvalidMessageError
+      err instanceof InvalidMessageError ||
+      (err as Error).name === 'InvalidDidError'
     ) {
-      throw new UnauthorizedChangeError(`change carries an invalid ${collection} record: ${err.message}`)
+      throw new UnauthorizedChangeError(`change carries an invalid ${collection} record: ${(err as Error).message}`)
     }
     throw err
   }
 }
 
 function addTo(state: PolicyState, r: AppliedRecord): AddResult {
-  if (r.kind === 'stream') return state.addStream(r.record)
-  if (r.kind === 'grant') return state.addGrant(r.record)
-  return state.addRevocation(r.record)
+  switch (r.kind) {
+    case 'stream':
+      return state.addStream(r.record)
+    case 'grant':
+      return state.addGrant(r.record)
+    case 'revocation':
+      return state.addRevocation(r.record)
+    case 'delegation':
+      return state.addDelegation(r.record)
+    case 'decision':
+      return state.addDecision(r.record)
+  }
 }
 
 function isAdded(res: AddResult): boolean {

@@ -20,6 +20,7 @@ import {
   int,
   list,
   NAME_PATTERN,
+  optInt,
   optStr,
   PEER_ID_PATTERN,
   str,
@@ -30,6 +31,7 @@ export const TAGS = {
   stream: 'edgeward/stream/v1',
   grant: 'edgeward/grant/v1',
   revocation: 'edgeward/revocation/v1',
+  delegation: 'edgeward/delegation/v1',
   device: 'edgeward/device/v1',
 } as const
 
@@ -59,13 +61,17 @@ export interface StreamRecord {
   iat: number
 }
 
+/** What a grant's holder may do with access beyond reading it: see DESIGN, "Grants and revocations". */
+export type ForwardPermission = 'never' | 'ask-owner' | 'allowed'
+export const FORWARD_PERMISSIONS: readonly ForwardPermission[] = ['never', 'ask-owner', 'allowed']
+
 export interface Grant {
   t: 'grant'
   iss: string
   space: string
   /** the principal (did:key) the grant is for */
   sub: string
-  /** stream names, or ['*'] for every stream of the space */
+  /** stream names, prefixes (`line-1.*`), or ['*'] for every stream of the space */
   streams: string[]
   forms: string[]
   /** valid from (inclusive), ms */
@@ -74,9 +80,38 @@ export interface Grant {
   exp: number
   iat: number
   nonce: Uint8Array
+  /** data window: which time range of the data the grant covers (ms, from inclusive, until exclusive) */
+  dataFrom?: number
+  dataUntil?: number
+  /** may the holder persist plaintext (default true) */
+  download?: boolean
+  /** may the holder pass access on (default 'never') */
+  forward?: ForwardPermission
+  /** "from where": the only devices (peer ids) the grant may be used from */
+  devices?: string[]
+  /** at most this many key releases under this grant */
+  maxReleases?: number
+  /** why access is given; recorded in the audit trail with every release */
+  purpose?: string
+  /** the grant this one was derived from (delegation chain); it may only narrow its parent */
+  parent?: string
 }
 
-export type RevocationTarget = { grant: string } | { subject: string } | { device: string }
+/** The owner hands part of the space's grant/revoke authority to an admin principal. */
+export interface Delegation {
+  t: 'delegation'
+  iss: string
+  space: string
+  admin: string
+  /** the streams (names, prefixes or '*') the admin may grant and revoke */
+  streams: string[]
+  nbf: number
+  exp: number
+  iat: number
+  nonce: Uint8Array
+}
+
+export type RevocationTarget = { grant: string } | { subject: string } | { device: string } | { delegation: string }
 
 export interface Revocation {
   t: 'revocation'
@@ -118,14 +153,31 @@ export function createStream(
   return signRecord(TAGS.stream, body, owner)
 }
 
+/** Optional fields that are undefined are left out: canonical bytes have no undefined. */
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
+}
+
+export type GrantFields = Omit<Grant, 't' | 'iss' | 'nonce' | 'iat'>
+
 export function createGrant(
   issuer: SigningKeyPair & { did: string },
-  fields: Omit<Grant, 't' | 'iss' | 'nonce' | 'iat'>,
+  fields: GrantFields,
   now: number,
 ): OpenedRecord<Grant> {
-  const body: Grant = { t: 'grant', iss: issuer.did, ...fields, iat: now, nonce: nonce() }
+  const body = withoutUndefined<Grant>({ t: 'grant', iss: issuer.did, ...fields, iat: now, nonce: nonce() })
   checkGrant(body as unknown as Fields)
   return signRecord(TAGS.grant, body, issuer)
+}
+
+export function createDelegation(
+  owner: SigningKeyPair & { did: string },
+  fields: Omit<Delegation, 't' | 'iss' | 'nonce' | 'iat'>,
+  now: number,
+): OpenedRecord<Delegation> {
+  const body: Delegation = { t: 'delegation', iss: owner.did, ...fields, iat: now, nonce: nonce() }
+  checkDelegation(body as unknown as Fields)
+  return signRecord(TAGS.delegation, body, owner)
 }
 
 export function createRevocation(
@@ -177,17 +229,44 @@ function checkStream(m: Fields): void {
   int(m, 'iat')
 }
 
+/** Stream names, prefixes ending in `*`, or `*` alone. */
+export const STREAM_PATTERN = /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63}\*?)$/
+
+function streamPatterns(m: Fields, what: string): string[] {
+  const streams = list(m, 'streams', 64, v => {
+    if (typeof v !== 'string' || !STREAM_PATTERN.test(v)) throw new InvalidMessageError('bad stream name or prefix')
+    return v
+  })
+  if (streams.length === 0) throw new InvalidMessageError(`a ${what} names at least one stream, prefix or *`)
+  return streams
+}
+
 function checkGrant(m: Fields): void {
-  asMap(m, 'grant', ['t', 'iss', 'space', 'sub', 'streams', 'forms', 'nbf', 'exp', 'iat', 'nonce'])
+  asMap(m, 'grant', [
+    't',
+    'iss',
+    'space',
+    'sub',
+    'streams',
+    'forms',
+    'nbf',
+    'exp',
+    'iat',
+    'nonce',
+    'dataFrom',
+    'dataUntil',
+    'download',
+    'forward',
+    'devices',
+    'maxReleases',
+    'purpose',
+    'parent',
+  ])
   if (m.t !== 'grant') throw new InvalidMessageError('not a grant')
   did(m, 'iss')
   str(m, 'space', 64, ID_PATTERN)
   did(m, 'sub')
-  const streams = list(m, 'streams', 64, v => {
-    if (typeof v !== 'string' || (v !== '*' && !NAME_PATTERN.test(v))) throw new InvalidMessageError('bad stream name')
-    return v
-  })
-  if (streams.length === 0) throw new InvalidMessageError('a grant names at least one stream or *')
+  streamPatterns(m, 'grant')
   const forms = list(m, 'forms', 8, v => {
     if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
     return v
@@ -196,6 +275,38 @@ function checkGrant(m: Fields): void {
   const nbf = int(m, 'nbf')
   const exp = int(m, 'exp')
   if (exp <= nbf) throw new InvalidMessageError('a grant must end after it starts')
+  int(m, 'iat')
+  bytes(m, 'nonce', 16, 16)
+  const dataFrom = optInt(m, 'dataFrom')
+  const dataUntil = optInt(m, 'dataUntil')
+  if (dataFrom !== undefined && dataUntil !== undefined && dataUntil <= dataFrom) {
+    throw new InvalidMessageError('a data window must end after it starts')
+  }
+  if (m.download !== undefined && typeof m.download !== 'boolean')
+    throw new InvalidMessageError('download is a boolean')
+  if (m.forward !== undefined && !FORWARD_PERMISSIONS.includes(m.forward as ForwardPermission)) {
+    throw new InvalidMessageError('forward is never, ask-owner or allowed')
+  }
+  if (m.devices !== undefined) {
+    const devices = list(m, 'devices', 16, v => {
+      if (typeof v !== 'string' || !PEER_ID_PATTERN.test(v)) throw new InvalidMessageError('bad device peer id')
+      return v
+    })
+    if (devices.length === 0) throw new InvalidMessageError('a device condition names at least one device')
+  }
+  optInt(m, 'maxReleases', 1)
+  optStr(m, 'purpose', 256)
+  optStr(m, 'parent', 64, ID_PATTERN)
+}
+
+function checkDelegation(m: Fields): void {
+  asMap(m, 'delegation', ['t', 'iss', 'space', 'admin', 'streams', 'nbf', 'exp', 'iat', 'nonce'])
+  if (m.t !== 'delegation') throw new InvalidMessageError('not a delegation')
+  did(m, 'iss')
+  str(m, 'space', 64, ID_PATTERN)
+  did(m, 'admin')
+  streamPatterns(m, 'delegation')
+  if (int(m, 'exp') <= int(m, 'nbf')) throw new InvalidMessageError('a delegation must end after it starts')
   int(m, 'iat')
   bytes(m, 'nonce', 16, 16)
 }
@@ -207,10 +318,11 @@ function checkRevocation(m: Fields): void {
   str(m, 'space', 64, ID_PATTERN)
   int(m, 'iat')
   optStr(m, 'reason', 512)
-  const target = asMap(m.target, 'target', ['grant', 'subject', 'device'])
+  const target = asMap(m.target, 'target', ['grant', 'subject', 'device', 'delegation'])
   const keys = Object.keys(target)
   if (keys.length !== 1) throw new InvalidMessageError('a revocation has exactly one target')
   if (keys[0] === 'grant') str(target, 'grant', 64, ID_PATTERN)
+  else if (keys[0] === 'delegation') str(target, 'delegation', 64, ID_PATTERN)
   else if (keys[0] === 'subject') did(target, 'subject')
   else str(target, 'device', 64, PEER_ID_PATTERN)
 }
@@ -237,6 +349,7 @@ export const openStream = opener<StreamRecord>(TAGS.stream, checkStream)
 export const openGrant = opener<Grant>(TAGS.grant, checkGrant)
 export const openRevocation = opener<Revocation>(TAGS.revocation, checkRevocation)
 export const openDeviceCert = opener<DeviceCert>(TAGS.device, checkDevice)
+export const openDelegation = opener<Delegation>(TAGS.delegation, checkDelegation)
 
 /** The id of a space is the id of its signed genesis record. */
 export function spaceIdOf(genesis: OpenedRecord<SpaceGenesis>): string {

@@ -264,7 +264,7 @@ describe('policy records: create refuses bad fields', () => {
     ['grant with a fractional time', () => createGrant(owner, { ...grantFields, exp: grantFields.exp + 0.5 }, T0)],
     [
       'grant with an unknown extra field',
-      () => createGrant(owner, { ...grantFields, purpose: 'research' } as typeof grantFields, T0),
+      () => createGrant(owner, { ...grantFields, colour: 'red' } as typeof grantFields, T0),
     ],
     ['stream with a bad name', () => createStream(owner, space, 'has space', 3_600_000, T0)],
     ['stream with an epoch under one second', () => createStream(owner, space, 'temp', 999, T0)],

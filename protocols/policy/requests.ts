@@ -1,0 +1,152 @@
+/**
+ * Access requests and the owner's (or an admin's) decisions on them.
+ *
+ * A principal with no grant files a signed AccessRequest (streams, forms, duration, reason);
+ * a holder whose grant says `forward: ask-owner` may file one for a third party (`sub`),
+ * naming the grant it asks through (`via`), so the owner sees who asked and through whom.
+ * Requests travel on the space's requests topic to whoever decides; a Decision (approve,
+ * with the grant it issued, or deny, with a reason) carries the signed request and is
+ * written to the policy document, so the requester sees the outcome wherever it is.
+ */
+import { randomBytes } from '../../crypto/hash.ts'
+import type { SigningKeyPair } from '../../crypto/identity.ts'
+import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
+import { InvalidMessageError } from '../errors.ts'
+import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, optStr, str } from '../validate.ts'
+import { FORM_PATTERN, MAX_RECORD_BYTES, STREAM_PATTERN } from './records.ts'
+
+export const REQUEST_TAG = 'edgeward/access-request/v1'
+export const DECISION_TAG = 'edgeward/access-decision/v1'
+export const MAX_REQUEST_BYTES = 4 * 1024
+
+export function requestsTopic(space: string): string {
+  return `/edgeward/requests/1.0.0/${space}`
+}
+
+export interface AccessRequest {
+  t: 'access-request'
+  /** who files the request (the requester itself, or the holder forwarding it) */
+  iss: string
+  space: string
+  /** who access is for */
+  sub: string
+  streams: string[]
+  forms: string[]
+  /** how long access is asked for, ms */
+  durationMs: number
+  reason: string
+  /** for a forwarded request: the grant of `iss` that allows asking the owner */
+  via?: string
+  iat: number
+  nonce: Uint8Array
+}
+
+export interface Decision {
+  t: 'decision'
+  iss: string
+  space: string
+  /** the signed access request decided on */
+  request: Uint8Array
+  approved: boolean
+  /** the grant issued, when approved */
+  grant?: string
+  reason?: string
+  iat: number
+}
+
+export function createAccessRequest(
+  issuer: SigningKeyPair & { did: string },
+  fields: Omit<AccessRequest, 't' | 'iss' | 'iat' | 'nonce'>,
+  now: number,
+): OpenedRecord<AccessRequest> {
+  const body: AccessRequest = { t: 'access-request', iss: issuer.did, ...fields, iat: now, nonce: randomBytes(16) }
+  if (body.via === undefined) delete body.via
+  checkRequest(body as unknown as Fields)
+  return signRecord(REQUEST_TAG, body, issuer)
+}
+
+function checkRequest(m: Fields): void {
+  asMap(m, 'access request', [
+    't',
+    'iss',
+    'space',
+    'sub',
+    'streams',
+    'forms',
+    'durationMs',
+    'reason',
+    'via',
+    'iat',
+    'nonce',
+  ])
+  if (m.t !== 'access-request') throw new InvalidMessageError('not an access request')
+  did(m, 'iss')
+  str(m, 'space', 64, ID_PATTERN)
+  did(m, 'sub')
+  const streams = list(m, 'streams', 16, v => {
+    if (typeof v !== 'string' || !STREAM_PATTERN.test(v)) throw new InvalidMessageError('bad stream')
+    return v
+  })
+  const forms = list(m, 'forms', 8, v => {
+    if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
+    return v
+  })
+  if (streams.length === 0 || forms.length === 0) throw new InvalidMessageError('a request names streams and forms')
+  int(m, 'durationMs', 1000, 366 * 24 * 3600 * 1000)
+  str(m, 'reason', 512)
+  optStr(m, 'via', 64, ID_PATTERN)
+  if ((m.via === undefined) !== (m.iss === m.sub)) {
+    throw new InvalidMessageError('a request is either for its issuer, or forwarded through a grant for someone else')
+  }
+  int(m, 'iat')
+  bytes(m, 'nonce', 16, 16)
+}
+
+export function openAccessRequest(data: Uint8Array): OpenedRecord<AccessRequest> {
+  const rec = openSignedRecord<AccessRequest>(REQUEST_TAG, data, MAX_REQUEST_BYTES)
+  checkRequest(rec.body as unknown as Fields)
+  return rec
+}
+
+export function createDecision(
+  decider: SigningKeyPair & { did: string },
+  request: OpenedRecord<AccessRequest>,
+  outcome: { approved: true; grant: string } | { approved: false; reason: string },
+  now: number,
+): OpenedRecord<Decision> {
+  const body: Decision = {
+    t: 'decision',
+    iss: decider.did,
+    space: request.body.space,
+    request: request.bytes,
+    approved: outcome.approved,
+    iat: now,
+    ...(outcome.approved ? { grant: outcome.grant } : { reason: outcome.reason }),
+  }
+  checkDecision(body as unknown as Fields)
+  return signRecord(DECISION_TAG, body, decider)
+}
+
+function checkDecision(m: Fields): void {
+  asMap(m, 'decision', ['t', 'iss', 'space', 'request', 'approved', 'grant', 'reason', 'iat'])
+  if (m.t !== 'decision') throw new InvalidMessageError('not a decision')
+  did(m, 'iss')
+  str(m, 'space', 64, ID_PATTERN)
+  bytes(m, 'request', 1, MAX_REQUEST_BYTES)
+  if (typeof m.approved !== 'boolean') throw new InvalidMessageError('approved is a boolean')
+  if (m.approved) str(m, 'grant', 64, ID_PATTERN)
+  else str(m, 'reason', 512)
+  int(m, 'iat')
+}
+
+export type OpenedDecision = OpenedRecord<Decision> & { accessRequest: OpenedRecord<AccessRequest> }
+
+/** Opens a decision and the request inside it (whose signature is checked too). */
+export function openDecision(data: Uint8Array): OpenedDecision {
+  const rec = openSignedRecord<Decision>(DECISION_TAG, data, MAX_RECORD_BYTES)
+  checkDecision(rec.body as unknown as Fields)
+  const accessRequest = openAccessRequest(rec.body.request)
+  if (accessRequest.body.space !== rec.body.space)
+    throw new InvalidMessageError('the decided request is for another space')
+  return { ...rec, accessRequest }
+}
