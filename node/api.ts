@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net'
 import { constantTimeEqual } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
 import { validateReadingInput } from '../protocols/data/reading.ts'
-import { createGrant, createRevocation, type RevocationTarget } from '../protocols/policy/records.ts'
-import { ID_PATTERN, NAME_PATTERN, PEER_ID_PATTERN } from '../protocols/validate.ts'
+import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
+import * as policyApi from './api-policy.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
 
@@ -128,10 +128,26 @@ export class ApiServer {
       await n.joinSpace(space)
       return send(res, 200, { space, synchronised: n.policy.document(space).hasGenesis })
     }
-    if (m === 'POST' && parts[3] === 'grants' && parts.length === 4)
-      return send(res, 200, await this.grant(space, parseJson(await readBody(req))))
-    if (m === 'POST' && parts[3] === 'revocations' && parts.length === 4) {
-      return send(res, 200, await this.revoke(space, parseJson(await readBody(req))))
+    if (parts.length === 4 && ['grants', 'revocations', 'delegations', 'requests'].includes(parts[3])) {
+      if (m === 'GET' && parts[3] === 'grants') return send(res, 200, policyApi.listGrants(n, space))
+      if (m === 'GET' && parts[3] === 'requests')
+        return send(res, 200, { space, requests: await n.requests.list(space) })
+      if (m === 'POST') {
+        const body = parseJson(await readBody(req))
+        if (parts[3] === 'grants') return send(res, 200, await policyApi.grant(n, space, body))
+        if (parts[3] === 'revocations') return send(res, 200, await policyApi.revoke(n, space, body))
+        if (parts[3] === 'delegations') return send(res, 200, await policyApi.delegate(n, space, body))
+        return send(res, 200, await policyApi.fileRequest(n, space, body))
+      }
+    }
+    if (
+      m === 'POST' &&
+      parts[3] === 'requests' &&
+      parts.length === 6 &&
+      (parts[5] === 'approve' || parts[5] === 'deny')
+    ) {
+      const body = parseJson(await readBody(req))
+      return send(res, 200, await policyApi.decide(n, space, parts[4], parts[5] === 'approve', body))
     }
     if (m === 'GET' && parts[3] === 'audit' && parts[4] === 'report' && parts.length === 5) {
       return send(res, 200, await this.auditReport(space, url))
@@ -198,61 +214,6 @@ export class ApiServer {
     const resource = q.get('resource') ?? undefined
     if (resource !== undefined) streamParam(resource)
     return audit.report({ space, subject, resource, from: time('from'), until: time('until') })
-  }
-
-  private async grant(space: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const n = this.node
-    const to = body.to
-    if (typeof to !== 'string' || !isDid(to)) throw new UsageError(`--to must be a did:key, got ${JSON.stringify(to)}`)
-    const until = body.until
-    const now = Date.now()
-    if (typeof until !== 'number' || !Number.isSafeInteger(until) || until <= now)
-      throw new UsageError('the grant must end in the future')
-    const stream = body.stream === undefined ? '*' : streamParam(String(body.stream))
-    const doc = n.policy.document(space)
-    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
-    if (doc.state.owner !== n.identity.principal.did)
-      throw new UsageError('only the owner of the space can grant access')
-    if (stream !== '*' && !doc.state.streams.has(stream))
-      throw new NotFoundError(`space ${space} has no stream ${stream}`)
-    const grant = createGrant(
-      n.identity.principal,
-      { space, sub: to, streams: [stream], forms: ['raw'], nbf: now, exp: until },
-      now,
-    )
-    await n.policy.write(space, [{ kind: 'grant', record: grant }])
-    return {
-      grant: grant.id,
-      subject: to,
-      stream,
-      notBefore: new Date(now).toISOString(),
-      notAfter: new Date(until).toISOString(),
-    }
-  }
-
-  private async revoke(space: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const n = this.node
-    const doc = n.policy.document(space)
-    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
-    if (doc.state.owner !== n.identity.principal.did)
-      throw new UsageError('only the owner of the space can revoke access')
-    let target: RevocationTarget
-    if (typeof body.grant === 'string') {
-      if (!ID_PATTERN.test(body.grant)) throw new UsageError(`not a grant id: ${body.grant}`)
-      if (!doc.state.grants.has(body.grant)) throw new NotFoundError(`space ${space} has no grant ${body.grant}`)
-      target = { grant: body.grant }
-    } else if (typeof body.subject === 'string') {
-      if (!isDid(body.subject)) throw new UsageError(`not a did:key: ${body.subject}`)
-      target = { subject: body.subject }
-    } else if (typeof body.device === 'string') {
-      if (!PEER_ID_PATTERN.test(body.device)) throw new UsageError(`not a peer id: ${body.device}`)
-      target = { device: body.device }
-    } else {
-      throw new UsageError('revoke needs --grant ID or --subject DID')
-    }
-    const rev = createRevocation(n.identity.principal, space, target, Date.now())
-    await n.policy.write(space, [{ kind: 'revocation', record: rev }])
-    return { revocation: rev.id, target }
   }
 
   private async publish(space: string, stream: string, text: string): Promise<Record<string, unknown>> {

@@ -14,6 +14,7 @@ import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
 import { DataService, type DataServiceOptions } from './services/data.ts'
 import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
+import { RequestsService } from './services/requests.ts'
 import { openStore, type Store } from './store.ts'
 
 const log = logger('edgeward:node')
@@ -38,9 +39,11 @@ export class EdgewardNode {
   readonly policy: PolicyService
   readonly data: DataService
   readonly audit: AuditService | undefined
+  readonly requests: RequestsService
   private readonly bootstrap: string[]
   private readonly redialIntervalMs: number
   private redialTimer: NodeJS.Timeout | undefined
+  private redialing: Promise<void> | undefined
 
   private constructor(
     c: NodeComponents,
@@ -50,6 +53,7 @@ export class EdgewardNode {
     opts: NodeOptions,
   ) {
     this.audit = audit
+    this.requests = new RequestsService(c, policy)
     this.identity = c.identity
     this.store = c.store
     this.libp2p = c.libp2p
@@ -81,6 +85,7 @@ export class EdgewardNode {
     await this.policy.start()
     await this.audit?.start()
     await this.data.start()
+    await this.requests.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
       if (listenAddrs.length === 0) return
@@ -89,7 +94,14 @@ export class EdgewardNode {
         .catch((err: Error) => log('could not remember peer %s: %s', peerId, err.message))
     })
     await this.redial()
-    this.redialTimer = setInterval(() => void this.redial(), this.redialIntervalMs)
+    this.redialTimer = setInterval(() => {
+      // one redial at a time; stop() waits for the one in flight before closing the store
+      this.redialing ??= this.redial()
+        .catch(err => log('redial failed: %s', (err as Error).message))
+        .finally(() => {
+          this.redialing = undefined
+        })
+    }, this.redialIntervalMs)
     this.redialTimer.unref()
   }
 
@@ -122,12 +134,14 @@ export class EdgewardNode {
     await this.policy.joinSpace(space)
     this.data.subscribe(space)
     this.audit?.subscribe(space)
+    this.requests.subscribe(space)
   }
 
   async createSpace(name: string): Promise<string> {
     const genesis = await this.policy.createSpace(name)
     this.data.subscribe(genesis.id)
     this.audit?.subscribe(genesis.id)
+    this.requests.subscribe(genesis.id)
     return genesis.id
   }
 
@@ -141,6 +155,8 @@ export class EdgewardNode {
 
   async stop(): Promise<void> {
     clearInterval(this.redialTimer)
+    await this.redialing
+    this.data.stop()
     await this.policy.stop()
     await this.audit?.stop()
     await this.libp2p.stop()

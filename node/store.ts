@@ -8,6 +8,7 @@
  * - `peers`: peer id -> multiaddrs last seen, for reconnecting after a restart
  * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads) and the latest
  *   heads and equivocation evidence it has seen of other logs
+ * - `requests`: `<space>!<request id>` -> signed access request seen on the space's requests topic
  * Writes that must not be lost are atomic batches and synced.
  */
 import type { AbstractSublevel } from 'abstract-level'
@@ -27,6 +28,7 @@ export interface Store {
   records: Sub
   peers: Sub
   audit: Sub
+  requests: Sub
   close(): Promise<void>
 }
 
@@ -53,6 +55,7 @@ export async function openStore(path: string): Promise<Store> {
     records: sub('records'),
     peers: sub('peers'),
     audit: sub('audit'),
+    requests: sub('requests'),
     close: () => db.close(),
   }
 }

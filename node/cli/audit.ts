@@ -6,7 +6,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises'
 import { UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
 import type { Output } from './commands.ts'
-import { parseTime } from './duration.ts'
+import { parseTimeArg } from './duration.ts'
 
 interface HoldingLike {
   subject: string
@@ -18,16 +18,6 @@ interface HoldingLike {
 /** Verification failed: exit 1 with the first thing that failed. */
 export class ReportInvalidError extends Error {
   override name = 'ReportInvalidError'
-}
-
-function timeArg(text: string | undefined, name: string): number | undefined {
-  if (text === undefined) return undefined
-  if (/^\d+$/.test(text)) return Number(text)
-  try {
-    return parseTime(text)
-  } catch {
-    throw new UsageError(`--${name} must be ms since the epoch or an ISO 8601 time, got ${text}`)
-  }
 }
 
 export function holdingsTable(holdings: HoldingLike[]): string {
@@ -68,8 +58,8 @@ export async function auditReport(
   const q = new URLSearchParams()
   if (opts.subject !== undefined) q.set('subject', opts.subject)
   if (opts.resource !== undefined) q.set('resource', opts.resource)
-  const from = timeArg(opts.from, 'from')
-  const until = timeArg(opts.until, 'until')
+  const from = opts.from === undefined ? undefined : parseTimeArg(opts.from, '--from')
+  const until = opts.until === undefined ? undefined : parseTimeArg(opts.until, '--until')
   if (from !== undefined) q.set('from', String(from))
   if (until !== undefined) q.set('until', String(until))
   const report = await (await ApiClient.connect(dataDir)).call<{ entries: unknown[]; holdings: HoldingLike[] }>(

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { UsageError } from '../errors.ts'
 import * as cmd from './commands.ts'
+import * as policy from './policy-commands.ts'
 
 const HELP = `edgeward — edge-first data governance on a peer-to-peer network
 
@@ -21,10 +22,20 @@ commands:
   space create NAME                      create a space owned by this node; prints its id
   space join SPACE_ID                    join a space as a reader
   publish SPACE STREAM                   publish NDJSON readings {"ts": <ms>, "value": <number|object>} from stdin
-  grant SPACE --to DID [--stream S] (--for DURATION | --until ISO8601)
-                                         grant read access; prints the grant id and its end
-  revoke SPACE (--grant ID | --subject DID)
-                                         revoke a grant, or every grant of a subject
+  grant SPACE --to DID (--for DURATION | --until TIME) [--from TIME] [--stream S|PREFIX*]... [--form F]...
+        [--data-from TIME] [--data-until TIME] [--no-download] [--forward never|ask-owner|allowed]
+        [--device PEER]... [--max-releases N] [--purpose TEXT] [--parent GRANT]
+                                         grant access; prints the grant id and its end
+  revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID) [--reason TEXT]
+                                         revoke a grant, every grant of a subject, a device, or an admin
+  grants SPACE                           every grant with its state (active, expired, revoked, pending) and why
+  delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)
+                                         make DID an admin who may grant and revoke on those streams
+  request SPACE --for DURATION --reason TEXT [--stream S]... [--form F]... [--on-behalf-of DID --via GRANT]
+                                         ask the owner for access (or, holding an ask-owner grant, for someone else)
+  requests SPACE                         access requests with their outcome (pending, approved, denied)
+  approve SPACE REQUEST [--for DURATION] grant what a request asks for
+  deny SPACE REQUEST --reason TEXT       refuse a request, with a reason the requester sees
   read SPACE STREAM [--since MS] [--follow]
                                          decrypted readings as NDJSON; exit 3 when refused
   audit report SPACE [--subject DID] [--resource STREAM] [--from T] [--until T] --out FILE
@@ -55,12 +66,25 @@ const OPTIONS = {
   bootstrap: { type: 'string', multiple: true, default: [] as string[] },
   'api-port': { type: 'string' },
   to: { type: 'string' },
-  stream: { type: 'string' },
+  stream: { type: 'string', multiple: true, default: [] as string[] },
   for: { type: 'string' },
   until: { type: 'string' },
   grant: { type: 'string' },
   subject: { type: 'string' },
   since: { type: 'string' },
+  form: { type: 'string', multiple: true, default: [] as string[] },
+  'data-from': { type: 'string' },
+  'data-until': { type: 'string' },
+  'no-download': { type: 'boolean', default: false },
+  forward: { type: 'string' },
+  device: { type: 'string', multiple: true, default: [] as string[] },
+  'max-releases': { type: 'string' },
+  purpose: { type: 'string' },
+  parent: { type: 'string' },
+  delegation: { type: 'string' },
+  reason: { type: 'string' },
+  'on-behalf-of': { type: 'string' },
+  via: { type: 'string' },
   follow: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   resource: { type: 'string' },
@@ -76,8 +100,29 @@ const ALLOWED: Record<string, string[]> = {
   status: [],
   space: [],
   publish: [],
-  grant: ['to', 'stream', 'for', 'until'],
-  revoke: ['grant', 'subject'],
+  grant: [
+    'to',
+    'stream',
+    'form',
+    'for',
+    'from',
+    'until',
+    'data-from',
+    'data-until',
+    'no-download',
+    'forward',
+    'device',
+    'max-releases',
+    'purpose',
+    'parent',
+  ],
+  revoke: ['grant', 'subject', 'device', 'delegation', 'reason'],
+  grants: [],
+  delegate: ['to', 'stream', 'for', 'from', 'until'],
+  request: ['stream', 'form', 'for', 'reason', 'on-behalf-of', 'via'],
+  requests: [],
+  approve: ['for'],
+  deny: ['reason'],
   read: ['since', 'follow'],
   demo: ['keep'],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space'],
@@ -145,13 +190,73 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'grant': {
-      const [space] = positionals(rest, 1, 'grant SPACE --to DID [--stream S] (--for DURATION | --until ISO8601)')
-      await cmd.grant(dataDir, space, { to: v.to, stream: v.stream, for: v.for, until: v.until }, o)
+      const [space] = positionals(rest, 1, 'grant SPACE --to DID (--for DURATION | --until TIME) [options]')
+      await policy.grant(
+        dataDir,
+        space,
+        {
+          to: v.to,
+          stream: v.stream,
+          form: v.form,
+          for: v.for,
+          from: v.from,
+          until: v.until,
+          dataFrom: v['data-from'],
+          dataUntil: v['data-until'],
+          noDownload: v['no-download'],
+          forward: v.forward,
+          device: v.device,
+          maxReleases: v['max-releases'],
+          purpose: v.purpose,
+          parent: v.parent,
+        },
+        o,
+      )
       return 0
     }
     case 'revoke': {
-      const [space] = positionals(rest, 1, 'revoke SPACE (--grant ID | --subject DID)')
-      await cmd.revoke(dataDir, space, { grant: v.grant, subject: v.subject }, o)
+      const [space] = positionals(
+        rest,
+        1,
+        'revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID)',
+      )
+      await policy.revoke(
+        dataDir,
+        space,
+        { grant: v.grant, subject: v.subject, device: v.device, delegation: v.delegation, reason: v.reason },
+        o,
+      )
+      return 0
+    }
+    case 'grants': {
+      const [space] = positionals(rest, 1, 'grants SPACE')
+      await policy.grants(dataDir, space, o)
+      return 0
+    }
+    case 'delegate': {
+      const [space] = positionals(rest, 1, 'delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)')
+      await policy.delegate(dataDir, space, { to: v.to, stream: v.stream, for: v.for, from: v.from, until: v.until }, o)
+      return 0
+    }
+    case 'request': {
+      const [space] = positionals(rest, 1, 'request SPACE --for DURATION --reason TEXT [--stream S]...')
+      await policy.request(
+        dataDir,
+        space,
+        { stream: v.stream, form: v.form, for: v.for, reason: v.reason, onBehalfOf: v['on-behalf-of'], via: v.via },
+        o,
+      )
+      return 0
+    }
+    case 'requests': {
+      const [space] = positionals(rest, 1, 'requests SPACE')
+      await policy.requests(dataDir, space, o)
+      return 0
+    }
+    case 'approve':
+    case 'deny': {
+      const [space, id] = positionals(rest, 2, `${command} SPACE REQUEST`)
+      await policy.decide(dataDir, space, id, command === 'approve', { for: v.for, reason: v.reason }, o)
       return 0
     }
     case 'read': {

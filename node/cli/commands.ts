@@ -9,7 +9,6 @@ import type { ApiServer } from '../api.ts'
 import { ensureApiToken } from '../api-token.ts'
 import { UsageError } from '../errors.ts'
 import { ApiClient, type NodeInfo, nodeInfoPath } from './client.ts'
-import { parseDuration, parseTime } from './duration.ts'
 
 export interface Output {
   json: boolean
@@ -155,41 +154,6 @@ export async function publish(
   }
   await flush()
   print(o, { published: total }, `published ${total} readings to ${stream}`)
-}
-
-export async function grant(
-  dataDir: string,
-  space: string,
-  opts: { to?: string; stream?: string; for?: string; until?: string },
-  o: Output,
-): Promise<void> {
-  if (opts.to === undefined) throw new UsageError('grant needs --to DID')
-  if (!/^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(opts.to)) throw new UsageError(`--to is not a did:key: ${opts.to}`)
-  if ((opts.for === undefined) === (opts.until === undefined))
-    throw new UsageError('grant needs exactly one of --for DURATION or --until TIME')
-  const until = opts.for !== undefined ? Date.now() + parseDuration(opts.for) : parseTime(opts.until!)
-  const r = await (await ApiClient.connect(dataDir)).call('POST', `/v1/spaces/${encodeURIComponent(space)}/grants`, {
-    to: opts.to,
-    stream: opts.stream,
-    until,
-  })
-  print(o, r, `${r.grant}\nvalid until ${r.notAfter}`)
-}
-
-export async function revoke(
-  dataDir: string,
-  space: string,
-  opts: { grant?: string; subject?: string },
-  o: Output,
-): Promise<void> {
-  if ((opts.grant === undefined) === (opts.subject === undefined))
-    throw new UsageError('revoke needs exactly one of --grant ID or --subject DID')
-  const r = await (await ApiClient.connect(dataDir)).call(
-    'POST',
-    `/v1/spaces/${encodeURIComponent(space)}/revocations`,
-    opts,
-  )
-  print(o, r, String(r.revocation))
 }
 
 export async function read(

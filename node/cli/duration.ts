@@ -22,3 +22,13 @@ export function parseTime(text: string): number {
   if (Number.isNaN(ms)) throw new UsageError(`bad time ${JSON.stringify(text)}`)
   return ms
 }
+
+/** A time given on the command line: ms since the epoch, or ISO 8601. */
+export function parseTimeArg(text: string, flag: string): number {
+  if (/^\d+$/.test(text)) return Number(text)
+  try {
+    return parseTime(text)
+  } catch {
+    throw new UsageError(`${flag} must be ms since the epoch or an ISO 8601 time, got ${text}`)
+  }
+}

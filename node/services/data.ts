@@ -20,6 +20,7 @@ import { generateAeadKey } from '../../crypto/aead.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { openSealed, sealTo } from '../../crypto/seal.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
 import {
   createKeyRequest,
   decodeEpochKeys,
@@ -45,7 +46,7 @@ import {
   type Reading,
 } from '../../protocols/data/reading.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
-import { createStream } from '../../protocols/policy/records.ts'
+import { createStream, type Revocation } from '../../protocols/policy/records.ts'
 import { leaseEnd, streamsCover } from '../../protocols/policy/state.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
@@ -94,6 +95,7 @@ export class DataService {
   private readonly replay = new ReplayGuard()
   /** key holder: lease end of each (subject, grant, stream), to tell renewals from first releases */
   private readonly leases = new Map<string, number>()
+  private sweep: NodeJS.Timeout | undefined
   /** reader side: released keys, in memory only */
   private readonly keyCache = new Map<string, CachedKey>()
   private readonly readingListeners = new Set<ReadingListener>()
@@ -120,7 +122,12 @@ export class DataService {
   }
 
   async start(): Promise<void> {
-    this.policy.onRecords((space, records) => void this.onPolicyRecords(space, records))
+    this.policy.onRecords((space, records) => {
+      this.onPolicyRecords(space, records).catch(err => log.error('after a policy change: %s', (err as Error).message))
+    })
+    // keys leave memory when their lease ends, not only when next looked at
+    this.sweep = setInterval(() => this.dropExpired(), 1000)
+    this.sweep.unref()
     for (const space of this.policy.spaces()) this.subscribe(space)
     await handle(
       this.c.libp2p,
@@ -130,6 +137,10 @@ export class DataService {
       (body, conn) => this.answerKeyRequest(body, conn),
       err => this.countRefusal('malformed', err.message),
     )
+  }
+
+  stop(): void {
+    clearInterval(this.sweep)
   }
 
   /** Start receiving a space's readings (after create or join). */
@@ -388,23 +399,44 @@ export class DataService {
 
   private async onPolicyRecords(space: string, records: AppliedRecord[]): Promise<void> {
     const revocations = records.filter(r => r.kind === 'revocation')
-    if (revocations.length === 0) return
+    this.recheckCachedKeys(
+      space,
+      revocations.map(r => r.record),
+    )
+    if (revocations.length > 0 && this.isHolder(space)) await this.rotate(space)
+  }
+
+  /**
+   * Drop every cached key of the space whose grant no longer holds. A key whose grant this
+   * reader has not received (the key holder knew it) is dropped on any revocation that could
+   * end it: of that grant, of this subject, of this device, or of a delegation; the key holder
+   * decides again on the next read.
+   */
+  private recheckCachedKeys(space: string, revocations: OpenedRecord<Revocation>[]): void {
     const state = this.policy.document(space).state
     const me = this.c.identity
+    const now = this.c.now()
+    const mayEndUnknown = revocations.some(rv => {
+      const t = rv.body.target
+      return (
+        ('subject' in t && t.subject === me.principal.did) ||
+        ('device' in t && t.device === me.peerId) ||
+        'delegation' in t
+      )
+    })
     for (const [k, cached] of this.keyCache) {
       if (!k.startsWith(`${space}|`)) continue
       const grant = state.grants.get(cached.grant)
-      const ended = revocations.some(rv =>
+      const ended =
         grant === undefined
-          ? 'grant' in rv.record.body.target && rv.record.body.target.grant === cached.grant
-          : state.revocationEnds(rv.record, grant, me.peerId),
-      )
+          ? mayEndUnknown || revocations.some(rv => 'grant' in rv.body.target && rv.body.target.grant === cached.grant)
+          : state.grantProblem(grant, now) !== undefined ||
+            state.deviceProblem(me.device, me.principal.did, now) !== undefined
       if (ended) {
         this.keyCache.delete(k)
         this.c.metrics.inc('edgeward_keys_dropped_total', { cause: 'revocation' })
       }
     }
-    if (this.isHolder(space)) await this.rotate(space)
   }
 
   /** Number of data keys this node holds in memory as a reader (for status and tests). */

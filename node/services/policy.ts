@@ -46,6 +46,8 @@ export class PolicyService {
   private readonly listeners: PolicyListener[] = []
   private readonly syncIntervalMs: number
   private timer: NodeJS.Timeout | undefined
+  private stopped = false
+  private readonly inFlight = new Set<Promise<unknown>>()
   private readonly actor: string
 
   constructor(components: NodeComponents, opts: PolicyServiceOptions = {}) {
@@ -85,14 +87,24 @@ export class PolicyService {
       (err, conn) => this.refused('sync-request', conn.remotePeer.toString(), err),
     )
     this.c.libp2p.addEventListener('connection:open', evt => {
-      void this.syncWith(evt.detail.remotePeer)
+      this.track(this.syncWith(evt.detail.remotePeer))
     })
-    this.timer = setInterval(() => void this.syncAll(), this.syncIntervalMs)
+    this.timer = setInterval(() => this.track(this.syncAll()), this.syncIntervalMs)
     this.timer.unref()
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     clearInterval(this.timer)
+    await Promise.allSettled(this.inFlight)
+  }
+
+  /** Background catch-ups are tracked so that stop() can wait for them before the store closes. */
+  private track(p: Promise<unknown>): void {
+    const tracked = p
+      .catch(err => log('catch-up failed: %s', (err as Error).message))
+      .finally(() => this.inFlight.delete(tracked))
+    this.inFlight.add(tracked)
   }
 
   spaces(): string[] {
@@ -214,7 +226,7 @@ export class PolicyService {
     const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
     let applied = 0
     for (const [space, doc] of this.docs) {
-      for (let page = 0; page < 1000; page++) {
+      for (let page = 0; page < 1000 && !this.stopped; page++) {
         let res: ReturnType<typeof decodeSyncResponse>
         try {
           const body = encodeSyncRequest({ space, heads: doc.heads() })

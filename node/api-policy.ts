@@ -1,0 +1,259 @@
+/**
+ * The local API's policy-plane handlers: grants (with every field of the grant model),
+ * delegations to admins, revocations, the grants listing, and access requests with their
+ * decisions. Each checks its input and leaves authority to the policy document: a write the
+ * author may not make is refused there, and reported as access refused.
+ */
+import { isDid } from '../crypto/identity.ts'
+import { UnauthorizedChangeError } from '../protocols/errors.ts'
+import {
+  createDelegation,
+  createGrant,
+  createRevocation,
+  FORM_PATTERN,
+  FORWARD_PERMISSIONS,
+  type ForwardPermission,
+  type GrantFields,
+  type RevocationTarget,
+  STREAM_PATTERN,
+} from '../protocols/policy/records.ts'
+import type { PolicyState } from '../protocols/policy/state.ts'
+import { ID_PATTERN, PEER_ID_PATTERN } from '../protocols/validate.ts'
+import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
+import type { EdgewardNode } from './node.ts'
+
+type Body = Record<string, unknown>
+
+function synchronisedState(node: EdgewardNode, space: string): PolicyState {
+  const doc = node.policy.document(space)
+  if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+  return doc.state
+}
+
+/** Run a policy write; an authority refusal becomes "access refused" (exit 3). */
+async function asAuthor<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write()
+  } catch (err) {
+    if (err instanceof UnauthorizedChangeError) throw new AccessRefusedError('not-authorized', err.message)
+    throw err
+  }
+}
+
+function did(body: Body, key: string, flag: string): string {
+  const v = body[key]
+  if (typeof v !== 'string' || !isDid(v)) throw new UsageError(`${flag} must be a did:key, got ${JSON.stringify(v)}`)
+  return v
+}
+
+function optTime(body: Body, key: string, flag: string): number | undefined {
+  const v = body[key]
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new UsageError(`${flag} must be a time`)
+  return v
+}
+
+function stringList(body: Body, key: string, flag: string, pattern: RegExp, fallback: string[]): string[] {
+  const v = body[key]
+  if (v === undefined) return fallback
+  if (!Array.isArray(v) || v.length === 0 || v.length > 64) throw new UsageError(`${flag} must be given 1..64 times`)
+  for (const s of v)
+    if (typeof s !== 'string' || !pattern.test(s)) throw new UsageError(`bad ${flag}: ${JSON.stringify(s)}`)
+  return v as string[]
+}
+
+function checkStreamsExist(state: PolicyState, streams: string[]): void {
+  for (const s of streams) {
+    if (!s.endsWith('*') && !state.streams.has(s)) throw new NotFoundError(`space ${state.spaceId} has no stream ${s}`)
+  }
+}
+
+/** Validity window: --from (default now) and --until (required, after --from). */
+function window(body: Body, now: number): { nbf: number; exp: number } {
+  const nbf = optTime(body, 'from', '--from') ?? now
+  const exp = optTime(body, 'until', '--until')
+  if (exp === undefined || exp <= nbf || exp <= now)
+    throw new UsageError('access must end in the future, after it starts')
+  return { nbf, exp }
+}
+
+export async function grant(node: EdgewardNode, space: string, body: Body): Promise<Body> {
+  const state = synchronisedState(node, space)
+  const now = Date.now()
+  const sub = did(body, 'to', '--to')
+  const streams = stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*'])
+  checkStreamsExist(state, streams)
+  const forward = body.forward
+  if (forward !== undefined && !FORWARD_PERMISSIONS.includes(forward as ForwardPermission)) {
+    throw new UsageError('--forward must be never, ask-owner or allowed')
+  }
+  const maxReleases = body.maxReleases
+  if (
+    maxReleases !== undefined &&
+    (typeof maxReleases !== 'number' || !Number.isSafeInteger(maxReleases) || maxReleases < 1)
+  ) {
+    throw new UsageError('--max-releases must be a positive whole number')
+  }
+  const purpose = body.purpose
+  if (purpose !== undefined && (typeof purpose !== 'string' || purpose.length === 0 || purpose.length > 256)) {
+    throw new UsageError('--purpose must be 1..256 characters')
+  }
+  const parent = body.parent
+  if (parent !== undefined && (typeof parent !== 'string' || !ID_PATTERN.test(parent)))
+    throw new UsageError('--parent must be a grant id')
+  if (typeof parent === 'string' && !state.grants.has(parent))
+    throw new NotFoundError(`space ${space} has no grant ${parent}`)
+  const fields: GrantFields = {
+    space,
+    sub,
+    streams,
+    forms: stringList(body, 'forms', '--form', FORM_PATTERN, ['raw']),
+    ...window(body, now),
+    dataFrom: optTime(body, 'dataFrom', '--data-from'),
+    dataUntil: optTime(body, 'dataUntil', '--data-until'),
+    download: body.download === false ? false : undefined,
+    forward: forward as ForwardPermission | undefined,
+    devices: body.devices === undefined ? undefined : stringList(body, 'devices', '--device', PEER_ID_PATTERN, []),
+    maxReleases: maxReleases as number | undefined,
+    purpose: purpose as string | undefined,
+    parent: parent as string | undefined,
+  }
+  let rec: ReturnType<typeof createGrant>
+  try {
+    rec = createGrant(node.identity.principal, fields, now)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  await asAuthor(() => node.policy.write(space, [{ kind: 'grant', record: rec }]))
+  const status = state.grantStatus(rec, now)
+  return {
+    grant: rec.id,
+    subject: sub,
+    streams,
+    forms: fields.forms,
+    notBefore: new Date(fields.nbf).toISOString(),
+    notAfter: new Date(fields.exp).toISOString(),
+    status: status.status,
+    ...(status.reason === undefined ? {} : { why: status.reason }),
+  }
+}
+
+export async function delegate(node: EdgewardNode, space: string, body: Body): Promise<Body> {
+  synchronisedState(node, space)
+  const now = Date.now()
+  const admin = did(body, 'to', '--to')
+  const streams = stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*'])
+  const rec = createDelegation(node.identity.principal, { space, admin, streams, ...window(body, now) }, now)
+  await asAuthor(() => node.policy.write(space, [{ kind: 'delegation', record: rec }]))
+  return { delegation: rec.id, admin, streams, notAfter: new Date(rec.body.exp).toISOString() }
+}
+
+export async function revoke(node: EdgewardNode, space: string, body: Body): Promise<Body> {
+  const state = synchronisedState(node, space)
+  let target: RevocationTarget
+  if (typeof body.grant === 'string') {
+    if (!ID_PATTERN.test(body.grant)) throw new UsageError(`not a grant id: ${body.grant}`)
+    if (!state.grants.has(body.grant)) throw new NotFoundError(`space ${space} has no grant ${body.grant}`)
+    target = { grant: body.grant }
+  } else if (typeof body.subject === 'string') {
+    if (!isDid(body.subject)) throw new UsageError(`not a did:key: ${body.subject}`)
+    target = { subject: body.subject }
+  } else if (typeof body.device === 'string') {
+    if (!PEER_ID_PATTERN.test(body.device)) throw new UsageError(`not a peer id: ${body.device}`)
+    target = { device: body.device }
+  } else if (typeof body.delegation === 'string') {
+    if (!state.delegations.has(body.delegation))
+      throw new NotFoundError(`space ${space} has no delegation ${body.delegation}`)
+    target = { delegation: body.delegation }
+  } else {
+    throw new UsageError('revoke needs --grant ID, --subject DID, --device PEER or --delegation ID')
+  }
+  const reason = typeof body.reason === 'string' ? body.reason.slice(0, 512) : undefined
+  const rec = createRevocation(node.identity.principal, space, target, Date.now(), reason)
+  await asAuthor(() => node.policy.write(space, [{ kind: 'revocation', record: rec }]))
+  return { revocation: rec.id, target }
+}
+
+/** Every grant of the space with its state now (active, expired, revoked, pending, not-honoured) and why. */
+export function listGrants(node: EdgewardNode, space: string): Body {
+  const state = synchronisedState(node, space)
+  const now = Date.now()
+  const grants = [...state.grants.values()]
+    .map(g => {
+      const s = state.grantStatus(g, now)
+      return {
+        id: g.id,
+        issuer: g.issuer,
+        subject: g.body.sub,
+        streams: g.body.streams,
+        forms: g.body.forms,
+        notBefore: new Date(g.body.nbf).toISOString(),
+        notAfter: new Date(g.body.exp).toISOString(),
+        status: s.status,
+        ...(s.reason === undefined ? {} : { why: s.reason }),
+        ...(g.body.dataFrom === undefined ? {} : { dataFrom: new Date(g.body.dataFrom).toISOString() }),
+        ...(g.body.dataUntil === undefined ? {} : { dataUntil: new Date(g.body.dataUntil).toISOString() }),
+        download: g.body.download !== false,
+        forward: g.body.forward ?? 'never',
+        ...(g.body.devices === undefined ? {} : { devices: g.body.devices }),
+        ...(g.body.maxReleases === undefined ? {} : { maxReleases: g.body.maxReleases }),
+        ...(g.body.purpose === undefined ? {} : { purpose: g.body.purpose }),
+        ...(g.body.parent === undefined ? {} : { parent: g.body.parent }),
+      }
+    })
+    .sort((a, b) => (a.notBefore < b.notBefore ? -1 : a.notBefore > b.notBefore ? 1 : a.id < b.id ? -1 : 1))
+  const delegations = [...state.delegations.values()].map(d => ({
+    id: d.id,
+    admin: d.body.admin,
+    streams: d.body.streams,
+    notAfter: new Date(d.body.exp).toISOString(),
+  }))
+  return { space, grants, delegations }
+}
+
+export async function fileRequest(node: EdgewardNode, space: string, body: Body): Promise<Body> {
+  synchronisedState(node, space)
+  const durationMs = body.durationMs
+  if (typeof durationMs !== 'number' || !Number.isSafeInteger(durationMs) || durationMs < 1000) {
+    throw new UsageError('request needs --for DURATION')
+  }
+  const reason = body.reason
+  if (typeof reason !== 'string' || reason.length === 0 || reason.length > 512)
+    throw new UsageError('request needs --reason TEXT')
+  const onBehalfOf = body.onBehalfOf === undefined ? undefined : did(body, 'onBehalfOf', '--on-behalf-of')
+  const via = body.via
+  if ((onBehalfOf === undefined) !== (via === undefined)) throw new UsageError('--on-behalf-of and --via go together')
+  if (via !== undefined && (typeof via !== 'string' || !ID_PATTERN.test(via)))
+    throw new UsageError('--via must be a grant id')
+  const id = await node.requests.file(space, {
+    streams: stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*']),
+    forms: stringList(body, 'forms', '--form', FORM_PATTERN, ['raw']),
+    durationMs,
+    reason,
+    onBehalfOf,
+    via: via as string | undefined,
+  })
+  return { request: id }
+}
+
+export async function decide(
+  node: EdgewardNode,
+  space: string,
+  id: string,
+  approve: boolean,
+  body: Body,
+): Promise<Body> {
+  synchronisedState(node, space)
+  if (!ID_PATTERN.test(id)) throw new UsageError(`not a request id: ${id}`)
+  if (approve) {
+    const d = body.durationMs
+    if (d !== undefined && (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1000))
+      throw new UsageError('--for must be a duration')
+    const out = await asAuthor(() => node.requests.approve(space, id, d as number | undefined))
+    return { request: id, approved: true, grant: out.grant, notAfter: new Date(out.notAfter).toISOString() }
+  }
+  const reason = body.reason
+  if (typeof reason !== 'string' || reason.length === 0) throw new UsageError('deny needs --reason TEXT')
+  await asAuthor(() => node.requests.deny(space, id, reason.slice(0, 512)))
+  return { request: id, approved: false, reason }
+}

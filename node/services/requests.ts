@@ -1,0 +1,224 @@
+/**
+ * Access requests on the network: a principal files a signed request on the space's
+ * requests topic; every peer of the space validates it (signature, space, size, freshness,
+ * a bound per requester) before forwarding, and keeps it, so the owner and admins can list
+ * and decide on it. The decision is written to the policy document (policy service), so the
+ * requester learns the outcome by replication.
+ */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { logger } from '@libp2p/logger'
+import type { OpenedRecord } from '../../crypto/signed.ts'
+import { createGrant } from '../../protocols/policy/records.ts'
+import {
+  type AccessRequest,
+  createAccessRequest,
+  createDecision,
+  openAccessRequest,
+  requestsTopic,
+} from '../../protocols/policy/requests.ts'
+import { NotFoundError, UsageError } from '../errors.ts'
+import { DURABLE } from '../store.ts'
+import type { NodeComponents } from './components.ts'
+import type { PolicyService } from './policy.ts'
+
+const log = logger('edgeward:requests')
+/** a request's time may be this far from ours */
+const FRESHNESS_MS = 10 * 60 * 1000
+const MAX_PENDING_PER_REQUESTER = 100
+
+export type RequestStatus = 'pending' | 'approved' | 'denied'
+
+export interface RequestView {
+  id: string
+  space: string
+  /** who asked (for a forwarded request: the holder who forwarded it) */
+  from: string
+  /** who access is for */
+  for: string
+  via?: string
+  streams: string[]
+  forms: string[]
+  durationMs: number
+  reason: string
+  at: number
+  status: RequestStatus
+  grant?: string
+  decisionReason?: string
+  decidedBy?: string
+}
+
+export class RequestsService {
+  private readonly c: NodeComponents
+  private readonly policy: PolicyService
+  private readonly perRequester = new Map<string, number>()
+
+  constructor(components: NodeComponents, policy: PolicyService) {
+    this.c = components
+    this.policy = policy
+    components.metrics.describe(
+      'edgeward_access_requests_refused_total',
+      'access requests refused on the requests topic, by reason',
+    )
+  }
+
+  async start(): Promise<void> {
+    for await (const k of this.c.store.requests.keys()) {
+      const from = k.split('!')[2]
+      if (from !== undefined) this.perRequester.set(from, (this.perRequester.get(from) ?? 0) + 1)
+    }
+    for (const space of this.policy.spaces()) this.subscribe(space)
+  }
+
+  subscribe(space: string): void {
+    const topic = requestsTopic(space)
+    const pubsub = this.c.libp2p.services.pubsub
+    if (pubsub.topicValidators.has(topic)) return
+    pubsub.topicValidators.set(topic, async (_peer, msg) =>
+      (await this.ingest(space, msg.data)) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject,
+    )
+    pubsub.subscribe(topic)
+  }
+
+  private refuse(reason: string): false {
+    this.c.metrics.inc('edgeward_access_requests_refused_total', { reason })
+    return false
+  }
+
+  private async ingest(space: string, data: Uint8Array): Promise<boolean> {
+    let req: OpenedRecord<AccessRequest>
+    try {
+      req = openAccessRequest(data)
+    } catch (err) {
+      return this.refuse((err as Error).name)
+    }
+    if (req.body.space !== space) return this.refuse('wrong-space')
+    if (Math.abs(req.body.iat - this.c.now()) > FRESHNESS_MS) return this.refuse('stale')
+    const key = `${space}!${req.id}!${req.issuer}`
+    if ((await this.c.store.requests.get(key)) !== undefined) return true
+    const count = this.perRequester.get(req.issuer) ?? 0
+    if (count >= MAX_PENDING_PER_REQUESTER) return this.refuse('too-many-requests')
+    this.perRequester.set(req.issuer, count + 1)
+    await this.c.store.requests.put(key, data, DURABLE)
+    log('access request %s from %s', req.id, req.issuer)
+    return true
+  }
+
+  /** File a request (for ourselves, or forwarded through `via` for `onBehalfOf`). */
+  async file(
+    space: string,
+    fields: {
+      streams: string[]
+      forms: string[]
+      durationMs: number
+      reason: string
+      onBehalfOf?: string
+      via?: string
+    },
+  ): Promise<string> {
+    this.policy.document(space)
+    const me = this.c.identity.principal
+    const req = createAccessRequest(
+      me,
+      {
+        space,
+        sub: fields.onBehalfOf ?? me.did,
+        streams: fields.streams,
+        forms: fields.forms,
+        durationMs: fields.durationMs,
+        reason: fields.reason,
+        via: fields.via,
+      },
+      this.c.now(),
+    )
+    await this.ingest(space, req.bytes)
+    await this.c.libp2p.services.pubsub.publish(requestsTopic(space), req.bytes)
+    return req.id
+  }
+
+  async list(space: string): Promise<RequestView[]> {
+    const state = this.policy.document(space).state
+    const seen = new Map<string, OpenedRecord<AccessRequest>>()
+    for await (const v of this.c.store.requests.values({ gt: `${space}!`, lt: `${space}!~` })) {
+      const r = openAccessRequest(v)
+      seen.set(r.id, r)
+    }
+    // decided requests are in the document even where the request itself never arrived
+    for (const d of state.decisions()) seen.set(d.accessRequest.id, d.accessRequest)
+    return [...seen.values()]
+      .map(r => {
+        const d = state.decisionOn(r.id)
+        const view: RequestView = {
+          id: r.id,
+          space,
+          from: r.issuer,
+          for: r.body.sub,
+          streams: r.body.streams,
+          forms: r.body.forms,
+          durationMs: r.body.durationMs,
+          reason: r.body.reason,
+          at: r.body.iat,
+          status: d === undefined ? 'pending' : d.body.approved ? 'approved' : 'denied',
+        }
+        if (r.body.via !== undefined) view.via = r.body.via
+        if (d !== undefined) {
+          view.decidedBy = d.issuer
+          if (d.body.grant !== undefined) view.grant = d.body.grant
+          if (d.body.reason !== undefined) view.decisionReason = d.body.reason
+        }
+        return view
+      })
+      .sort((a, b) => a.at - b.at)
+  }
+
+  private async find(space: string, id: string): Promise<OpenedRecord<AccessRequest>> {
+    for await (const v of this.c.store.requests.values({ gt: `${space}!${id}!`, lt: `${space}!${id}!~` })) {
+      return openAccessRequest(v)
+    }
+    throw new NotFoundError(`no access request ${id} in space ${space}`)
+  }
+
+  /** Approve: issue the grant asked for (or for `durationMs`) and record the decision, in one change. */
+  async approve(space: string, id: string, durationMs?: number): Promise<{ grant: string; notAfter: number }> {
+    const req = await this.find(space, id)
+    const state = this.policy.document(space).state
+    if (state.decisionOn(id) !== undefined) throw new UsageError(`request ${id} has already been decided`)
+    const now = this.c.now()
+    if (req.body.via !== undefined) {
+      const via = state.grants.get(req.body.via)
+      if (via === undefined || via.body.sub !== req.issuer || via.body.forward !== 'ask-owner') {
+        throw new UsageError('the request was forwarded through a grant that does not allow asking the owner')
+      }
+      if (state.grantProblem(via, now) !== undefined)
+        throw new UsageError('the grant the request was forwarded through is not active')
+    }
+    const me = this.c.identity.principal
+    const exp = now + (durationMs ?? req.body.durationMs)
+    const grant = createGrant(
+      me,
+      {
+        space,
+        sub: req.body.sub,
+        streams: req.body.streams,
+        forms: req.body.forms,
+        nbf: now,
+        exp,
+        purpose: req.body.reason.slice(0, 256),
+      },
+      now,
+    )
+    const decision = createDecision(me, req, { approved: true, grant: grant.id }, now)
+    await this.policy.write(space, [
+      { kind: 'grant', record: grant },
+      { kind: 'decision', record: decision },
+    ])
+    return { grant: grant.id, notAfter: exp }
+  }
+
+  async deny(space: string, id: string, reason: string): Promise<void> {
+    const req = await this.find(space, id)
+    const state = this.policy.document(space).state
+    if (state.decisionOn(id) !== undefined) throw new UsageError(`request ${id} has already been decided`)
+    const decision = createDecision(this.c.identity.principal, req, { approved: false, reason }, this.c.now())
+    await this.policy.write(space, [{ kind: 'decision', record: decision }])
+  }
+}
