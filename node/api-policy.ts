@@ -124,6 +124,11 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
+  // a grant its issuer has no authority for would never be honoured: say so rather than write it
+  const authority = state.grantProblem(rec, now)
+  if (authority?.code === 'issuer-not-authorized' || authority?.code === 'parent-not-active') {
+    throw new AccessRefusedError('not-authorized', authority.reason)
+  }
   await asAuthor(() => node.policy.write(space, [{ kind: 'grant', record: rec }]))
   const status = state.grantStatus(rec, now)
   return {

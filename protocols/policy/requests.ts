@@ -54,6 +54,8 @@ export interface Decision {
   iat: number
 }
 
+export type OpenedDecision = OpenedRecord<Decision> & { accessRequest: OpenedRecord<AccessRequest> }
+
 export function createAccessRequest(
   issuer: SigningKeyPair & { did: string },
   fields: Omit<AccessRequest, 't' | 'iss' | 'iat' | 'nonce'>,
@@ -113,7 +115,7 @@ export function createDecision(
   request: OpenedRecord<AccessRequest>,
   outcome: { approved: true; grant: string } | { approved: false; reason: string },
   now: number,
-): OpenedRecord<Decision> {
+): OpenedDecision {
   const body: Decision = {
     t: 'decision',
     iss: decider.did,
@@ -124,7 +126,7 @@ export function createDecision(
     ...(outcome.approved ? { grant: outcome.grant } : { reason: outcome.reason }),
   }
   checkDecision(body as unknown as Fields)
-  return signRecord(DECISION_TAG, body, decider)
+  return { ...signRecord(DECISION_TAG, body, decider), accessRequest: request }
 }
 
 function checkDecision(m: Fields): void {
@@ -138,8 +140,6 @@ function checkDecision(m: Fields): void {
   else str(m, 'reason', 512)
   int(m, 'iat')
 }
-
-export type OpenedDecision = OpenedRecord<Decision> & { accessRequest: OpenedRecord<AccessRequest> }
 
 /** Opens a decision and the request inside it (whose signature is checked too). */
 export function openDecision(data: Uint8Array): OpenedDecision {
