@@ -5,13 +5,13 @@
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { DHT_PROTOCOL_PREFIX } from '../protocols/sync/messages.ts'
 
 export type EdgewardLibp2p = Libp2p<{ pubsub: GossipSub; dht: KadDHT; identify: unknown; ping: unknown }>
@@ -20,13 +20,20 @@ export interface NetworkOptions {
   privateKey: PrivateKey
   /** multiaddrs to listen on; default one random TCP port on 127.0.0.1 */
   listen?: string[]
+  /** transports; default TCP (the simulator passes the memory transport) */
+  transports?: Libp2pOptions['transports']
+  /** decides which connections may be made (the simulator uses it for partitions) */
+  connectionGater?: Libp2pOptions['connectionGater']
+  /** gossipsub options over our defaults */
+  gossip?: Partial<GossipsubOpts>
 }
 
 export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2p> {
   return (await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
+    transports: opts.transports ?? [tcp()],
+    ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 300 },
@@ -45,6 +52,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
         // a validator may run asynchronously; reject invalid messages before forwarding them
         asyncValidation: false,
         maxInboundDataLength: 1024 * 1024,
+        ...opts.gossip,
       }),
     },
   })) as unknown as EdgewardLibp2p

@@ -9,7 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { decodeCanonical, encodeCanonical } from '../crypto/encoding.ts'
 import { type Identity, loadIdentity } from './identity.ts'
 import { Metrics } from './metrics.ts'
-import { createNetwork, type EdgewardLibp2p } from './network.ts'
+import { createNetwork, type EdgewardLibp2p, type NetworkOptions } from './network.ts'
 import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
 import { DataService, type DataServiceOptions } from './services/data.ts'
@@ -26,6 +26,9 @@ export interface NodeOptions extends PolicyServiceOptions, DataServiceOptions, A
   passphrase?: string
   listen?: string[]
   bootstrap?: string[]
+  /** the network and the store, when not the defaults (TCP; LevelDB in DATA/db): the simulator's hooks */
+  network?: Omit<NetworkOptions, 'privateKey' | 'listen'>
+  store?: () => Promise<Store>
   /** how often to redial known peers that are not connected (default 2 s) */
   redialIntervalMs?: number
   now?: () => number
@@ -66,9 +69,9 @@ export class EdgewardNode {
 
   static async create(opts: NodeOptions): Promise<EdgewardNode> {
     const identity = await loadIdentity(opts.dataDir, opts.passphrase)
-    const store = await openStore(join(opts.dataDir, 'db'))
+    const store = await (opts.store ?? (() => openStore(join(opts.dataDir, 'db'))))()
     try {
-      const libp2p = await createNetwork({ privateKey: identity.peerKey, listen: opts.listen })
+      const libp2p = await createNetwork({ ...opts.network, privateKey: identity.peerKey, listen: opts.listen })
       const c: NodeComponents = { identity, store, libp2p, metrics: new Metrics(), now: opts.now ?? Date.now }
       const policy = new PolicyService(c, opts)
       const audit = opts.audit === false ? undefined : new AuditService(c, policy, opts)

@@ -11,16 +11,18 @@
  * - `requests`: `<space>!<request id>` -> signed access request seen on the space's requests topic
  * Writes that must not be lost are atomic batches and synced.
  */
-import type { AbstractSublevel } from 'abstract-level'
+import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
+import { MemoryLevel } from 'memory-level'
 import { aeadDecrypt, aeadEncrypt } from '../crypto/aead.ts'
 import { NodeStateError } from './errors.ts'
 
 type Bytes = Uint8Array
-export type Sub = AbstractSublevel<Level<string, Bytes>, string | Bytes | Buffer, string, Bytes>
+type Db = AbstractLevel<string | Bytes | Buffer, string, Bytes>
+export type Sub = AbstractSublevel<Db, string | Bytes | Buffer, string, Bytes>
 
 export interface Store {
-  db: Level<string, Bytes>
+  db: Db
   spaces: Sub
   policy: Sub
   keys: Sub
@@ -45,6 +47,17 @@ export async function openStore(path: string): Promise<Store> {
     }
     throw err
   }
+  return sublevels(db as unknown as Db)
+}
+
+/** A store that lives in memory only: for the simulator's runs that do not keep state on disk. */
+export async function openMemoryStore(): Promise<Store> {
+  const db = new MemoryLevel<string, Bytes>(enc)
+  await db.open()
+  return sublevels(db as unknown as Db)
+}
+
+function sublevels(db: Db): Store {
   const sub = (name: string) => db.sublevel<string, Bytes>(name, enc) as unknown as Sub
   return {
     db,
