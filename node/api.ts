@@ -10,10 +10,13 @@ import type { AddressInfo } from 'node:net'
 import { constantTimeEqual } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
 import { validateReadingInput } from '../protocols/data/reading.ts'
+import { FORM_PATTERN } from '../protocols/policy/records.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
 import * as policyApi from './api-policy.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
+import type { MqttIngestions } from './services/mqtt.ts'
+import type { DecryptedReading } from './services/data.ts'
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -55,6 +58,17 @@ export function errorBody(err: Error): { error: { name: string; message: string;
   return { error: { name: err.name, message: err.message, ...(code === undefined ? {} : { code }) } }
 }
 
+/** A decrypted reading as the API gives it; the raw form's salt lets a holder prove a hashed commitment. */
+function readingJson(r: DecryptedReading): string {
+  return JSON.stringify({
+    ts: r.ts,
+    value: r.value,
+    seq: r.seq,
+    epoch: r.epoch,
+    ...(r.salt === undefined ? {} : { salt: Buffer.from(r.salt).toString('hex') }),
+  })
+}
+
 function spaceParam(id: string): string {
   if (!ID_PATTERN.test(id)) throw new UsageError(`not a space id: ${id}`)
   return id
@@ -68,11 +82,14 @@ function streamParam(name: string): string {
 export class ApiServer {
   private readonly node: EdgewardNode
   private readonly token: Uint8Array
+  private readonly ingest: MqttIngestions | undefined
   private server: Server | undefined
 
-  constructor(node: EdgewardNode, token: string) {
+  /** `ingest`: the node's MQTT ingestions, for /v1/ingest (without it, those endpoints are 404) */
+  constructor(node: EdgewardNode, token: string, ingest?: MqttIngestions) {
     this.node = node
     this.token = new TextEncoder().encode(token)
+    this.ingest = ingest
   }
 
   async listen(port: number): Promise<string> {
@@ -121,6 +138,12 @@ export class ApiServer {
         throw new UsageError('a space needs a name (1..128 characters)')
       return send(res, 200, { space: await n.createSpace(name) })
     }
+    if (parts[0] === 'v1' && parts[1] === 'ingest') {
+      const ingest = this.ingestions()
+      if (m === 'GET' && parts.length === 2) return send(res, 200, { ingestions: ingest.list() })
+      if (m === 'GET' && parts.length === 3) return send(res, 200, ingest.get(parts[2]))
+      if (m === 'DELETE' && parts.length === 3) return send(res, 200, await ingest.stop(parts[2]))
+    }
     if (parts[0] !== 'v1' || parts[1] !== 'spaces' || parts.length < 4)
       throw new NotFoundError(`no such endpoint: ${m} ${url.pathname}`)
     const space = spaceParam(parts[2])
@@ -149,8 +172,32 @@ export class ApiServer {
       const body = parseJson(await readBody(req))
       return send(res, 200, await policyApi.decide(n, space, parts[4], parts[5] === 'approve', body))
     }
+    if (m === 'POST' && parts[3] === 'ingest' && parts.length === 4) {
+      return send(res, 200, await this.startIngest(space, parseJson(await readBody(req))))
+    }
     if (m === 'GET' && parts[3] === 'audit' && parts[4] === 'report' && parts.length === 5) {
       return send(res, 200, await this.auditReport(space, url))
+    }
+    if (m === 'POST' && parts[3] === 'streams' && parts.length === 4) {
+      const body = parseJson(await readBody(req))
+      const name = streamParam(String(body.name))
+      const epochMs = body.epochMs
+      if (epochMs !== undefined && (typeof epochMs !== 'number' || !Number.isSafeInteger(epochMs) || epochMs < 1000)) {
+        throw new UsageError('--epoch must be a duration of at least 1s')
+      }
+      const forms = body.forms
+      if (
+        forms !== undefined &&
+        (!Array.isArray(forms) || !forms.every(f => typeof f === 'string' && FORM_PATTERN.test(f)))
+      ) {
+        throw new UsageError('forms are raw, hashed or aggregate:<window> (e.g. aggregate:15m)')
+      }
+      await n.data.createStream(space, name, {
+        epochMs: epochMs as number | undefined,
+        forms: forms as string[] | undefined,
+      })
+      const rec = n.policy.document(space).state.streams.get(name)!.body
+      return send(res, 200, { stream: name, epochMs: rec.epochMs, forms: rec.forms ?? ['raw', 'hashed'] })
     }
     if (parts[3] === 'streams' && parts[5] === 'readings' && parts.length === 6) {
       const stream = streamParam(parts[4])
@@ -198,6 +245,31 @@ export class ApiServer {
     }
   }
 
+  private ingestions(): MqttIngestions {
+    if (this.ingest === undefined) throw new NotFoundError('this node runs no MQTT ingestion')
+    return this.ingest
+  }
+
+  /** POST /v1/spaces/:id/ingest {url, topic, map?, version?}: subscribe and store what arrives. */
+  private async startIngest(space: string, body: Record<string, unknown>): Promise<unknown> {
+    const { url, topic, map, version } = body
+    if (typeof url !== 'string') throw new UsageError('ingest needs the broker URL (--mqtt)')
+    if (typeof topic !== 'string') throw new UsageError('ingest needs a topic filter (--topic)')
+    if (
+      map !== undefined &&
+      (map == null || typeof map !== 'object' || !Object.values(map).every(t => typeof t === 'string'))
+    )
+      throw new UsageError('map must be an object {stream: topic filter}')
+    if (version !== undefined && version !== 4 && version !== 5) throw new UsageError('--mqtt-version must be 4 or 5')
+    return this.ingestions().start({
+      space,
+      url,
+      topic,
+      ...(map === undefined ? {} : { map: map as Record<string, string> }),
+      protocolVersion: version ?? 4,
+    })
+  }
+
   private async auditReport(space: string, url: URL): Promise<unknown> {
     const audit = this.node.audit
     if (audit === undefined) throw new NotFoundError('this node keeps no audit log')
@@ -243,19 +315,19 @@ export class ApiServer {
     const since = Number(url.searchParams.get('since') ?? '0')
     if (!Number.isSafeInteger(since) || since < 0) throw new UsageError('--since must be a time in ms')
     const follow = url.searchParams.get('follow') === '1'
+    const form = url.searchParams.get('form') ?? 'raw'
+    if (!FORM_PATTERN.test(form)) throw new UsageError(`--form must be raw, hashed or aggregate:<window>, got ${form}`)
     const data = this.node.data
     if (!follow) {
-      const out = await data.read(space, stream, since)
+      const out = await data.read(space, stream, since, form)
       res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-      return void res.end(
-        out.map(r => `${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`).join(''),
-      )
+      return void res.end(out.map(r => `${readingJson(r)}\n`).join(''))
     }
     // follow: everything stored so far, then each new reading as it arrives; a refusal ends the stream
     const queue: Parameters<Parameters<typeof data.onReading>[0]>[0][] = []
     let wake: (() => void) | undefined
     const unsubscribe = data.onReading(r => {
-      if (r.space !== space || r.stream !== stream) return
+      if (r.space !== space || r.stream !== stream || r.form !== form) return
       queue.push(r)
       wake?.()
     })
@@ -265,11 +337,11 @@ export class ApiServer {
       wake?.()
     })
     try {
-      const first = await data.read(space, stream, since)
+      const first = await data.read(space, stream, since, form)
       res.writeHead(200, { 'content-type': 'application/x-ndjson' })
       let lastSeq = -1
       for (const r of first) {
-        res.write(`${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`)
+        res.write(`${readingJson(r)}\n`)
         lastSeq = r.seq
       }
       while (!closed) {
@@ -278,7 +350,7 @@ export class ApiServer {
         if (batch.length === 0) continue
         try {
           for (const r of await data.decryptAll(space, stream, batch, since)) {
-            res.write(`${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`)
+            res.write(`${readingJson(r)}\n`)
             lastSeq = Math.max(lastSeq, r.seq)
           }
         } catch (err) {

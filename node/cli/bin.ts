@@ -21,6 +21,9 @@ commands:
   status                                 peer id, did, addresses, connected peers, spaces
   space create NAME                      create a space owned by this node; prints its id
   space join SPACE_ID                    join a space as a reader
+  stream create SPACE NAME [--epoch DURATION] [--form hashed]... [--aggregate WINDOW]...
+                                         define a stream: its key epochs (default 1h) and the forms the
+                                         gateway produces (raw always; hashed by default; aggregate:15m ...)
   publish SPACE STREAM                   publish NDJSON readings {"ts": <ms>, "value": <number|object>} from stdin
   grant SPACE --to DID (--for DURATION | --until TIME) [--from TIME] [--stream S|PREFIX*]... [--form F]...
         [--data-from TIME] [--data-until TIME] [--no-download] [--forward never|ask-owner|allowed]
@@ -36,8 +39,8 @@ commands:
   requests SPACE                         access requests with their outcome (pending, approved, denied)
   approve SPACE REQUEST [--for DURATION] grant what a request asks for
   deny SPACE REQUEST --reason TEXT       refuse a request, with a reason the requester sees
-  read SPACE STREAM [--since MS] [--follow]
-                                         decrypted readings as NDJSON; exit 3 when refused
+  read SPACE STREAM [--since MS] [--follow] [--form F]
+                                         decrypted readings (of form F, default raw) as NDJSON; exit 3 when refused
   audit report SPACE [--subject DID] [--resource STREAM] [--from T] [--until T] --out FILE
                                          on the key holder: entries with inclusion proofs against a
                                          signed tree head, and who held a key for how long
@@ -85,6 +88,8 @@ const OPTIONS = {
   reason: { type: 'string' },
   'on-behalf-of': { type: 'string' },
   via: { type: 'string' },
+  epoch: { type: 'string' },
+  aggregate: { type: 'string', multiple: true, default: [] as string[] },
   follow: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   resource: { type: 'string' },
@@ -123,7 +128,8 @@ const ALLOWED: Record<string, string[]> = {
   requests: [],
   approve: ['for'],
   deny: ['reason'],
-  read: ['since', 'follow'],
+  read: ['since', 'follow', 'form'],
+  stream: ['epoch', 'form', 'aggregate'],
   demo: ['keep'],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space'],
 }
@@ -182,6 +188,16 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'create') await cmd.spaceCreate(dataDir, arg, o)
       else if (sub === 'join') await cmd.spaceJoin(dataDir, arg, o)
       else throw new UsageError('usage: edgeward space (create NAME | join SPACE_ID)')
+      return 0
+    }
+    case 'stream': {
+      const [sub, space, name] = positionals(
+        rest,
+        3,
+        'stream create SPACE NAME [--epoch DURATION] [--aggregate WINDOW]...',
+      )
+      if (sub !== 'create') throw new UsageError('usage: edgeward stream create SPACE NAME')
+      await cmd.streamCreate(dataDir, space, name, { epoch: v.epoch, form: v.form, aggregate: v.aggregate }, o)
       return 0
     }
     case 'publish': {
@@ -261,7 +277,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'read': {
       const [space, stream] = positionals(rest, 2, 'read SPACE STREAM [--since MS] [--follow]')
-      await cmd.read(dataDir, space, stream, { since: v.since, follow: v.follow }, o)
+      if (v.form.length > 1) throw new UsageError('read takes one --form')
+      await cmd.read(dataDir, space, stream, { since: v.since, follow: v.follow, form: v.form[0] }, o)
       return 0
     }
     case 'audit': {

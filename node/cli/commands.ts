@@ -8,7 +8,10 @@ import { createInterface } from 'node:readline'
 import type { ApiServer } from '../api.ts'
 import { ensureApiToken } from '../api-token.ts'
 import { UsageError } from '../errors.ts'
+import type { EdgewardNode } from '../node.ts'
+import type { MqttIngestions } from '../services/mqtt.ts'
 import { ApiClient, type NodeInfo, nodeInfoPath } from './client.ts'
+import { parseDuration } from './duration.ts'
 
 export interface Output {
   json: boolean
@@ -36,30 +39,64 @@ export async function init(dataDir: string, force: boolean, o: Output): Promise<
   )
 }
 
-export async function start(
+export interface StartOptions {
+  listen: string[]
+  bootstrap: string[]
+  apiPort: number
+}
+
+/** What a command adds to a running node (the gateway's broker): info for node.json, lines to print, how to stop it. */
+export interface NodeExtension {
+  info: Record<string, unknown>
+  lines: string[]
+  stop: () => Promise<void>
+}
+
+export async function start(dataDir: string, opts: StartOptions, o: Output): Promise<void> {
+  await runNode(dataDir, opts, o)
+}
+
+/**
+ * Run the node in the foreground until SIGINT/SIGTERM: `start`, and `gateway` with its
+ * extension. Writes DIR/node.json once the local API listens; on a signal, removes it and
+ * stops the MQTT ingestions, the extension, the API and the node, in that order.
+ */
+export async function runNode(
   dataDir: string,
-  opts: { listen: string[]; bootstrap: string[]; apiPort: number },
+  opts: StartOptions,
   o: Output,
+  extend?: (node: EdgewardNode, ingest: MqttIngestions) => Promise<NodeExtension>,
 ): Promise<void> {
   const { EdgewardNode } = await import('../node.ts')
   const { ApiServer: Server } = await import('../api.ts')
+  const { MqttIngestions: Ingestions } = await import('../services/mqtt.ts')
   const node = await EdgewardNode.create({
     dataDir,
     passphrase: passphrase(),
     listen: opts.listen.length > 0 ? opts.listen : undefined,
     bootstrap: opts.bootstrap,
   })
+  const ingest = new Ingestions(node)
   let api: ApiServer | undefined
+  let extension: NodeExtension | undefined
+  const stopAll = async () => {
+    await api?.close()
+    await ingest.stopAll()
+    await extension?.stop()
+    await node.stop()
+  }
   try {
     await node.start()
-    api = new Server(node, await ensureApiToken(dataDir))
+    extension = await extend?.(node, ingest)
+    api = new Server(node, await ensureApiToken(dataDir), ingest)
     const url = await api.listen(opts.apiPort)
-    const info: NodeInfo = {
+    const info: NodeInfo & Record<string, unknown> = {
       peerId: node.identity.peerId,
       did: node.identity.principal.did,
       addresses: node.addresses(),
       api: url,
       pid: process.pid,
+      ...extension?.info,
     }
     await writeFile(`${nodeInfoPath(dataDir)}.tmp`, JSON.stringify(info, null, 2), { mode: 0o600 })
     await rename(`${nodeInfoPath(dataDir)}.tmp`, nodeInfoPath(dataDir))
@@ -67,11 +104,16 @@ export async function start(
     print(
       o,
       info,
-      `node ${info.peerId} running\ndid:  ${info.did}\n${info.addresses.map(a => `listening on ${a}`).join('\n')}\napi:  ${url}`,
+      [
+        `node ${info.peerId} running`,
+        `did:  ${info.did}`,
+        ...info.addresses.map(a => `listening on ${a}`),
+        `api:  ${url}`,
+        ...(extension?.lines ?? []),
+      ].join('\n'),
     )
   } catch (err) {
-    await api?.close()
-    await node.stop()
+    await stopAll()
     throw err
   }
   await new Promise<void>(resolve => {
@@ -80,8 +122,7 @@ export async function start(
     process.once('SIGTERM', stop)
   })
   await rm(nodeInfoPath(dataDir), { force: true })
-  await api.close()
-  await node.stop()
+  await stopAll()
   o.err('node stopped')
 }
 
@@ -156,11 +197,31 @@ export async function publish(
   print(o, { published: total }, `published ${total} readings to ${stream}`)
 }
 
+export async function streamCreate(
+  dataDir: string,
+  space: string,
+  name: string,
+  opts: { epoch?: string; form: string[]; aggregate: string[] },
+  o: Output,
+): Promise<void> {
+  const forms = [...opts.form, ...opts.aggregate.map(w => `aggregate:${w}`)]
+  const r = await (await ApiClient.connect(dataDir)).call('POST', `/v1/spaces/${encodeURIComponent(space)}/streams`, {
+    name,
+    epochMs: opts.epoch === undefined ? undefined : parseDuration(opts.epoch),
+    forms: forms.length > 0 ? forms : undefined,
+  })
+  print(
+    o,
+    r,
+    `stream ${r.stream}: forms ${(r.forms as string[]).join(', ')}; epochs of ${Math.round((r.epochMs as number) / 60_000)} min`,
+  )
+}
+
 export async function read(
   dataDir: string,
   space: string,
   stream: string,
-  opts: { since?: string; follow: boolean },
+  opts: { since?: string; follow: boolean; form?: string },
   o: Output,
 ): Promise<void> {
   let since = 0
@@ -170,7 +231,7 @@ export async function read(
       throw new UsageError(`--since must be a time in ms since the epoch, got ${opts.since}`)
   }
   const client = await ApiClient.connect(dataDir)
-  const q = `since=${since}${opts.follow ? '&follow=1' : ''}`
+  const q = `since=${since}${opts.follow ? '&follow=1' : ''}${opts.form === undefined ? '' : `&form=${encodeURIComponent(opts.form)}`}`
   for await (const line of client.lines(
     `/v1/spaces/${encodeURIComponent(space)}/streams/${encodeURIComponent(stream)}/readings?${q}`,
   )) {

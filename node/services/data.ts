@@ -38,6 +38,18 @@ import {
 } from '../../protocols/access/messages.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
 import {
+  aggregateReading,
+  aggregateValue,
+  aggregateWindowMs,
+  closeIfDue,
+  commitReading,
+  DEFAULT_FORMS,
+  HASHED,
+  isAggregate,
+  RAW,
+  type WindowState,
+} from '../../protocols/data/forms.ts'
+import {
   decodeEncryptedReading,
   decryptReading,
   type EncryptedReading,
@@ -50,14 +62,13 @@ import { createStream, type Revocation } from '../../protocols/policy/records.ts
 import { leaseEnd, streamsCover } from '../../protocols/policy/state.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
-import { DURABLE, pad, unwrapKey, wrapKey } from '../store.ts'
+import { DURABLE, pad, type Store, unwrapKey, wrapKey } from '../store.ts'
 import type { AuditService } from './audit.ts'
 import type { NodeComponents } from './components.ts'
 import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
 const log = logger('edgeward:keys')
-const FORM = 'raw'
 
 export interface DataServiceOptions {
   /** longest lease a key holder grants (default 15 min) */
@@ -69,7 +80,10 @@ export interface DataServiceOptions {
 interface EpochState {
   epoch: number
   started: number
-  nextSeq: number
+  /** next sequence number of each form */
+  seq: Record<string, number>
+  /** the open window of each aggregate form */
+  windows: Record<string, WindowState>
 }
 
 interface CachedKey {
@@ -82,6 +96,7 @@ interface CachedKey {
 export interface DecryptedReading extends Reading {
   seq: number
   epoch: number
+  form: string
 }
 
 type ReadingListener = (r: EncryptedReading) => void
@@ -126,7 +141,10 @@ export class DataService {
       this.onPolicyRecords(space, records).catch(err => log.error('after a policy change: %s', (err as Error).message))
     })
     // keys leave memory when their lease ends, not only when next looked at
-    this.sweep = setInterval(() => this.dropExpired(), 1000)
+    this.sweep = setInterval(() => {
+      this.dropExpired()
+      this.closeDueWindows().catch(err => log.error('closing aggregate windows: %s', (err as Error).message))
+    }, 1000)
     this.sweep.unref()
     for (const space of this.policy.spaces()) this.subscribe(space)
     await handle(
@@ -183,41 +201,82 @@ export class DataService {
 
   // ---- key holder ----
 
-  /** Encrypt, store durably, then gossip. Returns the sequence numbers assigned. */
+  /** Define a stream: its epoch length and the forms the gateway produces (default raw and hashed). */
+  async createStream(space: string, stream: string, opts: { epochMs?: number; forms?: string[] } = {}): Promise<void> {
+    if (!this.isHolder(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
+    if (this.policy.document(space).state.streams.has(stream)) throw new UsageError(`stream ${stream} exists already`)
+    const forms = opts.forms === undefined ? undefined : [...new Set([RAW, ...opts.forms])]
+    const rec = createStream(
+      this.c.identity.principal,
+      space,
+      stream,
+      opts.epochMs ?? this.epochMs,
+      this.c.now(),
+      forms,
+    )
+    await this.policy.write(space, [{ kind: 'stream', record: rec }])
+  }
+
+  /** Encrypt, store durably, then gossip. Returns the sequence numbers assigned (of the raw form). */
   async publish(space: string, stream: string, readings: Reading[]): Promise<number[]> {
     if (!this.isHolder(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
-    const doc = this.policy.document(space)
-    if (!doc.state.streams.has(stream)) {
-      const rec = createStream(this.c.identity.principal, space, stream, this.epochMs, this.c.now())
-      await this.policy.write(space, [{ kind: 'stream', record: rec }])
-    }
-    const chainKey = `${space}!${stream}`
-    const run = (this.publishChains.get(chainKey) ?? Promise.resolve()).then(() =>
-      this.publishNow(space, stream, readings),
-    )
-    this.publishChains.set(
-      chainKey,
-      run.catch(() => undefined),
-    )
-    return run
+    if (!this.policy.document(space).state.streams.has(stream)) await this.createStream(space, stream)
+    return this.inChain(space, stream, () => this.publishNow(space, stream, readings))
   }
 
   private async publishNow(space: string, stream: string, readings: Reading[]): Promise<number[]> {
-    const epochMs = this.policy.document(space).state.streams.get(stream)!.body.epochMs
+    const record = this.policy.document(space).state.streams.get(stream)!.body
+    const forms: readonly string[] = record.forms ?? DEFAULT_FORMS
     let st = await this.epochState(space, stream)
-    let key = await this.holderKey(space, stream, st.epoch)
     const batch = this.c.store.db.batch()
     const out: EncryptedReading[] = []
-    for (const reading of readings) {
-      const now = this.c.now()
-      if (now - st.started >= epochMs) {
-        st = { epoch: st.epoch + 1, started: now, nextSeq: st.nextSeq }
-        key = await this.holderKey(space, stream, st.epoch)
+    const keys = new Map<string, Uint8Array>()
+    const emit = async (form: string, reading: Reading): Promise<EncryptedReading> => {
+      let key = keys.get(form)
+      if (key === undefined) {
+        key = await this.holderKey(space, stream, form, st.epoch)
+        keys.set(form, key)
       }
-      const r = encryptReading(key, { space, stream, form: FORM, epoch: st.epoch, seq: st.nextSeq++ }, reading)
+      const seq = st.seq[form] ?? 0
+      st.seq[form] = seq + 1
+      const r = encryptReading(key, { space, stream, form, epoch: st.epoch, seq }, reading)
       batch.put(recordKey(r), encodeEncryptedReading(r), { sublevel: this.c.store.records } as never)
       out.push(r)
+      return r
     }
+    const seqs: number[] = []
+    for (const reading of readings) {
+      const now = this.c.now()
+      if (now - st.started >= record.epochMs) {
+        st = { ...st, epoch: st.epoch + 1, started: now }
+        keys.clear()
+      }
+      // raw carries the salt; hashed carries only the commitment to (ts, value, salt)
+      const salt = randomBytes(16)
+      seqs.push((await emit(RAW, { ts: reading.ts, value: reading.value, salt })).seq)
+      if (forms.includes(HASHED)) {
+        await emit(HASHED, { ts: reading.ts, value: { commitment: commitReading(reading.ts, reading.value, salt) } })
+      }
+      if (typeof reading.value !== 'number') continue
+      for (const form of forms.filter(isAggregate)) {
+        const res = aggregateReading(st.windows[form], aggregateWindowMs(form), reading.ts, reading.value)
+        st.windows[form] = res.open
+        if (res.late) this.c.metrics.inc('edgeward_readings_late_total', { form })
+        for (const a of res.closed) await emit(form, { ts: a.start, value: aggregateValue(a) })
+      }
+    }
+    await this.commit(space, stream, st, batch, out)
+    return seqs
+  }
+
+  /** Store the batch and the epoch state durably, then gossip what was stored. */
+  private async commit(
+    space: string,
+    stream: string,
+    st: EpochState,
+    batch: ReturnType<Store['db']['batch']>,
+    out: EncryptedReading[],
+  ): Promise<void> {
     batch.put(`${space}!${stream}`, encodeCanonical(st), { sublevel: this.c.store.epochs } as never)
     await batch.write(DURABLE)
     this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, out.length)
@@ -225,30 +284,83 @@ export class DataService {
       await this.c.libp2p.services.pubsub.publish(readingsTopic(space), encodeEncryptedReading(r))
       for (const l of this.readingListeners) l(r)
     }
-    return out.map(r => r.seq)
+  }
+
+  /** Close aggregate windows whose time is up although no later reading came (runs every second). */
+  private async closeDueWindows(): Promise<void> {
+    for (const space of this.policy.spaces()) {
+      if (!this.isHolder(space)) continue
+      for (const [stream, rec] of this.policy.document(space).state.streams) {
+        const forms = (rec.body.forms ?? []).filter(isAggregate)
+        if (forms.length === 0) continue
+        await this.inChain(space, stream, async () => {
+          const st = await this.epochState(space, stream)
+          const batch = this.c.store.db.batch()
+          const out: EncryptedReading[] = []
+          for (const form of forms) {
+            const windowMs = aggregateWindowMs(form)
+            const res = closeIfDue(st.windows[form], windowMs, this.c.now(), Math.min(windowMs / 10, 5000))
+            if (res.closed.length === 0) continue
+            if (res.open === undefined) delete st.windows[form]
+            for (const a of res.closed) {
+              const key = await this.holderKey(space, stream, form, st.epoch)
+              const seq = st.seq[form] ?? 0
+              st.seq[form] = seq + 1
+              const r = encryptReading(
+                key,
+                { space, stream, form, epoch: st.epoch, seq },
+                { ts: a.start, value: aggregateValue(a) },
+              )
+              batch.put(recordKey(r), encodeEncryptedReading(r), { sublevel: this.c.store.records } as never)
+              out.push(r)
+            }
+          }
+          if (out.length > 0) await this.commit(space, stream, st, batch, out)
+        })
+      }
+    }
+  }
+
+  /** Run `work` after everything already queued for this stream (sequence numbers and epochs never race). */
+  private inChain<T>(space: string, stream: string, work: () => Promise<T>): Promise<T> {
+    const chainKey = `${space}!${stream}`
+    const run = (this.publishChains.get(chainKey) ?? Promise.resolve()).then(work)
+    this.publishChains.set(
+      chainKey,
+      run.catch(() => undefined),
+    )
+    return run
   }
 
   private async epochState(space: string, stream: string): Promise<EpochState> {
     const raw = await this.c.store.epochs.get(`${space}!${stream}`)
-    if (raw === undefined) return { epoch: 0, started: this.c.now(), nextSeq: 0 }
-    return decodeCanonical(raw, 1024) as EpochState
+    if (raw === undefined) return { epoch: 0, started: this.c.now(), seq: {}, windows: {} }
+    return decodeCanonical(raw, 16 * 1024) as EpochState
   }
 
   /** The data key of an epoch, if it exists. */
-  private async existingKey(space: string, stream: string, epoch: number): Promise<Uint8Array | undefined> {
-    const loc = keyLocation(space, stream, epoch)
+  private async existingKey(
+    space: string,
+    stream: string,
+    form: string,
+    epoch: number,
+  ): Promise<Uint8Array | undefined> {
+    const loc = keyLocation(space, stream, form, epoch)
     const wrapped = await this.c.store.keys.get(loc)
     return wrapped === undefined ? undefined : unwrapKey(this.c.identity.storageKey, loc, wrapped)
   }
 
   /** The data key of an epoch, created (and stored wrapped) on first use. */
-  private async holderKey(space: string, stream: string, epoch: number): Promise<Uint8Array> {
-    const existing = await this.existingKey(space, stream, epoch)
+  private async holderKey(space: string, stream: string, form: string, epoch: number): Promise<Uint8Array> {
+    const existing = await this.existingKey(space, stream, form, epoch)
     if (existing !== undefined) return existing
-    const loc = keyLocation(space, stream, epoch)
+    const loc = keyLocation(space, stream, form, epoch)
     const key = generateAeadKey()
-    // an epoch starts when its key is made; data windows are checked against these times
-    await this.c.store.epochs.put(epochStartKey(space, stream, epoch), encodeCanonical(this.c.now()), DURABLE)
+    // an epoch starts when its first key is made; data windows are checked against these times
+    const startKey = epochStartKey(space, stream, epoch)
+    if ((await this.c.store.epochs.get(startKey)) === undefined) {
+      await this.c.store.epochs.put(startKey, encodeCanonical(this.c.now()), DURABLE)
+    }
     await this.c.store.keys.put(loc, wrapKey(this.c.identity.storageKey, loc, key), DURABLE)
     return key
   }
@@ -276,19 +388,13 @@ export class DataService {
   /** A revocation closes the current epoch of every stream of the space at once. */
   private async rotate(space: string): Promise<void> {
     for (const stream of this.policy.document(space).state.streams.keys()) {
-      const chainKey = `${space}!${stream}`
-      const run = (this.publishChains.get(chainKey) ?? Promise.resolve()).then(async () => {
+      await this.inChain(space, stream, async () => {
         const st = await this.epochState(space, stream)
-        const next = { epoch: st.epoch + 1, started: this.c.now(), nextSeq: st.nextSeq }
-        await this.holderKey(space, stream, next.epoch)
+        const next: EpochState = { ...st, epoch: st.epoch + 1, started: this.c.now() }
+        await this.holderKey(space, stream, RAW, next.epoch)
         await this.c.store.epochs.put(`${space}!${stream}`, encodeCanonical(next), DURABLE)
         log('rotated %s/%s to epoch %d after a revocation', space, stream, next.epoch)
       })
-      this.publishChains.set(
-        chainKey,
-        run.catch(() => undefined),
-      )
-      await run
     }
   }
 
@@ -357,7 +463,7 @@ export class DataService {
     const g = decision.grant.body
     const keys = []
     for (const epoch of r.body.epochs) {
-      const key = await this.existingKey(space, r.body.stream, epoch)
+      const key = await this.existingKey(space, r.body.stream, r.body.form, epoch)
       if (key === undefined) return refuseLogged('unknown-epoch', `stream ${r.body.stream} has no epoch ${epoch}`)
       // the data window: only epochs whose time range overlaps it
       if (await this.epochInWindow(space, r.body.stream, epoch, g.dataFrom, g.dataUntil)) keys.push({ epoch, key })
@@ -455,9 +561,9 @@ export class DataService {
   }
 
   /** Stored ciphertext of a stream, in sequence order. */
-  async storedReadings(space: string, stream: string): Promise<EncryptedReading[]> {
+  async storedReadings(space: string, stream: string, form = RAW): Promise<EncryptedReading[]> {
     const out: EncryptedReading[] = []
-    const prefix = `${space}!${stream}!${FORM}!`
+    const prefix = `${space}!${stream}!${form}!`
     for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
       out.push(decodeEncryptedReading(v))
     }
@@ -465,15 +571,15 @@ export class DataService {
   }
 
   /** Ensure keys for `epochs` are cached, asking a key holder for the missing ones. */
-  private async ensureKeys(space: string, stream: string, epochs: number[]): Promise<void> {
+  private async ensureKeys(space: string, stream: string, form: string, epochs: number[]): Promise<void> {
     this.dropExpired()
-    const missing = [...new Set(epochs)].filter(e => !this.keyCache.has(cacheKey(space, stream, e)))
+    const missing = [...new Set(epochs)].filter(e => !this.keyCache.has(cacheKey(space, stream, form, e)))
     for (let i = 0; i < missing.length; i += MAX_EPOCHS_PER_REQUEST) {
-      await this.requestKeys(space, stream, missing.slice(i, i + MAX_EPOCHS_PER_REQUEST))
+      await this.requestKeys(space, stream, form, missing.slice(i, i + MAX_EPOCHS_PER_REQUEST))
     }
   }
 
-  private async requestKeys(space: string, stream: string, epochs: number[]): Promise<void> {
+  private async requestKeys(space: string, stream: string, form: string, epochs: number[]): Promise<void> {
     const state = this.policy.document(space).state
     const me = this.c.identity
     const active = state
@@ -481,13 +587,13 @@ export class DataService {
       .find(
         g =>
           streamsCover(g.body.streams, stream) &&
-          g.body.forms.includes(FORM) &&
+          g.body.forms.includes(form) &&
           state.grantProblem(g, this.c.now()) === undefined,
       )
     const req = createKeyRequest(me.principal, {
       space,
       stream,
-      form: FORM,
+      form,
       epochs,
       grant: active?.id,
       device: me.device.bytes,
@@ -516,7 +622,7 @@ export class DataService {
       const released = new Map(keys.map(k => [k.epoch, k.key]))
       // epochs asked for but not released are outside the grant's data window: remembered as such for the lease
       for (const epoch of epochs) {
-        this.keyCache.set(cacheKey(space, stream, epoch), {
+        this.keyCache.set(cacheKey(space, stream, form, epoch), {
           key: released.get(epoch),
           lease: res.lease,
           grant: res.grant,
@@ -528,23 +634,31 @@ export class DataService {
   }
 
   /** Decrypt the stored readings of a stream; throws AccessRefusedError when the key holder refuses. */
-  async read(space: string, stream: string, since = 0): Promise<DecryptedReading[]> {
+  async read(space: string, stream: string, since = 0, form = RAW): Promise<DecryptedReading[]> {
     const doc = this.policy.document(space)
-    if (!doc.hasGenesis)
+    if (!doc.hasGenesis) {
       throw new NotFoundError(`space ${space} has not synchronised yet: is a peer of the space connected?`)
-    if (!doc.state.streams.has(stream)) throw new NotFoundError(`space ${space} has no stream ${stream}`)
-    const stored = await this.storedReadings(space, stream)
+    }
+    const rec = doc.state.streams.get(stream)
+    if (rec === undefined) throw new NotFoundError(`space ${space} has no stream ${stream}`)
+    const forms: readonly string[] = rec.body.forms ?? DEFAULT_FORMS
+    if (!forms.includes(form))
+      throw new NotFoundError(`stream ${stream} has no form ${form} (it has ${forms.join(', ')})`)
+    const stored = await this.storedReadings(space, stream, form)
     return this.decryptAll(space, stream, stored, since)
   }
 
+  /** Decrypt readings of one stream and one form (each reading names its form). */
   async decryptAll(space: string, stream: string, stored: EncryptedReading[], since = 0): Promise<DecryptedReading[]> {
     if (stored.length === 0) return []
+    const form = stored[0].form
     // the key holder reads its own data with the keys it made; everyone else asks for them
     const holder = this.isHolder(space)
     if (!holder) {
       await this.ensureKeys(
         space,
         stream,
+        form,
         stored.map(r => r.epoch),
       )
     }
@@ -552,15 +666,15 @@ export class DataService {
     for (const r of stored) {
       let key: Uint8Array | undefined
       if (holder) {
-        key = await this.existingKey(space, stream, r.epoch)
+        key = await this.existingKey(space, stream, r.form, r.epoch)
       } else {
-        const cached = this.keyCache.get(cacheKey(space, stream, r.epoch))
+        const cached = this.keyCache.get(cacheKey(space, stream, r.form, r.epoch))
         if (cached === undefined) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
         key = cached.key
       }
       if (key === undefined) continue // outside the grant's data window
       const plain = decryptReading(key, r)
-      if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch })
+      if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch, form: r.form })
     }
     return out
   }
@@ -575,14 +689,14 @@ function recordKey(r: { space: string; stream: string; form: string; seq: number
   return `${r.space}!${r.stream}!${r.form}!${pad(r.seq)}`
 }
 
-function keyLocation(space: string, stream: string, epoch: number): string {
-  return `${space}!${stream}!${FORM}!${pad(epoch)}`
+function keyLocation(space: string, stream: string, form: string, epoch: number): string {
+  return `${space}!${stream}!${form}!${pad(epoch)}`
 }
 
 function epochStartKey(space: string, stream: string, epoch: number): string {
   return `${space}!${stream}!start!${pad(epoch)}`
 }
 
-function cacheKey(space: string, stream: string, epoch: number): string {
-  return `${space}|${stream}|${FORM}|${epoch}`
+function cacheKey(space: string, stream: string, form: string, epoch: number): string {
+  return `${space}|${stream}|${form}|${epoch}`
 }

@@ -20,6 +20,8 @@ export interface Reading {
   /** time of the measurement, ms since epoch */
   ts: number
   value: unknown
+  /** the raw form's salt of the reading's commitment in the hashed form */
+  salt?: Uint8Array
 }
 
 export interface EncryptedReading {
@@ -40,15 +42,21 @@ export function encryptReading(
   coords: Omit<EncryptedReading, 'ct'>,
   reading: Reading,
 ): EncryptedReading {
-  const plaintext = encodeCanonical({ ts: reading.ts, value: JSON.stringify(reading.value) })
+  const plaintext = encodeCanonical({
+    ts: reading.ts,
+    value: JSON.stringify(reading.value),
+    ...(reading.salt === undefined ? {} : { salt: reading.salt }),
+  })
   return { ...coords, ct: aeadEncrypt(key, plaintext, aad(coords)) }
 }
 
 /** Throws DecryptionError when the key is wrong or anything was changed. */
 export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
   const plaintext = aeadDecrypt(key, r.ct, aad(r))
-  const m = asMap(decodeCanonical(plaintext, MAX_READING_BYTES), 'reading', ['ts', 'value'])
-  return { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
+  const m = asMap(decodeCanonical(plaintext, MAX_READING_BYTES), 'reading', ['ts', 'value', 'salt'])
+  const out: Reading = { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
+  if (m.salt !== undefined) out.salt = bytes(m, 'salt', 16, 16)
+  return out
 }
 
 export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {

@@ -59,6 +59,8 @@ export interface StreamRecord {
   /** epoch length in ms */
   epochMs: number
   iat: number
+  /** the forms the gateway produces (default raw and hashed), e.g. `aggregate:15m` too */
+  forms?: string[]
 }
 
 /** What a grant's holder may do with access beyond reading it: see DESIGN, "Grants and revocations". */
@@ -147,8 +149,10 @@ export function createStream(
   name: string,
   epochMs: number,
   now: number,
+  forms?: string[],
 ) {
   const body: StreamRecord = { t: 'stream', iss: owner.did, space, name, epochMs, iat: now }
+  if (forms !== undefined) body.forms = forms
   checkStream(body as unknown as Fields)
   return signRecord(TAGS.stream, body, owner)
 }
@@ -220,7 +224,16 @@ function checkGenesis(m: Fields): void {
 }
 
 function checkStream(m: Fields): void {
-  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat'])
+  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat', 'forms'])
+  if (m.forms !== undefined) {
+    const forms = list(m, 'forms', 8, v => {
+      if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
+      return v
+    })
+    if (!forms.includes('raw') || new Set(forms).size !== forms.length) {
+      throw new InvalidMessageError('a stream produces the raw form, and each form once')
+    }
+  }
   if (m.t !== 'stream') throw new InvalidMessageError('not a stream record')
   did(m, 'iss')
   str(m, 'space', 64, ID_PATTERN)

@@ -1,0 +1,624 @@
+/**
+ * Gateway ingestion: MQTT messages become encrypted readings of a space.
+ *
+ * Guarantees: a message is acknowledged to the broker (PUBACK, QoS 1) only after the reading
+ * made from it is durable in the store, or, for a message that cannot be a reading, after it
+ * has been counted as an error. Acknowledgements go out in the order the messages arrived
+ * (MQTT 3.1.1 and 5 ask for that). The session is persistent (clean session off, a client id
+ * stable across restarts), so a message received but not yet stored when the gateway
+ * crashes or the connection drops is redelivered by the broker: delivery is at least once,
+ * with no loss; a message stored but whose acknowledgement did not reach the broker is
+ * stored again when redelivered.
+ *
+ * How: mqtt.js hands incoming messages to `handleMessage` one at a time and sends the PUBACK
+ * when its callback succeeds. We answer that callback with a marker error, which lets the
+ * client go on to the next message without acknowledging this one, and send the PUBACK
+ * ourselves once the message's batch is stored. (`customHandleAcks` is MQTT 5 only and
+ * holds every later message until the callback, which would make batches of one.) The
+ * tests check the order "stored, then acknowledged" at the broker.
+ *
+ * Assumes: the node is a key holder of the space. Refuses (counts, acknowledges, never
+ * stores): payloads that are not JSON, JSON that is not a number or an object, readings
+ * that fail validation, topics that name no stream.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer, type Server, type Socket } from 'node:net'
+import { logger } from '@libp2p/logger'
+import type { Aedes } from 'aedes'
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt'
+import { MAX_VALUE_JSON, type Reading, validateReadingInput } from '../../protocols/data/reading.ts'
+import { ID_PATTERN, NAME_PATTERN } from '../../protocols/validate.ts'
+import { NotFoundError, UsageError } from '../errors.ts'
+import type { Metrics } from '../metrics.ts'
+import type { DataService } from './data.ts'
+import type { PolicyService } from './policy.ts'
+
+const log = logger('edgeward:mqtt')
+
+/** Why a message did not become a reading (the `reason` label of edgeward_mqtt_messages_total). */
+export type IngestErrorReason = 'too-large' | 'not-json' | 'not-a-reading' | 'bad-stream-name' | 'unmapped-topic'
+
+/** A payload bigger than this is refused before parsing. */
+export const MAX_PAYLOAD_BYTES = MAX_VALUE_JSON + 256
+
+/**
+ * An MQTT payload as a reading: a JSON number is the value at `now`; an object with exactly a
+ * numeric `ts` and a `value` is the reading as given; any other object is the value at `now`.
+ */
+export function readingFromPayload(
+  payload: Uint8Array,
+  now: number,
+): { reading: Reading } | { error: IngestErrorReason; message: string } {
+  if (payload.byteLength > MAX_PAYLOAD_BYTES) return { error: 'too-large', message: `${payload.byteLength} bytes` }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload))
+  } catch (err) {
+    return { error: 'not-json', message: (err as Error).message }
+  }
+  let input: unknown
+  if (typeof parsed === 'number') input = { ts: now, value: parsed }
+  else if (parsed != null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+    const keys = Object.keys(parsed)
+    const given = keys.length === 2 && 'value' in parsed && 'ts' in parsed && typeof parsed.ts === 'number'
+    input = given ? parsed : { ts: now, value: parsed }
+  } else {
+    return { error: 'not-a-reading', message: 'the payload must be a JSON number or object' }
+  }
+  try {
+    return { reading: validateReadingInput(input) }
+  } catch (err) {
+    return { error: 'not-a-reading', message: (err as Error).message }
+  }
+}
+
+/** Is `filter` a valid MQTT topic filter (`+` a whole level, `#` a whole last level)? */
+export function isTopicFilter(filter: string): boolean {
+  if (filter.length === 0 || filter.length > 1024 || filter.includes('\u0000')) return false
+  const levels = filter.split('/')
+  return levels.every(
+    (l, i) => (l === '#' && i === levels.length - 1) || l === '+' || (!l.includes('#') && !l.includes('+')),
+  )
+}
+
+/** Does a topic match an MQTT topic filter? Topics starting with `$` match no leading wildcard. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length) return false
+    if (f[i] !== '+' && f[i] !== t[i]) return false
+  }
+  return f.length === t.length
+}
+
+/**
+ * The stream a topic feeds: with a map (stream -> topic filter), the first stream whose filter
+ * matches; without one, the topic's last level, which must be a valid stream name.
+ */
+export function streamForTopic(
+  topic: string,
+  map: Record<string, string> | undefined,
+): { stream: string } | { error: IngestErrorReason } {
+  if (map !== undefined) {
+    for (const [stream, filter] of Object.entries(map)) if (topicMatches(filter, topic)) return { stream }
+    return { error: 'unmapped-topic' }
+  }
+  const last = topic.slice(topic.lastIndexOf('/') + 1)
+  return NAME_PATTERN.test(last) ? { stream: last } : { error: 'bad-stream-name' }
+}
+
+export interface MqttIngestOptions {
+  /** the space the readings go to (this node must be its key holder) */
+  space: string
+  /** the broker: mqtt://HOST:PORT (also mqtts, ws, wss) */
+  url: string
+  /** the MQTT topic filter to subscribe to, with `+` and `#` wildcards */
+  topic: string
+  /** stream -> topic filter; without it, a message's stream is its topic's last level */
+  map?: Record<string, string>
+  /** MQTT 3.1.1 (4, the default) or 5 */
+  protocolVersion?: 4 | 5
+  /** the MQTT client id of the persistent session (default: derived from space, url and topic) */
+  clientId?: string
+  /** a stream's batch is stored at the latest this long after its first message (default 50 ms) */
+  flushIntervalMs?: number
+  /** ... or as soon as it has this many readings (default 500) */
+  maxBatch?: number
+  /** unacknowledged messages held before the client stops reading from the broker (default 5000) */
+  maxUnacked?: number
+  /** how long the first connection may take (default 10 s) */
+  connectTimeoutMs?: number
+  /** how long stop() waits for batches to be stored; what is left is redelivered later (default 5 s) */
+  stopTimeoutMs?: number
+  /** MQTT 5: how long the broker keeps the session after a disconnect (default 1 day) */
+  sessionExpirySeconds?: number
+}
+
+/** What MqttIngest needs of a node; an EdgewardNode is one. */
+export interface IngestComponents {
+  data: Pick<DataService, 'publish'>
+  metrics: Metrics
+  now?: () => number
+}
+
+export interface IngestStats {
+  /** messages received (a redelivered message counts again) */
+  received: number
+  /** messages stored as readings */
+  ok: number
+  /** messages refused, by reason */
+  errors: Partial<Record<IngestErrorReason, number>>
+  /** readings waiting in a batch or being stored */
+  pending: number
+  /** messages received and not yet acknowledged */
+  unacked: number
+  /** failed attempts to store a batch (each is retried) */
+  storageFailures: number
+  connected: boolean
+  reconnects: number
+  lastError?: string
+}
+
+/** The marker that tells mqtt.js to go on without acknowledging (see the module comment). */
+class DeferredAck extends Error {
+  override name = 'DeferredAck'
+}
+const DEFERRED = new DeferredAck('acknowledged once stored')
+
+/** A QoS 1 message waiting for its PUBACK. */
+interface Delivery {
+  messageId: number
+  done: boolean
+}
+
+interface Batched {
+  reading: Reading
+  delivery: Delivery | undefined
+}
+
+const METRIC = 'edgeward_mqtt_messages_total'
+
+/** Default client id: stable for the same (space, broker, topic), within MQTT 3.1.1's 23 characters. */
+export function ingestClientId(...parts: string[]): string {
+  return `edgeward${createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 15)}`
+}
+
+/** Subscribes to a broker and turns each message into a reading of a space. */
+export class MqttIngest {
+  readonly options: Readonly<Required<Pick<MqttIngestOptions, 'space' | 'url' | 'topic' | 'clientId'>>> & {
+    map?: Record<string, string>
+    protocolVersion: 4 | 5
+  }
+  private readonly c: IngestComponents
+  private readonly now: () => number
+  private readonly flushIntervalMs: number
+  private readonly maxBatch: number
+  private readonly maxUnacked: number
+  private readonly stopTimeoutMs: number
+  private client: MqttClient | undefined
+  /** deliveries of the current connection, in arrival order: PUBACKs go out from the front */
+  private acks: Delivery[] = []
+  private readonly batches = new Map<string, Batched[]>()
+  private readonly timers = new Map<string, NodeJS.Timeout>()
+  private readonly flushing = new Map<string, Promise<void>>()
+  /** mqtt.js waits for this before reading the next message (too many unacknowledged) */
+  private paused: (() => void) | undefined
+  private stopping = false
+  /** stop() ran out of time: storage retries end, nothing more is acknowledged */
+  private abandoned = false
+  private readonly retryWake = new Set<() => void>()
+  private readonly s: IngestStats = {
+    received: 0,
+    ok: 0,
+    errors: {},
+    pending: 0,
+    unacked: 0,
+    storageFailures: 0,
+    connected: false,
+    reconnects: 0,
+  }
+
+  private constructor(c: IngestComponents, opts: MqttIngestOptions) {
+    this.c = c
+    this.now = c.now ?? Date.now
+    this.options = {
+      space: opts.space,
+      url: opts.url,
+      topic: opts.topic,
+      ...(opts.map === undefined ? {} : { map: { ...opts.map } }),
+      protocolVersion: opts.protocolVersion ?? 4,
+      clientId: opts.clientId ?? ingestClientId(opts.space, opts.url, opts.topic, JSON.stringify(opts.map ?? {})),
+    }
+    this.flushIntervalMs = opts.flushIntervalMs ?? 50
+    this.maxBatch = opts.maxBatch ?? 500
+    this.maxUnacked = opts.maxUnacked ?? 5000
+    this.stopTimeoutMs = opts.stopTimeoutMs ?? 5000
+    c.metrics.describe(METRIC, 'MQTT messages ingested: ok (stored) or error, by reason')
+    c.metrics.describe('edgeward_mqtt_storage_failures_total', 'failed attempts to store a batch of MQTT readings')
+  }
+
+  /** Check the options, connect, subscribe (QoS 1); resolves once subscribed. */
+  static async start(c: IngestComponents, opts: MqttIngestOptions): Promise<MqttIngest> {
+    checkIngestOptions(opts)
+    const ingest = new MqttIngest(c, opts)
+    await ingest.connect(opts)
+    return ingest
+  }
+
+  private async connect(opts: MqttIngestOptions): Promise<void> {
+    const { default: mqtt } = await import('mqtt')
+    const o = this.options
+    const clientOpts: IClientOptions = {
+      clientId: o.clientId,
+      protocolVersion: o.protocolVersion,
+      clean: false,
+      reconnectPeriod: 1000,
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      ...(o.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: opts.sessionExpirySeconds ?? 24 * 3600 } }
+        : {}),
+    }
+    const client = mqtt.connect(o.url, clientOpts)
+    this.client = client
+    if (typeof (client as unknown as { _sendPacket?: unknown })._sendPacket !== 'function') {
+      client.end(true)
+      throw new Error('this version of mqtt.js cannot acknowledge after storage (no _sendPacket)')
+    }
+    client.handleMessage = (packet, callback) => this.onMessage(packet, callback)
+    client.on('connect', connack => {
+      this.s.connected = true
+      log('connected to %s as %s (session present: %s)', o.url, o.clientId, connack.sessionPresent)
+    })
+    client.on('close', () => this.onClose())
+    client.on('reconnect', () => {
+      this.s.reconnects++
+    })
+    client.on('error', err => {
+      this.s.lastError = err.message
+      log('%s: %s', o.url, err.message)
+    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no answer within ${clientOpts.connectTimeout} ms`)),
+          clientOpts.connectTimeout,
+        )
+        client.once('connect', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        client.once('error', err => {
+          clearTimeout(timer)
+          reject(err)
+        })
+      })
+      const granted = await client.subscribeAsync(o.topic, { qos: 1 })
+      const refused = granted.find(g => g.qos !== 1 && g.qos !== 0)
+      if (refused !== undefined) throw new Error(`the broker refused the subscription to ${o.topic}`)
+    } catch (err) {
+      await client.endAsync(true)
+      throw new Error(`could not ingest ${o.topic} from ${o.url}: ${(err as Error).message}`)
+    }
+    log('ingesting %s from %s into %s', o.topic, o.url, o.space)
+  }
+
+  private onMessage(packet: IPublishPacket, callback: (err?: Error) => void): void {
+    this.s.received++
+    const delivery = packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, done: false } : undefined
+    if (this.stopping) {
+      // left unacknowledged: the broker delivers it again to the next session
+      if (delivery !== undefined) callback(DEFERRED)
+      else callback()
+      return
+    }
+    if (delivery !== undefined) {
+      this.acks.push(delivery)
+      this.s.unacked = this.acks.length
+    }
+    const target = streamForTopic(packet.topic, this.options.map)
+    const parsed = 'error' in target ? target : readingFromPayload(packet.payload as Uint8Array, this.now())
+    if ('error' in parsed) {
+      this.s.errors[parsed.error] = (this.s.errors[parsed.error] ?? 0) + 1
+      this.c.metrics.inc(METRIC, { result: 'error', reason: parsed.error })
+      log('refused a message on %s: %s', packet.topic, parsed.error)
+      this.acknowledge(delivery)
+    } else {
+      this.add((target as { stream: string }).stream, { reading: parsed.reading, delivery })
+    }
+    if (delivery === undefined) return callback()
+    if (this.acks.length < this.maxUnacked) return callback(DEFERRED)
+    // too much unacknowledged: read on only when acknowledgements have caught up
+    this.paused = () => callback(DEFERRED)
+  }
+
+  private onClose(): void {
+    this.s.connected = false
+    // acknowledgements are per connection; what was not acknowledged is redelivered
+    this.acks = []
+    this.s.unacked = 0
+    this.resume()
+  }
+
+  private resume(): void {
+    const p = this.paused
+    this.paused = undefined
+    p?.()
+  }
+
+  /** Mark a delivery done and send every PUBACK that is now due, in arrival order. */
+  private acknowledge(delivery: Delivery | undefined): void {
+    if (delivery !== undefined) delivery.done = true
+    if (this.abandoned) return
+    const client = this.client!
+    while (this.acks.length > 0 && this.acks[0].done) {
+      const d = this.acks.shift()!
+      // a PUBACK sent while not connected would be queued for a later session: never do that
+      if (!client.connected) break
+      ;(client as unknown as MqttInternals)._sendPacket({ cmd: 'puback', messageId: d.messageId, reasonCode: 0 })
+    }
+    this.s.unacked = this.acks.length
+    if (this.paused !== undefined && this.acks.length < this.maxUnacked) this.resume()
+  }
+
+  private add(stream: string, item: Batched): void {
+    let batch = this.batches.get(stream)
+    if (batch === undefined) {
+      batch = []
+      this.batches.set(stream, batch)
+    }
+    batch.push(item)
+    this.s.pending++
+    if (batch.length >= this.maxBatch) this.flush(stream)
+    else if (!this.timers.has(stream)) {
+      this.timers.set(
+        stream,
+        setTimeout(() => this.flush(stream), this.flushIntervalMs),
+      )
+    }
+  }
+
+  /** Store a stream's batched readings; one store at a time per stream, in arrival order. */
+  private flush(stream: string): Promise<void> {
+    clearTimeout(this.timers.get(stream))
+    this.timers.delete(stream)
+    const running = this.flushing.get(stream)
+    if (running !== undefined) return running
+    const run = (async () => {
+      for (;;) {
+        const batch = this.batches.get(stream) ?? []
+        if (batch.length === 0 || this.abandoned) break
+        const items = batch.splice(0, this.maxBatch)
+        await this.store(stream, items)
+      }
+    })().finally(() => {
+      this.flushing.delete(stream)
+      if (this.batches.get(stream)?.length === 0) this.batches.delete(stream)
+    })
+    this.flushing.set(stream, run)
+    return run
+  }
+
+  /** Store one batch, retrying with backoff until it is durable (or stop() gives up on it). */
+  private async store(stream: string, items: Batched[]): Promise<void> {
+    for (let backoff = 100; ; backoff = Math.min(backoff * 2, 5000)) {
+      try {
+        await this.c.data.publish(
+          this.options.space,
+          stream,
+          items.map(i => i.reading),
+        )
+        break
+      } catch (err) {
+        this.s.storageFailures++
+        this.s.lastError = (err as Error).message
+        this.c.metrics.inc('edgeward_mqtt_storage_failures_total')
+        log.error('could not store %d readings of %s (retrying): %s', items.length, stream, (err as Error).message)
+        if (this.abandoned) return
+        await new Promise<void>(resolve => {
+          const wake = () => {
+            clearTimeout(t)
+            this.retryWake.delete(wake)
+            resolve()
+          }
+          const t = setTimeout(wake, backoff)
+          this.retryWake.add(wake)
+        })
+        if (this.abandoned) return
+      }
+    }
+    this.s.pending -= items.length
+    this.s.ok += items.length
+    this.c.metrics.inc(METRIC, { result: 'ok' }, items.length)
+    for (const i of items) this.acknowledge(i.delivery)
+  }
+
+  stats(): IngestStats {
+    return { ...this.s, errors: { ...this.s.errors } }
+  }
+
+  /**
+   * Stop taking messages, store what is batched and acknowledge it (for at most
+   * `stopTimeoutMs`), then disconnect. Anything left unacknowledged stays in the broker's
+   * session and is delivered to the next ingestion with the same client id.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return
+    this.stopping = true
+    this.resume()
+    const streams = new Set([...this.batches.keys(), ...this.flushing.keys()])
+    const all = Promise.all([...streams].map(s => this.flush(s)))
+    let timer: NodeJS.Timeout | undefined
+    const inTime = await Promise.race([
+      all.then(() => true),
+      new Promise<boolean>(resolve => {
+        timer = setTimeout(() => resolve(false), this.stopTimeoutMs)
+      }),
+    ])
+    clearTimeout(timer)
+    if (!inTime) {
+      log.error('stopping %s: %d readings not stored in time, left to be redelivered', this.options.url, this.s.pending)
+      this.abandoned = true
+      for (const wake of [...this.retryWake]) wake()
+    }
+    for (const t of this.timers.values()) clearTimeout(t)
+    this.timers.clear()
+    // a graceful end sends the PUBACKs written so far, then DISCONNECT; the session stays on the broker
+    await this.client?.endAsync(!inTime)
+    this.s.connected = false
+  }
+}
+
+/** mqtt.js's packet writer, which it keeps private; see the module comment. */
+interface MqttInternals {
+  _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode: number }): void
+}
+
+function checkIngestOptions(o: MqttIngestOptions): void {
+  if (!ID_PATTERN.test(o.space)) throw new UsageError(`not a space id: ${o.space}`)
+  let url: URL
+  try {
+    url = new URL(o.url)
+  } catch {
+    throw new UsageError(`not a broker URL: ${o.url} (e.g. mqtt://127.0.0.1:1883)`)
+  }
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol))
+    throw new UsageError(`the broker URL must be mqtt://, mqtts://, ws:// or wss://, got ${o.url}`)
+  if (!isTopicFilter(o.topic)) throw new UsageError(`not an MQTT topic filter: ${o.topic}`)
+  for (const [stream, filter] of Object.entries(o.map ?? {})) {
+    if (!NAME_PATTERN.test(stream)) throw new UsageError(`not a stream name: ${stream}`)
+    if (!isTopicFilter(filter)) throw new UsageError(`not an MQTT topic filter for ${stream}: ${filter}`)
+  }
+  if (o.protocolVersion !== undefined && o.protocolVersion !== 4 && o.protocolVersion !== 5)
+    throw new UsageError('the MQTT protocol version must be 4 (3.1.1) or 5')
+}
+
+export interface IngestionInfo {
+  id: string
+  space: string
+  url: string
+  topic: string
+  map?: Record<string, string>
+  protocolVersion: 4 | 5
+  clientId: string
+  stats: IngestStats
+}
+
+/** What MqttIngestions needs of a node; an EdgewardNode is one. */
+export interface IngestionsComponents extends IngestComponents {
+  policy: Pick<PolicyService, 'document'>
+  identity: { peerId: string }
+}
+
+/** The ingestions a running node does, started and stopped through its local API. */
+export class MqttIngestions {
+  private readonly c: IngestionsComponents
+  private readonly running = new Map<string, MqttIngest>()
+
+  constructor(c: IngestionsComponents) {
+    this.c = c
+  }
+
+  /** Start an ingestion into a space this node holds the keys of; resolves once subscribed. */
+  async start(opts: Omit<MqttIngestOptions, 'clientId'>): Promise<IngestionInfo> {
+    checkIngestOptions(opts)
+    const doc = this.c.policy.document(opts.space)
+    if (!doc.hasGenesis || !doc.state.holders.includes(this.c.identity.peerId))
+      throw new UsageError(`this node is not a key holder of space ${opts.space}`)
+    const clientId = ingestClientId(
+      this.c.identity.peerId,
+      opts.space,
+      opts.url,
+      opts.topic,
+      JSON.stringify(opts.map ?? {}),
+    )
+    for (const [id, other] of this.running) {
+      if (other.options.clientId === clientId)
+        throw new UsageError(`ingestion ${id} already takes ${opts.topic} from ${opts.url} into this space`)
+    }
+    const ingest = await MqttIngest.start(this.c, { ...opts, clientId })
+    const id = randomBytes(6).toString('hex')
+    this.running.set(id, ingest)
+    return this.info(id, ingest)
+  }
+
+  list(): IngestionInfo[] {
+    return [...this.running].map(([id, i]) => this.info(id, i))
+  }
+
+  get(id: string): IngestionInfo {
+    const ingest = this.running.get(id)
+    if (ingest === undefined) throw new NotFoundError(`no ingestion ${id}`)
+    return this.info(id, ingest)
+  }
+
+  /** Stop one ingestion (storing and acknowledging what it received); returns its final stats. */
+  async stop(id: string): Promise<IngestionInfo> {
+    const ingest = this.running.get(id)
+    if (ingest === undefined) throw new NotFoundError(`no ingestion ${id}`)
+    this.running.delete(id)
+    await ingest.stop()
+    return this.info(id, ingest)
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running.keys()].map(id => this.stop(id)))
+  }
+
+  private info(id: string, i: MqttIngest): IngestionInfo {
+    return { id, ...i.options, stats: i.stats() }
+  }
+}
+
+/** An MQTT broker (aedes, MQTT 3.1/3.1.1) inside the node, on 127.0.0.1 only. */
+export class EmbeddedBroker {
+  readonly url: string
+  readonly port: number
+  /** the broker itself, for its events (tests watch its `ack`s) */
+  readonly aedes: Aedes
+  private readonly server: Server
+  private readonly sockets = new Set<Socket>()
+
+  private constructor(aedes: Aedes, server: Server, port: number) {
+    this.aedes = aedes
+    this.server = server
+    this.port = port
+    this.url = `mqtt://127.0.0.1:${port}`
+    server.on('connection', s => {
+      this.sockets.add(s)
+      s.once('close', () => this.sockets.delete(s))
+    })
+  }
+
+  /** Listen on 127.0.0.1:`port` (default 1883; 0 picks a free port). */
+  static async start(opts: { port?: number } = {}): Promise<EmbeddedBroker> {
+    const { Aedes: Broker } = await import('aedes')
+    const aedes = await Broker.createBroker()
+    aedes.on('clientError', (client, err) => log('mqtt client %s: %s', client.id, err.message))
+    const server = createServer(aedes.handle)
+    const port = opts.port ?? 1883
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, '127.0.0.1', () => resolve())
+      })
+    } catch (err) {
+      await new Promise<void>(resolve => aedes.close(() => resolve()))
+      const e = err as NodeJS.ErrnoException
+      throw new Error(
+        e.code === 'EADDRINUSE' ? `127.0.0.1:${port} is in use: choose another --mqtt-port (0: any free port)` : e.message,
+      )
+    }
+    const addr = server.address()
+    return new EmbeddedBroker(aedes, server, typeof addr === 'object' && addr !== null ? addr.port : port)
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>(resolve => this.server.close(() => resolve()))
+    await new Promise<void>(resolve => this.aedes.close(() => resolve()))
+    for (const s of this.sockets) s.destroy()
+    await closed
+  }
+}
