@@ -18,12 +18,20 @@ commands:
   init [--force]                         create the identity and the data directory
   start [--listen MA]... [--bootstrap MA]... [--api-port N]
                                          run the node in the foreground until SIGINT/SIGTERM
+  gateway [start options] [--mqtt-port N] [--space NAME]
+                                         start, with an MQTT broker (3.1.1) on 127.0.0.1:N (default 1883,
+                                         0: any free port); with --space, every topic (STREAM or .../STREAM)
+                                         is ingested into the space of that name (created if this node owns none)
   status                                 peer id, did, addresses, connected peers, spaces
   space create NAME                      create a space owned by this node; prints its id
   space join SPACE_ID                    join a space as a reader
   stream create SPACE NAME [--epoch DURATION] [--form hashed]... [--aggregate WINDOW]...
                                          define a stream: its key epochs (default 1h) and the forms the
                                          gateway produces (raw always; hashed by default; aggregate:15m ...)
+  ingest SPACE --mqtt URL --topic PATTERN [--map STREAM=TOPIC]... [--mqtt-version 4|5]
+                                         have the running node subscribe (QoS 1) and store each message as a
+                                         reading (stream: the topic's last level, or --map); acknowledged to
+                                         the broker once stored; progress every second until Ctrl-C
   publish SPACE STREAM                   publish NDJSON readings {"ts": <ms>, "value": <number|object>} from stdin
   grant SPACE --to DID (--for DURATION | --until TIME) [--from TIME] [--stream S|PREFIX*]... [--form F]...
         [--data-from TIME] [--data-until TIME] [--no-download] [--forward never|ask-owner|allowed]
@@ -68,6 +76,11 @@ const OPTIONS = {
   listen: { type: 'string', multiple: true, default: [] as string[] },
   bootstrap: { type: 'string', multiple: true, default: [] as string[] },
   'api-port': { type: 'string' },
+  'mqtt-port': { type: 'string' },
+  mqtt: { type: 'string' },
+  topic: { type: 'string' },
+  map: { type: 'string', multiple: true, default: [] as string[] },
+  'mqtt-version': { type: 'string' },
   to: { type: 'string' },
   stream: { type: 'string', multiple: true, default: [] as string[] },
   for: { type: 'string' },
@@ -102,6 +115,8 @@ const OPTIONS = {
 const ALLOWED: Record<string, string[]> = {
   init: ['force'],
   start: ['listen', 'bootstrap', 'api-port'],
+  gateway: ['listen', 'bootstrap', 'api-port', 'mqtt-port', 'space'],
+  ingest: ['mqtt', 'topic', 'map', 'mqtt-version'],
   status: [],
   space: [],
   publish: [],
@@ -132,6 +147,12 @@ const ALLOWED: Record<string, string[]> = {
   stream: ['epoch', 'form', 'aggregate'],
   demo: ['keep'],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space'],
+}
+
+function port(value: string | undefined, fallback: number, name: string): number {
+  const n = value === undefined ? fallback : /^\d+$/.test(value) ? Number(value) : Number.NaN
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${name} must be a port number`)
+  return n
 }
 
 function positionals(list: string[], count: number, usage: string): string[] {
@@ -173,10 +194,30 @@ async function main(argv: string[]): Promise<number> {
       return 0
     case 'start': {
       positionals(rest, 0, 'start [--listen MA] [--bootstrap MA] [--api-port N]')
-      const apiPort = v['api-port'] === undefined ? 0 : Number(v['api-port'])
-      if (!Number.isInteger(apiPort) || apiPort < 0 || apiPort > 65535)
-        throw new UsageError('--api-port must be a port number')
+      const apiPort = port(v['api-port'], 0, '--api-port')
       await cmd.start(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort }, o)
+      return 0
+    }
+    case 'gateway': {
+      positionals(rest, 0, 'gateway [--listen MA] [--bootstrap MA] [--api-port N] [--mqtt-port N] [--space NAME]')
+      const { gateway } = await import('./ingest.ts')
+      const opts = {
+        listen: v.listen,
+        bootstrap: v.bootstrap,
+        apiPort: port(v['api-port'], 0, '--api-port'),
+        mqttPort: port(v['mqtt-port'], 1883, '--mqtt-port'),
+      }
+      await gateway(dataDir, v.space === undefined ? opts : { ...opts, space: v.space }, o)
+      return 0
+    }
+    case 'ingest': {
+      const [space] = positionals(
+        rest,
+        1,
+        'ingest SPACE --mqtt URL --topic PATTERN [--map STREAM=TOPIC]... [--mqtt-version 4|5]',
+      )
+      const { ingest } = await import('./ingest.ts')
+      await ingest(dataDir, space, { mqtt: v.mqtt, topic: v.topic, map: v.map, version: v['mqtt-version'] }, o)
       return 0
     }
     case 'status':

@@ -253,7 +253,9 @@ export class DataService {
       }
       // raw carries the salt; hashed carries only the commitment to (ts, value, salt)
       const salt = randomBytes(16)
-      seqs.push((await emit(RAW, { ts: reading.ts, value: reading.value, salt })).seq)
+      const raw: Reading = { ts: reading.ts, value: reading.value, salt }
+      if (reading.bytes !== undefined) raw.bytes = reading.bytes
+      seqs.push((await emit(RAW, raw)).seq)
       if (forms.includes(HASHED)) {
         await emit(HASHED, { ts: reading.ts, value: { commitment: commitReading(reading.ts, reading.value, salt) } })
       }

@@ -307,7 +307,8 @@ export class MqttIngest {
 
   private onMessage(packet: IPublishPacket, callback: (err?: Error) => void): void {
     this.s.received++
-    const delivery = packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, done: false } : undefined
+    const delivery =
+      packet.qos > 0 && packet.messageId !== undefined ? { messageId: packet.messageId, done: false } : undefined
     if (this.stopping) {
       // left unacknowledged: the broker delivers it again to the next session
       if (delivery !== undefined) callback(DEFERRED)
@@ -608,7 +609,9 @@ export class EmbeddedBroker {
       await new Promise<void>(resolve => aedes.close(() => resolve()))
       const e = err as NodeJS.ErrnoException
       throw new Error(
-        e.code === 'EADDRINUSE' ? `127.0.0.1:${port} is in use: choose another --mqtt-port (0: any free port)` : e.message,
+        e.code === 'EADDRINUSE'
+          ? `127.0.0.1:${port} is in use: choose another --mqtt-port (0: any free port)`
+          : e.message,
       )
     }
     const addr = server.address()

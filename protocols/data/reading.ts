@@ -13,6 +13,8 @@ import { FORM_PATTERN } from '../policy/records.ts'
 import { asMap, bytes, ID_PATTERN, int, NAME_PATTERN, str } from '../validate.ts'
 
 export const MAX_READING_BYTES = 64 * 1024
+/** the bytes one reading may carry (a chunk of a file or a message) */
+export const MAX_READING_PAYLOAD = 48 * 1024
 /** a reading's value, as JSON text, at most this long */
 export const MAX_VALUE_JSON = 16 * 1024
 
@@ -22,6 +24,8 @@ export interface Reading {
   value: unknown
   /** the raw form's salt of the reading's commitment in the hashed form */
   salt?: Uint8Array
+  /** opaque bytes: a chunk of a shared file or message (objects are streams of chunks) */
+  bytes?: Uint8Array
 }
 
 export interface EncryptedReading {
@@ -46,6 +50,7 @@ export function encryptReading(
     ts: reading.ts,
     value: JSON.stringify(reading.value),
     ...(reading.salt === undefined ? {} : { salt: reading.salt }),
+    ...(reading.bytes === undefined ? {} : { bytes: reading.bytes }),
   })
   return { ...coords, ct: aeadEncrypt(key, plaintext, aad(coords)) }
 }
@@ -53,9 +58,10 @@ export function encryptReading(
 /** Throws DecryptionError when the key is wrong or anything was changed. */
 export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
   const plaintext = aeadDecrypt(key, r.ct, aad(r))
-  const m = asMap(decodeCanonical(plaintext, MAX_READING_BYTES), 'reading', ['ts', 'value', 'salt'])
+  const m = asMap(decodeCanonical(plaintext, MAX_READING_BYTES), 'reading', ['ts', 'value', 'salt', 'bytes'])
   const out: Reading = { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
   if (m.salt !== undefined) out.salt = bytes(m, 'salt', 16, 16)
+  if (m.bytes !== undefined) out.bytes = bytes(m, 'bytes', 0, MAX_READING_PAYLOAD)
   return out
 }
 
