@@ -7,6 +7,20 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return new Uint8Array(h.digest())
 }
 
+/** Incremental SHA-256, for content that is hashed as it streams past (files of any size). */
+export interface Sha256Stream {
+  update(bytes: Uint8Array): void
+  digest(): Uint8Array
+}
+
+export function sha256Stream(): Sha256Stream {
+  const h = createHash('sha256')
+  return {
+    update: bytes => void h.update(bytes),
+    digest: () => new Uint8Array(h.digest()),
+  }
+}
+
 const utf8 = new TextEncoder()
 
 /** H(tag || 0x00 || bytes): the tag keeps hashes of different kinds of record apart. */

@@ -73,8 +73,21 @@ export function didFromPublicKey(publicKey: Uint8Array): string {
   return `did:key:z${base58.encode(bytes)}`
 }
 
+/** Keys of dids already parsed: decoding a point costs ~0.1 ms, and the same few dids recur. */
+const parsedDids = new Map<string, Uint8Array>()
+const MAX_PARSED_DIDS = 10_000
+
 /** Parse a did:key holding an Ed25519 public key; throws InvalidDidError otherwise. */
 export function publicKeyFromDid(did: string): Uint8Array {
+  const cached = parsedDids.get(did)
+  if (cached !== undefined) return cached.slice()
+  const publicKey = parseDid(did)
+  if (parsedDids.size >= MAX_PARSED_DIDS) parsedDids.clear()
+  parsedDids.set(did, publicKey)
+  return publicKey.slice()
+}
+
+function parseDid(did: string): Uint8Array {
   if (typeof did !== 'string' || did.length > MAX_DID_LENGTH || !did.startsWith('did:key:z')) {
     throw new InvalidDidError(`not a did:key: ${String(did).slice(0, 80)}`)
   }

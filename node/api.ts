@@ -3,7 +3,8 @@
  * It listens on 127.0.0.1 only and every request must carry the token kept in
  * `DIR/api-token` (mode 0600) as `Authorization: Bearer <token>`, compared in constant time.
  * Errors are JSON `{ error: { name, message, code? } }` with 400 (bad input), 404 (unknown),
- * 403 (access refused), 401 (no token), 500.
+ * 403 (access refused), 401 (no token), 422 (an object that does not match its manifest), 500.
+ * Objects (files and messages): node/api-objects.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -12,11 +13,12 @@ import { isDid } from '../crypto/identity.ts'
 import { validateReadingInput } from '../protocols/data/reading.ts'
 import { FORM_PATTERN } from '../protocols/policy/records.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
+import * as objectsApi from './api-objects.ts'
 import * as policyApi from './api-policy.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
-import type { MqttIngestions } from './services/mqtt.ts'
 import type { DecryptedReading } from './services/data.ts'
+import type { MqttIngestions } from './services/mqtt.ts'
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -50,6 +52,7 @@ function statusOf(err: Error): number {
   if (err.name === 'UsageError' || err.name === 'InvalidMessageError') return 400
   if (err.name === 'NotFoundError') return 404
   if (err.name === 'AccessRefusedError') return 403
+  if (err.name === 'ObjectIntegrityError') return 422
   return 500
 }
 
@@ -198,6 +201,34 @@ export class ApiServer {
       })
       const rec = n.policy.document(space).state.streams.get(name)!.body
       return send(res, 200, { stream: name, epochMs: rec.epochMs, forms: rec.forms ?? ['raw', 'hashed'] })
+    }
+    if (parts[3] === 'streams' && parts[5] === 'retention' && parts.length === 6) {
+      const stream = streamParam(parts[4])
+      if (m === 'PUT') {
+        const body = parseJson(await readBody(req))
+        const positive = (v: unknown, flag: string) => {
+          if (v === undefined) return undefined
+          if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+            throw new UsageError(`${flag} must be positive`)
+          return v
+        }
+        const r = { maxAgeMs: positive(body.maxAgeMs, '--max-age'), maxCount: positive(body.maxCount, '--max-count') }
+        if (r.maxAgeMs === undefined && r.maxCount === undefined)
+          throw new UsageError('retention needs --max-age or --max-count')
+        n.policy.document(space)
+        await n.fetch.setRetention(
+          space,
+          stream,
+          Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)),
+        )
+      }
+      return send(res, 200, { space, stream, retention: (await n.fetch.retention(space, stream)) ?? null })
+    }
+    if (parts[3] === 'objects') {
+      if (m === 'POST' && parts.length === 4) return send(res, 200, await objectsApi.share(n, space, url, req))
+      if (m === 'GET' && parts.length === 5) return objectsApi.open(n, space, parts[4], res, send)
+      if (m === 'GET' && parts.length === 6 && parts[5] === 'access')
+        return send(res, 200, await objectsApi.access(n, space, parts[4]))
     }
     if (parts[3] === 'streams' && parts[5] === 'readings' && parts.length === 6) {
       const stream = streamParam(parts[4])

@@ -13,13 +13,19 @@ import { createNetwork, type EdgewardLibp2p, type NetworkOptions } from './netwo
 import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
 import { DataService, type DataServiceOptions } from './services/data.ts'
+import { FetchService, type FetchServiceOptions } from './services/fetch.ts'
+import { ObjectsService } from './services/objects.ts'
 import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
 import { RequestsService } from './services/requests.ts'
 import { openStore, type Store } from './store.ts'
 
 const log = logger('edgeward:node')
 
-export interface NodeOptions extends PolicyServiceOptions, DataServiceOptions, AuditServiceOptions {
+export interface NodeOptions
+  extends PolicyServiceOptions,
+    DataServiceOptions,
+    AuditServiceOptions,
+    FetchServiceOptions {
   /** keep an audit log of key releases (default true; off only to measure what it costs) */
   audit?: boolean
   dataDir: string
@@ -43,6 +49,9 @@ export class EdgewardNode {
   readonly data: DataService
   readonly audit: AuditService | undefined
   readonly requests: RequestsService
+  readonly fetch: FetchService
+  /** files and messages, as streams of chunks */
+  readonly objects: ObjectsService
   private readonly bootstrap: string[]
   private readonly redialIntervalMs: number
   private redialTimer: NodeJS.Timeout | undefined
@@ -57,6 +66,12 @@ export class EdgewardNode {
   ) {
     this.audit = audit
     this.requests = new RequestsService(c, policy)
+    this.objects = new ObjectsService(
+      c,
+      { policy, data, requests: this.requests, audit },
+      { viewDir: join(opts.dataDir, 'view') },
+    )
+    this.fetch = new FetchService(c, policy, data, opts)
     this.identity = c.identity
     this.store = c.store
     this.libp2p = c.libp2p
@@ -89,6 +104,8 @@ export class EdgewardNode {
     await this.audit?.start()
     await this.data.start()
     await this.requests.start()
+    await this.objects.start()
+    await this.fetch.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
       if (listenAddrs.length === 0) return
@@ -138,6 +155,7 @@ export class EdgewardNode {
     this.data.subscribe(space)
     this.audit?.subscribe(space)
     this.requests.subscribe(space)
+    this.fetch.provide(space)
   }
 
   async createSpace(name: string): Promise<string> {
@@ -145,6 +163,7 @@ export class EdgewardNode {
     this.data.subscribe(genesis.id)
     this.audit?.subscribe(genesis.id)
     this.requests.subscribe(genesis.id)
+    this.fetch.provide(genesis.id)
     return genesis.id
   }
 
@@ -159,7 +178,9 @@ export class EdgewardNode {
   async stop(): Promise<void> {
     clearInterval(this.redialTimer)
     await this.redialing
+    await this.objects.stop()
     this.data.stop()
+    this.fetch.stop()
     await this.policy.stop()
     await this.audit?.stop()
     await this.libp2p.stop()

@@ -9,6 +9,8 @@
  * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads) and the latest
  *   heads and equivocation evidence it has seen of other logs
  * - `requests`: `<space>!<request id>` -> signed access request seen on the space's requests topic
+ * - `arrivals`: `<space>!<stream>!<form>!<time>!<seq>` -> nothing: when each record was stored (for retention by age)
+ * - `settings`: local settings, such as retention per stream
  * Writes that must not be lost are atomic batches and synced.
  */
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
@@ -31,6 +33,8 @@ export interface Store {
   peers: Sub
   audit: Sub
   requests: Sub
+  arrivals: Sub
+  settings: Sub
   close(): Promise<void>
 }
 
@@ -69,6 +73,8 @@ function sublevels(db: Db): Store {
     peers: sub('peers'),
     audit: sub('audit'),
     requests: sub('requests'),
+    arrivals: sub('arrivals'),
+    settings: sub('settings'),
     close: () => db.close(),
   }
 }

@@ -32,6 +32,8 @@ commands:
                                          have the running node subscribe (QoS 1) and store each message as a
                                          reading (stream: the topic's last level, or --map); acknowledged to
                                          the broker once stored; progress every second until Ctrl-C
+  retention SPACE STREAM [--max-age DURATION] [--max-count N]
+                                         how much of a stream this peer keeps (shows it without options)
   publish SPACE STREAM                   publish NDJSON readings {"ts": <ms>, "value": <number|object>} from stdin
   grant SPACE --to DID (--for DURATION | --until TIME) [--from TIME] [--stream S|PREFIX*]... [--form F]...
         [--data-from TIME] [--data-until TIME] [--no-download] [--forward never|ask-owner|allowed]
@@ -53,6 +55,15 @@ commands:
                                          on the key holder: entries with inclusion proofs against a
                                          signed tree head, and who held a key for how long
   audit verify FILE [--space ID]         check a report offline; exit 1 naming the first failure
+  share SPACE FILE --to DID [--for DURATION] [--no-download] [--forward never|ask-owner|allowed]
+                                         store FILE as an object (encrypted here, in chunks) and grant DID
+                                         (default for 7d); prints the object and grant ids
+  message SPACE --to DID [--for DURATION] TEXT
+                                         send a short message to DID the same way
+  open SPACE OBJECT [--out FILE]         the object's plaintext (to stdout or FILE) once verified against
+                                         its manifest; when the grant forbids download, the path of a viewer
+                                         file and when it is deleted; exit 3 when refused
+  access SPACE OBJECT                    who holds or asked for access: grants, requests, key releases
   demo                                   run a local network of real peers and tell the story
 
 options for every command:
@@ -103,6 +114,8 @@ const OPTIONS = {
   via: { type: 'string' },
   epoch: { type: 'string' },
   aggregate: { type: 'string', multiple: true, default: [] as string[] },
+  'max-age': { type: 'string' },
+  'max-count': { type: 'string' },
   follow: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   resource: { type: 'string' },
@@ -144,13 +157,18 @@ const ALLOWED: Record<string, string[]> = {
   approve: ['for'],
   deny: ['reason'],
   read: ['since', 'follow', 'form'],
+  share: ['to', 'for', 'no-download', 'forward'],
+  message: ['to', 'for'],
+  open: ['out'],
+  access: [],
   stream: ['epoch', 'form', 'aggregate'],
+  retention: ['max-age', 'max-count'],
   demo: ['keep'],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space'],
 }
 
 function port(value: string | undefined, fallback: number, name: string): number {
-  const n = value === undefined ? fallback : /^\d+$/.test(value) ? Number(value) : Number.NaN
+  const n = value === undefined ? fallback : Number(value)
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${name} must be a port number`)
   return n
 }
@@ -241,6 +259,11 @@ async function main(argv: string[]): Promise<number> {
       await cmd.streamCreate(dataDir, space, name, { epoch: v.epoch, form: v.form, aggregate: v.aggregate }, o)
       return 0
     }
+    case 'retention': {
+      const [space, stream] = positionals(rest, 2, 'retention SPACE STREAM [--max-age DURATION] [--max-count N]')
+      await cmd.retention(dataDir, space, stream, { maxAge: v['max-age'], maxCount: v['max-count'] }, o)
+      return 0
+    }
     case 'publish': {
       const [space, stream] = positionals(rest, 2, 'publish SPACE STREAM < readings.ndjson')
       await cmd.publish(dataDir, space, stream, process.stdin, o)
@@ -314,6 +337,43 @@ async function main(argv: string[]): Promise<number> {
     case 'deny': {
       const [space, id] = positionals(rest, 2, `${command} SPACE REQUEST`)
       await policy.decide(dataDir, space, id, command === 'approve', { for: v.for, reason: v.reason }, o)
+      return 0
+    }
+    case 'share': {
+      const [space, file] = positionals(rest, 2, 'share SPACE FILE --to DID [--for DURATION] [--no-download]')
+      const objects = await import('./objects.ts')
+      await objects.share(
+        dataDir,
+        space,
+        resolve(file),
+        { to: v.to, for: v.for, noDownload: v['no-download'], forward: v.forward },
+        o,
+      )
+      return 0
+    }
+    case 'message': {
+      if (rest.length < 2) throw new UsageError('usage: edgeward message SPACE --to DID [--for DURATION] TEXT')
+      const objects = await import('./objects.ts')
+      await objects.message(dataDir, rest[0], rest.slice(1).join(' '), { to: v.to, for: v.for }, o)
+      return 0
+    }
+    case 'open': {
+      const [space, object] = positionals(rest, 2, 'open SPACE OBJECT [--out FILE]')
+      const objects = await import('./objects.ts')
+      await objects.open(
+        dataDir,
+        space,
+        object,
+        { out: v.out === undefined ? undefined : resolve(v.out) },
+        o,
+        process.stdout,
+      )
+      return 0
+    }
+    case 'access': {
+      const [space, object] = positionals(rest, 2, 'access SPACE OBJECT')
+      const objects = await import('./objects.ts')
+      await objects.access(dataDir, space, object, o)
       return 0
     }
     case 'read': {

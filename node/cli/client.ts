@@ -69,6 +69,31 @@ export class ApiClient {
     return json
   }
 
+  /** A POST whose body is streamed from `body` (content of any size); the answer is JSON. */
+  async upload<T = Record<string, unknown>>(path: string, body: AsyncIterable<Uint8Array>): Promise<T> {
+    let res: Response
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' },
+        body: ReadableStream.from(body),
+        duplex: 'half',
+      } as RequestInit)
+    } catch (err) {
+      throw new NodeStateError(`the node at ${this.base} does not answer (${(err as Error).message}): is it running?`)
+    }
+    const json = (await res.json()) as T & { error?: { message: string } }
+    if (!res.ok) throw errorFrom(res.status, json)
+    return json
+  }
+
+  /** A GET whose answer may be bytes: the response itself once it is known to be a success. */
+  async response(path: string): Promise<Response> {
+    const res = await this.fetch('GET', path)
+    if (!res.ok) throw errorFrom(res.status, (await res.json()) as never)
+    return res
+  }
+
   /** A streaming NDJSON GET: yields parsed lines; an error line throws. */
   async *lines(path: string): AsyncGenerator<Record<string, unknown>> {
     const res = await this.fetch('GET', path)

@@ -217,6 +217,32 @@ export async function streamCreate(
   )
 }
 
+export async function retention(
+  dataDir: string,
+  space: string,
+  stream: string,
+  opts: { maxAge?: string; maxCount?: string },
+  o: Output,
+): Promise<void> {
+  let maxCount: number | undefined
+  if (opts.maxCount !== undefined) {
+    maxCount = /^[1-9]\d*$/.test(opts.maxCount) ? Number(opts.maxCount) : Number.NaN
+    if (!Number.isSafeInteger(maxCount)) throw new UsageError('--max-count must be a positive whole number')
+  }
+  const set = opts.maxAge !== undefined || maxCount !== undefined
+  const r = await (await ApiClient.connect(dataDir)).call(
+    set ? 'PUT' : 'GET',
+    `/v1/spaces/${encodeURIComponent(space)}/streams/${encodeURIComponent(stream)}/retention`,
+    set ? { maxAgeMs: opts.maxAge === undefined ? undefined : parseDuration(opts.maxAge), maxCount } : undefined,
+  )
+  const k = r.retention as { maxAgeMs?: number; maxCount?: number } | null
+  const human =
+    k === null
+      ? `${stream}: everything is kept`
+      : `${stream}: ${[k.maxAgeMs === undefined ? '' : `at most ${Math.round(k.maxAgeMs / 60_000)} min old`, k.maxCount === undefined ? '' : `at most ${k.maxCount} records per form`].filter(x => x !== '').join(', ')}`
+  print(o, r, human)
+}
+
 export async function read(
   dataDir: string,
   space: string,

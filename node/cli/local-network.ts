@@ -71,13 +71,23 @@ export class LocalPeer {
   }
 }
 
-/** Start `edgeward start` for an initialised data directory and wait until it is listening. */
+/**
+ * Start `edgeward start` (or `gateway`, with `args` such as `--mqtt-port 0`) for an
+ * initialised data directory and wait until it is listening.
+ */
 export async function startPeer(
   name: string,
   dataDir: string,
-  opts: { bootstrap?: string[]; listen?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    bootstrap?: string[]
+    listen?: string[]
+    timeoutMs?: number
+    env?: NodeJS.ProcessEnv
+    command?: 'start' | 'gateway'
+    args?: string[]
+  } = {},
 ): Promise<LocalPeer> {
-  const args = [BIN, 'start', '--data', dataDir, '--json']
+  const args = [BIN, opts.command ?? 'start', '--data', dataDir, '--json', ...(opts.args ?? [])]
   for (const b of opts.bootstrap ?? []) args.push('--bootstrap', b)
   for (const l of opts.listen ?? []) args.push('--listen', l)
   const proc = spawn(process.execPath, args, {

@@ -188,10 +188,30 @@ export class DataService {
       this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'not-from-a-key-holder' })
       return TopicValidatorResult.Reject
     }
-    await this.c.store.records.put(recordKey(r), msg.data, DURABLE)
+    await this.storeRecords([[r, msg.data]])
     this.c.metrics.inc('edgeward_readings_stored_total', { source: 'gossip' })
     for (const l of this.readingListeners) l(r)
     return TopicValidatorResult.Accept
+  }
+
+  /** Add a record, and when it arrived (for retention by age), to a batch. */
+  private addRecord(batch: ReturnType<Store['db']['batch']>, r: EncryptedReading, bytes: Uint8Array): void {
+    batch.put(recordKey(r), bytes, { sublevel: this.c.store.records } as never)
+    batch.put(arrivalKey(r, this.c.now()), new Uint8Array(0), { sublevel: this.c.store.arrivals } as never)
+  }
+
+  /** Store records durably (from gossip or backfill) and tell listeners. */
+  async storeRecords(records: [EncryptedReading, Uint8Array][]): Promise<void> {
+    if (records.length === 0) return
+    const batch = this.c.store.db.batch()
+    for (const [r, bytes] of records) this.addRecord(batch, r, bytes)
+    await batch.write(DURABLE)
+  }
+
+  /** Forget a stored record (one that does not decrypt: it was not what a key holder published). */
+  async dropRecord(r: EncryptedReading): Promise<void> {
+    await this.c.store.records.del(recordKey(r))
+    this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'does-not-decrypt' })
   }
 
   private isHolder(space: string): boolean {
@@ -240,7 +260,7 @@ export class DataService {
       const seq = st.seq[form] ?? 0
       st.seq[form] = seq + 1
       const r = encryptReading(key, { space, stream, form, epoch: st.epoch, seq }, reading)
-      batch.put(recordKey(r), encodeEncryptedReading(r), { sublevel: this.c.store.records } as never)
+      this.addRecord(batch, r, encodeEncryptedReading(r))
       out.push(r)
       return r
     }
@@ -313,7 +333,7 @@ export class DataService {
                 { space, stream, form, epoch: st.epoch, seq },
                 { ts: a.start, value: aggregateValue(a) },
               )
-              batch.put(recordKey(r), encodeEncryptedReading(r), { sublevel: this.c.store.records } as never)
+              this.addRecord(batch, r, encodeEncryptedReading(r))
               out.push(r)
             }
           }
@@ -646,9 +666,13 @@ export class DataService {
     const forms: readonly string[] = rec.body.forms ?? DEFAULT_FORMS
     if (!forms.includes(form))
       throw new NotFoundError(`stream ${stream} has no form ${form} (it has ${forms.join(', ')})`)
+    await this.backfill?.(space, stream, form)
     const stored = await this.storedReadings(space, stream, form)
     return this.decryptAll(space, stream, stored, since)
   }
+
+  /** Fetches what this node missed of a stream before a read (set by the node: the fetch service). */
+  backfill: ((space: string, stream: string, form: string) => Promise<void>) | undefined
 
   /** Decrypt readings of one stream and one form (each reading names its form). */
   async decryptAll(space: string, stream: string, stored: EncryptedReading[], since = 0): Promise<DecryptedReading[]> {
@@ -675,7 +699,15 @@ export class DataService {
         key = cached.key
       }
       if (key === undefined) continue // outside the grant's data window
-      const plain = decryptReading(key, r)
+      let plain: Reading
+      try {
+        plain = decryptReading(key, r)
+      } catch (err) {
+        if ((err as Error).name !== 'DecryptionError') throw err
+        // not what the key holder published (a peer served something else): drop it, fetch again later
+        await this.dropRecord(r)
+        continue
+      }
       if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch, form: r.form })
     }
     return out
@@ -687,8 +719,12 @@ export class DataService {
   }
 }
 
-function recordKey(r: { space: string; stream: string; form: string; seq: number }): string {
+export function recordKey(r: { space: string; stream: string; form: string; seq: number }): string {
   return `${r.space}!${r.stream}!${r.form}!${pad(r.seq)}`
+}
+
+export function arrivalKey(r: { space: string; stream: string; form: string; seq: number }, at: number): string {
+  return `${r.space}!${r.stream}!${r.form}!${pad(at)}!${pad(r.seq)}`
 }
 
 function keyLocation(space: string, stream: string, form: string, epoch: number): string {

@@ -329,10 +329,10 @@ export class MqttIngest {
     } else {
       this.add((target as { stream: string }).stream, { reading: parsed.reading, delivery })
     }
-    if (delivery === undefined) return callback()
-    if (this.acks.length < this.maxUnacked) return callback(DEFERRED)
+    if (delivery === undefined) callback()
+    else if (this.acks.length < this.maxUnacked) callback(DEFERRED)
     // too much unacknowledged: read on only when acknowledgements have caught up
-    this.paused = () => callback(DEFERRED)
+    else this.paused = () => callback(DEFERRED)
   }
 
   private onClose(): void {

@@ -1,0 +1,132 @@
+/**
+ * The local API's handlers for objects (files and messages):
+ * - POST /v1/spaces/:id/objects?to=DID&for=MS[&download=false][&forward=F][&name=N][&type=file|message]
+ *   with the content as the request body, streamed: -> { object, grant, notAfter, size, chunks, sha256 }
+ * - GET /v1/spaces/:id/objects/:object: the plaintext, streamed, with the manifest in
+ *   `x-edgeward-*` headers; when the reader's grant forbids download, never the plaintext:
+ *   a viewer file instead -> { viewer, until } (until: the key's lease end, ISO 8601)
+ * - GET /v1/spaces/:id/objects/:object/access -> grants, requests and (on the key holder) releases
+ * The plaintext is verified against the manifest before the first byte is sent; a failure
+ * after that (a revocation in the middle) cuts the response short, so a client never sees a
+ * complete-looking answer that is not the object.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isDid } from '../crypto/identity.ts'
+import { MAX_OBJECT_NAME, MEDIA_TYPES, type MediaType } from '../protocols/data/objects.ts'
+import { FORWARD_PERMISSIONS, type ForwardPermission } from '../protocols/policy/records.ts'
+import { UsageError } from './errors.ts'
+import type { EdgewardNode } from './node.ts'
+
+type Body = Record<string, unknown>
+
+export async function share(node: EdgewardNode, space: string, url: URL, req: IncomingMessage): Promise<Body> {
+  const q = url.searchParams
+  const to = q.get('to') ?? ''
+  if (!isDid(to)) throw new UsageError(`--to must be a did:key, got ${JSON.stringify(to)}`)
+  const forMs = Number(q.get('for') ?? Number.NaN)
+  if (!Number.isSafeInteger(forMs) || forMs < 1000) throw new UsageError('--for must be a duration of at least 1s')
+  const download = q.get('download')
+  if (download !== null && download !== 'true' && download !== 'false')
+    throw new UsageError('download must be true or false')
+  const forward = q.get('forward') ?? undefined
+  if (forward !== undefined && !FORWARD_PERMISSIONS.includes(forward as ForwardPermission)) {
+    throw new UsageError('--forward must be never, ask-owner or allowed')
+  }
+  const type = q.get('type') ?? 'file'
+  if (!(MEDIA_TYPES as readonly string[]).includes(type)) throw new UsageError('type must be file or message')
+  const name = q.get('name') ?? undefined
+  if (name !== undefined && (name.length === 0 || name.length > MAX_OBJECT_NAME))
+    throw new UsageError(`a name is 1..${MAX_OBJECT_NAME} characters`)
+  const shared = await node.objects.share(space, req, {
+    to,
+    durationMs: forMs,
+    download: download !== 'false',
+    ...(forward === undefined ? {} : { forward: forward as ForwardPermission }),
+    ...(name === undefined ? {} : { name }),
+    mediaType: type as MediaType,
+  })
+  return {
+    object: shared.object,
+    grant: shared.grant,
+    notAfter: new Date(shared.notAfter).toISOString(),
+    name: shared.manifest.name,
+    size: shared.manifest.size,
+    chunks: shared.manifest.chunks,
+    sha256: shared.manifest.sha256,
+  }
+}
+
+/** Stream the plaintext, or (download forbidden) write a viewer file and say where. */
+export async function open(
+  node: EdgewardNode,
+  space: string,
+  object: string,
+  res: ServerResponse,
+  send: (res: ServerResponse, status: number, body: unknown) => void,
+): Promise<void> {
+  const opened = await node.objects.open(space, object)
+  if (!opened.download) {
+    const v = await node.objects.view(opened)
+    return send(res, 200, {
+      object,
+      viewer: v.viewer,
+      until: new Date(v.until).toISOString(),
+      name: opened.manifest.name,
+    })
+  }
+  const m = opened.manifest
+  res.writeHead(200, {
+    'content-type': m.mediaType === 'message' ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+    'content-length': String(m.size),
+    'x-edgeward-object': object,
+    'x-edgeward-name': encodeURIComponent(m.name),
+    'x-edgeward-media-type': m.mediaType,
+    'x-edgeward-sha256': m.sha256,
+  })
+  try {
+    for await (const chunk of opened) {
+      if (!res.write(chunk)) await drained(res)
+      if (res.destroyed) return
+    }
+  } catch (err) {
+    // headers are out: cut the response short rather than end it as if it were complete
+    res.destroy(err as Error)
+    return
+  }
+  res.end()
+}
+
+/** Until the response can take more, or is closed (a client that went away never drains). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise(resolve => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.once('drain', done)
+    res.once('close', done)
+  })
+}
+
+export async function access(node: EdgewardNode, space: string, object: string): Promise<Body> {
+  const a = await node.objects.access(space, object)
+  const iso = (t: number) => new Date(t).toISOString()
+  return {
+    space: a.space,
+    object: a.object,
+    grants: a.grants.map(g => ({ ...g, notBefore: iso(g.notBefore), notAfter: iso(g.notAfter) })),
+    requests: a.requests.map(r => ({ ...r, at: iso(r.at) })),
+    ...(a.releases === undefined
+      ? {}
+      : {
+          releases: a.releases.map(r => ({
+            ...r,
+            at: iso(r.at),
+            leaseEnd: iso(r.leaseEnd),
+            heldUntil: iso(r.heldUntil),
+          })),
+        }),
+    ...(a.refusals === undefined ? {} : { refusals: a.refusals.map(r => ({ ...r, at: iso(r.at) })) }),
+  }
+}

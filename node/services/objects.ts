@@ -1,0 +1,562 @@
+/**
+ * Files and messages, shared under the same governance as streams: each object is a stream
+ * of chunks (layout in protocols/data/objects.ts) published by the key holder, so encryption
+ * at the edge, key release after a policy check, leases, revocation and the audit trail are
+ * the data plane's, unchanged.
+ *
+ * Sharing streams the source (a file of any size, never held whole in memory) through
+ * DataService.publish in batches of chunks, hashing it on the way, then writes the grant.
+ *
+ * Opening verifies before it gives out a byte: a first pass decrypts every chunk and checks
+ * order, completeness, size and SHA-256 against the manifest, keeping nothing; the object it
+ * returns decrypts again as it is iterated (each chunk is authenticated by its AEAD, bound to
+ * its position, so the second pass yields only what the key holder published) and checks the
+ * same again at the end. A mismatch throws ObjectIntegrityError, never wrong data.
+ *
+ * A grant that forbids download: the plaintext goes only to a viewer file under
+ * `DATA/view/` (mode 0600), which the node deletes when the key's lease ends, as soon as a
+ * revocation drops the key, and when the node stops or starts. What a viewer application
+ * copies from it before then is out of reach, as for any plaintext a reader has seen.
+ */
+import { createReadStream } from 'node:fs'
+import { mkdir, open, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { logger } from '@libp2p/logger'
+import { toHex } from '../../crypto/encoding.ts'
+import { randomBytes, sha256Stream } from '../../crypto/hash.ts'
+import { isDid } from '../../crypto/identity.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
+import {
+  type AuditEntry,
+  decodeEntry,
+  type ReleaseEntry,
+  type RevocationEntry,
+  revocationEndsRelease,
+} from '../../protocols/audit/entries.ts'
+import { RAW } from '../../protocols/data/forms.ts'
+import {
+  chunkReading,
+  isObjectStream,
+  MAX_OBJECT_NAME,
+  type MediaType,
+  manifestReading,
+  OBJECT_CHUNK_BYTES,
+  OBJECT_EPOCH_MS,
+  ObjectIntegrityError,
+  type ObjectManifest,
+  ObjectVerifier,
+  objectStreamName,
+} from '../../protocols/data/objects.ts'
+import { decodeEncryptedReading, type EncryptedReading, type Reading } from '../../protocols/data/reading.ts'
+import { UnauthorizedChangeError } from '../../protocols/errors.ts'
+import { createGrant, type ForwardPermission, type Grant } from '../../protocols/policy/records.ts'
+import { type GrantStatus, streamsCover } from '../../protocols/policy/state.ts'
+import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
+import type { AuditService } from './audit.ts'
+import type { NodeComponents } from './components.ts'
+import type { DataService, DecryptedReading } from './data.ts'
+import type { PolicyService } from './policy.ts'
+import type { RequestStatus, RequestsService } from './requests.ts'
+
+const log = logger('edgeward:objects')
+
+/** chunks per DataService.publish call: one durable batch (1.5 MiB of content) */
+const PUBLISH_BATCH = 32
+/** stored readings decrypted at a time when opening */
+const READ_BATCH = 64
+/** how often viewer files are checked against their key's lease (besides on every revocation) */
+const VIEWER_SWEEP_MS = 250
+/** errors of a stored reading that was changed or damaged (as opposed to refusals and network errors) */
+const DAMAGE = new Set(['DecryptionError', 'InvalidMessageError', 'InvalidEncodingError', 'SyntaxError'])
+
+export interface ObjectsServiceOptions {
+  /** where viewer files go (the node passes DATA/view) */
+  viewDir: string
+}
+
+export interface ShareOptions {
+  /** the principal (did:key) the object is shared with */
+  to: string
+  durationMs: number
+  /** false: the reader may only view, in a viewer file that the node deletes at lease end (default true) */
+  download?: boolean
+  forward?: ForwardPermission
+  /** the file's name as the reader sees it (default "file", or "message") */
+  name?: string
+  mediaType?: MediaType
+  /** called after each batch of chunks is stored and sent, with the bytes read so far */
+  onProgress?: (bytes: number) => void
+}
+
+export interface SharedObject {
+  object: string
+  grant: string
+  notAfter: number
+  manifest: ObjectManifest
+}
+
+/** A verified object, ready to be read: iterating it yields the plaintext chunks in order. */
+export interface OpenedObject extends AsyncIterable<Uint8Array> {
+  space: string
+  object: string
+  manifest: ObjectManifest
+  /** the key epochs its chunks are under (one, unless a revocation came while it was shared) */
+  epochs: number[]
+  /** may this node hand out the plaintext (false: a viewer file only) */
+  download: boolean
+  /** the reader's lease on the object's key and the grant it was released under (undefined on the key holder) */
+  leaseEnd?: number
+  grant?: string
+}
+
+export interface ObjectAccess {
+  space: string
+  object: string
+  /** every grant whose streams cover the object */
+  grants: {
+    id: string
+    subject: string
+    issuer: string
+    status: GrantStatus
+    why?: string
+    notBefore: number
+    notAfter: number
+    download: boolean
+    forward: ForwardPermission
+  }[]
+  /** every access request naming the object (or a prefix that covers it) */
+  requests: {
+    id: string
+    from: string
+    for: string
+    status: RequestStatus
+    at: number
+    reason: string
+    grant?: string
+  }[]
+  /** key releases from this node's audit log; undefined when this node is not the object's key holder */
+  releases?: {
+    subject: string
+    device: string
+    grant: string
+    at: number
+    leaseEnd: number
+    renewal: boolean
+    /** when the holding ended (or now, while it lasts) and why */
+    heldUntil: number
+    endedBy: 'lease-end' | 'revocation' | 'open'
+  }[]
+  refusals?: { subject: string; device: string; at: number; code: string; reason: string }[]
+}
+
+interface Viewer {
+  space: string
+  object: string
+  path: string
+  until: number
+  grant: string
+  epochs: number[]
+}
+
+export class ObjectsService {
+  private readonly c: NodeComponents
+  private readonly policy: PolicyService
+  private readonly data: DataService
+  private readonly requests: RequestsService
+  private readonly audit: AuditService | undefined
+  private readonly viewDir: string
+  private readonly viewers = new Map<string, Viewer>()
+  private readonly removals = new Set<Promise<void>>()
+  private sweep: NodeJS.Timeout | undefined
+
+  constructor(
+    components: NodeComponents,
+    services: { policy: PolicyService; data: DataService; requests: RequestsService; audit: AuditService | undefined },
+    opts: ObjectsServiceOptions,
+  ) {
+    this.c = components
+    this.policy = services.policy
+    this.data = services.data
+    this.requests = services.requests
+    this.audit = services.audit
+    this.viewDir = opts.viewDir
+    components.metrics.describe('edgeward_objects_shared_total', 'objects shared by this node, by media type')
+    components.metrics.describe('edgeward_viewer_files_removed_total', 'viewer files removed, by cause')
+  }
+
+  async start(): Promise<void> {
+    // keys live in memory only: a viewer left by an earlier run has no key behind it
+    await rm(this.viewDir, { recursive: true, force: true })
+    this.policy.onRecords((space, records) => {
+      if (records.some(r => r.kind === 'revocation')) this.sweepViewers(space)
+    })
+    this.sweep = setInterval(() => this.sweepViewers(), VIEWER_SWEEP_MS)
+    this.sweep.unref()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweep)
+    for (const v of this.viewers.values()) this.remove(v, 'node-stop')
+    await Promise.allSettled([...this.removals])
+  }
+
+  // ---- sharing (key holder) ----
+
+  /** Store `source` as a new object of `space` and grant `to` access to it. */
+  async share(space: string, source: AsyncIterable<Uint8Array> | string, opts: ShareOptions): Promise<SharedObject> {
+    const doc = this.policy.document(space)
+    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+    if (!isDid(opts.to)) throw new UsageError(`--to must be a did:key, got ${opts.to}`)
+    if (!Number.isSafeInteger(opts.durationMs) || opts.durationMs < 1000)
+      throw new UsageError('--for must be at least 1s')
+    const mediaType = opts.mediaType ?? 'file'
+    const name = opts.name ?? mediaType
+    if (name.length === 0 || name.length > MAX_OBJECT_NAME) throw new UsageError('a name is 1..255 characters')
+    const object = objectStreamName(randomBytes(8))
+    const grantFields = (now: number) => ({
+      space,
+      sub: opts.to,
+      streams: [object],
+      forms: [RAW],
+      nbf: now,
+      exp: now + opts.durationMs,
+      download: opts.download === false ? false : undefined,
+      forward: opts.forward,
+    })
+    // refuse before storing anything if this node could not issue the grant
+    const me = this.c.identity.principal
+    const draft = createGrant(me, grantFields(this.c.now()), this.c.now())
+    const authority = doc.state.mayWrite(me.did, {
+      kind: 'grant',
+      body: draft.body as unknown as Record<string, unknown>,
+    })
+    const problem = doc.state.grantProblem(draft, this.c.now())
+    if (authority !== undefined) throw new AccessRefusedError('not-authorized', authority)
+    if (problem?.code === 'issuer-not-authorized') throw new AccessRefusedError('not-authorized', problem.reason)
+
+    await this.data.createStream(space, object, { epochMs: OBJECT_EPOCH_MS, forms: [RAW] })
+    const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: OBJECT_CHUNK_BYTES }) : source
+    const hash = sha256Stream()
+    let size = 0
+    let index = 0
+    let batch: Reading[] = []
+    for await (const chunk of chunksOf(input, OBJECT_CHUNK_BYTES)) {
+      hash.update(chunk)
+      size += chunk.byteLength
+      batch.push(chunkReading(index++, chunk))
+      if (batch.length >= PUBLISH_BATCH) {
+        await this.data.publish(space, object, batch)
+        batch = []
+        opts.onProgress?.(size)
+      }
+    }
+    const manifest: ObjectManifest = { name, size, chunks: index, sha256: toHex(hash.digest()), mediaType }
+    batch.push(manifestReading(manifest))
+    await this.data.publish(space, object, batch)
+    opts.onProgress?.(size)
+
+    const now = this.c.now()
+    const grant = createGrant(me, grantFields(now), now)
+    try {
+      await this.policy.write(space, [{ kind: 'grant', record: grant }])
+    } catch (err) {
+      if (err instanceof UnauthorizedChangeError) throw new AccessRefusedError('not-authorized', err.message)
+      throw err
+    }
+    this.c.metrics.inc('edgeward_objects_shared_total', { mediaType })
+    log('shared %s (%d bytes in %d chunks) with %s until %d', object, size, index, opts.to, grant.body.exp)
+    return { object, grant: grant.id, notAfter: grant.body.exp, manifest }
+  }
+
+  // ---- opening (reader, or the key holder itself) ----
+
+  /**
+   * Verify an object and return it for reading. Throws AccessRefusedError when the key
+   * holder refuses, NotFoundError when the object is unknown here, ObjectIntegrityError when
+   * it is incomplete or does not match its manifest.
+   */
+  async open(space: string, object: string): Promise<OpenedObject> {
+    const doc = this.policy.document(space)
+    if (!isObjectStream(object)) throw new UsageError(`not an object id: ${object}`)
+    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+    if (!doc.state.streams.has(object)) throw new NotFoundError(`space ${space} has no object ${object} (yet)`)
+    const epochs = new Set<number>()
+    const first = new ObjectVerifier()
+    for await (const batch of this.decryptedBatches(space, object)) {
+      for (const r of batch) {
+        epochs.add(r.epoch)
+        first.accept(r)
+      }
+    }
+    const manifest = first.finish()
+    const read = (): AsyncIterator<Uint8Array> => this.plaintext(space, object)
+    const base = { space, object, manifest, epochs: [...epochs], [Symbol.asyncIterator]: read }
+    if (this.isHolder(space)) return { ...base, download: true }
+    const held = [...epochs].map(e => cachedKeyOf(this.data, space, object, RAW, e))
+    if (held.some(k => k === undefined)) throw new AccessRefusedError('no-key', 'the key was dropped while opening')
+    const leaseEnd = Math.min(...held.map(k => k!.lease), Number.MAX_SAFE_INTEGER)
+    const grantId = held[0]?.grant
+    // a grant this node has not received yet is treated as view-only until it arrives
+    const grant = grantId === undefined ? undefined : doc.state.grants.get(grantId)
+    const download = grant !== undefined && grant.body.download !== false
+    return {
+      ...base,
+      download,
+      leaseEnd,
+      ...(grantId === undefined ? {} : { grant: grantId }),
+    }
+  }
+
+  private async *plaintext(space: string, object: string): AsyncGenerator<Uint8Array> {
+    const v = new ObjectVerifier()
+    for await (const batch of this.decryptedBatches(space, object)) {
+      for (const r of batch) {
+        const bytes = v.accept(r)
+        if (bytes !== undefined) yield bytes
+      }
+    }
+    v.finish()
+  }
+
+  /** The object's stored readings, decrypted a batch at a time, in sequence order. */
+  private async *decryptedBatches(space: string, object: string): AsyncGenerator<DecryptedReading[]> {
+    // store.ts: records are keyed `<space>!<stream>!<form>!<seq>`, so this range is the object in order
+    const prefix = `${space}!${object}!${RAW}!`
+    let batch: EncryptedReading[] = []
+    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
+      let r: EncryptedReading
+      try {
+        r = decodeEncryptedReading(v)
+      } catch (err) {
+        throw new ObjectIntegrityError(`a stored chunk of ${object} does not decode: ${(err as Error).message}`)
+      }
+      if (r.space !== space || r.stream !== object || r.form !== RAW) {
+        throw new ObjectIntegrityError(`a stored chunk of ${object} names another place`)
+      }
+      batch.push(r)
+      if (batch.length >= READ_BATCH) {
+        yield await this.decrypt(space, object, batch)
+        batch = []
+      }
+    }
+    if (batch.length > 0) yield await this.decrypt(space, object, batch)
+  }
+
+  private async decrypt(space: string, object: string, batch: EncryptedReading[]): Promise<DecryptedReading[]> {
+    try {
+      return await this.data.decryptAll(space, object, batch)
+    } catch (err) {
+      if (!DAMAGE.has((err as Error).name)) throw err
+      throw new ObjectIntegrityError(
+        `a stored chunk of ${object} (readings ${batch[0].seq}..${batch[batch.length - 1].seq}) is damaged: ${(err as Error).message}`,
+      )
+    }
+  }
+
+  // ---- viewer files (download forbidden) ----
+
+  /**
+   * Write an opened object's plaintext to a new viewer file (mode 0600) under DATA/view and
+   * keep it until the key's lease ends or a revocation drops the key.
+   */
+  async view(opened: OpenedObject): Promise<{ viewer: string; until: number }> {
+    if (opened.leaseEnd === undefined || opened.grant === undefined) {
+      throw new UsageError('viewer files are for readers; the key holder opens its objects directly')
+    }
+    await mkdir(this.viewDir, { recursive: true, mode: 0o700 })
+    const path = join(this.viewDir, `${opened.object}-${toHex(randomBytes(8))}`)
+    const viewer: Viewer = {
+      space: opened.space,
+      object: opened.object,
+      path,
+      until: opened.leaseEnd,
+      grant: opened.grant,
+      epochs: opened.epochs,
+    }
+    const file = await open(path, 'wx', 0o600)
+    // registered before the first byte, so that a revocation during the write removes it too
+    this.viewers.set(path, viewer)
+    try {
+      for await (const chunk of opened) await file.write(chunk)
+    } catch (err) {
+      await file.close()
+      await this.remove(viewer, 'failed')
+      throw err
+    }
+    await file.close()
+    if (!this.isStillHeld(viewer)) {
+      await this.remove(viewer, 'revocation')
+      throw new AccessRefusedError('no-key', 'the key was dropped while the viewer file was written')
+    }
+    log('viewer %s until %d', path, viewer.until)
+    return { viewer: path, until: viewer.until }
+  }
+
+  /** Number of viewer files this node keeps now. */
+  viewerCount(): number {
+    return this.viewers.size
+  }
+
+  private isStillHeld(v: Viewer): boolean {
+    const now = this.c.now()
+    if (now >= v.until) return false
+    for (const e of v.epochs) {
+      const k = cachedKeyOf(this.data, v.space, v.object, RAW, e)
+      if (k === undefined || k.lease <= now) return false
+    }
+    const state = this.policy.document(v.space).state
+    const grant = state.grants.get(v.grant)
+    return grant === undefined || state.grantProblem(grant, now) === undefined
+  }
+
+  private sweepViewers(space?: string): void {
+    for (const v of this.viewers.values()) {
+      if (space !== undefined && v.space !== space) continue
+      if (!this.isStillHeld(v)) this.remove(v, this.c.now() >= v.until ? 'lease-end' : 'revocation')
+    }
+  }
+
+  private remove(v: Viewer, cause: string): Promise<void> {
+    if (!this.viewers.delete(v.path)) return Promise.resolve()
+    const p = rm(v.path, { force: true })
+      .then(() => {
+        this.c.metrics.inc('edgeward_viewer_files_removed_total', { cause })
+        log('removed viewer %s (%s)', v.path, cause)
+      })
+      .catch(err => log.error('could not remove viewer %s: %s', v.path, (err as Error).message))
+      .finally(() => this.removals.delete(p))
+    this.removals.add(p)
+    return p
+  }
+
+  // ---- who holds or asked for access ----
+
+  /** Grants covering the object, access requests naming it and (on the key holder) key releases of it. */
+  async access(space: string, object: string): Promise<ObjectAccess> {
+    if (!isObjectStream(object)) throw new UsageError(`not an object id: ${object}`)
+    const doc = this.policy.document(space)
+    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+    const state = doc.state
+    if (!state.streams.has(object)) throw new NotFoundError(`space ${space} has no object ${object}`)
+    const now = this.c.now()
+    const grants = [...state.grants.values()]
+      .filter(g => streamsCover(g.body.streams, object))
+      .map(g => grantView(g, state.grantStatus(g, now)))
+      .sort((a, b) => a.notBefore - b.notBefore)
+    const requests = (await this.requests.list(space))
+      .filter(r => streamsCover(r.streams, object))
+      .map(r => ({
+        id: r.id,
+        from: r.from,
+        for: r.for,
+        status: r.status,
+        at: r.at,
+        reason: r.reason,
+        ...(r.grant === undefined ? {} : { grant: r.grant }),
+      }))
+    const out: ObjectAccess = { space, object, grants, requests }
+    if (this.audit === undefined || !this.isHolder(space)) return out
+    const entries: AuditEntry[] = []
+    for (let i = 0; i < this.audit.size; i++) {
+      const e = decodeEntry(await this.audit.entry(i))
+      if (e.space !== space) continue
+      if (e.t === 'revocation' || ((e.t === 'release' || e.t === 'refusal') && e.stream === object)) entries.push(e)
+    }
+    const revocations = entries.filter((e): e is RevocationEntry => e.t === 'revocation')
+    out.releases = entries
+      .filter((e): e is ReleaseEntry => e.t === 'release')
+      .map(rel => ({
+        subject: rel.subject,
+        device: rel.device,
+        grant: rel.grant,
+        at: rel.ts,
+        leaseEnd: rel.leaseEnd,
+        renewal: rel.renewal,
+        ...heldUntil(rel, revocations, now),
+      }))
+    out.refusals = entries.flatMap(e =>
+      e.t === 'refusal' ? [{ subject: e.subject, device: e.device, at: e.ts, code: e.code, reason: e.reason }] : [],
+    )
+    return out
+  }
+
+  private isHolder(space: string): boolean {
+    const doc = this.policy.document(space)
+    return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
+  }
+}
+
+function grantView(
+  g: OpenedRecord<Grant>,
+  s: { status: GrantStatus; reason?: string },
+): ObjectAccess['grants'][number] {
+  return {
+    id: g.id,
+    subject: g.body.sub,
+    issuer: g.issuer,
+    status: s.status,
+    ...(s.reason === undefined ? {} : { why: s.reason }),
+    notBefore: g.body.nbf,
+    notAfter: g.body.exp,
+    download: g.body.download !== false,
+    forward: g.body.forward ?? 'never',
+  }
+}
+
+/** A release holds until its lease end, or the first later revocation that ends it; 'open' while it lasts. */
+function heldUntil(
+  rel: ReleaseEntry,
+  revocations: RevocationEntry[],
+  now: number,
+): { heldUntil: number; endedBy: 'lease-end' | 'revocation' | 'open' } {
+  let until = rel.leaseEnd
+  let endedBy: 'lease-end' | 'revocation' | 'open' = 'lease-end'
+  for (const rev of revocations) {
+    if (rev.ts >= rel.ts && rev.ts < until && revocationEndsRelease(rev, rel)) {
+      until = rev.ts
+      endedBy = 'revocation'
+    }
+  }
+  if (until > now) return { heldUntil: now, endedBy: 'open' }
+  return { heldUntil: until, endedBy }
+}
+
+/** Re-cut a stream of pieces of any size into chunks of `size` bytes (the last one shorter). */
+export async function* chunksOf(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let buf = new Uint8Array(size)
+  let fill = 0
+  for await (const piece of source) {
+    let off = 0
+    while (off < piece.byteLength) {
+      const n = Math.min(size - fill, piece.byteLength - off)
+      buf.set(piece.subarray(off, off + n), fill)
+      fill += n
+      off += n
+      if (fill === size) {
+        yield buf
+        buf = new Uint8Array(size)
+        fill = 0
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill)
+}
+
+/**
+ * The lease and grant of the key this reader holds for one epoch of a stream, or undefined.
+ * DataService keeps its key cache private and has no accessor for it; until it has one
+ * (`DataService.cachedLease(space, stream, form, epoch)`, asked for in the data-plane issue),
+ * this reads the cache through its documented key layout `<space>|<stream>|<form>|<epoch>`.
+ */
+function cachedKeyOf(
+  data: DataService,
+  space: string,
+  stream: string,
+  form: string,
+  epoch: number,
+): { lease: number; grant: string } | undefined {
+  const cache = (data as unknown as { keyCache: Map<string, { key?: Uint8Array; lease: number; grant: string }> })
+    .keyCache
+  const k = cache.get(`${space}|${stream}|${form}|${epoch}`)
+  return k === undefined || k.key === undefined ? undefined : { lease: k.lease, grant: k.grant }
+}
