@@ -51,10 +51,14 @@ import {
 } from '../../protocols/data/forms.ts'
 import {
   decodeEncryptedReading,
+  decodeReadingsMessage,
   decryptReading,
   type EncryptedReading,
   encodeEncryptedReading,
+  encodeReadingsMessage,
   encryptReading,
+  MAX_READINGS_MESSAGE_BYTES,
+  MAX_READINGS_PER_MESSAGE,
   type Reading,
 } from '../../protocols/data/reading.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
@@ -111,6 +115,7 @@ export class DataService {
   /** key holder: lease end of each (subject, grant, stream), to tell renewals from first releases */
   private readonly leases = new Map<string, number>()
   private sweep: NodeJS.Timeout | undefined
+  private readonly decisionChains = new Map<string, Promise<void>>()
   /** reader side: released keys, in memory only */
   private readonly keyCache = new Map<string, CachedKey>()
   private readonly readingListeners = new Set<ReadingListener>()
@@ -153,7 +158,7 @@ export class DataService {
       MAX_KEY_REQUEST_BYTES,
       MAX_KEY_RESPONSE_BYTES,
       (body, conn) => this.answerKeyRequest(body, conn),
-      err => this.countRefusal('malformed', err.message),
+      err => this.countRefusal('failed', err.message),
     )
   }
 
@@ -176,21 +181,26 @@ export class DataService {
   ): Promise<TopicValidatorResult> {
     const doc = this.policy.document(space)
     if (!doc.hasGenesis) return TopicValidatorResult.Ignore
-    let r: EncryptedReading
+    let records: EncryptedReading[]
+    let bytes: Uint8Array[]
     try {
-      r = decodeEncryptedReading(msg.data)
+      ;({ records, bytes } = decodeReadingsMessage(msg.data))
     } catch (err) {
       this.c.metrics.inc('edgeward_readings_refused_total', { reason: (err as Error).name })
       return TopicValidatorResult.Reject
     }
     const from = msg.type === 'signed' ? msg.from?.toString() : undefined
-    if (r.space !== space || from === undefined || !doc.state.holders.includes(from)) {
-      this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'not-from-a-key-holder' })
+    if (records[0].space !== space || from === undefined || !doc.state.holders.includes(from)) {
+      this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'not-from-a-key-holder' }, records.length)
       return TopicValidatorResult.Reject
     }
-    await this.storeRecords([[r, msg.data]])
-    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'gossip' })
-    for (const l of this.readingListeners) l(r)
+    // a reader's copy of ciphertext need not be synced: lost, it is fetched again
+    await this.storeRecords(
+      records.map((r, i) => [r, bytes[i]]),
+      false,
+    )
+    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'gossip' }, records.length)
+    for (const r of records) for (const l of this.readingListeners) l(r)
     return TopicValidatorResult.Accept
   }
 
@@ -200,12 +210,12 @@ export class DataService {
     batch.put(arrivalKey(r, this.c.now()), new Uint8Array(0), { sublevel: this.c.store.arrivals } as never)
   }
 
-  /** Store records durably (from gossip or backfill) and tell listeners. */
-  async storeRecords(records: [EncryptedReading, Uint8Array][]): Promise<void> {
+  /** Store records received from gossip or backfill (synced only when `durable`). */
+  async storeRecords(records: [EncryptedReading, Uint8Array][], durable = true): Promise<void> {
     if (records.length === 0) return
     const batch = this.c.store.db.batch()
     for (const [r, bytes] of records) this.addRecord(batch, r, bytes)
-    await batch.write(DURABLE)
+    await batch.write(durable ? DURABLE : {})
   }
 
   /** Forget a stored record (one that does not decrypt: it was not what a key holder published). */
@@ -302,10 +312,24 @@ export class DataService {
     batch.put(`${space}!${stream}`, encodeCanonical(st), { sublevel: this.c.store.epochs } as never)
     await batch.write(DURABLE)
     this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, out.length)
-    for (const r of out) {
-      await this.c.libp2p.services.pubsub.publish(readingsTopic(space), encodeEncryptedReading(r))
-      for (const l of this.readingListeners) l(r)
+    // one gossip message per up to MAX_READINGS_PER_MESSAGE readings (or ~1 MiB)
+    let pending: Uint8Array[] = []
+    let size = 0
+    const send = async () => {
+      if (pending.length === 0) return
+      await this.c.libp2p.services.pubsub.publish(readingsTopic(space), encodeReadingsMessage(pending))
+      pending = []
+      size = 0
     }
+    for (const r of out) {
+      const bytes = encodeEncryptedReading(r)
+      if (pending.length >= MAX_READINGS_PER_MESSAGE || size + bytes.byteLength > MAX_READINGS_MESSAGE_BYTES - 4096)
+        await send()
+      pending.push(bytes)
+      size += bytes.byteLength + 4
+    }
+    await send()
+    for (const r of out) for (const l of this.readingListeners) l(r)
   }
 
   /** Close aggregate windows whose time is up although no later reading came (runs every second). */
@@ -425,16 +449,38 @@ export class DataService {
     this.c.metrics.inc('edgeward_key_refusals_total', { reason: code })
   }
 
+  /**
+   * Decisions for one subject run one at a time: a release limit (maxReleases) is checked and
+   * counted without another request of the same subject in between.
+   */
   private async answerKeyRequest(body: Uint8Array, conn: Connection): Promise<Uint8Array> {
-    const refuse = (code: string, reason: string): Uint8Array => {
-      this.countRefusal(code, reason)
-      return encodeKeyResponse({ ok: false, code, reason })
-    }
     let req: ReturnType<typeof decodeKeyRequest>
     try {
       req = decodeKeyRequest(body)
     } catch (err) {
-      return refuse('malformed', `invalid key request: ${(err as Error).message}`)
+      this.countRefusal('malformed', (err as Error).message)
+      return encodeKeyResponse({
+        ok: false,
+        code: 'malformed',
+        reason: `invalid key request: ${(err as Error).message}`,
+      })
+    }
+    const subject = req.request.issuer
+    const previous = this.decisionChains.get(subject) ?? Promise.resolve()
+    const run = previous.then(() => this.decideKeyRequest(req, conn))
+    const settled: Promise<void> = run
+      .catch(() => undefined)
+      .then(() => {
+        if (this.decisionChains.get(subject) === settled) this.decisionChains.delete(subject)
+      })
+    this.decisionChains.set(subject, settled)
+    return run
+  }
+
+  private async decideKeyRequest(req: ReturnType<typeof decodeKeyRequest>, conn: Connection): Promise<Uint8Array> {
+    const refuse = (code: string, reason: string): Uint8Array => {
+      this.countRefusal(code, reason)
+      return encodeKeyResponse({ ok: false, code, reason })
     }
     const { request: r, device } = req
     const space = r.body.space
@@ -496,7 +542,6 @@ export class DataService {
     const lease = leaseEnd(decision.grant.body, now, this.leaseMaxMs)
     const leaseKey = `${r.issuer}|${decision.grant.id}|${r.body.stream}`
     const renewal = (this.leases.get(leaseKey) ?? 0) > now
-    this.leases.set(leaseKey, lease)
     // the key leaves only once its release is durable in the audit log
     await this.audit?.append({
       t: 'release',
@@ -514,6 +559,8 @@ export class DataService {
       reqHash,
       ...(g.purpose === undefined ? {} : { purpose: g.purpose }),
     })
+    // only a release that was logged (and so will be answered) counts as a lease
+    this.leases.set(leaseKey, lease)
     if (g.maxReleases !== undefined) {
       const count = (counts.get(decision.grant.id) ?? 0) + 1
       await this.c.store.keys.put(`releases!${decision.grant.id}`, encodeCanonical(count), DURABLE)
@@ -544,20 +591,15 @@ export class DataService {
     const state = this.policy.document(space).state
     const me = this.c.identity
     const now = this.c.now()
-    const mayEndUnknown = revocations.some(rv => {
-      const t = rv.body.target
-      return (
-        ('subject' in t && t.subject === me.principal.did) ||
-        ('device' in t && t.device === me.peerId) ||
-        'delegation' in t
-      )
-    })
+    // for a grant this reader never received, any revocation could end it (of an ancestor, a
+    // subject up its chain, a delegation): drop, and let the key holder decide on the next read
+    const mayEndUnknown = revocations.length > 0
     for (const [k, cached] of this.keyCache) {
       if (!k.startsWith(`${space}|`)) continue
       const grant = state.grants.get(cached.grant)
       const ended =
         grant === undefined
-          ? mayEndUnknown || revocations.some(rv => 'grant' in rv.body.target && rv.body.target.grant === cached.grant)
+          ? mayEndUnknown
           : state.grantProblem(grant, now) !== undefined ||
             state.deviceProblem(me.device, me.principal.did, now) !== undefined
       if (ended) {
@@ -580,6 +622,25 @@ export class DataService {
       this.keyCache.delete(k)
       this.c.metrics.inc('edgeward_keys_dropped_total', { cause: 'lease-end' })
     }
+  }
+
+  /** The lease and grant of the key this reader holds for one epoch of a stream, if it holds one. */
+  cachedLease(
+    space: string,
+    stream: string,
+    form: string,
+    epoch: number,
+  ): { lease: number; grant: string } | undefined {
+    const k = this.keyCache.get(cacheKey(space, stream, form, epoch))
+    return k === undefined || k.key === undefined || k.lease <= this.c.now()
+      ? undefined
+      : { lease: k.lease, grant: k.grant }
+  }
+
+  /** Stored ciphertext of a stream, one record at a time in sequence order, without loading it all. */
+  async *storedRecords(space: string, stream: string, form = RAW): AsyncGenerator<EncryptedReading> {
+    const prefix = `${space}!${stream}!${form}!`
+    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) yield decodeEncryptedReading(v)
   }
 
   /** Stored ciphertext of a stream, in sequence order. */

@@ -49,6 +49,7 @@ export class PolicyService {
   private stopped = false
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly actor: string
+  private readonly genesisStored = new Set<string>()
 
   constructor(components: NodeComponents, opts: PolicyServiceOptions = {}) {
     this.c = components
@@ -67,7 +68,10 @@ export class PolicyService {
     for await (const [space, value] of this.c.store.spaces.iterator()) {
       const meta = decodeCanonical(value, 64 * 1024) as { genesis?: Uint8Array }
       const doc = new PolicyDocument(space, this.actor)
-      if (meta.genesis !== undefined) openGenesis(meta.genesis) // stored genesis must still verify
+      if (meta.genesis !== undefined) {
+        openGenesis(meta.genesis) // stored genesis must still verify
+        this.genesisStored.add(space)
+      }
       this.docs.set(space, doc)
       for await (const env of this.c.store.policy.values({ gt: `${space}!`, lt: `${space}!~` })) {
         try {
@@ -84,7 +88,8 @@ export class PolicyService {
       MAX_SYNC_REQUEST_BYTES,
       MAX_SYNC_RESPONSE_BYTES,
       async body => this.answerSync(body),
-      (err, conn) => this.refused('sync-request', conn.remotePeer.toString(), err),
+      // a broken catch-up stream is a network event, not a refused policy change
+      (err, conn) => log('catch-up request from %s failed: %s', conn.remotePeer, err.message),
     )
     this.c.libp2p.addEventListener('connection:open', evt => {
       this.track(this.syncWith(evt.detail.remotePeer))
@@ -124,6 +129,7 @@ export class PolicyService {
     const genesis = createGenesis(principal, name, [peerId], now)
     const { document, envelope } = PolicyDocument.create(principal, this.actor, genesis, now)
     await this.c.store.spaces.put(genesis.id, encodeCanonical({ genesis: genesis.bytes }), DURABLE)
+    this.genesisStored.add(genesis.id)
     await this.persist(genesis.id, document.heads()[0], envelope)
     this.docs.set(genesis.id, document)
     this.subscribe(genesis.id)
@@ -170,33 +176,58 @@ export class PolicyService {
     const topic = policyTopic(space)
     const pubsub = this.c.libp2p.services.pubsub
     pubsub.topicValidators.set(topic, async (peer, msg) => {
-      const ok = await this.ingest(space, msg.data, peer.toString(), 'gossip')
-      return ok ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+      const verdict = await this.ingest(space, msg.data, peer.toString(), 'gossip')
+      // the history it needs is with the peer that forwarded it: catch up with that peer now
+      if (verdict === 'wait') this.track(this.syncWith(peer))
+      // a change whose history has not arrived is kept but not forwarded: catch-up brings it in order
+      return verdict === 'accept'
+        ? TopicValidatorResult.Accept
+        : verdict === 'wait'
+          ? TopicValidatorResult.Ignore
+          : TopicValidatorResult.Reject
     })
     pubsub.subscribe(topic)
   }
 
   /** Validate, apply and store one envelope; false (and counted) when refused. */
-  private async ingest(space: string, data: Uint8Array, from: string, source: string): Promise<boolean> {
+  /**
+   * Validate, apply and store one envelope: 'accept' (applied or already had), 'wait' (its
+   * history has not arrived: kept, not forwarded) or 'reject' (refused, and counted).
+   */
+  private async ingest(
+    space: string,
+    data: Uint8Array,
+    from: string,
+    source: string,
+  ): Promise<'accept' | 'wait' | 'reject'> {
     const doc = this.docs.get(space)
-    if (doc === undefined) return false
+    if (doc === undefined) return 'reject'
     let outcome: ApplyOutcome
+    const refusedBefore = doc.refusedAfterWaiting
     try {
       outcome = doc.applyEnvelope(data)
     } catch (err) {
       this.refused(source, from, err as Error)
-      return false
+      return 'reject'
     }
-    if (outcome.status === 'duplicate') return true
+    if (outcome.status === 'duplicate') return 'accept'
     await this.persist(space, outcome.hash, data)
-    if (outcome.status === 'applied') {
-      this.c.metrics.inc('edgeward_policy_changes_applied_total', { source })
-      if (doc.hasGenesis && doc.size === 1) {
-        await this.c.store.spaces.put(space, encodeCanonical({ genesis: doc.state.genesis.bytes }), DURABLE)
-      }
-      this.notify(space, outcome.records)
+    if (outcome.status === 'pending') return 'wait'
+    this.c.metrics.inc('edgeward_policy_changes_applied_total', { source })
+    const refusedLater = doc.refusedAfterWaiting - refusedBefore
+    if (refusedLater > 0) {
+      this.c.metrics.inc(
+        'edgeward_policy_changes_refused_total',
+        { reason: 'refused-after-waiting', peer: from, source },
+        refusedLater,
+      )
     }
-    return true
+    if (doc.hasGenesis && !this.genesisStored.has(space)) {
+      await this.c.store.spaces.put(space, encodeCanonical({ genesis: doc.state.genesis.bytes }), DURABLE)
+      this.genesisStored.add(space)
+    }
+    this.notify(space, outcome.records)
+    return 'accept'
   }
 
   private refused(source: string, peer: string, err: Error): void {
@@ -237,7 +268,8 @@ export class PolicyService {
           log('sync of %s with %s failed: %s', space, id, (err as Error).message)
           break
         }
-        for (const env of res.envelopes) if (await this.ingest(space, env, id.toString(), 'sync')) applied++
+        for (const env of res.envelopes)
+          if ((await this.ingest(space, env, id.toString(), 'sync')) === 'accept') applied++
         if (!res.more) break
       }
     }

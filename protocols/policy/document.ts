@@ -84,7 +84,7 @@ const COLLECTION_OF: Record<Kind, Collection> = {
 export type ApplyOutcome =
   | { status: 'applied'; hash: string; records: AppliedRecord[] }
   | { status: 'duplicate'; hash: string }
-  /** the change needs the genesis, which has not arrived yet; kept and retried */
+  /** the change depends on changes that have not arrived yet; kept, and checked when they do */
   | { status: 'pending'; hash: string }
 
 type PolicyDoc = {
@@ -130,10 +130,8 @@ export class PolicyDocument {
   private collections: Map<string, Collection> | undefined
   /** every accepted envelope by change hash (what the catch-up protocol serves) */
   private readonly envelopes = new Map<string, Uint8Array>()
-  private readonly pending = new Map<string, Uint8Array>()
-  /** hashes of the changes Automerge has applied, and of those it holds back (with their deps) */
-  private readonly inDocument = new Set<string>()
-  private readonly waiting = new Map<string, string[]>()
+  /** changes waiting for a change they depend on, by hash */
+  private readonly pending = new Map<string, { data: Uint8Array; deps: string[] }>()
 
   /** `actor` is this replica's own actor id; a replica that never writes may omit it. */
   constructor(spaceId: string, actor?: string) {
@@ -191,8 +189,7 @@ export class PolicyDocument {
       const env = this.envelopes.get(Automerge.decodeChange(change).hash)
       if (env !== undefined) out.push(env)
     }
-    for (const hash of this.waiting.keys()) out.push(this.envelopes.get(hash)!)
-    for (const env of this.pending.values()) out.push(env)
+    for (const p of this.pending.values()) out.push(p.data)
     return out
   }
 
@@ -215,61 +212,46 @@ export class PolicyDocument {
       throw new InvalidMessageError(`not an Automerge change: ${(err as Error).message}`)
     }
     if (this.envelopes.has(change.hash)) return { status: 'duplicate', hash: change.hash }
+    if (this.pending.has(change.hash)) return { status: 'pending', hash: change.hash }
     if (change.actor.length !== 48 || !change.actor.startsWith(actorPrefix(env.issuer))) {
       throw new UnauthorizedChangeError("the change's actor id is not bound to its signer")
     }
     if (change.ops.length === 0 || change.ops.length > MAX_OPS_PER_CHANGE) {
       throw new UnauthorizedChangeError(`a change must carry 1..${MAX_OPS_PER_CHANGE} operations`)
     }
-    // check everything first, change nothing until Automerge has taken the change too
+    // a change is checked in the state its own history gives: it waits for every change it depends on
+    if (!change.deps.every(d => this.envelopes.has(d))) {
+      if (this.pending.size >= MAX_PENDING) throw new InvalidMessageError('too many changes waiting for their history')
+      this.pending.set(change.hash, { data, deps: change.deps })
+      return { status: 'pending', hash: change.hash }
+    }
+    const records = this.applyReady(env, change, data)
+    return { status: 'applied', hash: change.hash, records: [...records, ...this.drainPending()] }
+  }
+
+  /** Check a change whose history is all here, then apply it; nothing changes if the check fails. */
+  private applyReady(
+    env: OpenedRecord<ChangeEnvelope>,
+    change: Automerge.DecodedChange,
+    data: Uint8Array,
+  ): AppliedRecord[] {
     let genesis: { state: PolicyState; collections: Map<string, Collection> } | undefined
     let records: AppliedRecord[] = []
-    if (change.deps.length === 0) {
-      genesis = this.checkGenesis(env, change)
-    } else {
-      if (this.collections === undefined) {
-        if (this.pending.size >= MAX_PENDING) throw new InvalidMessageError('too many changes waiting for the genesis')
-        this.pending.set(change.hash, data)
-        return { status: 'pending', hash: change.hash }
-      }
-      records = this.checkRecords(env, change)
-    }
+    if (change.deps.length === 0) genesis = this.checkGenesis(env, change)
+    else records = this.checkRecords(env, change)
     try {
       ;[this.doc] = Automerge.applyChanges(this.doc, [env.body.change])
     } catch (err) {
       throw new InvalidMessageError(`Automerge refused the change: ${(err as Error).message}`)
     }
     this.envelopes.set(change.hash, data)
-    this.trackCausality(change)
     if (genesis !== undefined) {
       this.collections = genesis.collections
       this.stateValue = genesis.state
-      return { status: 'applied', hash: change.hash, records: this.drainPending() }
+      return []
     }
     const state = this.state
-    return { status: 'applied', hash: change.hash, records: records.filter(r => isAdded(addTo(state, r))) }
-  }
-
-  /**
-   * Automerge holds back a change until every change it depends on has arrived; mirror that,
-   * so that catch-up can serve the changes that are held back as well as the applied ones.
-   */
-  private trackCausality(change: Automerge.DecodedChange): void {
-    if (!change.deps.every(d => this.inDocument.has(d))) {
-      this.waiting.set(change.hash, change.deps)
-      return
-    }
-    this.inDocument.add(change.hash)
-    let progressed = true
-    while (progressed) {
-      progressed = false
-      for (const [hash, deps] of this.waiting) {
-        if (!deps.every(d => this.inDocument.has(d))) continue
-        this.waiting.delete(hash)
-        this.inDocument.add(hash)
-        progressed = true
-      }
-    }
+    return records.filter(r => isAdded(addTo(state, r)))
   }
 
   private checkGenesis(
@@ -324,20 +306,32 @@ export class PolicyDocument {
     return records
   }
 
+  /**
+   * Apply every waiting change whose history has now arrived, until none is ready. One that is
+   * refused once its history is here is dropped, as it would have been on arrival, and counted.
+   */
   private drainPending(): AppliedRecord[] {
     const records: AppliedRecord[] = []
-    const waiting = [...this.pending.values()]
-    this.pending.clear()
-    for (const data of waiting) {
-      try {
-        const out = this.applyEnvelope(data)
-        if (out.status === 'applied') records.push(...out.records)
-      } catch {
-        // a change that waited for the genesis and is now refused is dropped, as on arrival
+    let progressed = true
+    while (progressed) {
+      progressed = false
+      for (const [hash, p] of this.pending) {
+        if (!p.deps.every(d => this.envelopes.has(d))) continue
+        this.pending.delete(hash)
+        progressed = true
+        try {
+          const env = openEnvelope(p.data)
+          records.push(...this.applyReady(env, Automerge.decodeChange(env.body.change), p.data))
+        } catch {
+          this.refusedAfterWaiting++
+        }
       }
     }
     return records
   }
+
+  /** Changes that waited for their history and were refused once it arrived. */
+  refusedAfterWaiting = 0
 
   /** Write records as one signed change; returns the envelope to publish. */
   write(

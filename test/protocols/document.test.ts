@@ -335,15 +335,23 @@ describe('PolicyDocument: envelopesSince', () => {
     assert.deepEqual(hexSet(H.a.envelopesSince([fakeId('e')])), hexSet(H.all))
   })
 
-  it('serves an accepted envelope whose dependencies have not arrived yet', () => {
+  it('keeps a change whose history has not arrived, serves it, and applies it once the history comes', () => {
     // X saw the genesis and the revocation on gossip, but missed the grant before it
     const x = replicaOf([H.g, H.rv])
-    assert.equal(x.hasChange(openedHash(H.rv)), true)
-    assert.equal(x.state.revocations.has(revokeTemp.id), true)
+    assert.equal(x.hasChange(openedHash(H.rv)), false, 'not applied without its history')
+    assert.equal(x.state.revocations.has(revokeTemp.id), false)
     const y = replicaOf([H.g])
-    for (const e of x.envelopesSince(y.heads())) y.applyEnvelope(e)
-    // y asked x for what it lacks; x holds the revocation, so y must now hold it too
+    const served = x.envelopesSince(y.heads())
+    assert.ok(hexSet(served).includes(toHex(H.rv)), 'the waiting change is served in catch-up')
+    for (const e of served) y.applyEnvelope(e)
+    // the grant the revocation depends on arrives later, from anywhere: then both apply
+    for (const e of H.all) {
+      x.applyEnvelope(e)
+      y.applyEnvelope(e)
+    }
+    assert.equal(x.state.revocations.has(revokeTemp.id), true)
     assert.equal(y.state.revocations.has(revokeTemp.id), true)
+    assert.deepEqual(x.heads().sort(), y.heads().sort())
   })
 })
 

@@ -295,7 +295,10 @@ describe('PolicyState: authority and idempotence', () => {
   it('does not honour a grant signed by someone who is neither the owner nor an admin', () => {
     const state = stateWith([])
     const forged = createGrant(other, { space, sub: other.did, streams: ['*'], forms: ['raw'], nbf: NBF, exp: EXP }, T0)
-    assert.ok(state.mayWrite(other.did, { kind: 'grant', body: forged.body as never }) !== undefined, 'may not write it')
+    assert.ok(
+      state.mayWrite(other.did, { kind: 'grant', body: forged.body as never }) !== undefined,
+      'may not write it',
+    )
     state.addGrant(forged)
     const d = state.evaluateAccess(query({ subject: other.did, device: otherDevice }), INSIDE)
     assert.equal(summary(d), 'refused:issuer-not-authorized')
