@@ -144,6 +144,11 @@ export class AuditService {
     return this.head
   }
 
+  /** The latest head this node accepted of another key holder's log. */
+  seenHead(log: string): OpenedRecord<TreeHead> | undefined {
+    return this.seen.get(log)
+  }
+
   equivocations(): EvidenceRecord[] {
     return [...this.evidence]
   }

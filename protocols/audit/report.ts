@@ -74,7 +74,9 @@ export interface IndexedEntry {
 export function matchesQuery(e: AuditEntry, q: ReportQuery): boolean {
   if (e.space !== q.space) return false
   if (e.t === 'revocation') return true
-  if (q.from !== undefined && e.ts < q.from) return false
+  // a key released before the range whose lease runs into it was held during the range
+  const end = e.t === 'release' ? e.leaseEnd : e.ts + 1
+  if (q.from !== undefined && end <= q.from) return false
   if (q.until !== undefined && e.ts >= q.until) return false
   if (q.subject !== undefined && e.subject !== q.subject) return false
   if (q.resource !== undefined) {
@@ -194,10 +196,20 @@ export function verifyReport(report: unknown, expectedSpace?: string): VerifyRes
       const entry = decodeEntry(bytes)
       if (entry.t === 'release') {
         // the requester's own signature: proof that it asked for what it was given
-        const { request } = decodeKeyRequest(entry.request)
-        if (request.issuer !== entry.subject || !bytesEqual(requestHash(entry.request), entry.reqHash)) {
+        const { request, device } = decodeKeyRequest(entry.request)
+        const q = request.body
+        const matches =
+          request.issuer === entry.subject &&
+          bytesEqual(requestHash(entry.request), entry.reqHash) &&
+          q.space === entry.space &&
+          q.stream === entry.stream &&
+          q.form === entry.form &&
+          entry.epochs.every(ep => q.epochs.includes(ep)) &&
+          device.body.peer === entry.device &&
+          device.issuer === entry.subject &&
+          (q.grant === undefined || q.grant === entry.grant)
+        if (!matches)
           return fail(`entry ${i} (log index ${e.index}): the signed key request does not match the release`)
-        }
       }
       if (!matchesQuery(entry, r.query))
         return fail(`entry ${i} (log index ${e.index}): does not match the report's query`)
