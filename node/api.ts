@@ -102,6 +102,8 @@ export class ApiServer {
         else res.end()
       })
     })
+    // an object's upload streams for as long as its file takes: no deadline for the whole request
+    this.server.requestTimeout = 0
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject)
       this.server!.listen(port, '127.0.0.1', () => resolve())

@@ -37,6 +37,11 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 300 },
+    // libp2p's ping handler can miss a FIN that arrives before it starts reading (the DHT pings
+    // every new contact at once), leaving the pinger's stream open; the monitor's next ping on
+    // that connection then fails with TooManyOutboundProtocolStreamsError. Aborting the whole
+    // connection for that (the default) tore down healthy links every 10 s in the simulator.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     services: {
       identify: identify(),
       ping: ping(),

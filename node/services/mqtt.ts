@@ -282,18 +282,20 @@ export class MqttIngest {
     })
     try {
       await new Promise<void>((resolve, reject) => {
+        const settle = (err?: Error) => {
+          clearTimeout(timer)
+          client.off('connect', onConnect)
+          client.off('error', settle)
+          if (err === undefined) resolve()
+          else reject(err)
+        }
+        const onConnect = () => settle()
         const timer = setTimeout(
-          () => reject(new Error(`no answer within ${clientOpts.connectTimeout} ms`)),
+          () => settle(new Error(`no answer within ${clientOpts.connectTimeout} ms`)),
           clientOpts.connectTimeout,
         )
-        client.once('connect', () => {
-          clearTimeout(timer)
-          resolve()
-        })
-        client.once('error', err => {
-          clearTimeout(timer)
-          reject(err)
-        })
+        client.on('connect', onConnect)
+        client.on('error', settle)
       })
       const granted = await client.subscribeAsync(o.topic, { qos: 1 })
       const refused = granted.find(g => g.qos !== 1 && g.qos !== 0)
@@ -517,6 +519,7 @@ export interface IngestionsComponents extends IngestComponents {
 export class MqttIngestions {
   private readonly c: IngestionsComponents
   private readonly running = new Map<string, MqttIngest>()
+  private readonly starting = new Set<string>()
 
   constructor(c: IngestionsComponents) {
     this.c = c
@@ -535,14 +538,18 @@ export class MqttIngestions {
       opts.topic,
       JSON.stringify(opts.map ?? {}),
     )
-    for (const [id, other] of this.running) {
-      if (other.options.clientId === clientId)
-        throw new UsageError(`ingestion ${id} already takes ${opts.topic} from ${opts.url} into this space`)
+    // one session per client id: a second one would take the broker session from the first
+    const taken = [...this.running.values()].some(i => i.options.clientId === clientId) || this.starting.has(clientId)
+    if (taken) throw new UsageError(`an ingestion already takes ${opts.topic} from ${opts.url} into this space`)
+    this.starting.add(clientId)
+    try {
+      const ingest = await MqttIngest.start(this.c, { ...opts, clientId })
+      const id = randomBytes(6).toString('hex')
+      this.running.set(id, ingest)
+      return this.info(id, ingest)
+    } finally {
+      this.starting.delete(clientId)
     }
-    const ingest = await MqttIngest.start(this.c, { ...opts, clientId })
-    const id = randomBytes(6).toString('hex')
-    this.running.set(id, ingest)
-    return this.info(id, ingest)
   }
 
   list(): IngestionInfo[] {
