@@ -15,7 +15,7 @@ const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
 /** access lasts this long when --for is not given */
 export const DEFAULT_SHARE_DURATION = '7d'
 /** files at least this large report progress on stderr */
-const PROGRESS_FROM_BYTES = 8 * 1024 * 1024
+const PROGRESS_FROM_BYTES = 4 * 1024 * 1024
 const MiB = 1024 * 1024
 
 const objectsPath = (space: string) => `/v1/spaces/${encodeURIComponent(space)}/objects`

@@ -280,6 +280,8 @@ export class ObjectsService {
     if (!isObjectStream(object)) throw new UsageError(`not an object id: ${object}`)
     if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
     if (!doc.state.streams.has(object)) throw new NotFoundError(`space ${space} has no object ${object} (yet)`)
+    // a reader that was offline during the share fetches the chunks it missed
+    await this.data.backfill?.(space, object, RAW)
     const epochs = new Set<number>()
     const first = new ObjectVerifier()
     for await (const batch of this.decryptedBatches(space, object)) {
@@ -292,7 +294,7 @@ export class ObjectsService {
     const read = (): AsyncIterator<Uint8Array> => this.plaintext(space, object)
     const base = { space, object, manifest, epochs: [...epochs], [Symbol.asyncIterator]: read }
     if (this.isHolder(space)) return { ...base, download: true }
-    const held = [...epochs].map(e => cachedKeyOf(this.data, space, object, RAW, e))
+    const held = [...epochs].map(e => this.data.cachedLease(space, object, RAW, e))
     if (held.some(k => k === undefined)) throw new AccessRefusedError('no-key', 'the key was dropped while opening')
     const leaseEnd = Math.min(...held.map(k => k!.lease), Number.MAX_SAFE_INTEGER)
     const grantId = held[0]?.grant
@@ -401,7 +403,7 @@ export class ObjectsService {
     const now = this.c.now()
     if (now >= v.until) return false
     for (const e of v.epochs) {
-      const k = cachedKeyOf(this.data, v.space, v.object, RAW, e)
+      const k = this.data.cachedLease(v.space, v.object, RAW, e)
       if (k === undefined || k.lease <= now) return false
     }
     const state = this.policy.document(v.space).state
@@ -540,23 +542,4 @@ export async function* chunksOf(source: AsyncIterable<Uint8Array>, size: number)
     }
   }
   if (fill > 0) yield buf.subarray(0, fill)
-}
-
-/**
- * The lease and grant of the key this reader holds for one epoch of a stream, or undefined.
- * DataService keeps its key cache private and has no accessor for it; until it has one
- * (`DataService.cachedLease(space, stream, form, epoch)`, asked for in the data-plane issue),
- * this reads the cache through its documented key layout `<space>|<stream>|<form>|<epoch>`.
- */
-function cachedKeyOf(
-  data: DataService,
-  space: string,
-  stream: string,
-  form: string,
-  epoch: number,
-): { lease: number; grant: string } | undefined {
-  const cache = (data as unknown as { keyCache: Map<string, { key?: Uint8Array; lease: number; grant: string }> })
-    .keyCache
-  const k = cache.get(`${space}|${stream}|${form}|${epoch}`)
-  return k === undefined || k.key === undefined ? undefined : { lease: k.lease, grant: k.grant }
 }

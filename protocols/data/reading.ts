@@ -106,3 +106,29 @@ export function validateReadingInput(input: unknown): Reading {
   if (JSON.stringify(value).length > MAX_VALUE_JSON) throw new InvalidMessageError('value is too large')
   return { ts, value }
 }
+
+/** A gossip message carries the readings of one publish call, of one space, up to this many. */
+export const MAX_READINGS_PER_MESSAGE = 256
+export const MAX_READINGS_MESSAGE_BYTES = 1024 * 1024 - 1024
+
+/** Encode readings as one gossip message (the caller keeps it under MAX_READINGS_MESSAGE_BYTES). */
+export function encodeReadingsMessage(records: Uint8Array[]): Uint8Array {
+  return encodeCanonical({ readings: records })
+}
+
+/** Decode a gossip message of readings: each one decoded and checked, all of one space. */
+export function decodeReadingsMessage(data: Uint8Array): { records: EncryptedReading[]; bytes: Uint8Array[] } {
+  const m = asMap(decodeCanonical(data, MAX_READINGS_MESSAGE_BYTES), 'readings message', ['readings'])
+  const raw = m.readings
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_READINGS_PER_MESSAGE) {
+    throw new InvalidMessageError(`a readings message carries 1..${MAX_READINGS_PER_MESSAGE} readings`)
+  }
+  const bytesList = raw.map(b => {
+    if (!(b instanceof Uint8Array)) throw new InvalidMessageError('a reading is bytes')
+    return b
+  })
+  const records = bytesList.map(decodeEncryptedReading)
+  if (records.some(r => r.space !== records[0].space))
+    throw new InvalidMessageError('readings of several spaces in one message')
+  return { records, bytes: bytesList }
+}

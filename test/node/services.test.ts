@@ -37,7 +37,7 @@ import {
   MAX_KEY_RESPONSE_BYTES,
   releaseInfo,
 } from '../../protocols/access/messages.ts'
-import { decryptReading, encodeEncryptedReading } from '../../protocols/data/reading.ts'
+import { decryptReading, encodeEncryptedReading, encodeReadingsMessage } from '../../protocols/data/reading.ts'
 import {
   createDeviceCert,
   createGrant,
@@ -460,7 +460,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
         seq: 0,
         ct: randomBytes(64),
       })
-      await intruder.services.pubsub.publish(topic, forged)
+      await intruder.services.pubsub.publish(topic, encodeReadingsMessage([forged]))
       await until(
         'the reader to refuse the forged reading',
         () => reader.metrics.total('edgeward_readings_refused_total', 'not-from-a-key-holder') > refusedBefore,
