@@ -24,7 +24,7 @@ import {
 import { openSealed } from '../crypto/seal.ts'
 import { waitFor } from '../node/cli/local-network.ts'
 import { createIdentity, type Identity } from '../node/identity.ts'
-import { EdgewardNode, type NodeOptions } from '../node/node.ts'
+import type { EdgewardNode, NodeOptions } from '../node/node.ts'
 import { request } from '../node/services/stream-io.ts'
 import { openStore, pad, type Store } from '../node/store.ts'
 import {
@@ -38,6 +38,7 @@ import {
 import { type AuditEntry, encodeEntry, type ReleaseEntry, requestHash } from '../protocols/audit/entries.ts'
 import { createGrant } from '../protocols/policy/records.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
+import { Peers, rng } from './peers.ts'
 
 const STREAM = 'temperature'
 const HOUR = 3600 * 1000
@@ -48,49 +49,6 @@ const progress = (line: string) => process.stderr.write(`[audit] ${line}\n`)
 const nodeKey = (level: number, index: number) => `n!${pad(level)}!${pad(index)}`
 
 /** Deterministic PRNG (mulberry32), so every run samples the same indexes and sizes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** Every node and data directory the suite creates, so one call ends them all. */
-class Peers {
-  private root = ''
-  private readonly running = new Set<EdgewardNode>()
-
-  async init(): Promise<void> {
-    this.root = await mkdtemp(join(tmpdir(), 'edgeward-bench-audit-'))
-  }
-
-  dir(name: string): string {
-    return join(this.root, name)
-  }
-
-  async identity(name: string): Promise<Identity> {
-    return createIdentity(this.dir(name), { now: Date.now() })
-  }
-
-  async node(name: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
-    await this.identity(name)
-    const node = await EdgewardNode.create({ dataDir: this.dir(name), ...opts })
-    this.running.add(node)
-    await node.start()
-    return node
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.running].map(n => n.stop()))
-    this.running.clear()
-    if (this.root !== '') await rm(this.root, { recursive: true, force: true })
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. durable appends
 

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import { type Figure, machine, round, type Suite } from './harness.ts'
 
 const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
+  data: () => import('./data.bench.ts'),
   audit: () => import('./audit.bench.ts'),
 }
 

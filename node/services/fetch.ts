@@ -186,7 +186,7 @@ export class FetchService {
             log('refused a fetched record from %s: %s', peer, (err as Error).message)
           }
         }
-        await this.data.storeRecords(fresh)
+        await this.data.storeRecords(fresh, false)
         fetched += fresh.length
         this.c.metrics.inc('edgeward_backfill_records_total', { result: 'stored' }, fresh.length)
         if (res.next === undefined || res.next <= from) break

@@ -1,0 +1,236 @@
+/**
+ * The data plane's costs, each against a baseline measured side by side in the same run:
+ * 1. gateway throughput: readings encrypted, stored durably and gossiped to a subscriber that
+ *    stores them, against publishing the same plaintext bytes over gossipsub to a subscriber;
+ * 2. encryption: encryptReading against the raw AEAD (AES-256-GCM) on the same plaintexts;
+ * 3. key release with 1, 10 and 100 concurrent requests from reader peers: round trip p50/p99
+ *    and releases per second, against a bare libp2p request/response echo of the same size.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { aeadEncrypt, generateAeadKey } from '../crypto/aead.ts'
+import { encodeCanonical } from '../crypto/encoding.ts'
+import { randomBytes } from '../crypto/hash.ts'
+import { waitFor } from '../node/cli/local-network.ts'
+import type { EdgewardNode } from '../node/node.ts'
+import { handle, request } from '../node/services/stream-io.ts'
+import {
+  createKeyRequest,
+  decodeKeyResponse,
+  KEYS_PROTOCOL,
+  MAX_KEY_RESPONSE_BYTES,
+} from '../protocols/access/messages.ts'
+import { encryptReading } from '../protocols/data/reading.ts'
+import { createGrant } from '../protocols/policy/records.ts'
+import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
+import { Peers } from './peers.ts'
+
+const STREAM = 'temperature'
+const HOUR = 3_600_000
+const ECHO = '/edgeward-bench/echo/1.0.0'
+const progress = (m: string) => process.stderr.write(`[bench:data] ${m}\n`)
+
+async function throughput(quick: boolean): Promise<Figure[]> {
+  const n = quick ? 200 : 5000
+  const batch = 500
+  const rounds = quick ? 1 : 5
+  const peers = new Peers()
+  await peers.init()
+  try {
+    const gw = await peers.node('gateway', { audit: false })
+    const sub = await peers.node('subscriber', { bootstrap: gw.addresses() })
+    const space = await gw.createSpace('bench')
+    await sub.joinSpace(space)
+    await waitFor('the subscriber to sync', async () => (sub.policy.document(space).hasGenesis ? true : undefined))
+    const topic = '/edgeward-bench/plain/1.0.0'
+    let plainReceived = 0
+    sub.libp2p.services.pubsub.subscribe(topic)
+    sub.libp2p.services.pubsub.addEventListener('message', evt => {
+      if (evt.detail.topic === topic) plainReceived++
+    })
+    await waitFor('gossip meshes to form', async () =>
+      gw.libp2p.services.pubsub.getSubscribers(topic).length > 0 &&
+      gw.libp2p.services.pubsub.getSubscribers(`/edgeward/readings/1.0.0/${space}`).length > 0
+        ? true
+        : undefined,
+    )
+    const stored = () => sub.metrics.total('edgeward_readings_stored_total', 'gossip')
+    const encrypted: number[] = []
+    const plain: number[] = []
+    let ts = Date.now()
+    for (let round = 0; round < rounds; round++) {
+      const readings = Array.from({ length: n }, (_, i) => ({ ts: ts + i, value: 20 + (i % 50) / 10 }))
+      ts += n
+      // edgeward: encrypt, store durably at the gateway, gossip, stored at the subscriber
+      const before = stored()
+      let t = performance.now()
+      for (let i = 0; i < n; i += batch) await gw.data.publish(space, STREAM, readings.slice(i, i + batch))
+      // every reading also produces its hashed form
+      await waitFor(
+        'the subscriber to store every reading',
+        async () => (stored() - before >= 2 * n ? true : undefined),
+        120_000,
+        5,
+      )
+      encrypted.push(n / ((performance.now() - t) / 1000))
+      // baseline: the same plaintext bytes over gossipsub, received by the subscriber
+      const payloads = readings.map(r => encodeCanonical({ ts: r.ts, value: JSON.stringify(r.value) }))
+      const got = plainReceived
+      t = performance.now()
+      for (const p of payloads) await gw.libp2p.services.pubsub.publish(topic, p)
+      await waitFor(
+        'the subscriber to receive every plain message',
+        async () => (plainReceived - got >= n ? true : undefined),
+        120_000,
+        5,
+      )
+      plain.push(n / ((performance.now() - t) / 1000))
+    }
+    const f = versus(
+      'gateway throughput, encrypted readings over gossipsub',
+      'readings/s',
+      encrypted,
+      'same bytes unencrypted over gossipsub',
+      plain,
+    )
+    f.note = `${n} readings a round, published ${batch} per call; edgeward also stores them durably at the gateway, produces the hashed form, and the subscriber stores both; ${rounds} rounds`
+    return [f]
+  } finally {
+    await peers.stopAll()
+  }
+}
+
+function encryption(quick: boolean): Figure[] {
+  const n = quick ? 2000 : 50_000
+  const rounds = quick ? 1 : 7
+  const key = generateAeadKey()
+  const readings = Array.from({ length: n }, (_, i) => ({ ts: 1_800_000_000_000 + i, value: { t: 20.5 + i, rh: 41 } }))
+  const plaintexts = readings.map(r => encodeCanonical({ ts: r.ts, value: JSON.stringify(r.value) }))
+  const aad = encodeCanonical(['edgeward/reading/v1', 'x'.repeat(64), STREAM, 0, 0, 'raw'])
+  const ours: number[] = []
+  const raw: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    let t = performance.now()
+    for (let i = 0; i < n; i++)
+      encryptReading(key, { space: 'x'.repeat(64), stream: STREAM, form: 'raw', epoch: 0, seq: i }, readings[i])
+    ours.push(n / ((performance.now() - t) / 1000))
+    t = performance.now()
+    for (let i = 0; i < n; i++) aeadEncrypt(key, plaintexts[i], aad)
+    raw.push(n / ((performance.now() - t) / 1000))
+  }
+  const f = versus(
+    'encryptReading (encode + AAD + AES-256-GCM)',
+    'readings/s',
+    ours,
+    'raw AES-256-GCM on the same plaintexts',
+    raw,
+  )
+  f.note = `${n} readings of ~${plaintexts[0].byteLength} bytes a round, ${rounds} rounds`
+  return [f]
+}
+
+async function keyRequests(quick: boolean): Promise<Figure[]> {
+  const levels = quick ? [1, 10] : [1, 10, 100]
+  const perLevel = quick ? 20 : 200
+  const readerCount = quick ? 2 : 10
+  const peers = new Peers()
+  await peers.init()
+  const out: Figure[] = []
+  try {
+    const gw = await peers.node('gateway')
+    const space = await gw.createSpace('bench')
+    await gw.data.publish(space, STREAM, [{ ts: Date.now(), value: 1 }])
+    // the baseline: a bare request/response echo on the same connection
+    await handle(
+      gw.libp2p,
+      ECHO,
+      64 * 1024,
+      64 * 1024,
+      async body => body,
+      () => undefined,
+    )
+    const readers: EdgewardNode[] = []
+    for (let i = 0; i < readerCount; i++) {
+      const r = await peers.node(`reader-${i}`, { bootstrap: gw.addresses() })
+      await r.joinSpace(space)
+      const now = Date.now()
+      const g = createGrant(
+        gw.identity.principal,
+        { space, sub: r.identity.principal.did, streams: [STREAM], forms: ['raw'], nbf: now - HOUR, exp: now + HOUR },
+        now,
+      )
+      await gw.policy.write(space, [{ kind: 'grant', record: g }])
+      readers.push(r)
+    }
+    const gwId = peerIdFromString(gw.identity.peerId)
+    let sampleSize = 0
+    const release = async (r: EdgewardNode): Promise<number> => {
+      const req = createKeyRequest(r.identity.principal, {
+        space,
+        stream: STREAM,
+        form: 'raw',
+        epochs: [0],
+        device: r.identity.device.bytes,
+        nonce: randomBytes(16),
+        ts: Date.now(),
+      })
+      sampleSize = req.bytes.byteLength
+      const t = performance.now()
+      const res = decodeKeyResponse(await request(r.libp2p, gwId, KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES))
+      if (!res.ok) throw new Error(`refused: ${res.code}`)
+      return performance.now() - t
+    }
+    const echo = async (r: EdgewardNode): Promise<number> => {
+      const body = randomBytes(sampleSize || 1200)
+      const t = performance.now()
+      await request(r.libp2p, gwId, ECHO, body, 64 * 1024)
+      return performance.now() - t
+    }
+    // warm up connections and code paths
+    for (const r of readers) {
+      await release(r)
+      await echo(r)
+    }
+    for (const c of levels) {
+      const run = async (op: (r: EdgewardNode) => Promise<number>) => {
+        const lat: number[] = []
+        const t = performance.now()
+        let next = 0
+        await Promise.all(
+          Array.from({ length: c }, async (_, w) => {
+            const r = readers[w % readers.length]
+            while (next < perLevel) {
+              next++
+              lat.push(await op(r))
+            }
+          }),
+        )
+        return { lat, perSecond: lat.length / ((performance.now() - t) / 1000) }
+      }
+      progress(`${c} concurrent ...`)
+      const k = await run(release)
+      const e = await run(echo)
+      const f = versus(
+        `key release round trip, ${c} concurrent`,
+        'ms',
+        k.lat,
+        `libp2p request/response echo of ${sampleSize} bytes`,
+        e.lat,
+      )
+      f.note = `p50 ${round(percentile(k.lat, 50))} ms, p99 ${round(percentile(k.lat, 99))} ms (echo p50 ${round(percentile(e.lat, 50))}, p99 ${round(percentile(e.lat, 99))}); ${round(k.perSecond, 0)} releases/s against ${round(e.perSecond, 0)} echoes/s; ${perLevel} requests from ${Math.min(c, readers.length)} reader peers`
+      out.push(f, figure(`key releases per second, ${c} concurrent`, 'releases/s', [k.perSecond]))
+    }
+    return out
+  } finally {
+    await peers.stopAll()
+  }
+}
+
+export default async function data(opts: SuiteOptions): Promise<Figure[]> {
+  progress('encryption ...')
+  const out = encryption(opts.quick)
+  progress('gateway throughput ...')
+  out.push(...(await throughput(opts.quick)))
+  progress('key requests ...')
+  out.push(...(await keyRequests(opts.quick)))
+  return out
+}
