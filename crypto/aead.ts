@@ -5,7 +5,7 @@
  * Keys are 32 random bytes, one per (stream, epoch, form) or per object; with random
  * nonces a key stays well inside GCM's limits for the records of one epoch.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto'
 import { DecryptionError } from './errors.ts'
 
 export const AEAD_KEY_BYTES = 32
@@ -14,13 +14,37 @@ const TAG_BYTES = 16
 export const AEAD_OVERHEAD = NONCE_BYTES + TAG_BYTES
 
 export function generateAeadKey(): Uint8Array {
-  return new Uint8Array(randomBytes(AEAD_KEY_BYTES))
+  return randomFillSync(new Uint8Array(AEAD_KEY_BYTES))
+}
+
+/** Key objects of keys in use: making one per call costs more than the encryption of a reading. */
+const keyObjects = new WeakMap<Uint8Array, KeyObject>()
+function keyObject(key: Uint8Array): KeyObject {
+  let k = keyObjects.get(key)
+  if (k === undefined) {
+    k = createSecretKey(key)
+    keyObjects.set(key, k)
+  }
+  return k
+}
+
+/** Nonces come from a pool filled by the CSPRNG a few KiB at a time; every nonce is used once. */
+let noncePool = new Uint8Array(0)
+let noncePos = 0
+function freshNonce(): Uint8Array {
+  if (noncePos + NONCE_BYTES > noncePool.length) {
+    noncePool = randomFillSync(new Uint8Array(NONCE_BYTES * 512))
+    noncePos = 0
+  }
+  const nonce = noncePool.slice(noncePos, noncePos + NONCE_BYTES)
+  noncePos += NONCE_BYTES
+  return nonce
 }
 
 export function aeadEncrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
   if (key.byteLength !== AEAD_KEY_BYTES) throw new RangeError('AEAD key must be 32 bytes')
-  const nonce = randomBytes(NONCE_BYTES)
-  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+  const nonce = freshNonce()
+  const cipher = createCipheriv('aes-256-gcm', keyObject(key), nonce, { authTagLength: TAG_BYTES })
   cipher.setAAD(aad)
   const body = cipher.update(plaintext)
   const final = cipher.final()
@@ -38,7 +62,7 @@ export function aeadDecrypt(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array
   const nonce = sealed.subarray(0, NONCE_BYTES)
   const tag = sealed.subarray(sealed.length - TAG_BYTES)
   const body = sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+  const decipher = createDecipheriv('aes-256-gcm', keyObject(key), nonce, { authTagLength: TAG_BYTES })
   decipher.setAAD(aad)
   decipher.setAuthTag(tag)
   try {
