@@ -23,8 +23,7 @@ import {
 } from '../crypto/merkle.ts'
 import { openSealed } from '../crypto/seal.ts'
 import { waitFor } from '../node/cli/local-network.ts'
-import { createIdentity, type Identity } from '../node/identity.ts'
-import type { EdgewardNode, NodeOptions } from '../node/node.ts'
+import type { EdgewardNode } from '../node/node.ts'
 import { request } from '../node/services/stream-io.ts'
 import { openStore, pad, type Store } from '../node/store.ts'
 import {
