@@ -10,6 +10,8 @@ import { type Figure, machine, round, type Suite } from './harness.ts'
 const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   data: () => import('./data.bench.ts'),
   audit: () => import('./audit.bench.ts'),
+  objects: () => import('./objects.bench.ts'),
+  policy: () => import('./policy.bench.ts'),
 }
 
 const { values } = parseArgs({

@@ -4,8 +4,7 @@
  * shared with and is refused elsewhere; a damaged or missing chunk fails with a typed error;
  * a view-only grant yields a viewer file (never the bytes), which is gone after a revocation
  * and at lease end; the access listing shows grants, requests and releases; revocation
- * refuses the reader and drops its key. With EDGEWARD_MEASURE=1, the throughput of sharing
- * and opening a 20 MB file is measured and printed, not asserted.
+ * refuses the reader and drops its key. Share and open throughput is measured by `npm run bench`.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -389,39 +388,5 @@ describe('objects: files and messages as governed streams', { timeout: 300_000 }
     console.log(`# viewer file deleted ${late} ms after its lease end`)
     assert.ok(late >= 0, 'not before the lease end')
     assert.ok(late < 2000, 'soon after the lease end (it is checked every 250 ms)')
-  })
-
-  // about a minute on a busy machine: run with EDGEWARD_MEASURE=1
-  const measure = process.env.EDGEWARD_MEASURE === '1' ? {} : { skip: 'set EDGEWARD_MEASURE=1 to measure' }
-  it('measures share and open throughput for a 20 MB file (printed, not asserted)', measure, async () => {
-    const path = join(peers.root, 'twenty.bin')
-    await writeFile(path, randomBytes(20 * MB))
-    const mbps = (ms: number) => ((20 * MB) / MB / (ms / 1000)).toFixed(1)
-    let t = performance.now()
-    const diskSha = await sha256OfFile(path)
-    const disk = performance.now() - t
-
-    t = performance.now()
-    const s = await gw.objects.share(space, path, { to: reader.identity.principal.did, durationMs: HOUR })
-    const shared = performance.now() - t
-    await arrived([reader], space, s.object, s.manifest.chunks + 1)
-    const arrival = performance.now() - t
-
-    t = performance.now()
-    const opened = await reader.objects.open(space, s.object)
-    const verified = performance.now() - t
-    assert.equal((await sha256Of(opened)).sha256, diskSha)
-    const open = performance.now() - t
-
-    t = performance.now()
-    const res = await get(readerApi, `/v1/spaces/${space}/objects/${s.object}`)
-    assert.equal((await sha256Of(res.body as unknown as AsyncIterable<Uint8Array>)).sha256, diskSha)
-    const api = performance.now() - t
-
-    console.log(
-      `# objects 20 MB: disk read+sha256 ${mbps(disk)} MB/s; share (chunk, encrypt, store, gossip) ${mbps(shared)} MB/s; ` +
-        `stored on the reader ${mbps(arrival)} MB/s; open (key request, verify pass, read pass) ${mbps(open)} MB/s ` +
-        `(verify pass alone ${mbps(verified)} MB/s); open through the API ${mbps(api)} MB/s`,
-    )
   })
 })
