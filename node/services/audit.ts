@@ -266,6 +266,21 @@ export class AuditService {
         })
       } else if (r.kind === 'revocation') {
         await this.append({ t: 'revocation', ts: now, space, revocation: r.record.id, target: r.record.body.target })
+      } else if (r.kind === 'decision') {
+        const d = r.record
+        await this.append({
+          t: 'decision',
+          ts: now,
+          space,
+          request: d.accessRequest.id,
+          subject: d.accessRequest.body.sub,
+          requester: d.accessRequest.issuer,
+          decidedBy: d.issuer,
+          streams: d.accessRequest.body.streams,
+          approved: d.body.approved,
+          ...(d.body.grant === undefined ? {} : { grant: d.body.grant }),
+          ...(d.body.reason === undefined ? {} : { reason: d.body.reason }),
+        })
       }
     }
   }

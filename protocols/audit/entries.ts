@@ -76,7 +76,25 @@ export interface RevocationEntry {
   target: { grant: string } | { subject: string } | { device: string } | { delegation: string }
 }
 
-export type AuditEntry = ReleaseEntry | RefusalEntry | GrantEntry | RevocationEntry
+/** An access request approved (with the grant it issued) or denied (with the reason), as applied. */
+export interface DecisionEntry {
+  t: 'decision'
+  ts: number
+  space: string
+  request: string
+  /** who access was asked for */
+  subject: string
+  /** who filed the request (differs from the subject when forwarded through a grant) */
+  requester: string
+  decidedBy: string
+  /** the streams access was asked for */
+  streams: string[]
+  approved: boolean
+  grant?: string
+  reason?: string
+}
+
+export type AuditEntry = ReleaseEntry | RefusalEntry | GrantEntry | RevocationEntry | DecisionEntry
 
 export function requestHash(requestBytes: Uint8Array): Uint8Array {
   return taggedHash('edgeward/key-request-hash/v1', requestBytes)
@@ -184,6 +202,31 @@ function checkEntry(v: Fields): void {
       optStr(target, 'delegation', 64, ID_PATTERN)
       if (target.subject !== undefined) did(target, 'subject')
       optStr(target, 'device', 64, PEER_ID_PATTERN)
+      return
+    }
+    case 'decision': {
+      const m = asMap(v, 'decision entry', [
+        't',
+        'ts',
+        'space',
+        'request',
+        'subject',
+        'requester',
+        'decidedBy',
+        'streams',
+        'approved',
+        'grant',
+        'reason',
+      ])
+      common(m)
+      str(m, 'request', 64, ID_PATTERN)
+      did(m, 'subject')
+      did(m, 'requester')
+      did(m, 'decidedBy')
+      list(m, 'streams', 64, stringList(64, /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63}\*?)$/))
+      if (typeof m.approved !== 'boolean') throw new InvalidMessageError('approved must be a boolean')
+      optStr(m, 'grant', 64, ID_PATTERN)
+      optStr(m, 'reason', 512)
       return
     }
     default:

@@ -80,7 +80,7 @@ export function matchesQuery(e: AuditEntry, q: ReportQuery): boolean {
   if (q.until !== undefined && e.ts >= q.until) return false
   if (q.subject !== undefined && e.subject !== q.subject) return false
   if (q.resource !== undefined) {
-    if (e.t === 'grant') return e.streams.includes('*') || e.streams.includes(q.resource)
+    if (e.t === 'grant' || e.t === 'decision') return e.streams.includes('*') || e.streams.includes(q.resource)
     if (e.stream !== q.resource) return false
   }
   return true

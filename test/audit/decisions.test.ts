@@ -1,0 +1,90 @@
+/** Access requests approved or denied leave entries in the key holder's audit log. */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { waitFor } from '../../node/cli/local-network.ts'
+import { createIdentity } from '../../node/identity.ts'
+import { EdgewardNode } from '../../node/node.ts'
+import { type DecisionEntry, decodeEntry } from '../../protocols/audit/entries.ts'
+
+describe('decisions on access requests in the audit log', { timeout: 60_000 }, () => {
+  let root: string
+  let gw: EdgewardNode
+  let reader: EdgewardNode
+  let space: string
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'edgeward-decisions-'))
+    const make = async (name: string, bootstrap?: string[]) => {
+      await createIdentity(join(root, name), { now: Date.now() })
+      const n = await EdgewardNode.create({ dataDir: join(root, name), bootstrap })
+      await n.start()
+      return n
+    }
+    gw = await make('gw')
+    reader = await make('reader', gw.addresses())
+    space = await gw.createSpace('plant')
+    await gw.data.publish(space, 'temp', [{ ts: 1, value: 1 }])
+    await reader.joinSpace(space)
+    await waitFor('the reader to sync', async () =>
+      reader.policy.document(space).state?.streams.has('temp') ? true : undefined,
+    )
+  })
+
+  after(async () => {
+    await Promise.all([gw.stop(), reader.stop()])
+    await rm(root, { recursive: true, force: true })
+  })
+
+  const decisions = async (): Promise<DecisionEntry[]> => {
+    const out: DecisionEntry[] = []
+    for (let i = 0; i < gw.audit!.size; i++) {
+      const e = decodeEntry(await gw.audit!.entry(i))
+      if (e.t === 'decision') out.push(e)
+    }
+    return out
+  }
+
+  it('logs an approval with the grant it issued, and a denial with its reason', async () => {
+    const pending = async (n: number) =>
+      waitFor('the request to reach the gateway', async () =>
+        (await gw.requests.list(space)).filter(r => r.status === 'pending').length === n ? true : undefined,
+      )
+    const first = await reader.requests.file(space, {
+      streams: ['temp'],
+      forms: ['raw'],
+      durationMs: 3_600_000,
+      reason: 'calibration',
+    })
+    await pending(1)
+    const { grant } = await gw.requests.approve(space, first)
+    const second = await reader.requests.file(space, {
+      streams: ['temp'],
+      forms: ['raw'],
+      durationMs: 3_600_000,
+      reason: 'curiosity',
+    })
+    await pending(1)
+    await gw.requests.deny(space, second, 'not needed')
+    await waitFor('both decisions in the log', async () => ((await decisions()).length === 2 ? true : undefined))
+    const [approved, denied] = await decisions()
+    assert.deepEqual(
+      { request: approved.request, approved: approved.approved, grant: approved.grant, subject: approved.subject },
+      { request: first, approved: true, grant, subject: reader.identity.principal.did },
+    )
+    assert.equal(approved.decidedBy, gw.identity.principal.did)
+    assert.deepEqual(approved.streams, ['temp'])
+    assert.deepEqual(
+      { request: denied.request, approved: denied.approved, reason: denied.reason },
+      { request: second, approved: false, reason: 'not needed' },
+    )
+    // and the report for the subject carries them, verifiably
+    const { verifyReport } = await import('../../protocols/audit/report.ts')
+    const report = await gw.audit!.report({ space, subject: reader.identity.principal.did })
+    const v = verifyReport(JSON.parse(JSON.stringify(report)))
+    assert.equal(v.ok, true)
+    assert.equal(v.ok && v.entries.filter(e => e.t === 'decision').length, 2)
+  })
+})
