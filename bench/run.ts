@@ -18,6 +18,13 @@ const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true } },
 })
 
+// a library's background failure (a dial nobody waits for) must not end a benchmark run; it is reported
+let backgroundFailures = 0
+process.on('unhandledRejection', err => {
+  backgroundFailures++
+  process.stderr.write(`[bench] unhandled background failure: ${(err as Error)?.message ?? String(err)}\n`)
+})
+
 const selected = values.only ?? Object.keys(SUITES)
 const results: (Figure & { suite: string })[] = []
 const started = Date.now()
@@ -53,6 +60,7 @@ const notesOf = (rs: Figure[]) =>
     .map(r => `- ${r.name}: ${r.note}`)
     .join('\n')
 process.stdout.write(`${tableOf(results)}\n${notesOf(results)}\n`)
+if (backgroundFailures > 0) process.stderr.write(`[bench] ${backgroundFailures} background failures during the run\n`)
 
 if (!values.quick) {
   // a run of some suites replaces their figures and keeps the other suites' figures

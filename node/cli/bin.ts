@@ -412,6 +412,15 @@ async function main(argv: string[]): Promise<number> {
 const EXIT: Record<string, number> = { UsageError: 2, AccessRefusedError: 3, InvalidDidError: 2 }
 
 const verbose = process.argv.includes('--verbose')
+
+// A running node must not die of a network failure that a library leaves unhandled in the
+// background (libp2p's dial queue can reject a dial nobody waits for): say so on stderr, go on.
+const longRunning = process.argv.slice(2).some(a => ['start', 'gateway', 'demo', 'ingest'].includes(a))
+if (longRunning) {
+  process.on('unhandledRejection', err => {
+    process.stderr.write(`edgeward: warning: unhandled background failure: ${(err as Error)?.message ?? String(err)}\n`)
+  })
+}
 main(process.argv.slice(2)).then(
   code => {
     process.exitCode = code
