@@ -25,6 +25,12 @@ process.on('unhandledRejection', err => {
   process.stderr.write(`[bench] unhandled background failure: ${(err as Error)?.message ?? String(err)}\n`)
 })
 
+process.on('uncaughtException', err => {
+  if (!['NoValidAddressesError', 'DialError', 'AbortError', 'TimeoutError'].includes(err.name)) throw err
+  backgroundFailures++
+  process.stderr.write(`[bench] background dial failure: ${err.message}\n`)
+})
+
 const selected = values.only ?? Object.keys(SUITES)
 const results: (Figure & { suite: string })[] = []
 const started = Date.now()

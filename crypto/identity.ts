@@ -5,6 +5,7 @@
  * sign(tag || 0x00 || bytes). A signature made for one kind of record never verifies as
  * another kind.
  */
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
 import { ed25519, x25519 } from '@noble/curves/ed25519.js'
 import { base58 } from '@scure/base'
 import { InvalidDidError } from './errors.ts'
@@ -50,17 +51,61 @@ function tagged(tag: string, bytes: Uint8Array): Uint8Array {
   return out
 }
 
+/*
+ * Signing and verification run in node:crypto (OpenSSL's RFC 8032 Ed25519), some 30 times
+ * faster than in JavaScript; noble checks each public key once for what OpenSSL does not
+ * refuse (non-canonical encodings, small-order points, with which anyone could "sign").
+ * Key objects are cached per key, since making one costs more than a verification.
+ */
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+const MAX_CACHED_KEYS = 10_000
+const publicKeys = new Map<string, KeyObject | null>()
+const privateKeys = new Map<string, KeyObject>()
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject | null {
+  const hex = Buffer.from(publicKey).toString('hex')
+  let k = publicKeys.get(hex)
+  if (k === undefined) {
+    let acceptable = false
+    try {
+      acceptable = !ed25519.Point.fromBytes(publicKey, false).isSmallOrder()
+    } catch {
+      acceptable = false
+    }
+    k = acceptable
+      ? createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+      : null
+    if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.clear()
+    publicKeys.set(hex, k)
+  }
+  return k
+}
+
+function privateKeyObject(secretKey: Uint8Array): KeyObject {
+  const hex = Buffer.from(secretKey).toString('hex')
+  let k = privateKeys.get(hex)
+  if (k === undefined) {
+    k = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' })
+    if (privateKeys.size >= 64) privateKeys.clear()
+    privateKeys.set(hex, k)
+  }
+  return k
+}
+
 export function signTagged(tag: string, bytes: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  return ed25519.sign(tagged(tag, bytes), secretKey)
+  if (secretKey.byteLength !== 32) throw new RangeError('an Ed25519 secret key is 32 bytes')
+  return new Uint8Array(sign(null, tagged(tag, bytes), privateKeyObject(secretKey)))
 }
 
 export function verifyTagged(tag: string, bytes: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.byteLength !== 64 || publicKey.byteLength !== 32) return false
+  const key = publicKeyObject(publicKey)
+  if (key === null) return false
   try {
-    // RFC 8032 strict verification (not ZIP-215), so small-order keys and points are refused
-    return ed25519.verify(signature, tagged(tag, bytes), publicKey, { zip215: false })
+    return verify(null, tagged(tag, bytes), key, signature)
   } catch {
-    // noble throws on malformed points; a malformed key or signature is simply not valid
+    // a malformed signature is simply not valid
     return false
   }
 }

@@ -416,9 +416,15 @@ const verbose = process.argv.includes('--verbose')
 // A running node must not die of a network failure that a library leaves unhandled in the
 // background (libp2p's dial queue can reject a dial nobody waits for): say so on stderr, go on.
 const longRunning = process.argv.slice(2).some(a => ['start', 'gateway', 'demo', 'ingest'].includes(a))
+/** Failures of a dial that libp2p can surface outside any caller; anything else still ends the process. */
+const BACKGROUND_DIAL_FAILURES = new Set(['NoValidAddressesError', 'DialError', 'AbortError', 'TimeoutError'])
 if (longRunning) {
   process.on('unhandledRejection', err => {
     process.stderr.write(`edgeward: warning: unhandled background failure: ${(err as Error)?.message ?? String(err)}\n`)
+  })
+  process.on('uncaughtException', err => {
+    if (!BACKGROUND_DIAL_FAILURES.has(err.name)) throw err
+    process.stderr.write(`edgeward: warning: background dial failure: ${err.message}\n`)
   })
 }
 main(process.argv.slice(2)).then(
