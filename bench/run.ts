@@ -12,6 +12,7 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   audit: () => import('./audit.bench.ts'),
   objects: () => import('./objects.bench.ts'),
   policy: () => import('./policy.bench.ts'),
+  sim: () => import('./sim.bench.ts'),
 }
 
 const { values } = parseArgs({

@@ -1,0 +1,305 @@
+/**
+ * What a simulator run leaves behind: results.json (everything measured, with the parameters
+ * and the machine) and report.html (one self-contained file: tables and inline SVG charts).
+ */
+import os from 'node:os'
+import { escapeXml, lineChart } from './chart.ts'
+import type { LinkSpec } from './link.ts'
+import type { MemorySample, StoreKind } from './network.ts'
+import type { PartitionHealResult } from './scenarios/partition-heal.ts'
+import type { RevokeResult } from './scenarios/revoke.ts'
+import { meanMax } from './stats.ts'
+import type { TopologySpec } from './topology.ts'
+
+export interface RunParams {
+  scenario: 'revoke' | 'partition-heal'
+  peers: number
+  topology: TopologySpec
+  link: LinkSpec
+  store: StoreKind
+  /** may peers dial only along the topology's links (and to the owner)? */
+  strictTopology: boolean
+  seed: number
+  rounds: number
+  changes: number
+  /** the nodes' periodic policy catch-up, ms (undefined: the node's default) */
+  syncIntervalMs: number | undefined
+}
+
+export interface Check {
+  name: string
+  ok: boolean
+  detail: string
+}
+
+export interface RunRecord {
+  generated: string
+  command: string
+  params: RunParams
+  machine: Record<string, string | number>
+  setup: {
+    /** ms to create, start and link every peer */
+    networkMs: number
+    links: number
+    failedDials: number
+    memory: MemorySample[]
+    memoryPerPeer: { rssBytes: number; heapUsedBytes: number }
+    /** distinct peers each peer was connected to at the end of the run */
+    connections: { mean: number; min: number; max: number }
+  }
+  result: RevokeResult | PartitionHealResult
+  checks: Check[]
+  /** ms for the whole run, setup and teardown included */
+  totalMs: number
+}
+
+export const APPROXIMATIONS = [
+  'Latency is per pair of peers (inside a site, or between sites) and applied to each buffer a connection receives, in order, pipelined like a wire; jitter is drawn per buffer without reordering. Loss and bandwidth are not modelled.',
+  'Every peer runs in one Node.js process on one event loop: CPU work (signature checks, Automerge, noise) is not parallel as it would be on separate devices, so at large N it adds to every hop, for the policy change and the baseline alike.',
+  "The topology is the set of links dialled at the start. By default a connection gater refuses every other dial except to and from the owner's gateway (as if it alone had a public address): readers still dial it for keys and witnesses for audit proofs, as in production, so it ends up connected to most peers and its own messages reach them in one hop (gossipsub flood publish). With --open-dials the DHT connects most peers to most others. The connection counts measured are reported.",
+  'A crash is a clean stop of the node (its store is closed); with stores in memory a restart begins empty.',
+  "Seeded: topology, sides of a partition, subjects, jitter. Not seeded: peer keys, nonces, gossipsub's choices, timing.",
+]
+
+export function machine(): Record<string, string | number> {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  }
+}
+
+/** The invariants a run is expected to hold; run.ts exits 1 when one fails. */
+export function checksOf(result: RevokeResult | PartitionHealResult): Check[] {
+  if (result.scenario === 'revoke') {
+    return result.rounds.flatMap((r, i) => {
+      const round = result.rounds.length > 1 ? ` (round ${i + 1})` : ''
+      return [
+        {
+          name: `every peer applied the revocation${round}`,
+          ok: r.revocation.missing === 0 && r.inState === r.revocation.count + 1,
+          detail: `${r.revocation.count} applied, ${r.revocation.missing} missing; ${r.inState} peers (the owner too) hold it in their policy state`,
+        },
+        {
+          name: `the revoked subject dropped its keys${round}`,
+          ok: r.keysDroppedMs !== undefined,
+          detail: r.keysDroppedMs === undefined ? 'keys still cached' : `after ${r.keysDroppedMs.toFixed(1)} ms`,
+        },
+        {
+          name: `no key released to the subject after the revocation${round}`,
+          ok: r.releasesAfterRevocation === 0,
+          detail: `${r.releasesAfterRevocation} releases after it in the key holder's audit log`,
+        },
+        {
+          name: `every read after the subject saw the revocation was refused${round}`,
+          ok: r.readsAfterSeenNotRefused === 0 && r.reads.some(a => a.afterSeen),
+          detail: `${r.reads.filter(a => a.afterSeen).length} reads after, ${r.readsAfterSeenNotRefused} not refused`,
+        },
+      ]
+    })
+  }
+  return [
+    {
+      name: 'no change crossed the partition',
+      ok: result.crossedBeforeHeal === 0,
+      detail: `${result.crossedBeforeHeal} peers had a change from the other side`,
+    },
+    {
+      name: 'every peer converged after the heal',
+      ok: result.convergedMs !== undefined,
+      detail:
+        result.convergedMs === undefined ? 'not before the deadline' : `after ${result.convergedMs.toFixed(0)} ms`,
+    },
+    {
+      name: 'every peer gives the same access answers',
+      ok: result.disagreeingPeers === 0,
+      detail: `${result.gridQuestions} questions, ${result.disagreeingPeers} peers disagree with the owner`,
+    },
+  ]
+}
+
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`
+const ms = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? '—' : `${n.toFixed(1)} ms`)
+
+function table(header: string[], rows: (string | number)[][]): string {
+  const th = header.map(h => `<th>${escapeXml(h)}</th>`).join('')
+  const trs = rows.map(r => `<tr>${r.map(c => `<td>${escapeXml(String(c))}</td>`).join('')}</tr>`).join('\n')
+  return `<table><thead><tr>${th}</tr></thead><tbody>${trs}</tbody></table>`
+}
+
+function describeTopology(p: RunParams): string {
+  const t = p.topology
+  return t.kind === 'random'
+    ? `random graph, degree ${t.degree}`
+    : `${t.sites} sites, degree ${t.degree} inside a site, ${t.bridges} links between each pair of sites`
+}
+
+function describeLinks(p: RunParams): string {
+  const l = p.link
+  const inter = l.interSiteLatencyMs !== undefined && l.interSiteLatencyMs !== l.latencyMs
+  return `${l.latencyMs} ms${inter ? ` (${l.interSiteLatencyMs} ms between sites)` : ''}${l.jitterMs ? ` ± ${l.jitterMs} ms` : ''} one way`
+}
+
+function hops(xs: (number | undefined)[]): string {
+  const h = meanMax(xs)
+  return `${h.mean} / ${h.max}`
+}
+
+function revokeSection(r: RevokeResult): string {
+  return r.rounds
+    .map((round, i) => {
+      const stats = (s: typeof round.revocation) => [s.p50, s.p90, s.p99, s.max].map(v => ms(v))
+      const chart = lineChart({
+        title: `Revocation propagation${r.rounds.length > 1 ? `, round ${i + 1}` : ''}: fraction of peers (CDF)`,
+        xLabel: 'ms after the revoke call (baseline: after publishing)',
+        yLabel: 'fraction of peers',
+        yMax: 1,
+        legend: 'bottom-right',
+        series: [
+          { name: 'revocation applied', color: '#c0392b', points: round.revocationCdf, step: true },
+          { name: `plain gossip, ${round.messageBytes} B`, color: '#2c7fb8', points: round.baselineCdf, step: true },
+        ],
+        markers:
+          round.keysDroppedMs === undefined
+            ? []
+            : [{ x: round.keysDroppedMs, label: 'subject dropped its keys', color: '#27ae60' }],
+      })
+      return `<h3>Round ${i + 1}: subject p${round.subject}</h3>
+${table(
+  ['', 'p50', 'p90', 'p99', 'max', 'peers', 'missing'],
+  [
+    ['revocation applied', ...stats(round.revocation), round.revocation.count, round.revocation.missing],
+    [
+      `plain gossip baseline (${round.messageBytes} B)`,
+      ...stats(round.baselineSummary),
+      round.baselineSummary.count,
+      round.baselineSummary.missing,
+    ],
+  ],
+)}
+<p>Steps (ms): ${escapeXml(
+        Object.entries(round.stepsMs)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+      )}.</p>
+<p>Subject's cached keys dropped after ${ms(round.keysDroppedMs)}; its first refused read ended after
+${ms(round.firstRefusalMs)}. Reads by the subject during the run: ${round.reads.length}
+(${round.reads.filter(a => a.afterSeen).length} after it saw the revocation, ${round.readsAfterSeenNotRefused} of those not refused).
+Key releases to the subject after the revocation in the key holder's audit log: ${round.releasesAfterRevocation}.
+Connections when revoking: the owner ${round.ownerConnections}, mean ${round.meanConnections.toFixed(1)}; gossip mesh peers
+(mean): policy topic ${round.meanMesh.policy.toFixed(1)}, baseline topic ${round.meanMesh.baseline.toFixed(1)}. Gossip hops from the
+owner (mean / max): revocation ${hops(round.revocationHops)}, baseline ${hops(round.baselineHops)}.
+One peer applies the revocation's change envelope in ${ms(round.validationMs)} (measured alone); in this one process the peers
+pay that one after another, which on separate devices they would not.</p>
+${chart}`
+    })
+    .join('\n')
+}
+
+function partitionSection(r: PartitionHealResult): string {
+  const chart = lineChart({
+    title: 'Convergence after the heal: fraction of peers at the final policy heads',
+    xLabel: 'ms after the heal call',
+    yLabel: 'fraction of peers',
+    yMax: 1,
+    legend: 'bottom-right',
+    series: [{ name: 'peers converged', color: '#8e44ad', points: r.timeline, step: true }],
+    markers: [{ x: r.healMs, label: 'links redialled', color: '#7f8c8d' }],
+  })
+  const side1 = r.sides.filter(s => s === 1).length
+  return `${table(
+    ['', 'value'],
+    [
+      ['sides', `${r.sides.length - side1} peers (owner's side) / ${side1} peers`],
+      ["peers cut off from their side's writer while partitioned", r.isolatedWhilePartitioned],
+      ['admin (delegation to the other side)', r.admin === undefined ? 'none' : `p${r.admin}`],
+      ['changes written while partitioned', `${r.written[0]} (owner's side) + ${r.written[1]} (other side)`],
+      ['heal call (redialling the cut links)', ms(r.healMs)],
+      ['all peers identical heads after', ms(r.convergedMs)],
+      [
+        'per peer p50 / p90 / p99 / max',
+        [r.summary.p50, r.summary.p90, r.summary.p99, r.summary.max].map(ms).join(' / '),
+      ],
+      ['access grid', `${r.gridQuestions} questions; ${r.disagreeingPeers} peers disagree`],
+    ],
+  )}
+${chart}`
+}
+
+export function renderHtml(run: RunRecord): string {
+  const p = run.params
+  const res = run.result
+  const memoryChart = lineChart({
+    title: 'Process memory as peers were added',
+    xLabel: 'peers running',
+    yLabel: 'MiB',
+    series: [
+      {
+        name: 'RSS',
+        color: '#d35400',
+        points: run.setup.memory.map(s => [s.peers, s.rssBytes / 2 ** 20] as [number, number]),
+      },
+      {
+        name: 'JS heap used',
+        color: '#16a085',
+        points: run.setup.memory.map(s => [s.peers, s.heapUsedBytes / 2 ** 20] as [number, number]),
+      },
+    ],
+    height: 280,
+  })
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>edgeward simulation: ${escapeXml(p.scenario)}, ${p.peers} peers</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 860px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; }
+th { background: #f4f4f4; } .ok { color: #1e8449; } .fail { color: #c0392b; font-weight: 600; } code { background: #f4f4f4; padding: 1px 4px; }
+svg { max-width: 100%; height: auto; display: block; margin: 1em 0; }
+</style></head><body>
+<h1>edgeward simulation: ${escapeXml(p.scenario)}</h1>
+<p><code>${escapeXml(run.command)}</code><br>${escapeXml(run.generated)} on ${escapeXml(String(run.machine.cpu))},
+${run.machine.cores} cores, ${run.machine.memoryGiB} GiB, Node ${escapeXml(String(run.machine.node))}; ${(run.totalMs / 1000).toFixed(1)} s in all.</p>
+<h2>Checks</h2>
+<ul>${run.checks.map(c => `<li class="${c.ok ? 'ok' : 'fail'}">${c.ok ? '✓' : '✗'} ${escapeXml(c.name)}: ${escapeXml(c.detail)}</li>`).join('')}</ul>
+<h2>Network</h2>
+${table(
+  ['', 'value'],
+  [
+    ['peers', p.peers],
+    ['topology', describeTopology(p)],
+    ['links dialled at the start', `${run.setup.links} (${run.setup.failedDials} failed)`],
+    [
+      'other dials',
+      p.strictTopology ? "refused, except to and from the owner's gateway" : 'allowed (the DHT dials whoever it finds)',
+    ],
+    [
+      'connections per peer at the end (mean / min / max)',
+      `${run.setup.connections.mean.toFixed(1)} / ${run.setup.connections.min} / ${run.setup.connections.max}`,
+    ],
+    ['link latency', describeLinks(p)],
+    ['stores', p.store === 'disk' ? 'LevelDB on disk (temp dirs)' : 'in memory'],
+    ['policy catch-up interval', p.syncIntervalMs === undefined ? 'node default' : `${p.syncIntervalMs} ms`],
+    ['seed', p.seed],
+    ['network set up in', `${(run.setup.networkMs / 1000).toFixed(1)} s`],
+    [
+      'memory per peer (RSS / heap)',
+      `${mb(run.setup.memoryPerPeer.rssBytes)} / ${mb(run.setup.memoryPerPeer.heapUsedBytes)}`,
+    ],
+  ],
+)}
+<h2>Results</h2>
+${res.scenario === 'revoke' ? revokeSection(res) : partitionSection(res)}
+<h2>Memory</h2>
+${memoryChart}
+${table(
+  ['phase', 'peers', 'RSS', 'heap used', 'external'],
+  run.setup.memory.map(s => [s.phase, s.peers, mb(s.rssBytes), mb(s.heapUsedBytes), mb(s.externalBytes)]),
+)}
+<h2>Approximations</h2>
+<ul>${APPROXIMATIONS.map(a => `<li>${escapeXml(a)}</li>`).join('')}</ul>
+</body></html>
+`
+}

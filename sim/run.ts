@@ -1,0 +1,260 @@
+/**
+ * `npm run sim -- --scenario revoke|partition-heal --peers N --degree D --latency MS --seed S
+ * [--disk] --out DIR`: builds a simulated network, runs the scenario, and writes
+ * DIR/results.json and DIR/report.html. Progress goes to stderr on one redrawn line; the
+ * summary to stdout. Exit codes: 0 every check held, 1 a check failed or the run failed,
+ * 2 bad usage.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { SimNetwork } from './network.ts'
+import { checksOf, machine, type RunParams, type RunRecord, renderHtml } from './report.ts'
+import { runPartitionHeal } from './scenarios/partition-heal.ts'
+import { runRevoke } from './scenarios/revoke.ts'
+import { meanMax } from './stats.ts'
+import type { TopologySpec } from './topology.ts'
+
+const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal [options]
+  --peers N            peers in the network (default 20)
+  --topology KIND      random | sites (default random)
+  --degree D           links per peer (inside a site, with sites) (default 6)
+  --sites K            sites, with --topology sites (default 4)
+  --bridges B          links between each pair of sites (default 2)
+  --latency MS         one-way latency of each link (inside a site) (default 0)
+  --inter-latency MS   one-way latency between sites (default: --latency)
+  --jitter MS          per-buffer jitter around the latency (default 0)
+  --seed S             seed for everything random that is ours (default 1)
+  --disk               keep each peer's store on disk in a temp dir (default: in memory)
+  --open-dials         let nodes dial any peer (default: only along the topology's links and to the owner)
+  --rounds R           revoke: grant-read-revoke rounds (default 1)
+  --changes K          partition-heal: policy changes written while partitioned (default 10)
+  --sync-interval MS   the nodes' periodic policy catch-up (default: the node's, 30 s)
+  --deadline S         how long to wait for any one step (default 300)
+  --out DIR            where to write results.json and report.html (default sim-out)`
+
+class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+function parse(): { params: RunParams; out: string; deadlineMs: number } {
+  const { values } = parseArgs({
+    options: {
+      scenario: { type: 'string' },
+      peers: { type: 'string', default: '20' },
+      topology: { type: 'string', default: 'random' },
+      degree: { type: 'string', default: '6' },
+      sites: { type: 'string', default: '4' },
+      bridges: { type: 'string', default: '2' },
+      latency: { type: 'string', default: '0' },
+      'inter-latency': { type: 'string' },
+      jitter: { type: 'string', default: '0' },
+      seed: { type: 'string', default: '1' },
+      disk: { type: 'boolean', default: false },
+      'open-dials': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
+      changes: { type: 'string', default: '10' },
+      'sync-interval': { type: 'string' },
+      deadline: { type: 'string', default: '300' },
+      out: { type: 'string', default: 'sim-out' },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`)
+    process.exit(0)
+  }
+  const num = (name: string, v: string | undefined, min: number): number => {
+    const n = Number(v)
+    if (v === undefined || !Number.isInteger(n) || n < min)
+      throw new UsageError(`--${name} must be an integer >= ${min}`)
+    return n
+  }
+  if (values.scenario !== 'revoke' && values.scenario !== 'partition-heal') {
+    throw new UsageError('--scenario must be revoke or partition-heal')
+  }
+  const peers = num('peers', values.peers, 2)
+  const degree = num('degree', values.degree, 1)
+  let topology: TopologySpec
+  if (values.topology === 'random') topology = { kind: 'random', degree }
+  else if (values.topology === 'sites') {
+    topology = {
+      kind: 'sites',
+      sites: num('sites', values.sites, 1),
+      degree,
+      bridges: num('bridges', values.bridges, 1),
+    }
+  } else throw new UsageError('--topology must be random or sites')
+  const latencyMs = num('latency', values.latency, 0)
+  return {
+    params: {
+      scenario: values.scenario,
+      peers,
+      topology,
+      link: {
+        latencyMs,
+        interSiteLatencyMs:
+          values['inter-latency'] === undefined ? latencyMs : num('inter-latency', values['inter-latency'], 0),
+        jitterMs: num('jitter', values.jitter, 0),
+      },
+      store: values.disk ? 'disk' : 'memory',
+      strictTopology: !values['open-dials'],
+      seed: num('seed', values.seed, 0),
+      rounds: num('rounds', values.rounds, 1),
+      changes: num('changes', values.changes, 1),
+      syncIntervalMs:
+        values['sync-interval'] === undefined ? undefined : num('sync-interval', values['sync-interval'], 100),
+    },
+    out: resolve(values.out),
+    deadlineMs: num('deadline', values.deadline, 1) * 1000,
+  }
+}
+
+/** One line on stderr, redrawn in place with \r: `[#####-----]  50% phase 5/10  12.3 s`. */
+class ProgressBar {
+  private phase = ''
+  private last = 0
+  private readonly started = performance.now()
+  private readonly tty = process.stderr.isTTY === true
+
+  update(phase: string, done: number, total: number): void {
+    const now = performance.now()
+    const finished = done >= total
+    if (phase === this.phase && !finished && now - this.last < (this.tty ? 100 : 2000)) return
+    if (phase !== this.phase && this.phase !== '') process.stderr.write('\n')
+    this.phase = phase
+    this.last = now
+    const width = 30
+    const filled = total === 0 ? width : Math.round((done / total) * width)
+    const pct = total === 0 ? 100 : Math.floor((done / total) * 100)
+    const line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(pct).padStart(3)}% ${phase} ${done}/${total}  ${((now - this.started) / 1000).toFixed(1)} s`
+    process.stderr.write(`\r${line.padEnd(100)}`)
+  }
+
+  end(): void {
+    if (this.phase !== '') process.stderr.write('\n')
+    this.phase = ''
+  }
+}
+
+// a library's background failure (a dial nobody waits for) must not end a run: it is counted and reported
+let backgroundFailures = 0
+process.on('unhandledRejection', err => {
+  backgroundFailures++
+  if (process.env.DEBUG !== undefined)
+    process.stderr.write(`\nbackground failure: ${(err as Error)?.stack ?? String(err)}\n`)
+})
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse()
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`)
+    return 2
+  }
+  const { params, out, deadlineMs } = parsed
+  const bar = new ProgressBar()
+  const onProgress = (phase: string, done: number, total: number) => bar.update(phase, done, total)
+  const started = performance.now()
+  const net = await SimNetwork.create({
+    peers: params.peers,
+    topology: params.topology,
+    link: params.link,
+    store: params.store,
+    seed: params.seed,
+    strictTopology: params.strictTopology,
+    ...(params.syncIntervalMs === undefined ? {} : { node: { syncIntervalMs: params.syncIntervalMs } }),
+    onProgress,
+  })
+  const networkMs = performance.now() - started
+  let interrupted = false
+  const onSignal = () => {
+    interrupted = true
+    process.stderr.write('\ninterrupted: stopping every peer\n')
+    net.stop().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let record: RunRecord
+  try {
+    const result =
+      params.scenario === 'revoke'
+        ? await runRevoke(net, { rounds: params.rounds, deadlineMs, onProgress })
+        : await runPartitionHeal(net, { changes: params.changes, deadlineMs, onProgress })
+    const degrees = net.degrees()
+    record = {
+      generated: new Date().toISOString(),
+      command: `npm run sim -- ${process.argv.slice(2).join(' ')}`,
+      params,
+      machine: machine(),
+      setup: {
+        networkMs,
+        links: net.topology.links.length,
+        failedDials: net.failedDials,
+        memory: net.memory,
+        memoryPerPeer: net.memoryPerPeer(),
+        connections: {
+          mean: degrees.reduce((a, b) => a + b, 0) / Math.max(1, degrees.length),
+          min: Math.min(...degrees),
+          max: Math.max(...degrees),
+        },
+      },
+      result,
+      checks: checksOf(result),
+      totalMs: 0,
+    }
+  } finally {
+    if (!interrupted) await net.stop()
+    bar.end()
+  }
+  record.totalMs = performance.now() - started
+  await mkdir(out, { recursive: true })
+  await writeFile(join(out, 'results.json'), `${JSON.stringify(record, null, 2)}\n`)
+  await writeFile(join(out, 'report.html'), renderHtml(record))
+  process.stdout.write(summaryOf(record))
+  if (backgroundFailures > 0)
+    process.stdout.write(`${backgroundFailures} background failures in libraries during the run\n`)
+  process.stdout.write(`wrote ${join(out, 'results.json')} and ${join(out, 'report.html')}\n`)
+  return record.checks.every(c => c.ok) ? 0 : 1
+}
+
+function summaryOf(run: RunRecord): string {
+  const lines = [
+    `${run.params.scenario}: ${run.params.peers} peers, set up in ${(run.setup.networkMs / 1000).toFixed(1)} s`,
+  ]
+  const mem = run.setup.memoryPerPeer
+  lines.push(
+    `memory per peer: ${(mem.rssBytes / 2 ** 20).toFixed(1)} MiB RSS, ${(mem.heapUsedBytes / 2 ** 20).toFixed(1)} MiB heap`,
+  )
+  const r = run.result
+  if (r.scenario === 'revoke') {
+    for (const [i, round] of r.rounds.entries()) {
+      const s = round.revocation
+      const b = round.baselineSummary
+      lines.push(
+        `round ${i + 1}: revocation p50 ${s.p50} ms, p90 ${s.p90}, p99 ${s.p99}, max ${s.max}; plain gossip p50 ${b.p50} ms, p99 ${b.p99}; subject's keys dropped after ${round.keysDroppedMs?.toFixed(1) ?? '—'} ms`,
+      )
+      const rh = meanMax(round.revocationHops)
+      const bh = meanMax(round.baselineHops)
+      lines.push(
+        `  hops (mean/max) revocation ${rh.mean}/${rh.max}, baseline ${bh.mean}/${bh.max}; owner connections ${round.ownerConnections}, mean ${round.meanConnections.toFixed(1)}; mesh policy ${round.meanMesh.policy.toFixed(1)}, baseline ${round.meanMesh.baseline.toFixed(1)}; one peer validates the revocation in ${round.validationMs} ms`,
+      )
+    }
+  } else {
+    lines.push(
+      `converged ${r.convergedMs === undefined ? 'never' : `after ${r.convergedMs.toFixed(0)} ms`} (heal call ${r.healMs.toFixed(0)} ms); ${r.disagreeingPeers} peers disagree on ${r.gridQuestions} access questions`,
+    )
+  }
+  for (const c of run.checks) lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`)
+  return `${lines.join('\n')}\n`
+}
+
+main().then(
+  code => process.exit(code),
+  err => {
+    process.stderr.write(`\nsim failed: ${(err as Error).message}\n`)
+    if (process.env.DEBUG !== undefined) process.stderr.write(`${(err as Error).stack}\n`)
+    process.exit(1)
+  },
+)
