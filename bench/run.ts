@@ -11,6 +11,7 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   data: () => import('./data.bench.ts'),
   audit: () => import('./audit.bench.ts'),
   objects: () => import('./objects.bench.ts'),
+  mqtt: () => import('./mqtt.bench.ts'),
   policy: () => import('./policy.bench.ts'),
   sim: () => import('./sim.bench.ts'),
 }
