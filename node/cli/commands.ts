@@ -204,7 +204,10 @@ export async function streamCreate(
   opts: { epoch?: string; form: string[]; aggregate: string[] },
   o: Output,
 ): Promise<void> {
-  const forms = [...opts.form, ...opts.aggregate.map(w => `aggregate:${w}`)]
+  // --aggregate adds to the default forms (raw and hashed); --form names them all (raw always)
+  const base = opts.form.length > 0 ? opts.form : ['hashed']
+  const forms =
+    opts.form.length === 0 && opts.aggregate.length === 0 ? [] : [...base, ...opts.aggregate.map(w => `aggregate:${w}`)]
   const r = await (await ApiClient.connect(dataDir)).call('POST', `/v1/spaces/${encodeURIComponent(space)}/streams`, {
     name,
     epochMs: opts.epoch === undefined ? undefined : parseDuration(opts.epoch),
