@@ -165,7 +165,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       deadlineMs,
     )
     step('grant reached the subject')
-    const firstRead = await S.data.read(space, STREAM)
+    const firstRead = await readWithRetries(() => S.data.read(space, STREAM))
     if (firstRead.length === 0 || S.data.cachedKeyCount() === 0) throw new Error(`${phase}: S read nothing`)
     step('subject read')
     await settle()
@@ -303,4 +303,16 @@ function timeValidation(doc: PolicyDocument, envelope: Uint8Array): number {
     times.push(performance.now() - t)
   }
   return Math.round(times.sort((a, b) => a - b)[2] * 100) / 100
+}
+
+/** The subject's first read is setup: a key holder too busy to answer in time is asked again, twice. */
+async function readWithRetries<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read()
+    } catch (err) {
+      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
+      await sleep(1000 * attempt)
+    }
+  }
 }
