@@ -145,6 +145,9 @@ process.on('unhandledRejection', err => {
     process.stderr.write(`\nbackground failure: ${(err as Error)?.stack ?? String(err)}\n`)
 })
 
+/** Set on SIGINT/SIGTERM: the handler stops the network and exits; the scenario's failure must not exit first. */
+let interrupted = false
+
 async function main(): Promise<number> {
   let parsed: ReturnType<typeof parse>
   try {
@@ -168,8 +171,8 @@ async function main(): Promise<number> {
     onProgress,
   })
   const networkMs = performance.now() - started
-  let interrupted = false
   const onSignal = () => {
+    if (interrupted) return
     interrupted = true
     process.stderr.write('\ninterrupted: stopping every peer\n')
     net.stop().finally(() => process.exit(130))
@@ -253,6 +256,7 @@ function summaryOf(run: RunRecord): string {
 main().then(
   code => process.exit(code),
   err => {
+    if (interrupted) return
     process.stderr.write(`\nsim failed: ${(err as Error).message}\n`)
     if (process.env.DEBUG !== undefined) process.stderr.write(`${(err as Error).stack}\n`)
     process.exit(1)
