@@ -257,47 +257,28 @@ export class DataService {
   private async publishNow(space: string, stream: string, readings: Reading[]): Promise<number[]> {
     const record = this.policy.document(space).state.streams.get(stream)!.body
     const forms: readonly string[] = record.forms ?? DEFAULT_FORMS
-    let st = await this.epochState(space, stream)
-    const batch = this.c.store.db.batch()
-    const out: EncryptedReading[] = []
-    const keys = new Map<string, Uint8Array>()
-    const emit = async (form: string, reading: Reading): Promise<EncryptedReading> => {
-      let key = keys.get(form)
-      if (key === undefined) {
-        key = await this.holderKey(space, stream, form, st.epoch)
-        keys.set(form, key)
-      }
-      const seq = st.seq[form] ?? 0
-      st.seq[form] = seq + 1
-      const r = encryptReading(key, { space, stream, form, epoch: st.epoch, seq }, reading)
-      this.addRecord(batch, r, encodeEncryptedReading(r))
-      out.push(r)
-      return r
-    }
+    const w = this.writer(space, stream, await this.epochState(space, stream))
     const seqs: number[] = []
     for (const reading of readings) {
       const now = this.c.now()
-      if (now - st.started >= record.epochMs) {
-        st = { ...st, epoch: st.epoch + 1, started: now }
-        keys.clear()
-      }
+      if (now - w.st.started >= record.epochMs) w.newEpoch(now)
       // raw carries the salt; hashed carries only the commitment to (ts, value, salt)
       const salt = randomBytes(16)
       const raw: Reading = { ts: reading.ts, value: reading.value, salt }
       if (reading.bytes !== undefined) raw.bytes = reading.bytes
-      seqs.push((await emit(RAW, raw)).seq)
+      seqs.push((await w.emit(RAW, raw)).seq)
       if (forms.includes(HASHED)) {
-        await emit(HASHED, { ts: reading.ts, value: { commitment: commitReading(reading.ts, reading.value, salt) } })
+        await w.emit(HASHED, { ts: reading.ts, value: { commitment: commitReading(reading.ts, reading.value, salt) } })
       }
       if (typeof reading.value !== 'number') continue
       for (const form of forms.filter(isAggregate)) {
-        const res = aggregateReading(st.windows[form], aggregateWindowMs(form), reading.ts, reading.value)
-        st.windows[form] = res.open
+        const res = aggregateReading(w.st.windows[form], aggregateWindowMs(form), reading.ts, reading.value)
+        w.st.windows[form] = res.open
         if (res.late) this.c.metrics.inc('edgeward_readings_late_total', { form })
-        for (const a of res.closed) await emit(form, { ts: a.start, value: aggregateValue(a) })
+        for (const a of res.closed) await w.emit(form, { ts: a.start, value: aggregateValue(a) })
       }
     }
-    await this.commit(space, stream, st, batch, out)
+    await this.commit(space, stream, w.st, w.batch, w.out)
     return seqs
   }
 
@@ -340,31 +321,49 @@ export class DataService {
         const forms = (rec.body.forms ?? []).filter(isAggregate)
         if (forms.length === 0) continue
         await this.inChain(space, stream, async () => {
-          const st = await this.epochState(space, stream)
-          const batch = this.c.store.db.batch()
-          const out: EncryptedReading[] = []
+          const w = this.writer(space, stream, await this.epochState(space, stream))
           for (const form of forms) {
             const windowMs = aggregateWindowMs(form)
-            const res = closeIfDue(st.windows[form], windowMs, this.c.now(), Math.min(windowMs / 10, 5000))
+            const res = closeIfDue(w.st.windows[form], windowMs, this.c.now(), Math.min(windowMs / 10, 5000))
             if (res.closed.length === 0) continue
-            if (res.open === undefined) delete st.windows[form]
-            for (const a of res.closed) {
-              const key = await this.holderKey(space, stream, form, st.epoch)
-              const seq = st.seq[form] ?? 0
-              st.seq[form] = seq + 1
-              const r = encryptReading(
-                key,
-                { space, stream, form, epoch: st.epoch, seq },
-                { ts: a.start, value: aggregateValue(a) },
-              )
-              this.addRecord(batch, r, encodeEncryptedReading(r))
-              out.push(r)
-            }
+            if (res.open === undefined) delete w.st.windows[form]
+            for (const a of res.closed) await w.emit(form, { ts: a.start, value: aggregateValue(a) })
           }
-          if (out.length > 0) await this.commit(space, stream, st, batch, out)
+          if (w.out.length > 0) await this.commit(space, stream, w.st, w.batch, w.out)
         })
       }
     }
+  }
+
+  /**
+   * What publishing and closing windows share: the next record of a form, encrypted under the
+   * current epoch's key of that form, numbered in sequence, added to one batch.
+   */
+  private writer(space: string, stream: string, initial: EpochState) {
+    const keys = new Map<string, Uint8Array>()
+    const w = {
+      st: initial,
+      batch: this.c.store.db.batch(),
+      out: [] as EncryptedReading[],
+      newEpoch: (now: number) => {
+        w.st = { ...w.st, epoch: w.st.epoch + 1, started: now }
+        keys.clear()
+      },
+      emit: async (form: string, reading: Reading): Promise<EncryptedReading> => {
+        let key = keys.get(form)
+        if (key === undefined) {
+          key = await this.holderKey(space, stream, form, w.st.epoch)
+          keys.set(form, key)
+        }
+        const seq = w.st.seq[form] ?? 0
+        w.st.seq[form] = seq + 1
+        const r = encryptReading(key, { space, stream, form, epoch: w.st.epoch, seq }, reading)
+        this.addRecord(w.batch, r, encodeEncryptedReading(r))
+        w.out.push(r)
+        return r
+      },
+    }
+    return w
   }
 
   /** Run `work` after everything already queued for this stream (sequence numbers and epochs never race). */
@@ -646,10 +645,7 @@ export class DataService {
   /** Stored ciphertext of a stream, in sequence order. */
   async storedReadings(space: string, stream: string, form = RAW): Promise<EncryptedReading[]> {
     const out: EncryptedReading[] = []
-    const prefix = `${space}!${stream}!${form}!`
-    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
-      out.push(decodeEncryptedReading(v))
-    }
+    for await (const r of this.storedRecords(space, stream, form)) out.push(r)
     return out
   }
 
