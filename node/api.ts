@@ -351,8 +351,17 @@ export class ApiServer {
     const form = url.searchParams.get('form') ?? 'raw'
     if (!FORM_PATTERN.test(form)) throw new UsageError(`--form must be raw, hashed or aggregate:<window>, got ${form}`)
     const data = this.node.data
+    const objects = this.node.objects
     if (!follow) {
       const out = await data.read(space, stream, since, form)
+      if (!objects.readingsDownloadable(space, stream, form, out)) {
+        // the grant forbids download: the plaintext goes to a viewer file, never into the response
+        const v = await objects.viewReadings(space, stream, form, out)
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+        return void res.end(
+          `${JSON.stringify({ viewer: v.viewer, until: new Date(v.until).toISOString(), count: v.count })}\n`,
+        )
+      }
       res.writeHead(200, { 'content-type': 'application/x-ndjson' })
       return void res.end(out.map(r => `${readingJson(r)}\n`).join(''))
     }
@@ -371,6 +380,7 @@ export class ApiServer {
     })
     try {
       const first = await data.read(space, stream, since, form)
+      if (!objects.readingsDownloadable(space, stream, form, first)) throw viewOnly()
       res.writeHead(200, { 'content-type': 'application/x-ndjson' })
       let lastSeq = -1
       for (const r of first) {
@@ -382,7 +392,9 @@ export class ApiServer {
         const batch = queue.splice(0).filter(r => r.seq > lastSeq)
         if (batch.length === 0) continue
         try {
-          for (const r of await data.decryptAll(space, stream, batch, since)) {
+          const decrypted = await data.decryptAll(space, stream, batch, since)
+          if (!objects.readingsDownloadable(space, stream, form, decrypted)) throw viewOnly()
+          for (const r of decrypted) {
             res.write(`${readingJson(r)}\n`)
             lastSeq = Math.max(lastSeq, r.seq)
           }
@@ -395,4 +407,12 @@ export class ApiServer {
       unsubscribe()
     }
   }
+}
+
+/** `read --follow` under a grant that forbids download: there is no viewer file for a stream that goes on. */
+function viewOnly(): AccessRefusedError {
+  return new AccessRefusedError(
+    'download-forbidden',
+    'the grant allows viewing only: read without --follow to get a viewer file, removed when the lease ends',
+  )
 }

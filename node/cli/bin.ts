@@ -50,7 +50,9 @@ commands:
   approve SPACE REQUEST [--for DURATION] grant what a request asks for
   deny SPACE REQUEST --reason TEXT       refuse a request, with a reason the requester sees
   read SPACE STREAM [--since MS] [--follow] [--form F]
-                                         decrypted readings (of form F, default raw) as NDJSON; exit 3 when refused
+                                         decrypted readings (of form F, default raw) as NDJSON; exit 3 when refused;
+                                         a view-only grant (--no-download) gives the path of a viewer file instead,
+                                         removed when the lease ends or a revocation arrives (no --follow)
   audit report SPACE [--subject DID] [--resource STREAM] [--from T] [--until T] --out FILE
                                          on the key holder: entries with inclusion proofs against a
                                          signed tree head, and who held a key for how long

@@ -17,9 +17,10 @@
  * `DATA/view/` (mode 0600), which the node deletes when the key's lease ends, as soon as a
  * revocation drops the key, and when the node stops or starts. What a viewer application
  * copies from it before then is out of reach, as for any plaintext a reader has seen.
+ * Stream readings read under such a grant go to a viewer file the same way (`viewReadings`).
  */
 import { createReadStream } from 'node:fs'
-import { mkdir, open, rm } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { toHex } from '../../crypto/encoding.ts'
@@ -149,12 +150,15 @@ export interface ObjectAccess {
   refusals?: { subject: string; device: string; at: number; code: string; reason: string }[]
 }
 
+/** A viewer file: plaintext of one stream's form (an object is a stream), kept while its keys are held. */
 interface Viewer {
   space: string
-  object: string
+  stream: string
+  form: string
   path: string
   until: number
-  grant: string
+  /** the grants the keys were released under: the file goes when any of them ends */
+  grants: string[]
   epochs: number[]
 }
 
@@ -365,21 +369,71 @@ export class ObjectsService {
     if (opened.leaseEnd === undefined || opened.grant === undefined) {
       throw new UsageError('viewer files are for readers; the key holder opens its objects directly')
     }
-    await mkdir(this.viewDir, { recursive: true, mode: 0o700 })
-    const path = join(this.viewDir, `${opened.object}-${toHex(randomBytes(8))}`)
-    const viewer: Viewer = {
-      space: opened.space,
-      object: opened.object,
-      path,
-      until: opened.leaseEnd,
-      grant: opened.grant,
-      epochs: opened.epochs,
+    const held = { until: opened.leaseEnd, grants: [opened.grant], epochs: opened.epochs }
+    return this.writeViewer(opened.space, opened.object, RAW, opened.object, held, async file => {
+      for await (const chunk of opened) await file.write(chunk)
+    })
+  }
+
+  /**
+   * May this reader hand out the plaintext of these readings (decrypted with keys from its
+   * cache)? Only when every key came under a grant, known here, that allows download; the
+   * key holder reads its own data.
+   */
+  readingsDownloadable(space: string, stream: string, form: string, readings: DecryptedReading[]): boolean {
+    if (this.isHolder(space)) return true
+    const state = this.policy.document(space).state
+    for (const epoch of new Set(readings.map(r => r.epoch))) {
+      const k = this.data.cachedLease(space, stream, form, epoch)
+      if (k === undefined) return false
+      const grant = state.grants.get(k.grant)
+      if (grant === undefined || grant.body.download === false) return false
     }
+    return true
+  }
+
+  /**
+   * Write decrypted readings (NDJSON, one reading a line) to a new viewer file, kept until the
+   * first of their keys' leases ends or a revocation drops one of their keys.
+   */
+  async viewReadings(
+    space: string,
+    stream: string,
+    form: string,
+    readings: DecryptedReading[],
+  ): Promise<{ viewer: string; until: number; count: number }> {
+    const epochs = [...new Set(readings.map(r => r.epoch))]
+    const leases = epochs.map(e => this.data.cachedLease(space, stream, form, e))
+    if (leases.some(k => k === undefined)) throw new AccessRefusedError('no-key', 'the key was dropped while reading')
+    const held = {
+      until: Math.min(...leases.map(k => k!.lease)),
+      grants: [...new Set(leases.map(k => k!.grant))],
+      epochs,
+    }
+    const name = `${stream.replace(/[^A-Za-z0-9._-]/g, '_')}.${form.replace(/[^A-Za-z0-9._-]/g, '_')}`
+    const v = await this.writeViewer(space, stream, form, name, held, async file => {
+      for (const r of readings)
+        await file.write(`${JSON.stringify({ ts: r.ts, value: r.value, seq: r.seq, epoch: r.epoch })}\n`)
+    })
+    return { ...v, count: readings.length }
+  }
+
+  private async writeViewer(
+    space: string,
+    stream: string,
+    form: string,
+    name: string,
+    held: { until: number; grants: string[]; epochs: number[] },
+    write: (file: FileHandle) => Promise<void>,
+  ): Promise<{ viewer: string; until: number }> {
+    await mkdir(this.viewDir, { recursive: true, mode: 0o700 })
+    const path = join(this.viewDir, `${name}-${toHex(randomBytes(8))}`)
+    const viewer: Viewer = { space, stream, form, path, ...held }
     const file = await open(path, 'wx', 0o600)
     // registered before the first byte, so that a revocation during the write removes it too
     this.viewers.set(path, viewer)
     try {
-      for await (const chunk of opened) await file.write(chunk)
+      await write(file)
     } catch (err) {
       await file.close()
       await this.remove(viewer, 'failed')
@@ -403,12 +457,14 @@ export class ObjectsService {
     const now = this.c.now()
     if (now >= v.until) return false
     for (const e of v.epochs) {
-      const k = this.data.cachedLease(v.space, v.object, RAW, e)
+      const k = this.data.cachedLease(v.space, v.stream, v.form, e)
       if (k === undefined || k.lease <= now) return false
     }
     const state = this.policy.document(v.space).state
-    const grant = state.grants.get(v.grant)
-    return grant === undefined || state.grantProblem(grant, now) === undefined
+    return v.grants.every(id => {
+      const grant = state.grants.get(id)
+      return grant === undefined || state.grantProblem(grant, now) === undefined
+    })
   }
 
   private sweepViewers(space?: string): void {

@@ -8,7 +8,8 @@
  * as a command.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -368,6 +369,63 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     // the admin may no longer grant where it could
     const again = await peers.admin.cli(['grant', space, '--to', dids.b, '--stream', 'temp', '--for', '1h'])
     assert.equal(again.code, 3, again.stderr)
+  })
+
+  it('--no-download: read gives a view-only reader a viewer file (0600), never the values; --follow is refused; a revocation removes the file', async () => {
+    const gateway = await peers.gateway.api()
+    const t = Date.now()
+    const values = [7.25, 7.5, 7.75]
+    await gateway.call(
+      'POST',
+      `/v1/spaces/${space}/streams/vib/readings`,
+      values.map((value, i) => JSON.stringify({ ts: t + i, value })).join('\n'),
+    )
+    const grant = json(
+      await peers.gateway.cli([
+        'grant',
+        space,
+        '--to',
+        dids.c,
+        '--stream',
+        'vib',
+        '--for',
+        '1h',
+        '--no-download',
+        '--json',
+      ]),
+    ).grant
+    await grantSeen(peers.c, grant, 'active')
+
+    const out = json(await peers.c.cli(['read', space, 'vib', '--json']))
+    assert.ok(out.viewer.startsWith(join(root, 'c', 'view')), out.viewer)
+    assert.equal(out.count, 3)
+    assert.ok(Date.parse(out.until) > Date.now(), 'kept until the lease ends')
+    assert.equal((await stat(out.viewer)).mode & 0o777, 0o600)
+    const lines = (await readFile(out.viewer, 'utf8'))
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l))
+    assert.deepEqual(
+      lines.map(l => l.value),
+      values,
+      'the viewer file holds the readings',
+    )
+    for (const v of values) assert.ok(!JSON.stringify(out).includes(String(v)), 'no value in the output')
+
+    const human = await peers.c.cli(['read', space, 'vib'])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /^viewer: .*\nuntil: {2}\d{4}-.*\nreadings: 3\n$/)
+    const second = human.stdout.split('\n')[0].slice('viewer: '.length)
+
+    const follow = await peers.c.cli(['read', space, 'vib', '--follow'])
+    assert.equal(follow.code, 3, follow.stderr)
+    assert.match(follow.stderr, /^edgeward: refused: .*viewing only/)
+    assert.equal(follow.stdout, '')
+
+    json(await peers.gateway.cli(['revoke', space, '--grant', grant, '--json']))
+    await waitFor('the viewer files to be removed', async () =>
+      existsSync(out.viewer) || existsSync(second) ? undefined : true,
+    )
   })
 
   it('bad input: one clear line and the right exit code', async () => {
