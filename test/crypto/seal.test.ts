@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import { Aes128Gcm, Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
 import { DecryptionError } from '../../crypto/errors.ts'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
-import { openSealed, type SealedBox, sealTo } from '../../crypto/seal.ts'
+import { openSealed, type SealedBox, sealTo, sealWithEphemeral } from '../../crypto/seal.ts'
 
 const utf8 = new TextEncoder()
 
@@ -216,5 +216,27 @@ describe('RFC 9180 known answers, through @hpke/core', () => {
     const box: SealedBox = { enc: new Uint8Array(enc), ct: new Uint8Array(ct) }
     assert.equal(hexOf(await openSealed(bytes(v.skRm), box, bytes(v.info))), v.encryptions[0].pt)
     await assert.rejects(openSealed(bytes(v.skRm), box, utf8.encode('another info')), isDecryptionError)
+  })
+
+  it("sealWithEphemeral gives the vector's enc and first ciphertext (AES-256-GCM suite), and openSealed opens its own", async () => {
+    const v = loadVector('x25519-hkdf-sha256-aes256gcm-base.json')
+    const e = v.encryptions[0]
+    assert.equal(e.seq, 0)
+    const box = sealWithEphemeral(bytes(v.skEm), bytes(v.pkRm), bytes(e.pt), bytes(v.info), bytes(e.aad))
+    assert.equal(hexOf(box.enc), v.enc)
+    assert.equal(hexOf(box.ct), e.ct)
+    // without an AAD (what sealTo does), openSealed opens it with the vector's recipient key
+    const noAad = sealWithEphemeral(bytes(v.skEm), bytes(v.pkRm), bytes(e.pt), bytes(v.info))
+    assert.equal(hexOf(await openSealed(bytes(v.skRm), noAad, bytes(v.info))), e.pt)
+  })
+
+  it('refuses an enc that is a small-order point (all-zero shared secret)', async () => {
+    const box = await sealTo(generateSealingKeyPair().publicKey, utf8.encode('k'), new Uint8Array(0))
+    for (const enc of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
+      await assert.rejects(
+        openSealed(generateSealingKeyPair().secretKey, { enc, ct: box.ct }, new Uint8Array(0)),
+        isDecryptionError,
+      )
+    }
   })
 })
