@@ -1,6 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only NAME]`: runs every suite, prints a table, writes
- * bench/results.json and bench/RESULTS.md (the README links to the latter).
+ * `npm run bench [-- --quick] [-- --only NAME] [-- --json]`: runs every suite, prints a table
+ * (or, with --json, the figures as JSON), writes bench/results.json and bench/RESULTS.md (the
+ * README links to the latter). --quick runs each benchmark once on small sizes to check that
+ * it still works, and writes nothing (the test suite runs it).
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,8 +19,27 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
 }
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
 })
+
+if (values.help) {
+  process.stdout.write(`usage: npm run bench [-- --quick] [-- --only SUITE]... [-- --json]
+
+Runs the benchmark suites (${Object.keys(SUITES).join(', ')}), prints a table of medians with
+baselines measured in the same run, and writes bench/results.json and bench/RESULTS.md (a run
+of some suites keeps the other suites' figures).
+  --quick      each benchmark once on small sizes: checks that it works; writes no files
+  --only NAME  run this suite (repeatable)
+  --json       print the figures as JSON instead of the table
+Progress goes to stderr.
+`)
+  process.exit(0)
+}
 
 // a library's background failure (a dial nobody waits for) must not end a benchmark run; it is reported
 let backgroundFailures = 0
@@ -67,7 +88,9 @@ const notesOf = (rs: Figure[]) =>
     .filter(r => r.note)
     .map(r => `- ${r.name}: ${r.note}`)
     .join('\n')
-process.stdout.write(`${tableOf(results)}\n${notesOf(results)}\n`)
+if (values.json)
+  process.stdout.write(`${JSON.stringify({ quick: values.quick, machine: machine(), results }, null, 2)}\n`)
+else process.stdout.write(`${tableOf(results)}\n${notesOf(results)}\n`)
 if (backgroundFailures > 0) process.stderr.write(`[bench] ${backgroundFailures} background failures during the run\n`)
 
 if (!values.quick) {
