@@ -12,9 +12,16 @@
  * overtakes the one before it), pipelined like a wire rather than serialised. The latency is
  * chosen per pair from the peers' ids, so a connection gets its pair's latency whoever dials.
  *
- * What is not modelled: loss, bandwidth, per-connection queueing beyond FIFO order, and CPU
- * time (every peer shares one event loop, so at large N validation work on one core adds
- * to every hop). Jitter is drawn per buffer, never reordering a connection's bytes.
+ * Loss, as TCP shows it: libp2p runs over a reliable byte stream, so a lost packet is not a
+ * lost message but a late one. With a loss rate p, each buffer is lost with probability p and
+ * arrives one retransmission timeout later (`retransmitDelayMs`: Linux's minimum RTO of 200 ms,
+ * or twice the link's round trip when that is longer), and, the link being FIFO, so does
+ * everything queued behind it (head-of-line blocking). A buffer is what the sender wrote in
+ * one go, often more than one packet: the model is per write, not per segment.
+ *
+ * What is not modelled: bandwidth, congestion control, per-connection queueing beyond FIFO
+ * order, and CPU time (every peer shares one event loop, so at large N validation work on one
+ * core adds to every hop). Jitter is drawn per buffer, never reordering a connection's bytes.
  */
 import type { MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
 import { type MemoryTransportComponents, memory } from '@libp2p/memory'
@@ -28,24 +35,48 @@ export interface LinkSpec {
   interSiteLatencyMs?: number
   /** each buffer's latency is drawn uniformly from [latency − jitter, latency + jitter] (default 0) */
   jitterMs?: number
+  /** probability that a buffer is lost and retransmitted, on links inside a site (default 0) */
+  lossRate?: number
+  /** the same on links between sites (default: lossRate) */
+  interSiteLossRate?: number
+}
+
+/** Linux's minimum retransmission timeout */
+export const MIN_RTO_MS = 200
+
+/** How much later a lost buffer arrives over a link of this one-way latency. */
+export function retransmitDelayMs(latencyMs: number): number {
+  return Math.max(MIN_RTO_MS, 4 * latencyMs)
 }
 
 export class LinkModel {
   readonly latencyMs: number
   readonly interSiteLatencyMs: number
   readonly jitterMs: number
+  readonly lossRate: number
+  readonly interSiteLossRate: number
   private readonly site: number[]
 
   constructor(spec: LinkSpec, site: number[]) {
     this.latencyMs = spec.latencyMs
     this.interSiteLatencyMs = spec.interSiteLatencyMs ?? spec.latencyMs
     this.jitterMs = Math.min(spec.jitterMs ?? 0, this.latencyMs, this.interSiteLatencyMs)
+    this.lossRate = spec.lossRate ?? 0
+    this.interSiteLossRate = spec.interSiteLossRate ?? this.lossRate
+    for (const r of [this.lossRate, this.interSiteLossRate]) {
+      if (!(r >= 0 && r < 1)) throw new RangeError(`a loss rate is at least 0 and below 1, got ${r}`)
+    }
     this.site = site
   }
 
   /** The one-way base latency between two peers, ms. */
   latencyOf(a: number, b: number): number {
     return this.site[a] === this.site[b] ? this.latencyMs : this.interSiteLatencyMs
+  }
+
+  /** The probability that a buffer between two peers is lost (and retransmitted). */
+  lossOf(a: number, b: number): number {
+    return this.site[a] === this.site[b] ? this.lossRate : this.interSiteLossRate
   }
 
   get isInstant(): boolean {
@@ -60,13 +91,14 @@ export function peerIdIn(ma: Multiaddr): string | undefined {
 
 /**
  * A memory transport whose connections deliver what they receive after the latency of the
- * link to the remote peer (`latencyTo` returns undefined for an unknown peer: no delay).
- * `seed` seeds the jitter.
+ * link to the remote peer (`latencyTo` returns undefined for an unknown peer: no delay), with
+ * the link's loss rate (`lossTo`, default none). `seed` seeds the jitter and the losses.
  */
 export function memoryWithLatency(
   latencyTo: (remotePeer: string) => number | undefined,
   jitterMs: number,
   seed: number,
+  lossTo: (remotePeer: string) => number = () => 0,
 ): (components: MemoryTransportComponents) => Transport {
   const make = memory()
   const random = mulberry32(seed)
@@ -77,7 +109,10 @@ export function memoryWithLatency(
       const delay = (maConn: MultiaddrConnection) => {
         const remote = peerIdIn(maConn.remoteAddr)
         const latency = remote === undefined ? undefined : latencyTo(remote)
-        if (latency !== undefined && (latency > 0 || jitterMs > 0)) delayReceiving(maConn, latency, jitterMs, random)
+        const loss = remote === undefined || latency === undefined ? 0 : lossTo(remote)
+        if (latency !== undefined && (latency > 0 || jitterMs > 0 || loss > 0)) {
+          delayReceiving(maConn, { latencyMs: latency, jitterMs, lossRate: loss }, random)
+        }
         return maConn
       }
       wrapped.upgradeInbound = ((maConn: MultiaddrConnection, opts: never) =>
@@ -101,9 +136,16 @@ interface InFlight {
 
 /**
  * Hand every buffer (and the end of the connection) to libp2p `latency ± jitter` ms after it
- * arrived, never before the one that arrived earlier.
+ * arrived (a retransmission timeout more when it is lost), never before the one that arrived
+ * earlier.
  */
-function delayReceiving(maConn: MultiaddrConnection, latencyMs: number, jitterMs: number, random: Random): void {
+function delayReceiving(
+  maConn: MultiaddrConnection,
+  link: { latencyMs: number; jitterMs: number; lossRate: number },
+  random: Random,
+): void {
+  const { latencyMs, jitterMs, lossRate } = link
+  const rto = retransmitDelayMs(latencyMs)
   const conn = maConn as MultiaddrConnection & {
     onData(data: unknown): void
     onTransportClosed(err?: Error): void
@@ -125,7 +167,8 @@ function delayReceiving(maConn: MultiaddrConnection, latencyMs: number, jitterMs
   }
   const enqueue = (deliver: () => void) => {
     const jitter = jitterMs === 0 ? 0 : (2 * random() - 1) * jitterMs
-    last = Math.max(last, performance.now() + Math.max(0, latencyMs + jitter))
+    const lost = lossRate > 0 && random() < lossRate
+    last = Math.max(last, performance.now() + Math.max(0, latencyMs + jitter) + (lost ? rto : 0))
     queue.push({ at: last, deliver })
     if (!scheduled) schedule(last - performance.now())
   }
