@@ -114,3 +114,60 @@ function stepPath(points: [number, number][], X: (x: number) => string, Y: (y: n
   }
   return d
 }
+
+export interface BarChart {
+  title: string
+  /** one group of bars per category, drawn top to bottom */
+  categories: string[]
+  /** one bar per series in each group; values[i] belongs to categories[i] */
+  series: { name: string; color: string; values: number[] }[]
+  xLabel: string
+  width?: number
+}
+
+/** Horizontal grouped bars (counts per category), with each bar's value at its end. */
+export function barChart(c: BarChart): string {
+  const width = c.width ?? 720
+  const barH = 12
+  const groupH = c.series.length * barH + 12
+  const m = { left: 210, right: 50, top: 40 + c.series.length * 18, bottom: 44 }
+  const h = c.categories.length * groupH
+  const height = m.top + h + m.bottom
+  const w = width - m.left - m.right
+  const ticks = niceTicks(Math.max(1, ...c.series.flatMap(s => s.values)))
+  const xMax = ticks[ticks.length - 1]
+  const X = (x: number) => (m.left + (x / xMax) * w).toFixed(1)
+  const out: string[] = []
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(c.title)}" font-family="system-ui, sans-serif" font-size="12">`,
+  )
+  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`)
+  out.push(`<text x="${m.left}" y="22" font-size="14" font-weight="600">${escapeXml(c.title)}</text>`)
+  c.series.forEach((s, i) => {
+    const y = 40 + i * 18
+    out.push(`<rect x="${m.left}" y="${y - 5}" width="22" height="10" fill="${s.color}"/>`)
+    out.push(`<text x="${m.left + 28}" y="${y}" dominant-baseline="middle">${escapeXml(s.name)}</text>`)
+  })
+  for (const t of ticks) {
+    out.push(`<line x1="${X(t)}" x2="${X(t)}" y1="${m.top}" y2="${m.top + h}" stroke="#eee"/>`)
+    out.push(`<text x="${X(t)}" y="${m.top + h + 16}" text-anchor="middle">${fmt(t)}</text>`)
+  }
+  c.categories.forEach((cat, g) => {
+    const y0 = m.top + g * groupH + 6
+    out.push(
+      `<text x="${m.left - 8}" y="${y0 + (c.series.length * barH) / 2}" text-anchor="end" dominant-baseline="middle">${escapeXml(cat)}</text>`,
+    )
+    c.series.forEach((s, i) => {
+      const v = s.values[g] ?? 0
+      const y = y0 + i * barH
+      out.push(
+        `<rect x="${m.left}" y="${y}" width="${(Number(X(v)) - m.left).toFixed(1)}" height="${barH - 2}" fill="${s.color}"/>`,
+      )
+      out.push(`<text x="${Number(X(v)) + 4}" y="${y + (barH - 2) / 2}" dominant-baseline="middle">${fmt(v)}</text>`)
+    })
+  })
+  out.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + h}" stroke="#999"/>`)
+  out.push(`<text x="${m.left + w / 2}" y="${height - 10}" text-anchor="middle">${escapeXml(c.xLabel)}</text>`)
+  out.push('</svg>')
+  return out.join('\n')
+}

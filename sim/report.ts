@@ -3,16 +3,18 @@
  * and the machine) and report.html (one self-contained file: tables and inline SVG charts).
  */
 import os from 'node:os'
-import { escapeXml, lineChart } from './chart.ts'
+import { barChart, escapeXml, lineChart } from './chart.ts'
 import type { LinkSpec } from './link.ts'
 import type { MemorySample, StoreKind } from './network.ts'
+import type { AdversaryResult } from './scenarios/adversary.ts'
+import type { ChurnResult } from './scenarios/churn.ts'
 import type { PartitionHealResult } from './scenarios/partition-heal.ts'
 import type { RevokeResult } from './scenarios/revoke.ts'
-import { meanMax } from './stats.ts'
+import { meanMax, type Summary } from './stats.ts'
 import type { TopologySpec } from './topology.ts'
 
 export interface RunParams {
-  scenario: 'revoke' | 'partition-heal'
+  scenario: 'revoke' | 'partition-heal' | 'churn' | 'adversary'
   peers: number
   topology: TopologySpec
   link: LinkSpec
@@ -22,9 +24,21 @@ export interface RunParams {
   seed: number
   rounds: number
   changes: number
+  /** churn: reader peers (undefined: every peer but the owner) */
+  readers: number | undefined
+  /** churn: reader joins and leaves per second */
+  churnRate: number
+  /** churn: how long the gateway publishes while readers churn, ms */
+  durationMs: number
+  /** churn: ms between two readings */
+  publishEveryMs: number
+  /** adversary: junk messages per topic */
+  spam: number
   /** the nodes' periodic policy catch-up, ms (undefined: the node's default) */
   syncIntervalMs: number | undefined
 }
+
+export type ScenarioResult = RevokeResult | PartitionHealResult | ChurnResult | AdversaryResult
 
 export interface Check {
   name: string
@@ -47,7 +61,7 @@ export interface RunRecord {
     /** distinct peers each peer was connected to at the end of the run */
     connections: { mean: number; min: number; max: number }
   }
-  result: RevokeResult | PartitionHealResult
+  result: ScenarioResult
   checks: Check[]
   /** ms for the whole run, setup and teardown included */
   totalMs: number
@@ -59,7 +73,9 @@ export const APPROXIMATIONS = [
   'With 0 ms links a gossip message and every copy forwarded are delivered at once, so every peer validates it in one burst before any of them finishes storing it: the times then show that burst (about N times one validation), not a spread over hops; links of a few ms spread the work over time the way a network does.',
   "The topology is the set of links dialled at the start. By default a connection gater refuses every other dial except to and from the owner's gateway (as if it alone had a public address): readers still dial it for keys and witnesses for audit proofs, as in production, so it ends up connected to most peers and its own messages reach them in one hop (gossipsub flood publish). With --open-dials the DHT connects most peers to most others. The connection counts measured are reported.",
   'A crash is a clean stop of the node (its store is closed); with stores in memory a restart begins empty.',
-  "Seeded: topology, sides of a partition, subjects, jitter. Not seeded: peer keys, nonces, gossipsub's choices, timing.",
+  "Churn: a reader that leaves stops its node cleanly (no half-open connections); one that joins starts its node, redials its topology links (the owner's gateway when none is up) and is granted by the scenario at once, as if its access request were approved the moment it was filed.",
+  'Adversaries run our node and send what our code would never send (hand-made Automerge changes, junk, replays, forged tree heads) through the same libp2p connections; they do not attack libp2p itself (no eclipse, no Sybil identities, no flooding below gossipsub).',
+  "Seeded: topology, sides of a partition, subjects, jitter, the churn schedule, adversary roles and junk. Not seeded: peer keys, nonces, gossipsub's choices, timing.",
 ]
 
 export function machine(): Record<string, string | number> {
@@ -74,7 +90,9 @@ export function machine(): Record<string, string | number> {
 }
 
 /** The invariants a run is expected to hold; run.ts exits 1 when one fails. */
-export function checksOf(result: RevokeResult | PartitionHealResult): Check[] {
+export function checksOf(result: ScenarioResult): Check[] {
+  if (result.scenario === 'churn') return churnChecks(result)
+  if (result.scenario === 'adversary') return adversaryChecks(result)
   if (result.scenario === 'revoke') {
     return result.rounds.flatMap((r, i) => {
       const round = result.rounds.length > 1 ? ` (round ${i + 1})` : ''
@@ -120,6 +138,84 @@ export function checksOf(result: RevokeResult | PartitionHealResult): Check[] {
       detail: `${result.gridQuestions} questions, ${result.disagreeingPeers} peers disagree with the owner`,
     },
   ]
+}
+
+/** Below this share of readings delivered to the readers online, a churn run fails its check. */
+export const MIN_DELIVERY_RATIO = 0.95
+
+function churnChecks(r: ChurnResult): Check[] {
+  const failed = r.joins.filter(j => j.firstReadingMs === undefined)
+  return [
+    {
+      name: 'every reader that joined decrypted a reading',
+      ok: r.joins.length > 0 && failed.length === 0,
+      detail: `${r.joins.length - failed.length} of ${r.joins.length} joins (${r.joins.filter(j => j.kind === 'newcomer').length} newcomers)${failed[0]?.error === undefined ? '' : `; first failure: ${failed[0].error}`}`,
+    },
+    {
+      name: `readers online decrypted at least ${MIN_DELIVERY_RATIO * 100}% of what was published meanwhile`,
+      ok: r.delivery.eligible > 0 && r.delivery.ratio >= MIN_DELIVERY_RATIO,
+      detail: `${r.delivery.delivered} of ${r.delivery.eligible} (${pct(r.delivery.ratio)}), ${r.delivery.live} of them live from gossip, over ${r.sessions.length} online sessions`,
+    },
+    {
+      name: 'every live reading decrypted',
+      ok: r.decryptFailures === 0,
+      detail: `${r.decryptFailures} failures${r.lastDecryptFailure === undefined ? '' : `; last: ${r.lastDecryptFailure}`}`,
+    },
+  ]
+}
+
+function adversaryChecks(r: AdversaryResult): Check[] {
+  const checks = r.attacks.flatMap(a => {
+    const counted = Object.values(a.counted).reduce((x, y) => x + y, 0)
+    return [
+      {
+        name: `${a.name}: every attempt refused and counted`,
+        ok: a.attempted > 0 && a.refused === a.attempted && counted >= a.attempted,
+        detail: `${a.refused} of ${a.attempted} refused; counted ${counted} times by ${a.recipients} honest peers (${countedText(a.counted)})`,
+      },
+      {
+        name: `${a.name}: no invariant violated`,
+        ok: a.violations.length === 0,
+        detail: a.violations.length === 0 ? '0 violations' : a.violations.join('; '),
+      },
+    ]
+  })
+  checks.push(
+    {
+      name: 'no key released that should not have been',
+      ok: r.releaseViolations.length === 0,
+      detail: `${r.releasesChecked} releases in the key holder's audit log; ${r.releaseViolations.length === 0 ? '0 violations' : r.releaseViolations.join('; ')}`,
+    },
+    {
+      name: 'after the spam, a reading still reaches every honest peer',
+      ok: r.afterSpam.reached === r.afterSpam.expected,
+      detail: `${r.afterSpam.reached} of ${r.afterSpam.expected}`,
+    },
+  )
+  return checks
+}
+
+function countedText(counted: Record<string, number>): string {
+  const parts = Object.entries(counted).map(([k, v]) => `${k.replace(/^edgeward_|_total$/g, '')} ${v}`)
+  return parts.length === 0 ? 'no counter moved' : parts.join(', ')
+}
+
+const pct = (x: number) => (Number.isNaN(x) ? '—' : `${(x * 100).toFixed(1)}%`)
+
+/** The summary lines `npm run sim` prints for the churn and adversary scenarios. */
+export function summaryLinesOf(r: ChurnResult | AdversaryResult): string[] {
+  if (r.scenario === 'churn') {
+    const f = r.firstReading
+    return [
+      `${r.readers.length} readers, ${r.published} readings in ${r.durationMs / 1000} s, ${r.events.joins} joins and ${r.events.leaves} leaves (${r.events.skipped} events skipped: the reader was busy joining or leaving)`,
+      `delivery ${pct(r.delivery.ratio)} (${r.delivery.delivered} of ${r.delivery.eligible}, ${r.delivery.live} live from gossip)`,
+      `time to first decrypted reading: p50 ${f.all.p50} ms, p90 ${f.all.p90}, p99 ${f.all.p99}, max ${f.all.max} (newcomers p50 ${f.newcomer.p50}, returning p50 ${f.returning.p50})`,
+    ]
+  }
+  return r.attacks.map(
+    a =>
+      `${a.name}: ${a.attempted} attempted, ${a.refused} refused, ${a.violations.length} violations (${countedText(a.counted)})`,
+  )
 }
 
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`
@@ -230,6 +326,118 @@ function partitionSection(r: PartitionHealResult): string {
 ${chart}`
 }
 
+function median(xs: (number | undefined)[]): number | undefined {
+  const got = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
+  return got.length === 0 ? undefined : got[Math.floor((got.length - 1) / 2)]
+}
+
+function churnSection(r: ChurnResult): string {
+  const ratio = lineChart({
+    title: 'Delivery to the readers online, by when a reading was published',
+    xLabel: 'ms after the churn started',
+    yLabel: 'fraction',
+    yMax: 1,
+    legend: 'bottom-right',
+    series: [
+      {
+        name: 'delivery ratio',
+        color: '#2c7fb8',
+        points: r.timeline.flatMap(b => (b.ratio === undefined ? [] : [[b.tMs, b.ratio] as [number, number]])),
+      },
+      { name: 'readers online', color: '#7f8c8d', points: r.timeline.map(b => [b.tMs, b.online] as [number, number]) },
+    ],
+  })
+  const first = lineChart({
+    title: 'Time to first decrypted reading after joining (CDF)',
+    xLabel: "ms from starting the reader's node",
+    yLabel: 'fraction of joins',
+    yMax: 1,
+    legend: 'bottom-right',
+    series: [
+      { name: 'newcomers (granted on joining)', color: '#c0392b', points: r.firstReadingCdf.newcomer, step: true },
+      { name: 'returning (grant held)', color: '#27ae60', points: r.firstReadingCdf.returning, step: true },
+    ],
+  })
+  const row = (name: string, s: Summary) => [name, ...[s.p50, s.p90, s.p99, s.max].map(v => ms(v)), s.count, s.missing]
+  const phases = (kind: 'newcomer' | 'returning') => {
+    const js = r.joins.filter(j => j.kind === kind)
+    return [
+      kind === 'newcomer' ? 'newcomers' : 'returning',
+      ...[
+        js.map(j => j.startedMs),
+        js.map(j => j.policyMs),
+        js.map(j => j.backfillMs),
+        js.map(j => j.firstReadingMs),
+      ].map(xs => ms(median(xs))),
+    ]
+  }
+  return `${table(
+    ['', 'value'],
+    [
+      ['readers', `${r.readers.length} (half online at the start)`],
+      ['churn', `${r.churnRate} joins or leaves per second for ${r.durationMs / 1000} s`],
+      ['events', `${r.events.joins} joins, ${r.events.leaves} leaves, ${r.events.skipped} skipped (reader busy)`],
+      ['readings published', `${r.published}, one every ${r.publishEveryMs} ms`],
+      [
+        'delivery to readers online',
+        `${pct(r.delivery.ratio)}: ${r.delivery.delivered} of ${r.delivery.eligible} reader × reading pairs, ${r.delivery.live} live from gossip, the rest by a read with backfill (readings published less than ${r.graceMs} ms before a reader left are not counted)`,
+      ],
+      ['live readings that failed to decrypt', r.decryptFailures],
+    ],
+  )}
+${ratio}
+<h3>Time to first decrypted reading</h3>
+${table(['joins', 'p50', 'p90', 'p99', 'max', 'joins', 'failed'], [row('all', r.firstReading.all), row('newcomers', r.firstReading.newcomer), row('returning', r.firstReading.returning)])}
+<p>Medians of each phase, ms from starting the node (cumulative):</p>
+${table(['', 'node running and linked', 'policy with its grant', 'backfill done', 'first reading decrypted'], [phases('newcomer'), phases('returning')])}
+${first}`
+}
+
+function adversarySection(r: AdversaryResult): string {
+  const chart = barChart({
+    title: 'Attacks: attempted and refused',
+    xLabel: 'messages or requests',
+    categories: r.attacks.map(a => a.name),
+    series: [
+      { name: 'attempted', color: '#c0392b', values: r.attacks.map(a => a.attempted) },
+      { name: 'refused', color: '#27ae60', values: r.attacks.map(a => a.refused) },
+      { name: 'invariant violations', color: '#2c3e50', values: r.attacks.map(a => a.violations.length) },
+    ],
+  })
+  const roles = r.roles
+  return `<p>Adversaries: forger p${roles.forger} (granted, then revoked), admin p${roles.admin} (the owner delegated to it),
+spammer p${roles.spammer}, rogue key holder p${roles.rogue} (owner of its own space, witnessed by ${r.witnesses.map(w => `p${w}`).join(', ')});
+honest reader p${roles.honestReader}.</p>
+${table(
+  ['attack', 'by', 'attempted', 'refused', 'why refused', 'counted by honest peers', 'peers reached', 'violations'],
+  r.attacks.map(a => [
+    `${a.name}: ${a.what}`,
+    a.by.map(i => `p${i}`).join(', '),
+    a.attempted,
+    a.refused,
+    a.reasons.join('; '),
+    countedText(a.counted),
+    a.recipients,
+    a.violations.length === 0 ? 0 : a.violations.join('; '),
+  ]),
+)}
+${chart}
+<p>Key releases in the key holder's audit log: ${r.releasesChecked}, of which should not have happened: ${r.releaseViolations.length}.
+After the spam a new reading reached ${r.afterSpam.reached} of ${r.afterSpam.expected} honest peers.
+Steps (ms): ${escapeXml(
+    Object.entries(r.stepsMs)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
+  )}.</p>`
+}
+
+function resultSection(res: ScenarioResult): string {
+  if (res.scenario === 'revoke') return revokeSection(res)
+  if (res.scenario === 'partition-heal') return partitionSection(res)
+  if (res.scenario === 'churn') return churnSection(res)
+  return adversarySection(res)
+}
+
 export function renderHtml(run: RunRecord): string {
   const p = run.params
   const res = run.result
@@ -292,7 +500,7 @@ ${table(
   ],
 )}
 <h2>Results</h2>
-${res.scenario === 'revoke' ? revokeSection(res) : partitionSection(res)}
+${resultSection(res)}
 <h2>Memory</h2>
 ${memoryChart}
 ${table(
