@@ -26,6 +26,11 @@ export interface NetworkOptions {
   connectionGater?: Libp2pOptions['connectionGater']
   /** gossipsub options over our defaults */
   gossip?: Partial<GossipsubOpts>
+  /**
+   * how often each connection is pinged to detect a dead peer (default libp2p's 10 s; 0: never,
+   * for the simulator, whose in-memory links never die silently: a crash closes them)
+   */
+  pingIntervalMs?: number
 }
 
 export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2p> {
@@ -41,7 +46,13 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
     // every new contact at once), leaving the pinger's stream open; the monitor's next ping on
     // that connection then fails with TooManyOutboundProtocolStreamsError. Aborting the whole
     // connection for that (the default) tore down healthy links every 10 s in the simulator.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    connectionMonitor:
+      opts.pingIntervalMs === 0
+        ? { enabled: false }
+        : {
+            abortConnectionOnPingFailure: false,
+            ...(opts.pingIntervalMs === undefined ? {} : { pingInterval: opts.pingIntervalMs }),
+          },
     services: {
       identify: identify(),
       ping: ping(),

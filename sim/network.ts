@@ -15,6 +15,7 @@
  *   directory and store. With stores on disk its state (spaces, policy, keys, audit log)
  *   survives; with stores in memory a restart begins empty, as a wiped device would.
  * - Memory: process.memoryUsage() is sampled as peers are added, for memory per peer.
+ * - Background work: see SIMULATION_DEFAULTS, what each peer does less often than a real node.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -34,6 +35,26 @@ const log = logger('edgeward:sim')
 
 export type StoreKind = 'memory' | 'disk'
 
+/**
+ * What every simulated peer does less often than a real node, unless the options say
+ * otherwise. Idle, a peer with the node's defaults cost about 0.3% of a core (100 peers: 30%
+ * of the simulator's one core before anything happens), mostly in timers whose job a
+ * simulation does not need:
+ * - libp2p's connection monitor pings every connection every 10 s (a new stream each time, in
+ *   both directions) to find links that died silently; in-memory links do not die silently (a
+ *   crash closes them, a partition aborts them): no pings.
+ * - the node redials known, unconnected peers every 2 s, reading its peer list from the store;
+ *   the simulator redials what a heal or a restart needs itself: every 30 s.
+ * - a key holder republishes its audit log's head every 5 s even when it has not changed, and
+ *   every peer verifies each copy: every 30 s (a new head is still published on the next tick;
+ *   the scenarios that test witnesses publish heads themselves).
+ * With these, an idle peer costs about a quarter as much (see README, simulator).
+ */
+export const SIMULATION_DEFAULTS = {
+  pingIntervalMs: 0,
+  node: { redialIntervalMs: 30_000, headIntervalMs: 30_000 },
+} as const
+
 export interface SimNetworkOptions {
   peers: number
   topology: TopologySpec
@@ -41,10 +62,12 @@ export interface SimNetworkOptions {
   /** where each peer keeps its state: an in-memory LevelDB, or LevelDB in its temp data directory */
   store: StoreKind
   seed: number
-  /** options for every node (intervals, lease length, audit, ...) */
+  /** options for every node (intervals, lease length, audit, ...) over SIMULATION_DEFAULTS.node */
   node?: Omit<NodeOptions, 'dataDir' | 'listen' | 'network' | 'store' | 'bootstrap'>
   /** gossipsub options over the node's defaults */
   gossip?: Partial<GossipsubOpts>
+  /** how often libp2p pings each connection (default SIMULATION_DEFAULTS: never; 0: never) */
+  pingIntervalMs?: number
   /** how many peers are created, started or dialled at once (default 8) */
   concurrency?: number
   /**
@@ -222,6 +245,7 @@ export class SimNetwork {
       return other === undefined ? undefined : this.links.latencyOf(i, other)
     }
     const node = await EdgewardNode.create({
+      ...SIMULATION_DEFAULTS.node,
       ...this.opts.node,
       dataDir: p.dataDir,
       listen: [this.listenAddress(i)],
@@ -229,6 +253,7 @@ export class SimNetwork {
         transports: [memoryWithLatency(latencyTo, this.links.jitterMs, this.seed * 7919 + i)],
         connectionGater: this.gaterFor(i),
         ...(this.opts.gossip === undefined ? {} : { gossip: this.opts.gossip }),
+        pingIntervalMs: this.opts.pingIntervalMs ?? SIMULATION_DEFAULTS.pingIntervalMs,
       },
       ...(this.opts.store === 'memory' ? { store: openMemoryStore } : {}),
     })
