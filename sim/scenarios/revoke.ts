@@ -292,7 +292,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
 }
 
 /** Median ms to apply `envelope` to a fresh replica that has every other change of `doc` (5 tries). */
-function timeValidation(doc: PolicyDocument, envelope: Uint8Array): number {
+export function timeValidation(doc: PolicyDocument, envelope: Uint8Array): number {
   const others = doc.envelopesSince([]).filter(e => Buffer.compare(e, envelope) !== 0)
   const times: number[] = []
   for (let i = 0; i < 5; i++) {
