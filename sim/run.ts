@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- --scenario revoke|partition-heal --peers N --degree D --latency MS --seed S
+ * `npm run sim -- --scenario revoke|partition-heal|churn|adversary --peers N --degree D --latency MS --seed S
  * [--disk] --out DIR`: builds a simulated network, runs the scenario, and writes
  * DIR/results.json and DIR/report.html. Progress goes to stderr on one redrawn line; the
  * summary to stdout. Exit codes: 0 every check held, 1 a check failed or the run failed,
@@ -10,13 +10,15 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { SimNetwork } from './network.ts'
 import { ProcNetwork, runRevokeProcs } from './procs.ts'
-import { checksOf, machine, type RunParams, type RunRecord, renderHtml } from './report.ts'
+import { checksOf, machine, type RunParams, type RunRecord, renderHtml, summaryLinesOf } from './report.ts'
+import { runAdversary } from './scenarios/adversary.ts'
+import { runChurn } from './scenarios/churn.ts'
 import { runPartitionHeal } from './scenarios/partition-heal.ts'
 import { runRevoke } from './scenarios/revoke.ts'
 import { meanMax } from './stats.ts'
 import type { TopologySpec } from './topology.ts'
 
-const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal [options]
+const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal|churn|adversary [options]
   --peers N            peers in the network (default 20)
   --topology KIND      random | sites (default random)
   --degree D           links per peer (inside a site, with sites) (default 6)
@@ -30,6 +32,11 @@ const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal [options]
   --open-dials         let nodes dial any peer (default: only along the topology's links and to the owner)
   --rounds R           revoke: grant-read-revoke rounds (default 1)
   --changes K          partition-heal: policy changes written while partitioned (default 10)
+  --readers R          churn: peers that read and come and go (default every peer but the owner)
+  --churn-rate E       churn: reader joins and leaves per second, over the network (default 0.5)
+  --duration S         churn: seconds the gateway publishes while readers churn (default 60)
+  --publish-every MS   churn: one reading every MS (default 500)
+  --spam K             adversary: junk messages on each of the space's four topics (default 50)
   --sync-interval MS   the nodes' periodic policy catch-up (default: the node's, 30 s)
   --procs K            revoke: run the peers in K processes, over TCP on 127.0.0.1 (default 1: one process, memory transport)
   --deadline S         how long to wait for any one step (default 300)
@@ -56,6 +63,11 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       'open-dials': { type: 'boolean', default: false },
       rounds: { type: 'string', default: '1' },
       changes: { type: 'string', default: '10' },
+      readers: { type: 'string' },
+      'churn-rate': { type: 'string', default: '0.5' },
+      duration: { type: 'string', default: '60' },
+      'publish-every': { type: 'string', default: '500' },
+      spam: { type: 'string', default: '50' },
       'sync-interval': { type: 'string' },
       procs: { type: 'string', default: '1' },
       deadline: { type: 'string', default: '300' },
@@ -73,9 +85,12 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       throw new UsageError(`--${name} must be an integer >= ${min}`)
     return n
   }
-  if (values.scenario !== 'revoke' && values.scenario !== 'partition-heal') {
-    throw new UsageError('--scenario must be revoke or partition-heal')
+  const scenario = values.scenario
+  if (scenario !== 'revoke' && scenario !== 'partition-heal' && scenario !== 'churn' && scenario !== 'adversary') {
+    throw new UsageError('--scenario must be revoke, partition-heal, churn or adversary')
   }
+  const churnRate = Number(values['churn-rate'])
+  if (!(churnRate > 0)) throw new UsageError('--churn-rate must be a number > 0')
   const peers = num('peers', values.peers, 2)
   const degree = num('degree', values.degree, 1)
   let topology: TopologySpec
@@ -95,7 +110,7 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
   }
   return {
     params: {
-      scenario: values.scenario,
+      scenario,
       peers,
       topology,
       link: {
@@ -109,6 +124,11 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       seed: num('seed', values.seed, 0),
       rounds: num('rounds', values.rounds, 1),
       changes: num('changes', values.changes, 1),
+      readers: values.readers === undefined ? undefined : num('readers', values.readers, 1),
+      churnRate,
+      durationMs: num('duration', values.duration, 1) * 1000,
+      publishEveryMs: num('publish-every', values['publish-every'], 10),
+      spam: num('spam', values.spam, 1),
       syncIntervalMs:
         values['sync-interval'] === undefined ? undefined : num('sync-interval', values['sync-interval'], 100),
     },
@@ -195,7 +215,18 @@ async function main(): Promise<number> {
         ? await runRevokeProcs(net, { rounds: params.rounds, deadlineMs, onProgress })
         : params.scenario === 'revoke'
           ? await runRevoke(net, { rounds: params.rounds, deadlineMs, onProgress })
-          : await runPartitionHeal(net, { changes: params.changes, deadlineMs, onProgress })
+          : params.scenario === 'partition-heal'
+            ? await runPartitionHeal(net, { changes: params.changes, deadlineMs, onProgress })
+            : params.scenario === 'churn'
+              ? await runChurn(net, {
+                  readers: params.readers,
+                  churnRate: params.churnRate,
+                  durationMs: params.durationMs,
+                  publishEveryMs: params.publishEveryMs,
+                  deadlineMs,
+                  onProgress,
+                })
+              : await runAdversary(net, { spam: params.spam, deadlineMs, onProgress })
     const degrees = await net.degrees()
     record = {
       generated: new Date().toISOString(),
@@ -255,11 +286,11 @@ function summaryOf(run: RunRecord): string {
         `  hops (mean/max) revocation ${rh.mean}/${rh.max}, baseline ${bh.mean}/${bh.max}; owner connections ${round.ownerConnections}, mean ${round.meanConnections.toFixed(1)}; mesh policy ${round.meanMesh.policy.toFixed(1)}, baseline ${round.meanMesh.baseline.toFixed(1)}; one peer validates the revocation in ${round.validationMs} ms`,
       )
     }
-  } else {
+  } else if (r.scenario === 'partition-heal') {
     lines.push(
       `converged ${r.convergedMs === undefined ? 'never' : `after ${r.convergedMs.toFixed(0)} ms`} (heal call ${r.healMs.toFixed(0)} ms); ${r.disagreeingPeers} peers disagree on ${r.gridQuestions} access questions`,
     )
-  }
+  } else lines.push(...summaryLinesOf(r))
   for (const c of run.checks) lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`)
   return `${lines.join('\n')}\n`
 }
