@@ -122,6 +122,8 @@ export interface BarChart {
   /** one bar per series in each group; values[i] belongs to categories[i] */
   series: { name: string; color: string; values: number[] }[]
   xLabel: string
+  /** a logarithmic axis (counts of 1 and of 1000 side by side), 0 drawn at the axis */
+  log?: boolean
   width?: number
 }
 
@@ -134,9 +136,12 @@ export function barChart(c: BarChart): string {
   const h = c.categories.length * groupH
   const height = m.top + h + m.bottom
   const w = width - m.left - m.right
-  const ticks = niceTicks(Math.max(1, ...c.series.flatMap(s => s.values)))
+  const max = Math.max(1, ...c.series.flatMap(s => s.values))
+  const ticks = c.log ? Array.from({ length: Math.ceil(Math.log10(max)) + 1 }, (_, k) => 10 ** k) : niceTicks(max)
   const xMax = ticks[ticks.length - 1]
-  const X = (x: number) => (m.left + (x / xMax) * w).toFixed(1)
+  // on a log axis 1 sits a little right of the axis, so that a count of 1 still shows
+  const scale = (x: number) => (c.log ? (x <= 0 ? 0 : (Math.log10(x) + 0.3) / (Math.log10(xMax) + 0.3)) : x / xMax)
+  const X = (x: number) => (m.left + scale(x) * w).toFixed(1)
   const out: string[] = []
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(c.title)}" font-family="system-ui, sans-serif" font-size="12">`,

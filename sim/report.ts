@@ -354,8 +354,8 @@ function churnSection(r: ChurnResult): string {
     yMax: 1,
     legend: 'bottom-right',
     series: [
-      { name: 'newcomers (granted on joining)', color: '#c0392b', points: r.firstReadingCdf.newcomer, step: true },
-      { name: 'returning (grant held)', color: '#27ae60', points: r.firstReadingCdf.returning, step: true },
+      { name: 'newcomers', color: '#c0392b', points: r.firstReadingCdf.newcomer, step: true },
+      { name: 'returning', color: '#27ae60', points: r.firstReadingCdf.returning, step: true },
     ],
   })
   const row = (name: string, s: Summary) => [name, ...[s.p50, s.p90, s.p99, s.max].map(v => ms(v)), s.count, s.missing]
@@ -396,7 +396,8 @@ ${first}`
 function adversarySection(r: AdversaryResult): string {
   const chart = barChart({
     title: 'Attacks: attempted and refused',
-    xLabel: 'messages or requests',
+    xLabel: 'messages or requests (log scale)',
+    log: true,
     categories: r.attacks.map(a => a.name),
     series: [
       { name: 'attempted', color: '#c0392b', values: r.attacks.map(a => a.attempted) },
