@@ -6,10 +6,14 @@
  *    same network right after each revocation: three rounds (three subjects) per network;
  * 2. time for every peer to hold the same policy after a partition heals (half the peers cut
  *    off, ten changes written on both sides by the owner and an admin), with the node's
- *    default catch-up interval and with a 2 s one.
- * Quick mode: N = 8, one round, 0 ms links.
+ *    default catch-up interval and with a 2 s one;
+ * 3. churn at N = 40 (39 readers, half online at a time, a join or a leave every second on average,
+ *    45 s of one reading every 500 ms, 20 ms links): delivery to the readers online, and time
+ *    from a reader's start to its first decrypted reading (p50, p99 over the joins).
+ * Quick mode: N = 8, one round, 0 ms links; churn for 6 s.
  */
 import { SimNetwork } from '../sim/network.ts'
+import { runChurn } from '../sim/scenarios/churn.ts'
 import { runPartitionHeal } from '../sim/scenarios/partition-heal.ts'
 import { runRevoke } from '../sim/scenarios/revoke.ts'
 import { meanMax } from '../sim/stats.ts'
@@ -90,11 +94,41 @@ async function partition(peers: number, latencyMs: number, syncIntervalMs: numbe
   }
 }
 
+async function churn(peers: number, latencyMs: number, durationMs: number, churnRate: number): Promise<Figure[]> {
+  const net = await network(peers, latencyMs, 3)
+  try {
+    const r = await runChurn(net, { durationMs, churnRate })
+    const failed = r.joins.filter(j => j.firstReadingMs === undefined).length
+    if (failed > 0) throw new Error(`N=${peers}: ${failed} joining readers decrypted nothing`)
+    const median = (xs: (number | undefined)[]) => {
+      const got = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
+      return got.length === 0 ? Number.NaN : round(got[Math.floor((got.length - 1) / 2)], 0)
+    }
+    const label = `N=${peers}, ${latencyMs} ms links, ${churnRate} joins or leaves/s for ${durationMs / 1000} s`
+    const f = r.firstReading
+    const phases = `medians from the node's start: running and linked ${median(r.joins.map(j => j.startedMs))} ms, policy with its grant ${median(r.joins.map(j => j.policyMs))} ms, backfill done ${median(r.joins.map(j => j.backfillMs))} ms, first reading ${median(r.joins.map(j => j.firstReadingMs))} ms`
+    return [
+      figure(`churn: readings delivered to the readers online, ${label}`, '%', [round(r.delivery.ratio * 100, 1)], {
+        note: `one run; ${r.delivery.delivered} of ${r.delivery.eligible} reader × reading pairs over ${r.sessions.length} online sessions, ${r.delivery.live} live from gossip, the rest by the joining read's backfill; ${r.published} readings; ${r.events.joins} joins, ${r.events.leaves} leaves`,
+      }),
+      figure(`churn: time to first decrypted reading p50, ${label}`, 'ms', [f.all.p50], {
+        note: `one run, ${f.all.count} joins (${f.newcomer.count} newcomers granted on joining: p50 ${f.newcomer.p50} ms; ${f.returning.count} returning with an empty store: p50 ${f.returning.p50} ms); ${phases}`,
+      }),
+      figure(`churn: time to first decrypted reading p99, ${label}`, 'ms', [f.all.p99], {
+        note: `max ${f.all.max} ms`,
+      }),
+    ]
+  } finally {
+    await net.stop()
+  }
+}
+
 export default async function simSuite({ quick }: SuiteOptions): Promise<Figure[]> {
   const figures: Figure[] = []
   if (quick) {
     figures.push(...(await revocation(8, 0, 1)))
     figures.push(await partition(8, 0, 2000))
+    figures.push(...(await churn(8, 0, 6000, 1)))
     return figures
   }
   for (const peers of [50, 100]) {
@@ -103,5 +137,6 @@ export default async function simSuite({ quick }: SuiteOptions): Promise<Figure[
   for (const peers of [50, 100]) {
     for (const interval of [undefined, 2000]) figures.push(await partition(peers, 20, interval))
   }
+  figures.push(...(await churn(40, 20, 45_000, 1)))
   return figures
 }
