@@ -61,7 +61,7 @@ import { requestsTopic } from '../../protocols/policy/requests.ts'
 import { policyTopic, readingsTopic } from '../../protocols/sync/messages.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, type Random, randomInt, sample } from '../random.ts'
-import { waitUntil } from '../wait.ts'
+import { sleep, waitUntil } from '../wait.ts'
 import { catchUp, headsKey, type Progress, STREAM, settle, setUpSpace } from './space.ts'
 
 const RAW = 'raw'
@@ -179,7 +179,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     deadlineMs,
     opts.onProgress,
   )
-  for (const reader of [F, H]) await reader.data.read(space, STREAM)
+  for (const reader of [F, H]) await readWithRetries(() => reader.data.read(space, STREAM))
   const revocation = createRevocation(owner.identity.principal, space, { grant: fGrant.id }, Date.now())
   await mustApply(owner.policy.write(space, [{ kind: 'revocation', record: revocation }]), 'the revocation')
   const revokedAt = Date.now()
@@ -539,7 +539,9 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
 
   // 7 and 8: the rogue key holder's own space, witnessed by its honest neighbours
   const rogueSpace = await R.createSpace('rogue')
-  // peers connected to R (they fetch its consistency proofs), the owner's gateway last
+  // peers connected to R (they fetch its consistency proofs), the owner's gateway last: R dials
+  // it, as anyone may, in case no honest neighbour of R is up
+  await net.dial(rogue, ownerIndex)
   const witnesses = R.connectedPeers()
     .map(id => net.indexOf(id))
     .filter((i): i is number => i !== undefined && !adversaries.has(i) && net.peers[i].node !== undefined)
@@ -771,4 +773,16 @@ function seededBytes(random: Random, n: number): Uint8Array {
   const out = new Uint8Array(n)
   for (let i = 0; i < n; i++) out[i] = randomInt(random, 256)
   return out
+}
+
+/** Setup reads: a key holder too busy to answer in time is asked again, twice; a refusal is final. */
+async function readWithRetries<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read()
+    } catch (err) {
+      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
+      await sleep(1000 * attempt)
+    }
+  }
 }
