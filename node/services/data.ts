@@ -12,6 +12,8 @@
  * Reader: stores every ciphertext it receives; asks for keys when it reads; keeps keys in
  * memory only, until the lease ends or a revocation that ends the grant arrives.
  */
+
+import { randomFillSync } from 'node:crypto'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
@@ -73,6 +75,8 @@ import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
 const log = logger('edgeward:keys')
+/** data keys a key holder keeps unwrapped in memory (each 32 bytes) */
+const MAX_CACHED_HOLDER_KEYS = 4096
 
 export interface DataServiceOptions {
   /** longest lease a key holder grants (default 15 min) */
@@ -121,6 +125,16 @@ export class DataService {
   private readonly readingListeners = new Set<ReadingListener>()
   /** serialises publishing per stream so sequence numbers and epochs never race */
   private readonly publishChains = new Map<string, Promise<unknown>>()
+  /**
+   * Key holder: what this service last wrote durably (it is the only writer of these), so a
+   * publish or a key release does not read it back from LevelDB every time: the epoch state
+   * of each stream, data keys (unwrapped), and epoch start times.
+   */
+  private readonly epochStates = new Map<string, EpochState>()
+  private readonly holderKeys = new Map<string, Uint8Array>()
+  private readonly epochStarts = new Map<string, number | null>()
+  /** counts epoch start writes, so a read that raced one does not cache "not started" */
+  private epochStartWrites = 0
 
   constructor(
     components: NodeComponents,
@@ -259,11 +273,13 @@ export class DataService {
     const forms: readonly string[] = record.forms ?? DEFAULT_FORMS
     const w = this.writer(space, stream, await this.epochState(space, stream))
     const seqs: number[] = []
-    for (const reading of readings) {
+    // one draw from the CSPRNG for every salt of the call (a call per salt cost more than the rest of a reading)
+    const salts = randomFillSync(new Uint8Array(16 * readings.length))
+    for (const [i, reading] of readings.entries()) {
       const now = this.c.now()
       if (now - w.st.started >= record.epochMs) w.newEpoch(now)
       // raw carries the salt; hashed carries only the commitment to (ts, value, salt)
-      const salt = randomBytes(16)
+      const salt = salts.subarray(16 * i, 16 * i + 16)
       const raw: Reading = { ts: reading.ts, value: reading.value, salt }
       if (reading.bytes !== undefined) raw.bytes = reading.bytes
       seqs.push((await w.emit(RAW, raw)).seq)
@@ -288,10 +304,11 @@ export class DataService {
     stream: string,
     st: EpochState,
     batch: ReturnType<Store['db']['batch']>,
-    out: EncryptedReading[],
+    out: { r: EncryptedReading; bytes: Uint8Array }[],
   ): Promise<void> {
     batch.put(`${space}!${stream}`, encodeCanonical(st), { sublevel: this.c.store.epochs } as never)
     await batch.write(DURABLE)
+    this.epochStates.set(`${space}!${stream}`, st)
     this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, out.length)
     // one gossip message per up to MAX_READINGS_PER_MESSAGE readings (or ~1 MiB)
     let pending: Uint8Array[] = []
@@ -302,15 +319,14 @@ export class DataService {
       pending = []
       size = 0
     }
-    for (const r of out) {
-      const bytes = encodeEncryptedReading(r)
+    for (const { bytes } of out) {
       if (pending.length >= MAX_READINGS_PER_MESSAGE || size + bytes.byteLength > MAX_READINGS_MESSAGE_BYTES - 4096)
         await send()
       pending.push(bytes)
       size += bytes.byteLength + 4
     }
     await send()
-    for (const r of out) for (const l of this.readingListeners) l(r)
+    for (const { r } of out) for (const l of this.readingListeners) l(r)
   }
 
   /** Close aggregate windows whose time is up although no later reading came (runs every second). */
@@ -344,7 +360,7 @@ export class DataService {
     const w = {
       st: initial,
       batch: this.c.store.db.batch(),
-      out: [] as EncryptedReading[],
+      out: [] as { r: EncryptedReading; bytes: Uint8Array }[],
       newEpoch: (now: number) => {
         w.st = { ...w.st, epoch: w.st.epoch + 1, started: now }
         keys.clear()
@@ -358,8 +374,9 @@ export class DataService {
         const seq = w.st.seq[form] ?? 0
         w.st.seq[form] = seq + 1
         const r = encryptReading(key, { space, stream, form, epoch: w.st.epoch, seq }, reading)
-        this.addRecord(w.batch, r, encodeEncryptedReading(r))
-        w.out.push(r)
+        const bytes = encodeEncryptedReading(r)
+        this.addRecord(w.batch, r, bytes)
+        w.out.push({ r, bytes })
         return r
       },
     }
@@ -377,7 +394,10 @@ export class DataService {
     return run
   }
 
+  /** A stream's epoch state, as a copy the caller may change (it is kept only once durable). */
   private async epochState(space: string, stream: string): Promise<EpochState> {
+    const cached = this.epochStates.get(`${space}!${stream}`)
+    if (cached !== undefined) return { ...cached, seq: { ...cached.seq }, windows: { ...cached.windows } }
     const raw = await this.c.store.epochs.get(`${space}!${stream}`)
     if (raw === undefined) return { epoch: 0, started: this.c.now(), seq: {}, windows: {} }
     return decodeCanonical(raw, 16 * 1024) as EpochState
@@ -391,8 +411,32 @@ export class DataService {
     epoch: number,
   ): Promise<Uint8Array | undefined> {
     const loc = keyLocation(space, stream, form, epoch)
+    const cached = this.holderKeys.get(loc)
+    if (cached !== undefined) return cached
     const wrapped = await this.c.store.keys.get(loc)
-    return wrapped === undefined ? undefined : unwrapKey(this.c.identity.storageKey, loc, wrapped)
+    if (wrapped === undefined) return undefined
+    const key = unwrapKey(this.c.identity.storageKey, loc, wrapped)
+    this.rememberKey(loc, key)
+    return key
+  }
+
+  private rememberKey(loc: string, key: Uint8Array): void {
+    // bounded: the oldest goes first (a key holder uses recent epochs' keys most)
+    if (this.holderKeys.size >= MAX_CACHED_HOLDER_KEYS) this.holderKeys.delete(this.holderKeys.keys().next().value!)
+    this.holderKeys.set(loc, key)
+  }
+
+  /** When an epoch started (its first key was made), if it has. */
+  private async epochStart(space: string, stream: string, epoch: number): Promise<number | undefined> {
+    const k = epochStartKey(space, stream, epoch)
+    const cached = this.epochStarts.get(k)
+    if (cached !== undefined) return cached ?? undefined
+    const writes = this.epochStartWrites
+    const v = await this.c.store.epochs.get(k)
+    const start = v === undefined ? undefined : (decodeCanonical(v, 16) as number)
+    // "not started" is remembered only if no start was written meanwhile
+    if (start !== undefined || writes === this.epochStartWrites) this.epochStarts.set(k, start ?? null)
+    return start
   }
 
   /** The data key of an epoch, created (and stored wrapped) on first use. */
@@ -402,11 +446,14 @@ export class DataService {
     const loc = keyLocation(space, stream, form, epoch)
     const key = generateAeadKey()
     // an epoch starts when its first key is made; data windows are checked against these times
-    const startKey = epochStartKey(space, stream, epoch)
-    if ((await this.c.store.epochs.get(startKey)) === undefined) {
-      await this.c.store.epochs.put(startKey, encodeCanonical(this.c.now()), DURABLE)
+    if ((await this.epochStart(space, stream, epoch)) === undefined) {
+      const started = this.c.now()
+      await this.c.store.epochs.put(epochStartKey(space, stream, epoch), encodeCanonical(started), DURABLE)
+      this.epochStartWrites++
+      this.epochStarts.set(epochStartKey(space, stream, epoch), started)
     }
     await this.c.store.keys.put(loc, wrapKey(this.c.identity.storageKey, loc, key), DURABLE)
+    this.rememberKey(loc, key)
     return key
   }
 
@@ -418,10 +465,10 @@ export class DataService {
     from = 0,
     until = Infinity,
   ): Promise<boolean> {
-    const start = await this.c.store.epochs.get(epochStartKey(space, stream, epoch))
-    const next = await this.c.store.epochs.get(epochStartKey(space, stream, epoch + 1))
-    const begins = start === undefined ? 0 : (decodeCanonical(start, 16) as number)
-    const ends = next === undefined ? Infinity : (decodeCanonical(next, 16) as number)
+    const [begins = 0, ends = Infinity] = await Promise.all([
+      this.epochStart(space, stream, epoch),
+      this.epochStart(space, stream, epoch + 1),
+    ])
     return begins < until && ends > from
   }
 
@@ -438,6 +485,7 @@ export class DataService {
         const next: EpochState = { ...st, epoch: st.epoch + 1, started: this.c.now() }
         await this.holderKey(space, stream, RAW, next.epoch)
         await this.c.store.epochs.put(`${space}!${stream}`, encodeCanonical(next), DURABLE)
+        this.epochStates.set(`${space}!${stream}`, next)
         log('rotated %s/%s to epoch %d after a revocation', space, stream, next.epoch)
       })
     }
@@ -528,21 +576,29 @@ export class DataService {
     )
     if (!decision.allowed) return refuseLogged(decision.code, decision.reason)
     const g = decision.grant.body
-    const keys = []
-    for (const epoch of r.body.epochs) {
-      const key = await this.existingKey(space, r.body.stream, r.body.form, epoch)
-      if (key === undefined) return refuseLogged('unknown-epoch', `stream ${r.body.stream} has no epoch ${epoch}`)
-      // the data window: only epochs whose time range overlaps it
-      if (await this.epochInWindow(space, r.body.stream, epoch, g.dataFrom, g.dataUntil)) keys.push({ epoch, key })
-    }
+    // the epochs asked for, looked up together (from memory, once this key holder has used them)
+    const found = await Promise.all(
+      r.body.epochs.map(async epoch => ({
+        epoch,
+        key: await this.existingKey(space, r.body.stream, r.body.form, epoch),
+        // the data window: only epochs whose time range overlaps it
+        inWindow: await this.epochInWindow(space, r.body.stream, epoch, g.dataFrom, g.dataUntil),
+      })),
+    )
+    const unknown = found.find(f => f.key === undefined)
+    if (unknown !== undefined)
+      return refuseLogged('unknown-epoch', `stream ${r.body.stream} has no epoch ${unknown.epoch}`)
+    const keys = found.filter(f => f.inWindow).map(f => ({ epoch: f.epoch, key: f.key! }))
     if (keys.length === 0)
       return refuseLogged('outside-data-window', "none of the data asked for is inside the grant's data window")
-    const sealed = await sealTo(device.body.xpk, encodeEpochKeys(keys), releaseInfo(r.bytes))
     const lease = leaseEnd(decision.grant.body, now, this.leaseMaxMs)
     const leaseKey = `${r.issuer}|${decision.grant.id}|${r.body.stream}`
     const renewal = (this.leases.get(leaseKey) ?? 0) > now
-    // the key leaves only once its release is durable in the audit log
-    await this.audit?.append({
+    // the key leaves only once its release is durable in the audit log; the keys are sealed
+    // while that entry is being synced (the seal does not depend on it, and goes nowhere until
+    // it is done). A seal that fails (a device key that is a small-order point) leaves a
+    // release entry for keys that never left: the log then says more than happened, never less.
+    const logged = this.audit?.append({
       t: 'release',
       ts: now,
       space,
@@ -558,6 +614,10 @@ export class DataService {
       reqHash,
       ...(g.purpose === undefined ? {} : { purpose: g.purpose }),
     })
+    // a failed append must not go unhandled while the seal runs; it is thrown below
+    logged?.catch(() => undefined)
+    const sealed = await sealTo(device.body.xpk, encodeEpochKeys(keys), releaseInfo(r.bytes))
+    await logged
     // only a release that was logged (and so will be answered) counts as a lease
     this.leases.set(leaseKey, lease)
     if (g.maxReleases !== undefined) {

@@ -38,7 +38,124 @@ export interface EncryptedReading {
 }
 
 function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
+  const w = cbor()
+  if (
+    w.head(4, 6) &&
+    w.text('edgeward/reading/v1') &&
+    w.text(r.space) &&
+    w.text(r.stream) &&
+    w.uint(r.epoch) &&
+    w.uint(r.seq) &&
+    w.text(r.form)
+  )
+    return w.done()
   return encodeCanonical(['edgeward/reading/v1', r.space, r.stream, r.epoch, r.seq, r.form])
+}
+
+/**
+ * Canonical CBOR (RFC 8949 §4.2.1) of this module's fixed shapes, written directly:
+ * encodeCanonical builds tokens and sorts map keys for every value, which cost more than a
+ * reading's encryption. Map keys go in canonical order (shorter first, then bytewise). Each
+ * step returns false on anything it does not write exactly as encodeCanonical would (a
+ * number that is not a safe non-negative integer, a string that is not well-formed), and the
+ * caller then uses encodeCanonical. The tests compare both on generated values.
+ */
+class CborWriter {
+  private buf = new Uint8Array(4096)
+  private pos = 0
+
+  reset(): this {
+    this.pos = 0
+    return this
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.byteLength) return
+    const next = new Uint8Array(Math.max(this.buf.byteLength * 2, this.pos + n))
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+  }
+
+  head(major: number, n: number): boolean {
+    if (!Number.isSafeInteger(n) || n < 0) return false
+    this.room(9)
+    const b = this.buf
+    const m = major << 5
+    if (n < 24) b[this.pos++] = m | n
+    else if (n < 0x100) {
+      b[this.pos++] = m | 24
+      b[this.pos++] = n
+    } else if (n < 0x10000) {
+      b[this.pos++] = m | 25
+      b[this.pos++] = n >>> 8
+      b[this.pos++] = n & 0xff
+    } else if (n < 0x100000000) {
+      b[this.pos++] = m | 26
+      b[this.pos++] = n >>> 24
+      b[this.pos++] = (n >>> 16) & 0xff
+      b[this.pos++] = (n >>> 8) & 0xff
+      b[this.pos++] = n & 0xff
+    } else {
+      b[this.pos++] = m | 27
+      const hi = Math.floor(n / 0x100000000)
+      const lo = n >>> 0
+      for (const word of [hi, lo]) {
+        b[this.pos++] = word >>> 24
+        b[this.pos++] = (word >>> 16) & 0xff
+        b[this.pos++] = (word >>> 8) & 0xff
+        b[this.pos++] = word & 0xff
+      }
+    }
+    return true
+  }
+
+  uint(n: number): boolean {
+    return this.head(0, n)
+  }
+
+  bytes(v: Uint8Array): boolean {
+    this.head(2, v.byteLength)
+    this.room(v.byteLength)
+    this.buf.set(v, this.pos)
+    this.pos += v.byteLength
+    return true
+  }
+
+  text(s: string): boolean {
+    let ascii = true
+    for (let i = 0; i < s.length; i++) {
+      if (s.charCodeAt(i) > 0x7f) {
+        ascii = false
+        break
+      }
+    }
+    if (ascii) {
+      this.head(3, s.length)
+      this.room(s.length)
+      const b = this.buf
+      for (let i = 0; i < s.length; i++) b[this.pos++] = s.charCodeAt(i)
+      return true
+    }
+    if (!s.isWellFormed()) return false
+    const n = Buffer.byteLength(s, 'utf8')
+    this.head(3, n)
+    this.room(n)
+    this.pos += utf8.encodeInto(s, this.buf.subarray(this.pos)).written
+    return true
+  }
+
+  /** The bytes written, as a copy the caller owns. */
+  done(): Uint8Array {
+    const out = new Uint8Array(this.pos)
+    out.set(this.buf.subarray(0, this.pos))
+    return out
+  }
+}
+
+const utf8 = new TextEncoder()
+const writer = new CborWriter()
+function cbor(): CborWriter {
+  return writer.reset()
 }
 
 export function encryptReading(
@@ -46,12 +163,24 @@ export function encryptReading(
   coords: Omit<EncryptedReading, 'ct'>,
   reading: Reading,
 ): EncryptedReading {
-  const plaintext = encodeCanonical({
-    ts: reading.ts,
-    value: JSON.stringify(reading.value),
-    ...(reading.salt === undefined ? {} : { salt: reading.salt }),
-    ...(reading.bytes === undefined ? {} : { bytes: reading.bytes }),
-  })
+  const value = JSON.stringify(reading.value)
+  const w = cbor()
+  // keys in canonical order: ts, salt, bytes, value
+  const plaintext =
+    w.head(5, 2 + (reading.salt === undefined ? 0 : 1) + (reading.bytes === undefined ? 0 : 1)) &&
+    w.text('ts') &&
+    w.uint(reading.ts) &&
+    (reading.salt === undefined || (w.text('salt') && w.bytes(reading.salt))) &&
+    (reading.bytes === undefined || (w.text('bytes') && w.bytes(reading.bytes))) &&
+    w.text('value') &&
+    w.text(value)
+      ? w.done()
+      : encodeCanonical({
+          ts: reading.ts,
+          value,
+          ...(reading.salt === undefined ? {} : { salt: reading.salt }),
+          ...(reading.bytes === undefined ? {} : { bytes: reading.bytes }),
+        })
   return { ...coords, ct: aeadEncrypt(key, plaintext, aad(coords)) }
 }
 
@@ -66,10 +195,103 @@ export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
 }
 
 export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {
+  const w = cbor()
+  // keys in canonical order: ct, seq, form, epoch, space, stream
+  if (
+    w.head(5, 6) &&
+    w.text('ct') &&
+    w.bytes(r.ct) &&
+    w.text('seq') &&
+    w.uint(r.seq) &&
+    w.text('form') &&
+    w.text(r.form) &&
+    w.text('epoch') &&
+    w.uint(r.epoch) &&
+    w.text('space') &&
+    w.text(r.space) &&
+    w.text('stream') &&
+    w.text(r.stream)
+  )
+    return w.done()
   return encodeCanonical({ space: r.space, stream: r.stream, form: r.form, epoch: r.epoch, seq: r.seq, ct: r.ct })
 }
 
+/**
+ * Read the canonical layout of an encrypted reading directly (what encodeEncryptedReading
+ * writes), or undefined for anything else, which then goes through the general decoder and
+ * its errors. Accepts only what the general decoder accepts: minimal heads, the six keys in
+ * canonical order, ASCII names that pass the same checks, nothing after the map.
+ */
+class CborReader {
+  pos = 0
+  readonly b: Uint8Array
+
+  constructor(b: Uint8Array) {
+    this.b = b
+  }
+
+  /** the argument of a head of `major`, if it is minimal and at most 2^53 - 1 */
+  head(major: number): number | undefined {
+    const b = this.b
+    if (this.pos >= b.byteLength || b[this.pos] >> 5 !== major) return undefined
+    const info = b[this.pos++] & 0x1f
+    if (info < 24) return info
+    const len = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0
+    if (len === 0 || this.pos + len > b.byteLength) return undefined
+    let n = 0
+    for (let i = 0; i < len; i++) n = n * 256 + b[this.pos++]
+    const min = len === 1 ? 24 : len === 2 ? 0x100 : len === 4 ? 0x10000 : 0x100000000
+    return n < min || !Number.isSafeInteger(n) ? undefined : n
+  }
+
+  bytes(): Uint8Array | undefined {
+    const n = this.head(2)
+    if (n === undefined || this.pos + n > this.b.byteLength) return undefined
+    this.pos += n
+    return this.b.subarray(this.pos - n, this.pos)
+  }
+
+  /** an ASCII text string */
+  ascii(): string | undefined {
+    const n = this.head(3)
+    if (n === undefined || this.pos + n > this.b.byteLength) return undefined
+    let s = ''
+    for (let i = 0; i < n; i++) {
+      const c = this.b[this.pos++]
+      if (c > 0x7f) return undefined
+      s += String.fromCharCode(c)
+    }
+    return s
+  }
+
+  key(k: string): boolean {
+    return this.ascii() === k
+  }
+}
+
+function readEncryptedReading(data: Uint8Array): EncryptedReading | undefined {
+  const c = new CborReader(data)
+  if (c.head(5) !== 6 || !c.key('ct')) return undefined
+  const ct = c.bytes()
+  if (ct === undefined || ct.byteLength < 28 || ct.byteLength > MAX_READING_BYTES || !c.key('seq')) return undefined
+  const seq = c.head(0)
+  if (seq === undefined || !c.key('form')) return undefined
+  const form = c.ascii()
+  if (form === undefined || form.length > 32 || !FORM_PATTERN.test(form) || !c.key('epoch')) return undefined
+  const epoch = c.head(0)
+  if (epoch === undefined || !c.key('space')) return undefined
+  const space = c.ascii()
+  if (space === undefined || !ID_PATTERN.test(space) || !c.key('stream')) return undefined
+  const stream = c.ascii()
+  if (stream === undefined || !NAME_PATTERN.test(stream) || c.pos !== data.byteLength) return undefined
+  return { space, stream, form, epoch, seq, ct }
+}
+
 export function decodeEncryptedReading(data: Uint8Array): EncryptedReading {
+  if (data instanceof Uint8Array && data.byteLength <= MAX_READING_BYTES) {
+    const fast = readEncryptedReading(data)
+    if (fast !== undefined) return fast
+  }
   const m = asMap(decodeCanonical(data, MAX_READING_BYTES), 'encrypted reading', [
     'space',
     'stream',
@@ -113,11 +335,24 @@ export const MAX_READINGS_MESSAGE_BYTES = 1024 * 1024 - 1024
 
 /** Encode readings as one gossip message (the caller keeps it under MAX_READINGS_MESSAGE_BYTES). */
 export function encodeReadingsMessage(records: Uint8Array[]): Uint8Array {
-  return encodeCanonical({ readings: records })
+  const w = cbor()
+  w.head(5, 1)
+  w.text('readings')
+  w.head(4, records.length)
+  for (const r of records) w.bytes(r)
+  return w.done()
 }
 
 /** Decode a gossip message of readings: each one decoded and checked, all of one space. */
 export function decodeReadingsMessage(data: Uint8Array): { records: EncryptedReading[]; bytes: Uint8Array[] } {
+  const fast =
+    data instanceof Uint8Array && data.byteLength <= MAX_READINGS_MESSAGE_BYTES ? readBytesList(data) : undefined
+  if (fast !== undefined) {
+    const records = fast.map(decodeEncryptedReading)
+    if (records.some(r => r.space !== records[0].space))
+      throw new InvalidMessageError('readings of several spaces in one message')
+    return { records, bytes: fast }
+  }
   const m = asMap(decodeCanonical(data, MAX_READINGS_MESSAGE_BYTES), 'readings message', ['readings'])
   const raw = m.readings
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_READINGS_PER_MESSAGE) {
@@ -131,4 +366,19 @@ export function decodeReadingsMessage(data: Uint8Array): { records: EncryptedRea
   if (records.some(r => r.space !== records[0].space))
     throw new InvalidMessageError('readings of several spaces in one message')
   return { records, bytes: bytesList }
+}
+
+/** The canonical layout of a readings message, { readings: [bytes, ...] }, read directly; undefined for anything else. */
+function readBytesList(data: Uint8Array): Uint8Array[] | undefined {
+  const c = new CborReader(data)
+  if (c.head(5) !== 1 || !c.key('readings')) return undefined
+  const n = c.head(4)
+  if (n === undefined || n === 0 || n > MAX_READINGS_PER_MESSAGE) return undefined
+  const out: Uint8Array[] = []
+  for (let i = 0; i < n; i++) {
+    const b = c.bytes()
+    if (b === undefined) return undefined
+    out.push(b)
+  }
+  return c.pos === data.byteLength ? out : undefined
 }
