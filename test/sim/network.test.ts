@@ -180,4 +180,25 @@ describe('simulated network', () => {
     assert.deepEqual(echoed.subarray(), new Uint8Array([1, 2, 3]))
     assert.ok(rtt >= 200, `round trip ${rtt.toFixed(1)} ms over two 100 ms crossings`)
   })
+
+  it('simulated peers do not ping their connections unless asked to', async () => {
+    // two networks started together: one pings every 100 ms, the other runs with the simulation's defaults
+    const [pinging, quiet] = await Promise.all([
+      network({ peers: 3, pingIntervalMs: 100, topology: { kind: 'random', degree: 2 } }),
+      network({ peers: 3, topology: { kind: 'random', degree: 2 } }),
+    ])
+    const connections = (net: SimNetwork) => net.running().flatMap(p => p.node!.libp2p.getConnections())
+    // libp2p's connection monitor records each connection's round trip time when it pings it
+    await waitUntil(
+      'every connection of the pinging network to have been pinged',
+      () => connections(pinging).every(c => c.rtt !== undefined),
+      DEADLINE_MS,
+    )
+    assert.ok(connections(quiet).length > 0)
+    assert.deepEqual(
+      connections(quiet).map(c => c.rtt),
+      connections(quiet).map(() => undefined),
+      'no connection of the network with the defaults was pinged in the same time',
+    )
+  })
 })
