@@ -2,21 +2,27 @@
  * The policy document of a space: an Automerge document whose every change travels in a
  * signed envelope, and the verified PolicyState built from the records it carries.
  *
- * Document shape: `{ genesis: bytes, streams: {name: bytes}, grants: {id: bytes},
- * revocations: {id: bytes}, delegations: {id: bytes}, decisions: {id: bytes} }`; each value
- * is a signed record (records.ts, requests.ts).
+ * Document shape: `{ genesis: bytes, streams: {name: bytes}, delegations: {id: bytes},
+ * grants: {shard: {id: bytes}}, revocations: {shard: {id: bytes}}, decisions: {shard: {id: bytes}} }`;
+ * each value is a signed record (records.ts, requests.ts). The collections that grow with use
+ * (grants, revocations, decisions) are split into 256 fixed shards, made in the genesis change
+ * and named by the first two hex digits of the record id: Automerge's cost of adding a key
+ * grows with the map it goes into, so a change touches small maps only, whatever the number of
+ * grants. The shards exist from the start so that no two writers ever create the same map.
  *
- * Guarantees (checked on every envelope, in `applyEnvelope`):
+ * Guarantees (checked on every envelope, in `applyEnvelope` and `applyEnvelopes`):
  * - the envelope's signature verifies and names this space;
  * - the change's Automerge actor id is bound to the envelope's signer (its first 16 bytes
  *   are a tagged hash of the signer's key), so nobody can write under another's actor;
  * - the first change (no dependencies) is the genesis change and its genesis record hashes
- *   to the space id; every later change only adds entries: `set` operations with no
- *   predecessor, into one of the collections, each value a valid signed record stored under
- *   its own key, signed by the change's author, who may write it (PolicyState.mayWrite:
- *   the owner; admins; the holder of a forwardable grant for its children).
- *   Deletions and overwrites are refused.
- * Refusals throw InvalidMessageError or UnauthorizedChangeError; the caller counts them.
+ *   to the space id, and it makes exactly the collections and their shards; every later
+ *   change only adds entries: `set` operations with no predecessor, into one of the
+ *   collections (into the shard its key names, for a sharded one), each value a valid signed
+ *   record stored under its own key, signed by the change's author, who may write it
+ *   (PolicyState.mayWrite: the owner; admins; the holder of a forwardable grant for its
+ *   children). Deletions and overwrites are refused.
+ * Refusals throw InvalidMessageError or UnauthorizedChangeError (one at a time), or are
+ * returned per envelope (`applyEnvelopes`); the caller counts them.
  */
 import * as Automerge from '@automerge/automerge'
 import { toHex } from '../../crypto/encoding.ts'
@@ -63,13 +69,16 @@ export type AppliedRecord =
 
 type Kind = AppliedRecord['kind']
 
-/** The document's collections: which kind of record each holds, how it is opened, keyed and indexed. */
+/**
+ * The document's collections: which kind of record each holds, how it is opened and keyed, and
+ * whether it is split into shards (those keyed by record id that grow with use).
+ */
 const COLLECTIONS = {
-  streams: { kind: 'stream', open: openStream, key: (r: OpenedRecord<any>) => r.body.name as string },
-  grants: { kind: 'grant', open: openGrant, key: (r: OpenedRecord<any>) => r.id },
-  revocations: { kind: 'revocation', open: openRevocation, key: (r: OpenedRecord<any>) => r.id },
-  delegations: { kind: 'delegation', open: openDelegation, key: (r: OpenedRecord<any>) => r.id },
-  decisions: { kind: 'decision', open: openDecision, key: (r: OpenedRecord<any>) => r.id },
+  streams: { kind: 'stream', open: openStream, key: (r: OpenedRecord<any>) => r.body.name as string, sharded: false },
+  grants: { kind: 'grant', open: openGrant, key: (r: OpenedRecord<any>) => r.id, sharded: true },
+  revocations: { kind: 'revocation', open: openRevocation, key: (r: OpenedRecord<any>) => r.id, sharded: true },
+  delegations: { kind: 'delegation', open: openDelegation, key: (r: OpenedRecord<any>) => r.id, sharded: false },
+  decisions: { kind: 'decision', open: openDecision, key: (r: OpenedRecord<any>) => r.id, sharded: true },
 } as const
 type Collection = keyof typeof COLLECTIONS
 const COLLECTION_NAMES = Object.keys(COLLECTIONS) as Collection[]
@@ -87,10 +96,40 @@ export type ApplyOutcome =
   /** the change depends on changes that have not arrived yet; kept, and checked when they do */
   | { status: 'pending'; hash: string }
 
-type PolicyDoc = {
-  genesis?: Uint8Array
-} & {
-  [C in Collection]?: Record<string, Uint8Array>
+/** The shards of a sharded collection: the first two hex digits of a record id. */
+export const SHARDS: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+const SHARD_SET = new Set(SHARDS)
+
+/** The shard a record id belongs in. */
+export function shardOf(id: string): string {
+  return id.slice(0, 2)
+}
+
+/**
+ * The Automerge document itself, without the JavaScript copy of it that Automerge.applyChanges
+ * and Automerge.change keep up to date: updating that copy costs time that grows with the maps
+ * a change touches, and nothing here reads the document through it (the state is built from the
+ * verified records).
+ */
+type Backend = ReturnType<typeof Automerge.getBackend>
+
+/** What an Automerge object of the document is: a collection, or one shard of a sharded one. */
+interface Slot {
+  collection: Collection
+  /** the shard this map is, for a shard; undefined for a collection's own map */
+  shard?: string
+}
+
+/** The outcome of one envelope of a batch: as applyEnvelope's, or refused with the error it would throw. */
+export type BatchOutcome = ApplyOutcome | { status: 'refused'; error: Error }
+
+/** A change whose envelope and change were opened and whose stateless checks passed. */
+interface Opened {
+  index: number
+  env: OpenedRecord<ChangeEnvelope>
+  change: Automerge.DecodedChange
+  data: Uint8Array
 }
 
 /** The actor id prefix bound to a signer: 16 bytes of a tagged hash of its public key. */
@@ -123,11 +162,13 @@ function opValueBytes(value: unknown): Uint8Array {
 
 export class PolicyDocument {
   readonly spaceId: string
-  private doc: Automerge.Doc<PolicyDoc>
+  private readonly backend: Backend
   private readonly actor: string | undefined
   private stateValue: PolicyState | undefined
-  /** object ids of the three collections, known once the genesis change is applied */
-  private collections: Map<string, Collection> | undefined
+  /** the collections and their shards by Automerge object id, known once the genesis change is applied */
+  private objects: Map<string, Slot> | undefined
+  /** the object id of each map that holds records, by `collection/shard` (`collection/` if not sharded) */
+  private maps = new Map<string, string>()
   /** every accepted envelope by change hash (what the catch-up protocol serves) */
   private readonly envelopes = new Map<string, Uint8Array>()
   /** changes waiting for a change they depend on, by hash */
@@ -137,7 +178,7 @@ export class PolicyDocument {
   constructor(spaceId: string, actor?: string) {
     this.spaceId = spaceId
     this.actor = actor
-    this.doc = actor === undefined ? Automerge.init<PolicyDoc>() : Automerge.init<PolicyDoc>({ actor })
+    this.backend = Automerge.getBackend(actor === undefined ? Automerge.init() : Automerge.init({ actor }))
   }
 
   /** The owner creates a space: returns the document and the genesis envelope to publish. */
@@ -148,12 +189,14 @@ export class PolicyDocument {
     now: number,
   ): { document: PolicyDocument; envelope: Uint8Array } {
     const document = new PolicyDocument(genesis.id, actor)
-    const next = Automerge.change(document.doc, { time: Math.floor(now / 1000) }, d => {
-      d.genesis = genesis.bytes
-      for (const name of COLLECTION_NAMES) d[name] = {}
-    })
-    document.doc = next
-    const envelope = wrap(owner, genesis.id, Automerge.getLastLocalChange(next)!)
+    const backend = document.backend
+    backend.put('_root', 'genesis', genesis.bytes)
+    for (const name of COLLECTION_NAMES) {
+      const map = backend.putObject('_root', name, {})
+      if (COLLECTIONS[name].sharded) for (const shard of SHARDS) backend.putObject(map, shard, {})
+    }
+    backend.commit(null, Math.floor(now / 1000))
+    const envelope = wrap(owner, genesis.id, backend.getLastLocalChange()!)
     const outcome = document.applyEnvelope(envelope)
     if (outcome.status !== 'applied') throw new Error('genesis change did not apply')
     return { document, envelope }
@@ -170,7 +213,7 @@ export class PolicyDocument {
   }
 
   heads(): string[] {
-    return Automerge.getHeads(this.doc)
+    return this.backend.getHeads()
   }
 
   hasChange(hash: string): boolean {
@@ -181,11 +224,16 @@ export class PolicyDocument {
     return this.envelopes.size
   }
 
+  /** Changes kept until the changes they depend on arrive. */
+  get waiting(): number {
+    return this.pending.size
+  }
+
   /** Envelopes of the changes the holder of `heads` lacks (heads unknown here are ignored). */
   envelopesSince(heads: string[]): Uint8Array[] {
     const known = heads.filter(h => this.envelopes.has(h))
     const out: Uint8Array[] = []
-    for (const change of Automerge.getChangesSince(this.doc, known)) {
+    for (const change of this.backend.getChanges(known)) {
       const env = this.envelopes.get(Automerge.decodeChange(change).hash)
       if (env !== undefined) out.push(env)
     }
@@ -203,6 +251,92 @@ export class PolicyDocument {
    * InvalidDidError or UnauthorizedChangeError for anything refused.
    */
   applyEnvelope(data: Uint8Array): ApplyOutcome {
+    const opened = this.open(data, 0)
+    if ('status' in opened) return opened
+    const { env, change } = opened
+    // a change is checked in the state its own history gives: it waits for every change it depends on
+    if (!change.deps.every(d => this.envelopes.has(d))) return this.wait(opened)
+    const records = this.applyReady(env, change, data)
+    return { status: 'applied', hash: change.hash, records: [...records, ...this.drainPending()] }
+  }
+
+  /**
+   * Validate and apply many signed changes, in any order (each is applied after the changes of
+   * the batch it depends on), with one Automerge call for a run of changes that all pass their
+   * checks: what a peer catching up, or a node loading its store, does. Every envelope is
+   * verified and checked on its own, and refused on its own: a refused one changes nothing and
+   * does not stop the others. The outcome of each envelope, at its index, is what
+   * applyEnvelope would give (or the error it would throw, as `refused`); `records` are every
+   * record added to the state, including those of earlier changes that were waiting for these.
+   */
+  applyEnvelopes(datas: Uint8Array[]): { outcomes: BatchOutcome[]; records: AppliedRecord[] } {
+    const outcomes: BatchOutcome[] = new Array(datas.length)
+    const records: AppliedRecord[] = []
+    const opened: Opened[] = []
+    const inBatch = new Set<string>()
+    for (const [i, data] of datas.entries()) {
+      try {
+        const o = this.open(data, i)
+        if ('status' in o) outcomes[i] = o
+        else if (inBatch.has(o.change.hash)) outcomes[i] = { status: 'duplicate', hash: o.change.hash }
+        else {
+          inBatch.add(o.change.hash)
+          opened.push(o)
+        }
+      } catch (err) {
+        outcomes[i] = { status: 'refused', error: err as Error }
+      }
+    }
+    /** the run of checked changes not yet handed to Automerge, and their hashes */
+    let run: { o: Opened; records: AppliedRecord[] }[] = []
+    const inRun = new Set<string>()
+    const flush = () => {
+      if (run.length > 0) records.push(...this.applyRun(run, outcomes))
+      run = []
+      inRun.clear()
+    }
+    for (const o of causalOrder(opened)) {
+      const { env, change, index } = o
+      // a dependency that is neither here nor earlier in the batch is missing, or was refused
+      if (!change.deps.every(d => this.envelopes.has(d) || inRun.has(d))) {
+        outcomes[index] = this.tryWait(o)
+        continue
+      }
+      if (change.deps.length === 0) {
+        // the genesis change makes the state the others are checked in
+        flush()
+        const outcome = this.tryApplyReady(o)
+        if (outcome.status === 'applied') records.push(...outcome.records)
+        outcomes[index] = outcome
+        continue
+      }
+      let checked: AppliedRecord[]
+      try {
+        checked = this.checkRecords(env, change)
+      } catch (err) {
+        if (run.length === 0) {
+          outcomes[index] = { status: 'refused', error: err as Error }
+          continue
+        }
+        // authority only grows as records are added: check again in the state the run makes
+        flush()
+        try {
+          checked = this.checkRecords(env, change)
+        } catch (again) {
+          outcomes[index] = { status: 'refused', error: again as Error }
+          continue
+        }
+      }
+      run.push({ o, records: checked })
+      inRun.add(change.hash)
+    }
+    flush()
+    records.push(...this.drainPending())
+    return { outcomes, records }
+  }
+
+  /** Open an envelope and its change and run the checks that need no state; or say it is known already. */
+  private open(data: Uint8Array, index: number): Opened | ApplyOutcome {
     const env = openEnvelope(data)
     if (env.body.space !== this.spaceId) throw new InvalidMessageError('envelope is for another space')
     let change: Automerge.DecodedChange
@@ -216,17 +350,64 @@ export class PolicyDocument {
     if (change.actor.length !== 48 || !change.actor.startsWith(actorPrefix(env.issuer))) {
       throw new UnauthorizedChangeError("the change's actor id is not bound to its signer")
     }
-    if (change.ops.length === 0 || change.ops.length > MAX_OPS_PER_CHANGE) {
+    if (change.deps.length > 0 && (change.ops.length === 0 || change.ops.length > MAX_OPS_PER_CHANGE)) {
       throw new UnauthorizedChangeError(`a change must carry 1..${MAX_OPS_PER_CHANGE} operations`)
     }
-    // a change is checked in the state its own history gives: it waits for every change it depends on
-    if (!change.deps.every(d => this.envelopes.has(d))) {
-      if (this.pending.size >= MAX_PENDING) throw new InvalidMessageError('too many changes waiting for their history')
-      this.pending.set(change.hash, { data, deps: change.deps })
-      return { status: 'pending', hash: change.hash }
+    return { index, env, change, data }
+  }
+
+  /** Keep a change until the changes it depends on arrive. */
+  private wait({ change, data }: Opened): ApplyOutcome {
+    if (this.pending.size >= MAX_PENDING) throw new InvalidMessageError('too many changes waiting for their history')
+    this.pending.set(change.hash, { data, deps: change.deps })
+    return { status: 'pending', hash: change.hash }
+  }
+
+  private tryWait(o: Opened): BatchOutcome {
+    try {
+      return this.wait(o)
+    } catch (err) {
+      return { status: 'refused', error: err as Error }
     }
-    const records = this.applyReady(env, change, data)
-    return { status: 'applied', hash: change.hash, records: [...records, ...this.drainPending()] }
+  }
+
+  private tryApplyReady(o: Opened): BatchOutcome {
+    try {
+      return { status: 'applied', hash: o.change.hash, records: this.applyReady(o.env, o.change, o.data) }
+    } catch (err) {
+      return { status: 'refused', error: err as Error }
+    }
+  }
+
+  /**
+   * Hand a run of checked changes, whose history is here or earlier in the run, to Automerge in
+   * one call. Automerge takes a batch whole or not at all: if it refuses it, each change is
+   * applied on its own, so that only the one it refuses is refused.
+   */
+  private applyRun(run: { o: Opened; records: AppliedRecord[] }[], outcomes: BatchOutcome[]): AppliedRecord[] {
+    try {
+      this.backend.applyChanges(run.map(r => r.o.env.body.change))
+    } catch {
+      const added: AppliedRecord[] = []
+      for (const { o } of run) {
+        if (!o.change.deps.every(d => this.envelopes.has(d))) outcomes[o.index] = this.tryWait(o)
+        else {
+          outcomes[o.index] = this.tryApplyReady(o)
+          const out = outcomes[o.index]
+          if (out.status === 'applied') added.push(...out.records)
+        }
+      }
+      return added
+    }
+    const state = this.state
+    const added: AppliedRecord[] = []
+    for (const { o, records } of run) {
+      this.envelopes.set(o.change.hash, o.data)
+      const mine = records.filter(r => isAdded(addTo(state, r)))
+      outcomes[o.index] = { status: 'applied', hash: o.change.hash, records: mine }
+      added.push(...mine)
+    }
+    return added
   }
 
   /** Check a change whose history is all here, then apply it; nothing changes if the check fails. */
@@ -235,18 +416,19 @@ export class PolicyDocument {
     change: Automerge.DecodedChange,
     data: Uint8Array,
   ): AppliedRecord[] {
-    let genesis: { state: PolicyState; collections: Map<string, Collection> } | undefined
+    let genesis: { state: PolicyState; objects: Map<string, Slot> } | undefined
     let records: AppliedRecord[] = []
     if (change.deps.length === 0) genesis = this.checkGenesis(env, change)
     else records = this.checkRecords(env, change)
     try {
-      ;[this.doc] = Automerge.applyChanges(this.doc, [env.body.change])
+      this.backend.applyChanges([env.body.change])
     } catch (err) {
       throw new InvalidMessageError(`Automerge refused the change: ${(err as Error).message}`)
     }
     this.envelopes.set(change.hash, data)
     if (genesis !== undefined) {
-      this.collections = genesis.collections
+      this.objects = genesis.objects
+      for (const [id, slot] of genesis.objects) this.maps.set(`${slot.collection}/${slot.shard ?? ''}`, id)
       this.stateValue = genesis.state
       return []
     }
@@ -257,43 +439,63 @@ export class PolicyDocument {
   private checkGenesis(
     env: OpenedRecord<ChangeEnvelope>,
     change: Automerge.DecodedChange,
-  ): { state: PolicyState; collections: Map<string, Collection> } {
-    if (this.collections !== undefined) throw new UnauthorizedChangeError('a space has exactly one genesis change')
+  ): { state: PolicyState; objects: Map<string, Slot> } {
+    if (this.objects !== undefined) throw new UnauthorizedChangeError('a space has exactly one genesis change')
     const ops = change.ops
-    if (
-      ops.length !== 1 + COLLECTION_NAMES.length ||
-      ops[0].action !== 'set' ||
-      ops[0].obj !== '_root' ||
-      ops[0].key !== 'genesis'
-    ) {
+    if (ops.length !== GENESIS_OPS || ops[0].action !== 'set' || ops[0].obj !== '_root' || ops[0].key !== 'genesis') {
       throw new UnauthorizedChangeError('the first change must be the genesis change')
     }
     const genesis = openGenesis(opValueBytes(ops[0].value))
     if (genesis.id !== this.spaceId) throw new UnauthorizedChangeError('genesis record does not hash to the space id')
     if (env.issuer !== genesis.issuer)
       throw new UnauthorizedChangeError('the genesis change must be signed by the owner')
-    const collections = new Map<string, Collection>()
-    for (const [i, name] of COLLECTION_NAMES.entries()) {
-      const op = ops[i + 1]
-      if (op.action !== 'makeMap' || op.obj !== '_root' || op.key !== name || op.pred.length !== 0) {
+    // every other operation makes a collection at the root, or a shard inside a sharded collection, once each
+    const objects = new Map<string, Slot>()
+    const made = new Set<string>()
+    for (const [i, op] of ops.entries()) {
+      if (i === 0) continue
+      const parent = op.obj === '_root' ? undefined : objects.get(op.obj)
+      const key = String(op.key)
+      const slot: Slot | undefined =
+        op.obj === '_root'
+          ? key in COLLECTIONS
+            ? { collection: key as Collection }
+            : undefined
+          : parent !== undefined && parent.shard === undefined && COLLECTIONS[parent.collection].sharded
+            ? SHARD_SET.has(key)
+              ? { collection: parent.collection, shard: key }
+              : undefined
+            : undefined
+      const name = slot === undefined ? '' : `${slot.collection}/${slot.shard ?? ''}`
+      if (op.action !== 'makeMap' || op.pred.length !== 0 || slot === undefined || made.has(name)) {
         throw new UnauthorizedChangeError(
-          `the genesis change must create the collections ${COLLECTION_NAMES.join(', ')}`,
+          `the genesis change must create the collections ${COLLECTION_NAMES.join(', ')} and their shards, once each`,
         )
       }
-      collections.set(`${change.startOp + i + 1}@${change.actor}`, name)
+      made.add(name)
+      objects.set(`${change.startOp + i}@${change.actor}`, slot)
     }
-    return { state: new PolicyState(genesis), collections }
+    return { state: new PolicyState(genesis), objects }
   }
 
   private checkRecords(env: OpenedRecord<ChangeEnvelope>, change: Automerge.DecodedChange): AppliedRecord[] {
     const state = this.state
     const records: AppliedRecord[] = []
     for (const op of change.ops) {
-      const collection = this.collections!.get(op.obj)
-      if (op.action !== 'set' || collection === undefined) {
+      const slot = this.objects!.get(op.obj)
+      // a sharded collection's own map holds only its shards: records go into a shard
+      if (
+        op.action !== 'set' ||
+        slot === undefined ||
+        (COLLECTIONS[slot.collection].sharded && slot.shard === undefined)
+      ) {
         throw new UnauthorizedChangeError(`refused operation ${op.action} on ${op.obj}: changes may only add records`)
       }
       if (op.pred.length !== 0) throw new UnauthorizedChangeError('refused overwrite of an existing entry')
+      const { collection } = slot
+      if (slot.shard !== undefined && shardOf(String(op.key)) !== slot.shard) {
+        throw new UnauthorizedChangeError(`record stored in the wrong shard of ${collection}`)
+      }
       const value = opValueBytes(op.value)
       const rec = openCollectionRecord(collection, value)
       if (op.key !== COLLECTIONS[collection].key(rec.record))
@@ -344,23 +546,66 @@ export class PolicyDocument {
       if (e.record.issuer !== author.did) throw new UnauthorizedChangeError('record issuer differs from change signer')
     }
     checkAuthority(this.state, entries)
-    for (const e of entries) {
-      const [coll, key] = slotOf(e)
-      if (this.doc[coll]?.[key] !== undefined) throw new UnauthorizedChangeError(`${coll} already has an entry ${key}`)
-    }
-    const next = Automerge.change(this.doc, { time: Math.floor(now / 1000) }, d => {
-      for (const e of entries) {
-        const [coll, key] = slotOf(e)
-        d[coll]![key] = e.record.bytes
+    if (entries.length === 0) throw new Error('nothing to write')
+    const keys = new Set<string>()
+    const puts = entries.map(e => {
+      const [collection, key] = slotOf(e)
+      const map = this.maps.get(`${collection}/${COLLECTIONS[collection].sharded ? shardOf(key) : ''}`)!
+      if (this.backend.get(map, key) !== undefined || keys.has(`${map}/${key}`)) {
+        throw new UnauthorizedChangeError(`${collection} already has an entry ${key}`)
       }
+      keys.add(`${map}/${key}`)
+      return { map, key, value: e.record.bytes }
     })
-    const change = Automerge.getLastLocalChange(next)
-    if (change === undefined || next === this.doc) throw new Error('nothing to write')
+    let change: Uint8Array | null
+    try {
+      for (const { map, key, value } of puts) this.backend.put(map, key, value)
+      this.backend.commit(null, Math.floor(now / 1000))
+      change = this.backend.getLastLocalChange()
+    } catch (err) {
+      this.backend.rollback()
+      throw err
+    }
+    if (change === null) throw new Error('nothing was written')
     // the change was checked above; applyEnvelope re-checks it as any replica would and records it
-    this.doc = next
     const envelope = wrap(author, this.spaceId, change)
     return { envelope, outcome: this.applyEnvelope(envelope) }
   }
+}
+
+/** Operations of the genesis change: the genesis record, each collection, and each shard of a sharded one. */
+const GENESIS_OPS =
+  1 + COLLECTION_NAMES.length + COLLECTION_NAMES.filter(c => COLLECTIONS[c].sharded).length * SHARDS.length
+
+/**
+ * The changes of a batch in an order where each comes after those of the batch it depends on,
+ * otherwise in the order given (a depth-first walk, without recursion: histories are long).
+ */
+function causalOrder(items: Opened[]): Opened[] {
+  const byHash = new Map(items.map(o => [o.change.hash, o]))
+  const placed = new Set<string>()
+  const out: Opened[] = []
+  for (const root of items) {
+    if (placed.has(root.change.hash)) continue
+    const stack = [{ o: root, next: 0 }]
+    const entered = new Set([root.change.hash])
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]
+      const deps = top.o.change.deps
+      if (top.next < deps.length) {
+        const dep = byHash.get(deps[top.next++])
+        if (dep !== undefined && !placed.has(dep.change.hash) && !entered.has(dep.change.hash)) {
+          entered.add(dep.change.hash)
+          stack.push({ o: dep, next: 0 })
+        }
+      } else {
+        stack.pop()
+        placed.add(top.o.change.hash)
+        out.push(top.o)
+      }
+    }
+  }
+  return out
 }
 
 /** Authority is checked for every record before any is added, so a change applies whole or not at all. */

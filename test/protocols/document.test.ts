@@ -13,6 +13,8 @@ import {
   ENVELOPE_TAG,
   openEnvelope,
   PolicyDocument,
+  SHARDS,
+  shardOf,
 } from '../../protocols/policy/document.ts'
 import {
   createDeviceCert,
@@ -101,6 +103,21 @@ function replicaOf(envelopes: Uint8Array[]): PolicyDocument {
   const doc = new PolicyDocument(space)
   for (const e of envelopes) doc.applyEnvelope(e)
   return doc
+}
+
+/** The shard of a sharded collection that a record id goes into. */
+function shard(collection: unknown, id: string): Record<string, unknown> {
+  return (collection as Record<string, Record<string, unknown>>)[shardOf(id)]
+}
+
+/** The collections as the genesis change makes them. */
+function makeCollections(d: Shape): void {
+  const shards = () => Object.fromEntries(SHARDS.map(s => [s, {}]))
+  d.streams = {}
+  d.grants = shards()
+  d.revocations = shards()
+  d.delegations = {}
+  d.decisions = shards()
 }
 
 /** An Automerge doc holding the changes of these envelopes, writing as `actor`. */
@@ -377,7 +394,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
-          d.grants![own.id] = own.bytes
+          shard(d.grants, own.id)[own.id] = own.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -388,7 +405,7 @@ describe('PolicyDocument: refused envelopes', () => {
       envelope: h => {
         const rev = createRevocation(attacker, space, { subject: reader.did }, T0)
         return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
-          d.revocations![rev.id] = rev.bytes
+          shard(d.revocations, rev.id)[rev.id] = rev.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -402,7 +419,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
-          d.grants![fresh.id] = fresh.bytes
+          shard(d.grants, fresh.id)[fresh.id] = fresh.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -417,7 +434,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, attacker, ownerActor, d => {
-          d.grants![fresh.id] = fresh.bytes
+          shard(d.grants, fresh.id)[fresh.id] = fresh.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -432,7 +449,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, owner, toHex(randomBytes(24)), d => {
-          d.grants![fresh.id] = fresh.bytes
+          shard(d.grants, fresh.id)[fresh.id] = fresh.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -442,7 +459,7 @@ describe('PolicyDocument: refused envelopes', () => {
       name: 'an owner-signed change that deletes a grant',
       envelope: h =>
         craft(h.all, owner, ownerActor, d => {
-          delete d.grants![grantTemp.id]
+          delete shard(d.grants, grantTemp.id)[grantTemp.id]
         }),
       error: 'UnauthorizedChangeError',
     },
@@ -450,7 +467,7 @@ describe('PolicyDocument: refused envelopes', () => {
       name: 'an owner-signed change that deletes a revocation',
       envelope: h =>
         craft(h.all, owner, ownerActor, d => {
-          delete d.revocations![revokeTemp.id]
+          delete shard(d.revocations, revokeTemp.id)[revokeTemp.id]
         }),
       error: 'UnauthorizedChangeError',
     },
@@ -458,7 +475,7 @@ describe('PolicyDocument: refused envelopes', () => {
       name: 'an owner-signed change that overwrites an existing grant key',
       envelope: h =>
         craft(h.all, owner, ownerActor, d => {
-          d.grants![grantTemp.id] = grantHum.bytes
+          shard(d.grants, grantTemp.id)[grantTemp.id] = grantHum.bytes
         }),
       error: 'UnauthorizedChangeError',
       message: /overwrite/,
@@ -481,7 +498,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, owner, ownerActor, d => {
-          d.grants![fakeId('a')] = fresh.bytes
+          shard(d.grants, fakeId('a'))[fakeId('a')] = fresh.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -505,7 +522,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, owner, ownerActor, d => {
-          d.revocations![fresh.id] = fresh.bytes
+          shard(d.revocations, fresh.id)[fresh.id] = fresh.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -514,7 +531,7 @@ describe('PolicyDocument: refused envelopes', () => {
       name: 'garbage bytes written as a grant',
       envelope: h =>
         craft(h.all, owner, ownerActor, d => {
-          d.grants![fakeId('b')] = new Uint8Array([1, 2, 3, 4])
+          shard(d.grants, fakeId('b'))[fakeId('b')] = new Uint8Array([1, 2, 3, 4])
         }),
       error: 'UnauthorizedChangeError',
     },
@@ -522,7 +539,7 @@ describe('PolicyDocument: refused envelopes', () => {
       name: 'a string written as a grant',
       envelope: h =>
         craft(h.all, owner, ownerActor, d => {
-          d.grants![fakeId('b')] = 'all access'
+          shard(d.grants, fakeId('b'))[fakeId('b')] = 'all access'
         }),
       error: 'UnauthorizedChangeError',
     },
@@ -530,7 +547,7 @@ describe('PolicyDocument: refused envelopes', () => {
       name: 'a nested map written into the grants',
       envelope: h =>
         craft(h.all, owner, ownerActor, d => {
-          d.grants![fakeId('b')] = {}
+          shard(d.grants, fakeId('b'))[fakeId('b')] = {}
         }),
       error: 'UnauthorizedChangeError',
     },
@@ -551,7 +568,7 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, owner, ownerActor, d => {
-          d.grants![foreign.id] = foreign.bytes
+          shard(d.grants, foreign.id)[foreign.id] = foreign.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -571,8 +588,8 @@ describe('PolicyDocument: refused envelopes', () => {
           T0,
         )
         return craft(h.all, owner, ownerActor, d => {
-          d.grants![good.id] = good.bytes
-          d.grants![foreign.id] = foreign.bytes
+          shard(d.grants, good.id)[good.id] = good.bytes
+          shard(d.grants, foreign.id)[foreign.id] = foreign.bytes
         })
       },
       error: 'UnauthorizedChangeError',
@@ -583,7 +600,7 @@ describe('PolicyDocument: refused envelopes', () => {
         craft(h.all, owner, ownerActor, d => {
           for (let i = 0; i < 17; i++) {
             const rec = createRevocation(owner, space, { grant: fakeId(i.toString(16)) }, T0 + i)
-            d.revocations![rec.id] = rec.bytes
+            shard(d.revocations, rec.id)[rec.id] = rec.bytes
           }
         }),
       error: 'UnauthorizedChangeError',
@@ -597,7 +614,7 @@ describe('PolicyDocument: refused envelopes', () => {
           owner,
           ownerActor,
           d => {
-            d.revocations![fresh.id] = fresh.bytes
+            shard(d.revocations, fresh.id)[fresh.id] = fresh.bytes
           },
           otherSpace,
         )
@@ -610,11 +627,7 @@ describe('PolicyDocument: refused envelopes', () => {
       envelope: () =>
         craft([], owner, ownerActor, d => {
           d.genesis = genesis.bytes
-          d.streams = {}
-          d.grants = {}
-          d.revocations = {}
-          d.delegations = {}
-          d.decisions = {}
+          makeCollections(d)
         }),
       error: 'UnauthorizedChangeError',
       message: /exactly one genesis/,
@@ -659,11 +672,7 @@ describe('PolicyDocument: refused envelopes', () => {
     const replica = new PolicyDocument(space)
     const envelope = craft([], attacker, actorFor(attacker.did, 'x'), d => {
       d.genesis = genesis.bytes
-      d.streams = {}
-      d.grants = {}
-      d.revocations = {}
-      d.delegations = {}
-      d.decisions = {}
+      makeCollections(d)
     })
     assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError', message: /owner/ })
     assert.equal(replica.hasGenesis, false)
@@ -674,11 +683,7 @@ describe('PolicyDocument: refused envelopes', () => {
     const impostor = createGenesis(owner, 'facility', [newPeerId()], T0)
     const envelope = craft([], owner, actorFor(owner.did, 'a'), d => {
       d.genesis = impostor.bytes
-      d.streams = {}
-      d.grants = {}
-      d.revocations = {}
-      d.delegations = {}
-      d.decisions = {}
+      makeCollections(d)
     })
     assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError', message: /space id/ })
     assert.equal(replica.hasGenesis, false)
