@@ -5,7 +5,10 @@
  *   add-only) and stores it durably before accepting it, so only valid changes are
  *   forwarded. Refusals are counted per sending peer, and the sender loses gossip score.
  * - Catch-up: on every new connection, and every `syncIntervalMs`, the node asks peers for
- *   the changes it lacks over `/edgeward/policy-sync/1.0.0`, page by page.
+ *   the changes it lacks over `/edgeward/policy-sync/1.0.0`, page by page. A page is applied as
+ *   one batch (PolicyDocument.applyEnvelopes: every envelope checked, and refused, on its own;
+ *   one Automerge call for the rest) and stored in one synced write; so are the stored changes
+ *   when the node starts.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
@@ -73,11 +76,11 @@ export class PolicyService {
         this.genesisStored.add(space)
       }
       this.docs.set(space, doc)
-      for await (const env of this.c.store.policy.values({ gt: `${space}!`, lt: `${space}!~` })) {
-        try {
-          doc.applyEnvelope(env)
-        } catch (err) {
-          log.error('stored change of %s no longer applies: %s', space, (err as Error).message)
+      // stored by hash, not in causal order: applyEnvelopes orders them
+      const stored = await this.c.store.policy.values({ gt: `${space}!`, lt: `${space}!~` }).all()
+      for (const outcome of doc.applyEnvelopes(stored).outcomes) {
+        if (outcome.status === 'refused') {
+          log.error('stored change of %s no longer applies: %s', space, outcome.error.message)
         }
       }
       this.subscribe(space)
@@ -168,6 +171,14 @@ export class PolicyService {
     await this.c.store.policy.put(`${space}!${hash}`, envelope, DURABLE)
   }
 
+  private async persistAll(space: string, changes: { hash: string; envelope: Uint8Array }[]): Promise<void> {
+    if (changes.length === 0) return
+    await this.c.store.policy.batch(
+      changes.map(c => ({ type: 'put' as const, key: `${space}!${c.hash}`, value: c.envelope })),
+      DURABLE,
+    )
+  }
+
   private async publish(space: string, envelope: Uint8Array): Promise<void> {
     await this.c.libp2p.services.pubsub.publish(policyTopic(space), envelope)
   }
@@ -189,7 +200,6 @@ export class PolicyService {
     pubsub.subscribe(topic)
   }
 
-  /** Validate, apply and store one envelope; false (and counted) when refused. */
   /**
    * Validate, apply and store one envelope: 'accept' (applied or already had), 'wait' (its
    * history has not arrived: kept, not forwarded) or 'reject' (refused, and counted).
@@ -214,6 +224,49 @@ export class PolicyService {
     await this.persist(space, outcome.hash, data)
     if (outcome.status === 'pending') return 'wait'
     this.c.metrics.inc('edgeward_policy_changes_applied_total', { source })
+    await this.afterApplied(space, doc, refusedBefore, from, source)
+    this.notify(space, outcome.records)
+    return 'accept'
+  }
+
+  /**
+   * Validate, apply and store a page of envelopes as one batch; each refused one is counted on
+   * its own and does not stop the others. Returns how many were accepted (applied or had).
+   */
+  private async ingestAll(space: string, envelopes: Uint8Array[], from: string, source: string): Promise<number> {
+    const doc = this.docs.get(space)
+    if (doc === undefined) return 0
+    const refusedBefore = doc.refusedAfterWaiting
+    const { outcomes, records } = doc.applyEnvelopes(envelopes)
+    const keep: { hash: string; envelope: Uint8Array }[] = []
+    let applied = 0
+    let accepted = 0
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome.status === 'refused') this.refused(source, from, outcome.error)
+      else if (outcome.status === 'duplicate') accepted++
+      else {
+        keep.push({ hash: outcome.hash, envelope: envelopes[i] })
+        if (outcome.status === 'applied') {
+          applied++
+          accepted++
+        }
+      }
+    }
+    await this.persistAll(space, keep)
+    if (applied > 0) this.c.metrics.inc('edgeward_policy_changes_applied_total', { source }, applied)
+    await this.afterApplied(space, doc, refusedBefore, from, source)
+    this.notify(space, records)
+    return accepted
+  }
+
+  /** Count the waiting changes that were refused once their history came, and store a new genesis. */
+  private async afterApplied(
+    space: string,
+    doc: PolicyDocument,
+    refusedBefore: number,
+    from: string,
+    source: string,
+  ): Promise<void> {
     const refusedLater = doc.refusedAfterWaiting - refusedBefore
     if (refusedLater > 0) {
       this.c.metrics.inc(
@@ -226,8 +279,6 @@ export class PolicyService {
       await this.c.store.spaces.put(space, encodeCanonical({ genesis: doc.state.genesis.bytes }), DURABLE)
       this.genesisStored.add(space)
     }
-    this.notify(space, outcome.records)
-    return 'accept'
   }
 
   private refused(source: string, peer: string, err: Error): void {
@@ -268,8 +319,7 @@ export class PolicyService {
           log('sync of %s with %s failed: %s', space, id, (err as Error).message)
           break
         }
-        for (const env of res.envelopes)
-          if ((await this.ingest(space, env, id.toString(), 'sync')) === 'accept') applied++
+        applied += await this.ingestAll(space, res.envelopes, id.toString(), 'sync')
         if (!res.more) break
       }
     }
