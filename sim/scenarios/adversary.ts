@@ -22,7 +22,9 @@
  * 7. a forked log, two heads of one size: R signs a second head of the size its witnesses
  *    accepted, with another root;
  * 8. a forked log, rewritten: R grows its log and signs a head over a rewritten one (other
- *    entries, a size its real log has), so no consistency proof links it to what was accepted.
+ *    entries, a size its real log has), so no consistency proof links it to what was accepted;
+ * 9. the forged changes of 1, 3 and 4 served by M in answer to its honest neighbours' catch-up
+ *    requests (`/edgeward/policy-sync/1.0.0`) instead of gossiped.
  *
  * Per attack: attempted (messages and requests sent), refused (each gossiped attempt refused
  * by every honest peer it reached, each key request refused by the key holder, each fork
@@ -39,7 +41,7 @@ import { randomBytes } from '../../crypto/hash.ts'
 import { leafHash, rootFromLeafHashes } from '../../crypto/merkle.ts'
 import { recordId, signRecord } from '../../crypto/signed.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
+import { handle, request } from '../../node/services/stream-io.ts'
 import {
   createKeyRequest,
   decodeKeyResponse,
@@ -58,7 +60,16 @@ import {
 } from '../../protocols/policy/document.ts'
 import { createDelegation, createGrant, createRevocation, TAGS } from '../../protocols/policy/records.ts'
 import { requestsTopic } from '../../protocols/policy/requests.ts'
-import { policyTopic, readingsTopic } from '../../protocols/sync/messages.ts'
+import {
+  decodeSyncRequest,
+  encodeSyncResponse,
+  MAX_SYNC_PAGE,
+  MAX_SYNC_REQUEST_BYTES,
+  MAX_SYNC_RESPONSE_BYTES,
+  POLICY_SYNC_PROTOCOL,
+  policyTopic,
+  readingsTopic,
+} from '../../protocols/sync/messages.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, type Random, randomInt, sample } from '../random.ts'
 import { sleep, waitUntil } from '../wait.ts'
@@ -133,7 +144,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const now = performance.now()
     stepsMs[name] = Math.round(now - stepStart)
     stepStart = now
-    opts.onProgress?.(name, Object.keys(stepsMs).length, 11)
+    opts.onProgress?.(name, Object.keys(stepsMs).length, 12)
   }
   const t0 = performance.now()
   const space = await setUpSpace(net, { owner: ownerIndex, readings: 3, deadlineMs, onProgress: opts.onProgress })
@@ -197,6 +208,8 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
 
   const attacks: AttackRecord[] = []
   const forgedIds: string[] = []
+  /** forged changes served again over catch-up in the last attack */
+  const toServe: Uint8Array[] = []
   const epochs = [...new Set((await owner.data.storedReadings(space, STREAM)).map(r => r.epoch))]
 
   /** Counters of every honest peer now, to tell what an attack moved. */
@@ -320,6 +333,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const change = craft(F, space, F.identity.principal, F.identity.peerId, d => {
       entriesFor(d.grants, forged.id)[forged.id] = forged.bytes
     })
+    toServe.push(change)
     const g = await gossip(F, policyTopic(space), [change], policyRefusalsFrom(F), 'the self-issued grant')
     const k = await keyRequests([{ who: 'F under its own grant', send: () => askKeys(F, forged.id) }], violations)
     replicaViolations(violations, [forged.id])
@@ -396,6 +410,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const change = craft(M, space, M.identity.principal, M.identity.peerId, d => {
       delete entriesFor(d.revocations, revocation.id)[revocation.id]
     })
+    toServe.push(change)
     const g = await gossip(M, policyTopic(space), [change], policyRefusalsFrom(M), 'the deletion')
     const k = await keyRequests([{ who: 'F under its revoked grant', send: () => askKeys(F, fGrant.id) }], violations)
     replicaViolations(violations, [])
@@ -430,6 +445,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const overH = craft(M, space, M.identity.principal, M.identity.peerId, d => {
       entriesFor(d.grants, hGrant.id)[hGrant.id] = fresh(M.identity.principal.did).bytes
     })
+    toServe.push(overF)
     const g = await gossip(M, policyTopic(space), [overF, overH], policyRefusalsFrom(M), 'the overwrites')
     const k = await keyRequests(
       [
@@ -668,6 +684,51 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     )
   }
   step('fork: a rewritten log')
+
+  // 9. the same forged changes served over catch-up: M answers its neighbours' requests with them
+  {
+    const before = snapshot()
+    const violations: string[] = []
+    let serving = true
+    await M.libp2p.unhandle(POLICY_SYNC_PROTOCOL)
+    await handle(
+      M.libp2p,
+      POLICY_SYNC_PROTOCOL,
+      MAX_SYNC_REQUEST_BYTES,
+      MAX_SYNC_RESPONSE_BYTES,
+      async body => {
+        const req = decodeSyncRequest(body)
+        if (serving && req.space === space) return encodeSyncResponse({ envelopes: toServe, more: false })
+        // otherwise as the node answers
+        if (!M.policy.spaces().includes(req.space)) return encodeSyncResponse({ envelopes: [], more: false })
+        const all = M.policy.document(req.space).envelopesSince(req.heads)
+        return encodeSyncResponse({ envelopes: all.slice(0, MAX_SYNC_PAGE), more: all.length > MAX_SYNC_PAGE })
+      },
+      () => undefined,
+    )
+    const askers = M.connectedPeers()
+      .map(id => net.indexOf(id))
+      .filter((i): i is number => i !== undefined && !adversaries.has(i) && net.peers[i].node !== undefined)
+    // the changes arrive by catch-up alone now: M gossips nothing more
+    const counter = policyRefusalsFrom(M)
+    const counts = askers.map(i => counter(net.node(i)))
+    for (const i of askers) await net.node(i).policy.syncWith(M.identity.peerId)
+    serving = false
+    const deltas = askers.map((i, k) => counter(net.node(i)) - counts[k])
+    replicaViolations(violations, forgedIds)
+    attacks.push({
+      name: 'forged-changes-over-catch-up',
+      what: "the self-issued grant, the deletion and an overwrite, served by the admin in answer to its neighbours' catch-up requests",
+      by: [admin],
+      attempted: toServe.length,
+      refused: askers.length === 0 ? 0 : Math.min(toServe.length, ...deltas),
+      counted: countedSince(before),
+      reasons: replicaReasons(toServe),
+      recipients: askers.length,
+      violations,
+    })
+  }
+  step('forged changes over catch-up')
 
   // over the whole run: no key released that should not have been
   const releases = await releasesOf(owner)

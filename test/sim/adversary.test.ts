@@ -41,6 +41,7 @@ describe('adversary', () => {
         'gossip-spam',
         'log-fork-same-size',
         'log-fork-rewritten',
+        'forged-changes-over-catch-up',
       ],
     )
     for (const a of r.attacks) {
@@ -73,6 +74,11 @@ describe('adversary', () => {
       assert.ok(counted(name).edgeward_key_refusals_total >= 1, name)
     }
     assert.equal(counted('replayed-key-request').edgeward_key_refusals_total, 2)
+    // served in answer to catch-up requests, they are refused and counted as when gossiped
+    const overSync = byName.get('forged-changes-over-catch-up')!
+    assert.equal(overSync.attempted, 3)
+    assert.ok(counted(overSync.name).edgeward_policy_changes_refused_total >= 3 * overSync.recipients)
+    assert.match(reasons(overSync.name), /may only add records/)
     const spam = counted('gossip-spam')
     for (const c of [
       'edgeward_policy_changes_refused_total',
