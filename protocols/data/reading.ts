@@ -38,7 +38,7 @@ export interface EncryptedReading {
 }
 
 function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
-  const w = cbor()
+  const w = aadWriter.reset()
   if (
     w.head(4, 6) &&
     w.text('edgeward/reading/v1') &&
@@ -48,7 +48,7 @@ function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
     w.uint(r.seq) &&
     w.text(r.form)
   )
-    return w.done()
+    return w.view()
   return encodeCanonical(['edgeward/reading/v1', r.space, r.stream, r.epoch, r.seq, r.form])
 }
 
@@ -144,6 +144,11 @@ class CborWriter {
     return true
   }
 
+  /** The bytes written, valid only until the writer is used again. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.pos)
+  }
+
   /** The bytes written, as a copy the caller owns. */
   done(): Uint8Array {
     const out = new Uint8Array(this.pos)
@@ -157,6 +162,9 @@ const writer = new CborWriter()
 function cbor(): CborWriter {
   return writer.reset()
 }
+/** writers whose bytes are used at once (by the AEAD) and never kept: they are not copied out */
+const aadWriter = new CborWriter()
+const plaintextWriter = new CborWriter()
 
 export function encryptReading(
   key: Uint8Array,
@@ -164,7 +172,7 @@ export function encryptReading(
   reading: Reading,
 ): EncryptedReading {
   const value = JSON.stringify(reading.value)
-  const w = cbor()
+  const w = plaintextWriter.reset()
   // keys in canonical order: ts, salt, bytes, value
   const plaintext =
     w.head(5, 2 + (reading.salt === undefined ? 0 : 1) + (reading.bytes === undefined ? 0 : 1)) &&
@@ -174,7 +182,7 @@ export function encryptReading(
     (reading.bytes === undefined || (w.text('bytes') && w.bytes(reading.bytes))) &&
     w.text('value') &&
     w.text(value)
-      ? w.done()
+      ? w.view()
       : encodeCanonical({
           ts: reading.ts,
           value,
@@ -255,13 +263,10 @@ class CborReader {
   ascii(): string | undefined {
     const n = this.head(3)
     if (n === undefined || this.pos + n > this.b.byteLength) return undefined
-    let s = ''
-    for (let i = 0; i < n; i++) {
-      const c = this.b[this.pos++]
-      if (c > 0x7f) return undefined
-      s += String.fromCharCode(c)
-    }
-    return s
+    const chars = this.b.subarray(this.pos, this.pos + n)
+    for (let i = 0; i < n; i++) if (chars[i] > 0x7f) return undefined
+    this.pos += n
+    return String.fromCharCode.apply(null, chars as unknown as number[])
   }
 
   key(k: string): boolean {
