@@ -151,9 +151,10 @@ class CborWriter {
 
   /** The bytes written, as a copy the caller owns. */
   done(): Uint8Array {
-    const out = new Uint8Array(this.pos)
-    out.set(this.buf.subarray(0, this.pos))
-    return out
+    // Buffer's pool serves small sizes from a shared slab: a typed array of its own per record cost more
+    const pooled = Buffer.allocUnsafe(this.pos)
+    pooled.set(this.buf.subarray(0, this.pos))
+    return new Uint8Array(pooled.buffer, pooled.byteOffset, this.pos)
   }
 }
 
