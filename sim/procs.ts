@@ -344,7 +344,11 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
 
   // setup: the owner creates the space and the stream, everyone joins, meshes form
   const space = await net.call<string>(ownerIndex, 'createSpace', { index: ownerIndex })
-  await net.all('join', { space, owner: ownerIndex })
+  let joined = 0
+  const stopCounting = net.onEvent(e => {
+    if (e.event === 'joined') onProgress?.('joining', ++joined, n - 1)
+  })
+  await net.all('join', { space, owner: ownerIndex }).finally(stopCounting)
   await catchUpAll(net, space, 'genesis', deadlineMs, onProgress)
   await net.call(ownerIndex, 'publish', { index: ownerIndex, space, readings: opts.readings ?? 5 })
   await catchUpAll(net, space, 'stream', deadlineMs, onProgress)
@@ -370,7 +374,7 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
       const byPeer = revocations.get(e.record) ?? new Map<number, { at: number; cachedKeys: number }>()
       revocations.set(e.record, byPeer)
       if (!byPeer.has(e.index)) byPeer.set(e.index, { at: e.at, cachedKeys: e.cachedKeys })
-    } else if (baselineAt[e.index] === undefined) baselineAt[e.index] = e.at
+    } else if (e.event === 'baseline' && baselineAt[e.index] === undefined) baselineAt[e.index] = e.at
   })
 
   const candidates = net.peers.flatMap(p => (p.index === ownerIndex ? [] : [p.index]))

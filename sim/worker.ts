@@ -73,6 +73,7 @@ export interface ReadRecord {
 export type WorkerEvent =
   | { event: 'revocation'; index: number; record: string; at: number; cachedKeys: number }
   | { event: 'baseline'; index: number; at: number }
+  | { event: 'joined'; index: number }
 
 /** Wall-clock time shared by the processes of one machine, ms, sub-millisecond. */
 export const clock = (): number => performance.timeOrigin + performance.now()
@@ -259,7 +260,10 @@ class Worker {
     await forEachLimit(
       [...this.nodes].filter(([i]) => i !== owner),
       16,
-      ([, node]) => node.joinSpace(space),
+      async ([index, node]) => {
+        await node.joinSpace(space)
+        send({ event: 'joined', index })
+      },
     )
     for (const [index, node] of this.nodes) {
       if (this.watched.has(`${index}`)) continue
