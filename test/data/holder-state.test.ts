@@ -1,0 +1,135 @@
+/**
+ * The key holder keeps what it wrote (epoch state, data keys, epoch start times) in memory
+ * instead of reading it back on every publish and key request: what it answers must stay
+ * what the store says, when a new epoch starts after a request, and after a restart.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { randomBytes } from '../../crypto/hash.ts'
+import { waitFor } from '../../node/cli/local-network.ts'
+import { createIdentity } from '../../node/identity.ts'
+import { EdgewardNode } from '../../node/node.ts'
+import { request } from '../../node/services/stream-io.ts'
+import {
+  createKeyRequest,
+  decodeKeyResponse,
+  KEYS_PROTOCOL,
+  type KeyResponse,
+  MAX_KEY_RESPONSE_BYTES,
+} from '../../protocols/access/messages.ts'
+import { createGrant } from '../../protocols/policy/records.ts'
+
+const HOUR = 3_600_000
+const EPOCH_MS = 1000
+
+describe('key holder state kept in memory', { timeout: 60_000 }, () => {
+  let root: string
+  let gw: EdgewardNode
+  let reader: EdgewardNode
+  let space: string
+  let t0: number
+  const make = async (name: string, bootstrap?: string[]) => {
+    const dir = join(root, name)
+    await createIdentity(dir, { now: Date.now() })
+    const n = await EdgewardNode.create({ dataDir: dir, bootstrap, epochMs: EPOCH_MS })
+    await n.start()
+    return n
+  }
+  const ask = async (epochs: number[]): Promise<KeyResponse> => {
+    const req = createKeyRequest(reader.identity.principal, {
+      space,
+      stream: 'temp',
+      form: 'raw',
+      epochs,
+      device: reader.identity.device.bytes,
+      nonce: randomBytes(16),
+      ts: Date.now(),
+    })
+    const gwId = peerIdFromString(gw.identity.peerId)
+    return decodeKeyResponse(await request(reader.libp2p, gwId, KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES))
+  }
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'edgeward-holder-state-'))
+    gw = await make('gw')
+    reader = await make('reader', gw.addresses())
+    space = await gw.createSpace('plant')
+    await reader.joinSpace(space)
+    t0 = Date.now()
+    await gw.data.publish(space, 'temp', [{ ts: t0, value: 1 }])
+  })
+
+  after(async () => {
+    await Promise.all([gw.stop(), reader.stop()])
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('refuses an epoch once a later epoch has started before the data window, though it released it before', async () => {
+    // the data window opens well after the first epoch's start, and after the second epoch will have started
+    const dataFrom = t0 + 20 * EPOCH_MS
+    const now = Date.now()
+    const grant = createGrant(
+      gw.identity.principal,
+      {
+        space,
+        sub: reader.identity.principal.did,
+        streams: ['temp'],
+        forms: ['raw'],
+        nbf: now - HOUR,
+        exp: now + HOUR,
+        dataFrom,
+      },
+      now,
+    )
+    await gw.policy.write(space, [{ kind: 'grant', record: grant }])
+    await waitFor('the reader to know its grant', async () =>
+      reader.policy.document(space).state.grants.has(grant.id) ? true : undefined,
+    )
+    // epoch 0 has not ended: it may still get readings inside the window
+    const first = await ask([0])
+    assert.equal(first.ok, true, JSON.stringify(first))
+    // the next epoch starts; epoch 0 now ends before the window opens
+    await waitFor('the first epoch to be over', async () => (Date.now() >= t0 + EPOCH_MS + 50 ? true : undefined))
+    const [seq] = await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 2 }])
+    assert.equal(seq, 1)
+    const stored = await gw.data.storedReadings(space, 'temp')
+    assert.deepEqual(
+      stored.map(r => r.epoch),
+      [0, 1],
+    )
+    assert.ok(Date.now() < dataFrom, 'the second epoch started before the data window opened')
+    const second = await ask([0])
+    assert.equal(second.ok, false)
+    assert.equal((second as { code: string }).code, 'outside-data-window')
+    // the open epoch is still released
+    assert.equal((await ask([1])).ok, true)
+  })
+
+  it('continues sequence numbers and epochs after a restart, and still releases and reads earlier epochs', async () => {
+    const dir = join(root, 'gw')
+    await gw.stop()
+    gw = await EdgewardNode.create({ dataDir: dir, epochMs: HOUR })
+    await gw.start()
+    const [seq] = await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 3 }])
+    assert.equal(seq, 2)
+    const own = await gw.data.read(space, 'temp')
+    assert.deepEqual(
+      own.map(r => [r.seq, r.value]),
+      [
+        [0, 1],
+        [1, 2],
+        [2, 3],
+      ],
+    )
+    // the key holder still knows when each epoch started after a restart
+    await waitFor('the reader to reconnect', async () =>
+      reader.libp2p.getConnections(peerIdFromString(gw.identity.peerId)).length > 0 ? true : undefined,
+    )
+    const refused = await ask([0])
+    assert.equal((refused as { code?: string }).code, 'outside-data-window')
+  })
+})
