@@ -31,6 +31,7 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
+  /** a time after the first epoch started */
   let t0: number
   const make = async (name: string, bootstrap?: string[]) => {
     const dir = join(root, name)
@@ -59,8 +60,9 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     reader = await make('reader', gw.addresses())
     space = await gw.createSpace('plant')
     await reader.joinSpace(space)
+    await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 1 }])
+    // the first epoch started during that call
     t0 = Date.now()
-    await gw.data.publish(space, 'temp', [{ ts: t0, value: 1 }])
   })
 
   after(async () => {
