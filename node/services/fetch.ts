@@ -34,6 +34,10 @@ import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
 const log = logger('edgeward:fetch')
+/** peers that answered a backfill to the end after which no more are asked (a key holder's answer is enough alone) */
+const ANSWERS_ENOUGH = 3
+/** peers asked in one backfill at the most, answering or not */
+const MAX_PEERS_ASKED = 12
 const RAW = 0x55
 
 export interface Retention {
@@ -70,6 +74,11 @@ export class FetchService {
     this.retentionIntervalMs = opts.retentionIntervalMs ?? 30_000
     components.metrics.describe('edgeward_backfill_records_total', 'records fetched from peers, by result')
     components.metrics.describe('edgeward_retention_deleted_total', 'records deleted by retention')
+    components.metrics.describe(
+      'edgeward_backfill_provider_lookups_total',
+      'DHT provider lookups for backfill (made when no key holder or peer of the space is connected)',
+    )
+    components.metrics.describe('edgeward_fetch_requests_served_total', 'fetch requests answered')
   }
 
   async start(): Promise<void> {
@@ -105,6 +114,7 @@ export class FetchService {
 
   private async answer(body: Uint8Array): Promise<Uint8Array> {
     const req = decodeFetchRequest(body)
+    this.c.metrics.inc('edgeward_fetch_requests_served_total')
     const records: Uint8Array[] = []
     let bytes = 0
     let next: number | undefined
@@ -120,30 +130,42 @@ export class FetchService {
     return encodeFetchResponse(next === undefined ? { records } : { records, next })
   }
 
-  /** Peers to ask: key holders first, then connected peers of the space, then DHT providers. */
-  private async candidates(space: string): Promise<PeerId[]> {
-    const me = this.c.identity.peerId
+  /** The key holders and the peers known to subscribe to the space's readings, connected ones first. */
+  private knownHolders(space: string): { peers: string[]; anyConnected: boolean } {
     const ids = new Set<string>()
     const doc = this.policy.document(space)
     if (doc.hasGenesis) for (const h of doc.state.holders) ids.add(h)
     for (const p of this.c.libp2p.services.pubsub.getSubscribers(readingsTopic(space))) ids.add(p.toString())
-    if (ids.size <= 1) {
-      try {
-        for await (const p of this.c.libp2p.contentRouting.findProviders(await spaceCid(space), {
-          signal: AbortSignal.timeout(3000),
-        })) {
-          ids.add(p.id.toString())
-          if (ids.size >= 8) break
-        }
-      } catch (err) {
-        log('no providers of %s: %s', space, (err as Error).message)
-      }
-    }
-    ids.delete(me)
-    return [...ids].map(id => peerIdFromString(id))
+    ids.delete(this.c.identity.peerId)
+    const all = [...ids]
+    const connected = all.filter(id => this.c.libp2p.getConnections(peerIdFromString(id)).length > 0)
+    return { peers: [...connected, ...all.filter(id => !connected.includes(id))], anyConnected: connected.length > 0 }
   }
 
-  /** Fetch the records of a stream this node lacks (throttled per stream). */
+  /** Peers that announced in the DHT that they hold data of the space (a lookup of up to 3 s). */
+  private async providers(space: string): Promise<string[]> {
+    this.c.metrics.inc('edgeward_backfill_provider_lookups_total')
+    const found: string[] = []
+    try {
+      for await (const p of this.c.libp2p.contentRouting.findProviders(await spaceCid(space), {
+        signal: AbortSignal.timeout(3000),
+      })) {
+        if (p.id.toString() !== this.c.identity.peerId) found.push(p.id.toString())
+        if (found.length >= 8) break
+      }
+    } catch (err) {
+      log('no providers of %s: %s', space, (err as Error).message)
+    }
+    return found
+  }
+
+  /**
+   * Fetch the records of a stream this node lacks (throttled per stream). Peers asked: the key
+   * holders and connected peers of the space, in that order; a DHT provider lookup (which costs
+   * up to seconds) only when none of them is connected, or none of them answered to the end.
+   * Once a key holder has answered to the end, no one else is asked: it keeps everything it
+   * published (but what its retention deleted).
+   */
   async backfill(space: string, stream: string, form: string): Promise<number> {
     const key = `${space}!${stream}!${form}`
     const now = this.c.now()
@@ -155,46 +177,75 @@ export class FetchService {
     const prefix = `${space}!${stream}!${form}!`
     for await (const k of this.c.store.records.keys({ gt: prefix, lt: `${prefix}~` }))
       have.add(Number(k.slice(prefix.length)))
-    let fetched = 0
     // what retention deleted here is not fetched again
     const floorBytes = await this.c.store.settings.get(`floor!${key}`)
     const floor = floorBytes === undefined ? 0 : (decodeCanonical(floorBytes, 16) as number)
-    for (const peer of (await this.candidates(space)).slice(0, 3)) {
-      let from = floor
-      while (have.has(from)) from++
-      for (let page = 0; page < 10_000; page++) {
-        let res: ReturnType<typeof decodeFetchResponse>
-        try {
-          const body = encodeFetchRequest({ space, stream, form, from, limit: MAX_FETCH_PAGE })
-          res = decodeFetchResponse(await request(this.c.libp2p, peer, FETCH_PROTOCOL, body, MAX_FETCH_RESPONSE_BYTES))
-        } catch (err) {
-          log('fetch from %s failed: %s', peer, (err as Error).message)
-          break
-        }
-        const fresh: [EncryptedReading, Uint8Array][] = []
-        for (const bytes of res.records) {
-          try {
-            const r = decodeEncryptedReading(bytes)
-            if (r.space !== space || r.stream !== stream || r.form !== form || r.seq < from) {
-              throw new Error('not what was asked for')
-            }
-            if (have.has(r.seq)) continue
-            have.add(r.seq)
-            fresh.push([r, bytes])
-          } catch (err) {
-            this.c.metrics.inc('edgeward_backfill_records_total', { result: 'refused' })
-            log('refused a fetched record from %s: %s', peer, (err as Error).message)
-          }
-        }
-        await this.data.storeRecords(fresh, false)
-        fetched += fresh.length
-        this.c.metrics.inc('edgeward_backfill_records_total', { result: 'stored' }, fresh.length)
-        if (res.next === undefined || res.next <= from) break
-        from = res.next
+    const holders = doc.hasGenesis ? doc.state.holders : []
+    const range = { space, stream, form, floor, have }
+
+    let fetched = 0
+    // peers that answered to the end, and peers asked: enough answers, or a key holder's, end it
+    let answered = 0
+    const tried = new Set<string>()
+    const ask = async (peers: string[]): Promise<void> => {
+      for (const peer of peers) {
+        if (tried.has(peer) || tried.size >= MAX_PEERS_ASKED || answered >= ANSWERS_ENOUGH) return
+        tried.add(peer)
+        const r = await this.fetchFrom(peerIdFromString(peer), range)
+        fetched += r.stored
+        if (!r.complete) continue
+        answered++
+        if (holders.includes(peer)) answered = ANSWERS_ENOUGH
       }
     }
+    const known = this.knownHolders(space)
+    if (known.anyConnected) await ask(known.peers)
+    if (answered === 0) await ask([...(await this.providers(space)), ...known.peers])
     if (fetched > 0) log('backfilled %d records of %s/%s/%s', fetched, space, stream, form)
     return fetched
+  }
+
+  /** Page through one peer's records of a stream from the first this node lacks; store the new ones. */
+  private async fetchFrom(
+    peer: PeerId,
+    q: { space: string; stream: string; form: string; floor: number; have: Set<number> },
+  ): Promise<{ stored: number; complete: boolean }> {
+    const { space, stream, form, have } = q
+    let from = q.floor
+    while (have.has(from)) from++
+    let stored = 0
+    for (let page = 0; page < 10_000; page++) {
+      let res: ReturnType<typeof decodeFetchResponse>
+      try {
+        const body = encodeFetchRequest({ space, stream, form, from, limit: MAX_FETCH_PAGE })
+        res = decodeFetchResponse(await request(this.c.libp2p, peer, FETCH_PROTOCOL, body, MAX_FETCH_RESPONSE_BYTES))
+      } catch (err) {
+        log('fetch from %s failed: %s', peer, (err as Error).message)
+        return { stored, complete: false }
+      }
+      const fresh: [EncryptedReading, Uint8Array][] = []
+      for (const bytes of res.records) {
+        try {
+          const r = decodeEncryptedReading(bytes)
+          if (r.space !== space || r.stream !== stream || r.form !== form || r.seq < from) {
+            throw new Error('not what was asked for')
+          }
+          if (have.has(r.seq)) continue
+          have.add(r.seq)
+          fresh.push([r, bytes])
+        } catch (err) {
+          this.c.metrics.inc('edgeward_backfill_records_total', { result: 'refused' })
+          log('refused a fetched record from %s: %s', peer, (err as Error).message)
+        }
+      }
+      await this.data.storeRecords(fresh, false)
+      stored += fresh.length
+      this.c.metrics.inc('edgeward_backfill_records_total', { result: 'stored' }, fresh.length)
+      if (res.next === undefined) return { stored, complete: true }
+      if (res.next <= from) return { stored, complete: false }
+      from = res.next
+    }
+    return { stored, complete: false }
   }
 
   async setRetention(space: string, stream: string, r: Retention): Promise<void> {

@@ -14,6 +14,7 @@ import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
+import { readingsTopic } from '../../protocols/sync/messages.ts'
 
 describe('backfill and retention', { timeout: 90_000 }, () => {
   let root: string
@@ -84,6 +85,27 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
     assert.equal(late.metrics.total('edgeward_backfill_records_total', 'stored'), 300)
   })
 
+  it('a reader connected to the key holder backfills from it alone: no DHT lookup, no other peer asked', async () => {
+    const joiner = await make('joiner', gw.addresses())
+    await joiner.joinSpace(space)
+    await joiner.libp2p.dial(multiaddr(early.addresses()[0]))
+    await waitFor('the joiner to sync and to know the early reader as a peer of the space', async () => {
+      if (!joiner.policy.document(space).hasGenesis) return undefined
+      const subscribers = joiner.libp2p.services.pubsub.getSubscribers(readingsTopic(space)).map(String)
+      return subscribers.includes(early.identity.peerId) && subscribers.includes(gw.identity.peerId) ? true : undefined
+    })
+    const servedByEarly = early.metrics.total('edgeward_fetch_requests_served_total')
+    const servedByGateway = gw.metrics.total('edgeward_fetch_requests_served_total')
+    assert.equal(await joiner.fetch.backfill(space, 'temp', 'raw'), 300)
+    assert.ok(gw.metrics.total('edgeward_fetch_requests_served_total') > servedByGateway, 'the key holder was asked')
+    assert.equal(
+      early.metrics.total('edgeward_fetch_requests_served_total'),
+      servedByEarly,
+      'the key holder gave everything: the early reader was not asked',
+    )
+    assert.equal(joiner.metrics.total('edgeward_backfill_provider_lookups_total'), 0, 'no DHT lookup')
+  })
+
   it('finds holders of the ciphertext through DHT provider records when no connected peer has it', async () => {
     // a plain peer of the DHT that holds nothing of the space, connected to the early reader
     const relay = await make('relay', early.addresses())
@@ -110,6 +132,7 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
     await newcomer.libp2p.hangUp(multiaddr(early.addresses()[0]))
     const fetched = await newcomer.fetch.backfill(space, 'temp', 'raw')
     assert.equal(fetched, 300)
+    assert.equal(newcomer.metrics.total('edgeward_backfill_provider_lookups_total'), 1, 'found through the DHT')
     assert.equal((await newcomer.data.storedReadings(space, 'temp')).length, 300)
   })
 
