@@ -275,7 +275,11 @@ export class ProcNetwork {
   }
 }
 
-/** Until no peer lacks what `what` names; peers still behind after 2 s are asked to catch up now. */
+/**
+ * Until no peer lacks what `what` names. Peers still behind after 2 s are asked to catch up
+ * with their neighbours now: each at most once at a time, at most 32 at once over the
+ * network (asking again before an answer came would pile catch-ups onto a busy machine).
+ */
 async function catchUpAll(
   net: ProcNetwork,
   space: string,
@@ -286,7 +290,7 @@ async function catchUpAll(
   const n = net.peers.length
   const started = performance.now()
   const lastSync = new Map<number, number>()
-  const syncing: Promise<unknown>[] = []
+  const syncing = new Map<number, Promise<unknown>>()
   const label = `${what} everywhere`
   try {
     await waitUntil(
@@ -297,11 +301,19 @@ async function catchUpAll(
         if (behind.length === 0) return true
         const now = performance.now()
         if (now - started < 2000) return false
-        const due = behind.filter(i => now - (lastSync.get(i) ?? 0) >= 2000).slice(0, 32)
-        for (const i of due) lastSync.set(i, now)
+        const due = behind
+          .filter(i => !syncing.has(i) && now - (lastSync.get(i) ?? 0) >= 2000)
+          .slice(0, Math.max(0, 32 - syncing.size))
         for (const indices of groupBy(due, i => net.workerOf(i)).values()) {
+          for (const i of indices) lastSync.set(i, now)
           // a catch-up that fails (a peer went away) is asked again on a later poll
-          syncing.push(net.call(indices[0], 'sync', { indices }).catch(() => undefined))
+          const run = net
+            .call(indices[0], 'sync', { indices })
+            .catch(() => undefined)
+            .finally(() => {
+              for (const i of indices) syncing.delete(i)
+            })
+          for (const i of indices) syncing.set(i, run)
         }
         return false
       },
@@ -309,7 +321,7 @@ async function catchUpAll(
       200,
     )
   } finally {
-    await Promise.all(syncing)
+    await Promise.all(syncing.values())
   }
 }
 
