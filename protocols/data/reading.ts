@@ -122,6 +122,8 @@ class CborWriter {
   }
 
   text(s: string): boolean {
+    // JSON.stringify(undefined) is not a string: encodeCanonical refuses it, with its own error
+    if (typeof s !== 'string') return false
     let ascii = true
     for (let i = 0; i < s.length; i++) {
       if (s.charCodeAt(i) > 0x7f) {

@@ -189,3 +189,12 @@ describe('encrypted reading codec', () => {
     assert.throws(() => decodeReadingsMessage(encodeReadingsMessage([a, b])), { name: 'InvalidMessageError' })
   })
 })
+
+describe('encrypted reading codec, values it cannot encode', () => {
+  it('refuses a reading without a value as encodeCanonical does', () => {
+    const c = { space: 'b'.repeat(64), stream: 't', form: 'raw', epoch: 0, seq: 0 }
+    assert.throws(() => encryptReading(generateAeadKey(), c, { ts: 1, value: undefined }), {
+      name: 'InvalidEncodingError',
+    })
+  })
+})
