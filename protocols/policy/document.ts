@@ -52,6 +52,12 @@ export const ENVELOPE_TAG = 'edgeward/change/v1'
 export const MAX_ENVELOPE_BYTES = 64 * 1024
 const MAX_OPS_PER_CHANGE = 16
 const MAX_PENDING = 4096
+/**
+ * Changes handed to Automerge in one call: fewer calls save time, but Automerge's cost per
+ * change rises again past a few dozen in one call (measured: 0.67 ms one by one, 0.44 in calls
+ * of 64, 4.8 in calls of 512, at 20 000 grants).
+ */
+const MAX_RUN = 64
 
 export interface ChangeEnvelope {
   t: 'change'
@@ -329,6 +335,7 @@ export class PolicyDocument {
       }
       run.push({ o, records: checked })
       inRun.add(change.hash)
+      if (run.length >= MAX_RUN) flush()
     }
     flush()
     records.push(...this.drainPending())
