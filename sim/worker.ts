@@ -331,17 +331,22 @@ class Worker {
     return grant.id
   }
 
-  /** The subject's first read is setup: a key holder too busy to answer in time is asked again, twice. */
+  /**
+   * The subject's first read is setup: a key holder too busy to answer in time is asked again,
+   * and a subject that has no readings yet (gossip missed it) reads again once backfill could
+   * fetch them; up to five tries.
+   */
   private async firstRead(index: number, space: string): Promise<{ readings: number; cachedKeys: number }> {
     const node = this.node(index)
     for (let attempt = 1; ; attempt++) {
       try {
         const readings = await node.data.read(space, STREAM)
-        return { readings: readings.length, cachedKeys: node.data.cachedKeyCount() }
+        const got = { readings: readings.length, cachedKeys: node.data.cachedKeyCount() }
+        if ((got.readings > 0 && got.cachedKeys > 0) || attempt === 5) return got
       } catch (err) {
-        if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
-        await sleep(1000 * attempt)
+        if (attempt === 5 || (err as Error).name === 'AccessRefusedError') throw err
       }
+      await sleep(1000 * attempt)
     }
   }
 
