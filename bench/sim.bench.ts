@@ -6,7 +6,7 @@
  *    same network right after each revocation: three rounds (three subjects) per network;
  * 2. time for every peer to hold the same policy after a partition heals (half the peers cut
  *    off, ten changes written on both sides by the owner and an admin), with the node's
- *    default catch-up interval and with a 2 s one;
+ *    default catch-up interval and with a 2 s one; and with 1 000 changes at N = 50;
  * 3. churn at N = 40 (39 readers, half online at a time, a join or a leave every second on average,
  *    45 s of one reading every 500 ms, 20 ms links): delivery to the readers online, and time
  *    from a reader's start to its first decrypted reading (p50, p99 over the joins).
@@ -74,15 +74,20 @@ async function revocation(peers: number, latencyMs: number, rounds: number): Pro
   }
 }
 
-async function partition(peers: number, latencyMs: number, syncIntervalMs: number | undefined): Promise<Figure> {
+async function partition(
+  peers: number,
+  latencyMs: number,
+  syncIntervalMs: number | undefined,
+  changes = 10,
+): Promise<Figure> {
   const net = await network(peers, latencyMs, 2, syncIntervalMs)
   try {
-    const r = await runPartitionHeal(net, { changes: 10 })
+    const r = await runPartitionHeal(net, { changes })
     if (r.convergedMs === undefined) throw new Error(`N=${peers}: the network did not converge after the heal`)
     if (r.disagreeingPeers > 0) throw new Error(`N=${peers}: ${r.disagreeingPeers} peers disagree after the heal`)
     const interval = syncIntervalMs === undefined ? 'default catch-up (30 s)' : `${syncIntervalMs / 1000} s catch-up`
     return figure(
-      `time to converge after a partition heals, N=${peers}, ${latencyMs} ms links, ${interval}`,
+      `time to converge after a partition heals, N=${peers}, ${latencyMs} ms links, ${interval}${changes === 10 ? '' : `, ${changes} changes during the partition`}`,
       'ms',
       [r.convergedMs],
       {
@@ -128,6 +133,7 @@ export default async function simSuite({ quick }: SuiteOptions): Promise<Figure[
   if (quick) {
     figures.push(...(await revocation(8, 0, 1)))
     figures.push(await partition(8, 0, 2000))
+    figures.push(await partition(8, 0, undefined, 100))
     figures.push(...(await churn(8, 0, 6000, 1)))
     return figures
   }
@@ -137,6 +143,7 @@ export default async function simSuite({ quick }: SuiteOptions): Promise<Figure[
   for (const peers of [50, 100]) {
     for (const interval of [undefined, 2000]) figures.push(await partition(peers, 20, interval))
   }
+  figures.push(await partition(50, 20, undefined, 1000))
   figures.push(...(await churn(40, 20, 45_000, 1)))
   return figures
 }
