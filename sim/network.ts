@@ -122,6 +122,8 @@ export class SimNetwork {
   private readonly linked = new Set<string>()
   /** the side of each peer while partitioned */
   private side: number[] | undefined
+  /** connections a partition cut, as [dialler, listener], redialled by the heal */
+  private readonly cutConnections: [number, number][] = []
   private dialFailures = 0
 
   private constructor(opts: SimNetworkOptions, root: string) {
@@ -314,18 +316,29 @@ export class SimNetwork {
     for (const p of this.running()) {
       for (const conn of p.node!.libp2p.getConnections()) {
         const other = this.indexOf(conn.remotePeer)
-        if (other !== undefined && this.isCut(p.index, other)) conn.abort(new Error('partitioned by the simulator'))
+        if (other === undefined || !this.isCut(p.index, other)) continue
+        // remembered for the heal: connections off the topology (to the owner, found by the DHT) count too
+        if (conn.direction === 'outbound') this.cutConnections.push([p.index, other])
+        conn.abort(new Error('partitioned by the simulator'))
       }
     }
   }
 
-  /** Remove the partition and redial the topology's links that crossed it. */
+  /**
+   * Remove the partition and redial what it cut: the topology's links across it and every
+   * other connection that crossed it (a real node's redial loop would reconnect those; the
+   * simulated peers redial rarely, see SIMULATION_DEFAULTS).
+   */
   async heal(): Promise<void> {
     const side = this.side
     this.side = undefined
     if (side === undefined) return
-    const crossing = this.topology.links.filter(([a, b]) => side[a] !== side[b])
-    await forEachLimit(crossing, this.concurrency, ([a, b]) => this.dial(a, b))
+    const pairs = new Map<string, [number, number]>()
+    for (const [a, b] of this.topology.links) if (side[a] !== side[b]) pairs.set(`${a}-${b}`, [a, b])
+    for (const [a, b] of this.cutConnections.splice(0)) {
+      if (!pairs.has(`${a}-${b}`) && !pairs.has(`${b}-${a}`)) pairs.set(`${a}-${b}`, [a, b])
+    }
+    await forEachLimit([...pairs.values()], this.concurrency, ([a, b]) => this.dial(a, b))
   }
 
   /** Stop peer i (its store is closed; on disk, its state stays). */
