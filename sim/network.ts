@@ -246,13 +246,17 @@ export class SimNetwork {
       const other = this.indexOf(peer)
       return other === undefined ? undefined : this.links.latencyOf(i, other)
     }
+    const lossTo = (peer: string) => {
+      const other = this.indexOf(peer)
+      return other === undefined ? 0 : this.links.lossOf(i, other)
+    }
     const node = await EdgewardNode.create({
       ...SIMULATION_DEFAULTS.node,
       ...this.opts.node,
       dataDir: p.dataDir,
       listen: [this.listenAddress(i)],
       network: {
-        transports: [memoryWithLatency(latencyTo, this.links.jitterMs, this.seed * 7919 + i)],
+        transports: [memoryWithLatency(latencyTo, this.links.jitterMs, this.seed * 7919 + i, lossTo)],
         connectionGater: this.gaterFor(i),
         ...(this.opts.gossip === undefined ? {} : { gossip: this.opts.gossip }),
         pingIntervalMs: this.opts.pingIntervalMs ?? SIMULATION_DEFAULTS.pingIntervalMs,

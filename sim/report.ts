@@ -68,7 +68,7 @@ export interface RunRecord {
 }
 
 export const APPROXIMATIONS = [
-  'Latency is per pair of peers (inside a site, or between sites) and applied to each buffer a connection receives, in order, pipelined like a wire; jitter is drawn per buffer without reordering. Loss and bandwidth are not modelled.',
+  'Latency is per pair of peers (inside a site, or between sites) and applied to each buffer a connection receives, in order, pipelined like a wire; jitter is drawn per buffer without reordering. Loss (--loss) is modelled as TCP shows it: a lost buffer arrives a retransmission timeout late (200 ms, or twice the round trip), and everything behind it on that connection waits. Bandwidth is not modelled.',
   'Every peer runs in one Node.js process on one event loop: CPU work (signature checks, Automerge, noise) is not parallel as it would be on separate devices, so at large N it adds to every hop, for the policy change and the baseline alike.',
   'With 0 ms links a gossip message and every copy forwarded are delivered at once, so every peer validates it in one burst before any of them finishes storing it: the times then show that burst (about N times one validation), not a spread over hops; links of a few ms spread the work over time the way a network does.',
   "The topology is the set of links dialled at the start. By default a connection gater refuses every other dial except to and from the owner's gateway (as if it alone had a public address): readers still dial it for keys and witnesses for audit proofs, as in production, so it ends up connected to most peers and its own messages reach them in one hop (gossipsub flood publish). With --open-dials the DHT connects most peers to most others. The connection counts measured are reported.",
@@ -237,7 +237,13 @@ function describeTopology(p: RunParams): string {
 function describeLinks(p: RunParams): string {
   const l = p.link
   const inter = l.interSiteLatencyMs !== undefined && l.interSiteLatencyMs !== l.latencyMs
-  return `${l.latencyMs} ms${inter ? ` (${l.interSiteLatencyMs} ms between sites)` : ''}${l.jitterMs ? ` ± ${l.jitterMs} ms` : ''} one way`
+  const loss = l.lossRate ?? 0
+  const interLoss = l.interSiteLossRate ?? loss
+  const losses =
+    loss === 0 && interLoss === 0
+      ? ''
+      : `; loss ${loss * 100}%${interLoss !== loss ? ` (${interLoss * 100}% between sites)` : ''} of buffers, retransmitted`
+  return `${l.latencyMs} ms${inter ? ` (${l.interSiteLatencyMs} ms between sites)` : ''}${l.jitterMs ? ` ± ${l.jitterMs} ms` : ''} one way${losses}`
 }
 
 function hops(xs: (number | undefined)[]): string {

@@ -27,6 +27,9 @@ const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal|churn|adve
   --latency MS         one-way latency of each link (inside a site) (default 0)
   --inter-latency MS   one-way latency between sites (default: --latency)
   --jitter MS          per-buffer jitter around the latency (default 0)
+  --loss P             probability that a link loses a buffer (inside a site), 0 <= P < 1: it then
+                       arrives a retransmission timeout late, as over TCP (default 0)
+  --inter-loss P       the same between sites (default: --loss)
   --seed S             seed for everything random that is ours (default 1)
   --disk               keep each peer's store on disk in a temp dir (default: in memory)
   --open-dials         let nodes dial any peer (default: only along the topology's links and to the owner)
@@ -58,6 +61,8 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       latency: { type: 'string', default: '0' },
       'inter-latency': { type: 'string' },
       jitter: { type: 'string', default: '0' },
+      loss: { type: 'string', default: '0' },
+      'inter-loss': { type: 'string' },
       seed: { type: 'string', default: '1' },
       disk: { type: 'boolean', default: false },
       'open-dials': { type: 'boolean', default: false },
@@ -103,10 +108,17 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       bridges: num('bridges', values.bridges, 1),
     }
   } else throw new UsageError('--topology must be random or sites')
+  const rate = (name: string, v: string | undefined): number => {
+    const n = Number(v)
+    if (v === undefined || v.trim() === '' || !(n >= 0 && n < 1))
+      throw new UsageError(`--${name} must be a number from 0 to below 1`)
+    return n
+  }
   const latencyMs = num('latency', values.latency, 0)
   const procs = num('procs', values.procs, 1)
-  if (procs > 1 && (values.scenario !== 'revoke' || latencyMs > 0 || values['inter-latency'] !== undefined)) {
-    throw new UsageError('--procs runs the revoke scenario, over TCP loopback (no --latency)')
+  const lossy = Number(values.loss) > 0 || values['inter-loss'] !== undefined
+  if (procs > 1 && (values.scenario !== 'revoke' || latencyMs > 0 || values['inter-latency'] !== undefined || lossy)) {
+    throw new UsageError('--procs runs the revoke scenario, over TCP loopback (no --latency or --loss)')
   }
   return {
     params: {
@@ -118,6 +130,9 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
         interSiteLatencyMs:
           values['inter-latency'] === undefined ? latencyMs : num('inter-latency', values['inter-latency'], 0),
         jitterMs: num('jitter', values.jitter, 0),
+        lossRate: rate('loss', values.loss),
+        interSiteLossRate:
+          values['inter-loss'] === undefined ? rate('loss', values.loss) : rate('inter-loss', values['inter-loss']),
       },
       store: values.disk ? 'disk' : 'memory',
       strictTopology: !values['open-dials'],
