@@ -51,6 +51,8 @@ export class PolicyService {
   private timer: NodeJS.Timeout | undefined
   private stopped = false
   private readonly inFlight = new Set<Promise<unknown>>()
+  /** peers being caught up with in the background, and whether to go again once done */
+  private readonly catchingUp = new Map<string, { again: boolean }>()
   private readonly actor: string
   private readonly genesisStored = new Set<string>()
 
@@ -90,7 +92,7 @@ export class PolicyService {
       POLICY_SYNC_PROTOCOL,
       MAX_SYNC_REQUEST_BYTES,
       MAX_SYNC_RESPONSE_BYTES,
-      async body => this.answerSync(body),
+      async (body, conn) => this.answerSync(body, conn.remotePeer),
       // a broken catch-up stream is a network event, not a refused policy change
       (err, conn) => log('catch-up request from %s failed: %s', conn.remotePeer, err.message),
     )
@@ -290,10 +292,12 @@ export class PolicyService {
     return this.c.metrics.total('edgeward_policy_changes_refused_total')
   }
 
-  private async answerSync(body: Uint8Array): Promise<Uint8Array> {
+  private async answerSync(body: Uint8Array, from: PeerId): Promise<Uint8Array> {
     const req = decodeSyncRequest(body)
     const doc = this.docs.get(req.space)
     if (doc === undefined) return encodeSyncResponse({ envelopes: [], more: false })
+    // the asking peer has changes this node lacks: catch up with it in turn
+    if (req.heads.some(h => !doc.hasChange(h))) this.catchUpSoon(from)
     const all = doc.envelopesSince(req.heads)
     // a peer that knows none of our heads needs everything, the genesis first
     return encodeSyncResponse({ envelopes: all.slice(0, MAX_SYNC_PAGE), more: all.length > MAX_SYNC_PAGE })
@@ -303,10 +307,45 @@ export class PolicyService {
     await Promise.all(this.c.libp2p.getPeers().map(p => this.syncWith(p)))
   }
 
+  /**
+   * Catch up with a peer in the background, once at a time per peer (asked again while one
+   * runs: once more after it). A catch-up that brought new changes asks every other connected
+   * peer for what it lacks too; the request carries this node's heads, so a peer that lacks
+   * the new changes catches up from this node in turn (answerSync). Changes made on the far
+   * side of a healed partition thus spread hop by hop at once, not one catch-up interval per hop.
+   */
+  private catchUpSoon(peer: PeerId): void {
+    const key = peer.toString()
+    const state = this.catchingUp.get(key)
+    if (state !== undefined) {
+      state.again = true
+      return
+    }
+    const run = async (): Promise<void> => {
+      const s = { again: false }
+      this.catchingUp.set(key, s)
+      try {
+        do {
+          s.again = false
+          await this.syncWith(peer)
+        } while (s.again && !this.stopped)
+      } finally {
+        this.catchingUp.delete(key)
+      }
+    }
+    this.track(run())
+  }
+
+  /** Peers asked because a catch-up brought new changes: all connected but the one they came from. */
+  private spreadFrom(source: string): void {
+    for (const p of this.c.libp2p.getPeers()) if (p.toString() !== source) this.catchUpSoon(p)
+  }
+
   /** Ask one peer for the changes we lack, in every space we know, until it has no more. */
   async syncWith(peer: PeerId | string): Promise<number> {
     const id = typeof peer === 'string' ? peerIdFromString(peer) : peer
     let applied = 0
+    let fresh = 0
     for (const [space, doc] of this.docs) {
       for (let page = 0; page < 1000 && !this.stopped; page++) {
         let res: ReturnType<typeof decodeSyncResponse>
@@ -319,10 +358,13 @@ export class PolicyService {
           log('sync of %s with %s failed: %s', space, id, (err as Error).message)
           break
         }
+        const before = doc.heads().join()
         applied += await this.ingestAll(space, res.envelopes, id.toString(), 'sync')
+        if (doc.heads().join() !== before) fresh++
         if (!res.more) break
       }
     }
+    if (fresh > 0 && !this.stopped) this.spreadFrom(id.toString())
     return applied
   }
 }
