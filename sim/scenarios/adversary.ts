@@ -72,8 +72,8 @@ import {
 } from '../../protocols/sync/messages.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, type Random, randomInt, sample } from '../random.ts'
-import { sleep, waitUntil } from '../wait.ts'
-import { catchUp, headsKey, type Progress, STREAM, settle, setUpSpace } from './space.ts'
+import { waitUntil } from '../wait.ts'
+import { catchUp, headsKey, type Progress, readWithRetries, STREAM, settle, setUpSpace } from './space.ts'
 
 const RAW = 'raw'
 
@@ -834,16 +834,4 @@ function seededBytes(random: Random, n: number): Uint8Array {
   const out = new Uint8Array(n)
   for (let i = 0; i < n; i++) out[i] = randomInt(random, 256)
   return out
-}
-
-/** Setup reads: a key holder too busy to answer in time is asked again, twice; a refusal is final. */
-async function readWithRetries<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read()
-    } catch (err) {
-      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
-      await sleep(1000 * attempt)
-    }
-  }
 }

@@ -29,7 +29,7 @@ import { forEachLimit, type SimNetwork } from '../network.ts'
 import { mulberry32, randomInt, sample } from '../random.ts'
 import { cdf, type Summary, summarize } from '../stats.ts'
 import { sleep, waitUntil } from '../wait.ts'
-import { type Progress, STREAM, setUpSpace } from './space.ts'
+import { type Progress, readWithRetries, STREAM, setUpSpace } from './space.ts'
 
 const RAW = 'raw'
 
@@ -179,7 +179,7 @@ export async function runChurn(net: SimNetwork, opts: ChurnOptions = {}): Promis
     first.map(async i => {
       const node = net.node(i)
       await waitForGrant(node, space, deadlineMs)
-      await readWithRetries(() => node.data.read(space, STREAM))
+      await readWithRetries(() => node.data.read(space, STREAM), 500)
       const r = readers.get(i)!
       r.granted = true
       r.status = 'online'
@@ -305,7 +305,7 @@ export async function runChurn(net: SimNetwork, opts: ChurnOptions = {}): Promis
       }
       let got: Awaited<ReturnType<typeof node.data.read>>
       try {
-        got = await readWithRetries(() => node.data.read(space, STREAM))
+        got = await readWithRetries(() => node.data.read(space, STREAM), 500)
       } finally {
         if (backfill !== undefined) node.data.backfill = backfill
       }
@@ -460,18 +460,6 @@ async function waitForGrant(node: EdgewardNode, space: string, deadlineMs: numbe
     20,
   )
   await syncing
-}
-
-/** A key holder too busy to answer in time is asked again, twice; a refusal is final. */
-async function readWithRetries<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read()
-    } catch (err) {
-      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
-      await sleep(500 * attempt)
-    }
-  }
 }
 
 /** Running peers with no path of running topology links to `root`. */

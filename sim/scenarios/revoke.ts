@@ -26,6 +26,7 @@ import {
   DeliveryTracker,
   meanMesh,
   type Progress,
+  readWithRetries,
   STREAM,
   settle,
   setUpSpace,
@@ -303,16 +304,4 @@ export function timeValidation(doc: PolicyDocument, envelope: Uint8Array): numbe
     times.push(performance.now() - t)
   }
   return Math.round(times.sort((a, b) => a - b)[2] * 100) / 100
-}
-
-/** The subject's first read is setup: a key holder too busy to answer in time is asked again, twice. */
-async function readWithRetries<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read()
-    } catch (err) {
-      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
-      await sleep(1000 * attempt)
-    }
-  }
 }

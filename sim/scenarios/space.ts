@@ -249,3 +249,18 @@ export function countDefined(xs: readonly unknown[]): number {
 export function settle(ms = 1000): Promise<void> {
   return sleep(ms)
 }
+
+/**
+ * A setup read: a key holder too busy to answer in time is asked again, twice (after
+ * `backoffMs`, then twice that); a refusal is final.
+ */
+export async function readWithRetries<T>(read: () => Promise<T>, backoffMs = 1000): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read()
+    } catch (err) {
+      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
+      await sleep(backoffMs * attempt)
+    }
+  }
+}
