@@ -4,36 +4,17 @@
  * the committed results files are left alone.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import type { Figure } from '../../bench/harness.ts'
+import { runScript } from '../support/run-script.ts'
 
 const benchDir = join(import.meta.dirname, '..', '..', 'bench')
 
-interface QuickFigure {
-  suite: string
-  name: string
-  unit: string
-  median: number
-  min: number
-  max: number
-  runs: number
-  baseline?: { name: string; median: number; min: number; max: number }
-  ratio?: number
-}
+type QuickFigure = Figure & { suite: string }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(benchDir, 'run.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', d => (stdout += d))
-    child.stderr.on('data', d => (stderr += d))
-    child.on('error', reject)
-    child.on('close', code => resolve({ code, stdout, stderr }))
-  })
-}
+const run = (args: string[]) => runScript(join(benchDir, 'run.ts'), args)
 
 describe('npm run bench -- --quick', { timeout: 600_000 }, () => {
   it('runs every suite and gives finite, ordered figures, writing no results file', async () => {

@@ -5,7 +5,6 @@
  * visible size) and the checks that held.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,23 +12,12 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { chromium } from 'playwright-core'
+import { runScript } from '../support/run-script.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const root = join(import.meta.dirname, '..', '..')
 
-function sim(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', join(root, 'sim', 'run.ts'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', d => (stdout += d))
-    child.stderr.on('data', d => (stderr += d))
-    child.on('error', reject)
-    child.on('close', code => resolve({ code, stdout, stderr }))
-  })
-}
+const sim = (args: string[]) => runScript(join(root, 'sim', 'run.ts'), args, ['--expose-gc'])
 
 describe('simulator report in a browser', { timeout: 180_000 }, () => {
   let dir = ''
