@@ -320,10 +320,41 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     }
   }
 
-  // 1. a grant F issued itself, in F's own change
-  {
+  /**
+   * An attack through the policy document: `changes` gossiped from `from` (each must be
+   * refused by every honest recipient), then key requests that must all be refused; honest
+   * replicas must hold none of `forgedIds` and keep the revocation and F's and H's grants.
+   */
+  const policyAttack = async (a: {
+    name: string
+    what: string
+    by: AttackRecord['by']
+    from: EdgewardNode
+    changes: Uint8Array[]
+    label: string
+    asks: { who: string; send: () => Promise<KeyResponse> }[]
+    forgedIds: string[]
+  }): Promise<void> => {
     const before = snapshot()
     const violations: string[] = []
+    const g = await gossip(a.from, policyTopic(space), a.changes, policyRefusalsFrom(a.from), a.label)
+    const k = await keyRequests(a.asks, violations)
+    replicaViolations(violations, a.forgedIds)
+    attacks.push({
+      name: a.name,
+      what: a.what,
+      by: a.by,
+      attempted: a.changes.length + a.asks.length,
+      refused: g.refused + k.refused,
+      counted: countedSince(before),
+      reasons: [...replicaReasons(a.changes), ...holderSaid(k.codes)],
+      recipients: new Set([...g.recipients, ownerIndex]).size,
+      violations,
+    })
+  }
+
+  // 1. a grant F issued itself, in F's own change
+  {
     const forged = createGrant(
       F.identity.principal,
       { space, sub: F.identity.principal.did, streams: ['*'], forms: [RAW], nbf: now - 60_000, exp: now + 86_400_000 },
@@ -334,28 +365,21 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
       entriesFor(d.grants, forged.id)[forged.id] = forged.bytes
     })
     toServe.push(change)
-    const g = await gossip(F, policyTopic(space), [change], policyRefusalsFrom(F), 'the self-issued grant')
-    const k = await keyRequests([{ who: 'F under its own grant', send: () => askKeys(F, forged.id) }], violations)
-    replicaViolations(violations, [forged.id])
-    const reasons = [...replicaReasons([change]), ...holderSaid(k.codes)]
-    attacks.push({
+    await policyAttack({
       name: 'forged-grant-non-owner',
       what: 'a grant signed by a reader, not the owner, in its own change; then a key request under it',
       by: [forger],
-      attempted: 2,
-      refused: g.refused + k.refused,
-      counted: countedSince(before),
-      reasons,
-      recipients: new Set([...g.recipients, ownerIndex]).size,
-      violations,
+      from: F,
+      changes: [change],
+      label: 'the self-issued grant',
+      asks: [{ who: 'F under its own grant', send: () => askKeys(F, forged.id) }],
+      forgedIds: [forged.id],
     })
   }
   step('forged grant (non-owner)')
 
   // 2. a grant claiming the owner as issuer, signed by F
   {
-    const before = snapshot()
-    const violations: string[] = []
     const mine = createGrant(
       F.identity.principal,
       { space, sub: F.identity.principal.did, streams: ['*'], forms: [RAW], nbf: now - 60_000, exp: now + 86_400_000 },
@@ -382,57 +406,40 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const inOwn = craft(F, space, F.identity.principal, F.identity.peerId, d => {
       entriesFor(d.grants, claimedId)[claimedId] = claimed.bytes
     })
-    const g = await gossip(F, policyTopic(space), [asOwner, inOwn], policyRefusalsFrom(F), 'the owner-claimed grant')
-    const k = await keyRequests(
-      [{ who: 'F under the owner-claimed grant', send: () => askKeys(F, claimedId) }],
-      violations,
-    )
-    replicaViolations(violations, [claimedId])
-    const reasons = [...replicaReasons([asOwner, inOwn]), ...holderSaid(k.codes)]
-    attacks.push({
+    await policyAttack({
       name: 'forged-grant-wrong-signature',
       what: "a grant naming the owner as issuer under the forger's signature, in an envelope claiming the owner and in the forger's own; then a key request under it",
       by: [forger],
-      attempted: 3,
-      refused: g.refused + k.refused,
-      counted: countedSince(before),
-      reasons,
-      recipients: new Set([...g.recipients, ownerIndex]).size,
-      violations,
+      from: F,
+      changes: [asOwner, inOwn],
+      label: 'the owner-claimed grant',
+      asks: [{ who: 'F under the owner-claimed grant', send: () => askKeys(F, claimedId) }],
+      forgedIds: [claimedId],
     })
   }
   step('forged grant (owner claimed)')
 
   // 3. the admin deletes the revocation of F's grant
   {
-    const before = snapshot()
-    const violations: string[] = []
     const change = craft(M, space, M.identity.principal, M.identity.peerId, d => {
       delete entriesFor(d.revocations, revocation.id)[revocation.id]
     })
     toServe.push(change)
-    const g = await gossip(M, policyTopic(space), [change], policyRefusalsFrom(M), 'the deletion')
-    const k = await keyRequests([{ who: 'F under its revoked grant', send: () => askKeys(F, fGrant.id) }], violations)
-    replicaViolations(violations, [])
-    const reasons = [...replicaReasons([change]), ...holderSaid(k.codes)]
-    attacks.push({
+    await policyAttack({
       name: 'delete-revocation',
       what: "an admin's Automerge change deleting the revocation of a grant; then a key request under that grant",
       by: [admin, forger],
-      attempted: 2,
-      refused: g.refused + k.refused,
-      counted: countedSince(before),
-      reasons,
-      recipients: new Set([...g.recipients, ownerIndex]).size,
-      violations,
+      from: M,
+      changes: [change],
+      label: 'the deletion',
+      asks: [{ who: 'F under its revoked grant', send: () => askKeys(F, fGrant.id) }],
+      forgedIds: [],
     })
   }
   step('delete a revocation')
 
   // 4. the admin overwrites grants: F's revoked one with a fresh grant, H's with one for M
   {
-    const before = snapshot()
-    const violations: string[] = []
     const fresh = (sub: string) =>
       createGrant(
         M.identity.principal,
@@ -446,26 +453,18 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
       entriesFor(d.grants, hGrant.id)[hGrant.id] = fresh(M.identity.principal.did).bytes
     })
     toServe.push(overF)
-    const g = await gossip(M, policyTopic(space), [overF, overH], policyRefusalsFrom(M), 'the overwrites')
-    const k = await keyRequests(
-      [
-        { who: 'F under its overwritten grant', send: () => askKeys(F, fGrant.id) },
-        { who: "M under H's overwritten grant", send: () => askKeys(M, hGrant.id) },
-      ],
-      violations,
-    )
-    replicaViolations(violations, [])
-    const reasons = [...replicaReasons([overF, overH]), ...holderSaid(k.codes)]
-    attacks.push({
+    await policyAttack({
       name: 'overwrite-grant',
       what: "an admin's Automerge changes overwriting a revoked grant and another reader's grant; then key requests under both",
       by: [admin, forger],
-      attempted: 4,
-      refused: g.refused + k.refused,
-      counted: countedSince(before),
-      reasons,
-      recipients: new Set([...g.recipients, ownerIndex]).size,
-      violations,
+      from: M,
+      changes: [overF, overH],
+      label: 'the overwrites',
+      asks: [
+        { who: 'F under its overwritten grant', send: () => askKeys(F, fGrant.id) },
+        { who: "M under H's overwritten grant", send: () => askKeys(M, hGrant.id) },
+      ],
+      forgedIds: [],
     })
   }
   step('overwrite a grant')
