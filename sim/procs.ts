@@ -26,9 +26,14 @@ import { fileURLToPath } from 'node:url'
 import { policyTopic } from '../protocols/sync/messages.ts'
 import { type MemorySample, SIMULATION_DEFAULTS, type SimNetworkOptions } from './network.ts'
 import { mulberry32, sample } from './random.ts'
-import type { ReadAttempt, RevokeOptions, RevokeResult, RevokeRound } from './scenarios/revoke.ts'
+import {
+  type ReadAttempt,
+  type RevokeOptions,
+  type RevokeResult,
+  type RevokeRound,
+  roundRecord,
+} from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, countDefined } from './scenarios/space.ts'
-import { cdf, summarize } from './stats.ts'
 import { buildTopology, type Topology } from './topology.ts'
 import { DeadlineError, sleep, waitUntil } from './wait.ts'
 import type { ReadRecord, StartedPeer, WorkerEvent, WorkerInit, WorkerMemory } from './worker.ts'
@@ -534,9 +539,7 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
       })
       step('baseline')
 
-      const notOwner = <T>(xs: T[]) => xs.filter((_, i) => i !== ownerIndex)
-      const firstRefusal = reads.find(a => a.outcome === 'refused')
-      out.push({
+      const record = {
         subject,
         subjectDid,
         messageBytes,
@@ -544,14 +547,8 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
         inState,
         keysDroppedMs,
         baseline,
-        revocation: summarize(notOwner(applied)),
-        baselineSummary: summarize(notOwner(baseline)),
-        revocationCdf: cdf(notOwner(applied)),
-        baselineCdf: cdf(notOwner(baseline)),
         reads,
-        firstRefusalMs: firstRefusal?.endedMs,
         releasesAfterRevocation,
-        readsAfterSeenNotRefused: reads.filter(a => a.afterSeen && a.outcome !== 'refused').length,
         revocationHops: [],
         baselineHops: [],
         ownerConnections: degrees[ownerIndex] ?? 0,
@@ -559,7 +556,8 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
         meanMesh: { policy: meanOf(meshes.map(m => m[0])), baseline: meanOf(meshes.map(m => m[1])) },
         validationMs,
         stepsMs,
-      })
+      }
+      out.push(roundRecord(record, i => i !== ownerIndex))
       await sleep(1000)
     }
   } finally {

@@ -100,6 +100,29 @@ export interface RevokeRound {
   stepsMs: Record<string, number>
 }
 
+/** What a round derives from what it measured: summaries and CDFs without the owner, and the reads' outcomes. */
+type DerivedOfRound =
+  | 'revocation'
+  | 'baselineSummary'
+  | 'revocationCdf'
+  | 'baselineCdf'
+  | 'firstRefusalMs'
+  | 'readsAfterSeenNotRefused'
+
+/** A round's record from its measurements; `counted(i)`: is peer i one of the peers the figures are over? */
+export function roundRecord(measured: Omit<RevokeRound, DerivedOfRound>, counted: (i: number) => boolean): RevokeRound {
+  const only = <T>(xs: T[]) => xs.filter((_, i) => counted(i))
+  return {
+    ...measured,
+    revocation: summarize(only(measured.applied)),
+    baselineSummary: summarize(only(measured.baseline)),
+    revocationCdf: cdf(only(measured.applied)),
+    baselineCdf: cdf(only(measured.baseline)),
+    firstRefusalMs: measured.reads.find(a => a.outcome === 'refused')?.endedMs,
+    readsAfterSeenNotRefused: measured.reads.filter(a => a.afterSeen && a.outcome !== 'refused').length,
+  }
+}
+
 export interface RevokeResult {
   scenario: 'revoke'
   space: string
@@ -261,9 +284,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
     opts.onProgress?.(`${phase}: baseline`, 0, 1)
     const { times: baseline, hops: baselineHops } = await timeBaseline(net, ownerIndex, messageBytes, deadlineMs)
     step('baseline')
-    const notOwner = <T>(xs: T[]) => xs.filter((_, i) => i !== ownerIndex && net.peers[i].node !== undefined)
-    const firstRefusal = reads.find(a => a.outcome === 'refused')
-    out.push({
+    const record = {
       subject,
       subjectDid: S.identity.principal.did,
       messageBytes,
@@ -271,14 +292,8 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       inState,
       keysDroppedMs,
       baseline,
-      revocation: summarize(notOwner(applied)),
-      baselineSummary: summarize(notOwner(baseline)),
-      revocationCdf: cdf(notOwner(applied)),
-      baselineCdf: cdf(notOwner(baseline)),
       reads,
-      firstRefusalMs: firstRefusal?.endedMs,
       releasesAfterRevocation,
-      readsAfterSeenNotRefused: reads.filter(a => a.afterSeen && a.outcome !== 'refused').length,
       revocationHops: envelope === undefined ? [] : tracker.hops(net, ownerIndex, envelope),
       baselineHops,
       ownerConnections,
@@ -286,7 +301,8 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       meanMesh: mesh,
       validationMs,
       stepsMs,
-    })
+    }
+    out.push(roundRecord(record, i => i !== ownerIndex && net.peers[i].node !== undefined))
     await settle()
   }
   return { scenario: 'revoke', space, owner: ownerIndex, setupMs, rounds: out }
