@@ -97,7 +97,7 @@ export class PolicyService {
       (err, conn) => log('catch-up request from %s failed: %s', conn.remotePeer, err.message),
     )
     this.c.libp2p.addEventListener('connection:open', evt => {
-      this.track(this.syncWith(evt.detail.remotePeer))
+      this.catchUpSoon(evt.detail.remotePeer)
     })
     this.timer = setInterval(() => this.track(this.syncAll()), this.syncIntervalMs)
     this.timer.unref()
@@ -191,7 +191,7 @@ export class PolicyService {
     pubsub.topicValidators.set(topic, async (peer, msg) => {
       const verdict = await this.ingest(space, msg.data, peer.toString(), 'gossip')
       // the history it needs is with the peer that forwarded it: catch up with that peer now
-      if (verdict === 'wait') this.track(this.syncWith(peer))
+      if (verdict === 'wait') this.catchUpSoon(peer)
       // a change whose history has not arrived is kept but not forwarded: catch-up brings it in order
       return verdict === 'accept'
         ? TopicValidatorResult.Accept
