@@ -5,12 +5,13 @@
  * offline, and refuses it (exit 1, one line naming what failed) after any tampering.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { stopPeers } from '../support/local-peers.ts'
 
 const STREAM = 'temperature'
 
@@ -51,15 +52,7 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
     peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })
   })
 
-  after(async () => {
-    const codes = await Promise.all(Object.values(peers).map(p => p.stop()))
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
+  after(() => stopPeers(Object.values(peers), root))
 
   it('reads, revokes, and reports the interval A held a key, which verifies offline', async () => {
     const created = await peers.gateway.cli(['space', 'create', 'plant-9'])

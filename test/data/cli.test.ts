@@ -4,11 +4,12 @@
  * it with --since (backfill).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { stopPeers } from '../support/local-peers.ts'
 
 describe('forms and backfill from the command line', { timeout: 180_000 }, () => {
   let root: string
@@ -50,14 +51,7 @@ describe('forms and backfill from the command line', { timeout: 180_000 }, () =>
     assert.equal(pub.code, 0, pub.stderr)
   })
 
-  after(async () => {
-    const codes = await Promise.all(peers.map(p => p.stop()))
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-    )
-  })
+  after(() => stopPeers(peers, root))
 
   it('a reader started after the data was published reads it with --since, and an aggregate-only grant gives aggregates only', async () => {
     // this reader did not exist while the readings were published

@@ -6,7 +6,7 @@
  * readings use a new key, and restarted nodes keep their state and catch up.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -21,6 +21,7 @@ import { createNetwork } from '../../node/network.ts'
 import { actorFor, ENVELOPE_TAG } from '../../protocols/policy/document.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
+import { stopPeers } from '../support/local-peers.ts'
 
 const STREAM = 'temperature'
 
@@ -54,15 +55,7 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
     peers.b = await startPeer('b', join(root, 'b'), { bootstrap: peers.gateway.info.addresses })
   })
 
-  after(async () => {
-    const codes = await Promise.all(Object.values(peers).map(p => p.stop()))
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
+  after(() => stopPeers(Object.values(peers), root))
 
   it('refuses to overwrite an identity or to start twice on one data directory', async () => {
     const again = await runCli(['init', '--data', join(root, 'a')])

@@ -7,12 +7,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { randomBytes } from '../../crypto/hash.ts'
 import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { stopPeers } from '../support/local-peers.ts'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
@@ -57,15 +58,7 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
     )
   })
 
-  after(async () => {
-    const codes = await Promise.all(Object.values(peers).map(p => p.stop()))
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
+  after(() => stopPeers(Object.values(peers), root))
 
   it('shares a file with A (progress on stderr); A opens the same bytes', async () => {
     const file = join(root, 'report.pdf')

@@ -9,12 +9,13 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type CliResult, isReadRefused, type LocalPeer, startPeer, waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
+import { stopPeers } from '../support/local-peers.ts'
 
 type Json = Record<string, any>
 
@@ -89,15 +90,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     })
   })
 
-  after(async () => {
-    const codes = await Promise.all(Object.values(peers).map(p => p.stop()))
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
+  after(() => stopPeers(Object.values(peers), root))
 
   it('delegate: the admin grants inside its scope (exit 0), is refused outside it (exit 3, not-authorized)', async () => {
     delegation = json(
