@@ -1,30 +1,46 @@
 /**
- * The control plane at scale: spaces holding many grants (to n/5 subjects, over 8 streams, with
- * a few hundred revocations mixed in), built through the signed record and document paths.
- * 1. changes applied per second at 10 000 grants: the owner writes the grants with
- *    PolicyDocument.write, ten grants per change; a fresh replica applies every envelope with
- *    applyEnvelope, one at a time (as gossip delivers them); another applies them with
- *    applyEnvelopes in pages of MAX_SYNC_PAGE (as catch-up and a restart do). All verify the
- *    envelope's and every record's signature. Whether the cost per change depends on the size
- *    of the document is reported as the CPU time per change in the last tenth of each pass
- *    against the first, next to the same for Automerge alone (the grants live in 256 shards,
- *    so a change only touches small maps);
+ * The control plane at scale: a space holding 100 000 grants (to n/5 subjects, over 8 streams,
+ * with a few hundred revocations mixed in), built through the signed record and document paths.
+ * 1. changes applied per second at 100 000 grants: the owner writes the grants with
+ *    PolicyDocument.write, ten grants per change, and `edge` changes more on top (in this
+ *    process, which also holds every signed record it writes); the envelopes go to a file, and a
+ *    replica in a process of its own (bench/policy-replica.ts), as a peer that holds only this
+ *    space would be, applies the first `edge` changes one at a time with applyEnvelope (a
+ *    document near empty), the rest of the history in pages of MAX_SYNC_PAGE with
+ *    applyEnvelopes (as catch-up and a restart do), then the `edge` changes written after the
+ *    100 000 grants one at a time again (as gossip delivers them). All verify the envelope's and
+ *    every record's signature. Whether the cost per change depends on the size of the document
+ *    is reported as on-thread CPU time per change: at 100 000 grants against near the start,
+ *    one by one; the last tenth of the pages against the first; the last tenth of the owner's
+ *    writes against the first; and the same for Automerge alone (in a process of its own).
+ *    The replica runs twice: as node runs it, and with V8's
+ *    --external-memory-accounted-in-global-limit. Without that flag, every time Automerge's
+ *    WebAssembly memory grows V8 counts the whole grown memory as newly allocated external
+ *    memory, and past its 64 MiB allowance that starts a full collection of the JavaScript heap:
+ *    once the document is large, nearly every growth does, so the cost of a change rises with
+ *    the heap the process holds (its policy state, its envelopes), not with the document. The
+ *    full collections counted in each phase are in the notes;
  * 2. access checks per second: PolicyState.evaluateAccess for the same random queries (allowed,
  *    no grant, stream or form not covered, revoked) on a 100 000-grant state and on a
  *    1 000-grant state built the same way, interleaved in the same run: evaluation is indexed
  *    by subject, so the ratio stays near 1 (a scan would make it near 0.01). These states are
  *    built by adding the signed records, decoded as a node decodes them, to a PolicyState
  *    directly (what PolicyDocument does once it has verified them); the same queries on the
- *    replica of pass 1 must give the same answers;
- * 3. stored size per grant: all envelopes (what a node keeps in LevelDB) and Automerge.save of
- *    the document rebuilt from their changes, against the same after the first tenth.
+ *    owner's document of pass 1 must give the same answers;
+ * 3. stored size per grant: the envelopes of the 100 000 grants (what a node keeps in LevelDB)
+ *    and Automerge.save of the document made of their changes, against the same after the first
+ *    tenth.
  *
  * Setup signs the grants with node's native Ed25519 (byte-identical to signRecord, which uses
  * @noble/curves: checked at start), because noble would take minutes for 100 000 grants.
  */
 
+import { spawn } from 'node:child_process'
 import { createPrivateKey, generateKeyPairSync, type KeyObject, sign as nodeSign } from 'node:crypto'
-import * as Automerge from '@automerge/automerge'
+import { once } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { base58 } from '@scure/base'
 import { bytesEqual, decodeCanonical, encodeCanonical } from '../crypto/encoding.ts'
 import { randomBytes } from '../crypto/hash.ts'
@@ -50,6 +66,15 @@ import {
 import { type AccessQuery, PolicyState } from '../protocols/policy/state.ts'
 import { MAX_SYNC_PAGE } from '../protocols/sync/messages.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
+import {
+  type AutomergeResult,
+  encodeEnvelopes,
+  type ReplicaPlan,
+  type ReplicaResult,
+  type Timings,
+  timed,
+  timings,
+} from './policy-replica.ts'
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
@@ -76,27 +101,6 @@ const progress = (line: string) => process.stderr.write(`[policy] ${line}\n`)
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 const label = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n))
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
-
-/** This thread's CPU time, ms (its resolution is a scheduler tick: sum it over many calls). */
-function cpuNow(): number {
-  const u = process.threadCpuUsage()
-  return (u.user + u.system) / 1000
-}
-
-/** Per-call wall-clock and on-thread CPU time, ms: CPU time is what the calls cost, whatever else runs on the machine. */
-interface Timings {
-  wall: number[]
-  cpu: number[]
-}
-const timings = (): Timings => ({ wall: [], cpu: [] })
-function timed<T>(into: Timings, fn: () => T): T {
-  const c = cpuNow()
-  const t = performance.now()
-  const out = fn()
-  into.wall.push(performance.now() - t)
-  into.cpu.push(cpuNow() - c)
-  return out
-}
 
 /** Deterministic PRNG (mulberry32), so every run builds the same shapes and asks the same queries. */
 function rng(seed: number): () => number {
@@ -325,37 +329,20 @@ function write(owner: Signer, s: Space): { document: PolicyDocument; writeMs: Ti
   return { document, writeMs }
 }
 
-/** A fresh replica applies every envelope, in the order the owner made them; time per envelope. */
-function replicate(s: Space, envelopes: Uint8Array[]): { replica: PolicyDocument; applyMs: Timings } {
-  const replica = new PolicyDocument(s.genesis.id)
-  const applyMs = timings()
-  const t0 = performance.now()
-  for (const [i, env] of envelopes.entries()) {
-    const outcome = timed(applyMs, () => replica.applyEnvelope(env))
-    if (outcome.status !== 'applied') throw new Error(`envelope ${i} was not applied: ${outcome.status}`)
-    tick(`${label(s.n)}: replica applied`, i, envelopes.length, t0)
-  }
-  if (replica.state.grants.size !== s.grants || replica.state.revocations.size !== s.revocations) {
-    throw new Error('the replica does not hold every grant and revocation')
-  }
-  return { replica, applyMs }
-}
+/** V8's flag that stops WebAssembly memory growth from starting full collections on its own (see the header). */
+const GLOBAL_LIMIT_FLAG = '--external-memory-accounted-in-global-limit'
 
-/** A fresh replica applies the envelopes in pages, one applyEnvelopes call each, as catch-up does; time per page. */
-function replicateInPages(s: Space, envelopes: Uint8Array[]): { replica: PolicyDocument; pageMs: Timings } {
-  const replica = new PolicyDocument(s.genesis.id)
-  const pageMs = timings()
-  const t0 = performance.now()
-  for (let i = 0; i < envelopes.length; i += MAX_SYNC_PAGE) {
-    const page = envelopes.slice(i, i + MAX_SYNC_PAGE)
-    const { outcomes } = timed(pageMs, () => replica.applyEnvelopes(page))
-    if (outcomes.some(o => o.status !== 'applied')) throw new Error(`page at ${i} was not applied whole`)
-    tick(`${label(s.n)}: replica applied in pages`, i + page.length - 1, envelopes.length, t0)
-  }
-  if (replica.state.grants.size !== s.grants || replica.state.revocations.size !== s.revocations) {
-    throw new Error('the paged replica does not hold every grant and revocation')
-  }
-  return { replica, pageMs }
+/** Run bench/policy-replica.ts in a process of its own on the envelopes in `dir`; its result. */
+async function inChild<T>(dir: string, plan: ReplicaPlan, nodeFlags: string[] = []): Promise<T> {
+  await writeFile(join(dir, 'plan.json'), JSON.stringify(plan))
+  const child = spawn(process.execPath, [...nodeFlags, join(import.meta.dirname, 'policy-replica.ts'), dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const out: Buffer[] = []
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk))
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null]
+  if (code !== 0) throw new Error(`${plan.label}: the replica process ended with ${code ?? signal}`)
+  return JSON.parse(Buffer.concat(out).toString('utf8')) as T
 }
 
 function queries(pool: Pool, count: number): AccessQuery[] {
@@ -405,14 +392,10 @@ function checkSigner(owner: Signer): void {
 }
 
 export default async function policy({ quick }: SuiteOptions): Promise<Figure[]> {
-  /** grants in the states that access checks run against */
+  /** grants in the states that access checks run against, and in the history written and replicated */
   const n = quick ? 2_000 : 100_000
-  /**
-   * grants written and replicated through PolicyDocument. At 100 000 the passes take far longer
-   * than the suite's budget in this process (the cost per change rises well above what the same
-   * code costs in a small process: not yet explained), so they run at 10 000
-   */
-  const docN = quick ? 2_000 : 10_000
+  /** changes applied one at a time at each end of a replica's history: near empty, and on top of it */
+  const edge = quick ? 20 : 200
   const small = 1_000
   const rounds = quick ? 1 : 11
   const perRound = 10_000
@@ -424,66 +407,69 @@ export default async function policy({ quick }: SuiteOptions): Promise<Figure[]>
 
   // warm up the signing, verification and Automerge code paths on a small throwaway space
   const warm = makeSpace(owner, POOL * POOL_GRANTS_EACH, pool)
-  replicate(warm, write(owner, warm).document.allEnvelopes())
+  write(owner, warm)
 
-  // 1. changes applied per second through the signed document path
-  const docSpace = makeSpace(owner, docN, pool)
-  const D = label(docN)
+  // 1. changes applied per second through the signed document path: the owner writes n grants
+  // and `edge` changes more, a replica in a process of its own applies them
+  const docSpace = makeSpace(owner, n + edge * GRANTS_PER_CHANGE, pool)
+  const D = label(n)
   const { document, writeMs } = write(owner, docSpace)
   progress(`${D}: owner wrote ${writeMs.wall.length} changes in ${seconds(sum(writeMs.wall))}`)
   const envelopes = document.allEnvelopes()
-  const { replica, applyMs: allApplyMs } = replicate(docSpace, envelopes)
-  // the genesis change comes first and carries no records
-  const applyMs = { wall: allApplyMs.wall.slice(1), cpu: allApplyMs.cpu.slice(1) }
-  progress(`${D}: replica applied ${allApplyMs.wall.length} envelopes in ${seconds(sum(allApplyMs.wall))}`)
-  const { replica: paged, pageMs } = replicateInPages(docSpace, envelopes)
-  progress(`${D}: replica applied ${envelopes.length} envelopes in pages in ${seconds(sum(pageMs.wall))}`)
-  if (paged.heads().sort().join() !== replica.heads().sort().join()) throw new Error('the paged replica differs')
+  /** the genesis, the streams and the changes of the first n grants */
+  const history = envelopes.length - edge
+  // write's timings start at the streams change (the genesis is made by create)
+  const historyWriteMs = { wall: writeMs.wall.slice(0, history - 1), cpu: writeMs.cpu.slice(0, history - 1) }
+  const historyGrants = sum(docSpace.changes.slice(0, history - 1).map(c => c.filter(r => r.kind === 'grant').length))
+  if (historyGrants !== n) throw new Error(`the history holds ${historyGrants} grants`)
 
-  // 3. stored size: the envelopes as a node stores them, and the Automerge document they make;
-  // and Automerge alone, one change at a time as applyEnvelope applies them (to the document
-  // without a JavaScript copy of it), over the first and the last tenth of the history (the
-  // middle in one call)
-  const envelopeBytes = sum(envelopes.map(e => e.byteLength))
-  // the change bytes openEnvelope would return; the replica above has verified every signature
-  const rawChanges = envelopes.map(e => {
-    const outer = decodeCanonical(e, MAX_ENVELOPE_BYTES) as { body: Uint8Array }
-    return (decodeCanonical(outer.body, MAX_ENVELOPE_BYTES) as { change: Uint8Array }).change
-  })
-  const changeBytes = sum(rawChanges.map(c => c.byteLength))
-  const tenth = Math.floor((rawChanges.length - 1) / 10)
-  const automergeMs = { first: timings(), last: timings() }
-  const backend = Automerge.getBackend(Automerge.init())
-  for (const change of rawChanges.slice(0, 1 + tenth)) timed(automergeMs.first, () => backend.applyChanges([change]))
+  const dir = await mkdtemp(join(tmpdir(), 'edgeward-policy-bench-'))
+  let replica: ReplicaResult
+  let flagged: ReplicaResult
+  let alone: AutomergeResult
+  try {
+    await writeFile(join(dir, 'envelopes.bin'), encodeEnvelopes(envelopes))
+    const plan = { space: docSpace.genesis.id, head: 2 + edge, history }
+    replica = await inChild<ReplicaResult>(dir, { ...plan, mode: 'replica', label: `${D} replica` })
+    flagged = await inChild<ReplicaResult>(
+      dir,
+      { ...plan, mode: 'replica', label: `${D} replica, ${GLOBAL_LIMIT_FLAG}` },
+      [GLOBAL_LIMIT_FLAG],
+    )
+    alone = await inChild<AutomergeResult>(dir, { ...plan, mode: 'automerge', label: `${D} Automerge alone` })
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+  const ownerHeads = document.heads().sort().join()
+  for (const r of [replica, flagged]) {
+    if (r.heads.sort().join() !== ownerHeads) throw new Error("a replica's heads differ from the owner's")
+    if (r.grants !== docSpace.grants || r.revocations !== docSpace.revocations) {
+      throw new Error('a replica does not hold every grant and revocation')
+    }
+  }
+
+  // 3. stored size: the envelopes as a node stores them, and the Automerge document they make
+  const historyEnvelopes = envelopes.slice(0, history)
+  const envelopeBytes = sum(historyEnvelopes.map(e => e.byteLength))
+  const tenth = Math.floor((history - 1) / 10)
   // the document after the first tenth: the size per grant of a smaller space, for comparison
   const early = {
     grants: sum(docSpace.changes.slice(0, tenth).map(c => c.filter(r => r.kind === 'grant').length)),
-    save: backend.save().byteLength,
+    save: alone.earlySave,
     envelopes: sum(envelopes.slice(0, 1 + tenth).map(e => e.byteLength)),
   }
-  backend.applyChanges(rawChanges.slice(1 + tenth, rawChanges.length - tenth))
-  for (const change of rawChanges.slice(rawChanges.length - tenth))
-    timed(automergeMs.last, () => backend.applyChanges([change]))
-  let t0 = performance.now()
-  const saved = backend.save()
-  const saveMs = performance.now() - t0
-  t0 = performance.now()
-  const rebuilt = Automerge.getBackend(Automerge.init())
-  rebuilt.applyChanges(rawChanges)
-  const rebuildMs = performance.now() - t0
-  if (rebuilt.save().byteLength !== saved.byteLength) throw new Error('the rebuilt documents differ')
-  const records = docSpace.changes.flat()
+  const records = docSpace.changes.slice(0, history - 1).flat()
   const recordBytes = sum(records.map(r => r.record.bytes.byteLength))
   const grantBytes = sum(records.filter(r => r.kind === 'grant').map(r => r.record.bytes.byteLength))
   progress(
-    `${D}: ${envelopes.length} envelopes of ${envelopeBytes} bytes; Automerge.save ${saved.byteLength} bytes; ` +
-      `all changes applied in one call in ${seconds(rebuildMs)}`,
+    `${D}: ${history} envelopes of ${envelopeBytes} bytes; Automerge.save ${alone.save} bytes; ` +
+      `all changes applied in one call in ${seconds(alone.rebuildMs)}`,
   )
 
   // 2. access checks: the same queries on the large and the small state, rounds interleaved
   const bigSpace = makeSpace(owner, n, pool)
   const smallSpace = makeSpace(owner, small, pool)
-  t0 = performance.now()
+  const t0 = performance.now()
   const bigState = directState(bigSpace)
   const smallState = directState(smallSpace)
   progress(`states of ${label(n)} and ${label(small)} grants indexed in ${seconds(performance.now() - t0)}`)
@@ -491,11 +477,11 @@ export default async function policy({ quick }: SuiteOptions): Promise<Figure[]>
   const mix = outcomes(bigState, qs)
   for (const [name, state] of [
     [label(small), smallState],
-    [`the replica of ${D}`, replica.state],
+    [`the owner's document of ${D}`, document.state],
   ] as const) {
     if (outcomes(state, qs) !== mix) throw new Error(`the same queries gave other answers on ${name}`)
   }
-  const states = [bigState, smallState, replica.state]
+  const states = [bigState, smallState, document.state]
   for (let i = 0; i < 3; i++) for (const state of states) checksPerSecond(state, qs)
   const rates = states.map((): number[] => [])
   for (let r = 0; r < rounds; r++) {
@@ -505,38 +491,75 @@ export default async function policy({ quick }: SuiteOptions): Promise<Figure[]>
       rates[i].push(checksPerSecond(states[i], qs))
     }
   }
-  const [bigRates, smallRates, replicaRates] = rates
+  const [bigRates, smallRates, documentRates] = rates
   progress(
     `checks: ${round(percentile(bigRates, 50), 0)}/s at ${label(n)}, ${round(percentile(smallRates, 50), 0)}/s ` +
-      `at ${label(small)}, ${round(percentile(replicaRates, 50), 0)}/s on the replica of ${D}`,
+      `at ${label(small)}, ${round(percentile(documentRates, 50), 0)}/s on the owner's document`,
   )
   progress(`done in ${seconds(performance.now() - started)}`)
 
-  const changeCount = docSpace.changes.length
+  const changeCount = history - 1
   const recordCount = records.length
   const shape =
-    `${docSpace.grants} grants to ${docSpace.subjects} subjects over ${STREAMS.length} streams, ` +
-    `${docSpace.revocations} revocations mixed in, ${GRANTS_PER_CHANGE} grants per change ` +
-    `(${changeCount} changes, ${recordCount} records with the streams)`
+    `${n} grants to ${docSpace.subjects} subjects over ${STREAMS.length} streams, ` +
+    `${docSpace.revocations} revocations mixed in (with those of the ${edge} changes after them), ` +
+    `${GRANTS_PER_CHANGE} grants per change (${changeCount} changes, ${recordCount} records with the streams)`
   const pass = (t: Timings) => `one pass, ${seconds(sum(t.wall))} (${seconds(sum(t.cpu))} CPU on the thread)`
   const perSecond = (count: number, t: Timings) => [count / (sum(t.wall) / 1000)]
   /**
-   * The cost per change in the last tenth of a pass against the first: on-thread CPU time per
-   * change, averaged over blocks of BLOCK consecutive changes (one change is shorter than the
-   * clock's resolution), so the samples do not depend on what else the machine runs.
+   * On-thread CPU time per change, averaged over blocks of BLOCK consecutive changes (one change
+   * is shorter than the clock's resolution), so the samples do not depend on what else the
+   * machine runs; and changes per second of wall-clock time over the same blocks.
    */
-  const tenths = (t: Timings) => {
-    const blocks: number[] = []
-    for (let i = 0; i + BLOCK <= t.cpu.length; i += BLOCK) blocks.push(sum(t.cpu.slice(i, i + BLOCK)) / BLOCK)
-    const k = Math.max(1, Math.floor(blocks.length / 10))
-    return { last: blocks.slice(blocks.length - k), first: blocks.slice(0, k) }
+  const blocks = (t: Timings) => {
+    const cpu: number[] = []
+    const rate: number[] = []
+    for (let i = 0; i + BLOCK <= t.cpu.length; i += BLOCK) {
+      cpu.push(sum(t.cpu.slice(i, i + BLOCK)) / BLOCK)
+      rate.push(BLOCK / (sum(t.wall.slice(i, i + BLOCK)) / 1000))
+    }
+    return { cpu, rate }
   }
-  const perChange = (name: string, unit: string, t: { last: number[]; first: number[] }, note: string) => {
-    const f = versus(`${name}, last 10% of ${D}`, unit, t.last, 'first 10%', t.first)
-    f.note = note
-    return f
+  const tenths = (t: Timings) => {
+    const { cpu } = blocks(t)
+    const k = Math.max(1, Math.floor(cpu.length / 10))
+    return { last: cpu.slice(cpu.length - k), first: cpu.slice(0, k) }
   }
   const cpuNote = `on-thread CPU time per change, averaged over blocks of ${BLOCK} changes`
+  const gcNote = (g: { count: number; ms: number }) => `${g.count} full collections, ${g.ms} ms`
+  // the replica's first changes are the genesis and the streams, which carry no grants
+  const near = (r: ReplicaResult) => blocks({ wall: r.head.wall.slice(2), cpu: r.head.cpu.slice(2) })
+  const onTop = (r: ReplicaResult) => blocks(r.tail)
+  const startName = `near the start (first ${edge} changes)`
+  const oneByOne = (r: ReplicaResult, name: string, note: string) => {
+    const f = versus(name, 'ms CPU/change', onTop(r).cpu, startName, near(r).cpu)
+    f.note =
+      `applyEnvelope, one at a time, of the ${edge} changes written after the ${D} grants, at a replica in a ` +
+      `process of its own that applied the history before them (in pages), against the first ${edge} changes ` +
+      `of the history applied the same way to an empty document; ${cpuNote}; ${note}; on top: ` +
+      `${gcNote(r.gc.tail)}, near the start: ${gcNote(r.gc.head)}; the replica process ended at ` +
+      `${r.rssMiB} MiB RSS, ${r.heapMiB} MiB JavaScript heap`
+    return f
+  }
+  /** CPU time per change of each page, its last tenth of pages against the first */
+  const pageTenths = (r: ReplicaResult) => {
+    const perPage = r.pages.cpu.map((c, i) => c / r.pages.size[i])
+    const k = Math.max(1, Math.floor(perPage.length / 10))
+    return { last: perPage.slice(perPage.length - k), first: perPage.slice(0, k) }
+  }
+  const inPages = (r: ReplicaResult, name: string, note: string) => {
+    const t = pageTenths(r)
+    const f = versus(name, 'ms CPU/change', t.last, 'first 10%', t.first)
+    const changes = sum(r.pages.size)
+    f.note =
+      `applyEnvelopes in pages of ${MAX_SYNC_PAGE}, CPU time per change of each page, the last tenth of the ` +
+      `pages (document near ${D} grants) against the first; ${note}; ${changes} changes, ` +
+      `${round(sum(r.pages.cpu) / changes, 2)} ms CPU per change over all pages; ${gcNote(r.gc.pages)}`
+    return f
+  }
+  const flagNote =
+    `node started with ${GLOBAL_LIMIT_FLAG}: growing Automerge's WebAssembly memory no longer starts a full ` +
+    'collection of the JavaScript heap on its own'
   const checkFigure = versus(
     `access checks at ${label(n)} grants`,
     'checks/s',
@@ -550,84 +573,101 @@ export default async function policy({ quick }: SuiteOptions): Promise<Figure[]>
     `(${bigSpace.grants} grants to ${bigSpace.subjects} subjects, ${bigSpace.revocations} revocations; ` +
     `${smallSpace.grants} to ${smallSpace.subjects}, ${smallSpace.revocations}); ` +
     `${POOL + POOL_WITHOUT_GRANTS} queried subjects with device certs, ${POOL_GRANTS_EACH} grants each ` +
-    `(none for ${POOL_WITHOUT_GRANTS}); outcomes, identical on both and on the replica of ${D}: ${mix}; ` +
+    `(none for ${POOL_WITHOUT_GRANTS}); outcomes, identical on both and on the owner's document of ${D}: ${mix}; ` +
     `${round(1e6 / percentile(bigRates, 50), 2)} µs per check`
   const perGrant = (bytes: number, grants: number) => round(bytes / grants, 1)
   const envelopeFigure = versus(
     `policy envelopes stored per grant, ${D} grants`,
     'bytes/grant',
-    [envelopeBytes / docSpace.grants],
+    [envelopeBytes / n],
     `first tenth, ${early.grants} grants`,
     [early.envelopes / early.grants],
   )
   envelopeFigure.note =
-    `${envelopes.length} signed envelopes, ${envelopeBytes} bytes in all (what a node keeps in LevelDB), per ` +
+    `${history} signed envelopes, ${envelopeBytes} bytes in all (what a node keeps in LevelDB), per ` +
     'grant, against the same for the first tenth of the history; the signed records alone are ' +
-    `${perGrant(recordBytes, docSpace.grants)} bytes per grant (a signed grant ${perGrant(grantBytes, docSpace.grants)}), ` +
-    `the raw Automerge changes ${perGrant(changeBytes, docSpace.grants)}`
+    `${perGrant(recordBytes, n)} bytes per grant (a signed grant ${perGrant(grantBytes, n)}), ` +
+    `the raw Automerge changes ${perGrant(alone.changeBytes, n)}`
   const saveFigure = versus(
     `policy Automerge.save per grant, ${D} grants`,
     'bytes/grant',
-    [saved.byteLength / docSpace.grants],
+    [alone.save / n],
     `first tenth, ${early.grants} grants`,
-    [early.save / early.grants],
+    [alone.earlySave / early.grants],
   )
   saveFigure.note =
-    `Automerge.save of the document rebuilt from the ${rawChanges.length} changes: ${saved.byteLength} bytes ` +
-    `(save ${round(saveMs, 0)} ms), against the document after the first tenth of them`
+    `Automerge.save of the document made of the ${history} changes: ${alone.save} bytes ` +
+    `(save ${round(alone.saveMs, 0)} ms), against the document after the first tenth of them`
+  const automergeFigure = versus(
+    `Automerge.applyChanges alone per change, last 10% of ${D}`,
+    'ms/change',
+    alone.last.wall,
+    'first 10%',
+    // the first change is the genesis
+    alone.first.wall.slice(1),
+  )
+  automergeFigure.note =
+    'the same changes applied one at a time to a bare Automerge document in a process of its own (no ' +
+    'signatures, no policy; no JavaScript copy of the document, as PolicyDocument keeps none), as ' +
+    `applyEnvelope applies them, the middle of the history in one call; wall-clock time per change ` +
+    `(${round(sum(alone.last.cpu) / alone.last.cpu.length, 2)} ms CPU per change over the last tenth, ` +
+    `${round(sum(alone.first.cpu) / alone.first.cpu.length, 2)} over the first; full collections: ` +
+    `${gcNote(alone.gc.last)} over the last tenth, ${gcNote(alone.gc.first)} over the first); all ${history} ` +
+    `changes in one applyChanges call take ${seconds(alone.rebuildMs)}`
+  const writeTenths = tenths(historyWriteMs)
+  const writeFigure = versus(
+    `policy write per change, last 10% of ${D}`,
+    'ms CPU/change',
+    writeTenths.last,
+    'first 10%',
+    writeTenths.first,
+  )
+  writeFigure.note =
+    `PolicyDocument.write of 10 grants: the last tenth of the changes (document near ${D} grants) against ` +
+    `the first tenth; ${cpuNote}; in the benchmark's own process, which also holds every signed record ` +
+    `it writes (what the full collections that WebAssembly memory growth starts have to walk)`
+  const replicaRate = versus(
+    `policy apply one by one at a replica, at ${D} grants`,
+    'changes/s',
+    onTop(replica).rate,
+    startName,
+    near(replica).rate,
+  )
+  replicaRate.note =
+    `the same changes as "policy apply per change at a replica, at ${D} grants", changes per second of ` +
+    `wall-clock time over blocks of ${BLOCK} (${edge * GRANTS_PER_CHANGE} records in each set)`
   return [
-    figure(`policy write at the owner, ${D} grants`, 'changes/s', perSecond(changeCount, writeMs), {
+    figure(`policy write at the owner, ${D} grants`, 'changes/s', perSecond(changeCount, historyWriteMs), {
       note:
-        `PolicyDocument.write of pre-signed records: ${shape}; ${pass(writeMs)}; write signs the envelope, ` +
-        `then applies it as a replica would (verifies it and every record)`,
+        `PolicyDocument.write of pre-signed records: ${shape}; ${pass(historyWriteMs)}; write signs the ` +
+        `envelope, then applies it as a replica would (verifies it and every record)`,
     }),
-    figure(`policy write at the owner, ${D} grants`, 'records/s', perSecond(recordCount, writeMs), {
+    figure(`policy write at the owner, ${D} grants`, 'records/s', perSecond(recordCount, historyWriteMs), {
       note: 'the same pass as changes/s',
     }),
-    perChange(
-      'policy write per change',
-      'ms CPU/change',
-      tenths(writeMs),
-      `PolicyDocument.write of 10 grants: the last tenth of the changes (document near ${D} grants) against ` +
-        `the first tenth; ${cpuNote}`,
+    writeFigure,
+    replicaRate,
+    oneByOne(replica, `policy apply per change at a replica, at ${D} grants`, 'node as a peer runs it'),
+    figure(
+      `policy apply in pages at a fresh replica, ${D} grants`,
+      'changes/s',
+      perSecond(sum(replica.pages.size), replica.pages),
+      {
+        note:
+          `applyEnvelopes of the history after its first ${edge} changes in pages of ${MAX_SYNC_PAGE} (what ` +
+          `catch-up and a restart do), at a replica in a process of its own: every envelope and record ` +
+          `verified and checked on its own, one Automerge call per run of changes; ${pass(replica.pages)}`,
+      },
     ),
-    figure(`policy apply at a fresh replica, ${D} grants`, 'changes/s', perSecond(changeCount, applyMs), {
-      note:
-        `applyEnvelope of every envelope from allEnvelopes(), in order: verifies the envelope and every record, ` +
-        `checks authority, applies the change to Automerge and indexes the state; ${pass(applyMs)}`,
-    }),
-    figure(`policy apply at a fresh replica, ${D} grants`, 'records/s', perSecond(recordCount, applyMs), {
-      note: 'the same pass as changes/s',
-    }),
-    figure(`policy apply in pages at a fresh replica, ${D} grants`, 'changes/s', perSecond(envelopes.length, pageMs), {
-      note:
-        `applyEnvelopes of the same envelopes in pages of ${MAX_SYNC_PAGE} (what catch-up and a restart do): ` +
-        `every envelope and record verified and checked on its own, one Automerge call per run of changes; ` +
-        `${pass(pageMs)}; ${round(sum(pageMs.cpu) / envelopes.length, 3)} ms CPU per change`,
-    }),
-    perChange(
-      'policy apply per change',
-      'ms CPU/change',
-      tenths(applyMs),
-      `applyEnvelope: the last tenth of the history against the first; ${cpuNote}`,
-    ),
-    perChange(
-      'Automerge.applyChanges alone per change',
-      'ms/change',
-      // the first change is the genesis
-      { last: automergeMs.last.wall, first: automergeMs.first.wall.slice(1) },
-      'the same changes applied one at a time to a bare Automerge document (no signatures, no policy; ' +
-        'no JavaScript copy of the document, as PolicyDocument keeps none), as applyEnvelope applies them; ' +
-        `wall-clock time per change ` +
-        `(${round(sum(automergeMs.last.cpu) / automergeMs.last.cpu.length, 2)} ms CPU per change over the last ` +
-        `tenth, ${round(sum(automergeMs.first.cpu) / automergeMs.first.cpu.length, 2)} over the first); all ` +
-        `${rawChanges.length} changes in one applyChanges call take ${seconds(rebuildMs)}`,
-    ),
+    inPages(replica, `policy apply in pages per change, last 10% of ${D}`, 'node as a peer runs it'),
+    oneByOne(flagged, `policy apply per change at a replica, at ${D} grants, ${GLOBAL_LIMIT_FLAG}`, flagNote),
+    inPages(flagged, `policy apply in pages per change, last 10% of ${D}, ${GLOBAL_LIMIT_FLAG}`, flagNote),
+    automergeFigure,
     checkFigure,
-    figure(`access checks on the replica of ${D} grants`, 'checks/s', replicaRates, {
+    figure(`access checks on the owner's document of ${D} grants`, 'checks/s', documentRates, {
       note:
-        `the same queries on the state the replica built through applyEnvelope, in the same rounds; ` +
-        `${round(1e6 / percentile(replicaRates, 50), 2)} µs per check`,
+        `the same queries on the state the owner's PolicyDocument built (write applies each envelope as a ` +
+        `replica would), in the same rounds; ${round(1e6 / percentile(documentRates, 50), 2)} µs per check`,
     }),
     envelopeFigure,
     saveFigure,
