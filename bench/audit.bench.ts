@@ -35,6 +35,7 @@ import {
   releaseInfo,
 } from '../protocols/access/messages.ts'
 import { type AuditEntry, encodeEntry, type ReleaseEntry, requestHash } from '../protocols/audit/entries.ts'
+import { readingCount } from '../protocols/data/reading.ts'
 import { createGrant } from '../protocols/policy/records.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
 import { Peers, rng } from './peers.ts'
@@ -310,7 +311,7 @@ async function keyRelease(quick: boolean): Promise<Figure[]> {
       await waitFor(`the reader to receive space ${name}, its grant and readings`, async () => {
         const doc = reader.policy.document(space)
         if (!doc.hasGenesis || !doc.state.grants.has(g.id) || !doc.state.streams.has(STREAM)) return undefined
-        return (await reader.data.storedReadings(space, STREAM)).length === 5 ? true : undefined
+        return readingCount(await reader.data.storedReadings(space, STREAM)) === 5 ? true : undefined
       })
       // one read through the reader's own path (DataService.read asks the key holder)
       const read = await reader.data.read(space, STREAM)

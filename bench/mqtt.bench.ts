@@ -18,8 +18,8 @@ async function atRate(gw: EdgewardNode, space: string, url: string, rate: number
   const off = gw.data.onReading(r => {
     if (r.stream !== stream || r.form !== 'raw') return
     const at = Date.now()
-    void gw.data.decryptAll(space, stream, [r]).then(([d]) => {
-      if (d !== undefined) latencies.push(at - d.ts)
+    void gw.data.decryptAll(space, stream, [r]).then(ds => {
+      for (const d of ds) latencies.push(at - d.ts)
     })
   })
   const ingest = await MqttIngest.start(gw, { space, url, topic: `bench/${stream}` })

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { waitFor } from '../node/cli/local-network.ts'
+import { readingCount } from '../protocols/data/reading.ts'
 import { type Figure, type SuiteOptions, versus } from './harness.ts'
 import { Peers } from './peers.ts'
 
@@ -43,7 +44,7 @@ export default async function objects(opts: SuiteOptions): Promise<Figure[]> {
       await waitFor(
         'the reader to store every chunk',
         async () =>
-          (await reader.data.storedReadings(space, s.object)).length >= s.manifest.chunks + 1 ? true : undefined,
+          readingCount(await reader.data.storedReadings(space, s.object)) >= s.manifest.chunks + 1 ? true : undefined,
         300_000,
         20,
       )

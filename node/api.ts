@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { constantTimeEqual } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
-import { validateReadingInput } from '../protocols/data/reading.ts'
+import { readingsIn, validateReadingInput } from '../protocols/data/reading.ts'
 import { FORM_PATTERN } from '../protocols/policy/records.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
 import * as objectsApi from './api-objects.ts'
@@ -389,12 +389,14 @@ export class ApiServer {
       }
       while (!closed) {
         if (queue.length === 0) await new Promise<void>(resolve => (wake = resolve))
-        const batch = queue.splice(0).filter(r => r.seq > lastSeq)
+        // records that hold a reading after the last one written (a record may hold several)
+        const batch = queue.splice(0).filter(r => r.seq + readingsIn(r) - 1 > lastSeq)
         if (batch.length === 0) continue
         try {
           const decrypted = await data.decryptAll(space, stream, batch, since)
           if (!objects.readingsDownloadable(space, stream, form, decrypted)) throw viewOnly()
           for (const r of decrypted) {
+            if (r.seq <= lastSeq) continue
             res.write(`${readingJson(r)}\n`)
             lastSeq = Math.max(lastSeq, r.seq)
           }

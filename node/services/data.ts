@@ -54,14 +54,19 @@ import {
 import {
   decodeEncryptedReading,
   decodeReadingsMessage,
-  decryptReading,
+  decryptReadings,
   type EncryptedReading,
   encodeEncryptedReading,
   encodeReadingsMessage,
-  encryptReading,
+  encryptReadings,
   MAX_READINGS_MESSAGE_BYTES,
   MAX_READINGS_PER_MESSAGE,
+  MAX_READINGS_PER_RECORD,
+  MAX_RECORD_PLAINTEXT,
   type Reading,
+  readingCount,
+  readingSize,
+  readingsIn,
 } from '../../protocols/data/reading.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
 import { createStream, type Revocation } from '../../protocols/policy/records.ts'
@@ -108,6 +113,21 @@ export interface DecryptedReading extends Reading {
 }
 
 type ReadingListener = (r: EncryptedReading) => void
+
+/** The records of one publish call (or window closing) being made: see DataService.writer. */
+interface Writer {
+  st: EpochState
+  batch: ReturnType<Store['db']['batch']>
+  /** sealed records, in the order they were made */
+  out: { r: EncryptedReading; bytes: Uint8Array }[]
+  /** readings emitted */
+  emitted: number
+  /** seal every open record */
+  seal(): Promise<void>
+  newEpoch(now: number): Promise<void>
+  /** add a reading of a form; returns its sequence number */
+  emit(form: string, reading: Reading): Promise<number>
+}
 
 export class DataService {
   private readonly c: NodeComponents
@@ -213,7 +233,7 @@ export class DataService {
       records.map((r, i) => [r, bytes[i]]),
       false,
     )
-    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'gossip' }, records.length)
+    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'gossip' }, readingCount(records))
     for (const r of records) for (const l of this.readingListeners) l(r)
     return TopicValidatorResult.Accept
   }
@@ -277,12 +297,12 @@ export class DataService {
     const salts = randomFillSync(new Uint8Array(16 * readings.length))
     for (const [i, reading] of readings.entries()) {
       const now = this.c.now()
-      if (now - w.st.started >= record.epochMs) w.newEpoch(now)
+      if (now - w.st.started >= record.epochMs) await w.newEpoch(now)
       // raw carries the salt; hashed carries only the commitment to (ts, value, salt)
       const salt = salts.subarray(16 * i, 16 * i + 16)
       const raw: Reading = { ts: reading.ts, value: reading.value, salt }
       if (reading.bytes !== undefined) raw.bytes = reading.bytes
-      seqs.push((await w.emit(RAW, raw)).seq)
+      seqs.push(await w.emit(RAW, raw))
       if (forms.includes(HASHED)) {
         await w.emit(HASHED, { ts: reading.ts, value: { commitment: commitReading(reading.ts, reading.value, salt) } })
       }
@@ -294,22 +314,18 @@ export class DataService {
         for (const a of res.closed) await w.emit(form, { ts: a.start, value: aggregateValue(a) })
       }
     }
-    await this.commit(space, stream, w.st, w.batch, w.out)
+    await this.commit(space, stream, w)
     return seqs
   }
 
-  /** Store the batch and the epoch state durably, then gossip what was stored. */
-  private async commit(
-    space: string,
-    stream: string,
-    st: EpochState,
-    batch: ReturnType<Store['db']['batch']>,
-    out: { r: EncryptedReading; bytes: Uint8Array }[],
-  ): Promise<void> {
+  /** Seal what is open, store the batch and the epoch state durably, then gossip what was stored. */
+  private async commit(space: string, stream: string, w: Writer): Promise<void> {
+    await w.seal()
+    const { st, batch, out } = w
     batch.put(`${space}!${stream}`, encodeCanonical(st), { sublevel: this.c.store.epochs } as never)
     await batch.write(DURABLE)
     this.epochStates.set(`${space}!${stream}`, st)
-    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, out.length)
+    this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, readingCount(out.map(o => o.r)))
     // one gossip message per up to MAX_READINGS_PER_MESSAGE readings (or ~1 MiB)
     let pending: Uint8Array[] = []
     let size = 0
@@ -345,39 +361,66 @@ export class DataService {
             if (res.open === undefined) delete w.st.windows[form]
             for (const a of res.closed) await w.emit(form, { ts: a.start, value: aggregateValue(a) })
           }
-          if (w.out.length > 0) await this.commit(space, stream, w.st, w.batch, w.out)
+          if (w.emitted > 0) await this.commit(space, stream, w)
         })
       }
     }
   }
 
   /**
-   * What publishing and closing windows share: the next record of a form, encrypted under the
-   * current epoch's key of that form, numbered in sequence, added to one batch.
+   * What publishing and closing windows share: the next reading of a form, numbered in
+   * sequence, gathered with the form's readings before it into one record (up to
+   * MAX_READINGS_PER_RECORD, and MAX_RECORD_PLAINTEXT bytes) that is encrypted under the
+   * current epoch's key of the form and added to one batch when it is full, when the epoch
+   * changes, or when the caller commits.
    */
-  private writer(space: string, stream: string, initial: EpochState) {
+  private writer(space: string, stream: string, initial: EpochState): Writer {
     const keys = new Map<string, Uint8Array>()
-    const w = {
+    /** the readings not yet sealed, per form: all of the current epoch, numbered from `seq` */
+    const open = new Map<string, { seq: number; readings: Reading[]; size: number }>()
+    const sealForm = async (form: string): Promise<void> => {
+      const o = open.get(form)
+      if (o === undefined) return
+      open.delete(form)
+      let key = keys.get(form)
+      if (key === undefined) {
+        key = await this.holderKey(space, stream, form, w.st.epoch)
+        keys.set(form, key)
+      }
+      const r = encryptReadings(key, { space, stream, form, epoch: w.st.epoch, seq: o.seq }, o.readings)
+      const bytes = encodeEncryptedReading(r)
+      this.addRecord(w.batch, r, bytes)
+      w.out.push({ r, bytes })
+    }
+    const w: Writer = {
       st: initial,
       batch: this.c.store.db.batch(),
-      out: [] as { r: EncryptedReading; bytes: Uint8Array }[],
-      newEpoch: (now: number) => {
+      out: [],
+      emitted: 0,
+      seal: async () => {
+        for (const form of [...open.keys()]) await sealForm(form)
+      },
+      newEpoch: async (now: number) => {
+        await w.seal()
         w.st = { ...w.st, epoch: w.st.epoch + 1, started: now }
         keys.clear()
       },
-      emit: async (form: string, reading: Reading): Promise<EncryptedReading> => {
-        let key = keys.get(form)
-        if (key === undefined) {
-          key = await this.holderKey(space, stream, form, w.st.epoch)
-          keys.set(form, key)
+      emit: async (form: string, reading: Reading): Promise<number> => {
+        const size = readingSize(reading)
+        const o = open.get(form)
+        if (o !== undefined && (o.readings.length >= MAX_READINGS_PER_RECORD || o.size + size > MAX_RECORD_PLAINTEXT)) {
+          await sealForm(form)
         }
         const seq = w.st.seq[form] ?? 0
         w.st.seq[form] = seq + 1
-        const r = encryptReading(key, { space, stream, form, epoch: w.st.epoch, seq }, reading)
-        const bytes = encodeEncryptedReading(r)
-        this.addRecord(w.batch, r, bytes)
-        w.out.push({ r, bytes })
-        return r
+        const current = open.get(form)
+        if (current === undefined) open.set(form, { seq, readings: [reading], size })
+        else {
+          current.readings.push(reading)
+          current.size += size
+        }
+        w.emitted++
+        return seq
       },
     }
     return w
@@ -816,16 +859,18 @@ export class DataService {
         key = cached.key
       }
       if (key === undefined) continue // outside the grant's data window
-      let plain: Reading
+      let plain: Reading[]
       try {
-        plain = decryptReading(key, r)
+        plain = decryptReadings(key, r)
       } catch (err) {
         if ((err as Error).name !== 'DecryptionError') throw err
         // not what the key holder published (a peer served something else): drop it, fetch again later
         await this.dropRecord(r)
         continue
       }
-      if (plain.ts >= since) out.push({ ...plain, seq: r.seq, epoch: r.epoch, form: r.form })
+      for (const [i, p] of plain.entries()) {
+        if (p.ts >= since) out.push({ ...p, seq: r.seq + i, epoch: r.epoch, form: r.form })
+      }
     }
     return out
   }
@@ -840,8 +885,13 @@ export function recordKey(r: { space: string; stream: string; form: string; seq:
   return `${r.space}!${r.stream}!${r.form}!${pad(r.seq)}`
 }
 
-export function arrivalKey(r: { space: string; stream: string; form: string; seq: number }, at: number): string {
-  return `${r.space}!${r.stream}!${r.form}!${pad(at)}!${pad(r.seq)}`
+/** When a record arrived, for retention: `<space>!<stream>!<form>!<at>!<seq>`, then `!<n>` for a record of several readings. */
+export function arrivalKey(
+  r: { space: string; stream: string; form: string; seq: number; n?: number },
+  at: number,
+): string {
+  const n = readingsIn(r)
+  return `${r.space}!${r.stream}!${r.form}!${pad(at)}!${pad(r.seq)}${n === 1 ? '' : `!${n}`}`
 }
 
 function keyLocation(space: string, stream: string, form: string, epoch: number): string {

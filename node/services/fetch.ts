@@ -14,7 +14,12 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
-import { decodeEncryptedReading, type EncryptedReading } from '../../protocols/data/reading.ts'
+import {
+  decodeEncryptedReading,
+  type EncryptedReading,
+  readingCount,
+  readingsIn,
+} from '../../protocols/data/reading.ts'
 import {
   decodeFetchRequest,
   decodeFetchResponse,
@@ -119,6 +124,19 @@ export class FetchService {
     let bytes = 0
     let next: number | undefined
     const prefix = `${req.space}!${req.stream}!${req.form}!`
+    // a record that begins before `from` and holds it comes first
+    for await (const v of this.c.store.records.values({
+      gt: prefix,
+      lt: `${prefix}${pad(req.from)}`,
+      reverse: true,
+      limit: 1,
+    })) {
+      const r = decodeEncryptedReading(v)
+      if (r.seq + readingsIn(r) > req.from) {
+        records.push(v)
+        bytes += v.byteLength
+      }
+    }
     for await (const [k, v] of this.c.store.records.iterator({ gte: `${prefix}${pad(req.from)}`, lt: `${prefix}~` })) {
       if (records.length >= req.limit || bytes + v.byteLength > MAX_FETCH_PAGE_BYTES) {
         next = Number(k.slice(prefix.length))
@@ -173,10 +191,13 @@ export class FetchService {
     this.lastBackfill.set(key, now)
     const doc = this.policy.document(space)
     if (doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)) return 0
+    // the sequence numbers held here (a record holds one or more)
     const have = new Set<number>()
     const prefix = `${space}!${stream}!${form}!`
-    for await (const k of this.c.store.records.keys({ gt: prefix, lt: `${prefix}~` }))
-      have.add(Number(k.slice(prefix.length)))
+    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
+      const r = decodeEncryptedReading(v)
+      for (let i = 0; i < readingsIn(r); i++) have.add(r.seq + i)
+    }
     // what retention deleted here is not fetched again
     const floorBytes = await this.c.store.settings.get(`floor!${key}`)
     const floor = floorBytes === undefined ? 0 : (decodeCanonical(floorBytes, 16) as number)
@@ -201,7 +222,7 @@ export class FetchService {
     const known = this.knownHolders(space)
     if (known.anyConnected) await ask(known.peers)
     if (answered === 0) await ask([...(await this.providers(space)), ...known.peers])
-    if (fetched > 0) log('backfilled %d records of %s/%s/%s', fetched, space, stream, form)
+    if (fetched > 0) log('backfilled %d readings of %s/%s/%s', fetched, space, stream, form)
     return fetched
   }
 
@@ -227,11 +248,15 @@ export class FetchService {
       for (const bytes of res.records) {
         try {
           const r = decodeEncryptedReading(bytes)
-          if (r.space !== space || r.stream !== stream || r.form !== form || r.seq < from) {
+          const n = readingsIn(r)
+          if (r.space !== space || r.stream !== stream || r.form !== form || r.seq + n <= from) {
             throw new Error('not what was asked for')
           }
-          if (have.has(r.seq)) continue
-          have.add(r.seq)
+          // kept only if it brings a reading this node lacks and overwrites no record it holds
+          let lacking = false
+          for (let i = 0; i < n; i++) if (!have.has(r.seq + i)) lacking = true
+          if (!lacking || have.has(r.seq)) continue
+          for (let i = 0; i < n; i++) have.add(r.seq + i)
           fresh.push([r, bytes])
         } catch (err) {
           this.c.metrics.inc('edgeward_backfill_records_total', { result: 'refused' })
@@ -239,7 +264,7 @@ export class FetchService {
         }
       }
       await this.data.storeRecords(fresh, false)
-      stored += fresh.length
+      stored += readingCount(fresh.map(([r]) => r))
       this.c.metrics.inc('edgeward_backfill_records_total', { result: 'stored' }, fresh.length)
       if (res.next === undefined) return { stored, complete: true }
       if (res.next <= from) return { stored, complete: false }
@@ -264,11 +289,11 @@ export class FetchService {
     for await (const [k, v] of this.c.store.settings.iterator({ gt: 'retention!', lt: 'retention!~' })) {
       const [, space, stream] = k.split('!')
       const r = decodeCanonical(v, 256) as Retention
-      const arrivals: { key: string; at: number; form: string; seq: number }[] = []
+      const arrivals: { key: string; at: number; form: string; seq: number; n: number }[] = []
       const prefix = `${space}!${stream}!`
       for await (const a of this.c.store.arrivals.keys({ gt: prefix, lt: `${prefix}~` })) {
-        const [form, at, seq] = a.slice(prefix.length).split('!')
-        arrivals.push({ key: a, at: Number(at), form, seq: Number(seq) })
+        const [form, at, seq, n = '1'] = a.slice(prefix.length).split('!')
+        arrivals.push({ key: a, at: Number(at), form, seq: Number(seq), n: Number(n) })
       }
       const now = this.c.now()
       const byForm = new Map<string, typeof arrivals>()
@@ -276,17 +301,22 @@ export class FetchService {
       for (const list of byForm.values()) {
         // oldest first
         list.sort((x, y) => x.at - y.at || x.seq - y.seq)
-        const excess = r.maxCount === undefined ? 0 : Math.max(0, list.length - r.maxCount)
-        const doomed = list.filter((a, i) => i < excess || (r.maxAgeMs !== undefined && now - a.at > r.maxAgeMs))
+        // maxCount counts readings: whole records go, oldest first, until no more than that remain
+        let excess = r.maxCount === undefined ? 0 : readingCount(list) - r.maxCount
+        const doomed = list.filter(a => {
+          const goes = excess > 0 || (r.maxAgeMs !== undefined && now - a.at > r.maxAgeMs)
+          excess -= a.n
+          return goes
+        })
         if (doomed.length === 0) continue
         const batch = this.c.store.db.batch()
-        const floor = Math.max(...doomed.map(a => a.seq)) + 1
+        const floor = Math.max(...doomed.map(a => a.seq + a.n))
         batch.put(`floor!${space}!${stream}!${doomed[0].form}`, encodeCanonical(floor), {
           sublevel: this.c.store.settings,
         } as never)
         for (const a of doomed) {
           batch.del(recordKey({ space, stream, form: a.form, seq: a.seq }), { sublevel: this.c.store.records } as never)
-          batch.del(arrivalKey({ space, stream, form: a.form, seq: a.seq }, a.at), {
+          batch.del(arrivalKey({ space, stream, form: a.form, seq: a.seq, n: a.n }, a.at), {
             sublevel: this.c.store.arrivals,
           } as never)
         }

@@ -1,10 +1,15 @@
 /**
  * Encrypted readings of a stream, as they cross the network and sit in every peer's store.
  *
- * A reading's plaintext `{ ts, value }` is encrypted with the data key of its
- * (stream, epoch, form) under AES-256-GCM; the associated data binds space, stream, epoch,
- * sequence number and form, so a ciphertext moved to another place, epoch or position
- * fails to decrypt. Only the coordinates are in the clear, never the time or the value.
+ * A record holds `n` consecutive readings of one (stream, epoch, form), sequence numbers
+ * `seq` to `seq + n - 1` (n is 1 unless written, at most MAX_READINGS_PER_RECORD): their
+ * plaintexts `{ ts, value }` (a list of them when n > 1) are encrypted together with the
+ * data key of the (stream, epoch, form) under AES-256-GCM. The associated data binds space,
+ * stream, epoch, first sequence number, count and form, so a ciphertext moved to another
+ * place, epoch or position, or cut short, fails to decrypt. Only the coordinates are in the
+ * clear, never the times or the values. A gateway seals the readings of one publish call
+ * into as few records as fit, so the per-record costs (an AEAD call, a store write, the
+ * coordinates on the wire) are paid once for many readings.
  */
 import { aeadDecrypt, aeadEncrypt } from '../../crypto/aead.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
@@ -28,28 +33,61 @@ export interface Reading {
   bytes?: Uint8Array
 }
 
+/** the most readings one record holds */
+export const MAX_READINGS_PER_RECORD = 256
+
 export interface EncryptedReading {
   space: string
   stream: string
   form: string
   epoch: number
+  /** the sequence number of the record's first reading */
   seq: number
+  /** how many readings the record holds (absent: 1) */
+  n?: number
   ct: Uint8Array
+}
+
+/** How many readings a record holds. */
+export function readingsIn(r: { n?: number }): number {
+  return r.n ?? 1
+}
+
+/** The sum of readingsIn over records. */
+export function readingCount(records: readonly { n?: number }[]): number {
+  let total = 0
+  for (const r of records) total += readingsIn(r)
+  return total
 }
 
 function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
   const w = aadWriter.reset()
+  const n = readingsIn(r)
+  // a single reading keeps the layout it always had; a record of several binds the count too
   if (
-    w.head(4, 6) &&
-    w.text('edgeward/reading/v1') &&
-    w.text(r.space) &&
-    w.text(r.stream) &&
-    w.uint(r.epoch) &&
-    w.uint(r.seq) &&
-    w.text(r.form)
+    n === 1
+      ? w.head(4, 6) &&
+        w.text('edgeward/reading/v1') &&
+        w.text(r.space) &&
+        w.text(r.stream) &&
+        w.uint(r.epoch) &&
+        w.uint(r.seq) &&
+        w.text(r.form)
+      : w.head(4, 7) &&
+        w.text('edgeward/readings/v1') &&
+        w.text(r.space) &&
+        w.text(r.stream) &&
+        w.uint(r.epoch) &&
+        w.uint(r.seq) &&
+        w.uint(n) &&
+        w.text(r.form)
   )
     return w.view()
-  return encodeCanonical(['edgeward/reading/v1', r.space, r.stream, r.epoch, r.seq, r.form])
+  return encodeCanonical(
+    n === 1
+      ? ['edgeward/reading/v1', r.space, r.stream, r.epoch, r.seq, r.form]
+      : ['edgeward/readings/v1', r.space, r.stream, r.epoch, r.seq, n, r.form],
+  )
 }
 
 /**
@@ -60,7 +98,7 @@ function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
  * number that is not a safe non-negative integer, a string that is not well-formed), and the
  * caller then uses encodeCanonical. The tests compare both on generated values.
  */
-class CborWriter {
+export class CborWriter {
   private buf = new Uint8Array(4096)
   private pos = 0
 
@@ -169,15 +207,10 @@ function cbor(): CborWriter {
 const aadWriter = new CborWriter()
 const plaintextWriter = new CborWriter()
 
-export function encryptReading(
-  key: Uint8Array,
-  coords: Omit<EncryptedReading, 'ct'>,
-  reading: Reading,
-): EncryptedReading {
-  const value = JSON.stringify(reading.value)
-  const w = plaintextWriter.reset()
+/** A reading's plaintext map, as canonical CBOR, or false if this writer cannot write it exactly. */
+function writeReading(w: CborWriter, reading: Reading, value: string): boolean {
   // keys in canonical order: ts, salt, bytes, value
-  const plaintext =
+  return (
     w.head(5, 2 + (reading.salt === undefined ? 0 : 1) + (reading.bytes === undefined ? 0 : 1)) &&
     w.text('ts') &&
     w.uint(reading.ts) &&
@@ -185,31 +218,96 @@ export function encryptReading(
     (reading.bytes === undefined || (w.text('bytes') && w.bytes(reading.bytes))) &&
     w.text('value') &&
     w.text(value)
-      ? w.view()
-      : encodeCanonical({
-          ts: reading.ts,
-          value,
-          ...(reading.salt === undefined ? {} : { salt: reading.salt }),
-          ...(reading.bytes === undefined ? {} : { bytes: reading.bytes }),
-        })
+  )
+}
+
+function plaintextObject(reading: Reading, value: string): Record<string, unknown> {
+  return {
+    ts: reading.ts,
+    value,
+    ...(reading.salt === undefined ? {} : { salt: reading.salt }),
+    ...(reading.bytes === undefined ? {} : { bytes: reading.bytes }),
+  }
+}
+
+export function encryptReading(
+  key: Uint8Array,
+  coords: Omit<EncryptedReading, 'ct' | 'n'>,
+  reading: Reading,
+): EncryptedReading {
+  const value = JSON.stringify(reading.value)
+  const w = plaintextWriter.reset()
+  const plaintext = writeReading(w, reading, value) ? w.view() : encodeCanonical(plaintextObject(reading, value))
   return { ...coords, ct: aeadEncrypt(key, plaintext, aad(coords)) }
 }
 
-/** Throws DecryptionError when the key is wrong or anything was changed. */
-export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
-  const plaintext = aeadDecrypt(key, r.ct, aad(r))
-  const m = asMap(decodeCanonical(plaintext, MAX_READING_BYTES), 'reading', ['ts', 'value', 'salt', 'bytes'])
+/**
+ * Encrypt consecutive readings, numbered from `coords.seq`, into one record (one reading:
+ * what encryptReading makes). The caller keeps them within MAX_READINGS_PER_RECORD and the
+ * record within MAX_READING_BYTES (see readingSize).
+ */
+export function encryptReadings(
+  key: Uint8Array,
+  coords: Omit<EncryptedReading, 'ct' | 'n'>,
+  readings: readonly Reading[],
+): EncryptedReading {
+  if (readings.length === 1) return encryptReading(key, coords, readings[0])
+  if (readings.length === 0 || readings.length > MAX_READINGS_PER_RECORD) {
+    throw new RangeError(`a record holds 1..${MAX_READINGS_PER_RECORD} readings`)
+  }
+  const values = readings.map(r => JSON.stringify(r.value))
+  const w = plaintextWriter.reset()
+  let exact = w.head(4, readings.length)
+  for (let i = 0; exact && i < readings.length; i++) exact = writeReading(w, readings[i], values[i])
+  const plaintext = exact ? w.view() : encodeCanonical(readings.map((r, i) => plaintextObject(r, values[i])))
+  const full = { ...coords, n: readings.length }
+  return { ...full, ct: aeadEncrypt(key, plaintext, aad(full)) }
+}
+
+/** An upper bound of the bytes a reading adds to a record's plaintext, for keeping records under MAX_READING_BYTES. */
+export function readingSize(reading: Reading): number {
+  const value = typeof reading.value === 'number' ? 24 : JSON.stringify(reading.value).length * 3
+  return 48 + value + (reading.bytes?.byteLength ?? 0)
+}
+
+/** A record's plaintext may come this close to MAX_READING_BYTES (the coordinates, tag and nonce take the rest). */
+export const MAX_RECORD_PLAINTEXT = MAX_READING_BYTES - 1024
+
+function openReading(m: Record<string, unknown>): Reading {
   const out: Reading = { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
   if (m.salt !== undefined) out.salt = bytes(m, 'salt', 16, 16)
   if (m.bytes !== undefined) out.bytes = bytes(m, 'bytes', 0, MAX_READING_PAYLOAD)
   return out
 }
 
+const READING_KEYS = ['ts', 'value', 'salt', 'bytes']
+
+/** Throws DecryptionError when the key is wrong or anything was changed. For a record of one reading. */
+export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
+  const readings = decryptReadings(key, r)
+  if (readings.length !== 1) throw new InvalidMessageError(`the record holds ${readings.length} readings, not one`)
+  return readings[0]
+}
+
+/** The readings of a record, in sequence order. Throws DecryptionError when the key is wrong or anything was changed. */
+export function decryptReadings(key: Uint8Array, r: EncryptedReading): Reading[] {
+  const plaintext = aeadDecrypt(key, r.ct, aad(r))
+  const n = readingsIn(r)
+  const decoded = decodeCanonical(plaintext, MAX_READING_BYTES)
+  if (n === 1) return [openReading(asMap(decoded, 'reading', READING_KEYS))]
+  if (!Array.isArray(decoded) || decoded.length !== n) {
+    throw new InvalidMessageError(`a record of ${n} readings must hold a list of ${n}`)
+  }
+  return decoded.map(m => openReading(asMap(m, 'reading', READING_KEYS)))
+}
+
 export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {
   const w = cbor()
-  // keys in canonical order: ct, seq, form, epoch, space, stream
+  const n = readingsIn(r)
+  // keys in canonical order: n (only when more than one), ct, seq, form, epoch, space, stream
   if (
-    w.head(5, 6) &&
+    w.head(5, n === 1 ? 6 : 7) &&
+    (n === 1 || (w.text('n') && w.uint(n))) &&
     w.text('ct') &&
     w.bytes(r.ct) &&
     w.text('seq') &&
@@ -224,7 +322,15 @@ export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {
     w.text(r.stream)
   )
     return w.done()
-  return encodeCanonical({ space: r.space, stream: r.stream, form: r.form, epoch: r.epoch, seq: r.seq, ct: r.ct })
+  return encodeCanonical({
+    space: r.space,
+    stream: r.stream,
+    form: r.form,
+    epoch: r.epoch,
+    seq: r.seq,
+    ...(n === 1 ? {} : { n }),
+    ct: r.ct,
+  })
 }
 
 /**
@@ -279,7 +385,16 @@ class CborReader {
 
 function readEncryptedReading(data: Uint8Array): EncryptedReading | undefined {
   const c = new CborReader(data)
-  if (c.head(5) !== 6 || !c.key('ct')) return undefined
+  const size = c.head(5)
+  if (size !== 6 && size !== 7) return undefined
+  let n = 1
+  if (size === 7) {
+    if (!c.key('n')) return undefined
+    const count = c.head(0)
+    if (count === undefined || count < 2 || count > MAX_READINGS_PER_RECORD) return undefined
+    n = count
+  }
+  if (!c.key('ct')) return undefined
   const ct = c.bytes()
   if (ct === undefined || ct.byteLength < 28 || ct.byteLength > MAX_READING_BYTES || !c.key('seq')) return undefined
   const seq = c.head(0)
@@ -292,7 +407,8 @@ function readEncryptedReading(data: Uint8Array): EncryptedReading | undefined {
   if (space === undefined || !ID_PATTERN.test(space) || !c.key('stream')) return undefined
   const stream = c.ascii()
   if (stream === undefined || !NAME_PATTERN.test(stream) || c.pos !== data.byteLength) return undefined
-  return { space, stream, form, epoch, seq, ct }
+  if (seq > Number.MAX_SAFE_INTEGER - (n - 1)) return undefined
+  return n === 1 ? { space, stream, form, epoch, seq, ct } : { space, stream, form, epoch, seq, n, ct }
 }
 
 export function decodeEncryptedReading(data: Uint8Array): EncryptedReading {
@@ -306,9 +422,10 @@ export function decodeEncryptedReading(data: Uint8Array): EncryptedReading {
     'form',
     'epoch',
     'seq',
+    'n',
     'ct',
   ])
-  return {
+  const r: EncryptedReading = {
     space: str(m, 'space', 64, ID_PATTERN),
     stream: str(m, 'stream', 64, NAME_PATTERN),
     form: str(m, 'form', 32, FORM_PATTERN),
@@ -316,6 +433,12 @@ export function decodeEncryptedReading(data: Uint8Array): EncryptedReading {
     seq: int(m, 'seq'),
     ct: bytes(m, 'ct', 28, MAX_READING_BYTES),
   }
+  // a single reading is written without n, so that one record has one encoding
+  if (m.n !== undefined) r.n = int(m, 'n', 2, MAX_READINGS_PER_RECORD)
+  if (r.seq > Number.MAX_SAFE_INTEGER - (readingsIn(r) - 1)) {
+    throw new InvalidMessageError("the record's last sequence number is out of range")
+  }
+  return r
 }
 
 /** Check a reading's user-supplied value before encrypting it. */

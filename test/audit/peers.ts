@@ -12,6 +12,7 @@ import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
 import { type AuditEntry, decodeEntry } from '../../protocols/audit/entries.ts'
 import { openTreeHead, type TreeHead } from '../../protocols/audit/heads.ts'
+import { readingCount } from '../../protocols/data/reading.ts'
 import { createGrant, createRevocation, type RevocationTarget } from '../../protocols/policy/records.ts'
 
 export const STREAM = 'temperature'
@@ -113,7 +114,7 @@ export async function publish(
   stream: string,
   values: number[],
 ): Promise<void> {
-  const before = await Promise.all(readers.map(async r => (await r.data.storedReadings(space, stream)).length))
+  const before = await Promise.all(readers.map(async r => readingCount(await r.data.storedReadings(space, stream))))
   const t = Date.now()
   await gateway.data.publish(
     space,
@@ -122,7 +123,7 @@ export async function publish(
   )
   await waitFor(`readers to store the ciphertext published on ${stream}`, async () => {
     for (const [i, r] of readers.entries()) {
-      if ((await r.data.storedReadings(space, stream)).length < before[i] + values.length) return undefined
+      if (readingCount(await r.data.storedReadings(space, stream)) < before[i] + values.length) return undefined
       if (!r.policy.document(space).state.streams.has(stream)) return undefined
     }
     return true

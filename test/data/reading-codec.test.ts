@@ -7,15 +7,20 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { aeadDecrypt, generateAeadKey } from '../../crypto/aead.ts'
-import { encodeCanonical } from '../../crypto/encoding.ts'
+import { encodeCanonical, toHex } from '../../crypto/encoding.ts'
+import { taggedHash } from '../../crypto/hash.ts'
+import { commitReading, verifyCommitment } from '../../protocols/data/forms.ts'
 import {
   decodeEncryptedReading,
   decodeReadingsMessage,
   decryptReading,
+  decryptReadings,
   type EncryptedReading,
   encodeEncryptedReading,
   encodeReadingsMessage,
   encryptReading,
+  encryptReadings,
+  MAX_READINGS_PER_RECORD,
 } from '../../protocols/data/reading.ts'
 
 // boundaries of CBOR's head sizes, and the largest safe integer
@@ -26,20 +31,35 @@ const space = fc.array(hexChar, { minLength: 64, maxLength: 64 }).map(a => a.joi
 const stream = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
 const form = fc.oneof(fc.constantFrom('raw', 'hashed'), fc.stringMatching(/^aggregate:[0-9]{1,6}[smhd]$/))
 const coords = fc.record({ space, stream, form, epoch: count, seq: count })
-const encrypted = fc.record({
-  space,
-  stream,
-  form,
-  epoch: count,
-  seq: count,
-  ct: fc.oneof(
-    { arbitrary: fc.uint8Array({ minLength: 28, maxLength: 400 }), weight: 20 },
-    { arbitrary: fc.uint8Array({ minLength: 65_000, maxLength: 65_300 }), weight: 1 },
-  ),
-})
+/** a record of one reading (no n), or of several */
+const encrypted: fc.Arbitrary<EncryptedReading> = fc
+  .record(
+    {
+      space,
+      stream,
+      form,
+      epoch: count,
+      seq: count,
+      n: fc.oneof(fc.constantFrom(2, 23, 24, 255, MAX_READINGS_PER_RECORD), fc.integer({ min: 2, max: 256 })),
+      ct: fc.oneof(
+        { arbitrary: fc.uint8Array({ minLength: 28, maxLength: 400 }), weight: 20 },
+        { arbitrary: fc.uint8Array({ minLength: 65_000, maxLength: 65_300 }), weight: 1 },
+      ),
+    },
+    { requiredKeys: ['space', 'stream', 'form', 'epoch', 'seq', 'ct'] },
+  )
+  .filter(r => r.seq <= Number.MAX_SAFE_INTEGER - ((r.n ?? 1) - 1))
 
 const canonical = (r: EncryptedReading) =>
-  encodeCanonical({ space: r.space, stream: r.stream, form: r.form, epoch: r.epoch, seq: r.seq, ct: r.ct })
+  encodeCanonical({
+    space: r.space,
+    stream: r.stream,
+    form: r.form,
+    epoch: r.epoch,
+    seq: r.seq,
+    ...(r.n === undefined ? {} : { n: r.n }),
+    ct: r.ct,
+  })
 
 describe('encrypted reading codec', () => {
   it('writes the same bytes as encodeCanonical, and reads them back', () => {
@@ -131,6 +151,42 @@ describe('encrypted reading codec', () => {
     )
   })
 
+  it('encrypts several readings as one canonical list, with the count in the associated data', () => {
+    const key = generateAeadKey()
+    const reading = fc.record(
+      {
+        ts: count,
+        value: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.dictionary(fc.string(), fc.integer())),
+        salt: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      },
+      { requiredKeys: ['ts', 'value'] },
+    )
+    fc.assert(
+      fc.property(coords, fc.array(reading, { minLength: 2, maxLength: 40 }), (c, readings) => {
+        fc.pre(c.seq <= Number.MAX_SAFE_INTEGER - (readings.length - 1))
+        const e = encryptReadings(key, c, readings)
+        assert.equal(e.n, readings.length)
+        const aad = encodeCanonical([
+          'edgeward/readings/v1',
+          c.space,
+          c.stream,
+          c.epoch,
+          c.seq,
+          readings.length,
+          c.form,
+        ])
+        const plaintext = encodeCanonical(readings.map(r => ({ ...r, value: JSON.stringify(r.value) })))
+        assert.deepEqual(aeadDecrypt(key, e.ct, aad), plaintext)
+        assert.deepEqual(
+          decryptReadings(key, e),
+          readings.map(r => ({ ...r, value: JSON.parse(JSON.stringify(r.value)) })),
+        )
+        assert.deepEqual(decodeEncryptedReading(encodeEncryptedReading(e)), e)
+      }),
+      { numRuns: 100 },
+    )
+  })
+
   it('encrypts readings whose time is not a safe non-negative integer as encodeCanonical does', () => {
     const key = generateAeadKey()
     const c = { space: 'b'.repeat(64), stream: 't', form: 'raw', epoch: 0, seq: 0 }
@@ -196,5 +252,23 @@ describe('encrypted reading codec, values it cannot encode', () => {
     assert.throws(() => encryptReading(generateAeadKey(), c, { ts: 1, value: undefined }), {
       name: 'InvalidEncodingError',
     })
+  })
+})
+
+describe('hashed-form commitments written directly', () => {
+  it('are taggedHash of the canonical [ts, JSON of the value, salt], in hex, as the general encoder gives', () => {
+    const value = fc.oneof(
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.dictionary(fc.string({ unit: 'grapheme' }), fc.oneof(fc.string({ unit: 'binary' }), fc.integer())),
+    )
+    const ts = fc.oneof(count, fc.integer({ min: -1000, max: -1 }), fc.constantFrom(1.5, 2 ** 60))
+    fc.assert(
+      fc.property(ts, value, fc.uint8Array({ minLength: 16, maxLength: 16 }), (t, v, salt) => {
+        const expected = toHex(taggedHash('edgeward/hashed-reading/v1', encodeCanonical([t, JSON.stringify(v), salt])))
+        assert.equal(commitReading(t, v, salt), expected)
+        assert.equal(verifyCommitment(expected, t, v, salt), true)
+      }),
+      { numRuns: 300 },
+    )
   })
 })

@@ -37,7 +37,12 @@ import {
   MAX_KEY_RESPONSE_BYTES,
   releaseInfo,
 } from '../../protocols/access/messages.ts'
-import { decryptReading, encodeEncryptedReading, encodeReadingsMessage } from '../../protocols/data/reading.ts'
+import {
+  decryptReadings,
+  encodeEncryptedReading,
+  encodeReadingsMessage,
+  readingCount,
+} from '../../protocols/data/reading.ts'
 import {
   createDeviceCert,
   createGrant,
@@ -185,7 +190,7 @@ async function spaceWith(gateway: EdgewardNode, readers: EdgewardNode[], name: s
 
 /** Gateway publishes readings; waits until every reader stored their ciphertext. */
 async function publish(gateway: EdgewardNode, readers: EdgewardNode[], space: string, values: number[]) {
-  const before = await Promise.all(readers.map(async r => (await r.data.storedReadings(space, STREAM)).length))
+  const before = await Promise.all(readers.map(async r => readingCount(await r.data.storedReadings(space, STREAM))))
   const t = Date.now()
   await gateway.data.publish(
     space,
@@ -194,7 +199,7 @@ async function publish(gateway: EdgewardNode, readers: EdgewardNode[], space: st
   )
   await waitFor('readers to store the published ciphertext', async () => {
     for (const [i, r] of readers.entries()) {
-      if ((await r.data.storedReadings(space, STREAM)).length < before[i] + values.length) return undefined
+      if (readingCount(await r.data.storedReadings(space, STREAM)) < before[i] + values.length) return undefined
     }
     return true
   })
@@ -424,7 +429,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
       )
       const stored = await reader.data.storedReadings(space, STREAM)
       assert.deepEqual(
-        stored.map(r => decryptReading(keys[0].key, r).value),
+        stored.flatMap(r => decryptReadings(keys[0].key, r)).map(r => r.value),
         values,
       )
 

@@ -5,10 +5,13 @@ import { encodeCanonical } from '../../crypto/encoding.ts'
 import {
   decodeEncryptedReading,
   decryptReading,
+  decryptReadings,
   type EncryptedReading,
   encodeEncryptedReading,
   encryptReading,
+  encryptReadings,
   MAX_READING_BYTES,
+  MAX_READINGS_PER_RECORD,
   MAX_VALUE_JSON,
   validateReadingInput,
 } from '../../protocols/data/reading.ts'
@@ -112,6 +115,60 @@ describe('encrypted readings: wire codec', () => {
       name: 'InvalidEncodingError',
     })
     assert.throws(() => decodeEncryptedReading(new Uint8Array([0xff])), { name: 'InvalidEncodingError' })
+  })
+})
+
+describe('encrypted readings: a record of several readings', () => {
+  const readings = [0, 1, 2, 3].map(i => ({ ts: T0 + i, value: 20 + i }))
+
+  it('round-trips, numbered from its first sequence number', () => {
+    const enc = encryptReadings(key, coords, readings)
+    assert.equal(enc.n, 4)
+    assert.deepEqual(decryptReadings(key, enc), readings)
+    assert.deepEqual(decodeEncryptedReading(encodeEncryptedReading(enc)), enc)
+  })
+
+  it('one reading makes the single-reading record, without a count', () => {
+    const enc = encryptReadings(key, coords, readings.slice(0, 1))
+    assert.equal(enc.n, undefined)
+    assert.deepEqual(decryptReading(key, enc), readings[0])
+  })
+
+  const moved: [string, Partial<EncryptedReading>][] = [
+    ['another first sequence number', { seq: coords.seq + 1 }],
+    ['a smaller count (cut short)', { n: 3 }],
+    ['a larger count', { n: 5 }],
+    ['a single reading', { n: undefined }],
+  ]
+  for (const [name, change] of moved) {
+    it(`a ciphertext moved to ${name} fails to decrypt`, () => {
+      const enc = encryptReadings(key, coords, readings)
+      assert.throws(() => decryptReadings(key, { ...enc, ...change }), { name: 'DecryptionError' })
+    })
+  }
+
+  it('decryptReading refuses a record of several readings', () => {
+    assert.throws(() => decryptReading(key, encryptReadings(key, coords, readings)), { name: 'InvalidMessageError' })
+  })
+
+  it('refuses to encrypt no readings or more than a record holds', () => {
+    assert.throws(() => encryptReadings(key, coords, []), RangeError)
+    const many = Array.from({ length: MAX_READINGS_PER_RECORD + 1 }, (_, i) => ({ ts: i, value: i }))
+    assert.throws(() => encryptReadings(key, coords, many), RangeError)
+  })
+
+  it('the wire codec refuses a count of 1 (written without it), 0, or above the most a record holds', () => {
+    const ct = new Uint8Array(28)
+    for (const n of [0, 1, MAX_READINGS_PER_RECORD + 1]) {
+      assert.throws(() => decodeEncryptedReading(encodeCanonical({ ...coords, n, ct })), {
+        name: 'InvalidMessageError',
+      })
+    }
+    assert.equal(decodeEncryptedReading(encodeCanonical({ ...coords, n: 2, ct })).n, 2)
+    assert.throws(
+      () => decodeEncryptedReading(encodeCanonical({ ...coords, seq: Number.MAX_SAFE_INTEGER, n: 2, ct })),
+      { name: 'InvalidMessageError' },
+    )
   })
 })
 
