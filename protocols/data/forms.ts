@@ -8,9 +8,10 @@
  *   (by reading time), e.g. `aggregate:15m`.
  * Pure: time and randomness come in as arguments.
  */
-import { bytesEqual, encodeCanonical, toHex } from '../../crypto/encoding.ts'
-import { taggedHash } from '../../crypto/hash.ts'
+import { createHash } from 'node:crypto'
+import { bytesEqual, encodeCanonical } from '../../crypto/encoding.ts'
 import { InvalidMessageError } from '../errors.ts'
+import { CborWriter } from './reading.ts'
 
 export const RAW = 'raw'
 export const HASHED = 'hashed'
@@ -31,9 +32,22 @@ export function isAggregate(form: string): boolean {
   return form.startsWith('aggregate:')
 }
 
-/** The commitment the hashed form carries for one reading. */
+const COMMITMENT_TAG = 'edgeward/hashed-reading/v1'
+/** what taggedHash puts before the bytes: the tag and a zero byte */
+const COMMITMENT_PREFIX = new Uint8Array([...new TextEncoder().encode(COMMITMENT_TAG), 0])
+const commitmentWriter = new CborWriter()
+
+/**
+ * The commitment the hashed form carries for one reading: taggedHash(tag, canonical CBOR of
+ * [ts, JSON of the value, salt]), in hex. The CBOR is written directly when it can be (the
+ * gateway makes one per reading), else by encodeCanonical; the tests compare both.
+ */
 export function commitReading(ts: number, value: unknown, salt: Uint8Array): string {
-  return toHex(taggedHash('edgeward/hashed-reading/v1', encodeCanonical([ts, JSON.stringify(value), salt])))
+  const json = JSON.stringify(value)
+  const w = commitmentWriter.reset()
+  const input =
+    w.head(4, 3) && w.uint(ts) && w.text(json) && w.bytes(salt) ? w.view() : encodeCanonical([ts, json, salt])
+  return createHash('sha256').update(COMMITMENT_PREFIX).update(input).digest('hex')
 }
 
 /** Check a claimed reading (with the salt from the raw form) against a commitment. */
