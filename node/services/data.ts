@@ -97,6 +97,8 @@ interface EpochState {
   seq: Record<string, number>
   /** the open window of each aggregate form */
   windows: Record<string, WindowState>
+  /** set by the last publish of a stream that takes no more (an object, after its manifest) */
+  closed?: boolean
 }
 
 interface CachedKey {
@@ -281,17 +283,25 @@ export class DataService {
     await this.policy.write(space, [{ kind: 'stream', record: rec }])
   }
 
-  /** Encrypt, store durably, then gossip. Returns the sequence numbers assigned (of the raw form). */
-  async publish(space: string, stream: string, readings: Reading[]): Promise<number[]> {
+  /**
+   * Encrypt, store durably, then gossip. Returns the sequence numbers assigned (of the raw form).
+   * `last`: the stream takes nothing more after these (an object's manifest): it is marked
+   * closed in the same durable batch, later publishes are refused, and revocations no longer
+   * rotate its key (there is nothing left to protect from a revoked reader).
+   */
+  async publish(space: string, stream: string, readings: Reading[], opts: { last?: boolean } = {}): Promise<number[]> {
     if (!this.isHolder(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
     if (!this.policy.document(space).state.streams.has(stream)) await this.createStream(space, stream)
-    return this.inChain(space, stream, () => this.publishNow(space, stream, readings))
+    return this.inChain(space, stream, () => this.publishNow(space, stream, readings, opts.last === true))
   }
 
-  private async publishNow(space: string, stream: string, readings: Reading[]): Promise<number[]> {
+  private async publishNow(space: string, stream: string, readings: Reading[], last: boolean): Promise<number[]> {
     const record = this.policy.document(space).state.streams.get(stream)!.body
     const forms: readonly string[] = record.forms ?? DEFAULT_FORMS
-    const w = this.writer(space, stream, await this.epochState(space, stream))
+    const st = await this.epochState(space, stream)
+    if (st.closed === true) throw new UsageError(`stream ${stream} is closed: it takes no more readings`)
+    if (last) st.closed = true
+    const w = this.writer(space, stream, st)
     const seqs: number[] = []
     // one draw from the CSPRNG for every salt of the call (a call per salt cost more than the rest of a reading)
     const salts = randomFillSync(new Uint8Array(16 * readings.length))
@@ -520,14 +530,32 @@ export class DataService {
     return v === undefined ? 0 : (decodeCanonical(v, 16) as number)
   }
 
-  /** A revocation closes the current epoch of every stream of the space at once. */
+  /**
+   * A revocation closes the current epoch of every open stream of the space at once: the next
+   * epoch's start, its raw key and the stream's state in one synced batch per stream. A closed
+   * stream (an object already shared whole) takes no more readings, so it keeps its key.
+   */
   private async rotate(space: string): Promise<void> {
     for (const stream of this.policy.document(space).state.streams.keys()) {
       await this.inChain(space, stream, async () => {
         const st = await this.epochState(space, stream)
-        const next: EpochState = { ...st, epoch: st.epoch + 1, started: this.c.now() }
-        await this.holderKey(space, stream, RAW, next.epoch)
-        await this.c.store.epochs.put(`${space}!${stream}`, encodeCanonical(next), DURABLE)
+        if (st.closed === true) return
+        const now = this.c.now()
+        const next: EpochState = { ...st, epoch: st.epoch + 1, started: now }
+        const loc = keyLocation(space, stream, RAW, next.epoch)
+        const key = (await this.existingKey(space, stream, RAW, next.epoch)) ?? generateAeadKey()
+        const batch = this.c.store.db.batch()
+        const startKey = epochStartKey(space, stream, next.epoch)
+        const started = await this.epochStart(space, stream, next.epoch)
+        if (started === undefined) batch.put(startKey, encodeCanonical(now), { sublevel: this.c.store.epochs } as never)
+        batch.put(loc, wrapKey(this.c.identity.storageKey, loc, key), { sublevel: this.c.store.keys } as never)
+        batch.put(`${space}!${stream}`, encodeCanonical(next), { sublevel: this.c.store.epochs } as never)
+        await batch.write(DURABLE)
+        if (started === undefined) {
+          this.epochStartWrites++
+          this.epochStarts.set(startKey, now)
+        }
+        this.rememberKey(loc, key)
         this.epochStates.set(`${space}!${stream}`, next)
         log('rotated %s/%s to epoch %d after a revocation', space, stream, next.epoch)
       })

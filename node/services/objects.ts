@@ -256,7 +256,8 @@ export class ObjectsService {
     }
     const manifest: ObjectManifest = { name, size, chunks: index, sha256: toHex(hash.digest()), mediaType }
     batch.push(manifestReading(manifest))
-    await this.data.publish(space, object, batch)
+    // the object is whole: its stream takes nothing more, and revocations need not rotate its key
+    await this.data.publish(space, object, batch, { last: true })
     opts.onProgress?.(size)
 
     const now = this.c.now()

@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { decodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
+import { pad } from '../../node/store.ts'
 import {
   createKeyRequest,
   decodeKeyResponse,
@@ -21,7 +23,7 @@ import {
   type KeyResponse,
   MAX_KEY_RESPONSE_BYTES,
 } from '../../protocols/access/messages.ts'
-import { createGrant } from '../../protocols/policy/records.ts'
+import { createGrant, createRevocation } from '../../protocols/policy/records.ts'
 
 const HOUR = 3_600_000
 const EPOCH_MS = 1000
@@ -133,5 +135,36 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     )
     const refused = await ask([0])
     assert.equal((refused as { code?: string }).code, 'outside-data-window')
+  })
+
+  it("a revocation rotates open streams at once, leaves a closed stream's key alone; a closed stream takes nothing more", async () => {
+    const epochOf = async (stream: string) =>
+      (decodeCanonical((await gw.store.epochs.get(`${space}!${stream}`))!, 1024) as { epoch: number }).epoch
+    await gw.data.publish(space, 'doc', [{ ts: 0, value: 1 }], { last: true })
+    await gw.data.publish(space, 'later', [{ ts: Date.now(), value: 1 }])
+    const before = { temp: await epochOf('temp'), doc: await epochOf('doc'), later: await epochOf('later') }
+    const now = Date.now()
+    const g = createGrant(
+      gw.identity.principal,
+      { space, sub: reader.identity.principal.did, streams: ['*'], forms: ['raw'], nbf: now - 1000, exp: now + HOUR },
+      now,
+    )
+    await gw.policy.write(space, [{ kind: 'grant', record: g }])
+    await gw.policy.write(space, [
+      { kind: 'revocation', record: createRevocation(gw.identity.principal, space, { grant: g.id }, now) },
+    ])
+    // streams rotate in the order they were defined: temp, doc, later
+    await waitFor('the open streams to rotate', async () =>
+      (await epochOf('temp')) === before.temp + 1 && (await epochOf('later')) === before.later + 1 ? true : undefined,
+    )
+    assert.equal(await epochOf('doc'), before.doc, 'the closed stream kept its epoch')
+    assert.equal(await gw.store.keys.get(`${space}!doc!raw!${pad(before.doc + 1)}`), undefined, 'and no key was made')
+    await assert.rejects(gw.data.publish(space, 'doc', [{ ts: 1, value: 2 }]), /closed/)
+    // the open stream's next reading is under the new epoch's key
+    await gw.data.publish(space, 'later', [{ ts: Date.now(), value: 2 }])
+    assert.deepEqual(
+      (await gw.data.storedReadings(space, 'later')).map(r => r.epoch),
+      [before.later, before.later + 1],
+    )
   })
 })
