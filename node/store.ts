@@ -6,8 +6,8 @@
  * - `epochs`: `<space>!<stream>` -> the current epoch and next sequence number
  * - `records`: `<space>!<stream>!<form>!<seq>` -> encrypted reading
  * - `peers`: peer id -> multiaddrs last seen, for reconnecting after a restart
- * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads) and the latest
- *   heads and equivocation evidence it has seen of other logs
+ * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads, an index of entries by
+ *   space and stream) and the latest heads and equivocation evidence it has seen of other logs
  * - `requests`: `<space>!<request id>` -> signed access request seen on the space's requests topic
  * - `arrivals`: `<space>!<stream>!<form>!<time>!<seq>` -> nothing: when each record was stored (for retention by age)
  * - `settings`: local settings, such as retention per stream

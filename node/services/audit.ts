@@ -4,7 +4,10 @@
  * As a key holder: an append-only RFC 9162 Merkle log in LevelDB of what this node did (key
  * releases with the requester's signed request, refusals, grants and revocations applied).
  * Appends are group-committed: every entry is in a synced batch, with the Merkle subtrees it
- * completes, before `append` resolves, and key release waits for that. Signed tree heads go
+ * completes and its index keys, before `append` resolves, and key release waits for that. The
+ * index (releases and refusals by space and stream, revocations by space) lets the history of
+ * one object be read without a scan of the log; a log that grew without it (written before the
+ * index existed) is indexed at start, up to a marker kept in the same batches. Signed tree heads go
  * out on the audit topic of every space this node holds, at an interval and after bursts.
  * Proofs are served on `/edgeward/audit-proof/1.0.0`.
  *
@@ -25,7 +28,14 @@ import {
   verifyConsistency,
 } from '../../crypto/merkle.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
-import { type AuditEntry, decodeEntry, encodeEntry } from '../../protocols/audit/entries.ts'
+import {
+  type AuditEntry,
+  decodeEntry,
+  encodeEntry,
+  type RefusalEntry,
+  type ReleaseEntry,
+  type RevocationEntry,
+} from '../../protocols/audit/entries.ts'
 import {
   AUDIT_PROOF_PROTOCOL,
   auditTopic,
@@ -67,12 +77,50 @@ export interface EvidenceRecord {
 
 interface Pending {
   bytes: Uint8Array
+  /** where the entry is indexed: key prefixes, each completed by the entry's padded index */
+  indexedAt: string[]
   resolve: (index: number) => void
   reject: (err: Error) => void
 }
 
 const nodeKey = (level: number, index: number) => `n!${pad(level)}!${pad(index)}`
 const entryKey = (index: number) => `e!${pad(index)}`
+/*
+ * The index: keys with an empty value, `is!<space>!<stream>!<pad(index)>` for a release or a
+ * refusal, `iv!<space>!<pad(index)>` for a revocation; `index` holds { size }: every entry
+ * below size is indexed. Space ids are hex and stream names never hold `!` or `~`, so one
+ * stream's keys are one range.
+ */
+const streamIndexPrefix = (space: string, stream: string) => `is!${space}!${stream}!`
+const revocationIndexPrefix = (space: string) => `iv!${space}!`
+const INDEX_MARKER = 'index'
+const INDEX_RANGES = [
+  { gt: 'is!', lt: 'is!~' },
+  { gt: 'iv!', lt: 'iv!~' },
+]
+/** entries indexed per synced batch when indexing a log at start */
+const INDEX_BUILD_BATCH = 4096
+/** entries read per getMany when reading through the index */
+const INDEX_READ_BATCH = 256
+const EMPTY = new Uint8Array(0)
+
+/** Index key prefixes of an entry: releases and refusals by (space, stream), revocations by space. */
+function indexPrefixes(e: AuditEntry): string[] {
+  if (e.t === 'release' || e.t === 'refusal') return [streamIndexPrefix(e.space, e.stream)]
+  if (e.t === 'revocation') return [revocationIndexPrefix(e.space)]
+  return []
+}
+
+/** An entry of the log, as the index finds it. */
+export interface IndexedEntry {
+  index: number
+  entry: ReleaseEntry | RefusalEntry | RevocationEntry
+}
+
+/** The index names an entry that is not there or is not what the index says it is. */
+export class AuditIndexError extends Error {
+  override name = 'AuditIndexError'
+}
 
 export class AuditService {
   private readonly c: NodeComponents
@@ -82,6 +130,8 @@ export class AuditService {
   private frontier = MerkleFrontier.empty()
   private queue: Pending[] = []
   private flushing: Promise<void> | undefined
+  /** the index covers every entry appended so far (set once the start has indexed the log) */
+  private indexed = false
   private head: OpenedRecord<TreeHead> | undefined
   private timer: NodeJS.Timeout | undefined
   /** per log: the latest head accepted, and a chain that serialises checks of that log */
@@ -96,6 +146,7 @@ export class AuditService {
     this.headBurst = opts.headBurst ?? 100
     const m = components.metrics
     m.describe('edgeward_audit_entries_total', 'entries appended to this node’s audit log, by kind')
+    m.describe('edgeward_audit_entries_read_total', 'entries read back from this node’s audit log, by what read them')
     m.describe('edgeward_audit_equivocations_total', 'logs caught with two heads that cannot both be true')
     m.describe('edgeward_audit_heads_refused_total', 'tree heads refused, by reason')
   }
@@ -106,6 +157,7 @@ export class AuditService {
       const m = decodeCanonical(meta, 64 * 1024) as { size: number; frontier: Uint8Array[] }
       this.frontier = MerkleFrontier.fromHashes(m.size, m.frontier)
     }
+    await this.completeIndex()
     const head = await this.c.store.audit.get('head')
     if (head !== undefined) this.head = openTreeHead(head)
     for await (const [k, v] of this.c.store.audit.iterator({ gt: 'seen!', lt: 'seen!~' })) {
@@ -159,8 +211,9 @@ export class AuditService {
   append(entry: AuditEntry): Promise<number> {
     const bytes = encodeEntry(entry)
     this.c.metrics.inc('edgeward_audit_entries_total', { kind: entry.t })
+    const indexedAt = indexPrefixes(entry)
     return new Promise((resolve, reject) => {
-      this.queue.push({ bytes, resolve, reject })
+      this.queue.push({ bytes, indexedAt, resolve, reject })
       this.flushing ??= this.flush()
     })
   }
@@ -175,11 +228,14 @@ export class AuditService {
       const batch = this.c.store.audit.batch()
       for (const p of batchEntries) {
         batch.put(entryKey(frontier.size), p.bytes)
+        for (const prefix of p.indexedAt) batch.put(`${prefix}${pad(frontier.size)}`, EMPTY)
         const next = frontier.append(leafHash(p.bytes))
         for (const n of next.completed) batch.put(nodeKey(n.level, n.index), n.hash)
         frontier = next.frontier
       }
       batch.put('meta', encodeCanonical({ size: frontier.size, frontier: frontier.hashes }))
+      // until the start has indexed the log, the marker stays where it was: the start indexes from there
+      if (this.indexed) batch.put(INDEX_MARKER, encodeCanonical({ size: frontier.size }))
       try {
         await batch.write(DURABLE)
       } catch (err) {
@@ -204,7 +260,87 @@ export class AuditService {
   async entry(index: number): Promise<Uint8Array> {
     const v = await this.c.store.audit.get(entryKey(index))
     if (v === undefined) throw new NotFoundError(`audit log has no entry ${index}`)
+    this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'entry' })
     return v
+  }
+
+  /**
+   * The releases and refusals of `stream` in `space`, and the revocations of `space`, in log
+   * order, read through the index: only those entries are read from the store, whatever the
+   * log's size. Entries appended while it reads are left out (it answers for the log's size
+   * when called).
+   */
+  async streamEntries(space: string, stream: string): Promise<IndexedEntry[]> {
+    const size = this.frontier.size
+    const [ofStream, revocations] = await Promise.all(
+      [streamIndexPrefix(space, stream), revocationIndexPrefix(space)].map(async prefix => {
+        const indexes: number[] = []
+        const cut = prefix.length
+        for await (const k of this.c.store.audit.keys({ gt: prefix, lt: `${prefix}${pad(size)}` })) {
+          indexes.push(Number(k.slice(cut)))
+        }
+        return indexes
+      }),
+    )
+    const indexes = mergeSorted(ofStream, revocations)
+    const out: IndexedEntry[] = []
+    for (let i = 0; i < indexes.length; i += INDEX_READ_BATCH) {
+      const part = indexes.slice(i, i + INDEX_READ_BATCH)
+      const values = await this.c.store.audit.getMany(part.map(entryKey))
+      this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'index' }, part.length)
+      for (const [j, v] of values.entries()) {
+        const index = part[j]
+        if (v === undefined) throw new AuditIndexError(`the audit index names entry ${index}, which the log lacks`)
+        const entry = decodeEntry(v)
+        const matches =
+          entry.space === space &&
+          (entry.t === 'revocation' || ((entry.t === 'release' || entry.t === 'refusal') && entry.stream === stream))
+        if (!matches) throw new AuditIndexError(`the audit index does not match entry ${index}`)
+        out.push({ index, entry })
+      }
+    }
+    return out
+  }
+
+  /**
+   * Index the entries the marker does not cover (all of them in a log written before the
+   * index existed), a batch at a time, each synced with the marker moved past it: a log of any
+   * size, without holding it in memory, and a crash resumes where the last batch ended.
+   */
+  private async completeIndex(): Promise<void> {
+    const store = this.c.store.audit
+    const size = this.frontier.size
+    const marker = await store.get(INDEX_MARKER)
+    let from = marker === undefined ? undefined : (decodeCanonical(marker, 64) as { size: number }).size
+    if (from !== size) {
+      if (from === undefined || from > size) {
+        // no index, or the index of a longer log than this one: start again from nothing
+        for (const range of INDEX_RANGES) await store.clear(range)
+        from = 0
+      }
+      log('indexing audit entries %d..%d', from, size)
+      let next = from
+      let batch = store.batch()
+      for await (const [k, v] of store.iterator({ gte: entryKey(from), lt: entryKey(size) })) {
+        const index = Number(k.slice(2))
+        if (index !== next) throw new NotFoundError(`audit log has no entry ${next}`)
+        for (const prefix of indexPrefixes(decodeEntry(v))) batch.put(`${prefix}${pad(index)}`, EMPTY)
+        next = index + 1
+        if ((next - from) % INDEX_BUILD_BATCH === 0) {
+          batch.put(INDEX_MARKER, encodeCanonical({ size: next }))
+          await batch.write(DURABLE)
+          this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'indexing' }, INDEX_BUILD_BATCH)
+          log('indexed audit entries up to %d of %d', next, size)
+          batch = store.batch()
+        }
+      }
+      if (next !== size) throw new NotFoundError(`audit log has no entry ${next}`)
+      batch.put(INDEX_MARKER, encodeCanonical({ size }))
+      await batch.write(DURABLE)
+      this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'indexing' }, (next - from) % INDEX_BUILD_BATCH)
+      log('indexed audit entries %d..%d', from, size)
+    }
+    this.indexed = true
   }
 
   inclusionProof(index: number, size: number): Promise<Uint8Array[]> {
@@ -297,6 +433,7 @@ export class AuditService {
     for await (const [k, v] of this.c.store.audit.iterator({ gt: 'e!', lt: 'e!~' })) {
       const index = Number(k.slice(2))
       if (index >= head.body.size) break
+      this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'report' })
       if (!matchesQuery(decodeEntry(v), query)) continue
       entries.push({ index, bytes: v, proof: await this.inclusionProof(index, head.body.size) })
     }
@@ -409,4 +546,16 @@ export class AuditService {
       }
     }
   }
+}
+
+/** Two ascending lists of distinct indexes as one ascending list. */
+function mergeSorted(a: number[], b: number[]): number[] {
+  const out: number[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i] < b[j])) out.push(a[i++])
+    else out.push(b[j++])
+  }
+  return out
 }

@@ -27,13 +27,7 @@ import { toHex } from '../../crypto/encoding.ts'
 import { randomBytes, sha256Stream } from '../../crypto/hash.ts'
 import { isDid } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
-import {
-  type AuditEntry,
-  decodeEntry,
-  type ReleaseEntry,
-  type RevocationEntry,
-  revocationEndsRelease,
-} from '../../protocols/audit/entries.ts'
+import { type ReleaseEntry, type RevocationEntry, revocationEndsRelease } from '../../protocols/audit/entries.ts'
 import { RAW } from '../../protocols/data/forms.ts'
 import {
   chunkReading,
@@ -515,12 +509,8 @@ export class ObjectsService {
       }))
     const out: ObjectAccess = { space, object, grants, requests }
     if (this.audit === undefined || !this.isHolder(space)) return out
-    const entries: AuditEntry[] = []
-    for (let i = 0; i < this.audit.size; i++) {
-      const e = decodeEntry(await this.audit.entry(i))
-      if (e.space !== space) continue
-      if (e.t === 'revocation' || ((e.t === 'release' || e.t === 'refusal') && e.stream === object)) entries.push(e)
-    }
+    // the object's releases and refusals and the space's revocations, in log order, through the log's index
+    const entries = (await this.audit.streamEntries(space, object)).map(x => x.entry)
     const revocations = entries.filter((e): e is RevocationEntry => e.t === 'revocation')
     out.releases = entries
       .filter((e): e is ReleaseEntry => e.t === 'release')
