@@ -9,6 +9,7 @@
  *    and releases per second, against a bare libp2p request/response echo of the same size.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { aeadEncrypt, generateAeadKey } from '../crypto/aead.ts'
 import { encodeCanonical } from '../crypto/encoding.ts'
 import { randomBytes } from '../crypto/hash.ts'
@@ -205,6 +206,8 @@ async function keyRequests(quick: boolean): Promise<Figure[]> {
       readers.push(r)
     }
     const gwId = peerIdFromString(gw.identity.peerId)
+    // every reader knows where the gateway is, so a connection closed during setup is dialled again
+    for (const r of readers) await r.libp2p.peerStore.merge(gwId, { multiaddrs: gw.addresses().map(a => multiaddr(a)) })
     let sampleSize = 0
     const release = async (r: EdgewardNode): Promise<number> => {
       const req = createKeyRequest(r.identity.principal, {

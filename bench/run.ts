@@ -65,7 +65,15 @@ for (const name of selected) {
   }
   process.stderr.write(`[bench] ${name}${values.quick ? ' (quick)' : ''} ...\n`)
   const t0 = performance.now()
-  const figures = await (await load()).default({ quick: values.quick })
+  let figures: Figure[]
+  try {
+    figures = await (await load()).default({ quick: values.quick })
+  } catch (err) {
+    // a suite's own failure ends the run with an error, whatever its name (the handler below
+    // forgives dial errors of background work, and a rejected top-level await reaches it too)
+    process.stderr.write(`[bench] ${name} failed: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exit(1)
+  }
   process.stderr.write(`[bench] ${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`)
   for (const f of figures) results.push({ suite: name, ...f })
 }
