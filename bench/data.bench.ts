@@ -231,9 +231,20 @@ async function keyRequests(quick: boolean): Promise<Figure[]> {
       await request(r.libp2p, gwId, ECHO, body, 64 * 1024)
       return performance.now() - t
     }
-    // warm up connections and code paths
+    // warm up connections and code paths. A connection may be refused at first: libp2p refuses
+    // inbound connections from one host past 5 a second (inboundConnectionThreshold), and every
+    // reader here is 127.0.0.1
     for (const r of readers) {
-      await release(r)
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await release(r)
+          break
+        } catch (err) {
+          if (attempt >= 5) throw err
+          progress(`a reader's first request failed (${(err as Error).message}); again in 1 s`)
+          await new Promise(resolve => setTimeout(resolve, 1000))
+        }
+      }
       await echo(r)
     }
     // what a durable audit entry costs at least: one small synced write to the gateway's LevelDB
