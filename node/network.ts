@@ -31,6 +31,12 @@ export interface NetworkOptions {
    * for the simulator, whose in-memory links never die silently: a crash closes them)
    */
   pingIntervalMs?: number
+  /**
+   * hosts whose inbound connections are never limited (libp2p's connectionManager.allow, as
+   * multiaddrs such as `/ip4/127.0.0.1`). By default libp2p refuses inbound connections from
+   * one host past 5 a second; the simulator's TCP mode, whose peers are all 127.0.0.1, allows it
+   */
+  allow?: string[]
 }
 
 export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2p> {
@@ -41,7 +47,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
     ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: 300 },
+    connectionManager: { maxConnections: 300, ...(opts.allow === undefined ? {} : { allow: opts.allow }) },
     // libp2p's ping handler can miss a FIN that arrives before it starts reading (the DHT pings
     // every new contact at once), leaving the pinger's stream open; the monitor's next ping on
     // that connection then fails with TooManyOutboundProtocolStreamsError. Aborting the whole

@@ -202,6 +202,8 @@ class Worker {
         listen: ['/ip4/127.0.0.1/tcp/0'],
         network: {
           connectionGater: this.gaterFor(index),
+          // every peer is 127.0.0.1: libp2p would refuse its connections past 5 a second
+          allow: ['/ip4/127.0.0.1'],
           ...(init.gossip === undefined ? {} : { gossip: init.gossip }),
           ...(init.pingIntervalMs === undefined ? {} : { pingIntervalMs: init.pingIntervalMs }),
         },
