@@ -204,7 +204,12 @@ class Worker {
           connectionGater: this.gaterFor(index),
           // every peer is 127.0.0.1: libp2p would refuse its connections past 5 a second
           allow: ['/ip4/127.0.0.1'],
-          ...(init.gossip === undefined ? {} : { gossip: init.gossip }),
+          // gossipsub scores down peers that share an IP (past 10, quadratically): here all do, and
+          // the owner, which every peer dials, would otherwise have no mesh peer at all
+          gossip: {
+            ...init.gossip,
+            scoreParams: { ...init.gossip?.scoreParams, IPColocationFactorWhitelist: new Set(['127.0.0.1']) },
+          },
           ...(init.pingIntervalMs === undefined ? {} : { pingIntervalMs: init.pingIntervalMs }),
         },
         ...(init.store === 'memory' ? { store: openMemoryStore } : {}),
