@@ -5,17 +5,8 @@ import { join } from 'node:path'
 import { createIdentity, type Identity } from '../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../node/node.ts'
 
-/** mulberry32: a small seeded PRNG, so runs are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** mulberry32: a small seeded PRNG, so runs are reproducible (the simulator's). */
+export { mulberry32 as rng } from '../sim/random.ts'
 
 /** Every node and data directory the suite creates, so one call ends them all. */
 export class Peers {

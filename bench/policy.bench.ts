@@ -65,6 +65,8 @@ import {
 } from '../protocols/policy/records.ts'
 import { type AccessQuery, PolicyState } from '../protocols/policy/state.ts'
 import { MAX_SYNC_PAGE } from '../protocols/sync/messages.ts'
+// deterministic (mulberry32): every run builds the same shapes and asks the same queries
+import { mulberry32 as rng } from '../sim/random.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
 import {
   type AutomergeResult,
@@ -101,18 +103,6 @@ const progress = (line: string) => process.stderr.write(`[policy] ${line}\n`)
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 const label = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n))
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
-
-/** Deterministic PRNG (mulberry32), so every run builds the same shapes and asks the same queries. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function newSigner(): Signer {
   const kp = generateSigningKeyPair()

@@ -17,6 +17,8 @@ import type { IndexedEntry } from '../../node/services/audit.ts'
 import { DURABLE, openStore, pad } from '../../node/store.ts'
 import { type AuditEntry, requestHash } from '../../protocols/audit/entries.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
+// deterministic: every run builds the same mix of entries
+import { mulberry32 as rng } from '../../sim/random.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
 import { grantTo, HOUR, type LoggedEntry, logOf, Peers, revoke, spaceWith, until } from './peers.ts'
 
@@ -25,18 +27,6 @@ const OPTS = { headIntervalMs: 200 }
 const FILLER = 5000
 const READ_METRIC = 'edgeward_audit_entries_read_total'
 const hexId = () => Buffer.from(randomBytes(32)).toString('hex')
-
-/** Deterministic PRNG (mulberry32): every run builds the same mix of entries. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** What the index must answer for (space, stream): the entries a scan of the whole log picks. */
 function scanned(log: LoggedEntry[], space: string, stream: string): IndexedEntry[] {
