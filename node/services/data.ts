@@ -492,22 +492,47 @@ export class DataService {
     return start
   }
 
-  /** The data key of an epoch, created (and stored wrapped) on first use. */
+  /** The data key of an epoch, created (and stored wrapped, in one synced batch) on first use. */
   private async holderKey(space: string, stream: string, form: string, epoch: number): Promise<Uint8Array> {
+    const batch = this.c.store.db.batch()
+    const { key, made } = await this.prepareKey(space, stream, form, epoch, batch, this.c.now())
+    if (made !== undefined) {
+      await batch.write(DURABLE)
+      made()
+    }
+    return key
+  }
+
+  /**
+   * The data key of an epoch: the existing one, or a new one whose wrapped copy (and, for the
+   * epoch's first key, the epoch's start, `now`) is added to `batch`; `made` remembers it once
+   * the caller has written the batch durably.
+   */
+  private async prepareKey(
+    space: string,
+    stream: string,
+    form: string,
+    epoch: number,
+    batch: ReturnType<Store['db']['batch']>,
+    now: number,
+  ): Promise<{ key: Uint8Array; made?: () => void }> {
     const existing = await this.existingKey(space, stream, form, epoch)
-    if (existing !== undefined) return existing
+    if (existing !== undefined) return { key: existing }
     const loc = keyLocation(space, stream, form, epoch)
     const key = generateAeadKey()
     // an epoch starts when its first key is made; data windows are checked against these times
-    if ((await this.epochStart(space, stream, epoch)) === undefined) {
-      const started = this.c.now()
-      await this.c.store.epochs.put(epochStartKey(space, stream, epoch), encodeCanonical(started), DURABLE)
-      this.epochStartWrites++
-      this.epochStarts.set(epochStartKey(space, stream, epoch), started)
+    const startKey = epochStartKey(space, stream, epoch)
+    const started = (await this.epochStart(space, stream, epoch)) === undefined ? now : undefined
+    if (started !== undefined) batch.put(startKey, encodeCanonical(started), { sublevel: this.c.store.epochs } as never)
+    batch.put(loc, wrapKey(this.c.identity.storageKey, loc, key), { sublevel: this.c.store.keys } as never)
+    const made = () => {
+      if (started !== undefined) {
+        this.epochStartWrites++
+        this.epochStarts.set(startKey, started)
+      }
+      this.rememberKey(loc, key)
     }
-    await this.c.store.keys.put(loc, wrapKey(this.c.identity.storageKey, loc, key), DURABLE)
-    this.rememberKey(loc, key)
-    return key
+    return { key, made }
   }
 
   /** Does an epoch's time range [its start, the next epoch's start) overlap [from, until)? */
@@ -542,20 +567,11 @@ export class DataService {
         if (st.closed === true) return
         const now = this.c.now()
         const next: EpochState = { ...st, epoch: st.epoch + 1, started: now }
-        const loc = keyLocation(space, stream, RAW, next.epoch)
-        const key = (await this.existingKey(space, stream, RAW, next.epoch)) ?? generateAeadKey()
         const batch = this.c.store.db.batch()
-        const startKey = epochStartKey(space, stream, next.epoch)
-        const started = await this.epochStart(space, stream, next.epoch)
-        if (started === undefined) batch.put(startKey, encodeCanonical(now), { sublevel: this.c.store.epochs } as never)
-        batch.put(loc, wrapKey(this.c.identity.storageKey, loc, key), { sublevel: this.c.store.keys } as never)
+        const { made } = await this.prepareKey(space, stream, RAW, next.epoch, batch, now)
         batch.put(`${space}!${stream}`, encodeCanonical(next), { sublevel: this.c.store.epochs } as never)
         await batch.write(DURABLE)
-        if (started === undefined) {
-          this.epochStartWrites++
-          this.epochStarts.set(startKey, now)
-        }
-        this.rememberKey(loc, key)
+        made?.()
         this.epochStates.set(`${space}!${stream}`, next)
         log('rotated %s/%s to epoch %d after a revocation', space, stream, next.epoch)
       })
