@@ -35,7 +35,7 @@ import {
 } from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, countDefined } from './scenarios/space.ts'
 import { buildTopology, type Topology } from './topology.ts'
-import { DeadlineError, sleep, waitUntil } from './wait.ts'
+import { DeadlineError, sleep, stepTimer, waitUntil } from './wait.ts'
 import type { ReadRecord, StartedPeer, WorkerEvent, WorkerInit, WorkerMemory } from './worker.ts'
 
 export interface ProcNetworkOptions extends Omit<SimNetworkOptions, 'link'> {
@@ -426,14 +426,7 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
   try {
     for (const [r, subject] of subjects.entries()) {
       const phase = `round ${r + 1}/${rounds}`
-      const stepsMs: Record<string, number> = {}
-      let stepStart = performance.now()
-      const step = (name: string) => {
-        const now = performance.now()
-        stepsMs[name] = Math.round(now - stepStart)
-        stepStart = now
-        onProgress?.(`${phase}: ${name}`, 1, 1)
-      }
+      const { stepsMs, step } = stepTimer(name => onProgress?.(`${phase}: ${name}`, 1, 1))
       const subjectDid = net.peers[subject].principal
       const grant = await net.call<string>(ownerIndex, 'grant', { owner: ownerIndex, space, subject: subjectDid })
       await waitUntil(

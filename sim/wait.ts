@@ -21,3 +21,23 @@ export async function waitUntil(
 export function sleep(ms: number): Promise<void> {
   return new Promise(r => setTimeout(r, ms))
 }
+
+/**
+ * Time the named steps of a scenario, one after another: `step(name)` records the ms since the
+ * previous step (or the timer's start) under `name` in `stepsMs`, then calls `onStep` with the
+ * name and how many steps are done.
+ */
+export function stepTimer(onStep?: (name: string, done: number) => void): {
+  stepsMs: Record<string, number>
+  step: (name: string) => void
+} {
+  const stepsMs: Record<string, number> = {}
+  let stepStart = performance.now()
+  const step = (name: string) => {
+    const now = performance.now()
+    stepsMs[name] = Math.round(now - stepStart)
+    stepStart = now
+    onStep?.(name, Object.keys(stepsMs).length)
+  }
+  return { stepsMs, step }
+}

@@ -72,7 +72,7 @@ import {
 } from '../../protocols/sync/messages.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, type Random, randomInt, sample } from '../random.ts'
-import { waitUntil } from '../wait.ts'
+import { stepTimer, waitUntil } from '../wait.ts'
 import { catchUp, headsKey, type Progress, readWithRetries, STREAM, settle, setUpSpace } from './space.ts'
 
 const RAW = 'raw'
@@ -138,14 +138,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
   const deadlineMs = opts.deadlineMs ?? 120_000
   const spam = opts.spam ?? 50
   const random = mulberry32(net.seed ^ 0xad5e)
-  const stepsMs: Record<string, number> = {}
-  let stepStart = performance.now()
-  const step = (name: string) => {
-    const now = performance.now()
-    stepsMs[name] = Math.round(now - stepStart)
-    stepStart = now
-    opts.onProgress?.(name, Object.keys(stepsMs).length, 12)
-  }
+  const { stepsMs, step } = stepTimer((name, done) => opts.onProgress?.(name, done, 12))
   const t0 = performance.now()
   const space = await setUpSpace(net, { owner: ownerIndex, readings: 3, deadlineMs, onProgress: opts.onProgress })
   const owner = net.node(ownerIndex)

@@ -19,7 +19,7 @@ import { policyTopic } from '../../protocols/sync/messages.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, sample } from '../random.ts'
 import { cdf, type Summary, summarize } from '../stats.ts'
-import { sleep, waitUntil } from '../wait.ts'
+import { sleep, stepTimer, waitUntil } from '../wait.ts'
 import {
   BASELINE_TOPIC,
   countDefined,
@@ -159,14 +159,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
   const out: RevokeRound[] = []
   for (const [r, subject] of subjects.entries()) {
     const phase = `round ${r + 1}/${rounds}`
-    const stepsMs: Record<string, number> = {}
-    let stepStart = performance.now()
-    const step = (name: string) => {
-      const now = performance.now()
-      stepsMs[name] = Math.round(now - stepStart)
-      stepStart = now
-      opts.onProgress?.(`${phase}: ${name}`, 1, 1)
-    }
+    const { stepsMs, step } = stepTimer(name => opts.onProgress?.(`${phase}: ${name}`, 1, 1))
     const S = net.node(subject)
     const now = Date.now()
     const grant = createGrant(
