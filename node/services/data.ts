@@ -13,7 +13,6 @@
  * memory only, until the lease ends or a revocation that ends the grant arrives.
  */
 
-import { randomFillSync } from 'node:crypto'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
@@ -44,7 +43,7 @@ import {
   aggregateValue,
   aggregateWindowMs,
   closeIfDue,
-  commitReading,
+  commitInto,
   DEFAULT_FORMS,
   HASHED,
   isAggregate,
@@ -58,15 +57,16 @@ import {
   type EncryptedReading,
   encodeEncryptedReading,
   encodeReadingsMessage,
-  encryptReadings,
   MAX_READINGS_MESSAGE_BYTES,
   MAX_READINGS_PER_MESSAGE,
-  MAX_READINGS_PER_RECORD,
-  MAX_RECORD_PLAINTEXT,
   type Reading,
+  RecordBuilder,
+  readingBound,
   readingCount,
-  readingSize,
   readingsIn,
+  SEED_BYTES,
+  sealRecord,
+  valueJson,
 } from '../../protocols/data/reading.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
 import { createStream, type Revocation } from '../../protocols/policy/records.ts'
@@ -119,16 +119,18 @@ type ReadingListener = (r: EncryptedReading) => void
 /** The records of one publish call (or window closing) being made: see DataService.writer. */
 interface Writer {
   st: EpochState
-  batch: ReturnType<Store['db']['batch']>
-  /** sealed records, in the order they were made */
-  out: { r: EncryptedReading; bytes: Uint8Array }[]
-  /** readings emitted */
+  /** readings added */
   emitted: number
-  /** seal every open record */
-  seal(): Promise<void>
-  newEpoch(now: number): Promise<void>
-  /** add a reading of a form; returns its sequence number */
-  emit(form: string, reading: Reading): Promise<number>
+  /** close the epoch's open records and start the next epoch */
+  newEpoch(now: number): void
+  /** add a reading of a form (its value's JSON: valueJson); returns its sequence number */
+  add(form: string, ts: number, json: string, bytes?: Uint8Array): number
+  /** the salt of the reading last added to the raw form */
+  lastSalt(): Uint8Array
+  /** add a reading of the hashed form; returns its sequence number */
+  addCommitment(form: string, ts: number, commitment: Uint8Array): number
+  /** encrypt every record gathered, in order, into one batch (an epoch's key is made on first use) */
+  seal(): Promise<{ batch: ReturnType<Store['db']['batch']>; out: { r: EncryptedReading; bytes: Uint8Array }[] }>
 }
 
 export class DataService {
@@ -301,27 +303,28 @@ export class DataService {
     const st = await this.epochState(space, stream)
     if (st.closed === true) throw new UsageError(`stream ${stream} is closed: it takes no more readings`)
     if (last) st.closed = true
-    const w = this.writer(space, stream, st)
+    const w = this.writer(space, stream, st, readings.length)
     const seqs: number[] = []
-    // one draw from the CSPRNG for every salt of the call (a call per salt cost more than the rest of a reading)
-    const salts = randomFillSync(new Uint8Array(16 * readings.length))
-    for (const [i, reading] of readings.entries()) {
+    const hashed = forms.includes(HASHED)
+    const aggregates = forms.filter(isAggregate).map(form => ({ form, windowMs: aggregateWindowMs(form) }))
+    const commitment = new Uint8Array(32)
+    for (let i = 0; i < readings.length; i++) {
+      const reading = readings[i]
       const now = this.c.now()
-      if (now - w.st.started >= record.epochMs) await w.newEpoch(now)
-      // raw carries the salt; hashed carries only the commitment to (ts, value, salt)
-      const salt = salts.subarray(16 * i, 16 * i + 16)
-      const raw: Reading = { ts: reading.ts, value: reading.value, salt }
-      if (reading.bytes !== undefined) raw.bytes = reading.bytes
-      seqs.push(await w.emit(RAW, raw))
-      if (forms.includes(HASHED)) {
-        await w.emit(HASHED, { ts: reading.ts, value: { commitment: commitReading(reading.ts, reading.value, salt) } })
+      if (now - w.st.started >= record.epochMs) w.newEpoch(now)
+      // raw gives the reading a salt; hashed carries only the commitment to (ts, value, salt)
+      const json = valueJson(reading.value)
+      seqs.push(w.add(RAW, reading.ts, json, reading.bytes))
+      if (hashed) {
+        commitInto(commitment, 0, reading.ts, json, w.lastSalt())
+        w.addCommitment(HASHED, reading.ts, commitment)
       }
       if (typeof reading.value !== 'number') continue
-      for (const form of forms.filter(isAggregate)) {
-        const res = aggregateReading(w.st.windows[form], aggregateWindowMs(form), reading.ts, reading.value)
+      for (const { form, windowMs } of aggregates) {
+        const res = aggregateReading(w.st.windows[form], windowMs, reading.ts, reading.value)
         w.st.windows[form] = res.open
         if (res.late) this.c.metrics.inc('edgeward_readings_late_total', { form })
-        for (const a of res.closed) await w.emit(form, { ts: a.start, value: aggregateValue(a) })
+        for (const a of res.closed) w.add(form, a.start, valueJson(aggregateValue(a)))
       }
     }
     await this.commit(space, stream, w)
@@ -330,8 +333,8 @@ export class DataService {
 
   /** Seal what is open, store the batch and the epoch state durably, then gossip what was stored. */
   private async commit(space: string, stream: string, w: Writer): Promise<void> {
-    await w.seal()
-    const { st, batch, out } = w
+    const { batch, out } = await w.seal()
+    const st = w.st
     batch.put(`${space}!${stream}`, encodeCanonical(st), { sublevel: this.c.store.epochs } as never)
     await batch.write(DURABLE)
     this.epochStates.set(`${space}!${stream}`, st)
@@ -369,7 +372,7 @@ export class DataService {
             const res = closeIfDue(w.st.windows[form], windowMs, this.c.now(), Math.min(windowMs / 10, 5000))
             if (res.closed.length === 0) continue
             if (res.open === undefined) delete w.st.windows[form]
-            for (const a of res.closed) await w.emit(form, { ts: a.start, value: aggregateValue(a) })
+            for (const a of res.closed) w.add(form, a.start, valueJson(aggregateValue(a)))
           }
           if (w.emitted > 0) await this.commit(space, stream, w)
         })
@@ -380,57 +383,82 @@ export class DataService {
   /**
    * What publishing and closing windows share: the next reading of a form, numbered in
    * sequence, gathered with the form's readings before it into one record (up to
-   * MAX_READINGS_PER_RECORD, and MAX_RECORD_PLAINTEXT bytes) that is encrypted under the
-   * current epoch's key of the form and added to one batch when it is full, when the epoch
-   * changes, or when the caller commits.
+   * MAX_READINGS_PER_RECORD, and MAX_RECORD_PLAINTEXT bytes); a record is closed when it is
+   * full or the epoch changes, and every record is encrypted under its epoch's key of its
+   * form when the caller commits. Nothing here waits, so a reading costs no promise.
    */
-  private writer(space: string, stream: string, initial: EpochState): Writer {
-    const keys = new Map<string, Uint8Array>()
-    /** the readings not yet sealed, per form: all of the current epoch, numbered from `seq` */
-    const open = new Map<string, { seq: number; readings: Reading[]; size: number }>()
-    const sealForm = async (form: string): Promise<void> => {
-      const o = open.get(form)
-      if (o === undefined) return
+  private writer(space: string, stream: string, initial: EpochState, rawExpected = 1): Writer {
+    /** the record being filled, per form: of the current epoch */
+    const open = new Map<string, RecordBuilder>()
+    let rawAdded = 0
+    let lastRaw: RecordBuilder | undefined
+    /** records closed, in the order they were closed (per form, in sequence order) */
+    const closed: { form: string; epoch: number; b: RecordBuilder }[] = []
+    const close = (form: string, b: RecordBuilder) => {
       open.delete(form)
-      let key = keys.get(form)
-      if (key === undefined) {
-        key = await this.holderKey(space, stream, form, w.st.epoch)
-        keys.set(form, key)
+      closed.push({ form, epoch: w.st.epoch, b })
+    }
+    /** the open record of `form` that takes one more reading of `bound` bytes */
+    const recordFor = (form: string, bound: number): RecordBuilder => {
+      let b = open.get(form)
+      if (b !== undefined && !b.fits(bound)) {
+        close(form, b)
+        b = undefined
       }
-      const r = encryptReadings(key, { space, stream, form, epoch: w.st.epoch, seq: o.seq }, o.readings)
-      const bytes = encodeEncryptedReading(r)
-      this.addRecord(w.batch, r, bytes)
-      w.out.push({ r, bytes })
+      if (b === undefined) {
+        // the raw form's readings are salted: the record's seed gives its salts, as many as it will likely hold
+        b =
+          form === RAW
+            ? new RecordBuilder(w.st.seq[form] ?? 0, randomBytes(SEED_BYTES), Math.max(1, rawExpected - rawAdded))
+            : new RecordBuilder(w.st.seq[form] ?? 0)
+        open.set(form, b)
+      }
+      w.st.seq[form] = b.seq + b.count + 1
+      w.emitted++
+      return b
     }
     const w: Writer = {
       st: initial,
-      batch: this.c.store.db.batch(),
-      out: [],
       emitted: 0,
-      seal: async () => {
-        for (const form of [...open.keys()]) await sealForm(form)
-      },
-      newEpoch: async (now: number) => {
-        await w.seal()
+      newEpoch: (now: number) => {
+        for (const [form, b] of open) close(form, b)
         w.st = { ...w.st, epoch: w.st.epoch + 1, started: now }
-        keys.clear()
       },
-      emit: async (form: string, reading: Reading): Promise<number> => {
-        const size = readingSize(reading)
-        const o = open.get(form)
-        if (o !== undefined && (o.readings.length >= MAX_READINGS_PER_RECORD || o.size + size > MAX_RECORD_PLAINTEXT)) {
-          await sealForm(form)
+      add: (form, ts, json, bytes) => {
+        const b = recordFor(form, readingBound(json, bytes))
+        const seq = b.seq + b.count
+        b.add(ts, json, bytes)
+        if (form === RAW) {
+          rawAdded++
+          lastRaw = b
         }
-        const seq = w.st.seq[form] ?? 0
-        w.st.seq[form] = seq + 1
-        const current = open.get(form)
-        if (current === undefined) open.set(form, { seq, readings: [reading], size })
-        else {
-          current.readings.push(reading)
-          current.size += size
-        }
-        w.emitted++
         return seq
+      },
+      lastSalt: () => lastRaw!.salt(lastRaw!.count - 1),
+      addCommitment: (form, ts, commitment) => {
+        const b = recordFor(form, readingBound(''))
+        const seq = b.seq + b.count
+        b.addCommitment(ts, commitment)
+        return seq
+      },
+      seal: async () => {
+        for (const [form, b] of open) close(form, b)
+        const batch = this.c.store.db.batch()
+        const out: { r: EncryptedReading; bytes: Uint8Array }[] = []
+        const keys = new Map<string, Uint8Array>()
+        for (const { form, epoch, b } of closed) {
+          const at = `${form}!${epoch}`
+          let key = keys.get(at)
+          if (key === undefined) {
+            key = await this.holderKey(space, stream, form, epoch)
+            keys.set(at, key)
+          }
+          const r = sealRecord(key, { space, stream, form, epoch }, b)
+          const bytes = encodeEncryptedReading(r)
+          this.addRecord(batch, r, bytes)
+          out.push({ r, bytes })
+        }
+        return { batch, out }
       },
     }
     return w

@@ -8,10 +8,10 @@
  *   (by reading time), e.g. `aggregate:15m`.
  * Pure: time and randomness come in as arguments.
  */
-import { createHash } from 'node:crypto'
-import { bytesEqual, encodeCanonical } from '../../crypto/encoding.ts'
+import { hash } from 'node:crypto'
+import { bytesEqual, encodeCanonical, toHex } from '../../crypto/encoding.ts'
 import { InvalidMessageError } from '../errors.ts'
-import { CborWriter } from './reading.ts'
+import { CborWriter, valueJson } from './reading.ts'
 
 export const RAW = 'raw'
 export const HASHED = 'hashed'
@@ -38,16 +38,28 @@ const COMMITMENT_PREFIX = new Uint8Array([...new TextEncoder().encode(COMMITMENT
 const commitmentWriter = new CborWriter()
 
 /**
- * The commitment the hashed form carries for one reading: taggedHash(tag, canonical CBOR of
- * [ts, JSON of the value, salt]), in hex. The CBOR is written directly when it can be (the
- * gateway makes one per reading), else by encodeCanonical; the tests compare both.
+ * The commitment the hashed form carries for one reading, written into `out` at `at` (32
+ * bytes): taggedHash(tag, canonical CBOR of [ts, JSON of the value, salt]). The CBOR is
+ * written directly when it can be (the gateway makes one per reading), else by
+ * encodeCanonical; the tests compare both. The digest comes back as a one-byte-per-char
+ * string: a Buffer per digest cost more than the hash.
  */
-export function commitReading(ts: number, value: unknown, salt: Uint8Array): string {
-  const json = JSON.stringify(value)
+export function commitInto(out: Uint8Array, at: number, ts: number, json: string, salt: Uint8Array): void {
   const w = commitmentWriter.reset()
-  const input =
-    w.head(4, 3) && w.uint(ts) && w.text(json) && w.bytes(salt) ? w.view() : encodeCanonical([ts, json, salt])
-  return createHash('sha256').update(COMMITMENT_PREFIX).update(input).digest('hex')
+  w.raw(COMMITMENT_PREFIX)
+  if (!(w.head(4, 3) && w.uint(ts) && w.text(json) && w.bytes(salt))) {
+    w.reset().raw(COMMITMENT_PREFIX)
+    w.raw(encodeCanonical([ts, json, salt]))
+  }
+  const digest = hash('sha256', w.view(), 'binary')
+  for (let i = 0; i < 32; i++) out[at + i] = digest.charCodeAt(i)
+}
+
+/** The commitment of a reading (see commitInto), in hex. */
+export function commitReading(ts: number, value: unknown, salt: Uint8Array): string {
+  const out = new Uint8Array(32)
+  commitInto(out, 0, ts, valueJson(value), salt)
+  return toHex(out)
 }
 
 /** Check a claimed reading (with the salt from the raw form) against a commitment. */

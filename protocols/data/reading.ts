@@ -3,16 +3,22 @@
  *
  * A record holds `n` consecutive readings of one (stream, epoch, form), sequence numbers
  * `seq` to `seq + n - 1` (n is 1 unless written, at most MAX_READINGS_PER_RECORD): their
- * plaintexts `{ ts, value }` (a list of them when n > 1) are encrypted together with the
- * data key of the (stream, epoch, form) under AES-256-GCM. The associated data binds space,
+ * times, values, commitments (hashed form), bytes (objects) and the seed of their salts (raw
+ * form), as columns (see RecordBuilder), are encrypted together with the data key of the
+ * (stream, epoch, form) under AES-256-GCM. Columns keep a record small: a time costs its
+ * difference from the one before, a commitment its bytes, a salt nothing (it comes from the
+ * record's seed), with no field names per reading.
+ * Records written before columns (a map per reading) still decrypt. The associated data binds space,
  * stream, epoch, first sequence number, count and form, so a ciphertext moved to another
  * place, epoch or position, or cut short, fails to decrypt. Only the coordinates are in the
  * clear, never the times or the values. A gateway seals the readings of one publish call
  * into as few records as fit, so the per-record costs (an AEAD call, a store write, the
  * coordinates on the wire) are paid once for many readings.
  */
+import { createHash } from 'node:crypto'
 import { aeadDecrypt, aeadEncrypt } from '../../crypto/aead.ts'
-import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import { decodeCanonical, encodeCanonical, toHex } from '../../crypto/encoding.ts'
+import { InvalidEncodingError } from '../../crypto/errors.ts'
 import { InvalidMessageError } from '../errors.ts'
 import { FORM_PATTERN } from '../policy/records.ts'
 import { asMap, bytes, ID_PATTERN, int, NAME_PATTERN, str } from '../validate.ts'
@@ -27,10 +33,15 @@ export interface Reading {
   /** time of the measurement, ms since epoch */
   ts: number
   value: unknown
-  /** the raw form's salt of the reading's commitment in the hashed form */
+  /** decrypted, in the raw form: the salt of the reading's commitment in the hashed form (from the record's seed) */
   salt?: Uint8Array
   /** opaque bytes: a chunk of a shared file or message (objects are streams of chunks) */
   bytes?: Uint8Array
+  /**
+   * the hashed form, when encrypting: the reading's 32-byte commitment (its value is then
+   * ignored; decrypted, the value is `{ commitment: <hex> }`)
+   */
+  commitment?: Uint8Array
 }
 
 /** the most readings one record holds */
@@ -151,6 +162,25 @@ export class CborWriter {
     return this.head(0, n)
   }
 
+  /** a safe integer, negative ones as CBOR's major type 1 */
+  int(n: number): boolean {
+    return n < 0 ? this.head(1, -1 - n) : this.head(0, n)
+  }
+
+  null(): boolean {
+    this.room(1)
+    this.buf[this.pos++] = 0xf6
+    return true
+  }
+
+  /** bytes as they are, without a head (a prefix of what is hashed) */
+  raw(v: Uint8Array): boolean {
+    this.room(v.byteLength)
+    this.buf.set(v, this.pos)
+    this.pos += v.byteLength
+    return true
+  }
+
   bytes(v: Uint8Array): boolean {
     this.head(2, v.byteLength)
     this.room(v.byteLength)
@@ -207,72 +237,226 @@ function cbor(): CborWriter {
 const aadWriter = new CborWriter()
 const plaintextWriter = new CborWriter()
 
-/** A reading's plaintext map, as canonical CBOR, or false if this writer cannot write it exactly. */
-function writeReading(w: CborWriter, reading: Reading, value: string): boolean {
-  // keys in canonical order: ts, salt, bytes, value
-  return (
-    w.head(5, 2 + (reading.salt === undefined ? 0 : 1) + (reading.bytes === undefined ? 0 : 1)) &&
-    w.text('ts') &&
-    w.uint(reading.ts) &&
-    (reading.salt === undefined || (w.text('salt') && w.bytes(reading.salt))) &&
-    (reading.bytes === undefined || (w.text('bytes') && w.bytes(reading.bytes))) &&
-    w.text('value') &&
-    w.text(value)
-  )
+const SALT_BYTES = 16
+/** a salted record's seed, from which its readings' salts come */
+export const SEED_BYTES = 32
+const COMMITMENT_BYTES = 32
+const SALTS_TAG = utf8Bytes('edgeward/reading-salts/v1\0')
+
+function utf8Bytes(s: string): Uint8Array {
+  return new TextEncoder().encode(s)
 }
 
-function plaintextObject(reading: Reading, value: string): Record<string, unknown> {
-  return {
-    ts: reading.ts,
-    value,
-    ...(reading.salt === undefined ? {} : { salt: reading.salt }),
-    ...(reading.bytes === undefined ? {} : { bytes: reading.bytes }),
-  }
+/** A reading's value as the JSON text a record carries; InvalidEncodingError for what JSON cannot hold (undefined). */
+export function valueJson(value: unknown): string {
+  const json = JSON.stringify(value)
+  if (typeof json !== 'string')
+    throw new InvalidEncodingError(`cannot encode a reading's value of type ${typeof value}`)
+  return json
 }
 
-export function encryptReading(
-  key: Uint8Array,
-  coords: Omit<EncryptedReading, 'ct' | 'n'>,
-  reading: Reading,
-): EncryptedReading {
-  const value = JSON.stringify(reading.value)
-  const w = plaintextWriter.reset()
-  const plaintext = writeReading(w, reading, value) ? w.view() : encodeCanonical(plaintextObject(reading, value))
-  return { ...coords, ct: aeadEncrypt(key, plaintext, aad(coords)) }
-}
-
-/**
- * Encrypt consecutive readings, numbered from `coords.seq`, into one record (one reading:
- * what encryptReading makes). The caller keeps them within MAX_READINGS_PER_RECORD and the
- * record within MAX_READING_BYTES (see readingSize).
- */
-export function encryptReadings(
-  key: Uint8Array,
-  coords: Omit<EncryptedReading, 'ct' | 'n'>,
-  readings: readonly Reading[],
-): EncryptedReading {
-  if (readings.length === 1) return encryptReading(key, coords, readings[0])
-  if (readings.length === 0 || readings.length > MAX_READINGS_PER_RECORD) {
-    throw new RangeError(`a record holds 1..${MAX_READINGS_PER_RECORD} readings`)
-  }
-  const values = readings.map(r => JSON.stringify(r.value))
-  const w = plaintextWriter.reset()
-  let exact = w.head(4, readings.length)
-  for (let i = 0; exact && i < readings.length; i++) exact = writeReading(w, readings[i], values[i])
-  const plaintext = exact ? w.view() : encodeCanonical(readings.map((r, i) => plaintextObject(r, values[i])))
-  const full = { ...coords, n: readings.length }
-  return { ...full, ct: aeadEncrypt(key, plaintext, aad(full)) }
-}
-
-/** An upper bound of the bytes a reading adds to a record's plaintext, for keeping records under MAX_READING_BYTES. */
-export function readingSize(reading: Reading): number {
-  const value = typeof reading.value === 'number' ? 24 : JSON.stringify(reading.value).length * 3
-  return 48 + value + (reading.bytes?.byteLength ?? 0)
+/** An upper bound of the bytes a reading adds to a record's plaintext (time, value or commitment, bytes). */
+export function readingBound(json: string, bytes?: Uint8Array): number {
+  return 9 + 5 + 3 * json.length + COMMITMENT_BYTES + (bytes === undefined ? 1 : 5 + bytes.byteLength)
 }
 
 /** A record's plaintext may come this close to MAX_READING_BYTES (the coordinates, tag and nonce take the rest). */
 export const MAX_RECORD_PLAINTEXT = MAX_READING_BYTES - 1024
 
+/**
+ * The salts of a record's first `n` readings, 16 bytes each: the output of SHAKE256 (FIPS
+ * 202) over a tag and the record's random 32-byte seed. A record carries its seed, not n
+ * salts; a salt shown to someone (to check one reading against its commitment) says nothing
+ * of the seed or of the other salts. The output for a larger n starts with that for a smaller.
+ */
+export function deriveSalts(seed: Uint8Array, n: number): Uint8Array {
+  if (seed.byteLength !== SEED_BYTES) throw new RangeError(`a salt seed is ${SEED_BYTES} bytes`)
+  const out = createHash('shake256', { outputLength: SALT_BYTES * n })
+    .update(SALTS_TAG)
+    .update(seed)
+    .digest()
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+}
+
+/**
+ * The readings of one record being gathered, column by column: what a gateway fills a
+ * reading at a time and seals once (sealRecord). A record holds either values (`add`) or,
+ * in the hashed form, commitments (`addCommitment`); a record made with a seed gives each
+ * of its readings a salt (deriveSalts). A reading that breaks the record's shape is a
+ * caller's error (RangeError). The plaintext, canonical CBOR with its keys in canonical
+ * order, is `{ b?: [bytes | null, ...], c?: commitments, s?: seed, t: [time deltas], v?: [JSON, ...] }`:
+ * times as the first reading's time, then each one's difference from the one before
+ * (negative when readings come out of order); commitments concatenated, 32 bytes each; a
+ * reading's value in the hashed form is `{ commitment: <hex> }`.
+ */
+export class RecordBuilder {
+  /** the sequence number of the record's first reading */
+  readonly seq: number
+  private readonly ts: number[] = []
+  private readonly values: string[] = []
+  private readonly seed: Uint8Array | undefined
+  private salts: Uint8Array | undefined
+  private commitments: Uint8Array | undefined
+  private chunks: (Uint8Array | null)[] | undefined
+  private bound = 8 + SEED_BYTES
+
+  /**
+   * `seed`: the salted record's 32 random bytes; `expected`: how many readings it will
+   * likely hold, the salts derived at first (more are derived when needed).
+   */
+  constructor(seq: number, seed?: Uint8Array, expected = MAX_READINGS_PER_RECORD) {
+    this.seq = seq
+    if (seed !== undefined) {
+      this.seed = seed
+      this.salts = deriveSalts(seed, Math.max(1, Math.min(expected, MAX_READINGS_PER_RECORD)))
+    }
+  }
+
+  get count(): number {
+    return this.ts.length
+  }
+
+  /** Whether one more reading of `bound` bytes at most (readingBound) keeps the record within its limits. */
+  fits(bound: number): boolean {
+    return this.ts.length < MAX_READINGS_PER_RECORD && this.bound + bound <= MAX_RECORD_PLAINTEXT
+  }
+
+  /** Add a reading: its time, its value's JSON (valueJson), and its bytes if it has them. Returns its index in the record. */
+  add(ts: number, json: string, bytes?: Uint8Array): number {
+    const i = this.time(ts, false)
+    if (bytes !== undefined) {
+      if (bytes.byteLength > MAX_READING_PAYLOAD)
+        throw new RangeError(`a reading carries at most ${MAX_READING_PAYLOAD} bytes`)
+      if (this.chunks === undefined) this.chunks = new Array<Uint8Array | null>(i).fill(null)
+      this.chunks.push(bytes)
+    } else this.chunks?.push(null)
+    this.values.push(json)
+    this.bound += readingBound(json, bytes)
+    return i
+  }
+
+  /** The salt of the reading at index `i` of a salted record (a view, valid while the builder lives). */
+  salt(i: number): Uint8Array {
+    if (this.seed === undefined || i >= this.ts.length) throw new RangeError('no such salted reading')
+    if (SALT_BYTES * (i + 1) > this.salts!.byteLength) {
+      this.salts = deriveSalts(
+        this.seed,
+        Math.min(MAX_READINGS_PER_RECORD, Math.max(i + 1, 2 * (this.salts!.byteLength / SALT_BYTES))),
+      )
+    }
+    return this.salts!.subarray(SALT_BYTES * i, SALT_BYTES * (i + 1))
+  }
+
+  /** Add a reading of the hashed form: its time and its 32-byte commitment (copied). */
+  addCommitment(ts: number, commitment: Uint8Array): void {
+    if (commitment.byteLength !== COMMITMENT_BYTES) throw new RangeError(`a commitment is ${COMMITMENT_BYTES} bytes`)
+    if (this.seed !== undefined) throw new RangeError('a commitment has no salt: its record takes no seed')
+    const i = this.time(ts, true)
+    if (i === 0) this.commitments = new Uint8Array(COMMITMENT_BYTES * MAX_READINGS_PER_RECORD)
+    this.commitments!.set(commitment, COMMITMENT_BYTES * i)
+    this.bound += 9 + COMMITMENT_BYTES
+  }
+
+  private time(ts: number, commitment: boolean): number {
+    const i = this.ts.length
+    if (i >= MAX_READINGS_PER_RECORD) throw new RangeError(`a record holds at most ${MAX_READINGS_PER_RECORD} readings`)
+    if (!Number.isSafeInteger(ts) || ts < 0) {
+      throw new InvalidMessageError("a reading's time must be a non-negative integer (ms since epoch)")
+    }
+    if (i > 0 && commitment !== (this.commitments !== undefined)) {
+      throw new RangeError('readings with values and commitments in one record')
+    }
+    this.ts.push(ts)
+    return i
+  }
+
+  /** Write the plaintext. */
+  write(w: CborWriter): void {
+    const n = this.ts.length
+    const c = this.commitments
+    const s = this.seed
+    w.head(5, (this.chunks ? 1 : 0) + (c ? 1 : 0) + (s ? 1 : 0) + 1 + (c ? 0 : 1))
+    if (this.chunks !== undefined) {
+      w.text('b')
+      w.head(4, n)
+      for (const b of this.chunks) {
+        if (b === null) w.null()
+        else w.bytes(b)
+      }
+    }
+    if (c !== undefined) {
+      w.text('c')
+      w.bytes(c.subarray(0, COMMITMENT_BYTES * n))
+    }
+    if (s !== undefined) {
+      w.text('s')
+      w.bytes(s)
+    }
+    w.text('t')
+    w.head(4, n)
+    let previous = 0
+    for (const ts of this.ts) {
+      w.int(ts - previous)
+      previous = ts
+    }
+    if (c !== undefined) return
+    w.text('v')
+    w.head(4, n)
+    // JSON.stringify's output is well-formed (lone surrogates are escaped), so text() writes it
+    for (const v of this.values) w.text(v)
+  }
+}
+
+/** Encrypt the readings gathered in `b` into one record, numbered from b.seq (at least one reading). */
+export function sealRecord(
+  key: Uint8Array,
+  coords: Omit<EncryptedReading, 'ct' | 'n' | 'seq'>,
+  b: RecordBuilder,
+): EncryptedReading {
+  const n = b.count
+  if (n === 0) throw new RangeError(`a record holds 1..${MAX_READINGS_PER_RECORD} readings`)
+  const full: Omit<EncryptedReading, 'ct'> = n === 1 ? { ...coords, seq: b.seq } : { ...coords, seq: b.seq, n }
+  const w = plaintextWriter.reset()
+  b.write(w)
+  return { ...full, ct: aeadEncrypt(key, w.view(), aad(full)) }
+}
+
+/** Encrypt one reading into a record of its own. */
+export function encryptReading(
+  key: Uint8Array,
+  coords: Omit<EncryptedReading, 'ct' | 'n'>,
+  reading: Reading,
+  seed?: Uint8Array,
+): EncryptedReading {
+  return encryptReadings(key, coords, [reading], seed)
+}
+
+/**
+ * Encrypt consecutive readings, numbered from `coords.seq`, into one record; with `seed`,
+ * each gets a salt (deriveSalts). The caller keeps them within MAX_READINGS_PER_RECORD and
+ * the record within MAX_RECORD_PLAINTEXT (see readingBound). A reading with a `commitment`
+ * is one of the hashed form. Salts are not taken from the readings: they come from the seed.
+ */
+export function encryptReadings(
+  key: Uint8Array,
+  coords: Omit<EncryptedReading, 'ct' | 'n'>,
+  readings: readonly Reading[],
+  seed?: Uint8Array,
+): EncryptedReading {
+  if (readings.length === 0 || readings.length > MAX_READINGS_PER_RECORD) {
+    throw new RangeError(`a record holds 1..${MAX_READINGS_PER_RECORD} readings`)
+  }
+  const { seq, ...place } = coords
+  const b = new RecordBuilder(seq, seed, readings.length)
+  for (const r of readings) {
+    if (r.salt !== undefined) throw new RangeError("a record's salts come from its seed, not from its readings")
+    if (r.commitment !== undefined) b.addCommitment(r.ts, r.commitment)
+    else b.add(r.ts, valueJson(r.value), r.bytes)
+  }
+  return sealRecord(key, place, b)
+}
+
+/** A reading of a record written before records held columns: `{ ts, value, salt?, bytes? }`. */
 function openReading(m: Record<string, unknown>): Reading {
   const out: Reading = { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
   if (m.salt !== undefined) out.salt = bytes(m, 'salt', 16, 16)
@@ -281,6 +465,56 @@ function openReading(m: Record<string, unknown>): Reading {
 }
 
 const READING_KEYS = ['ts', 'value', 'salt', 'bytes']
+const COLUMN_KEYS = ['b', 'c', 's', 't', 'v']
+
+/** The readings of a record's columns (see RecordBuilder), checked against the record's count. */
+function openColumns(m: Record<string, unknown>, n: number): Reading[] {
+  const t = m.t
+  if (!Array.isArray(t) || t.length !== n) throw new InvalidMessageError(`a record of ${n} readings holds ${n} times`)
+  const values = m.v
+  const commitments = m.c === undefined ? undefined : bytes(m, 'c', COMMITMENT_BYTES * n, COMMITMENT_BYTES * n)
+  if ((values === undefined) === (commitments === undefined)) {
+    throw new InvalidMessageError('a record holds either values or commitments')
+  }
+  if (values !== undefined && (!Array.isArray(values) || values.length !== n)) {
+    throw new InvalidMessageError(`a record of ${n} readings holds ${n} values`)
+  }
+  const seed = m.s === undefined ? undefined : bytes(m, 's', SEED_BYTES, SEED_BYTES)
+  if (seed !== undefined && commitments !== undefined) throw new InvalidMessageError('a commitment has no salt')
+  const salts = seed === undefined ? undefined : deriveSalts(seed, n)
+  const chunks = m.b
+  if (chunks !== undefined && (!Array.isArray(chunks) || chunks.length !== n)) {
+    throw new InvalidMessageError(`a record of ${n} readings holds ${n} byte strings or nulls`)
+  }
+  const out: Reading[] = []
+  let ts = 0
+  for (let i = 0; i < n; i++) {
+    const d = t[i]
+    ts += typeof d === 'number' && Number.isSafeInteger(d) ? d : Number.NaN
+    if (!Number.isSafeInteger(ts) || ts < 0) throw new InvalidMessageError("a reading's time is out of range")
+    let value: unknown
+    if (values === undefined)
+      value = { commitment: toHex(commitments!.subarray(COMMITMENT_BYTES * i, COMMITMENT_BYTES * (i + 1))) }
+    else {
+      const json = values[i]
+      if (typeof json !== 'string' || json.length > MAX_VALUE_JSON) {
+        throw new InvalidMessageError(`a value is JSON text of at most ${MAX_VALUE_JSON} characters`)
+      }
+      value = JSON.parse(json)
+    }
+    const r: Reading = { ts, value }
+    if (salts !== undefined) r.salt = salts.slice(SALT_BYTES * i, SALT_BYTES * (i + 1))
+    const b = chunks?.[i]
+    if (b !== undefined && b !== null) {
+      if (!(b instanceof Uint8Array) || b.byteLength > MAX_READING_PAYLOAD) {
+        throw new InvalidMessageError(`a reading carries at most ${MAX_READING_PAYLOAD} bytes`)
+      }
+      r.bytes = b
+    }
+    out.push(r)
+  }
+  return out
+}
 
 /** Throws DecryptionError when the key is wrong or anything was changed. For a record of one reading. */
 export function decryptReading(key: Uint8Array, r: EncryptedReading): Reading {
@@ -294,6 +528,10 @@ export function decryptReadings(key: Uint8Array, r: EncryptedReading): Reading[]
   const plaintext = aeadDecrypt(key, r.ct, aad(r))
   const n = readingsIn(r)
   const decoded = decodeCanonical(plaintext, MAX_READING_BYTES)
+  if (decoded !== null && typeof decoded === 'object' && !Array.isArray(decoded) && 't' in decoded) {
+    return openColumns(asMap(decoded, 'record', COLUMN_KEYS), n)
+  }
+  // records written before records held columns: one reading's map, or a list of them
   if (n === 1) return [openReading(asMap(decoded, 'reading', READING_KEYS))]
   if (!Array.isArray(decoded) || decoded.length !== n) {
     throw new InvalidMessageError(`a record of ${n} readings must hold a list of ${n}`)

@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { shake256 } from '@noble/hashes/sha3.js'
+import { concatBytes as concat, utf8ToBytes as utf8 } from '@noble/hashes/utils.js'
 import fc from 'fast-check'
-import { aeadDecrypt, generateAeadKey } from '../../crypto/aead.ts'
+import { aeadDecrypt, aeadEncrypt, generateAeadKey } from '../../crypto/aead.ts'
 import { encodeCanonical, toHex } from '../../crypto/encoding.ts'
 import { taggedHash } from '../../crypto/hash.ts'
 import { commitReading, verifyCommitment } from '../../protocols/data/forms.ts'
@@ -15,12 +17,14 @@ import {
   decodeReadingsMessage,
   decryptReading,
   decryptReadings,
+  deriveSalts,
   type EncryptedReading,
   encodeEncryptedReading,
   encodeReadingsMessage,
   encryptReading,
   encryptReadings,
   MAX_READINGS_PER_RECORD,
+  RecordBuilder,
 } from '../../protocols/data/reading.ts'
 
 // boundaries of CBOR's head sizes, and the largest safe integer
@@ -119,7 +123,29 @@ describe('encrypted reading codec', () => {
     assert.throws(() => decodeEncryptedReading(unordered))
   })
 
-  it('encrypts with the canonical plaintext and associated data', () => {
+  /** the columns a record's plaintext holds (RecordBuilder), as encodeCanonical writes them */
+  const columns = (readings: { ts: number; value: unknown; bytes?: Uint8Array }[], seed?: Uint8Array) =>
+    encodeCanonical({
+      t: readings.map((r, i) => r.ts - (i === 0 ? 0 : readings[i - 1].ts)),
+      v: readings.map(r => JSON.stringify(r.value)),
+      ...(seed ? { s: seed } : {}),
+      ...(readings.some(r => r.bytes) ? { b: readings.map(r => r.bytes ?? null) } : {}),
+    })
+  /** the readings as they decrypt: values through JSON, and with a seed, each one's salt */
+  const decrypted = (readings: { ts: number; value: unknown; bytes?: Uint8Array }[], seed?: Uint8Array) =>
+    readings.map((r, i) => ({
+      ...r,
+      value: JSON.parse(JSON.stringify(r.value)),
+      ...(seed
+        ? { salt: shake256(concat(utf8('edgeward/reading-salts/v1\0'), seed), { dkLen: 16 * (i + 1) }).slice(16 * i) }
+        : {}),
+    }))
+  const singleAad = (c: { space: string; stream: string; epoch: number; seq: number; form: string }) =>
+    encodeCanonical(['edgeward/reading/v1', c.space, c.stream, c.epoch, c.seq, c.form])
+  const listAad = (c: { space: string; stream: string; epoch: number; seq: number; form: string }, n: number) =>
+    encodeCanonical(['edgeward/readings/v1', c.space, c.stream, c.epoch, c.seq, n, c.form])
+
+  it('encrypts one reading as canonical columns, with the single-reading associated data', () => {
     const key = generateAeadKey()
     const value = fc.oneof(
       fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -131,70 +157,174 @@ describe('encrypted reading codec', () => {
         coords,
         count,
         value,
-        fc.option(fc.uint8Array({ minLength: 16, maxLength: 16 }), { nil: undefined }),
+        fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }), { nil: undefined }),
         fc.option(fc.uint8Array({ maxLength: 300 }), { nil: undefined }),
-        (c, ts, v, salt, bytes) => {
-          const reading = { ts, value: v, ...(salt ? { salt } : {}), ...(bytes ? { bytes } : {}) }
-          const e = encryptReading(key, c, reading)
-          const aad = encodeCanonical(['edgeward/reading/v1', c.space, c.stream, c.epoch, c.seq, c.form])
-          const plaintext = encodeCanonical({
-            ts,
-            value: JSON.stringify(v),
-            ...(salt ? { salt } : {}),
-            ...(bytes ? { bytes } : {}),
-          })
-          assert.deepEqual(aeadDecrypt(key, e.ct, aad), plaintext)
-          assert.deepEqual(decryptReading(key, e), { ...reading, value: JSON.parse(JSON.stringify(v)) })
+        (c, ts, v, seed, bytes) => {
+          const reading = { ts, value: v, ...(bytes ? { bytes } : {}) }
+          const e = encryptReading(key, c, reading, seed)
+          assert.equal(e.n, undefined)
+          assert.deepEqual(aeadDecrypt(key, e.ct, singleAad(c)), columns([reading], seed))
+          assert.deepEqual(decryptReading(key, e), decrypted([reading], seed)[0])
         },
       ),
       { numRuns: 100 },
     )
   })
 
-  it('encrypts several readings as one canonical list, with the count in the associated data', () => {
+  it('encrypts several readings as canonical columns (times as differences, in any order), with the count in the associated data', () => {
     const key = generateAeadKey()
-    const reading = fc.record(
-      {
-        ts: count,
-        value: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.dictionary(fc.string(), fc.integer())),
-        salt: fc.uint8Array({ minLength: 16, maxLength: 16 }),
-      },
-      { requiredKeys: ['ts', 'value'] },
-    )
+    const reading = fc.record({
+      ts: fc.oneof(count, fc.integer({ min: 1_700_000_000_000, max: 1_700_000_000_100 })),
+      value: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.dictionary(fc.string(), fc.integer())),
+      bytes: fc.option(fc.uint8Array({ maxLength: 40 }), { nil: undefined }),
+    })
     fc.assert(
-      fc.property(coords, fc.array(reading, { minLength: 2, maxLength: 40 }), (c, readings) => {
-        fc.pre(c.seq <= Number.MAX_SAFE_INTEGER - (readings.length - 1))
-        const e = encryptReadings(key, c, readings)
-        assert.equal(e.n, readings.length)
-        const aad = encodeCanonical([
-          'edgeward/readings/v1',
-          c.space,
-          c.stream,
-          c.epoch,
-          c.seq,
-          readings.length,
-          c.form,
-        ])
-        const plaintext = encodeCanonical(readings.map(r => ({ ...r, value: JSON.stringify(r.value) })))
-        assert.deepEqual(aeadDecrypt(key, e.ct, aad), plaintext)
-        assert.deepEqual(
-          decryptReadings(key, e),
-          readings.map(r => ({ ...r, value: JSON.parse(JSON.stringify(r.value)) })),
-        )
-        assert.deepEqual(decodeEncryptedReading(encodeEncryptedReading(e)), e)
-      }),
+      fc.property(
+        coords,
+        fc.array(reading, { minLength: 2, maxLength: 40 }),
+        fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }), { nil: undefined }),
+        (c, drawn, seed) => {
+          fc.pre(c.seq <= Number.MAX_SAFE_INTEGER - (drawn.length - 1))
+          const readings = drawn.map(r =>
+            r.bytes ? { ts: r.ts, value: r.value, bytes: r.bytes } : { ts: r.ts, value: r.value },
+          )
+          const e = encryptReadings(key, c, readings, seed)
+          assert.equal(e.n, readings.length)
+          assert.deepEqual(aeadDecrypt(key, e.ct, listAad(c, readings.length)), columns(readings, seed))
+          assert.deepEqual(decryptReadings(key, e), decrypted(readings, seed))
+          assert.deepEqual(decodeEncryptedReading(encodeEncryptedReading(e)), e)
+        },
+      ),
       { numRuns: 100 },
     )
   })
 
-  it('encrypts readings whose time is not a safe non-negative integer as encodeCanonical does', () => {
+  it('encrypts the hashed form as a column of commitments; decrypted, each value is { commitment: hex }', () => {
+    const key = generateAeadKey()
+    fc.assert(
+      fc.property(
+        coords,
+        fc.array(fc.record({ ts: count, commitment: fc.uint8Array({ minLength: 32, maxLength: 32 }) }), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        (c, drawn) => {
+          fc.pre(c.seq <= Number.MAX_SAFE_INTEGER - (drawn.length - 1))
+          const e = encryptReadings(
+            key,
+            c,
+            drawn.map(d => ({ ts: d.ts, value: undefined, commitment: d.commitment })),
+          )
+          const plaintext = encodeCanonical({
+            c: Uint8Array.from(drawn.flatMap(d => [...d.commitment])),
+            t: drawn.map((d, i) => d.ts - (i === 0 ? 0 : drawn[i - 1].ts)),
+          })
+          const aadOf = drawn.length === 1 ? singleAad(c) : listAad(c, drawn.length)
+          assert.deepEqual(aeadDecrypt(key, e.ct, aadOf), plaintext)
+          assert.deepEqual(
+            decryptReadings(key, e),
+            drawn.map(d => ({ ts: d.ts, value: { commitment: toHex(d.commitment) } })),
+          )
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+
+  it("derives a salted record's salts from its seed with SHAKE256, a longer run starting with a shorter", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.integer({ min: 1, max: 256 }), (seed, n) => {
+        const salts = deriveSalts(seed, n)
+        assert.deepEqual(salts, shake256(concat(utf8('edgeward/reading-salts/v1\0'), seed), { dkLen: 16 * n }))
+        assert.deepEqual(deriveSalts(seed, n + 1).subarray(0, 16 * n), salts)
+      }),
+      { numRuns: 50 },
+    )
+    assert.throws(() => deriveSalts(new Uint8Array(16), 1), RangeError)
+  })
+
+  it('gives a salted record of more readings than it expected the same salts as one that expected them all', () => {
+    const seed = new Uint8Array(32).fill(3)
+    const few = new RecordBuilder(0, seed, 1)
+    const all = new RecordBuilder(0, seed, 200)
+    for (let i = 0; i < 200; i++) {
+      few.add(i, '1')
+      all.add(i, '1')
+      assert.deepEqual(few.salt(i), all.salt(i))
+    }
+    assert.deepEqual(all.salt(199), deriveSalts(seed, 200).subarray(16 * 199))
+  })
+
+  it('still decrypts records written before columns: a map of one reading, a list of maps', () => {
+    const key = generateAeadKey()
+    const c = { space: 'd'.repeat(64), stream: 't', form: 'raw', epoch: 3, seq: 7 }
+    const salt = new Uint8Array(16).fill(9)
+    const one = { ts: 1_700_000_000_000, value: { t: 20.5 }, salt, bytes: Uint8Array.of(1, 2) }
+    const single = {
+      ...c,
+      ct: aeadEncrypt(key, encodeCanonical({ ...one, value: JSON.stringify(one.value) }), singleAad(c)),
+    }
+    assert.deepEqual(decryptReading(key, single), one)
+    const list = [one, { ts: 5, value: 21 }]
+    const several = {
+      ...c,
+      n: 2,
+      ct: aeadEncrypt(key, encodeCanonical(list.map(r => ({ ...r, value: JSON.stringify(r.value) }))), listAad(c, 2)),
+    }
+    assert.deepEqual(decryptReadings(key, several), list)
+  })
+
+  it('refuses columns that do not fit the record', () => {
+    const key = generateAeadKey()
+    const c = { space: 'e'.repeat(64), stream: 't', form: 'raw', epoch: 0, seq: 0 }
+    const sealed = (cols: Record<string, unknown>, n: number) => ({
+      ...c,
+      ...(n === 1 ? {} : { n }),
+      ct: aeadEncrypt(key, encodeCanonical(cols), n === 1 ? singleAad(c) : listAad(c, n)),
+    })
+    const bad: [string, Record<string, unknown>, number][] = [
+      ['fewer times than readings', { t: [1], v: ['1', '2'] }, 2],
+      ['fewer values than times', { t: [1, 1], v: ['1'] }, 2],
+      ['neither values nor commitments', { t: [1] }, 1],
+      ['values and commitments', { c: new Uint8Array(32), t: [1], v: ['1'] }, 1],
+      ['a salt seed with a commitment', { c: new Uint8Array(32), s: new Uint8Array(32), t: [1] }, 1],
+      ['a salt seed of the wrong length', { s: new Uint8Array(16), t: [1], v: ['1'] }, 1],
+      ['commitments of the wrong length', { c: new Uint8Array(33), t: [1] }, 1],
+      ['a time that goes below zero', { t: [5, -6], v: ['1', '2'] }, 2],
+      ['a time that is not an integer', { t: [1.5], v: ['1'] }, 1],
+      ['a value that is not text', { t: [1], v: [1] }, 1],
+      ['bytes that are not bytes', { b: ['x'], t: [1], v: ['1'] }, 1],
+      ['an unknown column', { t: [1], v: ['1'], x: [1] }, 1],
+    ]
+    for (const [what, cols, n] of bad) {
+      assert.throws(() => decryptReadings(key, sealed(cols, n)), { name: 'InvalidMessageError' }, what)
+    }
+    assert.deepEqual(decryptReadings(key, sealed({ t: [5, -5], v: ['1', '2'] }, 2)), [
+      { ts: 5, value: 1 },
+      { ts: 0, value: 2 },
+    ])
+  })
+
+  it('refuses readings whose time is not a safe non-negative integer, and mixed readings in one record', () => {
     const key = generateAeadKey()
     const c = { space: 'b'.repeat(64), stream: 't', form: 'raw', epoch: 0, seq: 0 }
     for (const ts of [-1, 1.5, 2 ** 60]) {
-      const e = encryptReading(key, c, { ts, value: 1 })
-      const aad = encodeCanonical(['edgeward/reading/v1', c.space, c.stream, 0, 0, 'raw'])
-      assert.deepEqual(aeadDecrypt(key, e.ct, aad), encodeCanonical({ ts, value: '1' }))
+      assert.throws(() => encryptReading(key, c, { ts, value: 1 }), { name: 'InvalidMessageError' }, String(ts))
     }
+    // salts come from the record's seed; a commitment takes none
+    assert.throws(() => encryptReadings(key, c, [{ ts: 1, value: 1, salt: new Uint8Array(16) }]), RangeError)
+    assert.throws(
+      () => encryptReadings(key, c, [{ ts: 1, value: undefined, commitment: new Uint8Array(32) }], new Uint8Array(32)),
+      RangeError,
+    )
+    assert.throws(
+      () =>
+        encryptReadings(key, c, [
+          { ts: 1, value: 1 },
+          { ts: 2, value: undefined, commitment: new Uint8Array(32) },
+        ]),
+      RangeError,
+    )
   })
 
   it('reads a readings message as encodeCanonical writes it, and accepts nothing else that is not canonical', () => {
