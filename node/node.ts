@@ -179,7 +179,7 @@ export class EdgewardNode {
     clearInterval(this.redialTimer)
     await this.redialing
     await this.objects.stop()
-    this.data.stop()
+    await this.data.stop()
     this.fetch.stop()
     await this.policy.stop()
     await this.audit?.stop()

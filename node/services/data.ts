@@ -80,6 +80,8 @@ import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
 const log = logger('edgeward:keys')
+/** stored records waiting to be gossiped, per space, past which a publish waits for them to go */
+const MAX_OUTBOX_BYTES = 4 * 1024 * 1024
 /** data keys a key holder keeps unwrapped in memory (each 32 bytes) */
 const MAX_CACHED_HOLDER_KEYS = 4096
 
@@ -157,6 +159,10 @@ export class DataService {
   private readonly epochStates = new Map<string, EpochState>()
   private readonly holderKeys = new Map<string, Uint8Array>()
   private readonly epochStarts = new Map<string, number | null>()
+  /** records stored and not yet gossiped, per space, in the order they were stored */
+  private readonly outbox = new Map<string, { records: Uint8Array[]; bytes: number }>()
+  /** the sender of each space with records in its outbox (see gossip) */
+  private readonly sending = new Map<string, Promise<void>>()
   /** counts epoch start writes, so a read that raced one does not cache "not started" */
   private epochStartWrites = 0
 
@@ -177,6 +183,10 @@ export class DataService {
     m.describe('edgeward_keys_dropped_total', 'cached keys dropped by this reader, by cause')
     m.describe('edgeward_readings_stored_total', 'encrypted readings stored, by source')
     m.describe('edgeward_readings_refused_total', 'gossiped readings refused, by reason')
+    m.describe(
+      'edgeward_readings_gossip_failures_total',
+      'stored records this key holder failed to gossip (readers fetch them)',
+    )
   }
 
   async start(): Promise<void> {
@@ -200,8 +210,10 @@ export class DataService {
     )
   }
 
-  stop(): void {
+  /** Stop the timers, and send what is stored and not yet gossiped. */
+  async stop(): Promise<void> {
     clearInterval(this.sweep)
+    while (this.sending.size > 0) await Promise.all(this.sending.values())
   }
 
   /** Start receiving a space's readings (after create or join). */
@@ -286,7 +298,8 @@ export class DataService {
   }
 
   /**
-   * Encrypt, store durably, then gossip. Returns the sequence numbers assigned (of the raw form).
+   * Encrypt and store durably, then return the sequence numbers assigned (of the raw form);
+   * the records are gossiped right after, in the order they were stored.
    * `last`: the stream takes nothing more after these (an object's manifest): it is marked
    * closed in the same durable batch, later publishes are refused, and revocations no longer
    * rotate its key (there is nothing left to protect from a revoked reader).
@@ -339,23 +352,68 @@ export class DataService {
     await batch.write(DURABLE)
     this.epochStates.set(`${space}!${stream}`, st)
     this.c.metrics.inc('edgeward_readings_stored_total', { source: 'local' }, readingCount(out.map(o => o.r)))
-    // one gossip message per up to MAX_READINGS_PER_MESSAGE readings (or ~1 MiB)
-    let pending: Uint8Array[] = []
-    let size = 0
-    const send = async () => {
-      if (pending.length === 0) return
-      await this.c.libp2p.services.pubsub.publish(readingsTopic(space), encodeReadingsMessage(pending))
-      pending = []
-      size = 0
-    }
-    for (const { bytes } of out) {
-      if (pending.length >= MAX_READINGS_PER_MESSAGE || size + bytes.byteLength > MAX_READINGS_MESSAGE_BYTES - 4096)
-        await send()
-      pending.push(bytes)
-      size += bytes.byteLength + 4
-    }
-    await send()
     for (const { r } of out) for (const l of this.readingListeners) l(r)
+    const sent = this.gossip(
+      space,
+      out.map(o => o.bytes),
+    )
+    // a producer faster than gossip waits for it, so that the outbox stays small
+    if (this.outbox.get(space)!.bytes > MAX_OUTBOX_BYTES) await sent
+  }
+
+  /**
+   * Gossip records once they are stored, in the order they were stored, without holding up
+   * the publish that stored them: the caller's next publish encrypts and syncs while these
+   * go out. What is waiting when the sender comes round shares messages (up to
+   * MAX_READINGS_PER_MESSAGE records or ~1 MiB each). Gossip is best effort; a reader that
+   * missed a record fetches it (backfill).
+   */
+  private gossip(space: string, records: Uint8Array[]): Promise<void> {
+    let total = 0
+    for (const r of records) total += r.byteLength
+    const queued = this.outbox.get(space)
+    if (queued !== undefined) {
+      queued.records.push(...records)
+      queued.bytes += total
+      return this.sending.get(space)!
+    }
+    const box = { records, bytes: total }
+    this.outbox.set(space, box)
+    const run = (async () => {
+      // after the I/O callbacks: the caller's next publish has started by then
+      await new Promise(resolve => setImmediate(resolve))
+      while (box.records.length > 0) {
+        const waiting = box.records
+        box.records = []
+        box.bytes = 0
+        let pending: Uint8Array[] = []
+        let size = 0
+        const send = async () => {
+          if (pending.length === 0) return
+          const message = encodeReadingsMessage(pending)
+          const count = pending.length
+          pending = []
+          size = 0
+          try {
+            await this.c.libp2p.services.pubsub.publish(readingsTopic(space), message)
+          } catch (err) {
+            this.c.metrics.inc('edgeward_readings_gossip_failures_total', {}, count)
+            log.error('gossiping %d records of space %s: %s', count, space, (err as Error).message)
+          }
+        }
+        for (const bytes of waiting) {
+          if (pending.length >= MAX_READINGS_PER_MESSAGE || size + bytes.byteLength > MAX_READINGS_MESSAGE_BYTES - 4096)
+            await send()
+          pending.push(bytes)
+          size += bytes.byteLength + 4
+        }
+        await send()
+      }
+      this.outbox.delete(space)
+      this.sending.delete(space)
+    })()
+    this.sending.set(space, run)
+    return run
   }
 
   /** Close aggregate windows whose time is up although no later reading came (runs every second). */

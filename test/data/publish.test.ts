@@ -1,0 +1,105 @@
+/**
+ * A key holder's publish: every reading of a call is numbered in order and sealed under the
+ * key of the epoch it was taken in, also when the call runs across an epoch's end; every raw
+ * reading's salt opens its hashed commitment; what a publish stored is gossiped even when
+ * the node stops right after it.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { waitFor } from '../../node/cli/local-network.ts'
+import { createIdentity } from '../../node/identity.ts'
+import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
+import { verifyCommitment } from '../../protocols/data/forms.ts'
+import { MAX_READINGS_PER_RECORD, readingCount } from '../../protocols/data/reading.ts'
+
+const EPOCH_MS = 1000
+
+describe('publishing', { timeout: 60_000 }, () => {
+  let root: string
+  const nodes: EdgewardNode[] = []
+  const make = async (name: string, opts: Omit<NodeOptions, 'dataDir'> = {}) => {
+    const dir = join(root, name)
+    await createIdentity(dir, { now: Date.now() })
+    const n = await EdgewardNode.create({ dataDir: dir, ...opts })
+    await n.start()
+    nodes.push(n)
+    return n
+  }
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'edgeward-publish-'))
+  })
+
+  after(async () => {
+    await Promise.all(nodes.map(n => n.stop()))
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('numbers a call that runs across epoch ends in order, each reading under its own epoch, with salts that open the commitments', async () => {
+    // the key holder's clock moves 10 ms each time it is read while `stepping`
+    let clock = Date.now()
+    let stepping = false
+    const gw = await make('gw', {
+      epochMs: EPOCH_MS,
+      now: () => {
+        if (stepping) clock += 10
+        return stepping ? clock : Math.max(clock, Date.now())
+      },
+    })
+    const space = await gw.createSpace('plant')
+    await gw.data.publish(space, 'temp', [{ ts: 1, value: 0 }])
+    const n = 3 * MAX_READINGS_PER_RECORD + 17
+    const readings = Array.from({ length: n }, (_, i) => ({ ts: 1_700_000_000_000 + i, value: i % 7 === 0 ? { t: i } : i }))
+    stepping = true
+    const seqs = await gw.data.publish(space, 'temp', readings)
+    stepping = false
+    assert.deepEqual(
+      seqs,
+      readings.map((_, i) => i + 1),
+    )
+    const raw = await gw.data.read(space, 'temp')
+    assert.deepEqual(
+      raw.map(r => [r.seq, r.ts, r.value]),
+      [[0, 1, 0], ...readings.map((r, i) => [i + 1, r.ts, r.value])],
+    )
+    const epochs = raw.map(r => r.epoch)
+    assert.ok(
+      epochs.every((e, i) => i === 0 || e >= epochs[i - 1]),
+      'epochs never go back',
+    )
+    assert.ok(new Set(epochs).size >= 3, `the call ran across epoch ends (epochs ${[...new Set(epochs)].join(', ')})`)
+    const hashed = await gw.data.read(space, 'temp', 0, 'hashed')
+    assert.deepEqual(
+      hashed.map(h => [h.seq, h.epoch]),
+      raw.map(r => [r.seq, r.epoch]),
+    )
+    for (const [i, h] of hashed.entries()) {
+      const { commitment } = h.value as { commitment: string }
+      assert.equal(verifyCommitment(commitment, raw[i].ts, raw[i].value, raw[i].salt!), true, `reading ${i}`)
+    }
+    // salts differ from reading to reading
+    assert.equal(new Set(raw.map(r => Buffer.from(r.salt!).toString('hex'))).size, raw.length)
+  })
+
+  it('gossips what a publish stored even when the node stops right after it', async () => {
+    const gw = await make('gw-stopping')
+    const sub = await make('subscriber', { bootstrap: gw.addresses() })
+    const space = await gw.createSpace('yard')
+    await sub.joinSpace(space)
+    await gw.data.publish(space, 'temp', [{ ts: 1, value: 1 }])
+    await waitFor('the subscriber to receive the first reading', async () =>
+      readingCount(await sub.data.storedReadings(space, 'temp')) === 1 ? true : undefined,
+    )
+    const readings = Array.from({ length: 1000 }, (_, i) => ({ ts: 10 + i, value: i }))
+    await gw.data.publish(space, 'temp', readings)
+    await gw.stop()
+    nodes.splice(nodes.indexOf(gw), 1)
+    await waitFor('the subscriber to store what was published before the stop', async () =>
+      readingCount(await sub.data.storedReadings(space, 'temp')) === 1001 ? true : undefined,
+    )
+    assert.equal(readingCount(await sub.data.storedReadings(space, 'temp', 'hashed')), 1001)
+  })
+})
