@@ -1,10 +1,11 @@
 /**
  * The data plane's costs, each against a baseline measured side by side in the same run:
- * 1. gateway throughput: readings encrypted, stored durably and gossiped to a subscriber that
- *    stores them, against publishing the same plaintext bytes over gossipsub to a subscriber;
+ * 1. gateway throughput: readings encrypted (raw and hashed forms), stored durably and gossiped
+ *    to a subscriber that stores them, against gossiping the same readings unencrypted, a
+ *    message per publish call in both;
  * 2. encryption: encryptReading (one reading a record) against the raw AEAD (AES-256-GCM) on the
  *    same plaintexts, and encryptReadings (records of MAX_READINGS_PER_RECORD, as a gateway seals a
- *    publish call) against the raw AEAD on the same bytes in the same grouping;
+ *    publish call's raw form) against the raw AEAD on the same bytes in the same grouping;
  * 3. key release with 1, 10 and 100 concurrent requests from reader peers: round trip p50/p99
  *    and releases per second, against a bare libp2p request/response echo of the same size.
  */
@@ -23,11 +24,14 @@ import {
   MAX_KEY_RESPONSE_BYTES,
 } from '../protocols/access/messages.ts'
 import {
+  CborWriter,
   encodeReadingsMessage,
   encryptReading,
   encryptReadings,
-  MAX_READINGS_PER_MESSAGE,
   MAX_READINGS_PER_RECORD,
+  RecordBuilder,
+  readingsIn,
+  valueJson,
 } from '../protocols/data/reading.ts'
 import { createGrant } from '../protocols/policy/records.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
@@ -41,7 +45,7 @@ const progress = (m: string) => process.stderr.write(`[bench:data] ${m}\n`)
 async function throughput(quick: boolean): Promise<Figure[]> {
   const n = quick ? 200 : 5000
   const batch = 500
-  const rounds = quick ? 1 : 5
+  const rounds = quick ? 1 : 11
   const peers = new Peers()
   await peers.init()
   try {
@@ -51,10 +55,36 @@ async function throughput(quick: boolean): Promise<Figure[]> {
     await sub.joinSpace(space)
     await waitFor('the subscriber to sync', async () => (sub.policy.document(space).hasGenesis ? true : undefined))
     const topic = '/edgeward-bench/plain/1.0.0'
+    // the subscriber's side of both: a count of what arrived, and a wait for a count to be reached
     let plainReceived = 0
+    let storedReadings = 0
+    let goal: { reached: () => boolean; resolve: () => void } | undefined
+    const arrived = () => {
+      if (goal?.reached()) goal.resolve()
+    }
+    const until = (what: string, reached: () => boolean): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 120_000)
+        goal = {
+          reached,
+          resolve: () => {
+            clearTimeout(timer)
+            goal = undefined
+            resolve()
+          },
+        }
+        arrived()
+      })
     sub.libp2p.services.pubsub.subscribe(topic)
     sub.libp2p.services.pubsub.addEventListener('message', evt => {
-      if (evt.detail.topic === topic) plainReceived++
+      if (evt.detail.topic !== topic) return
+      plainReceived++
+      arrived()
+    })
+    // called once a gossiped record is stored at the subscriber
+    sub.data.onReading(r => {
+      storedReadings += readingsIn(r)
+      arrived()
     })
     await waitFor('gossip meshes to form', async () =>
       gw.libp2p.services.pubsub.getSubscribers(topic).length > 0 &&
@@ -62,45 +92,54 @@ async function throughput(quick: boolean): Promise<Figure[]> {
         ? true
         : undefined,
     )
-    const stored = () => sub.metrics.total('edgeward_readings_stored_total', 'gossip')
     const encrypted: number[] = []
     const plain: number[] = []
+    const formerPlain: number[] = []
+    /** readings per second of the round's n readings gossiped unencrypted as `messages` */
+    const gossipPlain = async (messages: Uint8Array[]): Promise<number> => {
+      const got = plainReceived
+      const t = performance.now()
+      for (const m of messages) await gw.libp2p.services.pubsub.publish(topic, m)
+      await until('the subscriber to receive every plain message', () => plainReceived - got >= messages.length)
+      return n / ((performance.now() - t) / 1000)
+    }
     let ts = Date.now()
     for (let round = 0; round < rounds; round++) {
       const readings = Array.from({ length: n }, (_, i) => ({ ts: ts + i, value: 20 + (i % 50) / 10 }))
       ts += n
       // edgeward: encrypt, store durably at the gateway, gossip, stored at the subscriber
-      const before = stored()
-      let t = performance.now()
+      const before = storedReadings
+      const t = performance.now()
       for (let i = 0; i < n; i += batch) await gw.data.publish(space, STREAM, readings.slice(i, i + batch))
       // every reading also produces its hashed form
-      await waitFor(
-        'the subscriber to store every reading',
-        async () => (stored() - before >= 2 * n ? true : undefined),
-        120_000,
-        5,
-      )
+      await until('the subscriber to store every reading', () => storedReadings - before >= 2 * n)
       encrypted.push(n / ((performance.now() - t) / 1000))
-      // baseline: the same plaintext bytes over gossipsub, received by the subscriber
-      // grouped as edgeward groups readings: one gossip message per up to 256 readings
-      const payloads = readings.map(r => encodeCanonical({ ts: r.ts, value: JSON.stringify(r.value) }))
+      // baseline: the same readings unencrypted over gossipsub, received by the subscriber:
+      // a call's readings in one message, as a list of edgeward's record plaintexts (columns of
+      // up to 256 readings, without the salts) where edgeward sends a list of records
       const messages: Uint8Array[] = []
       for (let i = 0; i < n; i += batch) {
-        const call = payloads.slice(i, i + batch)
-        for (let j = 0; j < call.length; j += MAX_READINGS_PER_MESSAGE) {
-          messages.push(encodeReadingsMessage(call.slice(j, j + MAX_READINGS_PER_MESSAGE)))
+        const call = readings.slice(i, i + batch)
+        const records: Uint8Array[] = []
+        for (let j = 0; j < call.length; j += MAX_READINGS_PER_RECORD) {
+          const b = new RecordBuilder(0)
+          for (const r of call.slice(j, j + MAX_READINGS_PER_RECORD)) b.add(r.ts, valueJson(r.value))
+          const w = new CborWriter()
+          b.write(w)
+          records.push(w.done())
+        }
+        messages.push(encodeReadingsMessage(records))
+      }
+      plain.push(await gossipPlain(messages))
+      // the baseline of earlier runs: a CBOR map per reading, 256 readings to a message
+      const former: Uint8Array[] = []
+      for (let i = 0; i < n; i += batch) {
+        const call = readings.slice(i, i + batch).map(r => encodeCanonical({ ts: r.ts, value: valueJson(r.value) }))
+        for (let j = 0; j < call.length; j += MAX_READINGS_PER_RECORD) {
+          former.push(encodeReadingsMessage(call.slice(j, j + MAX_READINGS_PER_RECORD)))
         }
       }
-      const got = plainReceived
-      t = performance.now()
-      for (const m of messages) await gw.libp2p.services.pubsub.publish(topic, m)
-      await waitFor(
-        'the subscriber to receive every plain message',
-        async () => (plainReceived - got >= messages.length ? true : undefined),
-        120_000,
-        5,
-      )
-      plain.push(n / ((performance.now() - t) / 1000))
+      formerPlain.push(await gossipPlain(former))
     }
     const f = versus(
       'gateway throughput, encrypted readings over gossipsub',
@@ -109,7 +148,7 @@ async function throughput(quick: boolean): Promise<Figure[]> {
       'same bytes unencrypted over gossipsub',
       plain,
     )
-    f.note = `${n} readings a round, published ${batch} per call, the plain ones grouped ${MAX_READINGS_PER_MESSAGE} to a gossip message; edgeward seals each call's readings into records of up to ${MAX_READINGS_PER_RECORD} per form (records of a call share gossip messages), encrypts them, stores them durably at the gateway, produces and sends the hashed form, and the subscriber stores both; ${rounds} rounds`
+    f.note = `${n} readings a round, published ${batch} per call (each call awaited, as one stream's ingestion does); edgeward seals a call's readings into records of up to ${MAX_READINGS_PER_RECORD} per form, encrypts them, stores them durably at the gateway, produces the hashed form (a salted SHA-256 commitment per reading), gossips the call's records in one message, and the subscriber stores them; the baseline gossips each call's readings unencrypted in one message, as edgeward's record plaintexts without salts; both timed until the subscriber has everything; ${rounds} rounds; against the baseline of earlier runs (a CBOR map per reading, 256 readings to a message, two messages a call) in the same rounds: ${round(percentile(formerPlain, 50), 0)} readings/s, ratio ${round(percentile(encrypted, 50) / percentile(formerPlain, 50), 3)}x`
     return [f]
   } finally {
     await peers.stopAll()
@@ -121,15 +160,23 @@ function encryption(quick: boolean): Figure[] {
   const rounds = quick ? 1 : 7
   const key = generateAeadKey()
   const readings = Array.from({ length: n }, (_, i) => ({ ts: 1_800_000_000_000 + i, value: { t: 20.5 + i, rh: 41 } }))
-  const plaintexts = readings.map(r => encodeCanonical({ ts: r.ts, value: JSON.stringify(r.value) }))
+  // the bytes each record encrypts, as the codec writes them (a salted record: the raw form)
+  const plaintextOf = (chunk: typeof readings, seed: Uint8Array): Uint8Array => {
+    const b = new RecordBuilder(0, seed, chunk.length)
+    for (const r of chunk) b.add(r.ts, valueJson(r.value))
+    const w = new CborWriter()
+    b.write(w)
+    return w.done()
+  }
+  const seed = randomBytes(32)
+  const plaintexts = readings.map(r => plaintextOf([r], seed))
   const aad = encodeCanonical(['edgeward/reading/v1', 'x'.repeat(64), STREAM, 0, 0, 'raw'])
   // what a gateway does with a publish call: the readings sealed into records of up to MAX_READINGS_PER_RECORD
   const per = MAX_READINGS_PER_RECORD
   const groups: { seq: number; readings: typeof readings; plaintext: Uint8Array }[] = []
   for (let i = 0; i < n; i += per) {
     const chunk = readings.slice(i, i + per)
-    const plaintext = encodeCanonical(chunk.map(r => ({ ts: r.ts, value: JSON.stringify(r.value) })))
-    groups.push({ seq: i, readings: chunk, plaintext })
+    groups.push({ seq: i, readings: chunk, plaintext: plaintextOf(chunk, seed) })
   }
   const ours: number[] = []
   const raw: number[] = []
@@ -138,36 +185,41 @@ function encryption(quick: boolean): Figure[] {
   for (let round = 0; round < rounds; round++) {
     let t = performance.now()
     for (let i = 0; i < n; i++)
-      encryptReading(key, { space: 'x'.repeat(64), stream: STREAM, form: 'raw', epoch: 0, seq: i }, readings[i])
+      encryptReading(key, { space: 'x'.repeat(64), stream: STREAM, form: 'raw', epoch: 0, seq: i }, readings[i], seed)
     ours.push(n / ((performance.now() - t) / 1000))
     t = performance.now()
     for (let i = 0; i < n; i++) aeadEncrypt(key, plaintexts[i], aad)
     raw.push(n / ((performance.now() - t) / 1000))
     t = performance.now()
     for (const g of groups)
-      encryptReadings(key, { space: 'x'.repeat(64), stream: STREAM, form: 'raw', epoch: 0, seq: g.seq }, g.readings)
+      encryptReadings(
+        key,
+        { space: 'x'.repeat(64), stream: STREAM, form: 'raw', epoch: 0, seq: g.seq },
+        g.readings,
+        seed,
+      )
     records.push(n / ((performance.now() - t) / 1000))
     t = performance.now()
     for (const g of groups) aeadEncrypt(key, g.plaintext, aad)
     rawBulk.push(n / ((performance.now() - t) / 1000))
   }
   const f = versus(
-    'encryptReading (encode + AAD + AES-256-GCM)',
+    'encryptReading, a salted record of one reading (encode + salt + AAD + AES-256-GCM)',
     'readings/s',
     ours,
     'raw AES-256-GCM on the same plaintexts',
     raw,
   )
-  f.note = `${n} readings of ~${plaintexts[0].byteLength} bytes a round, one AEAD call per reading, ${rounds} rounds`
+  f.note = `${n} readings a round, each alone in a record of ~${plaintexts[0].byteLength} bytes (its salt derived from the record's seed), one AEAD call per reading, ${rounds} rounds`
   const g = versus(
-    `encryptReadings, records of ${per} readings (encode + AAD + AES-256-GCM)`,
+    `encryptReadings, salted records of ${per} readings (encode + salts + AAD + AES-256-GCM)`,
     'readings/s',
     records,
     `raw AES-256-GCM on the same bytes, ${per} readings per call`,
     rawBulk,
   )
   g.note =
-    `what the gateway does with a publish call; the same ${n} readings and rounds as the figure above; ` +
+    `the raw form of a publish call as the gateway seals it (a record's salts derived from its seed by SHAKE256); the same ${n} readings and rounds as the figure above; ` +
     `against raw AES-256-GCM one call per reading: ${round(percentile(records, 50) / percentile(raw, 50), 2)}x`
   return [f, g]
 }

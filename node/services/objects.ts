@@ -79,7 +79,7 @@ export interface ShareOptions {
   /** the file's name as the reader sees it (default "file", or "message") */
   name?: string
   mediaType?: MediaType
-  /** called after each batch of chunks is stored and sent, with the bytes read so far */
+  /** called after each batch of chunks is stored (gossip follows), with the bytes read so far */
   onProgress?: (bytes: number) => void
 }
 
