@@ -316,16 +316,16 @@ export class DataService {
     const st = await this.epochState(space, stream)
     if (st.closed === true) throw new UsageError(`stream ${stream} is closed: it takes no more readings`)
     if (last) st.closed = true
-    const w = this.writer(space, stream, st, readings.length)
-    const seqs: number[] = []
     const hashed = forms.includes(HASHED)
+    const w = this.writer(space, stream, st, hashed ? { expected: readings.length } : undefined)
+    const seqs: number[] = []
     const aggregates = forms.filter(isAggregate).map(form => ({ form, windowMs: aggregateWindowMs(form) }))
     const commitment = new Uint8Array(32)
     for (let i = 0; i < readings.length; i++) {
       const reading = readings[i]
       const now = this.c.now()
       if (now - w.st.started >= record.epochMs) w.newEpoch(now)
-      // raw gives the reading a salt; hashed carries only the commitment to (ts, value, salt)
+      // with a hashed form, raw gives the reading a salt; hashed carries only the commitment to (ts, value, salt)
       const json = valueJson(reading.value)
       seqs.push(w.add(RAW, reading.ts, json, reading.bytes))
       if (hashed) {
@@ -444,8 +444,10 @@ export class DataService {
    * MAX_READINGS_PER_RECORD, and MAX_RECORD_PLAINTEXT bytes); a record is closed when it is
    * full or the epoch changes, and every record is encrypted under its epoch's key of its
    * form when the caller commits. Nothing here waits, so a reading costs no promise.
+   * `salted`: the raw form's readings get salts (the stream has a hashed form), about
+   * `expected` of them in all.
    */
-  private writer(space: string, stream: string, initial: EpochState, rawExpected = 1): Writer {
+  private writer(space: string, stream: string, initial: EpochState, salted?: { expected: number }): Writer {
     /** the record being filled, per form: of the current epoch */
     const open = new Map<string, RecordBuilder>()
     let rawAdded = 0
@@ -464,10 +466,10 @@ export class DataService {
         b = undefined
       }
       if (b === undefined) {
-        // the raw form's readings are salted: the record's seed gives its salts, as many as it will likely hold
+        // a salted record's seed gives its salts, as many at first as it will likely hold
         b =
-          form === RAW
-            ? new RecordBuilder(w.st.seq[form] ?? 0, randomBytes(SEED_BYTES), Math.max(1, rawExpected - rawAdded))
+          form === RAW && salted !== undefined
+            ? new RecordBuilder(w.st.seq[form] ?? 0, randomBytes(SEED_BYTES), Math.max(1, salted.expected - rawAdded))
             : new RecordBuilder(w.st.seq[form] ?? 0)
         open.set(form, b)
       }

@@ -15,7 +15,7 @@
  * into as few records as fit, so the per-record costs (an AEAD call, a store write, the
  * coordinates on the wire) are paid once for many readings.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { aeadDecrypt, aeadEncrypt } from '../../crypto/aead.ts'
 import { decodeCanonical, encodeCanonical, toHex } from '../../crypto/encoding.ts'
 import { InvalidEncodingError } from '../../crypto/errors.ts'
@@ -271,10 +271,10 @@ export const MAX_RECORD_PLAINTEXT = MAX_READING_BYTES - 1024
  */
 export function deriveSalts(seed: Uint8Array, n: number): Uint8Array {
   if (seed.byteLength !== SEED_BYTES) throw new RangeError(`a salt seed is ${SEED_BYTES} bytes`)
-  const out = createHash('shake256', { outputLength: SALT_BYTES * n })
-    .update(SALTS_TAG)
-    .update(seed)
-    .digest()
+  const input = new Uint8Array(SALTS_TAG.byteLength + SEED_BYTES)
+  input.set(SALTS_TAG)
+  input.set(seed, SALTS_TAG.byteLength)
+  const out = hash('shake256', input, { outputEncoding: 'buffer', outputLength: SALT_BYTES * n })
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
@@ -407,6 +407,8 @@ export class RecordBuilder {
   }
 }
 
+const EMPTY = new Uint8Array(0)
+
 /** Encrypt the readings gathered in `b` into one record, numbered from b.seq (at least one reading). */
 export function sealRecord(
   key: Uint8Array,
@@ -415,10 +417,15 @@ export function sealRecord(
 ): EncryptedReading {
   const n = b.count
   if (n === 0) throw new RangeError(`a record holds 1..${MAX_READINGS_PER_RECORD} readings`)
-  const full: Omit<EncryptedReading, 'ct'> = n === 1 ? { ...coords, seq: b.seq } : { ...coords, seq: b.seq, n }
+  const { space, stream, form, epoch } = coords
+  const full: EncryptedReading =
+    n === 1
+      ? { space, stream, form, epoch, seq: b.seq, ct: EMPTY }
+      : { space, stream, form, epoch, seq: b.seq, n, ct: EMPTY }
   const w = plaintextWriter.reset()
   b.write(w)
-  return { ...full, ct: aeadEncrypt(key, w.view(), aad(full)) }
+  full.ct = aeadEncrypt(key, w.view(), aad(full))
+  return full
 }
 
 /** Encrypt one reading into a record of its own. */
@@ -446,14 +453,13 @@ export function encryptReadings(
   if (readings.length === 0 || readings.length > MAX_READINGS_PER_RECORD) {
     throw new RangeError(`a record holds 1..${MAX_READINGS_PER_RECORD} readings`)
   }
-  const { seq, ...place } = coords
-  const b = new RecordBuilder(seq, seed, readings.length)
+  const b = new RecordBuilder(coords.seq, seed, readings.length)
   for (const r of readings) {
     if (r.salt !== undefined) throw new RangeError("a record's salts come from its seed, not from its readings")
     if (r.commitment !== undefined) b.addCommitment(r.ts, r.commitment)
     else b.add(r.ts, valueJson(r.value), r.bytes)
   }
-  return sealRecord(key, place, b)
+  return sealRecord(key, coords, b)
 }
 
 /** A reading of a record written before records held columns: `{ ts, value, salt?, bytes? }`. */

@@ -84,6 +84,24 @@ describe('publishing', { timeout: 60_000 }, () => {
     assert.equal(new Set(raw.map(r => Buffer.from(r.salt!).toString('hex'))).size, raw.length)
   })
 
+  it('salts raw readings only where the stream has a hashed form to open', async () => {
+    const gw = await make('gw-forms')
+    const space = await gw.createSpace('forms')
+    await gw.data.createStream(space, 'raw-only', { forms: [] })
+    await gw.data.publish(space, 'raw-only', [
+      { ts: 1, value: 1 },
+      { ts: 2, value: 2 },
+    ])
+    await gw.data.publish(space, 'both', [{ ts: 1, value: 1 }])
+    const rawOnly = await gw.data.read(space, 'raw-only')
+    assert.deepEqual(
+      rawOnly.map(r => r.salt),
+      [undefined, undefined],
+    )
+    const [both] = await gw.data.read(space, 'both')
+    assert.equal(both.salt?.byteLength, 16)
+  })
+
   it('gossips what a publish stored even when the node stops right after it', async () => {
     const gw = await make('gw-stopping')
     const sub = await make('subscriber', { bootstrap: gw.addresses() })
