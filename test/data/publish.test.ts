@@ -52,7 +52,10 @@ describe('publishing', { timeout: 60_000 }, () => {
     const space = await gw.createSpace('plant')
     await gw.data.publish(space, 'temp', [{ ts: 1, value: 0 }])
     const n = 3 * MAX_READINGS_PER_RECORD + 17
-    const readings = Array.from({ length: n }, (_, i) => ({ ts: 1_700_000_000_000 + i, value: i % 7 === 0 ? { t: i } : i }))
+    const readings = Array.from({ length: n }, (_, i) => ({
+      ts: 1_700_000_000_000 + i,
+      value: i % 7 === 0 ? { t: i } : i,
+    }))
     stepping = true
     const seqs = await gw.data.publish(space, 'temp', readings)
     stepping = false
