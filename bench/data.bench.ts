@@ -42,6 +42,15 @@ const HOUR = 3_600_000
 const ECHO = '/edgeward-bench/echo/1.0.0'
 const progress = (m: string) => process.stderr.write(`[bench:data] ${m}\n`)
 
+/** A record's plaintext as the codec writes it (with a seed: a salted record, the raw form's). */
+function recordPlaintext(readings: { ts: number; value: unknown }[], seed?: Uint8Array): Uint8Array {
+  const b = new RecordBuilder(0, seed, readings.length)
+  for (const r of readings) b.add(r.ts, valueJson(r.value))
+  const w = new CborWriter()
+  b.write(w)
+  return w.done()
+}
+
 async function throughput(quick: boolean): Promise<Figure[]> {
   const n = quick ? 200 : 5000
   const batch = 500
@@ -122,11 +131,7 @@ async function throughput(quick: boolean): Promise<Figure[]> {
         const call = readings.slice(i, i + batch)
         const records: Uint8Array[] = []
         for (let j = 0; j < call.length; j += MAX_READINGS_PER_RECORD) {
-          const b = new RecordBuilder(0)
-          for (const r of call.slice(j, j + MAX_READINGS_PER_RECORD)) b.add(r.ts, valueJson(r.value))
-          const w = new CborWriter()
-          b.write(w)
-          records.push(w.done())
+          records.push(recordPlaintext(call.slice(j, j + MAX_READINGS_PER_RECORD)))
         }
         messages.push(encodeReadingsMessage(records))
       }
@@ -160,23 +165,15 @@ function encryption(quick: boolean): Figure[] {
   const rounds = quick ? 1 : 7
   const key = generateAeadKey()
   const readings = Array.from({ length: n }, (_, i) => ({ ts: 1_800_000_000_000 + i, value: { t: 20.5 + i, rh: 41 } }))
-  // the bytes each record encrypts, as the codec writes them (a salted record: the raw form)
-  const plaintextOf = (chunk: typeof readings, seed: Uint8Array): Uint8Array => {
-    const b = new RecordBuilder(0, seed, chunk.length)
-    for (const r of chunk) b.add(r.ts, valueJson(r.value))
-    const w = new CborWriter()
-    b.write(w)
-    return w.done()
-  }
   const seed = randomBytes(32)
-  const plaintexts = readings.map(r => plaintextOf([r], seed))
+  const plaintexts = readings.map(r => recordPlaintext([r], seed))
   const aad = encodeCanonical(['edgeward/reading/v1', 'x'.repeat(64), STREAM, 0, 0, 'raw'])
   // what a gateway does with a publish call: the readings sealed into records of up to MAX_READINGS_PER_RECORD
   const per = MAX_READINGS_PER_RECORD
   const groups: { seq: number; readings: typeof readings; plaintext: Uint8Array }[] = []
   for (let i = 0; i < n; i += per) {
     const chunk = readings.slice(i, i + per)
-    groups.push({ seq: i, readings: chunk, plaintext: plaintextOf(chunk, seed) })
+    groups.push({ seq: i, readings: chunk, plaintext: recordPlaintext(chunk, seed) })
   }
   const ours: number[] = []
   const raw: number[] = []

@@ -450,8 +450,8 @@ export class DataService {
   private writer(space: string, stream: string, initial: EpochState, salted?: { expected: number }): Writer {
     /** the record being filled, per form: of the current epoch */
     const open = new Map<string, RecordBuilder>()
-    let rawAdded = 0
-    let lastRaw: RecordBuilder | undefined
+    /** the raw form's next sequence number when the call began: readings added since are the difference */
+    const firstRawSeq = initial.seq[RAW] ?? 0
     /** records closed, in the order they were closed (per form, in sequence order) */
     const closed: { form: string; epoch: number; b: RecordBuilder }[] = []
     const close = (form: string, b: RecordBuilder) => {
@@ -469,7 +469,11 @@ export class DataService {
         // a salted record's seed gives its salts, as many at first as it will likely hold
         b =
           form === RAW && salted !== undefined
-            ? new RecordBuilder(w.st.seq[form] ?? 0, randomBytes(SEED_BYTES), Math.max(1, salted.expected - rawAdded))
+            ? new RecordBuilder(
+                w.st.seq[form] ?? 0,
+                randomBytes(SEED_BYTES),
+                Math.max(1, salted.expected - (w.st.seq[RAW] ?? 0) + firstRawSeq),
+              )
             : new RecordBuilder(w.st.seq[form] ?? 0)
         open.set(form, b)
       }
@@ -488,13 +492,13 @@ export class DataService {
         const b = recordFor(form, readingBound(json, bytes))
         const seq = b.seq + b.count
         b.add(ts, json, bytes)
-        if (form === RAW) {
-          rawAdded++
-          lastRaw = b
-        }
         return seq
       },
-      lastSalt: () => lastRaw!.salt(lastRaw!.count - 1),
+      // the raw reading just added is the last of the raw form's open record
+      lastSalt: () => {
+        const b = open.get(RAW)!
+        return b.salt(b.count - 1)
+      },
       addCommitment: (form, ts, commitment) => {
         const b = recordFor(form, readingBound(''))
         const seq = b.seq + b.count

@@ -241,11 +241,7 @@ const SALT_BYTES = 16
 /** a salted record's seed, from which its readings' salts come */
 export const SEED_BYTES = 32
 const COMMITMENT_BYTES = 32
-const SALTS_TAG = utf8Bytes('edgeward/reading-salts/v1\0')
-
-function utf8Bytes(s: string): Uint8Array {
-  return new TextEncoder().encode(s)
-}
+const SALTS_TAG = utf8.encode('edgeward/reading-salts/v1\0')
 
 /** A reading's value as the JSON text a record carries; InvalidEncodingError for what JSON cannot hold (undefined). */
 export function valueJson(value: unknown): string {
