@@ -63,6 +63,10 @@ export class PolicyService {
     const m = components.metrics
     m.describe('edgeward_policy_changes_applied_total', 'policy changes applied, by source')
     m.describe('edgeward_policy_changes_refused_total', 'policy changes refused, by reason and sending peer')
+    m.describe(
+      'edgeward_policy_gossip_failures_total',
+      'policy changes stored here that gossip could not send (peers get them by catch-up)',
+    )
   }
 
   onRecords(listener: PolicyListener): void {
@@ -181,8 +185,18 @@ export class PolicyService {
     )
   }
 
+  /**
+   * Gossip a change that is already stored and applied here. A failure does not undo it, so it
+   * is not the caller's error: peers get the change by catch-up (on connecting, and every
+   * syncIntervalMs).
+   */
   private async publish(space: string, envelope: Uint8Array): Promise<void> {
-    await this.c.libp2p.services.pubsub.publish(policyTopic(space), envelope)
+    try {
+      await this.c.libp2p.services.pubsub.publish(policyTopic(space), envelope)
+    } catch (err) {
+      this.c.metrics.inc('edgeward_policy_gossip_failures_total')
+      log.error('gossiping a policy change of space %s: %s', space, (err as Error).message)
+    }
   }
 
   private subscribe(space: string): void {

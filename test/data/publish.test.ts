@@ -2,7 +2,8 @@
  * A key holder's publish: every reading of a call is numbered in order and sealed under the
  * key of the epoch it was taken in, also when the call runs across an epoch's end; every raw
  * reading's salt opens its hashed commitment; what a publish stored is gossiped even when
- * the node stops right after it.
+ * the node stops right after it; records gossip could not send are counted and stay stored;
+ * a producer that runs more than the outbox's limit ahead of gossip waits for it.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -122,5 +123,36 @@ describe('publishing', { timeout: 60_000 }, () => {
       readingCount(await sub.data.storedReadings(space, 'temp')) === 1001 ? true : undefined,
     )
     assert.equal(readingCount(await sub.data.storedReadings(space, 'temp', 'hashed')), 1001)
+  })
+
+  it('counts the records gossip refused, keeps them stored, and holds a call that fills the outbox until gossip has tried it', async () => {
+    const gw = await make('gw-alone')
+    const space = await gw.createSpace('alone')
+    // nobody takes the space's readings, and from now on gossipsub refuses to publish to no one
+    const pubsub = gw.libp2p.services.pubsub as unknown as { opts: { allowPublishToZeroTopicPeers: boolean } }
+    pubsub.opts.allowPublishToZeroTopicPeers = false
+    const failures = () => gw.metrics.total('edgeward_readings_gossip_failures_total')
+    const storedRecords = async () =>
+      (await gw.data.storedReadings(space, 'temp')).length +
+      (await gw.data.storedReadings(space, 'temp', 'hashed')).length
+    await gw.data.publish(space, 'temp', [{ ts: 1, value: 1 }])
+    // a small call returns once stored, before its records are gossiped
+    assert.equal(failures(), 0)
+    assert.equal(
+      gw.metrics.total('edgeward_policy_gossip_failures_total'),
+      1,
+      "the stream's definition was refused too",
+    )
+    await waitFor('the refused gossip to be counted', async () => (failures() === 2 ? true : undefined))
+    assert.equal(readingCount(await gw.data.storedReadings(space, 'temp')), 1, 'a refused record stays stored')
+    // a call of more than the outbox's 4 MiB returns only once gossip has tried all of it
+    const payload = new Uint8Array(32 * 1024).fill(7)
+    const big = Array.from({ length: 160 }, (_, i) => ({ ts: 10 + i, value: i, bytes: payload }))
+    await gw.data.publish(space, 'temp', big)
+    const triedBeforeReturn = failures()
+    const records = await storedRecords()
+    assert.ok(records > 160, `${records} records stored`)
+    assert.equal(triedBeforeReturn, records, 'every stored record was tried, and refused, before the call returned')
+    assert.equal(readingCount(await gw.data.storedReadings(space, 'temp')), 161)
   })
 })
