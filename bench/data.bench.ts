@@ -54,7 +54,7 @@ function recordPlaintext(readings: { ts: number; value: unknown }[], seed?: Uint
 async function throughput(quick: boolean): Promise<Figure[]> {
   const n = quick ? 200 : 5000
   const batch = 500
-  const rounds = quick ? 1 : 11
+  const rounds = quick ? 1 : 21
   const peers = new Peers()
   await peers.init()
   try {
