@@ -149,6 +149,10 @@ export class AuditService {
     m.describe('edgeward_audit_entries_read_total', 'entries read back from this node’s audit log, by what read them')
     m.describe('edgeward_audit_equivocations_total', 'logs caught with two heads that cannot both be true')
     m.describe('edgeward_audit_heads_refused_total', 'tree heads refused, by reason')
+    m.describe(
+      'edgeward_audit_head_gossip_failures_total',
+      'signed tree heads that gossip could not send (the head is gossiped again every head interval)',
+    )
   }
 
   async start(): Promise<void> {
@@ -360,8 +364,14 @@ export class AuditService {
       await this.c.store.audit.put('head', this.head.bytes, DURABLE)
     }
     const message = encodeAuditMessage({ t: 'head', head: this.head.bytes })
+    // the head is signed and stored: a space whose gossip fails now gets it at the next interval
     for (const space of this.heldSpaces()) {
-      await this.c.libp2p.services.pubsub.publish(auditTopic(space), message)
+      try {
+        await this.c.libp2p.services.pubsub.publish(auditTopic(space), message)
+      } catch (err) {
+        this.c.metrics.inc('edgeward_audit_head_gossip_failures_total')
+        log.error('gossiping the audit head to space %s: %s', space, (err as Error).message)
+      }
     }
     return this.head
   }
