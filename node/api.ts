@@ -53,6 +53,7 @@ function statusOf(err: Error): number {
   if (err.name === 'NotFoundError') return 404
   if (err.name === 'AccessRefusedError') return 403
   if (err.name === 'ObjectIntegrityError') return 422
+  if (err.name === 'UnreachableError') return 503
   return 500
 }
 

@@ -20,6 +20,11 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError'
 }
 
+/** What must go to peers cannot: no peer of the space is connected. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError'
+}
+
 /** The node is not running, or is already running on this data directory. */
 export class NodeStateError extends Error {
   override name = 'NodeStateError'

@@ -16,7 +16,7 @@ import {
   openAccessRequest,
   requestsTopic,
 } from '../../protocols/policy/requests.ts'
-import { NotFoundError, UsageError } from '../errors.ts'
+import { NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 import { DURABLE } from '../store.ts'
 import type { NodeComponents } from './components.ts'
 import type { PolicyService } from './policy.ts'
@@ -115,7 +115,16 @@ export class RequestsService {
       via?: string
     },
   ): Promise<string> {
-    this.policy.document(space)
+    const doc = this.policy.document(space)
+    // a request travels only by gossip: with no peer of the space connected it would reach no
+    // one but this node, which is enough only where the space's key holder is this node
+    const topic = requestsTopic(space)
+    const holderHere = doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
+    if (!holderHere && this.c.libp2p.services.pubsub.getSubscribers(topic).length === 0) {
+      throw new UnreachableError(
+        `no peer of space ${space} is connected, so the request would reach no one: file it once connected`,
+      )
+    }
     const me = this.c.identity.principal
     const req = createAccessRequest(
       me,
@@ -131,7 +140,7 @@ export class RequestsService {
       this.c.now(),
     )
     await this.ingest(space, req.bytes)
-    await this.c.libp2p.services.pubsub.publish(requestsTopic(space), req.bytes)
+    await this.c.libp2p.services.pubsub.publish(topic, req.bytes)
     return req.id
   }
 
