@@ -145,7 +145,11 @@ export class RequestsService {
   }
 
   async list(space: string): Promise<RequestView[]> {
-    const state = this.policy.document(space).state
+    const doc = this.policy.document(space)
+    if (!doc.hasGenesis) {
+      throw new NotFoundError(`space ${space} has not synchronised yet: is a peer of the space connected?`)
+    }
+    const state = doc.state
     const seen = new Map<string, OpenedRecord<AccessRequest>>()
     for await (const v of this.c.store.requests.values({ gt: `${space}!`, lt: `${space}!~` })) {
       const r = openAccessRequest(v)

@@ -42,6 +42,8 @@ describe('access requests with no peer of the space connected', { timeout: 60_00
       assert.match(err.message, /no peer of space .* is connected/)
       return true
     })
+    // nor can it list the space's requests before it has the space's policy
+    await assert.rejects(lone.requests.list(space), { name: 'NotFoundError', message: /has not synchronised yet/ })
     // the key holder itself keeps what it files, with or without peers
     const own = await gw.requests.file(space, fields)
     assert.deepEqual(
