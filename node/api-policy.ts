@@ -25,9 +25,7 @@ import type { EdgewardNode } from './node.ts'
 type Body = Record<string, unknown>
 
 function synchronisedState(node: EdgewardNode, space: string): PolicyState {
-  const doc = node.policy.document(space)
-  if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
-  return doc.state
+  return node.policy.synced(space).state
 }
 
 /** Run a policy write; an authority refusal becomes "access refused" (exit 3). */

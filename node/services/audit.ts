@@ -377,10 +377,7 @@ export class AuditService {
   }
 
   private heldSpaces(): string[] {
-    return this.policy.spaces().filter(s => {
-      const doc = this.policy.document(s)
-      return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
-    })
+    return this.policy.spaces().filter(s => this.policy.holds(s))
   }
 
   private async answerProof(body: Uint8Array): Promise<Uint8Array[]> {
@@ -433,10 +430,10 @@ export class AuditService {
 
   /** A report for `query` against a freshly signed head. */
   async report(query: ReportQuery): Promise<AuditReport> {
-    const doc = this.policy.document(query.space)
-    if (!doc.hasGenesis || !doc.state.holders.includes(this.c.identity.peerId)) {
+    if (!this.policy.holds(query.space)) {
       throw new NotFoundError('this node keeps no audit log for that space: ask its key holder')
     }
+    const doc = this.policy.document(query.space)
     await this.flushing
     const head = (await this.publishHead())!
     const entries: { index: number; bytes: Uint8Array; proof: Uint8Array[] }[] = []

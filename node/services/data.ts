@@ -274,16 +274,11 @@ export class DataService {
     this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'does-not-decrypt' })
   }
 
-  private isHolder(space: string): boolean {
-    const doc = this.policy.document(space)
-    return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
-  }
-
   // ---- key holder ----
 
   /** Define a stream: its epoch length and the forms the gateway produces (default raw and hashed). */
   async createStream(space: string, stream: string, opts: { epochMs?: number; forms?: string[] } = {}): Promise<void> {
-    if (!this.isHolder(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
+    if (!this.policy.holds(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
     if (this.policy.document(space).state.streams.has(stream)) throw new UsageError(`stream ${stream} exists already`)
     const forms = opts.forms === undefined ? undefined : [...new Set([RAW, ...opts.forms])]
     const rec = createStream(
@@ -305,7 +300,7 @@ export class DataService {
    * rotate its key (there is nothing left to protect from a revoked reader).
    */
   async publish(space: string, stream: string, readings: Reading[], opts: { last?: boolean } = {}): Promise<number[]> {
-    if (!this.isHolder(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
+    if (!this.policy.holds(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
     if (!this.policy.document(space).state.streams.has(stream)) await this.createStream(space, stream)
     return this.inChain(space, stream, () => this.publishNow(space, stream, readings, opts.last === true))
   }
@@ -419,7 +414,7 @@ export class DataService {
   /** Close aggregate windows whose time is up although no later reading came (runs every second). */
   private async closeDueWindows(): Promise<void> {
     for (const space of this.policy.spaces()) {
-      if (!this.isHolder(space)) continue
+      if (!this.policy.holds(space)) continue
       for (const [stream, rec] of this.policy.document(space).state.streams) {
         const forms = (rec.body.forms ?? []).filter(isAggregate)
         if (forms.length === 0) continue
@@ -711,7 +706,7 @@ export class DataService {
     const { request: r, device } = req
     const space = r.body.space
     // only a request for a space this node holds is worth an audit entry; the rest are counted
-    if (!this.policy.spaces().includes(space) || !this.isHolder(space)) {
+    if (!this.policy.spaces().includes(space) || !this.policy.holds(space)) {
       return refuse('not-a-holder', 'this node is not a key holder of that space')
     }
     const now = this.c.now()
@@ -816,7 +811,7 @@ export class DataService {
       space,
       revocations.map(r => r.record),
     )
-    if (revocations.length > 0 && this.isHolder(space)) await this.rotate(space)
+    if (revocations.length > 0 && this.policy.holds(space)) await this.rotate(space)
   }
 
   /**
@@ -953,10 +948,7 @@ export class DataService {
 
   /** Decrypt the stored readings of a stream; throws AccessRefusedError when the key holder refuses. */
   async read(space: string, stream: string, since = 0, form = RAW): Promise<DecryptedReading[]> {
-    const doc = this.policy.document(space)
-    if (!doc.hasGenesis) {
-      throw new NotFoundError(`space ${space} has not synchronised yet: is a peer of the space connected?`)
-    }
+    const doc = this.policy.synced(space)
     const rec = doc.state.streams.get(stream)
     if (rec === undefined) throw new NotFoundError(`space ${space} has no stream ${stream}`)
     const forms: readonly string[] = rec.body.forms ?? DEFAULT_FORMS
@@ -975,7 +967,7 @@ export class DataService {
     if (stored.length === 0) return []
     const form = stored[0].form
     // the key holder reads its own data with the keys it made; everyone else asks for them
-    const holder = this.isHolder(space)
+    const holder = this.policy.holds(space)
     if (!holder) {
       await this.ensureKeys(
         space,

@@ -189,8 +189,8 @@ export class FetchService {
     const now = this.c.now()
     if (now - (this.lastBackfill.get(key) ?? 0) < this.backfillIntervalMs) return 0
     this.lastBackfill.set(key, now)
+    if (this.policy.holds(space)) return 0
     const doc = this.policy.document(space)
-    if (doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)) return 0
     // the sequence numbers held here (a record holds one or more)
     const have = new Set<number>()
     const prefix = `${space}!${stream}!${form}!`

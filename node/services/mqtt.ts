@@ -511,7 +511,7 @@ export interface IngestionInfo {
 
 /** What MqttIngestions needs of a node; an EdgewardNode is one. */
 export interface IngestionsComponents extends IngestComponents {
-  policy: Pick<PolicyService, 'document'>
+  policy: Pick<PolicyService, 'holds'>
   identity: { peerId: string }
 }
 
@@ -528,9 +528,7 @@ export class MqttIngestions {
   /** Start an ingestion into a space this node holds the keys of; resolves once subscribed. */
   async start(opts: Omit<MqttIngestOptions, 'clientId'>): Promise<IngestionInfo> {
     checkIngestOptions(opts)
-    const doc = this.c.policy.document(opts.space)
-    if (!doc.hasGenesis || !doc.state.holders.includes(this.c.identity.peerId))
-      throw new UsageError(`this node is not a key holder of space ${opts.space}`)
+    if (!this.c.policy.holds(opts.space)) throw new UsageError(`this node is not a key holder of space ${opts.space}`)
     const clientId = ingestClientId(
       this.c.identity.peerId,
       opts.space,

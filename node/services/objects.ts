@@ -202,8 +202,7 @@ export class ObjectsService {
 
   /** Store `source` as a new object of `space` and grant `to` access to it. */
   async share(space: string, source: AsyncIterable<Uint8Array> | string, opts: ShareOptions): Promise<SharedObject> {
-    const doc = this.policy.document(space)
-    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
+    const doc = this.policy.synced(space)
     if (!isDid(opts.to)) throw new UsageError(`--to must be a did:key, got ${opts.to}`)
     if (!Number.isSafeInteger(opts.durationMs) || opts.durationMs < 1000)
       throw new UsageError('--for must be at least 1s')
@@ -292,7 +291,7 @@ export class ObjectsService {
     const manifest = first.finish()
     const read = (): AsyncIterator<Uint8Array> => this.plaintext(space, object)
     const base = { space, object, manifest, epochs: [...epochs], [Symbol.asyncIterator]: read }
-    if (this.isHolder(space)) return { ...base, download: true }
+    if (this.policy.holds(space)) return { ...base, download: true }
     const held = [...epochs].map(e => this.data.cachedLease(space, object, RAW, e))
     if (held.some(k => k === undefined)) throw new AccessRefusedError('no-key', 'the key was dropped while opening')
     const leaseEnd = Math.min(...held.map(k => k!.lease), Number.MAX_SAFE_INTEGER)
@@ -376,7 +375,7 @@ export class ObjectsService {
    * key holder reads its own data.
    */
   readingsDownloadable(space: string, stream: string, form: string, readings: DecryptedReading[]): boolean {
-    if (this.isHolder(space)) return true
+    if (this.policy.holds(space)) return true
     const state = this.policy.document(space).state
     for (const epoch of new Set(readings.map(r => r.epoch))) {
       const k = this.data.cachedLease(space, stream, form, epoch)
@@ -487,9 +486,7 @@ export class ObjectsService {
   /** Grants covering the object, access requests naming it and (on the key holder) key releases of it. */
   async access(space: string, object: string): Promise<ObjectAccess> {
     if (!isObjectStream(object)) throw new UsageError(`not an object id: ${object}`)
-    const doc = this.policy.document(space)
-    if (!doc.hasGenesis) throw new NotFoundError(`space ${space} has not synchronised yet`)
-    const state = doc.state
+    const state = this.policy.synced(space).state
     if (!state.streams.has(object)) throw new NotFoundError(`space ${space} has no object ${object}`)
     const now = this.c.now()
     const grants = [...state.grants.values()]
@@ -508,7 +505,7 @@ export class ObjectsService {
         ...(r.grant === undefined ? {} : { grant: r.grant }),
       }))
     const out: ObjectAccess = { space, object, grants, requests }
-    if (this.audit === undefined || !this.isHolder(space)) return out
+    if (this.audit === undefined || !this.policy.holds(space)) return out
     // the object's releases and refusals and the space's revocations, in log order, through the log's index
     const entries = (await this.audit.streamEntries(space, object)).map(x => x.entry)
     const revocations = entries.filter((e): e is RevocationEntry => e.t === 'revocation')
@@ -527,11 +524,6 @@ export class ObjectsService {
       e.t === 'refusal' ? [{ subject: e.subject, device: e.device, at: e.ts, code: e.code, reason: e.reason }] : [],
     )
     return out
-  }
-
-  private isHolder(space: string): boolean {
-    const doc = this.policy.document(space)
-    return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
   }
 }
 

@@ -125,6 +125,21 @@ export class PolicyService {
     return [...this.docs.keys()]
   }
 
+  /** The space's document once its policy has arrived here; NotFoundError before that. */
+  synced(space: string): PolicyDocument {
+    const doc = this.document(space)
+    if (!doc.hasGenesis) {
+      throw new NotFoundError(`space ${space} has not synchronised yet: is a peer of the space connected?`)
+    }
+    return doc
+  }
+
+  /** Whether this node is a key holder of the space (false until the space's policy has arrived). */
+  holds(space: string): boolean {
+    const doc = this.document(space)
+    return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
+  }
+
   document(space: string): PolicyDocument {
     const doc = this.docs.get(space)
     if (doc === undefined) throw new NotFoundError(`unknown space ${space}: create or join it first`)

@@ -115,12 +115,10 @@ export class RequestsService {
       via?: string
     },
   ): Promise<string> {
-    const doc = this.policy.document(space)
     // a request travels only by gossip: with no peer of the space connected it would reach no
     // one but this node, which is enough only where the space's key holder is this node
     const topic = requestsTopic(space)
-    const holderHere = doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
-    if (!holderHere && this.c.libp2p.services.pubsub.getSubscribers(topic).length === 0) {
+    if (!this.policy.holds(space) && this.c.libp2p.services.pubsub.getSubscribers(topic).length === 0) {
       throw new UnreachableError(
         `no peer of space ${space} is connected, so the request would reach no one: file it once connected`,
       )
@@ -145,11 +143,7 @@ export class RequestsService {
   }
 
   async list(space: string): Promise<RequestView[]> {
-    const doc = this.policy.document(space)
-    if (!doc.hasGenesis) {
-      throw new NotFoundError(`space ${space} has not synchronised yet: is a peer of the space connected?`)
-    }
-    const state = doc.state
+    const state = this.policy.synced(space).state
     const seen = new Map<string, OpenedRecord<AccessRequest>>()
     for await (const v of this.c.store.requests.values({ gt: `${space}!`, lt: `${space}!~` })) {
       const r = openAccessRequest(v)
