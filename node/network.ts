@@ -12,7 +12,7 @@ import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
-import { DHT_PROTOCOL_PREFIX } from '../protocols/sync/messages.ts'
+import { DHT_PROTOCOL } from '../protocols/sync/messages.ts'
 
 export type EdgewardLibp2p = Libp2p<{ pubsub: GossipSub; dht: KadDHT; identify: unknown; ping: unknown }>
 
@@ -63,7 +63,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
       identify: identify(),
       ping: ping(),
       dht: kadDHT({
-        protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,
+        protocol: DHT_PROTOCOL,
         clientMode: false,
         // a private network: keep loopback and LAN addresses
         peerInfoMapper: info => info,

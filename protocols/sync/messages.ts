@@ -12,7 +12,8 @@ import { MAX_ENVELOPE_BYTES } from '../policy/document.ts'
 import { asMap, ID_PATTERN, list, str } from '../validate.ts'
 
 export const POLICY_SYNC_PROTOCOL = '/edgeward/policy-sync/1.0.0'
-export const DHT_PROTOCOL_PREFIX = '/edgeward'
+/** the protocol of edgeward's own Kademlia DHT */
+export const DHT_PROTOCOL = '/edgeward/kad/1.0.0'
 export const MAX_SYNC_REQUEST_BYTES = 64 * 1024
 export const MAX_SYNC_HEADS = 256
 /** one page of envelopes in a sync answer */

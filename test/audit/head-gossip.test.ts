@@ -3,29 +3,20 @@
  * send it, an auditor's report is still made against it, and the refusal is counted.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode } from '../../node/node.ts'
+import { Peers } from '../../bench/peers.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { verifyReport } from '../../protocols/audit/report.ts'
 
 describe('audit heads that gossip refuses', { timeout: 60_000 }, () => {
-  let root: string
+  const peers = new Peers()
   let gw: EdgewardNode
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-head-gossip-'))
-    await createIdentity(join(root, 'gw'), { now: Date.now() })
-    gw = await EdgewardNode.create({ dataDir: join(root, 'gw') })
-    await gw.start()
+    await peers.init()
+    gw = await peers.node('gw')
   })
-
-  after(async () => {
-    await gw.stop()
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   it('makes a report against the new head, and counts the head it could not gossip', async () => {
     const space = await gw.createSpace('alone')

@@ -22,7 +22,7 @@ import {
   FETCH_PROTOCOL,
   MAX_FETCH_RESPONSE_BYTES,
 } from '../../protocols/sync/fetch.ts'
-import { DHT_PROTOCOL_PREFIX, readingsTopic } from '../../protocols/sync/messages.ts'
+import { DHT_PROTOCOL, readingsTopic } from '../../protocols/sync/messages.ts'
 
 describe('backfill and retention', { timeout: 90_000 }, () => {
   let root: string
@@ -164,7 +164,7 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
     // the lookup starts from the newcomer's DHT routing table: the relay is in it once identify ran
     await waitFor('the newcomer to know the relay as a DHT peer', async () => {
       const relayInfo = await newcomer.libp2p.peerStore.get(relay.libp2p.peerId).catch(() => undefined)
-      return relayInfo?.protocols.includes(`${DHT_PROTOCOL_PREFIX}/kad/1.0.0`) ? true : undefined
+      return relayInfo?.protocols.includes(DHT_PROTOCOL) ? true : undefined
     })
     const fetched = await newcomer.fetch.backfill(space, 'temp', 'raw')
     assert.equal(fetched, 300)

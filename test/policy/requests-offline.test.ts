@@ -3,39 +3,21 @@
  * so, and files nothing, where it would otherwise report success for a request no one got.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Peers } from '../../bench/peers.ts'
 import { waitFor } from '../../node/cli/local-network.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode } from '../../node/node.ts'
 
 describe('access requests with no peer of the space connected', { timeout: 60_000 }, () => {
-  let root: string
-  const nodes: EdgewardNode[] = []
-  const make = async (name: string, bootstrap?: string[]) => {
-    await createIdentity(join(root, name), { now: Date.now() })
-    const n = await EdgewardNode.create({ dataDir: join(root, name), bootstrap })
-    await n.start()
-    nodes.push(n)
-    return n
-  }
+  const peers = new Peers()
   const fields = { streams: ['*'], forms: ['raw'], durationMs: 3_600_000, reason: 'maintenance' }
 
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-requests-offline-'))
-  })
-
-  after(async () => {
-    await Promise.all(nodes.map(n => n.stop()))
-    await rm(root, { recursive: true, force: true })
-  })
+  before(() => peers.init())
+  after(() => peers.stopAll())
 
   it('refuses to file a request that would reach no one, and files it once a peer of the space is connected', async () => {
-    const gw = await make('gw')
+    const gw = await peers.node('gw')
     const space = await gw.createSpace('plant')
-    const lone = await make('lone')
+    const lone = await peers.node('lone')
     await lone.joinSpace(space)
     await assert.rejects(lone.requests.file(space, fields), (err: Error) => {
       assert.equal(err.name, 'UnreachableError')
@@ -52,16 +34,15 @@ describe('access requests with no peer of the space connected', { timeout: 60_00
     )
     // connected, the request reaches the key holder
     await lone.libp2p.dial(gw.libp2p.getMultiaddrs()[0])
-    await waitFor('the lone node to see a peer on the requests topic', async () =>
+    const id = await waitFor('the lone node to see a peer on the requests topic', async () =>
       lone.requests
         .file(space, fields)
         .catch(err => (err.name === 'UnreachableError' ? undefined : Promise.reject(err))),
-    ).then(async id => {
-      await waitFor('the key holder to receive the request', async () =>
-        (await gw.requests.list(space)).some(r => r.id === id) ? true : undefined,
-      )
-      // the one refused earlier was never made: the key holder has its own and this one
-      assert.deepEqual((await gw.requests.list(space)).map(r => r.id).sort(), [own, id].sort())
-    })
+    )
+    await waitFor('the key holder to receive the request', async () =>
+      (await gw.requests.list(space)).some(r => r.id === id) ? true : undefined,
+    )
+    // the one refused earlier was never made: the key holder has its own and this one
+    assert.deepEqual((await gw.requests.list(space)).map(r => r.id).sort(), [own, id].sort())
   })
 })
