@@ -29,6 +29,7 @@ import {
   encryptReading,
   encryptReadings,
   MAX_READINGS_PER_RECORD,
+  type Reading,
   RecordBuilder,
   readingsIn,
   valueJson,
@@ -116,23 +117,26 @@ async function throughput(quick: boolean): Promise<Figure[]> {
       await until('the subscriber to receive every plain message', () => plainReceived - got >= messages.length)
       return n / ((performance.now() - t) / 1000)
     }
+    /**
+     * readings per second of the round's readings published into `stream`, `batch` a call,
+     * until the subscriber has stored them in each of the stream's `forms` (raw, and hashed)
+     */
+    const publishAll = async (stream: string, forms: number, readings: Reading[]): Promise<number> => {
+      const before = storedReadings
+      const t = performance.now()
+      for (let i = 0; i < n; i += batch) await gw.data.publish(space, stream, readings.slice(i, i + batch))
+      await until(`the subscriber to store every reading of ${stream}`, () => storedReadings - before >= forms * n)
+      return n / ((performance.now() - t) / 1000)
+    }
     let ts = Date.now()
     for (let round = 0; round < rounds; round++) {
       const readings = Array.from({ length: n }, (_, i) => ({ ts: ts + i, value: 20 + (i % 50) / 10 }))
       ts += n
-      // edgeward: encrypt, store durably at the gateway, gossip, stored at the subscriber
-      const before = storedReadings
-      const t = performance.now()
-      for (let i = 0; i < n; i += batch) await gw.data.publish(space, STREAM, readings.slice(i, i + batch))
+      // edgeward: encrypt, store durably at the gateway, gossip, stored at the subscriber;
       // every reading also produces its hashed form
-      await until('the subscriber to store every reading', () => storedReadings - before >= 2 * n)
-      encrypted.push(n / ((performance.now() - t) / 1000))
+      encrypted.push(await publishAll(STREAM, 2, readings))
       // the same readings into the raw-only stream
-      const beforeRaw = storedReadings
-      const tRaw = performance.now()
-      for (let i = 0; i < n; i += batch) await gw.data.publish(space, RAW_ONLY, readings.slice(i, i + batch))
-      await until('the subscriber to store every raw-only reading', () => storedReadings - beforeRaw >= n)
-      rawOnly.push(n / ((performance.now() - tRaw) / 1000))
+      rawOnly.push(await publishAll(RAW_ONLY, 1, readings))
       // baseline: the same readings unencrypted over gossipsub, received by the subscriber:
       // a call's readings in one message, as a list of edgeward's record plaintexts (columns of
       // up to 256 readings, without the salts) where edgeward sends a list of records
