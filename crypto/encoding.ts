@@ -51,7 +51,14 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes: number): unknown {
   } catch (err) {
     throw new InvalidEncodingError(`not valid CBOR: ${(err as Error).message}`)
   }
-  if (!bytesEqual(encodeCanonical(value), bytes)) {
+  let again: Uint8Array
+  try {
+    again = encodeCanonical(value)
+  } catch (err) {
+    // nesting that cborg decodes but cannot encode again within the stack (RangeError)
+    throw new InvalidEncodingError(`CBOR cannot be checked for canonical form: ${(err as Error).message}`)
+  }
+  if (!bytesEqual(again, bytes)) {
     throw new InvalidEncodingError('CBOR is not in canonical form')
   }
   return value
