@@ -1,14 +1,19 @@
 /**
  * The node's local HTTP API: what the CLI's commands talk to while `edgeward start` runs.
- * It listens on 127.0.0.1 only and every request must carry the token kept in
- * `DIR/api-token` (mode 0600) as `Authorization: Bearer <token>`, compared in constant time.
+ * It listens on 127.0.0.1 only. A request must be addressed to it by a loopback name
+ * (`Host: 127.0.0.1:PORT`, `localhost:PORT` or `[::1]:PORT`), may come from no web page but
+ * its own (an `Origin` header, if any, is `http://127.0.0.1:PORT` or `http://localhost:PORT`),
+ * else 403: so a page whose name resolves to 127.0.0.1 (DNS rebinding) gets nothing. It must
+ * carry the token kept in `DIR/api-token` (mode 0600) as `Authorization: Bearer <token>`,
+ * compared in constant time, else 401. Refusals are counted (`edgeward_api_refused_total`).
  * Errors are JSON `{ error: { name, message, code? } }` with 400 (bad input), 404 (unknown),
- * 403 (access refused), 401 (no token), 422 (an object that does not match its manifest), 500.
+ * 403 (access refused, foreign Host or Origin), 401 (no token), 422 (an object that does not
+ * match its manifest), 500.
  * Objects (files and messages): node/api-objects.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { constantTimeEqual } from '../crypto/hash.ts'
+import { constantTimeEqual, sha256 } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
 import { readingsIn, validateReadingInput } from '../protocols/data/reading.ts'
 import { FORM_PATTERN } from '../protocols/policy/records.ts'
@@ -83,17 +88,38 @@ function streamParam(name: string): string {
   return name
 }
 
+const REFUSED_METRIC = 'edgeward_api_refused_total'
+
+/** `Host` values that name this server on loopback: lower case, with the port (without it only on port 80). */
+function loopbackHosts(port: number): Set<string> {
+  const names = ['127.0.0.1', 'localhost', '[::1]']
+  return new Set([...names.map(n => `${n}:${port}`), ...(port === 80 ? names : [])])
+}
+
+/** `Origin` values of pages this server itself serves. */
+function loopbackOrigins(port: number): Set<string> {
+  const names = ['127.0.0.1', 'localhost']
+  return new Set([...names.map(n => `http://${n}:${port}`), ...(port === 80 ? names.map(n => `http://${n}`) : [])])
+}
+
 export class ApiServer {
   private readonly node: EdgewardNode
-  private readonly token: Uint8Array
+  /** the token's SHA-256: what a given token's digest is compared with, in constant time and at one length */
+  private readonly tokenDigest: Uint8Array
+  private readonly emptyToken: boolean
   private readonly ingest: MqttIngestions | undefined
   private server: Server | undefined
+  /** the Host and Origin values this server answers, once it listens */
+  private hosts = new Set<string>()
+  private origins = new Set<string>()
 
   /** `ingest`: the node's MQTT ingestions, for /v1/ingest (without it, those endpoints are 404) */
   constructor(node: EdgewardNode, token: string, ingest?: MqttIngestions) {
     this.node = node
-    this.token = new TextEncoder().encode(token)
+    this.tokenDigest = sha256(new TextEncoder().encode(token))
+    this.emptyToken = token === ''
     this.ingest = ingest
+    node.metrics.describe(REFUSED_METRIC, 'local API requests refused, by reason (token, host, origin)')
   }
 
   async listen(port: number): Promise<string> {
@@ -110,6 +136,8 @@ export class ApiServer {
       this.server!.listen(port, '127.0.0.1', () => resolve())
     })
     const addr = this.server.address() as AddressInfo
+    this.hosts = loopbackHosts(addr.port)
+    this.origins = loopbackOrigins(addr.port)
     return `http://127.0.0.1:${addr.port}`
   }
 
@@ -119,15 +147,46 @@ export class ApiServer {
     await new Promise(resolve => this.server!.close(resolve))
   }
 
-  private authorised(req: IncomingMessage): boolean {
+  /**
+   * Why this request may not pass, or undefined when it may: addressed to this server by a
+   * loopback name, from no web page or this server's own, with the right token.
+   */
+  private refusal(req: IncomingMessage): { status: number; reason: string; message: string } | undefined {
+    const host = req.headers.host?.toLowerCase()
+    if (host === undefined || !this.hosts.has(host)) {
+      return {
+        status: 403,
+        reason: 'host',
+        message: `foreign Host ${JSON.stringify(host ?? '')}: use ${this.ownName()}`,
+      }
+    }
+    const origin = req.headers.origin
+    if (origin !== undefined && !this.origins.has(origin.toLowerCase())) {
+      return {
+        status: 403,
+        reason: 'origin',
+        message: `foreign Origin ${JSON.stringify(origin)}: not a page of ${this.ownName()}`,
+      }
+    }
     const h = req.headers.authorization ?? ''
-    const given = new TextEncoder().encode(h.startsWith('Bearer ') ? h.slice(7) : '')
-    return constantTimeEqual(given, this.token)
+    const given = h.startsWith('Bearer ') ? h.slice(7) : ''
+    // digests of equal length, compared in constant time: neither the token nor its length leaks
+    const right = constantTimeEqual(sha256(new TextEncoder().encode(given)), this.tokenDigest)
+    if (!right || this.emptyToken) return { status: 401, reason: 'token', message: 'missing or wrong API token' }
+    return undefined
+  }
+
+  private ownName(): string {
+    return [...this.origins][0] ?? 'http://127.0.0.1'
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!this.authorised(req))
-      return send(res, 401, { error: { name: 'Unauthorized', message: 'missing or wrong API token' } })
+    const refused = this.refusal(req)
+    if (refused !== undefined) {
+      this.node.metrics.inc(REFUSED_METRIC, { reason: refused.reason })
+      const name = refused.status === 401 ? 'Unauthorized' : 'Forbidden'
+      return send(res, refused.status, { error: { name, message: refused.message, code: refused.reason } })
+    }
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     const parts = url.pathname.split('/').filter(p => p !== '')
     const n = this.node
