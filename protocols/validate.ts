@@ -43,6 +43,47 @@ export function optInt(m: Fields, key: string, min = 0, max = Number.MAX_SAFE_IN
   return m[key] === undefined ? undefined : int(m, key, min, max)
 }
 
+/**
+ * The latest time a record may carry: the end of year 9999 UTC. Every time up to it is a
+ * JavaScript Date (whose range ends at 8.64e15 ms) and prints as a four-digit-year ISO 8601
+ * date, so a record that passes can be shown and compared by every peer; a later one could
+ * be signed and replicated but not displayed ("Invalid time value") anywhere.
+ */
+export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/** A time in ms since the epoch, from 1970 to the end of year 9999 (MAX_TIME_MS). */
+export function time(m: Fields, key: string): number {
+  const v = m[key]
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > MAX_TIME_MS) {
+    throw new InvalidMessageError(`${key} must be a time in ms since the epoch, from 1970 to the end of year 9999`)
+  }
+  return v
+}
+
+export function optTime(m: Fields, key: string): number | undefined {
+  return m[key] === undefined ? undefined : time(m, key)
+}
+
+/**
+ * A window of two times `[from, until)` that ends after it starts; either end may be
+ * optional (`required: false`), and then only the ends that are present are compared.
+ */
+export function timeWindow(
+  m: Fields,
+  from: string,
+  until: string,
+  what: string,
+  required = true,
+): { from: number | undefined; until: number | undefined } {
+  const f = required ? time(m, from) : optTime(m, from)
+  const u = required ? time(m, until) : optTime(m, until)
+  if (f !== undefined && u !== undefined && u <= f) throw new InvalidMessageError(`${what} must end after it starts`)
+  return { from: f, until: u }
+}
+
+/** Text shown to people (names, reasons, purposes): no control characters or line separators, which would break a listing's lines. */
+export const TEXT_PATTERN = /^[^\p{Cc}\p{Zl}\p{Zp}]*$/u
+
 export function bytes(m: Fields, key: string, minLen: number, maxLen: number): Uint8Array {
   const v = m[key]
   if (!(v instanceof Uint8Array) || v.byteLength < minLen || v.byteLength > maxLen) {

@@ -4,7 +4,12 @@
  *
  * Guarantees: every `open*` function verifies the signature, decodes with a size limit,
  * and checks every field's type and range; what it returns can be trusted as far as the
- * signature goes. Authority (who may sign what in which space) is checked by the policy
+ * signature goes. The `create*` functions check the same rules (one `check*` function per
+ * kind) before they sign, so a record this code signs is one every peer opens, and a peer
+ * refuses on arrival what it could not honour or show: times outside 1970..9999 (see
+ * MAX_TIME_MS), windows that end before they start, aggregate windows of zero, epochs
+ * outside what the data plane runs, counts under one, text too long or with control
+ * characters. Authority (who may sign what in which space) is checked by the policy
  * state, not here.
  */
 import { randomBytes } from '../../crypto/hash.ts'
@@ -24,6 +29,9 @@ import {
   optStr,
   PEER_ID_PATTERN,
   str,
+  TEXT_PATTERN,
+  time,
+  timeWindow,
 } from '../validate.ts'
 
 export const TAGS = {
@@ -37,8 +45,39 @@ export const TAGS = {
 
 export const MAX_RECORD_BYTES = 8 * 1024
 
-/** Forms of a stream's data (see DESIGN, "Spaces, resources, forms"). */
-export const FORM_PATTERN = /^(raw|hashed|aggregate:[0-9]{1,6}[smhd])$/
+/**
+ * Forms of a stream's data (see DESIGN, "Spaces, resources, forms"). An aggregate window is
+ * a positive whole number without leading zeros and a unit, so that one window has one name
+ * and none is empty: `aggregate:0m` would be a stream no gateway can publish to.
+ */
+export const FORM_PATTERN = /^(raw|hashed|aggregate:[1-9][0-9]{0,5}[smhd])$/
+
+const DAY_MS = 24 * 3600 * 1000
+/** A stream's key epochs: from one second (the data plane's shortest) to 366 days (an object's). */
+export const MIN_EPOCH_MS = 1000
+export const MAX_EPOCH_MS = 366 * DAY_MS
+/** The longest aggregate window: 366 days, as the longest epoch. */
+export const MAX_AGGREGATE_WINDOW_MS = 366 * DAY_MS
+const WINDOW_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS }
+
+/** Is `form` a form records may name: raw, hashed, or an aggregate of 1 s to 366 days? */
+export function isForm(form: unknown): form is string {
+  if (typeof form !== 'string') return false
+  if (!FORM_PATTERN.test(form)) return false
+  if (!form.startsWith('aggregate:')) return true
+  return Number(form.slice(10, -1)) * WINDOW_UNIT_MS[form.slice(-1)] <= MAX_AGGREGATE_WINDOW_MS
+}
+
+function formList(m: Fields): string[] {
+  return list(m, 'forms', 8, v => {
+    if (!isForm(v)) {
+      throw new InvalidMessageError(
+        `bad form ${JSON.stringify(v)}: raw, hashed or aggregate:<window> (1s to 366d, e.g. aggregate:15m)`,
+      )
+    }
+    return v
+  })
+}
 
 export interface SpaceGenesis {
   t: 'space'
@@ -213,23 +252,21 @@ function checkGenesis(m: Fields): void {
   asMap(m, 'space genesis', ['t', 'iss', 'name', 'iat', 'nonce', 'holders'])
   if (m.t !== 'space') throw new InvalidMessageError('not a space genesis')
   did(m, 'iss')
-  str(m, 'name', 128)
-  int(m, 'iat')
+  str(m, 'name', 128, TEXT_PATTERN)
+  time(m, 'iat')
   bytes(m, 'nonce', 16, 16)
   const holders = list(m, 'holders', 16, v => {
     if (typeof v !== 'string' || !PEER_ID_PATTERN.test(v)) throw new InvalidMessageError('holder is not a peer id')
     return v
   })
   if (holders.length === 0) throw new InvalidMessageError('a space needs at least one key holder')
+  if (new Set(holders).size !== holders.length) throw new InvalidMessageError('a space names each key holder once')
 }
 
 function checkStream(m: Fields): void {
   asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat', 'forms'])
   if (m.forms !== undefined) {
-    const forms = list(m, 'forms', 8, v => {
-      if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
-      return v
-    })
+    const forms = formList(m)
     if (!forms.includes('raw') || new Set(forms).size !== forms.length) {
       throw new InvalidMessageError('a stream produces the raw form, and each form once')
     }
@@ -238,8 +275,8 @@ function checkStream(m: Fields): void {
   did(m, 'iss')
   str(m, 'space', 64, ID_PATTERN)
   str(m, 'name', 64, NAME_PATTERN)
-  int(m, 'epochMs', 1000, 366 * 24 * 3600 * 1000)
-  int(m, 'iat')
+  int(m, 'epochMs', MIN_EPOCH_MS, MAX_EPOCH_MS)
+  time(m, 'iat')
 }
 
 /** Stream names, prefixes ending in `*`, or `*` alone. */
@@ -280,21 +317,12 @@ function checkGrant(m: Fields): void {
   str(m, 'space', 64, ID_PATTERN)
   did(m, 'sub')
   streamPatterns(m, 'grant')
-  const forms = list(m, 'forms', 8, v => {
-    if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
-    return v
-  })
+  const forms = formList(m)
   if (forms.length === 0) throw new InvalidMessageError('a grant names at least one form')
-  const nbf = int(m, 'nbf')
-  const exp = int(m, 'exp')
-  if (exp <= nbf) throw new InvalidMessageError('a grant must end after it starts')
-  int(m, 'iat')
+  timeWindow(m, 'nbf', 'exp', 'a grant')
+  time(m, 'iat')
   bytes(m, 'nonce', 16, 16)
-  const dataFrom = optInt(m, 'dataFrom')
-  const dataUntil = optInt(m, 'dataUntil')
-  if (dataFrom !== undefined && dataUntil !== undefined && dataUntil <= dataFrom) {
-    throw new InvalidMessageError('a data window must end after it starts')
-  }
+  timeWindow(m, 'dataFrom', 'dataUntil', 'a data window', false)
   if (m.download !== undefined && typeof m.download !== 'boolean')
     throw new InvalidMessageError('download is a boolean')
   if (m.forward !== undefined && !FORWARD_PERMISSIONS.includes(m.forward as ForwardPermission)) {
@@ -308,7 +336,7 @@ function checkGrant(m: Fields): void {
     if (devices.length === 0) throw new InvalidMessageError('a device condition names at least one device')
   }
   optInt(m, 'maxReleases', 1)
-  optStr(m, 'purpose', 256)
+  optStr(m, 'purpose', 256, TEXT_PATTERN)
   optStr(m, 'parent', 64, ID_PATTERN)
 }
 
@@ -319,8 +347,8 @@ function checkDelegation(m: Fields): void {
   str(m, 'space', 64, ID_PATTERN)
   did(m, 'admin')
   streamPatterns(m, 'delegation')
-  if (int(m, 'exp') <= int(m, 'nbf')) throw new InvalidMessageError('a delegation must end after it starts')
-  int(m, 'iat')
+  timeWindow(m, 'nbf', 'exp', 'a delegation')
+  time(m, 'iat')
   bytes(m, 'nonce', 16, 16)
 }
 
@@ -329,8 +357,8 @@ function checkRevocation(m: Fields): void {
   if (m.t !== 'revocation') throw new InvalidMessageError('not a revocation')
   did(m, 'iss')
   str(m, 'space', 64, ID_PATTERN)
-  int(m, 'iat')
-  optStr(m, 'reason', 512)
+  time(m, 'iat')
+  optStr(m, 'reason', 512, TEXT_PATTERN)
   const target = asMap(m.target, 'target', ['grant', 'subject', 'device', 'delegation'])
   const keys = Object.keys(target)
   if (keys.length !== 1) throw new InvalidMessageError('a revocation has exactly one target')
@@ -346,7 +374,7 @@ function checkDevice(m: Fields): void {
   did(m, 'iss')
   str(m, 'peer', 64, PEER_ID_PATTERN)
   bytes(m, 'xpk', 32, 32)
-  if (int(m, 'exp') <= int(m, 'nbf')) throw new InvalidMessageError('certificate must end after it starts')
+  timeWindow(m, 'nbf', 'exp', 'a device certificate')
 }
 
 function opener<T extends { iss: string }>(tag: string, check: (m: Fields) => void) {
