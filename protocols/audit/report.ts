@@ -6,8 +6,15 @@
  *
  * `verifyReport` checks a report offline from its own content and the public keys it names:
  * the space's genesis (which names the owner and the key holders), the head's signature by
- * the owner for a holder's log, every entry's inclusion proof, and that the stated intervals
+ * the owner for a holder's log, every entry's inclusion proof, each release's embedded signed
+ * key request (the same subject, device, space, stream, form and epochs, and a release time
+ * within the key holder's clock window of the request's time), and that the stated intervals
  * are exactly those the entries give. It returns the first thing that fails.
+ *
+ * A report is self-contained: anyone can make up a space (a genesis, an owner key, a log) and
+ * a report that checks out against it. What it vouches for is the space, owner and key holder
+ * it names, which `verifyReport` returns, and which the caller pins (`expected`) when it knows
+ * which space and owner to expect.
  *
  * What a report cannot prove: that the key holder logged everything. It proves that what it
  * shows is in a log whose heads every peer checks for consistency.
@@ -15,7 +22,7 @@
 import { bytesEqual, fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { leafHash, verifyInclusion } from '../../crypto/merkle.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
-import { decodeKeyRequest } from '../access/messages.ts'
+import { decodeKeyRequest, REQUEST_WINDOW_MS } from '../access/messages.ts'
 import { openGenesis } from '../policy/records.ts'
 import {
   type AuditEntry,
@@ -154,13 +161,44 @@ export function buildReport(
   }
 }
 
+/** The space a report is about, as its signed genesis names it: what a verified report vouches for. */
+export interface ReportSpace {
+  id: string
+  name: string
+  /** the owner's did:key: it signed the genesis and the tree head */
+  owner: string
+  /** the key holder (peer id) whose log the report's head is for */
+  keyHolder: string
+}
+
+/** What the verifier expects a report to be about; each one given must match. */
+export interface ExpectedReport {
+  /** the space id */
+  space?: string
+  /** the owner's did:key */
+  owner?: string
+}
+
+/**
+ * How far a release's time may be from the time in the key request it embeds: the key holder
+ * refuses a request whose time is more than REQUEST_WINDOW_MS from its own clock (either way,
+ * for clock skew), and logs the release at that same clock reading, so an honest release is
+ * never further from its request than this.
+ */
+export const RELEASE_REQUEST_SKEW_MS = REQUEST_WINDOW_MS
+
 export type VerifyResult =
-  | { ok: true; head: TreeHead; entries: AuditEntry[]; holdings: Holding[] }
+  | { ok: true; space: ReportSpace; head: TreeHead; entries: AuditEntry[]; holdings: Holding[] }
   | { ok: false; failure: string }
 
-/** Check a report offline. `expectedSpace`, when given, pins the space id the report must be for. */
-export function verifyReport(report: unknown, expectedSpace?: string): VerifyResult {
+/**
+ * Check a report offline. `expected` pins what the report must be about: a space id (a string,
+ * as before) or `{ space, owner }`. Without it, the report is checked only against itself, and
+ * `space` in the result says what it vouches for.
+ */
+export function verifyReport(report: unknown, expected?: string | ExpectedReport): VerifyResult {
   const fail = (failure: string): VerifyResult => ({ ok: false, failure })
+  const pinned: ExpectedReport = typeof expected === 'string' ? { space: expected } : (expected ?? {})
   const r = report as AuditReport
   if (r == null || typeof r !== 'object' || r.format !== REPORT_FORMAT) return fail('not an edgeward audit report')
   if (r.query == null || typeof r.query.space !== 'string') return fail('report has no query')
@@ -171,7 +209,10 @@ export function verifyReport(report: unknown, expectedSpace?: string): VerifyRes
     return fail(`space genesis: ${(err as Error).message}`)
   }
   if (genesis.id !== r.query.space) return fail('space genesis does not hash to the report space')
-  if (expectedSpace !== undefined && genesis.id !== expectedSpace) return fail('report is for another space')
+  if (pinned.space !== undefined && genesis.id !== pinned.space)
+    return fail(`report is for another space: ${genesis.id}, not ${pinned.space}`)
+  if (pinned.owner !== undefined && genesis.body.iss !== pinned.owner)
+    return fail(`report is for a space of another owner: ${genesis.body.iss}, not ${pinned.owner}`)
   let head: OpenedRecord<TreeHead>
   try {
     head = openTreeHead(fromBase64url(r.head))
@@ -210,6 +251,11 @@ export function verifyReport(report: unknown, expectedSpace?: string): VerifyRes
           (q.grant === undefined || q.grant === entry.grant)
         if (!matches)
           return fail(`entry ${i} (log index ${e.index}): the signed key request does not match the release`)
+        if (Math.abs(entry.ts - q.ts) > RELEASE_REQUEST_SKEW_MS) {
+          return fail(
+            `entry ${i} (log index ${e.index}): released at ${isoTime(entry.ts)}, ${entry.ts < q.ts ? 'before' : 'after'} the signed key request's time ${isoTime(q.ts)} by more than the key holder's clock window (${RELEASE_REQUEST_SKEW_MS / 1000} s)`,
+          )
+        }
       }
       if (!matchesQuery(entry, r.query))
         return fail(`entry ${i} (log index ${e.index}): does not match the report's query`)
@@ -222,5 +268,12 @@ export function verifyReport(report: unknown, expectedSpace?: string): VerifyRes
   if (JSON.stringify(holdings) !== JSON.stringify(r.holdings)) {
     return fail('the stated holdings differ from those the entries give')
   }
-  return { ok: true, head: head.body, entries, holdings }
+  const space = { id: genesis.id, name: genesis.body.name, owner: genesis.body.iss, keyHolder: head.body.log }
+  return { ok: true, space, head: head.body, entries, holdings }
+}
+
+/** A time for a failure message; an entry's time is an integer, but not always a valid date. */
+function isoTime(ms: number): string {
+  const d = new Date(ms)
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString()
 }

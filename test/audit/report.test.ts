@@ -12,7 +12,7 @@ import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import { inclusionProof, leafHash, rootFromLeafHashes } from '../../crypto/merkle.ts'
-import { createKeyRequest } from '../../protocols/access/messages.ts'
+import { createKeyRequest, REQUEST_WINDOW_MS } from '../../protocols/access/messages.ts'
 import {
   type AuditEntry,
   decodeEntry,
@@ -75,7 +75,7 @@ interface ReleaseOpts {
   space?: string
   /** sign the embedded request as someone else, or for other fields than the entry says */
   signer?: Person
-  requestFields?: { space?: string; stream?: string; epochs?: number[]; device?: Uint8Array }
+  requestFields?: { space?: string; stream?: string; epochs?: number[]; device?: Uint8Array; ts?: number }
 }
 
 /** A release entry embedding a real key request signed by its subject (unless told otherwise). */
@@ -94,7 +94,7 @@ function release(o: ReleaseOpts): ReleaseEntry {
     grant,
     device: o.requestFields?.device ?? signer.device,
     nonce: randomBytes(16),
-    ts: o.ts,
+    ts: o.requestFields?.ts ?? o.ts,
   })
   return {
     t: 'release',
@@ -432,8 +432,13 @@ const flipByte = (b64: string, pos: number, bit = 0): string => {
   return toBase64url(b)
 }
 
-function assertRejected(r: unknown, failure: RegExp, what: string, expectedSpace?: string): void {
-  const v = verifyReport(r, expectedSpace)
+function assertRejected(
+  r: unknown,
+  failure: RegExp,
+  what: string,
+  expected?: string | { space?: string; owner?: string },
+): void {
+  const v = verifyReport(r, expected)
   assert.equal(v.ok, false, `${what}: the report must not verify`)
   if (!v.ok) assert.match(v.failure, failure, what)
 }
@@ -703,6 +708,78 @@ describe('verifyReport', () => {
       )
     })
   }
+
+  // The key holder releases only for a request whose time is within REQUEST_WINDOW_MS of its
+  // clock, and logs the release at that clock reading: a release further from its request's
+  // time was not made by an honest key holder for that request (a release moved in time moves
+  // the interval the report states).
+  it("rejects a release whose time is further from its signed request's time than the key holder's clock window", () => {
+    const reqTs = T0 + 5 * MIN
+    for (const [what, ts] of [
+      ['before the request by more than the window', reqTs - REQUEST_WINDOW_MS - 1],
+      ['an hour before the request', reqTs - 60 * MIN],
+      ['after the request by more than the window', reqTs + REQUEST_WINDOW_MS + 1],
+      ['a day after the request', reqTs + 24 * 60 * MIN],
+    ] as const) {
+      const entry = release({ ts, requestFields: { ts: reqTs } })
+      assertRejected(
+        asJson(reportOf([entry], { space: SPACE }, T0 + 2 * 24 * 60 * MIN)),
+        /entry 0 \(log index 0\): released at \S+Z, (before|after) the signed key request's time \S+Z by more than the key holder's clock window \(120 s\)/,
+        what,
+      )
+    }
+    // clocks differ: the key holder accepts a request dated up to the window either side of its clock
+    for (const ts of [reqTs - REQUEST_WINDOW_MS, reqTs - 1, reqTs, reqTs + 1, reqTs + REQUEST_WINDOW_MS]) {
+      const entry = release({ ts, requestFields: { ts: reqTs } })
+      const v = verifyReport(asJson(reportOf([entry], { space: SPACE }, T0 + 60 * MIN)))
+      assert.ok(v.ok, v.ok ? '' : `release at request time ${ts - reqTs >= 0 ? '+' : ''}${ts - reqTs} ms: ${v.failure}`)
+    }
+  })
+
+  it('says which space, owner and key holder a verified report vouches for', () => {
+    const v = verifyReport(asJson(good))
+    assert.ok(v.ok, v.ok ? '' : v.failure)
+    if (!v.ok) return
+    assert.deepEqual(v.space, { id: SPACE, name: 'plant-7', owner: owner.did, keyHolder: holder })
+  })
+
+  // A report is checked against itself: whoever makes up a space (a genesis under a key of its
+  // own, naming a log of its own) can make a report that checks out. Only pinning the space or
+  // the owner tells it from a report of the space the auditor meant.
+  it('a made-up space verifies on its own, and is refused once the space or the owner is pinned', () => {
+    const mallory = newPrincipal()
+    const fakeHolder = newPeerId()
+    const fake = createGenesis(mallory, 'plant-7', [fakeHolder], T0)
+    const entries = [release({ ts: T0 + MIN, space: fake.id })]
+    const bytes = entries.map(encodeEntry)
+    const leaves = bytes.map(leafHash)
+    const head = signTreeHead(mallory, fakeHolder, leaves.length, rootFromLeafHashes(leaves), T0 + 20 * MIN)
+    const made = buildReport(
+      { space: fake.id },
+      fake.bytes,
+      head,
+      bytes.map((b, index) => ({ index, bytes: b, proof: inclusionProof(leaves, index) })),
+    )
+    const alone = verifyReport(asJson(made))
+    assert.ok(alone.ok, alone.ok ? '' : alone.failure)
+    if (alone.ok)
+      assert.deepEqual(alone.space, { id: fake.id, name: 'plant-7', owner: mallory.did, keyHolder: fakeHolder })
+    assertRejected(asJson(made), /report is for another space: [0-9a-f]+, not [0-9a-f]+/, 'space pinned', {
+      space: SPACE,
+    })
+    assertRejected(
+      asJson(made),
+      new RegExp(`report is for a space of another owner: ${mallory.did}, not ${owner.did}`),
+      'owner pinned',
+      { owner: owner.did },
+    )
+    assert.ok(verifyReport(asJson(made), { space: fake.id, owner: mallory.did }).ok)
+    assert.ok(verifyReport(asJson(good), { space: SPACE, owner: owner.did }).ok)
+    assertRejected(asJson(good), /another owner/, 'the right space, another owner', {
+      space: SPACE,
+      owner: mallory.did,
+    })
+  })
 
   // "the intervals during which the subject held a valid key" in the range: a key released
   // five minutes before `from` with a 15-minute lease was held for the first ten minutes of it.
