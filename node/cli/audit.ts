@@ -2,7 +2,7 @@
  * `edgeward audit report` (asks the running key holder for a report and writes it to a
  * file) and `edgeward audit verify` (checks a report offline: no node, no network).
  */
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
 import type { Output } from './commands.ts'
@@ -76,28 +76,70 @@ export async function auditReport(
   )
 }
 
-export async function auditVerify(file: string, opts: { space?: string }, o: Output): Promise<void> {
+export interface VerifyOptions {
+  /** the space id the report must be for */
+  space?: string
+  /** the did:key of the owner the report's space must have */
+  owner?: string
+}
+
+/** The largest report file read: JavaScript's longest string is about 512 Mi characters. */
+const MAX_REPORT_BYTES = 512 * 1024 * 1024
+
+/**
+ * Text that came from a file, made safe for one line of a terminal: line breaks and control
+ * characters (a terminal's escape sequences among them) are written as \uXXXX, never acted on.
+ */
+function oneLine(text: string): string {
+  return text.replace(/[\p{Cc}\u2028\u2029]/gu, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+export async function auditVerify(file: string, opts: VerifyOptions, o: Output): Promise<void> {
+  // protocol code loads only here: verification needs no node
+  const { isDid } = await import('../../crypto/identity.ts')
+  const { verifyReport } = await import('../../protocols/audit/report.ts')
+  if (opts.owner !== undefined && !isDid(opts.owner))
+    throw new UsageError(`--owner is not a did:key: ${oneLine(opts.owner)}`)
+  let text: string
+  try {
+    if ((await stat(file)).size > MAX_REPORT_BYTES)
+      throw new RangeError('larger than 512 MiB, too large to be a report')
+    const bytes = await readFile(file)
+    // a report is JSON in UTF-8: anything else is not a report, and its bytes are not echoed
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch (err) {
+    const why = (err as Error).name === 'TypeError' ? 'not UTF-8 text' : (err as Error).message
+    throw new ReportInvalidError(`cannot read ${file}: ${oneLine(why)}`)
+  }
   let report: unknown
   try {
-    report = JSON.parse(await readFile(file, 'utf8'))
-  } catch (err) {
-    throw new ReportInvalidError(`cannot read ${file}: ${(err as Error).message}`)
+    report = JSON.parse(text)
+  } catch {
+    throw new ReportInvalidError(`cannot read ${file}: not JSON (an audit report is the JSON that audit report writes)`)
   }
-  // protocol code loads only here: verification needs no node
-  const { verifyReport } = await import('../../protocols/audit/report.ts')
-  const result = verifyReport(report, opts.space)
-  if (!result.ok) throw new ReportInvalidError(`verification failed: ${result.failure}`)
+  const result = verifyReport(report, { space: opts.space, owner: opts.owner })
+  if (!result.ok) throw new ReportInvalidError(`verification failed: ${oneLine(result.failure)}`)
+  const { space } = result
   const summary = {
     ok: true,
+    space: { id: space.id, name: space.name },
+    owner: space.owner,
+    keyHolder: space.keyHolder,
     log: result.head.log,
     treeSize: result.head.size,
     headTime: new Date(result.head.ts).toISOString(),
     entries: result.entries.length,
     holdings: result.holdings,
   }
+  const vouches = `space ${oneLine(JSON.stringify(space.name))} (${space.id}), owner ${space.owner}, key holder ${space.keyHolder}`
+  // the space id hashes its genesis, which names the owner: --space pins both, --owner the owner
+  const caveat =
+    opts.space === undefined && opts.owner === undefined
+      ? '\n(checked against itself only: anyone can make up a space and a report for it; --space ID or --owner DID pins the one expected)'
+      : ''
   o.out(
     o.json
       ? JSON.stringify(summary)
-      : `verified: ${result.entries.length} entries, each proven in log ${result.head.log} at size ${result.head.size} (head signed ${summary.headTime})\n${holdingsTable(result.holdings)}`,
+      : `verified: ${result.entries.length} entries, each proven in log ${result.head.log} at size ${result.head.size} (head signed ${summary.headTime})\nfor ${vouches}${caveat}\n${holdingsTable(result.holdings)}`,
   )
 }

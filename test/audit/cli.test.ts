@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
+import { auditVerify, ReportInvalidError } from '../../node/cli/audit.ts'
 import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { UsageError } from '../../node/errors.ts'
 import { stopPeers } from '../support/local-peers.ts'
 
 const STREAM = 'temperature'
@@ -98,11 +100,30 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
     const verified = await runCli(['audit', 'verify', reportFile])
     assert.equal(verified.code, 0, verified.stderr)
     assert.match(verified.stdout, /^verified: \d+ entries, each proven in log \S+ at size \d+/)
+    // what the report vouches for, and that nothing pinned it
+    const vouches = `for space "plant-9" (${space}), owner ${dids.gateway}, key holder ${peers.gateway.info.peerId}`
+    assert.ok(verified.stdout.split('\n').includes(vouches), verified.stdout)
+    assert.match(verified.stdout, /^\(checked against itself only: .*--space ID or --owner DID/m)
+    const pinned = await runCli(['audit', 'verify', reportFile, '--space', space])
+    assert.equal(pinned.code, 0, pinned.stderr)
+    assert.ok(pinned.stdout.split('\n').includes(vouches), pinned.stdout)
+    assert.doesNotMatch(pinned.stdout, /checked against itself only/)
 
     const json = await runCli(['audit', 'verify', reportFile, '--space', space, '--json'])
     assert.equal(json.code, 0, json.stderr)
-    const summary = JSON.parse(json.stdout) as { ok: boolean; log: string; treeSize: number; holdings: Holding[] }
+    const summary = JSON.parse(json.stdout) as {
+      ok: boolean
+      space: { id: string; name: string }
+      owner: string
+      keyHolder: string
+      log: string
+      treeSize: number
+      holdings: Holding[]
+    }
     assert.equal(summary.ok, true)
+    assert.deepEqual(summary.space, { id: space, name: 'plant-9' })
+    assert.equal(summary.owner, dids.gateway)
+    assert.equal(summary.keyHolder, peers.gateway.info.peerId)
     assert.equal(summary.log, peers.gateway.info.peerId)
     assert.deepEqual(
       summary.holdings.map(h => [h.subject, h.resource, h.intervals.length]),
@@ -198,6 +219,52 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
       assert.match(r.stderr, /verification failed: report is for another space/)
       const same = await verifyTampered(() => undefined, ['--space', space])
       assert.equal(same.code, 0, same.stderr)
+    })
+
+    it('--owner pins the owner: another owner is refused naming both', async () => {
+      const out: string[] = []
+      const o = { json: true, out: (l: string) => void out.push(l), err: () => undefined }
+      await auditVerify(reportFile, { owner: dids.gateway }, o)
+      assert.equal(JSON.parse(out[0]).owner, dids.gateway)
+      await assert.rejects(
+        auditVerify(reportFile, { owner: dids.a }, o),
+        (err: Error) =>
+          err.name === ReportInvalidError.name &&
+          err.message === `verification failed: report is for a space of another owner: ${dids.gateway}, not ${dids.a}`,
+      )
+      await assert.rejects(
+        auditVerify(reportFile, { space, owner: dids.a }, o),
+        (err: Error) => err.name === ReportInvalidError.name && /another owner/.test(err.message),
+      )
+      await assert.rejects(
+        auditVerify(reportFile, { owner: 'did:key:nope' }, o),
+        (err: Error) => err.name === UsageError.name,
+      )
+      assert.equal(out.length, 1)
+    })
+
+    // junk given to `audit verify` (an image, random bytes, a text whose JSON error would quote
+    // it) is refused in one line that does not echo it: no raw bytes, no stack
+    it('binary junk, or text that is not JSON: exit 1, one line, the file not echoed', async () => {
+      const junk: [string, Uint8Array][] = [
+        [
+          'png',
+          Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]),
+        ],
+        ['random', Uint8Array.from({ length: 4096 }, (_, i) => (i * 197 + 13) % 256)],
+        ['nul', new Uint8Array(64)],
+        ['text', new TextEncoder().encode('{"format": "edgeward-audit-report/v1",\r\n\u001b[2J oops\n\n}')],
+      ]
+      for (const [what, bytes] of junk) {
+        const file = join(root, `junk-${what}.bin`)
+        await writeFile(file, bytes)
+        const r = await runCli(['audit', 'verify', file])
+        assert.equal(r.code, 1, `${what}: ${r.stderr}`)
+        oneLine(r.stderr)
+        assert.match(r.stderr, new RegExp(`^edgeward: error: cannot read ${file}: (not UTF-8 text|not JSON)`), what)
+        assert.doesNotMatch(r.stderr.trimEnd(), /[\p{Cc}\ufffd]|\bat \S+ \(/u, `${what}: ${r.stderr}`)
+        assert.equal(r.stdout, '')
+      }
     })
 
     it('a file that is not JSON, or is missing: exit 1', async () => {
