@@ -57,8 +57,14 @@ export type ProofRequest =
 
 export function decodeProofRequest(data: Uint8Array): ProofRequest {
   const m = decodeCanonicalMap(data, 256, 'proof request', ['kind', 'from', 'to', 'index', 'size'])
-  if (m.kind === 'consistency') return { kind: 'consistency', from: int(m, 'from'), to: int(m, 'to') }
-  if (m.kind === 'inclusion') return { kind: 'inclusion', index: int(m, 'index'), size: int(m, 'size') }
+  if (m.kind === 'consistency') {
+    asMap(m, 'consistency request', ['kind', 'from', 'to'])
+    return { kind: 'consistency', from: int(m, 'from'), to: int(m, 'to') }
+  }
+  if (m.kind === 'inclusion') {
+    asMap(m, 'inclusion request', ['kind', 'index', 'size'])
+    return { kind: 'inclusion', index: int(m, 'index'), size: int(m, 'size') }
+  }
   throw new InvalidMessageError('unknown proof kind')
 }
 

@@ -476,7 +476,15 @@ export function checkCodec<T>(
   decode: (b: Uint8Array) => T,
   allowed: readonly string[],
   samples: readonly unknown[],
-  opts: { weight?: number; extraKeys?: readonly string[]; strictFields?: boolean } = {},
+  opts: {
+    weight?: number
+    /** fields of the message's other variants, to add in field edits */
+    extraKeys?: readonly string[]
+    /** a present field of another type, or an unknown field, must be refused */
+    strictFields?: boolean
+    /** fields a sample's variant must not carry (another variant's), which must be refused too */
+    foreignKeys?: (m: Record<string, unknown>) => readonly string[]
+  } = {},
 ): void {
   const encoded = samples.map(s => encodeCanonical(s))
   for (const b of encoded) decodeTyped(decode, allowed, b)
@@ -507,8 +515,8 @@ export function checkCodec<T>(
         fc.constantFrom(...Object.keys(m)).chain(k => otherType(m[k]).map(v => ({ m, key: k, value: v }))),
         fc
           .oneof(
-            fc.string({ minLength: 1, maxLength: 10 }),
-            ...(opts.extraKeys?.length ? [fc.constantFrom(...opts.extraKeys)] : []),
+            fc.string({ minLength: 1, maxLength: 10 }).map(k => `x-${k}`),
+            ...(opts.foreignKeys?.(m).length ? [fc.constantFrom(...opts.foreignKeys(m))] : []),
           )
           .filter(k => !(k in m))
           .chain(k => cborValue.map(v => ({ m, key: k, value: v }))),

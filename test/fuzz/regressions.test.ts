@@ -3,7 +3,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { decodeCanonical } from '../../crypto/encoding.ts'
+import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import { decodeProofRequest } from '../../protocols/audit/heads.ts'
 import { decodeSyncRequest } from '../../protocols/sync/messages.ts'
 import { nestedCbor } from './fuzz.ts'
 
@@ -21,5 +22,20 @@ describe('fuzz regressions', () => {
         assert.throws(() => decodeSyncRequest(bytes), { name: /^Invalid(Encoding|Message)Error$/ }, `${kind} ${depth}`)
       }
     }
+  })
+
+  it('a proof request carrying the fields of the other kind is refused, not read with them ignored', () => {
+    const bad = [
+      { kind: 'consistency', from: 3, to: 9, size: 0 },
+      { kind: 'consistency', from: 3, to: 9, index: null },
+      { kind: 'inclusion', index: 2, size: 9, from: 'x' },
+      { kind: 'inclusion', index: 2, size: 9, to: 1 },
+    ]
+    for (const m of bad) assert.throws(() => decodeProofRequest(encodeCanonical(m)), { name: 'InvalidMessageError' })
+    assert.deepEqual(decodeProofRequest(encodeCanonical({ kind: 'inclusion', index: 2, size: 9 })), {
+      kind: 'inclusion',
+      index: 2,
+      size: 9,
+    })
   })
 })
