@@ -138,6 +138,10 @@ function checkDecision(m: Fields): void {
   if (typeof m.approved !== 'boolean') throw new InvalidMessageError('approved is a boolean')
   if (m.approved) str(m, 'grant', 64, ID_PATTERN)
   else str(m, 'reason', 512)
+  // only the outcome's own field: an unchecked other one would reach the audit log unchecked
+  if (m[m.approved ? 'reason' : 'grant'] !== undefined) {
+    throw new InvalidMessageError('an approval names its grant, a denial its reason, and neither carries the other')
+  }
   int(m, 'iat')
 }
 

@@ -446,24 +446,65 @@ export function signedInputs(
   )
 }
 
+/** Options of the standard batteries. */
+export interface BatteryOptions {
+  /** scales the run count */
+  weight?: number
+  /** fields of the message's other variants, to add in field edits */
+  extraKeys?: readonly string[]
+  /** a present field set to a value of another type, or an unknown field added, must be refused */
+  strictFields?: boolean
+  /** fields a sample's variant must not carry (another variant's): adding one must be refused too */
+  foreignKeys?: (m: Record<string, unknown>) => readonly string[]
+}
+
+/** Edits the strict check makes: a present field retyped, an unknown or foreign field added. */
+function strictEdits(
+  maps: readonly Record<string, unknown>[],
+  opts: BatteryOptions,
+): fc.Arbitrary<{ m: Record<string, unknown>; key: string; value: unknown }> {
+  return fc.constantFrom(...maps).chain(m =>
+    fc.oneof(
+      fc.constantFrom(...Object.keys(m)).chain(k => otherType(m[k]).map(v => ({ m, key: k, value: v }))),
+      fc
+        .oneof(
+          fc.string({ minLength: 1, maxLength: 10 }).map(k => `x-${k}`),
+          ...(opts.foreignKeys?.(m).length ? [fc.constantFrom(...opts.foreignKeys(m))] : []),
+        )
+        .filter(k => !(k in m))
+        .chain(k => cborValue.map(v => ({ m, key: k, value: v }))),
+    ),
+  )
+}
+
 /**
  * The standard battery for one decoder of a signed record: generated and mutated inputs,
- * typed errors only, and no tampered signed bytes accepted.
+ * typed errors only, and no tampered signed bytes accepted; with `strictFields`, a re-signed
+ * body with a field of the wrong type (or one it may not carry) is refused.
  */
 export function checkSigned<T>(
   decode: (b: Uint8Array) => T,
   allowed: readonly string[],
   samples: readonly SignedSample[],
-  weight = 1,
-  extraKeys: readonly string[] = [],
+  opts: BatteryOptions = {},
 ): void {
   for (const s of samples) decodeTyped(decode, allowed, s.bytes)
   fc.assert(
-    fc.property(signedInputs(samples, extraKeys), ({ bytes, mustRefuse: refuse, how }) => {
+    fc.property(signedInputs(samples, opts.extraKeys), ({ bytes, mustRefuse: refuse, how }) => {
       if (refuse) mustRefuse(decode, allowed, bytes, how)
       else decodeTyped(decode, allowed, bytes)
     }),
-    budget(weight),
+    budget(opts.weight),
+  )
+  if (!opts.strictFields) return
+  const signer = new Map(samples.map(s => [s.body, s]))
+  fc.assert(
+    fc.property(strictEdits([...signer.keys()], opts), ({ m, key, value }) => {
+      const s = signer.get(m)!
+      const bytes = signBodyBytes(s.tag, s.secretKey, encodeCanonical({ ...m, [key]: value }))
+      mustRefuse(decode, allowed, bytes, `body field ${key} set to ${show(value)}, signed again`)
+    }),
+    budget(opts.weight),
   )
 }
 
@@ -476,15 +517,7 @@ export function checkCodec<T>(
   decode: (b: Uint8Array) => T,
   allowed: readonly string[],
   samples: readonly unknown[],
-  opts: {
-    weight?: number
-    /** fields of the message's other variants, to add in field edits */
-    extraKeys?: readonly string[]
-    /** a present field of another type, or an unknown field, must be refused */
-    strictFields?: boolean
-    /** fields a sample's variant must not carry (another variant's), which must be refused too */
-    foreignKeys?: (m: Record<string, unknown>) => readonly string[]
-  } = {},
+  opts: BatteryOptions = {},
 ): void {
   const encoded = samples.map(s => encodeCanonical(s))
   for (const b of encoded) decodeTyped(decode, allowed, b)
@@ -507,26 +540,13 @@ export function checkCodec<T>(
     fc.property(fc.oneof(...inputs), bytes => {
       decodeTyped(decode, allowed, bytes)
     }),
-    budget(opts.weight ?? 1),
+    budget(opts.weight),
   )
-  if (opts.strictFields && maps.length > 0) {
-    const retyped = fc.constantFrom(...maps).chain(m =>
-      fc.oneof(
-        fc.constantFrom(...Object.keys(m)).chain(k => otherType(m[k]).map(v => ({ m, key: k, value: v }))),
-        fc
-          .oneof(
-            fc.string({ minLength: 1, maxLength: 10 }).map(k => `x-${k}`),
-            ...(opts.foreignKeys?.(m).length ? [fc.constantFrom(...opts.foreignKeys(m))] : []),
-          )
-          .filter(k => !(k in m))
-          .chain(k => cborValue.map(v => ({ m, key: k, value: v }))),
-      ),
-    )
-    fc.assert(
-      fc.property(retyped, ({ m, key, value }) => {
-        mustRefuse(decode, allowed, encodeCanonical({ ...m, [key]: value }), `field ${key} set to ${show(value)}`)
-      }),
-      budget(opts.weight ?? 1),
-    )
-  }
+  if (!opts.strictFields || maps.length === 0) return
+  fc.assert(
+    fc.property(strictEdits(maps, opts), ({ m, key, value }) => {
+      mustRefuse(decode, allowed, encodeCanonical({ ...m, [key]: value }), `field ${key} set to ${show(value)}`)
+    }),
+    budget(opts.weight),
+  )
 }

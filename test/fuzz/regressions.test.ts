@@ -5,8 +5,10 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { decodeProofRequest } from '../../protocols/audit/heads.ts'
+import { createAccessRequest, DECISION_TAG, openDecision } from '../../protocols/policy/requests.ts'
 import { decodeSyncRequest } from '../../protocols/sync/messages.ts'
-import { nestedCbor } from './fuzz.ts'
+import { fakeId, newPrincipal } from '../protocols/fixtures.ts'
+import { nestedCbor, signBodyBytes } from './fuzz.ts'
 
 describe('fuzz regressions', () => {
   it('CBOR nested deeper than the re-encoding check can follow is an InvalidEncodingError, not a RangeError', () => {
@@ -37,5 +39,32 @@ describe('fuzz regressions', () => {
       index: 2,
       size: 9,
     })
+  })
+
+  it("a decision carrying the other outcome's field is refused (it went unchecked into the key holder's audit entry)", () => {
+    const owner = newPrincipal()
+    const reader = newPrincipal()
+    const space = fakeId('3')
+    const request = createAccessRequest(
+      reader,
+      { space, sub: reader.did, streams: ['temp'], forms: ['raw'], durationMs: 60_000, reason: 'audit' },
+      0,
+    )
+    const base = { t: 'decision', iss: owner.did, space, request: request.bytes, iat: 0 }
+    const bad = [
+      { ...base, approved: true, grant: fakeId('e'), reason: '' },
+      { ...base, approved: true, grant: fakeId('e'), reason: { nested: [1] } },
+      { ...base, approved: false, reason: 'no', grant: 7 },
+    ]
+    for (const body of bad) {
+      const bytes = signBodyBytes(DECISION_TAG, owner.secretKey, encodeCanonical(body))
+      assert.throws(() => openDecision(bytes), { name: 'InvalidMessageError' })
+    }
+    const good = signBodyBytes(
+      DECISION_TAG,
+      owner.secretKey,
+      encodeCanonical({ ...base, approved: false, reason: 'no' }),
+    )
+    assert.equal(openDecision(good).body.reason, 'no')
   })
 })
