@@ -51,9 +51,13 @@ function optTime(body: Body, key: string, flag: string): number | undefined {
   return v
 }
 
-function stringList(body: Body, key: string, flag: string, pattern: RegExp, fallback: string[]): string[] {
+function stringList(body: Body, key: string, flag: string, pattern: RegExp, fallback: string[] | string): string[] {
   const v = body[key]
-  if (v === undefined) return fallback
+  if (v === undefined) {
+    // a string fallback is the message for a list that must be given
+    if (typeof fallback === 'string') throw new UsageError(fallback)
+    return fallback
+  }
   if (!Array.isArray(v) || v.length === 0 || v.length > 64) throw new UsageError(`${flag} must be given 1..64 times`)
   for (const s of v)
     if (typeof s !== 'string' || !pattern.test(s)) throw new UsageError(`bad ${flag}: ${JSON.stringify(s)}`)
@@ -77,9 +81,23 @@ function window(body: Body, now: number): { nbf: number; exp: number } {
 
 export async function grant(node: EdgewardNode, space: string, body: Body): Promise<Body> {
   const state = synchronisedState(node, space)
-  const now = Date.now()
+  const now = node.now()
   const sub = did(body, 'to', '--to')
-  const streams = stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*'])
+  const parent = body.parent
+  if (parent !== undefined && (typeof parent !== 'string' || !ID_PATTERN.test(parent)))
+    throw new UsageError('--parent must be a grant id')
+  const parentGrant = typeof parent === 'string' ? state.grants.get(parent) : undefined
+  if (typeof parent === 'string' && parentGrant === undefined)
+    throw new NotFoundError(`space ${space} has no grant ${parent}`)
+  // a grant names what it covers; a child grant covers its parent's streams unless it narrows them
+  const streams = stringList(
+    body,
+    'streams',
+    '--stream',
+    STREAM_PATTERN,
+    parentGrant?.body.streams ??
+      "name what the grant covers: --stream NAME, PREFIX* or '*' for every stream (files and messages are covered only by their own id)",
+  )
   checkStreamsExist(state, streams)
   const forward = body.forward
   if (forward !== undefined && !FORWARD_PERMISSIONS.includes(forward as ForwardPermission)) {
@@ -96,11 +114,6 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
   if (purpose !== undefined && (typeof purpose !== 'string' || purpose.length === 0 || purpose.length > 256)) {
     throw new UsageError('--purpose must be 1..256 characters')
   }
-  const parent = body.parent
-  if (parent !== undefined && (typeof parent !== 'string' || !ID_PATTERN.test(parent)))
-    throw new UsageError('--parent must be a grant id')
-  if (typeof parent === 'string' && !state.grants.has(parent))
-    throw new NotFoundError(`space ${space} has no grant ${parent}`)
   const fields: GrantFields = {
     space,
     sub,
@@ -143,7 +156,7 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
 
 export async function delegate(node: EdgewardNode, space: string, body: Body): Promise<Body> {
   synchronisedState(node, space)
-  const now = Date.now()
+  const now = node.now()
   const admin = did(body, 'to', '--to')
   const streams = stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*'])
   const rec = createDelegation(node.identity.principal, { space, admin, streams, ...window(body, now) }, now)
@@ -172,7 +185,7 @@ export async function revoke(node: EdgewardNode, space: string, body: Body): Pro
     throw new UsageError('revoke needs --grant ID, --subject DID, --device PEER or --delegation ID')
   }
   const reason = typeof body.reason === 'string' ? body.reason.slice(0, 512) : undefined
-  const rec = createRevocation(node.identity.principal, space, target, Date.now(), reason)
+  const rec = createRevocation(node.identity.principal, space, target, node.now(), reason)
   await asAuthor(() => node.policy.write(space, [{ kind: 'revocation', record: rec }]))
   return { revocation: rec.id, target }
 }
@@ -180,7 +193,7 @@ export async function revoke(node: EdgewardNode, space: string, body: Body): Pro
 /** Every grant of the space with its state now (active, expired, revoked, pending, not-honoured) and why. */
 export function listGrants(node: EdgewardNode, space: string): Body {
   const state = synchronisedState(node, space)
-  const now = Date.now()
+  const now = node.now()
   const grants = [...state.grants.values()]
     .map(g => {
       const s = state.grantStatus(g, now)
@@ -215,7 +228,7 @@ export function listGrants(node: EdgewardNode, space: string): Body {
 }
 
 export async function fileRequest(node: EdgewardNode, space: string, body: Body): Promise<Body> {
-  synchronisedState(node, space)
+  const state = synchronisedState(node, space)
   const durationMs = body.durationMs
   if (typeof durationMs !== 'number' || !Number.isSafeInteger(durationMs) || durationMs < 1000) {
     throw new UsageError('request needs --for DURATION')
@@ -228,9 +241,12 @@ export async function fileRequest(node: EdgewardNode, space: string, body: Body)
   if ((onBehalfOf === undefined) !== (via === undefined)) throw new UsageError('--on-behalf-of and --via go together')
   if (via !== undefined && (typeof via !== 'string' || !ID_PATTERN.test(via)))
     throw new UsageError('--via must be a grant id')
+  // a request forwarded through a grant asks, unless told otherwise, for what that grant covers
+  const viaGrant = typeof via === 'string' ? state.grants.get(via) : undefined
+  if (typeof via === 'string' && viaGrant === undefined) throw new NotFoundError(`space ${space} has no grant ${via}`)
   const id = await node.requests.file(space, {
-    streams: stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*']),
-    forms: stringList(body, 'forms', '--form', FORM_PATTERN, ['raw']),
+    streams: stringList(body, 'streams', '--stream', STREAM_PATTERN, viaGrant?.body.streams ?? ['*']),
+    forms: stringList(body, 'forms', '--form', FORM_PATTERN, viaGrant?.body.forms ?? ['raw']),
     durationMs,
     reason,
     onBehalfOf,
@@ -252,7 +268,9 @@ export async function decide(
     const d = body.durationMs
     if (d !== undefined && (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1000))
       throw new UsageError('--for must be a duration')
-    const out = await asAuthor(() => node.requests.approve(space, id, d as number | undefined))
+    const out = await asAuthor(() =>
+      node.requests.approve(space, id, { durationMs: d as number | undefined, readmit: body.readmit === true }),
+    )
     return { request: id, approved: true, grant: out.grant, notAfter: new Date(out.notAfter).toISOString() }
   }
   const reason = body.reason

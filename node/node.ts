@@ -45,6 +45,8 @@ export class EdgewardNode {
   readonly store: Store
   readonly libp2p: EdgewardLibp2p
   readonly metrics: Metrics
+  /** the node's clock: every policy decision and every record it signs uses it */
+  readonly now: () => number
   readonly policy: PolicyService
   readonly data: DataService
   readonly audit: AuditService | undefined
@@ -76,6 +78,7 @@ export class EdgewardNode {
     this.store = c.store
     this.libp2p = c.libp2p
     this.metrics = c.metrics
+    this.now = c.now
     this.policy = policy
     this.data = data
     this.bootstrap = opts.bootstrap ?? []

@@ -9,3 +9,8 @@ export class InvalidMessageError extends Error {
 export class UnauthorizedChangeError extends Error {
   override name = 'UnauthorizedChangeError'
 }
+
+/** A record dated further ahead of the receiver's clock than the allowed skew: refused on arrival. */
+export class FutureDatedError extends Error {
+  override name = 'FutureDatedError'
+}

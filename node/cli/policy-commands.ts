@@ -164,7 +164,7 @@ export async function decide(
   space: string,
   id: string,
   approve: boolean,
-  opts: { for?: string; reason?: string },
+  opts: { for?: string; reason?: string; readmit?: boolean },
   o: Output,
 ): Promise<void> {
   if (!approve && opts.reason === undefined) throw new UsageError('deny needs --reason TEXT')
@@ -175,6 +175,7 @@ export async function decide(
     {
       durationMs: opts.for === undefined ? undefined : parseDuration(opts.for),
       reason: opts.reason,
+      readmit: opts.readmit === true ? true : undefined,
     },
   )
   print(o, r, approve ? `approved: grant ${r.grant} until ${r.notAfter}` : `denied: ${r.reason}`)

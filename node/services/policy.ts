@@ -246,7 +246,7 @@ export class PolicyService {
     let outcome: ApplyOutcome
     const refusedBefore = doc.refusedAfterWaiting
     try {
-      outcome = doc.applyEnvelope(data)
+      outcome = doc.applyEnvelope(data, this.c.now())
     } catch (err) {
       this.refused(source, from, err as Error)
       return 'reject'
@@ -268,7 +268,7 @@ export class PolicyService {
     const doc = this.docs.get(space)
     if (doc === undefined) return 0
     const refusedBefore = doc.refusedAfterWaiting
-    const { outcomes, records } = doc.applyEnvelopes(envelopes)
+    const { outcomes, records } = doc.applyEnvelopes(envelopes, this.c.now())
     const keep: { hash: string; envelope: Uint8Array }[] = []
     let applied = 0
     let accepted = 0

@@ -8,7 +8,7 @@
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { logger } from '@libp2p/logger'
 import type { OpenedRecord } from '../../crypto/signed.ts'
-import { createGrant } from '../../protocols/policy/records.ts'
+import { createGrant, type GrantFields } from '../../protocols/policy/records.ts'
 import {
   type AccessRequest,
   createAccessRequest,
@@ -16,6 +16,7 @@ import {
   openAccessRequest,
   requestsTopic,
 } from '../../protocols/policy/requests.ts'
+import { patternsWithin } from '../../protocols/policy/state.ts'
 import { NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 import { DURABLE } from '../store.ts'
 import type { NodeComponents } from './components.ts'
@@ -184,22 +185,50 @@ export class RequestsService {
     throw new NotFoundError(`no access request ${id} in space ${space}`)
   }
 
-  /** Approve: issue the grant asked for (or for `durationMs`) and record the decision, in one change. */
-  async approve(space: string, id: string, durationMs?: number): Promise<{ grant: string; notAfter: number }> {
+  /**
+   * Approve: issue the grant asked for (or for `durationMs`) and record the decision, in one
+   * change. A request forwarded through a grant gets no more than that grant covers: its
+   * streams and forms must lie inside it, and the new grant ends with it and keeps its data
+   * window and its download and device limits. Approving a request for a subject whose access
+   * was revoked re-admits it: that is refused unless `readmit` says it is meant.
+   */
+  async approve(
+    space: string,
+    id: string,
+    opts: { durationMs?: number; readmit?: boolean } = {},
+  ): Promise<{ grant: string; notAfter: number }> {
     const req = await this.find(space, id)
     const state = this.policy.document(space).state
     if (state.decisionOn(id) !== undefined) throw new UsageError(`request ${id} has already been decided`)
     const now = this.c.now()
+    let exp = now + (opts.durationMs ?? req.body.durationMs)
+    let bounds: Partial<GrantFields> = {}
     if (req.body.via !== undefined) {
       const via = state.grants.get(req.body.via)
       if (via === undefined || via.body.sub !== req.issuer || via.body.forward !== 'ask-owner') {
         throw new UsageError('the request was forwarded through a grant that does not allow asking the owner')
       }
-      if (state.grantProblem(via, now) !== undefined)
-        throw new UsageError('the grant the request was forwarded through is not active')
+      const until = state.activeUntil(via, now)
+      if (until === undefined) throw new UsageError('the grant the request was forwarded through is not active')
+      if (
+        !patternsWithin(req.body.streams, via.body.streams) ||
+        !req.body.forms.every(f => via.body.forms.includes(f))
+      ) {
+        throw new UsageError(
+          `the request asks for more than the grant it was forwarded through covers (${via.body.streams.join(', ')}; ${via.body.forms.join(', ')})`,
+        )
+      }
+      exp = Math.min(exp, until)
+      const v = via.body
+      bounds = { dataFrom: v.dataFrom, dataUntil: v.dataUntil, download: v.download, maxReleases: v.maxReleases }
+    }
+    const revoked = state.revocationsOfSubjectBy(req.body.sub, state.owner)
+    if (revoked.length > 0 && opts.readmit !== true) {
+      throw new UsageError(
+        `${req.body.sub} had its access to the space revoked (${new Date(revoked[0].body.iat).toISOString()}): approving re-admits it; pass --readmit if that is meant`,
+      )
     }
     const me = this.c.identity.principal
-    const exp = now + (durationMs ?? req.body.durationMs)
     const grant = createGrant(
       me,
       {
@@ -210,6 +239,7 @@ export class RequestsService {
         nbf: now,
         exp,
         purpose: req.body.reason.slice(0, 256),
+        ...bounds,
       },
       now,
     )

@@ -20,7 +20,11 @@
  *   collections (into the shard its key names, for a sharded one), each value a valid signed
  *   record stored under its own key, signed by the change's author, who may write it
  *   (PolicyState.mayWrite: the owner; admins; the holder of a forwardable grant for its
- *   children). Deletions and overwrites are refused.
+ *   children). Deletions and overwrites are refused;
+ * - given the receiver's clock (`now`), no record is dated more than MAX_CLOCK_SKEW_MS after it:
+ *   such a change is refused, not kept (it may be offered again once its time has come).
+ * The document also keeps the causal order of the changes it applied (ChangeHistory), which the
+ * state uses wherever the policy needs "written before" or "after": never the signers' clocks.
  * Refusals throw InvalidMessageError or UnauthorizedChangeError (one at a time), or are
  * returned per envelope (`applyEnvelopes`); the caller counts them.
  */
@@ -30,7 +34,7 @@ import { InvalidEncodingError, InvalidSignatureError } from '../../crypto/errors
 import { taggedHash } from '../../crypto/hash.ts'
 import { publicKeyFromDid, type SigningKeyPair } from '../../crypto/identity.ts'
 import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
-import { InvalidMessageError, UnauthorizedChangeError } from '../errors.ts'
+import { FutureDatedError, InvalidMessageError, UnauthorizedChangeError } from '../errors.ts'
 import { asMap, bytes, did, ID_PATTERN, str } from '../validate.ts'
 import {
   type Delegation,
@@ -45,7 +49,7 @@ import {
   type StreamRecord,
 } from './records.ts'
 import { type OpenedDecision, openDecision } from './requests.ts'
-import { type AddResult, PolicyState } from './state.ts'
+import { type AddResult, type CausalHistory, MAX_CLOCK_SKEW_MS, PolicyState } from './state.ts'
 
 export const ENVELOPE_TAG = 'edgeward/change/v1'
 /** An envelope carries one change; a change adds at most a few records. */
@@ -138,6 +142,47 @@ interface Opened {
   data: Uint8Array
 }
 
+/**
+ * The causal order of the applied changes: each change's dependencies and the order in which
+ * it was applied here. A change is applied only after every change it depends on, so nothing
+ * applied before change A can have A in its past: a walk back from B stops there. Answers are
+ * a property of the history, the same on every replica, whatever the order of arrival.
+ */
+export class ChangeHistory implements CausalHistory {
+  private readonly changes = new Map<string, { index: number; deps: string[] }>()
+  private readonly answers = new Map<string, boolean>()
+
+  add(hash: string, deps: string[]): void {
+    if (!this.changes.has(hash)) this.changes.set(hash, { index: this.changes.size, deps })
+  }
+
+  precedes(earlier: string, later: string): boolean {
+    if (earlier === later) return false
+    const a = this.changes.get(earlier)
+    const b = this.changes.get(later)
+    if (a === undefined || b === undefined || a.index >= b.index) return false
+    const key = `${earlier}>${later}`
+    const known = this.answers.get(key)
+    if (known !== undefined) return known
+    const seen = new Set<string>()
+    const stack = [...b.deps]
+    let found = false
+    while (stack.length > 0 && !found) {
+      const h = stack.pop()!
+      if (h === earlier) found = true
+      else if (!seen.has(h)) {
+        seen.add(h)
+        const c = this.changes.get(h)
+        if (c !== undefined && c.index > a.index) stack.push(...c.deps)
+      }
+    }
+    // questions are few (subject and delegation revocations against what came after): keep them bounded all the same
+    if (this.answers.size >= 100_000) this.answers.clear()
+    this.answers.set(key, found)
+    return found
+  }
+}
+
 /** The actor id prefix bound to a signer: 16 bytes of a tagged hash of its public key. */
 export function actorPrefix(did: string): string {
   return toHex(taggedHash('edgeward/actor', publicKeyFromDid(did)).subarray(0, 16))
@@ -179,6 +224,7 @@ export class PolicyDocument {
   private readonly envelopes = new Map<string, Uint8Array>()
   /** changes waiting for a change they depend on, by hash */
   private readonly pending = new Map<string, { data: Uint8Array; deps: string[] }>()
+  private readonly history = new ChangeHistory()
 
   /** `actor` is this replica's own actor id; a replica that never writes may omit it. */
   constructor(spaceId: string, actor?: string) {
@@ -206,6 +252,11 @@ export class PolicyDocument {
     const outcome = document.applyEnvelope(envelope)
     if (outcome.status !== 'applied') throw new Error('genesis change did not apply')
     return { document, envelope }
+  }
+
+  /** The causal order of the changes applied here. */
+  get causalHistory(): CausalHistory {
+    return this.history
   }
 
   get hasGenesis(): boolean {
@@ -256,14 +307,14 @@ export class PolicyDocument {
    * `duplicate`. Throws InvalidMessageError, InvalidEncodingError, InvalidSignatureError,
    * InvalidDidError or UnauthorizedChangeError for anything refused.
    */
-  applyEnvelope(data: Uint8Array): ApplyOutcome {
+  applyEnvelope(data: Uint8Array, now?: number): ApplyOutcome {
     const opened = this.open(data, 0)
     if ('status' in opened) return opened
     const { env, change } = opened
     // a change is checked in the state its own history gives: it waits for every change it depends on
     if (!change.deps.every(d => this.envelopes.has(d))) return this.wait(opened)
-    const records = this.applyReady(env, change, data)
-    return { status: 'applied', hash: change.hash, records: [...records, ...this.drainPending()] }
+    const records = this.applyReady(env, change, data, now)
+    return { status: 'applied', hash: change.hash, records: [...records, ...this.drainPending(now)] }
   }
 
   /**
@@ -275,7 +326,7 @@ export class PolicyDocument {
    * applyEnvelope would give (or the error it would throw, as `refused`); `records` are every
    * record added to the state, including those of earlier changes that were waiting for these.
    */
-  applyEnvelopes(datas: Uint8Array[]): { outcomes: BatchOutcome[]; records: AppliedRecord[] } {
+  applyEnvelopes(datas: Uint8Array[], now?: number): { outcomes: BatchOutcome[]; records: AppliedRecord[] } {
     const outcomes: BatchOutcome[] = new Array(datas.length)
     const records: AppliedRecord[] = []
     const opened: Opened[] = []
@@ -297,7 +348,7 @@ export class PolicyDocument {
     let run: { o: Opened; records: AppliedRecord[] }[] = []
     const inRun = new Set<string>()
     const flush = () => {
-      if (run.length > 0) records.push(...this.applyRun(run, outcomes))
+      if (run.length > 0) records.push(...this.applyRun(run, outcomes, now))
       run = []
       inRun.clear()
     }
@@ -311,14 +362,14 @@ export class PolicyDocument {
       if (change.deps.length === 0) {
         // the genesis change makes the state the others are checked in
         flush()
-        const outcome = this.tryApplyReady(o)
+        const outcome = this.tryApplyReady(o, now)
         if (outcome.status === 'applied') records.push(...outcome.records)
         outcomes[index] = outcome
         continue
       }
       let checked: AppliedRecord[]
       try {
-        checked = this.checkRecords(env, change)
+        checked = this.checkRecords(env, change, now)
       } catch (err) {
         if (run.length === 0) {
           outcomes[index] = { status: 'refused', error: err as Error }
@@ -327,7 +378,7 @@ export class PolicyDocument {
         // authority only grows as records are added: check again in the state the run makes
         flush()
         try {
-          checked = this.checkRecords(env, change)
+          checked = this.checkRecords(env, change, now)
         } catch (again) {
           outcomes[index] = { status: 'refused', error: again as Error }
           continue
@@ -338,7 +389,7 @@ export class PolicyDocument {
       if (run.length >= MAX_RUN) flush()
     }
     flush()
-    records.push(...this.drainPending())
+    records.push(...this.drainPending(now))
     return { outcomes, records }
   }
 
@@ -378,9 +429,9 @@ export class PolicyDocument {
     }
   }
 
-  private tryApplyReady(o: Opened): BatchOutcome {
+  private tryApplyReady(o: Opened, now: number | undefined): BatchOutcome {
     try {
-      return { status: 'applied', hash: o.change.hash, records: this.applyReady(o.env, o.change, o.data) }
+      return { status: 'applied', hash: o.change.hash, records: this.applyReady(o.env, o.change, o.data, now) }
     } catch (err) {
       return { status: 'refused', error: err as Error }
     }
@@ -391,7 +442,11 @@ export class PolicyDocument {
    * one call. Automerge takes a batch whole or not at all: if it refuses it, each change is
    * applied on its own, so that only the one it refuses is refused.
    */
-  private applyRun(run: { o: Opened; records: AppliedRecord[] }[], outcomes: BatchOutcome[]): AppliedRecord[] {
+  private applyRun(
+    run: { o: Opened; records: AppliedRecord[] }[],
+    outcomes: BatchOutcome[],
+    now: number | undefined,
+  ): AppliedRecord[] {
     try {
       this.backend.applyChanges(run.map(r => r.o.env.body.change))
     } catch {
@@ -399,7 +454,7 @@ export class PolicyDocument {
       for (const { o } of run) {
         if (!o.change.deps.every(d => this.envelopes.has(d))) outcomes[o.index] = this.tryWait(o)
         else {
-          outcomes[o.index] = this.tryApplyReady(o)
+          outcomes[o.index] = this.tryApplyReady(o, now)
           const out = outcomes[o.index]
           if (out.status === 'applied') added.push(...out.records)
         }
@@ -408,9 +463,9 @@ export class PolicyDocument {
     }
     const state = this.state
     const added: AppliedRecord[] = []
+    for (const { o } of run) this.accepted(o.change, o.data)
     for (const { o, records } of run) {
-      this.envelopes.set(o.change.hash, o.data)
-      const mine = records.filter(r => isAdded(addTo(state, r)))
+      const mine = records.filter(r => isAdded(addTo(state, r, o.change.hash)))
       outcomes[o.index] = { status: 'applied', hash: o.change.hash, records: mine }
       added.push(...mine)
     }
@@ -422,17 +477,18 @@ export class PolicyDocument {
     env: OpenedRecord<ChangeEnvelope>,
     change: Automerge.DecodedChange,
     data: Uint8Array,
+    now: number | undefined,
   ): AppliedRecord[] {
     let genesis: { state: PolicyState; objects: Map<string, Slot> } | undefined
     let records: AppliedRecord[] = []
     if (change.deps.length === 0) genesis = this.checkGenesis(env, change)
-    else records = this.checkRecords(env, change)
+    else records = this.checkRecords(env, change, now)
     try {
       this.backend.applyChanges([env.body.change])
     } catch (err) {
       throw new InvalidMessageError(`Automerge refused the change: ${(err as Error).message}`)
     }
-    this.envelopes.set(change.hash, data)
+    this.accepted(change, data)
     if (genesis !== undefined) {
       this.objects = genesis.objects
       for (const [id, slot] of genesis.objects) this.maps.set(`${slot.collection}/${slot.shard ?? ''}`, id)
@@ -440,7 +496,13 @@ export class PolicyDocument {
       return []
     }
     const state = this.state
-    return records.filter(r => isAdded(addTo(state, r)))
+    return records.filter(r => isAdded(addTo(state, r, change.hash)))
+  }
+
+  /** A change is part of the document: served in catch-up, and placed in the causal history. */
+  private accepted(change: Automerge.DecodedChange, data: Uint8Array): void {
+    this.envelopes.set(change.hash, data)
+    this.history.add(change.hash, change.deps)
   }
 
   private checkGenesis(
@@ -482,10 +544,14 @@ export class PolicyDocument {
       made.add(name)
       objects.set(`${change.startOp + i}@${change.actor}`, slot)
     }
-    return { state: new PolicyState(genesis), objects }
+    return { state: new PolicyState(genesis, this.history), objects }
   }
 
-  private checkRecords(env: OpenedRecord<ChangeEnvelope>, change: Automerge.DecodedChange): AppliedRecord[] {
+  private checkRecords(
+    env: OpenedRecord<ChangeEnvelope>,
+    change: Automerge.DecodedChange,
+    now: number | undefined,
+  ): AppliedRecord[] {
     const state = this.state
     const records: AppliedRecord[] = []
     for (const op of change.ops) {
@@ -509,6 +575,11 @@ export class PolicyDocument {
         throw new UnauthorizedChangeError('record stored under the wrong key')
       if (rec.record.issuer !== env.issuer)
         throw new UnauthorizedChangeError('record issuer differs from change signer')
+      if (now !== undefined && rec.record.body.iat > now + MAX_CLOCK_SKEW_MS) {
+        throw new FutureDatedError(
+          `a ${rec.kind} dated ${new Date(rec.record.body.iat).toISOString()} is more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead of this node's clock`,
+        )
+      }
       records.push(rec)
     }
     checkAuthority(state, records)
@@ -519,7 +590,7 @@ export class PolicyDocument {
    * Apply every waiting change whose history has now arrived, until none is ready. One that is
    * refused once its history is here is dropped, as it would have been on arrival, and counted.
    */
-  private drainPending(): AppliedRecord[] {
+  private drainPending(now: number | undefined): AppliedRecord[] {
     const records: AppliedRecord[] = []
     let progressed = true
     while (progressed) {
@@ -530,7 +601,7 @@ export class PolicyDocument {
         progressed = true
         try {
           const env = openEnvelope(p.data)
-          records.push(...this.applyReady(env, Automerge.decodeChange(env.body.change), p.data))
+          records.push(...this.applyReady(env, Automerge.decodeChange(env.body.change), p.data, now))
         } catch {
           this.refusedAfterWaiting++
         }
@@ -576,7 +647,7 @@ export class PolicyDocument {
     if (change === null) throw new Error('nothing was written')
     // the change was checked above; applyEnvelope re-checks it as any replica would and records it
     const envelope = wrap(author, this.spaceId, change)
-    return { envelope, outcome: this.applyEnvelope(envelope) }
+    return { envelope, outcome: this.applyEnvelope(envelope, now) }
   }
 }
 
@@ -654,18 +725,19 @@ function openCollectionRecord(collection: Collection, value: Uint8Array): Applie
   }
 }
 
-function addTo(state: PolicyState, r: AppliedRecord): AddResult {
+/** Add a record to the state, with the change that carried it. */
+export function addTo(state: PolicyState, r: AppliedRecord, origin?: string): AddResult {
   switch (r.kind) {
     case 'stream':
-      return state.addStream(r.record)
+      return state.addStream(r.record, origin)
     case 'grant':
-      return state.addGrant(r.record)
+      return state.addGrant(r.record, origin)
     case 'revocation':
-      return state.addRevocation(r.record)
+      return state.addRevocation(r.record, origin)
     case 'delegation':
-      return state.addDelegation(r.record)
+      return state.addDelegation(r.record, origin)
     case 'decision':
-      return state.addDecision(r.record)
+      return state.addDecision(r.record, origin)
   }
 }
 

@@ -2,28 +2,48 @@
  * The policy of one space as an index over its verified records, and the rule that
  * answers "may this principal, on this device, read this stream in this form, now?".
  *
+ * Time: `now` is the clock of the node that asks (passed in; never read here). The issue time
+ * (`iat`) a signer writes into a record is a claim and decides nothing about authority; order
+ * between records is the policy document's causal order (a change that was written knowing
+ * another comes after it), which every replica agrees on (CausalHistory).
+ *
  * Guarantees:
- * - The state is a function of the set of records added, whatever their order, so
- *   replicas that received the same records give the same answers (convergence).
+ * - The state is a function of the set of records added, with where each came from in the
+ *   document's history, whatever their order, so replicas that received the same changes give
+ *   the same answers (convergence).
  * - A revocation applies whether it arrives before or after what it targets, and nothing
- *   added later re-activates its target: a grant revoked by id stays revoked; a subject
- *   revocation ends every grant of the subject issued at or before it (a new grant brings
- *   access back); a device revocation cuts that peer off for good, whatever certifies it;
- *   a revoked delegation ends every grant its admin issued under it.
- * - Authority: a grant is honoured only if its issuer is the owner, or an admin whose
- *   unrevoked delegation covers the grant's streams and was valid when the grant was
- *   issued, or the subject of an active parent grant that allows forwarding, with the child
- *   only narrowing its parent. A revoked or expired parent ends its children.
+ *   added later re-activates its target: a grant revoked by id stays revoked; a device
+ *   revocation cuts that peer off for good, whatever certifies it; a revoked delegation ends
+ *   every grant its admin issued under it.
+ * - A subject revocation ends every grant of the subject that is not causally after it. The
+ *   owner's ends, besides, every grant to the subject from anyone but the owner, whenever it
+ *   was issued: after the owner revokes a subject, only the owner re-admits it.
+ * - Authority: a grant is honoured only if its issuer is the owner; or an admin with a
+ *   delegation that covers the grant's streams, that the admin knew when it wrote the grant
+ *   (causally before it) and that is in force now (inside its window, not revoked), and then
+ *   never past the delegation's end; or the subject of an active parent
+ *   grant that allows forwarding, with the child only narrowing its parent. A revoked or
+ *   expired parent ends its children.
+ * - A fired admin has no power left: once the owner revokes a delegation, only the admin's
+ *   records in the causal past of that revocation count (revocations and decisions it made
+ *   before stay; anything it writes afterwards, whatever date it claims, has no effect).
+ *   An admin's revocation or decision counts only if its claimed time is inside the
+ *   delegation's window.
+ * - Objects (streams named `obj-<16 hex>`: files and messages) are covered only by a grant or
+ *   delegation that names them: no wildcard or prefix matches an object.
  * - Evaluation is indexed by grant id, by subject and by admin: it never scans all grants.
- * Assumes: records were opened (signature and shape verified) by records.ts.
+ * Assumes: records were opened (signature and shape verified) by records.ts; records written
+ * in the future beyond MAX_CLOCK_SKEW_MS were refused on arrival (document.ts).
  * Refuses: records of another space, streams and delegations not signed by the owner.
  */
 import type { OpenedRecord } from '../../crypto/signed.ts'
+import { isObjectStream } from '../data/objects.ts'
 import type { Delegation, DeviceCert, Grant, Revocation, SpaceGenesis, StreamRecord } from './records.ts'
 import type { OpenedDecision } from './requests.ts'
 
 export type Refusal = { allowed: false; code: RefusalCode; reason: string }
-export type Permit = { allowed: true; grant: OpenedRecord<Grant> }
+/** `until`: when the grant's authority ends at the latest (its own end, its delegation's, its parent's). */
+export type Permit = { allowed: true; grant: OpenedRecord<Grant>; until: number }
 export type AccessDecision = Permit | Refusal
 
 export type RefusalCode =
@@ -55,6 +75,21 @@ export interface AccessQuery {
   releaseCount?: (grantId: string) => number
 }
 
+/**
+ * The causal order of the policy document's changes, as the document knows it. A record's
+ * origin is the hash of the change that carried it.
+ */
+export interface CausalHistory {
+  /** Is change `earlier` in the causal past of change `later`? False for the same change or an unknown one. */
+  precedes(earlier: string, later: string): boolean
+}
+
+/** With no history given, no record is known to come after another. */
+const NO_HISTORY: CausalHistory = { precedes: () => false }
+
+/** How far ahead of a receiver's clock a record's issue time may be before the record is refused on arrival. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
 export type AddResult =
   | { added: true }
   | { added: false; duplicate: true }
@@ -84,8 +119,9 @@ const REFUSAL_RANK: Record<RefusalCode, number> = {
 const MAX_CHAIN = 8
 const FORWARD_ORDER = { never: 0, 'ask-owner': 1, allowed: 2 } as const
 
-/** Does a stream pattern (`*`, `prefix*`, or a name) cover a stream name? */
+/** Does a stream pattern (`*`, `prefix*`, or a name) cover a stream name? An object only by its own name. */
 export function patternCovers(pattern: string, stream: string): boolean {
+  if (isObjectStream(stream)) return pattern === stream
   if (pattern === '*') return true
   if (pattern.endsWith('*')) return stream.startsWith(pattern.slice(0, -1))
   return pattern === stream
@@ -100,6 +136,7 @@ export function streamsCover(patterns: readonly string[], stream: string): boole
 export function patternsWithin(child: readonly string[], parent: readonly string[]): boolean {
   return child.every(c =>
     parent.some(p => {
+      if (isObjectStream(c)) return p === c
       if (p === '*') return true
       if (c === '*') return false
       if (p.endsWith('*')) return c.startsWith(p.slice(0, -1))
@@ -145,20 +182,25 @@ export class PolicyState {
   readonly grants = new Map<string, OpenedRecord<Grant>>()
   readonly revocations = new Map<string, OpenedRecord<Revocation>>()
   readonly delegations = new Map<string, OpenedRecord<Delegation>>()
+  private readonly history: CausalHistory
+  /** the change that carried each record, by record id (records added without one have none) */
+  private readonly origins = new Map<string, string>()
   /** decisions by the id of the access request they decide */
   private readonly decisionsByRequest = new Map<string, OpenedDecision[]>()
   private readonly grantsBySubject = new Map<string, Set<string>>()
   private readonly delegationsByAdmin = new Map<string, Set<string>>()
   private readonly revocationsOfGrant = new Map<string, OpenedRecord<Revocation>[]>()
   private readonly revocationsOfSubject = new Map<string, OpenedRecord<Revocation>[]>()
-  /** delegations the owner revoked */
-  private readonly revokedDelegations = new Set<string>()
+  /** the owner's revocations of each delegation, by delegation id */
+  private readonly revocationsOfDelegation = new Map<string, OpenedRecord<Revocation>[]>()
   /** device peer ids the owner revoked */
   private readonly revokedDevices = new Set<string>()
 
-  constructor(genesis: OpenedRecord<SpaceGenesis>) {
+  /** `history` answers "was this change written after that one?" for the records' origins. */
+  constructor(genesis: OpenedRecord<SpaceGenesis>, history: CausalHistory = NO_HISTORY) {
     this.genesis = genesis
     this.spaceId = genesis.id
+    this.history = history
   }
 
   get owner(): string {
@@ -197,7 +239,23 @@ export class PolicyState {
     return rec.body.space === this.spaceId ? undefined : 'record belongs to another space'
   }
 
-  addStream(rec: OpenedRecord<StreamRecord>): AddResult {
+  private setOrigin(id: string, origin: string | undefined): void {
+    if (origin !== undefined) this.origins.set(id, origin)
+  }
+
+  /** The hash of the change that carried a record, if known. */
+  originOf(id: string): string | undefined {
+    return this.origins.get(id)
+  }
+
+  /** Is record `a` causally before record `b` (b's change was written knowing a's)? */
+  private precedes(a: { id: string }, b: { id: string }): boolean {
+    const from = this.origins.get(a.id)
+    const to = this.origins.get(b.id)
+    return from !== undefined && to !== undefined && this.history.precedes(from, to)
+  }
+
+  addStream(rec: OpenedRecord<StreamRecord>, origin?: string): AddResult {
     const problem =
       this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
@@ -205,64 +263,73 @@ export class PolicyState {
     // two definitions of one name converge on the smaller id
     if (existing !== undefined && existing.id <= rec.id) return { added: false, duplicate: true }
     this.streams.set(rec.body.name, rec)
+    this.setOrigin(rec.id, origin)
     return { added: true }
   }
 
-  addDelegation(rec: OpenedRecord<Delegation>): AddResult {
+  addDelegation(rec: OpenedRecord<Delegation>, origin?: string): AddResult {
     const problem =
       this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     if (this.delegations.has(rec.id)) return { added: false, duplicate: true }
     this.delegations.set(rec.id, rec)
+    this.setOrigin(rec.id, origin)
     addTo(this.delegationsByAdmin, rec.body.admin, rec.id)
     return { added: true }
   }
 
-  addGrant(rec: OpenedRecord<Grant>): AddResult {
+  addGrant(rec: OpenedRecord<Grant>, origin?: string): AddResult {
     const problem = this.spaceProblem(rec)
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     if (this.grants.has(rec.id)) return { added: false, duplicate: true }
     this.grants.set(rec.id, rec)
+    this.setOrigin(rec.id, origin)
     addTo(this.grantsBySubject, rec.body.sub, rec.id)
     return { added: true }
   }
 
-  addRevocation(rec: OpenedRecord<Revocation>): AddResult {
+  addRevocation(rec: OpenedRecord<Revocation>, origin?: string): AddResult {
     const problem = this.spaceProblem(rec)
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     if (this.revocations.has(rec.id)) return { added: false, duplicate: true }
     this.revocations.set(rec.id, rec)
+    this.setOrigin(rec.id, origin)
     const t = rec.body.target
     const byOwner = rec.issuer === this.owner
     if ('grant' in t) push(this.revocationsOfGrant, t.grant, rec)
     else if ('subject' in t) push(this.revocationsOfSubject, t.subject, rec)
     else if ('device' in t && byOwner) this.revokedDevices.add(t.device)
-    else if ('delegation' in t && byOwner) this.revokedDelegations.add(t.delegation)
+    else if ('delegation' in t && byOwner) push(this.revocationsOfDelegation, t.delegation, rec)
     return { added: true }
   }
 
-  addDecision(rec: OpenedDecision): AddResult {
+  addDecision(rec: OpenedDecision, origin?: string): AddResult {
     const problem = this.spaceProblem(rec)
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     const list = this.decisionsByRequest.get(rec.accessRequest.id) ?? []
     if (list.some(d => d.id === rec.id)) return { added: false, duplicate: true }
     list.push(rec)
     this.decisionsByRequest.set(rec.accessRequest.id, list)
+    this.setOrigin(rec.id, origin)
     return { added: true }
   }
 
   /**
-   * The decision that stands for an access request: the earliest honoured one (by time, then
-   * id), so every replica picks the same. Honoured: by the owner, or by an admin whose
-   * delegation covered the requested streams when it decided.
+   * The decision that stands for an access request, the same on every replica: the owner's if
+   * there is one, else an honoured admin's; among several, the earliest by claimed time, then
+   * the smaller id. An admin's decision is honoured if a delegation covering the requested
+   * streams gave it authority (see adminRecordCounts).
    */
   decisionOn(requestId: string): OpenedDecision | undefined {
+    const rank = (d: OpenedDecision) => (d.issuer === this.owner ? 0 : 1)
     const honoured = (this.decisionsByRequest.get(requestId) ?? []).filter(
       d =>
         d.issuer === this.owner ||
-        this.delegationsCovering(d.issuer, d.accessRequest.body.streams, d.body.iat, false).length > 0,
+        this.delegationsOf(d.issuer).some(
+          dl => patternsWithin(d.accessRequest.body.streams, dl.body.streams) && this.adminRecordCounts(d, dl),
+        ),
     )
-    return honoured.sort((a, b) => a.body.iat - b.body.iat || (a.id < b.id ? -1 : 1))[0]
+    return honoured.sort((a, b) => rank(a) - rank(b) || a.body.iat - b.body.iat || (a.id < b.id ? -1 : 1))[0]
   }
 
   decisions(): OpenedDecision[] {
@@ -275,47 +342,87 @@ export class PolicyState {
     return [...ids].map(id => this.grants.get(id)!).sort((a, b) => (a.id < b.id ? -1 : 1))
   }
 
-  /** Delegations of an admin that were valid at `at` and cover `streams` (revoked ones too if asked). */
-  private delegationsCovering(admin: string, streams: readonly string[], at: number, includeRevoked: boolean) {
-    const ids = this.delegationsByAdmin.get(admin)
-    if (ids === undefined) return []
-    return [...ids]
-      .map(id => this.delegations.get(id)!)
-      .filter(
-        d =>
-          (includeRevoked || !this.revokedDelegations.has(d.id)) &&
-          d.body.nbf <= at &&
-          at < d.body.exp &&
-          patternsWithin(streams, d.body.streams),
-      )
+  /** The revocations of a subject written by `issuer` (e.g. the owner's). */
+  revocationsOfSubjectBy(subject: string, issuer: string): OpenedRecord<Revocation>[] {
+    return (this.revocationsOfSubject.get(subject) ?? []).filter(r => r.issuer === issuer)
+  }
+
+  private delegationsOf(admin: string): OpenedRecord<Delegation>[] {
+    return [...(this.delegationsByAdmin.get(admin) ?? [])].map(id => this.delegations.get(id)!)
+  }
+
+  /** Has the owner revoked this delegation? */
+  isDelegationRevoked(id: string): boolean {
+    return this.revocationsOfDelegation.has(id)
+  }
+
+  /** Is a delegation in force at `now`: inside its window and not revoked? */
+  delegationInForce(d: OpenedRecord<Delegation>, now: number): boolean {
+    return !this.revocationsOfDelegation.has(d.id) && d.body.nbf <= now && now < d.body.exp
+  }
+
+  /**
+   * Does a revocation or decision written by an admin count under one of its delegations? It
+   * must have been written knowing the delegation (causally after it), its claimed time must
+   * lie inside the delegation's window, and once the owner has revoked the
+   * delegation, only what lies in the causal past of every such revocation counts: nothing
+   * the admin writes after it is fired has any effect, whatever time it claims.
+   */
+  private adminRecordCounts(rec: OpenedRecord<{ iat: number }>, d: OpenedRecord<Delegation>): boolean {
+    if (!this.precedes(d, rec) || rec.body.iat < d.body.nbf || rec.body.iat >= d.body.exp) return false
+    const fired = this.revocationsOfDelegation.get(d.id)
+    return fired === undefined || fired.every(rev => this.precedes(rec, rev))
   }
 
   /** Is a revocation honoured against a grant: by the owner, the grant's issuer, or an admin whose scope covers it. */
   private revocationApplies(rev: OpenedRecord<Revocation>, grant: OpenedRecord<Grant>): boolean {
     if (rev.issuer === this.owner) return true
     if ('grant' in rev.body.target && rev.issuer === grant.issuer) return true
-    // an admin's revocations stay in force after its delegation ends: revocations are permanent
-    return this.delegationsCovering(rev.issuer, grant.body.streams, rev.body.iat, true).length > 0
+    // an admin's revocations stay in force after its delegation ends or is revoked: revocations are permanent
+    return this.delegationsOf(rev.issuer).some(
+      d => patternsWithin(grant.body.streams, d.body.streams) && this.adminRecordCounts(rev, d),
+    )
+  }
+
+  /**
+   * Does a subject revocation end this grant of the subject? It ends the grants not causally
+   * after it; the owner's also ends every grant to the subject by anyone but the owner.
+   */
+  private subjectRevocationEnds(rev: OpenedRecord<Revocation>, grant: OpenedRecord<Grant>): boolean {
+    if (!this.revocationApplies(rev, grant)) return false
+    if (rev.issuer === this.owner && grant.issuer !== this.owner) return true
+    return !this.precedes(rev, grant)
   }
 
   /** Why a grant is not usable now, ignoring the request's stream, form and device; undefined if it is active. */
-  grantProblem(grant: OpenedRecord<Grant>, now: number, depth = 0): Refusal | undefined {
+  grantProblem(grant: OpenedRecord<Grant>, now: number): Refusal | undefined {
+    const standing = this.standing(grant, now, 0)
+    return 'allowed' in standing ? standing : undefined
+  }
+
+  /** When an active grant's authority ends at the latest (its end, its delegation's, its parent's); undefined if not active. */
+  activeUntil(grant: OpenedRecord<Grant>, now: number): number | undefined {
+    const standing = this.standing(grant, now, 0)
+    return 'allowed' in standing ? undefined : standing.until
+  }
+
+  private standing(grant: OpenedRecord<Grant>, now: number, depth: number): Refusal | { until: number } {
     for (const rev of this.revocationsOfGrant.get(grant.id) ?? []) {
       if (this.revocationApplies(rev, grant)) return refuse('revoked', 'the grant has been revoked')
     }
     for (const rev of this.revocationsOfSubject.get(grant.body.sub) ?? []) {
-      if (grant.body.iat <= rev.body.iat && this.revocationApplies(rev, grant)) {
+      if (this.subjectRevocationEnds(rev, grant))
         return refuse('subject-revoked', "the subject's access has been revoked")
-      }
     }
-    const authority = this.authorityProblem(grant, now, depth)
-    if (authority !== undefined) return authority
+    const authority = this.authority(grant, now, depth)
+    if ('allowed' in authority) return authority
     if (now < grant.body.nbf) return refuse('not-yet-valid', 'the grant is not valid yet')
     if (now >= grant.body.exp) return refuse('expired', 'the grant has expired')
-    return undefined
+    return { until: Math.min(grant.body.exp, authority.until) }
   }
 
-  private authorityProblem(grant: OpenedRecord<Grant>, now: number, depth: number): Refusal | undefined {
+  /** Is the grant's issuer entitled to it now, and until when does that authority last? */
+  private authority(grant: OpenedRecord<Grant>, now: number, depth: number): Refusal | { until: number } {
     const g = grant.body
     if (g.parent !== undefined) {
       if (depth >= MAX_CHAIN) return refuse('parent-not-active', 'the delegation chain is too long')
@@ -325,14 +432,29 @@ export class PolicyState {
         return refuse('issuer-not-authorized', 'the parent grant does not allow forwarding')
       const narrowing = narrowingProblem(g, parent.body)
       if (narrowing !== undefined) return refuse('issuer-not-authorized', narrowing)
-      const parentProblem = this.grantProblem(parent, now, depth + 1)
-      if (parentProblem !== undefined)
-        return refuse('parent-not-active', `the parent grant is not active: ${parentProblem.reason}`)
-      return undefined
+      const parentStanding = this.standing(parent, now, depth + 1)
+      if ('allowed' in parentStanding)
+        return refuse('parent-not-active', `the parent grant is not active: ${parentStanding.reason}`)
+      return parentStanding
     }
-    if (grant.issuer === this.owner) return undefined
-    if (this.delegationsCovering(grant.issuer, g.streams, g.iat, false).length > 0) return undefined
-    return refuse('issuer-not-authorized', 'the issuer has no delegation covering this grant')
+    if (grant.issuer === this.owner) return { until: Number.POSITIVE_INFINITY }
+    // a grant is issued under the delegations its admin knew when writing it: a later one does not revive it
+    const covering = this.delegationsOf(grant.issuer).filter(
+      d => patternsWithin(g.streams, d.body.streams) && this.precedes(d, grant),
+    )
+    if (covering.length === 0)
+      return refuse('issuer-not-authorized', 'the issuer has no delegation covering this grant')
+    const inForce = covering.filter(d => this.delegationInForce(d, now))
+    if (inForce.length === 0) {
+      return refuse(
+        'issuer-not-authorized',
+        covering.some(d => this.revocationsOfDelegation.has(d.id))
+          ? "the issuer's delegation has been revoked"
+          : "the issuer's delegation is not in force now",
+      )
+    }
+    // whatever is issued under a delegation never outlives it
+    return { until: Math.max(...inForce.map(d => d.body.exp)) }
   }
 
   /** Is a device certificate usable now: valid window, not revoked. */
@@ -362,9 +484,10 @@ export class PolicyState {
     }
     let best: Refusal | undefined
     for (const g of candidates) {
-      const problem = coverageProblem(g, q) ?? this.grantProblem(g, now)
-      if (problem === undefined) return { allowed: true, grant: g }
-      if (best === undefined || REFUSAL_RANK[problem.code] > REFUSAL_RANK[best.code]) best = problem
+      const problem = coverageProblem(g, q)
+      const standing = problem ?? this.standing(g, now, 0)
+      if (!('allowed' in standing)) return { allowed: true, grant: g, until: standing.until }
+      if (best === undefined || REFUSAL_RANK[standing.code] > REFUSAL_RANK[best.code]) best = standing
     }
     return best!
   }
@@ -384,15 +507,14 @@ export class PolicyState {
     return { status, reason: problem.reason }
   }
 
-  /** Does `rec` end `grant` for a reader on `devicePeer` (used by readers to drop cached keys)? */
-  revocationEnds(rec: OpenedRecord<Revocation>, grant: OpenedRecord<Grant>, devicePeer: string): boolean {
+  /** Does `rec` end `grant`, for a reader on `devicePeer`, at `now` (used by readers to drop cached keys)? */
+  revocationEnds(rec: OpenedRecord<Revocation>, grant: OpenedRecord<Grant>, devicePeer: string, now: number): boolean {
     const t = rec.body.target
     if ('grant' in t) return t.grant === grant.id && this.revocationApplies(rec, grant)
-    if ('subject' in t)
-      return t.subject === grant.body.sub && grant.body.iat <= rec.body.iat && this.revocationApplies(rec, grant)
+    if ('subject' in t) return t.subject === grant.body.sub && this.subjectRevocationEnds(rec, grant)
     if ('device' in t) return t.device === devicePeer && rec.issuer === this.owner
     // a revoked delegation or parent ends the grant if the grant is no longer active because of it
-    return this.grantProblem(grant, rec.body.iat) !== undefined
+    return this.grantProblem(grant, now) !== undefined
   }
 }
 
@@ -425,7 +547,7 @@ function push<T>(index: Map<string, T[]>, key: string, value: T): void {
   index.set(key, list)
 }
 
-/** A lease ends at the earlier of the grant's end and now + leaseMax. */
-export function leaseEnd(grant: Grant, now: number, leaseMaxMs: number): number {
+/** A lease ends at the earlier of the grant's end (its authority's: Permit.until) and now + leaseMax. */
+export function leaseEnd(grant: Pick<Grant, 'exp'>, now: number, leaseMaxMs: number): number {
   return Math.min(grant.exp, now + leaseMaxMs)
 }

@@ -20,7 +20,13 @@ import * as Automerge from '@automerge/automerge'
 import fc from 'fast-check'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
-import { type AppliedRecord, actorFor, openEnvelope, PolicyDocument } from '../../protocols/policy/document.ts'
+import {
+  type AppliedRecord,
+  actorFor,
+  addTo as addRecord,
+  openEnvelope,
+  PolicyDocument,
+} from '../../protocols/policy/document.ts'
 import {
   createDelegation,
   createDeviceCert,
@@ -45,6 +51,8 @@ const at = (hours: number) => T0 + hours * HOUR
 
 const owner = newPrincipal()
 const admin = newPrincipal()
+const admin2 = newPrincipal()
+const forwarder = newPrincipal()
 const readers = [newPrincipal(), newPrincipal(), newPrincipal(), newPrincipal()]
 const [R1, R2, R3, R4] = readers
 const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
@@ -54,7 +62,7 @@ interface Device {
   who: Principal
   cert: OpenedRecord<DeviceCert>
 }
-const devices: Device[] = [...readers, admin].map(who => ({
+const devices: Device[] = [...readers, admin, forwarder].map(who => ({
   who,
   cert: createDeviceCert(who, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
 }))
@@ -95,6 +103,8 @@ function buildPool() {
   const { document: a, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
   const b = new PolicyDocument(space, actorFor(owner.did, 'b'))
   const d = new PolicyDocument(space, actorFor(admin.did, 'd'))
+  const e = new PolicyDocument(space, actorFor(admin2.did, 'e'))
+  const f = new PolicyDocument(space, actorFor(forwarder.did, 'f'))
   const envelopes: Labelled[] = []
   const record = (label: string, bytes: Uint8Array) => {
     const change = Automerge.decodeChange(openEnvelope(bytes).body.change)
@@ -114,29 +124,40 @@ function buildPool() {
     { space, admin: admin.did, streams: ['temp'], nbf: T0, exp: at(100) },
     at(1),
   )
+  // a second admin whose delegation expires at 12 h, while grants run on
+  const shortDelegation = createDelegation(
+    owner,
+    { space, admin: admin2.did, streams: ['temp'], nbf: T0, exp: at(12) },
+    at(1),
+  )
   record(
-    'a1 streams+delegation',
+    'a1 streams+delegations',
     a.write(
       owner,
       [
         { kind: 'stream', record: createStream(owner, space, 'temp', HOUR, at(1)) },
         { kind: 'stream', record: createStream(owner, space, 'hum', HOUR, at(1)) },
         { kind: 'delegation', record: delegation },
+        { kind: 'delegation', record: shortDelegation },
       ],
       at(1),
     ).envelope,
   )
-  share(b, 'genesis', 'a1 streams+delegation')
-  share(d, 'genesis', 'a1 streams+delegation')
+  share(b, 'genesis', 'a1 streams+delegations')
+  share(d, 'genesis', 'a1 streams+delegations')
+  share(e, 'genesis', 'a1 streams+delegations')
+  share(f, 'genesis', 'a1 streams+delegations')
 
-  // owner device a grants; concurrently device b revokes two of the same subjects
+  // owner device a grants (one forwardable, for a century); concurrently device b revokes two of the same subjects
   const gA1 = grant(owner, R1, at(5))
   const gA2 = grant(owner, R2, at(5), { streams: ['*'], forms: ['raw', 'hashed'] })
   const gA3 = grant(owner, R3, at(3))
   const gA4 = grant(owner, R4, at(5), { streams: ['hum'], forms: ['raw', 'hashed'] })
-  record('a2 grants', a.write(owner, [G(gA1), G(gA2), G(gA3), G(gA4)], at(5)).envelope)
-  const revR2 = revoke(owner, { subject: R2.did }, at(4)) // before gA2 was issued: gA2 survives
-  const revR3 = revoke(owner, { subject: R3.did }, at(4)) // after gA3 was issued: gA3 ends
+  const gF = grant(owner, forwarder, at(5), { forward: 'allowed', exp: at(1_000_000) })
+  record('a2 grants', a.write(owner, [G(gA1), G(gA2), G(gA3), G(gA4), G(gF)], at(5)).envelope)
+  // concurrent with a2, whatever the dates say: gA2 and gA3 end with their subjects
+  const revR2 = revoke(owner, { subject: R2.did }, at(4))
+  const revR3 = revoke(owner, { subject: R3.did }, at(4))
   record('b1 subject revocations', b.write(owner, [Rv(revR2), Rv(revR3)], at(4)).envelope)
 
   // the admin, concurrently: one grant in its scope, one outside it
@@ -144,11 +165,22 @@ function buildPool() {
   const gD2 = grant(admin, R1, at(6), { streams: ['hum'] })
   record('d1 admin grants', d.write(admin, [G(gD1), G(gD2)], at(6)).envelope)
 
+  // the forwarder knows the owner revoked R2, and re-admits it with a child grant dated a century ahead
+  share(f, 'a2 grants', 'b1 subject revocations')
+  const gFc = grant(forwarder, R2, at(876_000), { parent: gF.id, exp: at(999_999) })
+  // (a forwarder whose clock claims that date, or modified software: its own node would refuse it otherwise)
+  record('f1 future-dated child grant', f.write(forwarder, [G(gFc)], at(876_000)).envelope)
+
   // the admin has seen device a's grants: it revokes one in its scope, one outside it, and denies a request
   share(d, 'a2 grants')
   const request = createAccessRequest(
     R1,
     { space, sub: R1.did, streams: ['temp'], forms: ['raw'], durationMs: 2 * HOUR, reason: 'calibration' },
+    at(5.5),
+  )
+  const request2 = createAccessRequest(
+    R2,
+    { space, sub: R2.did, streams: ['temp'], forms: ['raw'], durationMs: 2 * HOUR, reason: 'audit' },
     at(5.5),
   )
   const revA1 = revoke(admin, { grant: gA1.id }, at(6))
@@ -158,6 +190,10 @@ function buildPool() {
     'd2 admin revocations+deny',
     d.write(admin, [Rv(revA1), Rv(revA2), { kind: 'decision', record: deny }], at(6)).envelope,
   )
+
+  // the short-lived admin grants R1 for as long as the owner's grants run: honoured only until its delegation ends
+  const gE = grant(admin2, R1, at(2))
+  record('e1 grant by an admin whose delegation expires', e.write(admin2, [G(gE)], at(2)).envelope)
 
   // owner device a has seen b1 and d1: it approves the same request, and cuts off R4's second device
   share(a, 'b1 subject revocations', 'd1 admin grants')
@@ -183,27 +219,41 @@ function buildPool() {
   const gD3 = grant(admin, R3, at(9))
   record('d3 admin grant after revocation', d.write(admin, [G(gD3)], at(9)).envelope)
 
-  // device b, still unaware of the admin's last grant, gives R3 access to hum again
+  // the fired admin, knowing it was fired, backdates a revocation of the owner's grant, of R1 and a denial
+  share(d, 'b1 subject revocations', 'a3 approve+device revocation', 'b2 delegation revocation+deny')
+  const firedRevokes = revoke(admin, { grant: gA5.id }, at(2))
+  const firedRevokesSubject = revoke(admin, { subject: R1.did }, at(2))
+  const firedDenies = createDecision(admin, request2, { approved: false, reason: 'backdated' }, at(2))
+  record(
+    'd4 fired admin backdates',
+    d.write(admin, [Rv(firedRevokes), Rv(firedRevokesSubject), { kind: 'decision', record: firedDenies }], at(10))
+      .envelope,
+  )
+
+  // device b, still unaware of the admin's last grant, gives R3 access to hum again (after revoking R3: re-admits)
   // and gives R4 a second grant that permits what gA4 permits (which one answers must not depend on order)
   const gB1 = grant(owner, R3, at(8.5), { streams: ['hum'] })
   const gB2 = grant(owner, R4, at(8.5), { streams: ['hum'] })
   record('b3 new grants', b.write(owner, [G(gB1), G(gB2)], at(8.5)).envelope)
 
   const ends = new Map<string, Ends>([
-    [revR2.id, { grants: [gD1.id] }],
-    [revR3.id, { grants: [gA3.id] }],
+    [revR2.id, { grants: [gA2.id, gD1.id, gFc.id] }],
+    [revR3.id, { grants: [gA3.id, gD3.id] }],
     [revA1.id, { grants: [gA1.id], needs: delegation.id }],
     [revDevice.id, { grants: [], device: r4second.cert.body.peer }],
     [revDelegation.id, { grants: [gD1.id, gD2.id, gD3.id] }],
   ])
   return {
     envelopes,
-    writers: [a, b, d],
+    writers: [a, b, d, e, f],
     ends,
-    requestId: request.id,
+    requestIds: [request.id, request2.id],
     /** the grants that no valid revocation touches and that are honoured */
-    untouched: [gA2.id, gA5.id, gB1.id, [gA4.id, gB2.id].sort()[0]],
+    untouched: [gA5.id, gB1.id, gE.id, [gA4.id, gB2.id].sort()[0]],
+    /** the grants that must never permit, whatever arrives: revoked, or issued without power */
+    neverPermit: [gA2.id, gA3.id, gD1.id, gD2.id, gD3.id, gFc.id],
     ownerDecisions: [approve.id, ownerDeny.id],
+    shortAdminGrant: gE.id,
   }
 }
 
@@ -247,7 +297,7 @@ function fingerprint(state: PolicyState) {
     revocations: [...state.revocations.keys()].sort(),
     delegations: [...state.delegations.keys()].sort(),
     streams: [...state.streams.entries()].map(([k, v]) => `${k}=${v.id}`).sort(),
-    decision: state.decisionOn(POOL.requestId)?.id,
+    decisions: POOL.requestIds.map(id => state.decisionOn(id)?.id),
     answers: [...QUERIES, ...grantQueries].map(({ q, now }) => summary(state, q, now)),
     statuses: grants.flatMap(g =>
       TIMES.map(now => `${g.id.slice(0, 8)}@${now}:${JSON.stringify(state.grantStatus(g, now))}`),
@@ -334,7 +384,7 @@ const causalOrder = fc.array(fc.nat(), { minLength: N, maxLength: N }).map(picks
 
 describe('the pool', () => {
   it('is concurrent and varied: several heads, three writers, every kind of outcome', () => {
-    assert.ok(N >= 10 && N <= 15, `${N} envelopes`)
+    assert.ok(N >= 10 && N <= 16, `${N} envelopes`)
     assert.ok(REFERENCE.heads.length >= 2, 'concurrent writers leave several heads')
     for (const w of POOL.writers) {
       for (const e of ENVELOPES) w.applyEnvelope(e.bytes)
@@ -357,9 +407,18 @@ describe('the pool', () => {
     const statuses = new Set(REFERENCE.statuses.map(s => JSON.parse(s.split(':').slice(1).join(':')).status))
     assert.deepEqual([...statuses].sort(), ['active', 'expired', 'not-honoured', 'pending', 'revoked'])
     for (const id of POOL.untouched) assert.ok(REFERENCE.answers.includes(`allowed:${id}`), `${id} permits somewhere`)
-    const standing = REFERENCE_DOC.state.decisionOn(POOL.requestId)
+    for (const id of POOL.neverPermit) assert.ok(!REFERENCE.answers.includes(`allowed:${id}`), `${id} never permits`)
+    const state = REFERENCE_DOC.state
+    const [first, second] = POOL.requestIds
+    const standing = state.decisionOn(first)
     assert.equal(standing?.id, [...POOL.ownerDecisions].sort()[0], "the owner's decision with the smaller id stands")
-    assert.equal(REFERENCE_DOC.state.decisions().length, 3, 'three decisions on one request')
+    assert.equal(state.decisions().length, 4, 'three decisions on one request, one on the other')
+    assert.equal(state.decisionOn(second), undefined, "the fired admin's backdated decision counts for nothing")
+    // the admin whose delegation expired at 12 h: its grant permits inside the delegation only
+    const gE = state.grants.get(POOL.shortAdminGrant)!
+    assert.equal(state.grantStatus(gE, NBF + HOUR).status, 'active')
+    assert.equal(state.activeUntil(gE, NBF + HOUR), at(12))
+    assert.equal(state.grantStatus(gE, at(80)).status, 'not-honoured')
   })
 })
 
@@ -436,20 +495,10 @@ describe('PolicyState convergence over the same records (no signatures to verify
     ]
   }
 
-  function addTo(state: PolicyState, x: AppliedRecord) {
-    switch (x.kind) {
-      case 'stream':
-        return state.addStream(x.record)
-      case 'grant':
-        return state.addGrant(x.record)
-      case 'revocation':
-        return state.addRevocation(x.record)
-      case 'delegation':
-        return state.addDelegation(x.record)
-      case 'decision':
-        return state.addDecision(x.record)
-    }
-  }
+  /** Each record with the change that carried it in the reference, whose history every state shares. */
+  const origin = (x: AppliedRecord) => REFERENCE_DOC.state.originOf(x.record.id)
+  const addTo = (state: PolicyState, x: AppliedRecord) => addRecord(state, x, origin(x))
+  const newState = () => new PolicyState(genesis, REFERENCE_DOC.causalHistory)
 
   const RECORDS = allRecords()
   const STATE_REFERENCE = fingerprint(REFERENCE_DOC.state)
@@ -466,7 +515,7 @@ describe('PolicyState convergence over the same records (no signatures to verify
     assert.ok(RECORDS.length >= 20, `${RECORDS.length} records`)
     fc.assert(
       fc.property(recordOrder, order => {
-        const state = new PolicyState(genesis)
+        const state = newState()
         for (const i of order) addTo(state, RECORDS[i])
         assert.deepEqual(fingerprint(state), STATE_REFERENCE)
       }),
@@ -477,7 +526,7 @@ describe('PolicyState convergence over the same records (no signatures to verify
   it('revocation wins at every step of any order of the records', () => {
     fc.assert(
       fc.property(recordOrder, order => {
-        const state = new PolicyState(genesis)
+        const state = newState()
         for (const i of order) {
           addTo(state, RECORDS[i])
           assertRevocationsHold(state, `after ${RECORDS[i].kind} ${RECORDS[i].record.id.slice(0, 8)}`)

@@ -37,10 +37,10 @@ import {
   type AccessDecision,
   type AccessQuery,
   narrowingProblem,
-  PolicyState,
+  type PolicyState,
   patternsWithin,
 } from '../../protocols/policy/state.ts'
-import { flipSignatureBit, newPeerId, newPrincipal, type Principal } from '../protocols/fixtures.ts'
+import { flipSignatureBit, newPeerId, newPrincipal, type Principal, Timeline } from '../protocols/fixtures.ts'
 
 const T0 = 1_700_000_000_000
 const HOUR = 3_600_000
@@ -104,26 +104,16 @@ const r = (record: OpenedRecord<Revocation>): AppliedRecord => ({ kind: 'revocat
 const d = (record: OpenedRecord<Delegation>): AppliedRecord => ({ kind: 'delegation', record })
 const dec = (record: OpenedDecision): AppliedRecord => ({ kind: 'decision', record })
 
-function add(state: PolicyState, x: AppliedRecord) {
-  switch (x.kind) {
-    case 'stream':
-      return state.addStream(x.record)
-    case 'grant':
-      return state.addGrant(x.record)
-    case 'revocation':
-      return state.addRevocation(x.record)
-    case 'delegation':
-      return state.addDelegation(x.record)
-    case 'decision':
-      return state.addDecision(x.record)
-  }
+/** A timeline with the streams, then `records`, each written knowing the ones before it in the list. */
+function timelineWith(records: AppliedRecord[]): Timeline {
+  const t = new Timeline(genesis)
+  for (const s of streamRecords) assert.deepEqual(t.add({ kind: 'stream', record: s }), { added: true })
+  for (const x of records) assert.deepEqual(t.add(x), { added: true }, `${x.kind} ${x.record.id} is added`)
+  return t
 }
 
 function stateWith(records: AppliedRecord[]): PolicyState {
-  const state = new PolicyState(genesis)
-  for (const s of streamRecords) assert.deepEqual(state.addStream(s), { added: true })
-  for (const x of records) assert.deepEqual(add(state, x), { added: true }, `${x.kind} ${x.record.id} is added`)
-  return state
+  return timelineWith(records).state
 }
 
 function ask(who: Who, over: Partial<AccessQuery> = {}): AccessQuery {
@@ -215,6 +205,55 @@ describe('stream names, prefixes and *', () => {
         `${childPatterns.join(',')} within ${parentPatterns.join(',')}`,
       )
     }
+  })
+})
+
+describe('objects (files and messages): covered only by a grant that names them', () => {
+  const file = 'obj-0123456789abcdef'
+  const other = 'obj-fedcba9876543210'
+  const objects = [file, other].map((name, i) => createStream(owner, space, name, YEAR, T0 + 100 + i))
+  function withObjects(records: AppliedRecord[]): PolicyState {
+    return stateWith([...objects.map(record => ({ kind: 'stream', record }) as AppliedRecord), ...records])
+  }
+
+  for (const patterns of [['*'], ['obj-*'], ['obj-0*'], ['temp', '*']]) {
+    it(`a grant for ${patterns.join(', ')} covers no object`, () => {
+      const rec = grant(owner, reader, { streams: patterns })
+      const state = withObjects([g(rec)])
+      assert.equal(answer(state, ask(R, { stream: file })), 'refused:stream-not-covered')
+      assert.equal(answer(state, ask(R, { stream: other })), 'refused:stream-not-covered')
+      if (patterns.includes('*')) assert.equal(answer(state, ask(R, { stream: 'temp' })), allowedBy(rec))
+    })
+  }
+
+  it('a grant naming one object covers that object and no other', () => {
+    const rec = grant(owner, reader, { streams: [file] })
+    const state = withObjects([g(rec)])
+    assert.equal(answer(state, ask(R, { stream: file })), allowedBy(rec))
+    assert.equal(answer(state, ask(R, { stream: other })), 'refused:stream-not-covered')
+  })
+
+  it("an admin of the whole space cannot grant someone else's object; a delegation naming it can", () => {
+    const everything = delegate(['*'])
+    const byAdmin = grant(admin, reader, { streams: [file] })
+    assert.equal(
+      answer(withObjects([d(everything), g(byAdmin)]), ask(R, { stream: file })),
+      'refused:issuer-not-authorized',
+    )
+    assert.equal(answer(withObjects([d(delegate([file])), g(byAdmin)]), ask(R, { stream: file })), allowedBy(byAdmin))
+  })
+
+  it('a forwardable grant of every stream does not let its holder pass on an object', () => {
+    const vendor = grant(owner, child, { streams: ['*'], forward: 'allowed' })
+    const onward = grant(child, reader, { streams: [file], parent: vendor.id })
+    assert.equal(answer(withObjects([g(vendor), g(onward)]), ask(R, { stream: file })), 'refused:issuer-not-authorized')
+  })
+
+  it('patternsWithin: an object is within a list only by its own name', () => {
+    assert.equal(patternsWithin([file], ['*']), false)
+    assert.equal(patternsWithin([file], ['obj-*']), false)
+    assert.equal(patternsWithin([file], [file]), true)
+    assert.equal(patternsWithin([file, 'temp'], [file, '*']), true)
   })
 })
 
@@ -314,24 +353,40 @@ describe('admins: delegated authority', () => {
     assert.equal(answer(state, ask(R)), 'refused:issuer-not-authorized')
   })
 
-  const timing: { name: string; iat: number; honoured: boolean }[] = [
-    { name: 'one ms before the delegation starts', iat: DEL_NBF - 1, honoured: false },
-    { name: 'at the very ms the delegation starts', iat: DEL_NBF, honoured: true },
-    { name: 'one ms before the delegation ends', iat: DEL_EXP - 1, honoured: true },
-    { name: 'at the very ms the delegation ends', iat: DEL_EXP, honoured: false },
-    { name: 'long after the delegation ended', iat: DEL_EXP + 10 * HOUR, honoured: false },
+  // the grant itself runs from T0 to long after the delegation: only the delegation's window, now, decides
+  const timing: { name: string; now: number; honoured: boolean }[] = [
+    { name: 'one ms before the delegation starts', now: DEL_NBF - 1, honoured: false },
+    { name: 'at the very ms the delegation starts', now: DEL_NBF, honoured: true },
+    { name: 'one ms before the delegation ends', now: DEL_EXP - 1, honoured: true },
+    { name: 'at the very ms the delegation ends', now: DEL_EXP, honoured: false },
+    { name: 'long after the delegation ended', now: DEL_EXP + 10 * HOUR, honoured: false },
   ]
   for (const c of timing) {
-    it(`an admin grant issued ${c.name} is ${c.honoured ? '' : 'not '}honoured`, () => {
-      // the grant itself is valid at evaluation time in every case
-      const rec = grant(admin, reader, { nbf: T0, exp: DEL_EXP + 100 * HOUR }, c.iat)
-      const state = stateWith([d(delegation), g(rec)])
-      assert.equal(
-        answer(state, ask(R), DEL_EXP + 20 * HOUR),
-        c.honoured ? allowedBy(rec) : 'refused:issuer-not-authorized',
-      )
-    })
+    for (const iat of [DEL_NBF + HOUR, DEL_EXP - HOUR, T0 - YEAR]) {
+      it(`an admin grant (claimed issue ${iat - DEL_NBF} ms after the delegation's start) is ${c.honoured ? '' : 'not '}honoured ${c.name}`, () => {
+        const rec = grant(admin, reader, { nbf: T0, exp: DEL_EXP + 100 * HOUR }, iat)
+        const state = stateWith([d(delegation), g(rec)])
+        assert.equal(answer(state, ask(R), c.now), c.honoured ? allowedBy(rec) : 'refused:issuer-not-authorized')
+      })
+    }
   }
+
+  it("an admin grant never outlives its delegation: its permit and lease end with the delegation's", () => {
+    const rec = grant(admin, reader, { nbf: T0, exp: DEL_EXP + 10 * YEAR })
+    const state = stateWith([d(delegation), g(rec)])
+    const permit = state.evaluateAccess(ask(R), DEL_EXP - HOUR)
+    assert.ok(permit.allowed)
+    assert.equal(permit.until, DEL_EXP)
+    assert.equal(state.activeUntil(rec, DEL_EXP - HOUR), DEL_EXP)
+    assert.equal(state.grantStatus(rec, DEL_EXP).status, 'not-honoured')
+  })
+
+  it('an admin grant written before the admin knew of its delegation is not honoured under it', () => {
+    const t = timelineWith([])
+    t.add(g(byAdmin), [])
+    t.add(d(delegation), [])
+    assert.equal(answer(t.state, ask(R)), 'refused:issuer-not-authorized')
+  })
 
   it("the owner revoking the delegation ends the admin's grants; the same grant re-issued by the owner stays active", () => {
     const reissued = grant(owner, reader, { streams: byAdmin.body.streams }, T0 + 7 * HOUR)
@@ -387,14 +442,54 @@ describe('admins: delegated authority', () => {
   it("the admin's revocation stays in force after its delegation is revoked (revocations are permanent)", () => {
     const byAdminRevocation = revoke(admin, { grant: byOwnerTemp.id }, T0 + 6 * HOUR)
     const endDelegation = revoke(owner, { delegation: delegation.id }, T0 + 8 * HOUR)
+    // one history (the owner fires the admin knowing its revocation), added in two orders
+    const knew = new Map<string, OpenedRecord<unknown>[]>([
+      [delegation.id, []],
+      [byOwnerTemp.id, [delegation]],
+      [byAdminRevocation.id, [delegation, byOwnerTemp]],
+      [endDelegation.id, [delegation, byOwnerTemp, byAdminRevocation]],
+    ])
     for (const order of [
       [d(delegation), g(byOwnerTemp), r(byAdminRevocation), r(endDelegation)],
       [r(endDelegation), g(byOwnerTemp), r(byAdminRevocation), d(delegation)],
     ]) {
-      const state = stateWith(order)
-      assert.equal(answer(state, ask(R)), 'refused:revoked')
-      assert.equal(state.grantStatus(byOwnerTemp, INSIDE).status, 'revoked')
+      const t = timelineWith([])
+      for (const x of order) t.add(x, knew.get(x.record.id))
+      assert.equal(answer(t.state, ask(R)), 'refused:revoked')
+      assert.equal(t.state.grantStatus(byOwnerTemp, INSIDE).status, 'revoked')
     }
+  })
+
+  it('a fired admin has no power left: what it writes after the owner revoked its delegation counts for nothing, whatever date it claims', () => {
+    const endDelegation = revoke(owner, { delegation: delegation.id }, T0 + 8 * HOUR)
+    // backdated inside the old window, and written after (or without knowing of) the firing
+    const backdated = revoke(admin, { grant: byOwnerTemp.id }, DEL_NBF + 1)
+    const subject = revoke(admin, { subject: reader.did }, DEL_NBF + 1)
+    const request = createAccessRequest(
+      reader,
+      { space, sub: reader.did, streams: ['temp'], forms: ['raw'], durationMs: HOUR, reason: 'x' },
+      T0 + 7 * HOUR,
+    )
+    const deny = createDecision(admin, request, { approved: false, reason: 'no' }, DEL_NBF + 1)
+    for (const knowsFiring of [true, false]) {
+      const t = timelineWith([d(delegation), g(byOwnerTemp)])
+      t.add(r(endDelegation))
+      const seen = knowsFiring ? [delegation, byOwnerTemp, endDelegation] : [delegation, byOwnerTemp]
+      t.add(r(backdated), seen)
+      t.add(r(subject), seen)
+      t.add(dec(deny), seen)
+      assert.equal(answer(t.state, ask(R)), allowedBy(byOwnerTemp), `knows of the firing: ${knowsFiring}`)
+      assert.equal(t.state.grantStatus(byOwnerTemp, INSIDE).status, 'active')
+      assert.equal(t.state.decisionOn(request.id), undefined, 'the fired admin decides nothing')
+    }
+  })
+
+  it("an admin's revocation never applies to a grant written after it: the owner's later grant stands", () => {
+    const bySubject = revoke(admin, { subject: reader.did })
+    const later = grant(owner, reader, {}, T0 + 7 * HOUR)
+    const state = stateWith([d(delegation), g(byOwnerTemp), r(bySubject), g(later)])
+    assert.equal(answer(state, ask(R, { grantId: byOwnerTemp.id })), 'refused:subject-revoked')
+    assert.equal(answer(state, ask(R, { grantId: later.id })), allowedBy(later))
   })
 
   describe('mayWrite', () => {
@@ -649,12 +744,32 @@ describe('revocation targets', () => {
     assert.equal(answer(state, ask(R, { stream: 'hum' })), allowedBy(hum))
   })
 
-  it('a subject: the grants issued at or before the revocation end, later ones do not', () => {
-    const atTheMs = grant(owner, reader, { streams: ['hum'] }, T0 + 6 * HOUR)
-    const state = stateWith([g(first), g(atTheMs), g(later), r(revoke(owner, { subject: reader.did }, T0 + 6 * HOUR))])
-    assert.equal(answer(state, ask(R, { grantId: first.id })), 'refused:subject-revoked')
-    assert.equal(answer(state, ask(R, { stream: 'hum' })), 'refused:subject-revoked')
-    assert.equal(answer(state, ask(R)), allowedBy(later))
+  it("a subject: the grants written before the revocation or concurrently end; the owner's written after it do not, whatever their dates", () => {
+    const concurrent = grant(owner, reader, { streams: ['hum'] }, T0 + 9 * HOUR)
+    // claims to be issued before the revocation, but was written knowing it
+    const writtenAfter = grant(owner, reader, {}, T0)
+    const bySubject = revoke(owner, { subject: reader.did }, T0 + 6 * HOUR)
+    const t = timelineWith([g(first)])
+    t.add(r(bySubject))
+    t.add(g(concurrent), [first])
+    t.add(g(writtenAfter))
+    assert.equal(answer(t.state, ask(R, { grantId: first.id })), 'refused:subject-revoked')
+    assert.equal(answer(t.state, ask(R, { stream: 'hum' })), 'refused:subject-revoked')
+    assert.equal(answer(t.state, ask(R)), allowedBy(writtenAfter))
+  })
+
+  it("after the owner revokes a subject, only the owner re-admits it: an admin's or a forwarder's later grant is not honoured, whatever its date", () => {
+    const delegation = delegate(['*'])
+    const parent = grant(owner, child, { forward: 'allowed', exp: EXP + 100 * YEAR })
+    const bySubject = revoke(owner, { subject: reader.did }, T0 + 6 * HOUR)
+    const byAdmin = grant(admin, reader, {}, T0 + 7 * HOUR)
+    const byForwarder = grant(child, reader, { parent: parent.id, exp: EXP + 100 * YEAR }, T0 + 100 * YEAR)
+    const byOwner = grant(owner, reader, { streams: ['hum'] }, T0 + 7 * HOUR)
+    const state = stateWith([d(delegation), g(parent), r(bySubject), g(byAdmin), g(byForwarder), g(byOwner)])
+    assert.equal(answer(state, ask(R, { grantId: byAdmin.id })), 'refused:subject-revoked')
+    assert.equal(answer(state, ask(R, { grantId: byForwarder.id })), 'refused:subject-revoked')
+    assert.equal(state.grantStatus(byForwarder, INSIDE).status, 'revoked')
+    assert.equal(answer(state, ask(R, { stream: 'hum' })), allowedBy(byOwner))
   })
 
   it('a device: permanent, whatever grant is issued or certificate signed later', () => {
@@ -678,11 +793,11 @@ describe('revocation targets', () => {
   })
 
   it('a revocation that arrives before its target still applies', () => {
-    const state = stateWith([r(revoke(owner, { grant: first.id })), r(revoke(owner, { subject: reader.did }))])
-    state.addGrant(first)
-    state.addGrant(later)
-    assert.equal(answer(state, ask(R, { grantId: first.id })), 'refused:revoked')
-    assert.equal(answer(state, ask(R)), allowedBy(later))
+    const t = timelineWith([r(revoke(owner, { grant: first.id })), r(revoke(owner, { subject: reader.did }))])
+    t.add(g(first), []) // written before the revocations, arrived after them
+    t.add(g(later)) // written after them
+    assert.equal(answer(t.state, ask(R, { grantId: first.id })), 'refused:revoked')
+    assert.equal(answer(t.state, ask(R)), allowedBy(later))
   })
 })
 
@@ -705,10 +820,11 @@ describe('revocation wins: nothing added later re-activates what a valid revocat
     assert.equal(answer(state, ask(R, { grantId: again.id })), allowedBy(again), 'only a new grant brings access back')
   })
 
-  it('a grant backdated to before a subject revocation stays ended', () => {
-    const backdated = grant(owner, reader, {}, T0 + 6 * HOUR - 1)
-    const state = stateWith([r(revoke(owner, { subject: reader.did }, T0 + 6 * HOUR)), g(backdated)])
-    assert.equal(answer(state, ask(R)), 'refused:subject-revoked')
+  it('a grant written without knowing a subject revocation stays ended, however late it is dated', () => {
+    const postdated = grant(owner, reader, {}, T0 + 60 * HOUR)
+    const t = timelineWith([r(revoke(owner, { subject: reader.did }, T0 + 6 * HOUR))])
+    t.add(g(postdated), [])
+    assert.equal(answer(t.state, ask(R)), 'refused:subject-revoked')
   })
 
   it('a revoked child stays revoked when its parent arrives later', () => {
@@ -738,10 +854,10 @@ describe('revocation wins: nothing added later re-activates what a valid revocat
 
   it('a later delegation revocation does not undo an admin revocation', () => {
     const delegation = delegate(['*'])
-    const state = stateWith([d(delegation), g(target), r(revoke(admin, { grant: target.id }))])
-    state.addRevocation(revoke(owner, { delegation: delegation.id }, T0 + 9 * HOUR))
-    state.addDelegation(delegate(['temp']))
-    assert.equal(answer(state, ask(R)), 'refused:revoked')
+    const t = timelineWith([d(delegation), g(target), r(revoke(admin, { grant: target.id }))])
+    t.add(r(revoke(owner, { delegation: delegation.id }, T0 + 9 * HOUR)))
+    t.add(d(delegate(['temp'])))
+    assert.equal(answer(t.state, ask(R)), 'refused:revoked')
   })
 })
 
@@ -910,7 +1026,9 @@ describe('grantStatus', () => {
   for (const c of cases) {
     it(`a grant ${c.name} is ${c.status}`, () => {
       const { target, others } = c.records()
-      const state = stateWith([...others, g(target)])
+      // the target is written knowing the delegations, and the revocations knowing the target
+      const revocations = others.filter(x => x.kind === 'revocation')
+      const state = stateWith([...others.filter(x => x.kind !== 'revocation'), g(target), ...revocations])
       const s = state.grantStatus(target, c.now ?? INSIDE)
       assert.equal(s.status, c.status)
       if (c.reason === undefined) assert.equal(s.reason, undefined)

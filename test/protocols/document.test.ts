@@ -23,6 +23,7 @@ import {
   createRevocation,
   createStream,
 } from '../../protocols/policy/records.ts'
+import { MAX_CLOCK_SKEW_MS } from '../../protocols/policy/state.ts'
 import { fakeId, flipSignatureBit, newPeerId, newPrincipal, type Principal } from './fixtures.ts'
 
 const T0 = 1_700_000_000_000
@@ -723,5 +724,71 @@ describe('PolicyDocument: refused envelopes', () => {
       assert.throws(() => replica.applyEnvelope(fromB))
       assert.deepEqual(snapshot(replica), before)
     })
+  })
+})
+
+describe('PolicyDocument: time is the receiver’s clock, order is the causal history', () => {
+  const SKEW = MAX_CLOCK_SKEW_MS
+  function futureGrant(iat: number) {
+    return createGrant(
+      owner,
+      { space, sub: reader.did, streams: ['temp'], forms: ['raw'], nbf: T0, exp: T0 + 48 * HOUR },
+      iat,
+    )
+  }
+  /** The owner, with a clock `ahead` ms fast, writes one grant dated by that clock. */
+  function writtenAhead(ahead: number) {
+    const { document, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    const rec = futureGrant(INSIDE + ahead)
+    const { envelope } = document.write(owner, [{ kind: 'grant', record: rec }], INSIDE + ahead)
+    return { g, envelope, rec }
+  }
+
+  it('a record dated more than the allowed skew ahead of the receiver is refused on arrival, and kept out', () => {
+    const { g, envelope, rec } = writtenAhead(SKEW + 1)
+    const replica = replicaOf([g])
+    assert.throws(() => replica.applyEnvelope(envelope, INSIDE), { name: 'FutureDatedError' })
+    assert.equal(replica.state.grants.has(rec.id), false)
+    assert.equal(replica.size, 1, 'not kept, not served')
+    // in a batch too, on its own
+    const batch = replicaOf([g]).applyEnvelopes([envelope], INSIDE)
+    assert.equal(batch.outcomes[0].status, 'refused')
+    // once the receiver's clock has come that far, the same change is accepted
+    assert.equal(replica.applyEnvelope(envelope, INSIDE + 2).status, 'applied')
+  })
+
+  it('a record inside the skew is accepted', () => {
+    const { g, envelope, rec } = writtenAhead(SKEW)
+    const replica = replicaOf([g])
+    assert.equal(replica.applyEnvelope(envelope, INSIDE).status, 'applied')
+    assert.ok(replica.state.grants.has(rec.id))
+  })
+
+  it('the writer itself refuses to write a record dated ahead of its own clock', () => {
+    const { document } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    assert.throws(() => document.write(owner, [{ kind: 'grant', record: futureGrant(INSIDE + SKEW + 1) }], INSIDE), {
+      name: 'FutureDatedError',
+    })
+  })
+
+  it('ChangeHistory: a change precedes what was written knowing it, never what was written concurrently', () => {
+    const { document: a, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+    const b = new PolicyDocument(space, actorFor(owner.did, 'b'))
+    b.applyEnvelope(g)
+    const first = a.write(owner, [{ kind: 'stream', record: stream }], T0).outcome
+    const fromB = b.write(owner, [{ kind: 'stream', record: humStream }], T0)
+    const concurrent = fromB.outcome
+    const second = a.write(owner, [{ kind: 'grant', record: grantTemp }], T0).outcome
+    const h = a.causalHistory
+    const genesisHash = Automerge.decodeChange(openEnvelope(g).body.change).hash
+    assert.equal(h.precedes(genesisHash, second.hash), true)
+    assert.equal(h.precedes(first.hash, second.hash), true)
+    assert.equal(h.precedes(second.hash, first.hash), false)
+    assert.equal(h.precedes(first.hash, first.hash), false)
+    // a does not have b's change; once it does, the change is concurrent with both of a's
+    assert.equal(a.applyEnvelope(fromB.envelope).status, 'applied')
+    assert.equal(h.precedes(concurrent.hash, second.hash), false)
+    assert.equal(h.precedes(first.hash, concurrent.hash), false)
+    assert.equal(h.precedes(genesisHash, concurrent.hash), true)
   })
 })

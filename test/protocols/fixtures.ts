@@ -1,11 +1,16 @@
 /**
  * Fixtures shared by the protocol tests: principals with their did:key, libp2p-shaped peer
- * ids, and byte surgery on signed records (the tampering the decoders must refuse).
+ * ids, byte surgery on signed records (the tampering the decoders must refuse), and a causal
+ * history for policy states built without a document.
  */
 import { base58 } from '@scure/base'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { didFromPublicKey, generateSigningKeyPair, type SigningKeyPair } from '../../crypto/identity.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
+import { type AppliedRecord, addTo } from '../../protocols/policy/document.ts'
+import type { SpaceGenesis } from '../../protocols/policy/records.ts'
+import { type AddResult, type CausalHistory, PolicyState } from '../../protocols/policy/state.ts'
 
 export type Principal = SigningKeyPair & { did: string }
 
@@ -54,4 +59,47 @@ export function editBody(bytes: Uint8Array, edit: (body: Record<string, unknown>
   const body = decodeCanonical(parts.body, 1 << 20) as Record<string, unknown>
   edit(body)
   return joinSigned({ body: encodeCanonical(body), sig: parts.sig })
+}
+
+/**
+ * A causal history for tests that build a PolicyState without a document: each record is its
+ * own change, named by the record's id, and knows the records its writer had seen.
+ */
+export class TestHistory implements CausalHistory {
+  private readonly past = new Map<string, Set<string>>()
+
+  /** Change `id` was written knowing `knew` (and, through them, everything they knew). */
+  write(id: string, knew: Iterable<string>): void {
+    const past = new Set<string>()
+    for (const k of knew) {
+      past.add(k)
+      for (const x of this.past.get(k) ?? []) past.add(x)
+    }
+    this.past.set(id, past)
+  }
+
+  precedes(earlier: string, later: string): boolean {
+    return this.past.get(later)?.has(earlier) ?? false
+  }
+}
+
+/**
+ * A PolicyState fed one record at a time with a TestHistory: by default each record was written
+ * knowing every record added before it (a single writer's order); `knew` says otherwise.
+ */
+export class Timeline {
+  readonly history = new TestHistory()
+  readonly state: PolicyState
+  private readonly seen: string[] = []
+
+  constructor(genesis: OpenedRecord<SpaceGenesis>) {
+    this.state = new PolicyState(genesis, this.history)
+  }
+
+  /** Add a record; `knew` lists the records its writer had seen (default: all added so far). */
+  add(x: AppliedRecord, knew?: { id: string }[]): AddResult {
+    this.history.write(x.record.id, knew === undefined ? this.seen : knew.map(k => k.id))
+    this.seen.push(x.record.id)
+    return addTo(this.state, x, x.record.id)
+  }
 }

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
+import type { AppliedRecord } from '../../protocols/policy/document.ts'
 import {
   createDeviceCert,
   createGenesis,
@@ -16,7 +17,7 @@ import {
   type StreamRecord,
 } from '../../protocols/policy/records.ts'
 import { type AccessDecision, type AccessQuery, leaseEnd, PolicyState } from '../../protocols/policy/state.ts'
-import { newPeerId, newPrincipal, type Principal } from './fixtures.ts'
+import { newPeerId, newPrincipal, type Principal, TestHistory, Timeline } from './fixtures.ts'
 
 const T0 = 1_700_000_000_000
 const HOUR = 3_600_000
@@ -58,17 +59,25 @@ type AnyRecord =
 const g = (rec: OpenedRecord<Grant>): AnyRecord => ({ kind: 'grant', rec })
 const r = (rec: OpenedRecord<Revocation>): AnyRecord => ({ kind: 'revocation', rec })
 
+/** Add a record with its id as the change that carried it (the history says how changes relate). */
 function addTo(state: PolicyState, x: AnyRecord) {
-  if (x.kind === 'stream') return state.addStream(x.rec)
-  if (x.kind === 'grant') return state.addGrant(x.rec)
-  return state.addRevocation(x.rec)
+  if (x.kind === 'stream') return state.addStream(x.rec, x.rec.id)
+  if (x.kind === 'grant') return state.addGrant(x.rec, x.rec.id)
+  return state.addRevocation(x.rec, x.rec.id)
+}
+
+const applied = (x: AnyRecord): AppliedRecord => ({ kind: x.kind, record: x.rec }) as AppliedRecord
+
+/** The streams, then `records`, each written knowing those before it in the list. */
+function timelineWith(records: AnyRecord[]): Timeline {
+  const t = new Timeline(genesis)
+  for (const s of [temp, hum]) assert.deepEqual(t.add({ kind: 'stream', record: s }), { added: true })
+  for (const x of records) assert.deepEqual(t.add(applied(x)), { added: true })
+  return t
 }
 
 function stateWith(records: AnyRecord[]): PolicyState {
-  const state = new PolicyState(genesis)
-  for (const s of [temp, hum]) assert.deepEqual(state.addStream(s), { added: true })
-  for (const x of records) assert.deepEqual(addTo(state, x), { added: true })
-  return state
+  return timelineWith(records).state
 }
 
 function query(over: Partial<AccessQuery> = {}): AccessQuery {
@@ -94,7 +103,10 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
 
   const cases: {
     name: string
+    /** in the order they are added; each was written knowing the ones before it, unless `concurrent` */
     records: AnyRecord[]
+    /** every record was written without knowing the others */
+    concurrent?: boolean
     q?: Partial<AccessQuery>
     now?: number
     expect: string
@@ -134,8 +146,9 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
       expect: `allowed:${activeLater.id}`,
     },
     {
-      name: 'subject revocation added before an older grant',
+      name: 'subject revocation added before a grant written without knowing it',
       records: [r(revoke({ subject: reader.did })), g(active)],
+      concurrent: true,
       expect: 'refused:subject-revoked',
     },
     {
@@ -279,8 +292,9 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
 
   for (const c of cases) {
     it(`${c.name} -> ${c.expect.replace(/:[0-9a-f]{64}$/, '')}`, () => {
-      const state = stateWith(c.records)
-      assert.equal(summary(state.evaluateAccess(query(c.q), c.now ?? INSIDE)), c.expect)
+      const t = timelineWith([])
+      for (const x of c.records) t.add(applied(x), c.concurrent ? [] : undefined)
+      assert.equal(summary(t.state.evaluateAccess(query(c.q), c.now ?? INSIDE)), c.expect)
     })
   }
 
@@ -409,18 +423,19 @@ describe('leaseEnd and revocationEnds', () => {
   })
 
   it('revocationEnds matches a revocation to the grant and device it ends', () => {
-    const state = stateWith([g(grant)])
     const later = grantTo(reader, {}, T0 + 7 * HOUR)
     const byId = revoke({ grant: grant.id })
     const bySubject = revoke({ subject: reader.did })
     const byDevice = revoke({ device: readerPeer })
-    assert.equal(state.revocationEnds(byId, grant, readerPeer), true)
-    assert.equal(state.revocationEnds(byId, later, readerPeer), false)
-    assert.equal(state.revocationEnds(bySubject, grant, readerPeer), true)
-    assert.equal(state.revocationEnds(bySubject, later, readerPeer), false, 'issued after the revocation')
-    assert.equal(state.revocationEnds(revoke({ subject: other.did }), grant, readerPeer), false)
-    assert.equal(state.revocationEnds(byDevice, grant, readerPeer), true)
-    assert.equal(state.revocationEnds(byDevice, grant, otherPeer), false)
+    // `later` was written knowing the subject revocation
+    const state = stateWith([g(grant), r(bySubject), g(later)])
+    assert.equal(state.revocationEnds(byId, grant, readerPeer, INSIDE), true)
+    assert.equal(state.revocationEnds(byId, later, readerPeer, INSIDE), false)
+    assert.equal(state.revocationEnds(bySubject, grant, readerPeer, INSIDE), true)
+    assert.equal(state.revocationEnds(bySubject, later, readerPeer, INSIDE), false, 'issued after the revocation')
+    assert.equal(state.revocationEnds(revoke({ subject: other.did }), grant, readerPeer, INSIDE), false)
+    assert.equal(state.revocationEnds(byDevice, grant, readerPeer, INSIDE), true)
+    assert.equal(state.revocationEnds(byDevice, grant, otherPeer, INSIDE), false)
   })
 })
 
@@ -499,8 +514,17 @@ describe('PolicyState properties', () => {
     }
   }
 
+  // the pool's history: each record was written knowing every record with an earlier issue time
+  const history = new TestHistory()
+  for (const x of pool) {
+    history.write(
+      x.rec.id,
+      pool.filter(y => y.rec.body.iat < x.rec.body.iat).map(y => y.rec.id),
+    )
+  }
+
   function build(order: number[]): PolicyState {
-    const state = new PolicyState(genesis)
+    const state = new PolicyState(genesis, history)
     state.addStream(temp)
     state.addStream(hum)
     for (const i of order) addTo(state, pool[i])
