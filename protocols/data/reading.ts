@@ -458,9 +458,19 @@ export function encryptReadings(
   return sealRecord(key, coords, b)
 }
 
+/** A reading's value from its JSON text: text that is not JSON makes the record invalid. */
+function parseValue(json: string): unknown {
+  try {
+    return JSON.parse(json)
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err
+    throw new InvalidMessageError(`a reading's value is not JSON: ${err.message}`)
+  }
+}
+
 /** A reading of a record written before records held columns: `{ ts, value, salt?, bytes? }`. */
 function openReading(m: Record<string, unknown>): Reading {
-  const out: Reading = { ts: int(m, 'ts'), value: JSON.parse(str(m, 'value', MAX_VALUE_JSON)) }
+  const out: Reading = { ts: int(m, 'ts'), value: parseValue(str(m, 'value', MAX_VALUE_JSON)) }
   if (m.salt !== undefined) out.salt = bytes(m, 'salt', 16, 16)
   if (m.bytes !== undefined) out.bytes = bytes(m, 'bytes', 0, MAX_READING_PAYLOAD)
   return out
@@ -502,7 +512,7 @@ function openColumns(m: Record<string, unknown>, n: number): Reading[] {
       if (typeof json !== 'string' || json.length > MAX_VALUE_JSON) {
         throw new InvalidMessageError(`a value is JSON text of at most ${MAX_VALUE_JSON} characters`)
       }
-      value = JSON.parse(json)
+      value = parseValue(json)
     }
     const r: Reading = { ts, value }
     if (salts !== undefined) r.salt = salts.slice(SALT_BYTES * i, SALT_BYTES * (i + 1))

@@ -61,7 +61,13 @@ export function show(input: unknown): string {
     const hex = Buffer.from(input.subarray(0, 96)).toString('hex')
     return `${input.byteLength} bytes: ${hex}${input.byteLength > 96 ? '…' : ''}`
   }
-  const text = JSON.stringify(input, (_k, v) => (v instanceof Uint8Array ? `<${v.byteLength} bytes>` : v))
+  const text = JSON.stringify(input, (_k, v) =>
+    v instanceof Uint8Array
+      ? v.byteLength <= 64
+        ? `<hex ${Buffer.from(v).toString('hex')}>`
+        : `<${v.byteLength} bytes>`
+      : v,
+  )
   return text === undefined ? String(input) : text.length > 300 ? `${text.slice(0, 300)}…` : text
 }
 

@@ -3,8 +3,11 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { aeadEncrypt } from '../../crypto/aead.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import { randomBytes } from '../../crypto/hash.ts'
 import { decodeProofRequest } from '../../protocols/audit/heads.ts'
+import { decryptReadings, type EncryptedReading } from '../../protocols/data/reading.ts'
 import { createAccessRequest, DECISION_TAG, openDecision } from '../../protocols/policy/requests.ts'
 import { decodeSyncRequest } from '../../protocols/sync/messages.ts'
 import { fakeId, newPrincipal } from '../protocols/fixtures.ts'
@@ -66,5 +69,36 @@ describe('fuzz regressions', () => {
       encodeCanonical({ ...base, approved: false, reason: 'no' }),
     )
     assert.equal(openDecision(good).body.reason, 'no')
+  })
+
+  it("a record whose value is not JSON text is an InvalidMessageError, not JSON.parse's SyntaxError", () => {
+    const key = randomBytes(32)
+    const record: EncryptedReading = {
+      space: fakeId('7'),
+      stream: 'temp',
+      form: 'raw',
+      epoch: 3,
+      seq: 10,
+      ct: randomBytes(0),
+    }
+    const aad = encodeCanonical([
+      'edgeward/reading/v1',
+      record.space,
+      record.stream,
+      record.epoch,
+      record.seq,
+      record.form,
+    ])
+    // a record of columns, and a record of the older layout (a map per reading)
+    for (const plaintext of [
+      { t: [5], v: ['{'] },
+      { ts: 5, value: '{' },
+      { t: [5], v: ['1e'] },
+    ]) {
+      const ct = aeadEncrypt(key, encodeCanonical(plaintext), aad)
+      assert.throws(() => decryptReadings(key, { ...record, ct }), { name: 'InvalidMessageError' })
+    }
+    const ct = aeadEncrypt(key, encodeCanonical({ t: [5], v: ['{"a":1}'] }), aad)
+    assert.deepEqual(decryptReadings(key, { ...record, ct }), [{ ts: 5, value: { a: 1 } }])
   })
 })
