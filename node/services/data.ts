@@ -7,7 +7,19 @@
  * certificate, that the connection comes from that device, freshness and replay, and the
  * policy as it stands at that moment. Keys go out sealed (HPKE) to the device's X25519 key
  * with a lease. A revocation in a space closes the current epoch of its streams at once, so
- * what is published afterwards is under a key nobody has been given.
+ * what is published afterwards is under a key nobody has been given; a rotation cut short by
+ * a crash is done again at start (a durable count, per space, of the revocations a finished
+ * rotation covers), and so is the audit entry of a revocation the log lacks. A grant that ends
+ * (its expiry, its delegation's or parent's end, its release limit, its device certificate's
+ * end) closes, at that time, the epoch whose keys were released under it: the earliest such
+ * end of the current epoch is kept durably per stream, and the first reading after it starts
+ * a new epoch.
+ *
+ * Abuse bounds on the key holder: replay protection is kept per requesting device (one
+ * device's flood cannot crowd out another), and a request made before this process started is
+ * refused (what an earlier process saw is not remembered). Refusals are all counted, but only
+ * the first few per remote peer and minute are each written to the audit log; the rest are
+ * counted in `edgeward_key_refusals_unlogged_total`.
  *
  * Reader: stores every ciphertext it receives; asks for keys when it reads; keeps keys in
  * memory only, until the lease ends or a revocation that ends the grant arrives.
@@ -34,9 +46,11 @@ import {
   MAX_EPOCHS_PER_REQUEST,
   MAX_KEY_REQUEST_BYTES,
   MAX_KEY_RESPONSE_BYTES,
-  ReplayGuard,
+  REQUEST_WINDOW_MS,
   releaseInfo,
 } from '../../protocols/access/messages.ts'
+import { RefusalBudget } from '../../protocols/access/refusal-budget.ts'
+import { DeviceReplayGuard } from '../../protocols/access/replay-guard.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
 import {
   aggregateReading,
@@ -90,6 +104,12 @@ export interface DataServiceOptions {
   leaseMaxMs?: number
   /** epoch length of new streams (default 1 h) */
   epochMs?: number
+  /** key requests remembered per requesting device for replay protection (default 4096) */
+  replayMaxPerDevice?: number
+  /** key requests remembered in all, past which only devices under their fair share are served (default 1 000 000) */
+  replayMaxEntries?: number
+  /** refused key requests of one remote peer written to the audit log per minute (default 30); the rest are counted */
+  refusalsLoggedPerMinute?: number
 }
 
 interface EpochState {
@@ -141,7 +161,25 @@ export class DataService {
   private readonly leaseMaxMs: number
   private readonly epochMs: number
   private readonly audit: AuditService | undefined
-  private readonly replay = new ReplayGuard()
+  private readonly replay: DeviceReplayGuard
+  /** refusals written to the audit log, per remote peer and minute */
+  private readonly refusalBudget: RefusalBudget
+  /**
+   * Key holder, per stream (`<space>!<stream>`): the earliest end of a grant under which a key
+   * of the epoch `epoch` was released; the first reading at or after `at` starts a new epoch.
+   * Kept durably (`ends!<space>!<stream>` in the epochs sublevel) before the key leaves.
+   */
+  private readonly grantEnds = new Map<string, { epoch: number; at: number }>()
+  private readonly grantEndWrites = new Map<string, Promise<void>>()
+  /**
+   * Key holder, per space: how many revocations a finished rotation covers (durably,
+   * `rotated!<space>` in the epochs sublevel); fewer than the space has at start means a
+   * rotation was cut short, and it is done again.
+   */
+  private readonly rotated = new Map<string, number>()
+  private readonly rotatedWrites = new Map<string, Promise<void>>()
+  /** revocations applied in this process before start; the rest were loaded from disk (see logMissedRevocations) */
+  private seenRevocations: Set<string> | undefined = new Set()
   /** key holder: lease end of each (subject, grant, stream), to tell renewals from first releases */
   private readonly leases = new Map<string, number>()
   private sweep: NodeJS.Timeout | undefined
@@ -177,9 +215,27 @@ export class DataService {
     this.audit = audit
     this.leaseMaxMs = opts.leaseMaxMs ?? 15 * 60 * 1000
     this.epochMs = opts.epochMs ?? 60 * 60 * 1000
+    // a request made before this process existed may have been answered by the one before it
+    this.replay = new DeviceReplayGuard({
+      windowMs: REQUEST_WINDOW_MS,
+      notBefore: components.now(),
+      maxPerDevice: opts.replayMaxPerDevice,
+      maxEntries: opts.replayMaxEntries,
+    })
+    this.refusalBudget = new RefusalBudget({ perWindow: opts.refusalsLoggedPerMinute, windowMs: 60_000 })
+    // revocations the policy applies before this service starts (catch-up as the node starts)
+    // are told to this listener; start() tells them apart from those loaded from disk
+    policy.onRecords((_space, records) => {
+      for (const r of records) if (r.kind === 'revocation') this.seenRevocations?.add(r.record.id)
+    })
     const m = components.metrics
     m.describe('edgeward_key_releases_total', 'key releases by this key holder')
     m.describe('edgeward_key_refusals_total', 'key requests refused by this key holder, by reason')
+    m.describe(
+      'edgeward_key_refusals_unlogged_total',
+      'refused key requests not written to the audit log (over the per-peer budget), by reason',
+    )
+    m.describe('edgeward_epochs_rotated_total', 'epochs closed early by this key holder, by cause')
     m.describe('edgeward_keys_dropped_total', 'cached keys dropped by this reader, by cause')
     m.describe('edgeward_readings_stored_total', 'encrypted readings stored, by source')
     m.describe('edgeward_readings_refused_total', 'gossiped readings refused, by reason')
@@ -196,10 +252,14 @@ export class DataService {
     // keys leave memory when their lease ends, not only when next looked at
     this.sweep = setInterval(() => {
       this.dropExpired()
+      const now = this.c.now()
+      this.refusalBudget.sweep(now)
+      this.replay.evictAll(now)
       this.closeDueWindows().catch(err => log.error('closing aggregate windows: %s', (err as Error).message))
     }, 1000)
     this.sweep.unref()
     for (const space of this.policy.spaces()) this.subscribe(space)
+    await this.resumeRotations()
     await handle(
       this.c.libp2p,
       KEYS_PROTOCOL,
@@ -316,10 +376,15 @@ export class DataService {
     const seqs: number[] = []
     const aggregates = forms.filter(isAggregate).map(form => ({ form, windowMs: aggregateWindowMs(form) }))
     const commitment = new Uint8Array(32)
+    const end = this.grantEnds.get(`${space}!${stream}`)
     for (let i = 0; i < readings.length; i++) {
       const reading = readings[i]
       const now = this.c.now()
       if (now - w.st.started >= record.epochMs) w.newEpoch(now)
+      else if (end !== undefined && end.epoch === w.st.epoch && now >= end.at) {
+        w.newEpoch(now)
+        this.c.metrics.inc('edgeward_epochs_rotated_total', { cause: 'grant-end' })
+      }
       // with a hashed form, raw gives the reading a salt; hashed carries only the commitment to (ts, value, salt)
       const json = valueJson(reading.value)
       seqs.push(w.add(RAW, reading.ts, json, reading.bytes))
@@ -420,11 +485,15 @@ export class DataService {
         if (forms.length === 0) continue
         await this.inChain(space, stream, async () => {
           const w = this.writer(space, stream, await this.epochState(space, stream))
+          const end = this.grantEnds.get(`${space}!${stream}`)
+          const ended = end !== undefined && end.epoch === w.st.epoch && this.c.now() >= end.at
           for (const form of forms) {
             const windowMs = aggregateWindowMs(form)
             const res = closeIfDue(w.st.windows[form], windowMs, this.c.now(), Math.min(windowMs / 10, 5000))
             if (res.closed.length === 0) continue
             if (res.open === undefined) delete w.st.windows[form]
+            // a grant under which this epoch's keys went out has ended: its readings go to a new epoch
+            if (ended && w.st.epoch === end.epoch) w.newEpoch(this.c.now())
             for (const a of res.closed) w.add(form, a.start, valueJson(aggregateValue(a)))
           }
           if (w.emitted > 0) await this.commit(space, stream, w)
@@ -644,25 +713,134 @@ export class DataService {
 
   /**
    * A revocation closes the current epoch of every open stream of the space at once: the next
-   * epoch's start, its raw key and the stream's state in one synced batch per stream. A closed
-   * stream (an object already shared whole) takes no more readings, so it keeps its key.
+   * epoch's start, its raw key and the stream's state in one synced batch per stream, every
+   * stream queued at once (none waits for another's rotation). Once all are done, the count of
+   * revocations they cover is stored: a process stopped before that rotates again at start. A
+   * closed stream (an object already shared whole) takes no more readings, so it keeps its key.
    */
-  private async rotate(space: string): Promise<void> {
-    for (const stream of this.policy.document(space).state.streams.keys()) {
-      await this.inChain(space, stream, async () => {
-        const st = await this.epochState(space, stream)
-        if (st.closed === true) return
-        const now = this.c.now()
-        const next: EpochState = { ...st, epoch: st.epoch + 1, started: now }
-        const batch = this.c.store.db.batch()
-        const { made } = await this.prepareKey(space, stream, RAW, next.epoch, batch, now)
-        batch.put(`${space}!${stream}`, encodeCanonical(next), { sublevel: this.c.store.epochs } as never)
-        await batch.write(DURABLE)
-        made?.()
-        this.epochStates.set(`${space}!${stream}`, next)
-        log('rotated %s/%s to epoch %d after a revocation', space, stream, next.epoch)
-      })
+  private async rotate(space: string, cause: 'revocation' | 'restart'): Promise<void> {
+    const state = this.policy.document(space).state
+    // every revocation applied by now is covered once each stream has rotated after this point
+    const covers = state.revocations.size
+    await Promise.all(
+      [...state.streams.keys()].map(stream =>
+        this.inChain(space, stream, () => this.rotateStream(space, stream, cause)),
+      ),
+    )
+    await this.markRotated(space, covers)
+  }
+
+  private async rotateStream(space: string, stream: string, cause: 'revocation' | 'restart'): Promise<void> {
+    const st = await this.epochState(space, stream)
+    if (st.closed === true) return
+    const now = this.c.now()
+    const next: EpochState = { ...st, epoch: st.epoch + 1, started: now }
+    const batch = this.c.store.db.batch()
+    const { made } = await this.prepareKey(space, stream, RAW, next.epoch, batch, now)
+    batch.put(`${space}!${stream}`, encodeCanonical(next), { sublevel: this.c.store.epochs } as never)
+    await batch.write(DURABLE)
+    made?.()
+    this.epochStates.set(`${space}!${stream}`, next)
+    this.c.metrics.inc('edgeward_epochs_rotated_total', { cause })
+    log('rotated %s/%s to epoch %d (%s)', space, stream, next.epoch, cause)
+  }
+
+  /** Store that a finished rotation covers the first `covers` revocations of a space (never less than before). */
+  private async markRotated(space: string, covers: number): Promise<void> {
+    if (covers <= (this.rotated.get(space) ?? 0)) return
+    this.rotated.set(space, covers)
+    // one write at a time per space, each of the highest count known when it runs
+    const write = (this.rotatedWrites.get(space) ?? Promise.resolve()).then(() =>
+      this.c.store.epochs.put(rotatedKey(space), encodeCanonical(this.rotated.get(space)!), DURABLE),
+    )
+    this.rotatedWrites.set(
+      space,
+      write.catch(() => undefined),
+    )
+    await write
+  }
+
+  /**
+   * At start, for every space this node holds: the grant ends kept on disk; a rotation if the
+   * space has more revocations than a finished rotation covers (the process before stopped
+   * between storing a revocation and rotating, or this one applied revocations before it
+   * listened); and an audit entry for each revocation loaded from disk that the log lacks.
+   */
+  private async resumeRotations(): Promise<void> {
+    for await (const [k, v] of this.c.store.epochs.iterator({ gt: GRANT_END_PREFIX, lt: `${GRANT_END_PREFIX}~` })) {
+      const [epoch, at] = decodeCanonical(v, 64) as [number, number]
+      this.grantEnds.set(k.slice(GRANT_END_PREFIX.length), { epoch, at })
     }
+    // taken at once: revocations applied from here on are logged by the audit service as they come
+    const seen = this.seenRevocations ?? new Set<string>()
+    this.seenRevocations = undefined
+    const held = this.policy.spaces().filter(space => this.policy.holds(space))
+    const loaded = new Map(
+      held.map(space => [
+        space,
+        [...this.policy.document(space).state.revocations.values()].filter(r => !seen.has(r.id)),
+      ]),
+    )
+    for (const space of held) {
+      const raw = await this.c.store.epochs.get(rotatedKey(space))
+      const covered = raw === undefined ? 0 : (decodeCanonical(raw, 16) as number)
+      this.rotated.set(space, Math.max(covered, this.rotated.get(space) ?? 0))
+      const revocations = this.policy.document(space).state.revocations.size
+      if (revocations > covered) {
+        log('space %s: %d revocations, %d covered by a finished rotation: rotating', space, revocations, covered)
+        await this.rotate(space, 'restart')
+      }
+      await this.logMissedRevocations(space, loaded.get(space)!)
+    }
+  }
+
+  /**
+   * Audit entries for revocations that were on disk when this process started but are not in
+   * the log (the process before stopped between storing and logging them), dated now.
+   */
+  private async logMissedRevocations(space: string, loaded: OpenedRecord<Revocation>[]): Promise<void> {
+    const audit = this.audit
+    if (audit === undefined || loaded.length === 0) return
+    const logged = new Set<string>()
+    // no stream has this name: only the space's revocations come back
+    for (const { entry } of await audit.streamEntries(space, NO_STREAM)) {
+      if (entry.t === 'revocation') logged.add(entry.revocation)
+    }
+    const now = this.c.now()
+    const missing = loaded.filter(r => !logged.has(r.id))
+    if (missing.length > 0) log('space %s: logging %d revocations the audit log lacks', space, missing.length)
+    await Promise.all(
+      missing.map(r => audit.append({ t: 'revocation', ts: now, space, revocation: r.id, target: r.body.target })),
+    )
+  }
+
+  /**
+   * Remember, durably, that a key of the current epoch of a stream was released under a grant
+   * that ends at `at`: the first reading at or after it starts a new epoch. Nothing is kept
+   * for an epoch that is over, or that its length ends first.
+   */
+  private async noteGrantEnd(space: string, stream: string, epoch: number, at: number): Promise<void> {
+    const [started, next] = await Promise.all([
+      this.epochStart(space, stream, epoch),
+      this.epochStart(space, stream, epoch + 1),
+    ])
+    if (next !== undefined) return
+    const epochMs = this.policy.document(space).state.streams.get(stream)?.body.epochMs
+    if (started !== undefined && epochMs !== undefined && started + epochMs <= at) return
+    const k = `${space}!${stream}`
+    const known = this.grantEnds.get(k)
+    if (known !== undefined && (known.epoch > epoch || (known.epoch === epoch && known.at <= at))) return
+    this.grantEnds.set(k, { epoch, at })
+    // one write at a time per stream, each of the earliest end known when it runs
+    const write = (this.grantEndWrites.get(k) ?? Promise.resolve()).then(() => {
+      const v = this.grantEnds.get(k)!
+      return this.c.store.epochs.put(`${GRANT_END_PREFIX}${k}`, encodeCanonical([v.epoch, v.at]), DURABLE)
+    })
+    this.grantEndWrites.set(
+      k,
+      write.catch(() => undefined),
+    )
+    await write
   }
 
   private countRefusal(code: string, reason: string): void {
@@ -711,7 +889,13 @@ export class DataService {
     }
     const now = this.c.now()
     const reqHash = requestHash(r.bytes)
+    const remote = conn.remotePeer.toString()
+    // a refusal is logged within the remote peer's budget, and counted in any case
     const refuseLogged = async (code: string, reason: string): Promise<Uint8Array> => {
+      if (this.audit !== undefined && !this.refusalBudget.take(remote, now)) {
+        this.c.metrics.inc('edgeward_key_refusals_unlogged_total', { reason: code })
+        return refuse(code, reason)
+      }
       await this.audit?.append({
         t: 'refusal',
         ts: now,
@@ -726,10 +910,10 @@ export class DataService {
       })
       return refuse(code, reason)
     }
-    if (device.body.peer !== conn.remotePeer.toString()) {
+    if (device.body.peer !== remote) {
       return refuseLogged('wrong-device', 'the request does not come from the device it names')
     }
-    const replay = this.replay.check(r.issuer, r.body.nonce, r.body.ts, now)
+    const replay = this.replay.check(remote, r.issuer, r.body.nonce, r.body.ts, now)
     if (replay !== undefined) return refuseLogged('replay', replay)
     const state = this.policy.document(space).state
     // release counts of the subject's grants, for their maxReleases conditions
@@ -765,9 +949,16 @@ export class DataService {
     const keys = found.filter(f => f.inWindow).map(f => ({ epoch: f.epoch, key: f.key! }))
     if (keys.length === 0)
       return refuseLogged('outside-data-window', "none of the data asked for is inside the grant's data window")
-    const lease = leaseEnd(decision.grant.body, now, this.leaseMaxMs)
+    const lease = leaseEnd({ exp: decision.until }, now, this.leaseMaxMs)
     const leaseKey = `${r.issuer}|${decision.grant.id}|${r.body.stream}`
     const renewal = (this.leases.get(leaseKey) ?? 0) > now
+    // until when what this release gives can be renewed: the grant's end (its delegation's, its
+    // parent's) or the device certificate's; for the last release a limit allows, its lease.
+    // The epoch released is closed then, before the key leaves.
+    const lastRelease = g.maxReleases !== undefined && (counts.get(decision.grant.id) ?? 0) + 1 >= g.maxReleases
+    const ends = Math.min(lastRelease ? lease : decision.until, device.body.exp)
+    const noted = this.noteGrantEnd(space, r.body.stream, Math.max(...keys.map(k => k.epoch)), ends)
+    noted.catch(() => undefined)
     // the key leaves only once its release is durable in the audit log; the keys are sealed
     // while that entry is being synced (the seal does not depend on it, and goes nowhere until
     // it is done). A seal that fails (a device key that is a small-order point) leaves a
@@ -792,6 +983,7 @@ export class DataService {
     logged?.catch(() => undefined)
     const sealed = await sealTo(device.body.xpk, encodeEpochKeys(keys), releaseInfo(r.bytes))
     await logged
+    await noted
     // only a release that was logged (and so will be answered) counts as a lease
     this.leases.set(leaseKey, lease)
     if (g.maxReleases !== undefined) {
@@ -811,7 +1003,7 @@ export class DataService {
       space,
       revocations.map(r => r.record),
     )
-    if (revocations.length > 0 && this.policy.holds(space)) await this.rotate(space)
+    if (revocations.length > 0 && this.policy.holds(space)) await this.rotate(space, 'revocation')
   }
 
   /**
@@ -1029,6 +1221,17 @@ function keyLocation(space: string, stream: string, form: string, epoch: number)
 function epochStartKey(space: string, stream: string, epoch: number): string {
   return `${space}!${stream}!start!${pad(epoch)}`
 }
+
+/** In the epochs sublevel: how many of a space's revocations a finished rotation covers. */
+function rotatedKey(space: string): string {
+  return `rotated!${space}`
+}
+
+/** In the epochs sublevel, then `<space>!<stream>`: the earliest end of a grant the current epoch's keys went out under. */
+const GRANT_END_PREFIX = 'ends!'
+
+/** A stream name no stream has (names never hold '~'): asking the audit index for it gives a space's revocations only. */
+const NO_STREAM = '~'
 
 function cacheKey(space: string, stream: string, form: string, epoch: number): string {
   return `${space}|${stream}|${form}|${epoch}`

@@ -1,0 +1,175 @@
+/**
+ * A grant that ends closes the epoch whose keys went out under it: a reader that kept a key
+ * past its grant's expiry, its delegation's end or its release limit cannot decrypt what the
+ * key holder publishes afterwards, though the epoch (one hour here) has not run out; and the
+ * key holder remembers this across a restart. A grant that has not ended closes nothing.
+ * Real peers in one process over TCP; the reader asks for keys on the wire, as any peer can.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { randomBytes } from '../../crypto/hash.ts'
+import { openSealed } from '../../crypto/seal.ts'
+import { waitFor } from '../../node/cli/local-network.ts'
+import { createIdentity } from '../../node/identity.ts'
+import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
+import { request } from '../../node/services/stream-io.ts'
+import {
+  createKeyRequest,
+  decodeEpochKeys,
+  decodeKeyResponse,
+  KEYS_PROTOCOL,
+  MAX_KEY_RESPONSE_BYTES,
+  releaseInfo,
+} from '../../protocols/access/messages.ts'
+import { decryptReadings } from '../../protocols/data/reading.ts'
+import { createDelegation, createGrant, type Grant } from '../../protocols/policy/records.ts'
+
+const HOUR = 3_600_000
+const LEASE_MAX_MS = 1500
+
+describe('a grant that ends closes the epoch its keys were released from', { timeout: 90_000 }, () => {
+  let root: string
+  let gw: EdgewardNode
+  let reader: EdgewardNode
+  let admin: EdgewardNode
+  let space: string
+  const make = async (name: string, opts: Omit<NodeOptions, 'dataDir'> = {}) => {
+    const dir = join(root, name)
+    await createIdentity(dir, { now: Date.now() })
+    const n = await EdgewardNode.create({ dataDir: dir, ...opts })
+    await n.start()
+    return n
+  }
+
+  /** Ask the key holder for one epoch's raw key, as the reader; the key as the reader would keep it. */
+  const keyOf = async (stream: string, epoch: number, grant: string): Promise<Uint8Array> => {
+    const req = createKeyRequest(reader.identity.principal, {
+      space,
+      stream,
+      form: 'raw',
+      epochs: [epoch],
+      grant,
+      device: reader.identity.device.bytes,
+      nonce: randomBytes(16),
+      ts: Date.now(),
+    })
+    const gwId = peerIdFromString(gw.identity.peerId)
+    const res = decodeKeyResponse(await request(reader.libp2p, gwId, KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES))
+    assert.equal(res.ok, true, JSON.stringify(res))
+    if (!res.ok) throw new Error('refused')
+    const keys = decodeEpochKeys(
+      await openSealed(reader.identity.sealing.secretKey, res.sealed, releaseInfo(req.bytes)),
+    )
+    return keys[0].key
+  }
+
+  const grant = async (fields: Partial<Grant> & { streams: string[] }, by = gw) => {
+    const now = Date.now()
+    const g = createGrant(
+      by.identity.principal,
+      { space, sub: reader.identity.principal.did, forms: ['raw'], nbf: now - 1000, exp: now + HOUR, ...fields },
+      now,
+    )
+    await by.policy.write(space, [{ kind: 'grant', record: g }])
+    await waitFor('the key holder and the reader to know the grant', async () =>
+      gw.policy.document(space).state.grants.has(g.id) && reader.policy.document(space).state.grants.has(g.id)
+        ? true
+        : undefined,
+    )
+    return g
+  }
+
+  /** Publish one reading now; the record it went into. */
+  const publish = async (stream: string, value: number) => {
+    await gw.data.publish(space, stream, [{ ts: Date.now(), value }])
+    return (await gw.data.storedReadings(space, stream)).at(-1)!
+  }
+
+  const until = (t: number) => waitFor(`time ${t}`, async () => (Date.now() > t ? true : undefined), 20_000, 20)
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'edgeward-grant-end-'))
+    gw = await make('gw', { leaseMaxMs: LEASE_MAX_MS })
+    reader = await make('reader', { bootstrap: gw.addresses() })
+    admin = await make('admin', { bootstrap: gw.addresses() })
+    space = await gw.createSpace('plant')
+    await reader.joinSpace(space)
+    await admin.joinSpace(space)
+  })
+
+  after(async () => {
+    await Promise.all([gw.stop(), reader.stop(), admin.stop()])
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('a grant that expires: what is published after its end is under a key its holder never had', async () => {
+    const first = await publish('expiring', 1)
+    const g = await grant({ streams: ['expiring'], exp: Date.now() + 2000 })
+    const kept = await keyOf('expiring', first.epoch, g.id)
+    assert.equal(decryptReadings(kept, first)[0].value, 1)
+    await until(g.body.exp)
+    const later = await publish('expiring', 2)
+    assert.equal(later.epoch, first.epoch + 1, 'a new epoch began at the grant’s end')
+    assert.throws(() => decryptReadings(kept, later), { name: 'DecryptionError' })
+  })
+
+  it('a grant that has not ended closes nothing', async () => {
+    const first = await publish('lasting', 1)
+    const g = await grant({ streams: ['lasting'] })
+    const kept = await keyOf('lasting', first.epoch, g.id)
+    // past the lease: the reader renews while its grant lasts
+    await until(Date.now() + LEASE_MAX_MS)
+    const later = await publish('lasting', 2)
+    assert.equal(later.epoch, first.epoch)
+    assert.equal(decryptReadings(kept, later)[0].value, 2)
+  })
+
+  it('a release limit: the epoch closes when the last release’s lease ends', async () => {
+    const first = await publish('limited', 1)
+    const g = await grant({ streams: ['limited'], maxReleases: 1 })
+    const kept = await keyOf('limited', first.epoch, g.id)
+    const leaseEnds = Date.now() + LEASE_MAX_MS
+    await until(leaseEnds)
+    const later = await publish('limited', 2)
+    assert.equal(later.epoch, first.epoch + 1)
+    assert.throws(() => decryptReadings(kept, later), { name: 'DecryptionError' })
+  })
+
+  it('a grant issued under a delegation ends with the delegation', async () => {
+    const first = await publish('delegated', 1)
+    const now = Date.now()
+    const d = createDelegation(
+      gw.identity.principal,
+      { space, admin: admin.identity.principal.did, streams: ['delegated'], nbf: now - 1000, exp: now + 3000 },
+      now,
+    )
+    await gw.policy.write(space, [{ kind: 'delegation', record: d }])
+    await waitFor('the admin to know its delegation', async () =>
+      admin.policy.document(space).state.delegations.has(d.id) ? true : undefined,
+    )
+    // the admin's grant claims an hour; the delegation ends in seconds
+    const g = await grant({ streams: ['delegated'] }, admin)
+    const kept = await keyOf('delegated', first.epoch, g.id)
+    await until(d.body.exp)
+    const later = await publish('delegated', 2)
+    assert.equal(later.epoch, first.epoch + 1)
+    assert.throws(() => decryptReadings(kept, later), { name: 'DecryptionError' })
+  })
+
+  it('the key holder remembers a grant’s end across a restart', async () => {
+    const first = await publish('restarted', 1)
+    const g = await grant({ streams: ['restarted'], exp: Date.now() + 2500 })
+    const kept = await keyOf('restarted', first.epoch, g.id)
+    await gw.stop()
+    gw = await EdgewardNode.create({ dataDir: join(root, 'gw'), leaseMaxMs: LEASE_MAX_MS })
+    await gw.start()
+    await until(g.body.exp)
+    const later = await publish('restarted', 2)
+    assert.equal(later.epoch, first.epoch + 1)
+    assert.throws(() => decryptReadings(kept, later), { name: 'DecryptionError' })
+  })
+})
