@@ -16,7 +16,7 @@ import { nestedCbor, signBodyBytes } from './fuzz.ts'
 describe('fuzz regressions', () => {
   it('CBOR nested deeper than the re-encoding check can follow is an InvalidEncodingError, not a RangeError', () => {
     // cborg decoded these and overflowed the stack encoding them again for the canonical check
-    for (let depth = 2500; depth <= 8000; depth += 500) {
+    for (const depth of [2500, 3500, 3750, 4000, 5000, 6750, 7000, 8000]) {
       for (const kind of ['array', 'map'] as const) {
         const bytes = nestedCbor(depth, kind)
         try {
