@@ -64,6 +64,10 @@ export class PolicyService {
     m.describe('edgeward_policy_changes_applied_total', 'policy changes applied, by source')
     m.describe('edgeward_policy_changes_refused_total', 'policy changes refused, by reason and sending peer')
     m.describe(
+      'edgeward_policy_records_powerless_total',
+      'records taken from peers that have no effect, by kind and issuer: their author holds no authority for them (a fired or expired admin)',
+    )
+    m.describe(
       'edgeward_policy_gossip_failures_total',
       'policy changes stored here that gossip could not send (peers get them by catch-up)',
     )
@@ -256,6 +260,7 @@ export class PolicyService {
     if (outcome.status === 'pending') return 'wait'
     this.c.metrics.inc('edgeward_policy_changes_applied_total', { source })
     await this.afterApplied(space, doc, refusedBefore, from, source)
+    this.countPowerless(doc, outcome.records)
     this.notify(space, outcome.records)
     return 'accept'
   }
@@ -286,6 +291,7 @@ export class PolicyService {
     await this.persistAll(space, keep)
     if (applied > 0) this.c.metrics.inc('edgeward_policy_changes_applied_total', { source }, applied)
     await this.afterApplied(space, doc, refusedBefore, from, source)
+    this.countPowerless(doc, records)
     this.notify(space, records)
     return accepted
   }
@@ -309,6 +315,17 @@ export class PolicyService {
     if (doc.hasGenesis && !this.genesisStored.has(space)) {
       await this.c.store.spaces.put(space, encodeCanonical({ genesis: doc.state.genesis.bytes }), DURABLE)
       this.genesisStored.add(space)
+    }
+  }
+
+  /** Count the records from peers that are kept but have no effect (their author has no authority left). */
+  private countPowerless(doc: PolicyDocument, records: AppliedRecord[]): void {
+    const now = this.c.now()
+    for (const r of records) {
+      const why = doc.state.powerlessReason(r, now)
+      if (why === undefined) continue
+      log('%s %s by %s has no effect: %s', r.kind, r.record.id, r.record.issuer, why)
+      this.c.metrics.inc('edgeward_policy_records_powerless_total', { kind: r.kind, issuer: r.record.issuer })
     }
   }
 

@@ -248,11 +248,20 @@ export class PolicyState {
     return this.origins.get(id)
   }
 
-  /** Is record `a` causally before record `b` (b's change was written knowing a's)? */
+  /**
+   * Is record `a` causally before record `b` (b's change was written knowing a's)? A record `b`
+   * not in the document yet is a draft this replica is about to write, knowing all it holds.
+   */
   private precedes(a: { id: string }, b: { id: string }): boolean {
     const from = this.origins.get(a.id)
+    if (from === undefined) return false
     const to = this.origins.get(b.id)
-    return from !== undefined && to !== undefined && this.history.precedes(from, to)
+    if (to === undefined) return !this.isRecorded(b.id)
+    return this.history.precedes(from, to)
+  }
+
+  private isRecorded(id: string): boolean {
+    return this.grants.has(id) || this.revocations.has(id) || this.delegations.has(id) || this.origins.has(id)
   }
 
   addStream(rec: OpenedRecord<StreamRecord>, origin?: string): AddResult {
@@ -455,6 +464,35 @@ export class PolicyState {
     }
     // whatever is issued under a delegation never outlives it
     return { until: Math.max(...inForce.map(d => d.body.exp)) }
+  }
+
+  /**
+   * Why a record its author could write has no effect, as things stand at `now`: a grant whose
+   * issuer holds no authority for it, an admin's revocation or decision that no delegation
+   * backs (written after the admin was fired, outside its window, or before it knew of it).
+   * Undefined for a record that counts. For operators: such records are kept but powerless.
+   */
+  powerlessReason(
+    r:
+      | { kind: 'grant'; record: OpenedRecord<Grant> }
+      | { kind: 'revocation'; record: OpenedRecord<Revocation> }
+      | { kind: 'decision'; record: OpenedDecision }
+      | { kind: string; record: OpenedRecord<{ iat: number }> },
+    now: number,
+  ): string | undefined {
+    if (r.record.issuer === this.owner) return undefined
+    if (r.kind === 'grant') {
+      const a = this.authority(r.record as OpenedRecord<Grant>, now, 0)
+      return 'allowed' in a && a.code === 'issuer-not-authorized' ? a.reason : undefined
+    }
+    if (r.kind !== 'revocation' && r.kind !== 'decision') return undefined
+    if (r.kind === 'revocation') {
+      const t = (r.record as OpenedRecord<Revocation>).body.target
+      if ('grant' in t && this.grants.get(t.grant)?.issuer === r.record.issuer) return undefined
+    }
+    return this.delegationsOf(r.record.issuer).some(d => this.adminRecordCounts(r.record, d))
+      ? undefined
+      : 'its author holds no delegation that backs it (fired, expired, or not yet known when it wrote it)'
   }
 
   /** Is a device certificate usable now: valid window, not revoked. */

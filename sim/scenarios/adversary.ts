@@ -24,7 +24,15 @@
  * 8. a forked log, rewritten: R grows its log and signs a head over a rewritten one (other
  *    entries, a size its real log has), so no consistency proof links it to what was accepted;
  * 9. the forged changes of 1, 3 and 4 served by M in answer to its honest neighbours' catch-up
- *    requests (`/edgeward/policy-sync/1.0.0`) instead of gossiped.
+ *    requests (`/edgeward/policy-sync/1.0.0`) instead of gossiped;
+ * 10. an expired admin: S held a delegation that ended an hour ago; it signs a grant to
+ *    itself dated inside the old window and lasting a year (a valid change, which every peer
+ *    takes: F may write), then asks for keys under it;
+ * 11. a future-dated grant: M signs a grant dated a year ahead, which would outlast any
+ *    revocation that judged by dates; then asks for keys under it;
+ * 12. a fired admin: the owner revokes M's delegation; M, knowing it, revokes H's grant and H
+ *    with revocations dated inside its old window (valid changes, taken by every peer), then
+ *    H must still read: what a fired admin writes counts for nothing.
  *
  * Per attack: attempted (messages and requests sent), refused (each gossiped attempt refused
  * by every honest peer it reached, each key request refused by the key holder, each fork
@@ -131,14 +139,23 @@ const READINGS_REFUSED = 'edgeward_readings_refused_total'
 const HEADS_REFUSED = 'edgeward_audit_heads_refused_total'
 const REQUESTS_REFUSED = 'edgeward_access_requests_refused_total'
 const EQUIVOCATIONS = 'edgeward_audit_equivocations_total'
-const WATCHED = [POLICY_REFUSED, KEY_REFUSALS, READINGS_REFUSED, HEADS_REFUSED, REQUESTS_REFUSED, EQUIVOCATIONS]
+const POWERLESS = 'edgeward_policy_records_powerless_total'
+const WATCHED = [
+  POLICY_REFUSED,
+  KEY_REFUSALS,
+  READINGS_REFUSED,
+  HEADS_REFUSED,
+  REQUESTS_REFUSED,
+  EQUIVOCATIONS,
+  POWERLESS,
+]
 
 export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {}): Promise<AdversaryResult> {
   const ownerIndex = opts.owner ?? 0
   const deadlineMs = opts.deadlineMs ?? 120_000
   const spam = opts.spam ?? 50
   const random = mulberry32(net.seed ^ 0xad5e)
-  const { stepsMs, step } = stepTimer((name, done) => opts.onProgress?.(name, done, 12))
+  const { stepsMs, step } = stepTimer((name, done) => opts.onProgress?.(name, done, 15))
   const t0 = performance.now()
   const space = await setUpSpace(net, { owner: ownerIndex, readings: 3, deadlineMs, onProgress: opts.onProgress })
   const owner = net.node(ownerIndex)
@@ -153,11 +170,17 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
   const adversaries = new Set([forger, admin, spammer, rogue])
   const honest = () => net.running().filter(p => !adversaries.has(p.index))
 
-  // the owner delegates to M and grants F and H; F and H read; then the owner revokes F's grant
+  // the owner delegates to M (and to S, for an hour that has passed) and grants F and H; F and H read;
+  // then the owner revokes F's grant
   const now = Date.now()
   const delegation = createDelegation(
     owner.identity.principal,
     { space, admin: M.identity.principal.did, streams: ['*'], nbf: now - 60_000, exp: now + 86_400_000 },
+    now,
+  )
+  const expiredDelegation = createDelegation(
+    owner.identity.principal,
+    { space, admin: S.identity.principal.did, streams: ['*'], nbf: now - 7_200_000, exp: now - 3_600_000 },
     now,
   )
   const grantOf = (subject: string) =>
@@ -171,6 +194,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
   await mustApply(
     owner.policy.write(space, [
       { kind: 'delegation', record: delegation },
+      { kind: 'delegation', record: expiredDelegation },
       { kind: 'grant', record: fGrant },
       { kind: 'grant', record: hGrant },
     ]),
@@ -291,7 +315,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     for (const e of owner.policy.document(space).envelopesSince([])) replica.applyEnvelope(e)
     return changes.map(change => {
       try {
-        return `a replica took it: ${replica.applyEnvelope(change).status}`
+        return `a replica took it: ${replica.applyEnvelope(change, Date.now()).status}`
       } catch (err) {
         return `${(err as Error).name}: ${(err as Error).message}`
       }
@@ -721,6 +745,157 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     })
   }
   step('forged changes over catch-up')
+
+  /**
+   * An attack by valid changes that every honest peer takes, and that must have no effect: wait
+   * until every honest peer holds `records`, then check each with `holds` and make the key
+   * requests, which must all be refused (or, for `mustRead`, must succeed).
+   */
+  const acceptedButPowerless = async (a: {
+    name: string
+    what: string
+    by: AttackRecord['by']
+    write: () => Promise<unknown>
+    records: string[]
+    holds: (state: ReturnType<typeof owner.policy.document>['state'], p: number) => string | undefined
+    asks: { who: string; send: () => Promise<KeyResponse> }[]
+    mustRead?: { who: string; send: () => Promise<KeyResponse> }
+  }): Promise<void> => {
+    const before = snapshot()
+    const violations: string[] = []
+    await a.write()
+    const has = (n: EdgewardNode) => {
+      const doc = n.policy.document(space)
+      return a.records.every(id => doc.state.grants.has(id) || doc.state.revocations.has(id))
+    }
+    await catchUp(net, `${a.name} at every peer`, n => !has(n), deadlineMs, opts.onProgress)
+    let reached = 0
+    const reasons: string[] = []
+    for (const p of honest()) {
+      const state = p.node!.policy.document(space).state
+      reached++
+      const problem = a.holds(state, p.index)
+      if (problem !== undefined) violations.push(problem)
+    }
+    const k = await keyRequests(a.asks, violations)
+    reasons.push(...holderSaid(k.codes))
+    if (a.mustRead !== undefined) {
+      const res = await a.mustRead.send()
+      if (!res.ok) violations.push(`${a.mustRead.who} was refused (${res.code}): the attack had an effect`)
+      else reasons.push(`${a.mustRead.who}: keys released`)
+    }
+    const attempted = a.records.length + a.asks.length
+    attacks.push({
+      name: a.name,
+      what: a.what,
+      by: a.by,
+      attempted,
+      // a record taken but without effect at every honest peer counts as refused
+      refused: violations.length === 0 ? a.records.length + k.refused : k.refused,
+      counted: countedSince(before),
+      reasons,
+      recipients: reached,
+      violations,
+    })
+  }
+
+  // 10. an expired admin signs itself a year-long grant dated inside its old delegation
+  {
+    const backdated = createGrant(
+      S.identity.principal,
+      {
+        space,
+        sub: S.identity.principal.did,
+        streams: [STREAM],
+        forms: [RAW],
+        nbf: now - 7_000_000,
+        exp: now + 365 * 86_400_000,
+      },
+      now - 5_000_000,
+    )
+    forgedIds.push(backdated.id)
+    await acceptedButPowerless({
+      name: 'expired-admin-backdates',
+      what: 'an admin whose delegation ended an hour ago signs itself a grant dated inside the old window and lasting a year; then a key request under it',
+      by: [spammer],
+      write: () => S.policy.write(space, [{ kind: 'grant', record: backdated }]),
+      records: [backdated.id],
+      holds: (state, p) => {
+        const status = state.grantStatus(state.grants.get(backdated.id)!, Date.now())
+        return status.status === 'not-honoured'
+          ? undefined
+          : `p${p} lists the expired admin's grant as ${status.status}`
+      },
+      asks: [{ who: 'S under the backdated grant', send: () => askKeys(S, backdated.id) }],
+    })
+  }
+  step('expired admin backdates')
+
+  // 11. a grant dated a year ahead, crafted by M (its own node would not sign it)
+  {
+    const ahead = createGrant(
+      M.identity.principal,
+      {
+        space,
+        sub: M.identity.principal.did,
+        streams: [STREAM],
+        forms: [RAW],
+        nbf: now - 60_000,
+        exp: now + 86_400_000,
+      },
+      Date.now() + 365 * 86_400_000,
+    )
+    forgedIds.push(ahead.id)
+    const change = craft(M, space, M.identity.principal, M.identity.peerId, d => {
+      entriesFor(d.grants, ahead.id)[ahead.id] = ahead.bytes
+    })
+    await policyAttack({
+      name: 'future-dated-grant',
+      what: 'an admin gossips a grant dated a year ahead; then a key request under it',
+      by: [admin],
+      from: M,
+      changes: [change],
+      label: 'the future-dated grant',
+      asks: [{ who: 'M under the future-dated grant', send: () => askKeys(M, ahead.id) }],
+      forgedIds: [ahead.id],
+    })
+  }
+  step('future-dated grant')
+
+  // 12. the owner fires M; M, knowing it, backdates revocations of H's grant and of H
+  {
+    const firing = createRevocation(owner.identity.principal, space, { delegation: delegation.id }, Date.now())
+    await mustApply(owner.policy.write(space, [{ kind: 'revocation', record: firing }]), 'the firing')
+    await catchUp(
+      net,
+      'the firing at the fired admin',
+      n => n === M && !n.policy.document(space).state.revocations.has(firing.id),
+      deadlineMs,
+      opts.onProgress,
+    )
+    const backdated = [
+      createRevocation(M.identity.principal, space, { grant: hGrant.id }, now - 30_000),
+      createRevocation(M.identity.principal, space, { subject: H.identity.principal.did }, now - 30_000),
+    ]
+    await acceptedButPowerless({
+      name: 'fired-admin-backdates',
+      what: "the owner revokes an admin's delegation; the admin, knowing it, revokes a reader's grant and the reader with revocations dated inside its old window; the reader must still read",
+      by: [admin],
+      write: () =>
+        M.policy.write(
+          space,
+          backdated.map(record => ({ kind: 'revocation' as const, record })),
+        ),
+      records: backdated.map(r => r.id),
+      holds: (state, p) => {
+        const status = state.grantStatus(state.grants.get(hGrant.id)!, Date.now())
+        return status.status === 'active' ? undefined : `p${p} lets the fired admin end H's grant (${status.reason})`
+      },
+      asks: [],
+      mustRead: { who: 'H under its grant', send: () => askKeys(H, hGrant.id) },
+    })
+  }
+  step('fired admin backdates')
 
   // over the whole run: no key released that should not have been
   const releases = await releasesOf(owner)

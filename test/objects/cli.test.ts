@@ -84,6 +84,21 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
     assert.equal(r.stdout.trim(), 'pump on line 1 is back')
   })
 
+  it("a grant of every stream does not open someone else's message: objects are covered only by their own id", async () => {
+    const someoneElse = (await runCli(['init', '--data', join(root, 'someone-else'), '--json'])).stdout
+    const out = await shareWithA(
+      ['message', space, '--to', JSON.parse(someoneElse).did, 'for', 'someone', 'else'],
+      () => 2,
+    )
+    const wide = await peers.gateway.cli(['grant', space, '--to', dids.a, '--stream', '*', '--for', '7d'])
+    assert.equal(wide.code, 0, wide.stderr)
+    // A holds the ciphertext and a grant of '*': the key holder still refuses, with a reason
+    const r = await peers.a.cli(['open', space, out.object])
+    assert.equal(r.code, 3, r.stderr)
+    assert.match(r.stderr, /refused: .*does not cover/)
+    assert.equal(r.stdout, '')
+  })
+
   it('gives a view-only reader the path of a viewer file, and removes it on revocation', async () => {
     const file = join(root, 'drawing.dwg')
     const bytes = randomBytes(100_000)

@@ -364,6 +364,37 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     assert.equal(again.code, 3, again.stderr)
   })
 
+  it("a delegation that ends takes its admin's grants with it, whatever they say (the key holder's clock decides)", async () => {
+    const shortLived = json(
+      await peers.gateway.cli([
+        'delegate',
+        space,
+        '--to',
+        dids.admin,
+        '--stream',
+        'hum',
+        '--until',
+        new Date(Date.now() + 12_000).toISOString(),
+        '--json',
+      ]),
+    ).delegation
+    await waitFor('the admin to know its new delegation', async () =>
+      (await api(peers.admin, '/grants')).delegations.some((d: Json) => d.id === shortLived) ? true : undefined,
+    )
+    // the admin grants for a year: honoured while the delegation is in force, never after
+    const long = json(
+      await peers.admin.cli(['grant', space, '--to', dids.c, '--stream', 'hum', '--for', '365d', '--json']),
+    )
+    assert.equal(long.status, 'active')
+    assert.equal((await grantSeen(peers.gateway, long.grant)).status, 'active')
+    const ended = await grantSeen(peers.gateway, long.grant, 'not-honoured')
+    assert.match(ended.why, /delegation is not in force/)
+    // and the admin, with no power left, can write nothing that is honoured
+    const after = await peers.admin.cli(['grant', space, '--to', dids.c, '--stream', 'hum', '--for', '1h'])
+    assert.equal(after.code, 3, after.stderr)
+    assert.match(after.stderr, /^edgeward: refused: .*delegation/)
+  })
+
   it('--no-download: read gives a view-only reader a viewer file (0600), never the values; --follow is refused; a revocation removes the file', async () => {
     const gateway = await peers.gateway.api()
     const t = Date.now()
@@ -425,15 +456,17 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     const unknown = 'e'.repeat(64)
     const cases: { args: string[]; code: number; message: RegExp }[] = [
       {
-        args: ['grant', space, '--to', dids.b, '--for', '1h', '--forward', 'bogus'],
+        args: ['grant', space, '--to', dids.b, '--stream', 'temp', '--for', '1h', '--forward', 'bogus'],
         code: 2,
         message: /--forward must be never, ask-owner or allowed/,
       },
       {
-        args: ['grant', space, '--to', dids.b, '--for', '1h', '--max-releases', '0'],
+        args: ['grant', space, '--to', dids.b, '--stream', 'temp', '--for', '1h', '--max-releases', '0'],
         code: 2,
         message: /--max-releases must be a positive whole number/,
       },
+      // a grant names what it covers: no silent "everything"
+      { args: ['grant', space, '--to', dids.b, '--for', '1h'], code: 2, message: /name what the grant covers/ },
       { args: ['deny', space, unknown], code: 2, message: /deny needs --reason/ },
       { args: ['approve', space, unknown], code: 1, message: new RegExp(`no access request ${unknown}`) },
     ]

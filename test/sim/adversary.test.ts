@@ -42,6 +42,9 @@ describe('adversary', () => {
         'log-fork-same-size',
         'log-fork-rewritten',
         'forged-changes-over-catch-up',
+        'expired-admin-backdates',
+        'future-dated-grant',
+        'fired-admin-backdates',
       ],
     )
     for (const a of r.attacks) {
@@ -98,6 +101,11 @@ describe('adversary', () => {
           .audit!.equivocations()
           .filter(e => e.log === rogue).length >= 2,
       )
+    // time: a backdated grant of an expired admin, a future-dated grant, a fired admin's backdated revocations
+    assert.match(reasons('expired-admin-backdates'), /key holder: issuer-not-authorized/)
+    assert.match(reasons('future-dated-grant'), /FutureDatedError/)
+    assert.ok(counted('future-dated-grant').edgeward_policy_changes_refused_total >= 1)
+    assert.match(reasons('fired-admin-backdates'), /H under its grant: keys released/)
     assert.equal(r.releaseViolations.length, 0)
     assert.ok(r.releasesChecked >= 2, 'the honest readers were released keys')
     assert.deepEqual(r.afterSpam, { reached: r.afterSpam.expected, expected: r.afterSpam.expected })
