@@ -333,6 +333,14 @@ export class ApiServer {
               size: n.audit.size,
               head: n.audit.latestHead()?.body.size,
               equivocations: n.audit.equivocations().map(e => ({ log: e.log, reason: e.reason, seenAt: e.seenAt })),
+              unverifiable: n.audit.unverifiable().map(u => ({
+                log: u.log,
+                acceptedSize: u.acceptedSize,
+                uncheckedSize: u.uncheckedSize,
+                tries: u.tries,
+                since: u.since,
+                lastError: u.lastError,
+              })),
             },
       counters: n.metrics.snapshot(),
     }

@@ -48,6 +48,32 @@ export function holdingsTable(holdings: HoldingLike[]): string {
     .join('\n')
 }
 
+interface AuditStatus {
+  size: number
+  head?: number
+  equivocations: { log: string; reason: string; seenAt: number }[]
+  unverifiable?: {
+    log: string
+    acceptedSize: number
+    uncheckedSize: number
+    tries: number
+    since: number
+    lastError: string
+  }[]
+}
+
+/** The audit lines of `edgeward status`: this node's log, and the other logs it caught or could not check. */
+export function auditStatusLines(a: AuditStatus): string[] {
+  const lines = [`audit log: ${a.size} entries${a.head === undefined ? '' : `, head signed at size ${a.head}`}`]
+  for (const e of a.equivocations) lines.push(`  equivocation by log ${e.log}: ${oneLine(e.reason)}`)
+  for (const u of a.unverifiable ?? []) {
+    lines.push(
+      `  unverifiable log ${u.log}: no consistency proof from size ${u.acceptedSize} to ${u.uncheckedSize} since ${new Date(u.since).toISOString()}, ${u.tries} tries (last: ${oneLine(u.lastError)})`,
+    )
+  }
+  return lines
+}
+
 export async function auditReport(
   dataDir: string,
   space: string,

@@ -10,6 +10,7 @@ import { ensureApiToken } from '../api-token.ts'
 import { UsageError } from '../errors.ts'
 import type { EdgewardNode } from '../node.ts'
 import type { MqttIngestions } from '../services/mqtt.ts'
+import { auditStatusLines } from './audit.ts'
 import { ApiClient, type NodeInfo, nodeInfoPath } from './client.ts'
 import { parseDuration } from './duration.ts'
 
@@ -138,7 +139,7 @@ export async function status(dataDir: string, o: Output): Promise<void> {
   print(
     o,
     s,
-    `peer:   ${s.peerId}\ndid:    ${s.did}\naddresses:\n${s.addresses.map((a: string) => `  ${a}`).join('\n')}\nconnected peers: ${s.peers.length}\nrefused policy changes: ${s.refusedPolicyChanges}\ncached keys: ${s.cachedKeys}\nspaces:\n${spaces || '  (none)'}`,
+    `peer:   ${s.peerId}\ndid:    ${s.did}\naddresses:\n${s.addresses.map((a: string) => `  ${a}`).join('\n')}\nconnected peers: ${s.peers.length}\nrefused policy changes: ${s.refusedPolicyChanges}\ncached keys: ${s.cachedKeys}\nspaces:\n${spaces || '  (none)'}${s.audit === undefined ? '' : `\n${auditStatusLines(s.audit).join('\n')}`}`,
   )
 }
 

@@ -14,7 +14,13 @@
  * As a witness: for every log of a space it belongs to, the node keeps the latest head it
  * accepted and checks each new head against it with a consistency proof fetched from the
  * log's holder. Two heads that cannot both be true are kept as evidence, counted, published
- * on the topic and shown in `status`.
+ * on the topic and shown in `status`. A head that no proof links to the accepted one, because
+ * the holder refuses, does not answer or cannot be reached, is kept and asked about again
+ * (at most once per `proofRetryMs`, and by a timer, backing off, until it is settled); after
+ * `proofTries` failed requests in a row the log is unverifiable: the two heads are kept on disk
+ * and the log is shown in `status` and in `/metrics` until a valid proof links them (the log is
+ * verified again) or shows they cannot both be true (equivocation). A holder that gossips a
+ * forked head and answers no proof request is so reported rather than trusted.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { logger } from '@libp2p/logger'
@@ -65,6 +71,35 @@ export interface AuditServiceOptions {
   headIntervalMs?: number
   /** sign a head at once after this many new entries (default 100) */
   headBurst?: number
+  /**
+   * failed consistency proof requests in a row after which another key holder's log is shown as
+   * unverifiable (default 3)
+   */
+  proofTries?: number
+  /**
+   * the least time between two proof requests for a head that could not be checked, and how
+   * often it is asked about again while no head comes (default 10 s)
+   */
+  proofRetryMs?: number
+}
+
+/** A head of another log that no consistency proof has linked to the head accepted before it. */
+export interface UncheckedHead {
+  log: string
+  /** the head of the log this node had accepted (signed bytes) */
+  accepted: Uint8Array
+  /** the head no proof linked to it (signed bytes) */
+  unchecked: Uint8Array
+  /** failed proof requests in a row */
+  tries: number
+  /** when the first of them failed */
+  since: number
+  /** when the last one failed */
+  lastTry: number
+  /** why the last one failed */
+  lastError: string
+  /** `tries` reached the bound: the log is shown as unverifiable and this record is on disk */
+  unverifiable: boolean
 }
 
 export interface EvidenceRecord {
@@ -83,7 +118,15 @@ interface Pending {
   reject: (err: Error) => void
 }
 
+/** An unverifiable log as `status` shows it: the sizes of the two heads kept. */
+export interface UnverifiableLog extends UncheckedHead {
+  acceptedSize: number
+  uncheckedSize: number
+}
+
 const nodeKey = (level: number, index: number) => `n!${pad(level)}!${pad(index)}`
+/** an unverifiable log: `u!<log>` holds its UncheckedHead */
+const uncheckedKey = (log: string) => `u!${log}`
 const entryKey = (index: number) => `e!${pad(index)}`
 /*
  * The index: keys with an empty value, `is!<space>!<stream>!<pad(index)>` for a release or a
@@ -137,13 +180,23 @@ export class AuditService {
   /** per log: the latest head accepted, and a chain that serialises checks of that log */
   private readonly seen = new Map<string, OpenedRecord<TreeHead>>()
   private readonly checks = new Map<string, Promise<void>>()
+  /** checks queued and not started, by log and head id: a head gossiped again shares its check */
+  private readonly queued = new Map<string, Promise<void>>()
   private readonly evidence: EvidenceRecord[] = []
+  private readonly proofTries: number
+  private readonly proofRetryMs: number
+  /** per log: the head no proof has linked to the accepted one yet, and the timer that asks again */
+  private readonly unchecked = new Map<string, UncheckedHead>()
+  private readonly retries = new Map<string, NodeJS.Timeout>()
+  private stopped = false
 
   constructor(components: NodeComponents, policy: PolicyService, opts: AuditServiceOptions = {}) {
     this.c = components
     this.policy = policy
     this.headIntervalMs = opts.headIntervalMs ?? 5000
     this.headBurst = opts.headBurst ?? 100
+    this.proofTries = opts.proofTries ?? 3
+    this.proofRetryMs = opts.proofRetryMs ?? 10_000
     const m = components.metrics
     m.describe('edgeward_audit_entries_total', 'entries appended to this node’s audit log, by kind')
     m.describe('edgeward_audit_entries_read_total', 'entries read back from this node’s audit log, by what read them')
@@ -152,6 +205,14 @@ export class AuditService {
     m.describe(
       'edgeward_audit_head_gossip_failures_total',
       'signed tree heads that gossip could not send (the head is gossiped again every head interval)',
+    )
+    m.describe(
+      'edgeward_audit_proof_failures_total',
+      'consistency proofs asked of a key holder that did not come (refused, unanswered or unreachable), by log',
+    )
+    m.describe(
+      'edgeward_audit_log_unverifiable',
+      '1 while a key holder’s log has a head that no consistency proof could link to the head accepted before it, after every try',
     )
   }
 
@@ -169,6 +230,12 @@ export class AuditService {
     }
     for await (const v of this.c.store.audit.values({ gt: 'x!', lt: 'x!~' })) {
       this.evidence.push(decodeCanonical(v, 16 * 1024) as EvidenceRecord)
+    }
+    for await (const v of this.c.store.audit.values({ gt: 'u!', lt: 'u!~' })) {
+      const u = decodeCanonical(v, 16 * 1024) as UncheckedHead
+      this.unchecked.set(u.log, u)
+      this.c.metrics.set('edgeward_audit_log_unverifiable', { log: u.log }, 1)
+      this.scheduleRetry(u.log)
     }
     await handle(
       this.c.libp2p,
@@ -188,7 +255,10 @@ export class AuditService {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     clearInterval(this.timer)
+    for (const t of this.retries.values()) clearTimeout(t)
+    this.retries.clear()
     await this.flushing
   }
 
@@ -207,6 +277,17 @@ export class AuditService {
 
   equivocations(): EvidenceRecord[] {
     return [...this.evidence]
+  }
+
+  /** Logs whose heads could not be checked after every try, with the two heads kept. */
+  unverifiable(): UnverifiableLog[] {
+    return [...this.unchecked.values()]
+      .filter(u => u.unverifiable)
+      .map(u => ({
+        ...u,
+        acceptedSize: openTreeHead(u.accepted).body.size,
+        uncheckedSize: openTreeHead(u.unchecked).body.size,
+      }))
   }
 
   // ---- the log ----
@@ -486,11 +567,26 @@ export class AuditService {
     return TopicValidatorResult.Accept
   }
 
-  /** Check a head against the latest accepted one of its log, one check at a time per log. */
+  /**
+   * Check a head against the latest accepted one of its log, one check at a time per log. A
+   * head that is already waiting for its check (gossiped again) shares that check.
+   */
   check(head: OpenedRecord<TreeHead>): Promise<void> {
     const logId = head.body.log
     if (logId === this.c.identity.peerId) return Promise.resolve()
-    const run = (this.checks.get(logId) ?? Promise.resolve()).then(() => this.checkNow(head))
+    const key = `${logId}!${head.id}`
+    const waiting = this.queued.get(key)
+    if (waiting !== undefined) return waiting
+    const settled = this.enqueue(logId, () => {
+      this.queued.delete(key)
+      return this.checkNow(head)
+    })
+    this.queued.set(key, settled)
+    return settled
+  }
+
+  private enqueue(logId: string, job: () => Promise<void>): Promise<void> {
+    const run = (this.checks.get(logId) ?? Promise.resolve()).then(job)
     const settled = run.catch(err => log('check of %s failed: %s', logId, (err as Error).message))
     this.checks.set(logId, settled)
     return settled
@@ -507,28 +603,146 @@ export class AuditService {
         await this.equivocated(prev, head, `two heads of size ${a.size} with different roots`)
       return
     }
-    const [older, newer] = a.size < b.size ? [prev, head] : [head, prev]
+    const pending = this.unchecked.get(logId)
+    if (pending !== undefined) {
+      const unchecked = openTreeHead(pending.unchecked)
+      // two heads of one size with different roots need no proof to be caught
+      if (unchecked.body.size === b.size && !bytesEqual(unchecked.body.root, b.root)) {
+        await this.equivocated(unchecked, head, `two heads of size ${b.size} with different roots`)
+        await this.settled(logId, unchecked)
+        return
+      }
+      // the head no proof has linked yet is settled first: a later head must not let it go unchecked
+      if (this.c.now() - pending.lastTry < this.proofRetryMs) return
+      if (!(await this.link(prev, unchecked))) return
+      if (bytesEqual(pending.unchecked, head.bytes)) return
+      return this.checkNow(head)
+    }
+    await this.link(prev, head)
+  }
+
+  /** Ask again about the head of `logId` that no proof has linked yet (the retry timer's job). */
+  private async recheck(logId: string): Promise<void> {
+    const pending = this.unchecked.get(logId)
+    const prev = this.seen.get(logId)
+    if (pending === undefined || prev === undefined) return
+    if (this.c.now() - pending.lastTry < this.proofRetryMs) return this.scheduleRetry(logId)
+    await this.link(prev, openTreeHead(pending.unchecked))
+  }
+
+  /**
+   * Link `head` to `prev`, the accepted head of its log, with a consistency proof from the
+   * log's holder, and accept it when it is the newer. Returns whether the pair was settled:
+   * linked, or shown to be equivocation. A proof that does not come leaves `prev` in place and
+   * `head` unchecked (an unreachable log is not a forked one, but neither is it a checked one).
+   */
+  private async link(prev: OpenedRecord<TreeHead>, head: OpenedRecord<TreeHead>): Promise<boolean> {
+    const logId = head.body.log
+    const [older, newer] = prev.body.size < head.body.size ? [prev, head] : [head, prev]
     if (older.body.size > 0) {
-      const proof = decodeProofResponse(
-        await request(
-          this.c.libp2p,
-          peerIdFromString(logId),
-          AUDIT_PROOF_PROTOCOL,
-          encodeProofRequest({ kind: 'consistency', from: older.body.size, to: newer.body.size }),
-          64 * (MAX_PROOF_HASHES + 2),
-        ),
-      )
-      // an unreachable log is not a forked one: the request's failure leaves `prev` in place
+      let proof: Uint8Array[]
+      try {
+        proof = decodeProofResponse(
+          await request(
+            this.c.libp2p,
+            peerIdFromString(logId),
+            AUDIT_PROOF_PROTOCOL,
+            encodeProofRequest({ kind: 'consistency', from: older.body.size, to: newer.body.size }),
+            64 * (MAX_PROOF_HASHES + 2),
+          ),
+        )
+      } catch (err) {
+        await this.proofFailed(prev, head, err as Error)
+        return false
+      }
       if (!verifyConsistency(older.body.size, newer.body.size, older.body.root, newer.body.root, proof)) {
         await this.equivocated(
           older,
           newer,
           `no valid consistency proof from size ${older.body.size} to ${newer.body.size}`,
         )
-        return
+        await this.settled(logId, head)
+        return true
       }
     }
-    if (b.size > a.size) await this.accept(head)
+    if (head.body.size > prev.body.size) await this.accept(head)
+    await this.settled(logId, head)
+    return true
+  }
+
+  /** No proof came for (prev, head): keep `head` unchecked, count the try, and ask again later. */
+  private async proofFailed(prev: OpenedRecord<TreeHead>, head: OpenedRecord<TreeHead>, err: Error): Promise<void> {
+    const logId = head.body.log
+    const now = this.c.now()
+    const lastError = err.message.slice(0, 200)
+    this.c.metrics.inc('edgeward_audit_proof_failures_total', { log: logId })
+    log('no consistency proof from %s for sizes %d and %d: %s', logId, prev.body.size, head.body.size, lastError)
+    const known = this.unchecked.get(logId)
+    const u: UncheckedHead =
+      known === undefined
+        ? {
+            log: logId,
+            accepted: prev.bytes,
+            unchecked: head.bytes,
+            tries: 1,
+            since: now,
+            lastTry: now,
+            lastError,
+            unverifiable: false,
+          }
+        : { ...known, accepted: prev.bytes, tries: known.tries + 1, lastTry: now, lastError }
+    this.unchecked.set(logId, u)
+    if (u.tries >= this.proofTries) {
+      if (!u.unverifiable) {
+        u.unverifiable = true
+        this.c.metrics.set('edgeward_audit_log_unverifiable', { log: logId }, 1)
+        log.error(
+          'log %s is unverifiable: no consistency proof from size %d to %d after %d tries (%s)',
+          logId,
+          prev.body.size,
+          openTreeHead(u.unchecked).body.size,
+          u.tries,
+          lastError,
+        )
+        await this.c.store.audit.put(uncheckedKey(logId), encodeCanonical(u), DURABLE)
+      } else {
+        await this.c.store.audit.put(uncheckedKey(logId), encodeCanonical(u))
+      }
+    }
+    this.scheduleRetry(logId)
+  }
+
+  /** The unchecked head of `logId`, if it is `head`, is settled: the log is verified again. */
+  private async settled(logId: string, head: OpenedRecord<TreeHead>): Promise<void> {
+    const u = this.unchecked.get(logId)
+    if (u === undefined || !bytesEqual(u.unchecked, head.bytes)) return
+    this.unchecked.delete(logId)
+    clearTimeout(this.retries.get(logId))
+    this.retries.delete(logId)
+    if (u.unverifiable) {
+      this.c.metrics.set('edgeward_audit_log_unverifiable', { log: logId }, 0)
+      log('log %s is settled after %d failed tries', logId, u.tries)
+      await this.c.store.audit.del(uncheckedKey(logId), DURABLE)
+    }
+  }
+
+  /**
+   * Ask again after `proofRetryMs`; once the log is unverifiable, twice as long after each
+   * further failure, up to 32 times as long, so that a holder that went offline is not dialled
+   * every few seconds for ever (a head it gossips is still asked about within `proofRetryMs`).
+   */
+  private scheduleRetry(logId: string): void {
+    if (this.stopped || this.retries.has(logId)) return
+    const beyond = Math.max(0, (this.unchecked.get(logId)?.tries ?? 0) - this.proofTries)
+    const timer = setTimeout(
+      () => {
+        this.retries.delete(logId)
+        void this.enqueue(logId, () => this.recheck(logId))
+      },
+      this.proofRetryMs * 2 ** Math.min(5, beyond),
+    )
+    timer.unref()
+    this.retries.set(logId, timer)
   }
 
   private async accept(head: OpenedRecord<TreeHead>): Promise<void> {
