@@ -1,0 +1,127 @@
+/**
+ * Policy writes through the local API's handlers, on nodes in one process: they use the node's
+ * clock, not the machine's; approving a request forwarded through a grant gives no more than
+ * that grant; approving a request for a subject the owner revoked re-admits it only when told.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { Peers } from '../../bench/peers.ts'
+import { decide, fileRequest, grant, revoke } from '../../node/api-policy.ts'
+import { waitFor } from '../../node/cli/local-network.ts'
+import type { EdgewardNode } from '../../node/node.ts'
+
+const HOUR = 3_600_000
+
+describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
+  const peers = new Peers()
+  /** the owner's node runs three hours ahead of this machine's clock */
+  const SKEW = 3 * HOUR
+  const ownerNow = () => Date.now() + SKEW
+  let gw: EdgewardNode
+  let vendor: EdgewardNode
+  let sub: EdgewardNode
+  let space: string
+
+  before(async () => {
+    await peers.init()
+    gw = await peers.node('gw', { now: ownerNow })
+    vendor = await peers.node('vendor', { now: ownerNow })
+    sub = await peers.node('sub', { now: ownerNow })
+    space = await gw.createSpace('plant')
+    await gw.data.createStream(space, 'temp')
+    await gw.data.createStream(space, 'hum')
+    for (const n of [vendor, sub]) {
+      await n.libp2p.dial(gw.libp2p.getMultiaddrs()[0])
+      await n.joinSpace(space)
+      await waitFor('the space to arrive', async () =>
+        n.policy.document(space).hasGenesis && n.policy.document(space).state.streams.size === 2 ? true : undefined,
+      )
+    }
+  })
+  after(() => peers.stopAll())
+
+  it("a grant is dated and checked by the node's clock, not the machine's", async () => {
+    // an end that is in the future for the machine, but in the past for the node, is refused
+    await assert.rejects(
+      grant(gw, space, { to: sub.identity.principal.did, streams: ['hum'], until: Date.now() + HOUR }),
+      { name: 'UsageError', message: /must end in the future/ },
+    )
+    const out = await grant(gw, space, { to: sub.identity.principal.did, streams: ['hum'], until: ownerNow() + HOUR })
+    const rec = gw.policy.document(space).state.grants.get(out.grant as string)!
+    assert.ok(Math.abs(rec.body.nbf - ownerNow()) < 60_000, 'starts at the node’s now')
+    assert.ok(Math.abs(rec.body.iat - ownerNow()) < 60_000, 'issued at the node’s now')
+  })
+
+  async function viaGrant(): Promise<string> {
+    const out = await grant(gw, space, {
+      to: vendor.identity.principal.did,
+      streams: ['temp'],
+      forms: ['raw'],
+      forward: 'ask-owner',
+      download: false,
+      until: ownerNow() + HOUR,
+    })
+    const id = out.grant as string
+    await waitFor('the vendor to hold its grant', async () =>
+      vendor.policy.document(space).state.grants.has(id) ? true : undefined,
+    )
+    return id
+  }
+
+  async function filed(node: EdgewardNode, body: Record<string, unknown>): Promise<string> {
+    const id = (
+      await waitFor('a peer of the space to take the request', async () =>
+        fileRequest(node, space, body).catch(err =>
+          err.name === 'UnreachableError' ? undefined : Promise.reject(err),
+        ),
+      )
+    ).request as string
+    await waitFor('the owner to receive the request', async () =>
+      (await gw.requests.list(space)).some(r => r.id === id) ? true : undefined,
+    )
+    return id
+  }
+
+  it('a forwarded request asks, by default, for what the grant it goes through covers; approving it gives no more', async () => {
+    const via = await viaGrant()
+    const subject = sub.identity.principal.did
+    // no --stream: the grant's streams, not '*'
+    const id = await filed(vendor, { onBehalfOf: subject, via, durationMs: 10 * HOUR, reason: 'subcontract' })
+    const asked = (await gw.requests.list(space)).find(r => r.id === id)!
+    assert.deepEqual(asked.streams, ['temp'])
+    const approved = await decide(gw, space, id, true, {})
+    const g = gw.policy.document(space).state.grants.get(approved.grant as string)!
+    assert.equal(g.body.sub, subject)
+    assert.deepEqual(g.body.streams, ['temp'])
+    assert.ok(
+      g.body.exp <= gw.policy.document(space).state.grants.get(via)!.body.exp,
+      'ends with the grant it came through',
+    )
+    assert.equal(g.body.download, false, 'keeps its view-only limit')
+  })
+
+  it('a forwarded request wider than the grant it goes through is not approved', async () => {
+    const via = await viaGrant()
+    const id = await filed(vendor, {
+      onBehalfOf: sub.identity.principal.did,
+      via,
+      streams: ['*'],
+      durationMs: HOUR,
+      reason: 'everything',
+    })
+    await assert.rejects(decide(gw, space, id, true, {}), {
+      name: 'UsageError',
+      message: /asks for more than the grant it was forwarded through covers/,
+    })
+    assert.equal((await gw.requests.list(space)).find(r => r.id === id)!.status, 'pending')
+  })
+
+  it('approving a request of a subject the owner revoked re-admits it only with readmit', async () => {
+    await revoke(gw, space, { subject: sub.identity.principal.did })
+    const id = await filed(sub, { streams: ['hum'], durationMs: HOUR, reason: 'back again' })
+    await assert.rejects(decide(gw, space, id, true, {}), { name: 'UsageError', message: /re-admits it/ })
+    const out = await decide(gw, space, id, true, { readmit: true })
+    const state = gw.policy.document(space).state
+    assert.equal(state.grantStatus(state.grants.get(out.grant as string)!, ownerNow()).status, 'active')
+  })
+})
