@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { multiaddr } from '@multiformats/multiaddr'
 import { decodeCanonical, encodeCanonical } from '../crypto/encoding.ts'
+import { UsageError } from './errors.ts'
 import { type Identity, loadIdentity } from './identity.ts'
 import { Metrics } from './metrics.ts'
 import { createNetwork, type EdgewardLibp2p, type NetworkOptions } from './network.ts'
@@ -20,6 +21,13 @@ import { RequestsService } from './services/requests.ts'
 import { openStore, type Store } from './store.ts'
 
 const log = logger('edgeward:node')
+
+/** Why a dial failed, in one line: libp2p's own reason, or the first of an AggregateError's. */
+function dialFailure(err: Error): string {
+  const inner = err instanceof AggregateError && err.errors.length > 0 ? (err.errors[0] as Error) : undefined
+  const message = err.name === 'TimeoutError' || err.name === 'AbortError' ? 'no answer within 3 s' : err.message
+  return (inner === undefined ? message : `${message}: ${inner.message}`).split('\n')[0]
+}
 
 export interface NodeOptions
   extends PolicyServiceOptions,
@@ -55,6 +63,11 @@ export class EdgewardNode {
   /** files and messages, as streams of chunks */
   readonly objects: ObjectsService
   private readonly bootstrap: string[]
+  /**
+   * The bootstrap addresses that could not be dialled when the node started, and why: the
+   * CLI says so (the node keeps redialling them every `redialIntervalMs`).
+   */
+  unreachableBootstrap: { address: string; reason: string }[] = []
   private readonly redialIntervalMs: number
   private redialTimer: NodeJS.Timeout | undefined
   private redialing: Promise<void> | undefined
@@ -86,6 +99,13 @@ export class EdgewardNode {
   }
 
   static async create(opts: NodeOptions): Promise<EdgewardNode> {
+    for (const a of opts.bootstrap ?? []) {
+      try {
+        multiaddr(a)
+      } catch (err) {
+        throw new UsageError(`--bootstrap ${a} is not a multiaddr (${(err as Error).message})`)
+      }
+    }
     const identity = await loadIdentity(opts.dataDir, opts.passphrase)
     const store = await (opts.store ?? (() => openStore(join(opts.dataDir, 'db'))))()
     try {
@@ -116,10 +136,11 @@ export class EdgewardNode {
         .put(peerId.toString(), encodeCanonical(listenAddrs.map(a => a.toString())))
         .catch((err: Error) => log('could not remember peer %s: %s', peerId, err.message))
     })
-    await this.redial()
+    this.unreachableBootstrap = await this.redial()
     this.redialTimer = setInterval(() => {
       // one redial at a time; stop() waits for the one in flight before closing the store
       this.redialing ??= this.redial()
+        .then(() => undefined)
         .catch(err => log('redial failed: %s', (err as Error).message))
         .finally(() => {
           this.redialing = undefined
@@ -128,15 +149,24 @@ export class EdgewardNode {
     this.redialTimer.unref()
   }
 
-  /** Dial bootstrap peers and every peer we knew before, that is not connected now. */
-  private async redial(): Promise<void> {
+  /**
+   * Dial bootstrap peers and every peer we knew before, that is not connected now. Returns
+   * the bootstrap addresses that failed, with the reason.
+   */
+  private async redial(): Promise<{ address: string; reason: string }[]> {
     const connected = new Set(this.libp2p.getPeers().map(p => p.toString()))
-    const targets: string[][] = this.bootstrap.map(a => [a])
+    const targets: { addrs: string[]; bootstrap: boolean }[] = this.bootstrap.map(a => ({
+      addrs: [a],
+      bootstrap: true,
+    }))
     for await (const [id, v] of this.store.peers.iterator()) {
-      if (!connected.has(id) && id !== this.identity.peerId) targets.push(decodeCanonical(v, 64 * 1024) as string[])
+      if (!connected.has(id) && id !== this.identity.peerId)
+        targets.push({ addrs: decodeCanonical(v, 64 * 1024) as string[], bootstrap: false })
     }
+    const failed: { address: string; reason: string }[] = []
     await Promise.all(
-      targets.map(async addrs => {
+      targets.map(async ({ addrs, bootstrap }) => {
+        let reason = 'no address'
         for (const a of addrs) {
           try {
             const ma = multiaddr(a)
@@ -145,11 +175,14 @@ export class EdgewardNode {
             await this.libp2p.dial(ma, { signal: AbortSignal.timeout(3000) })
             return
           } catch (err) {
-            log('dial %s failed: %s', a, (err as Error).message)
+            reason = dialFailure(err as Error)
+            log('dial %s failed: %s', a, reason)
           }
         }
+        if (bootstrap) failed.push({ address: addrs[0], reason })
       }),
     )
+    return failed
   }
 
   /** Join a space: catch up its policy, receive its readings. */

@@ -102,6 +102,8 @@ export async function runNode(
     await writeFile(`${nodeInfoPath(dataDir)}.tmp`, JSON.stringify(info, null, 2), { mode: 0o600 })
     await rename(`${nodeInfoPath(dataDir)}.tmp`, nodeInfoPath(dataDir))
     if (node.identity.developmentMode) o.err('warning: development mode: private keys are stored unencrypted')
+    for (const b of node.unreachableBootstrap)
+      o.err(`warning: cannot reach bootstrap peer ${b.address}: ${b.reason} (retrying every few seconds)`)
     print(
       o,
       info,
