@@ -6,6 +6,7 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { ID_PATTERN } from '../../protocols/validate.ts'
 import { UsageError } from '../errors.ts'
 import * as cmd from './commands.ts'
 import * as policy from './policy-commands.ts'
@@ -177,18 +178,53 @@ function port(value: string | undefined, fallback: number, name: string): number
 
 function positionals(list: string[], count: number, usage: string): string[] {
   if (list.length !== count) throw new UsageError(`usage: edgeward ${usage}`)
+  if (list.some(a => a === '')) throw new UsageError(`an argument is empty: usage: edgeward ${usage}`)
   return list
+}
+
+/** positionals() whose first is SPACE. */
+function withSpace(list: string[], count: number, usage: string): string[] {
+  const args = positionals(list, count, usage)
+  spaceId(args[0])
+  return args
+}
+
+/** A SPACE argument: the space's id as `space create` printed it. */
+function spaceId(text: string): string {
+  if (!ID_PATTERN.test(text))
+    throw new UsageError(`not a space id: ${JSON.stringify(text)} (64 hex characters, as \`space create\` prints)`)
+  return text
+}
+
+/**
+ * `--for -5h`, `--max-releases -1`: an option's value that starts with a dash is taken as
+ * `--for=-5h`, so that the command's own check refuses it in one line (parseArgs would
+ * take it for an option and answer with three lines of its own).
+ */
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const option = a.startsWith('--') ? OPTIONS[a.slice(2) as keyof typeof OPTIONS] : undefined
+    const next = argv[i + 1]
+    if (option?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${a}=${next}`)
+      i++
+    } else out.push(a)
+  }
+  return out
 }
 
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; args: string[] }>>
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: joinDashValues(argv), options: OPTIONS, allowPositionals: true, strict: true })
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
   const v = parsed.values
   const [command, ...rest] = parsed.positionals
+  running = command
   if (v.help || command === undefined || command === 'help') {
     process.stdout.write(HELP)
     return command === undefined && !v.help ? 2 : 0
@@ -204,8 +240,9 @@ async function main(argv: string[]): Promise<number> {
   const dataDir = resolve(v.data ?? join(homedir(), '.edgeward'))
   const o: cmd.Output = {
     json: v.json,
-    out: line => process.stdout.write(`${line}\n`),
-    err: line => process.stderr.write(`${line}\n`),
+    // once a reader closed the pipe (see onBrokenPipe), what is left to say goes nowhere
+    out: line => void (closed.has(process.stdout) || process.stdout.write(`${line}\n`)),
+    err: line => void (closed.has(process.stderr) || process.stderr.write(`${line}\n`)),
   }
   switch (command) {
     case 'init':
@@ -231,7 +268,7 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'ingest': {
-      const [space] = positionals(
+      const [space] = withSpace(
         rest,
         1,
         'ingest SPACE --mqtt URL --topic PATTERN [--map STREAM=TOPIC]... [--mqtt-version 4|5]',
@@ -247,7 +284,7 @@ async function main(argv: string[]): Promise<number> {
     case 'space': {
       const [sub, arg] = positionals(rest, 2, 'space (create NAME | join SPACE_ID)')
       if (sub === 'create') await cmd.spaceCreate(dataDir, arg, o)
-      else if (sub === 'join') await cmd.spaceJoin(dataDir, arg, o)
+      else if (sub === 'join') await cmd.spaceJoin(dataDir, spaceId(arg), o)
       else throw new UsageError('usage: edgeward space (create NAME | join SPACE_ID)')
       return 0
     }
@@ -258,21 +295,21 @@ async function main(argv: string[]): Promise<number> {
         'stream create SPACE NAME [--epoch DURATION] [--aggregate WINDOW]...',
       )
       if (sub !== 'create') throw new UsageError('usage: edgeward stream create SPACE NAME')
-      await cmd.streamCreate(dataDir, space, name, { epoch: v.epoch, form: v.form, aggregate: v.aggregate }, o)
+      await cmd.streamCreate(dataDir, spaceId(space), name, { epoch: v.epoch, form: v.form, aggregate: v.aggregate }, o)
       return 0
     }
     case 'retention': {
-      const [space, stream] = positionals(rest, 2, 'retention SPACE STREAM [--max-age DURATION] [--max-count N]')
+      const [space, stream] = withSpace(rest, 2, 'retention SPACE STREAM [--max-age DURATION] [--max-count N]')
       await cmd.retention(dataDir, space, stream, { maxAge: v['max-age'], maxCount: v['max-count'] }, o)
       return 0
     }
     case 'publish': {
-      const [space, stream] = positionals(rest, 2, 'publish SPACE STREAM < readings.ndjson')
+      const [space, stream] = withSpace(rest, 2, 'publish SPACE STREAM < readings.ndjson')
       await cmd.publish(dataDir, space, stream, process.stdin, o)
       return 0
     }
     case 'grant': {
-      const [space] = positionals(rest, 1, 'grant SPACE --to DID (--for DURATION | --until TIME) [options]')
+      const [space] = withSpace(rest, 1, 'grant SPACE --to DID (--for DURATION | --until TIME) [options]')
       await policy.grant(
         dataDir,
         space,
@@ -297,11 +334,7 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'revoke': {
-      const [space] = positionals(
-        rest,
-        1,
-        'revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID)',
-      )
+      const [space] = withSpace(rest, 1, 'revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID)')
       await policy.revoke(
         dataDir,
         space,
@@ -311,17 +344,17 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'grants': {
-      const [space] = positionals(rest, 1, 'grants SPACE')
+      const [space] = withSpace(rest, 1, 'grants SPACE')
       await policy.grants(dataDir, space, o)
       return 0
     }
     case 'delegate': {
-      const [space] = positionals(rest, 1, 'delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)')
+      const [space] = withSpace(rest, 1, 'delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)')
       await policy.delegate(dataDir, space, { to: v.to, stream: v.stream, for: v.for, from: v.from, until: v.until }, o)
       return 0
     }
     case 'request': {
-      const [space] = positionals(rest, 1, 'request SPACE --for DURATION --reason TEXT [--stream S]...')
+      const [space] = withSpace(rest, 1, 'request SPACE --for DURATION --reason TEXT [--stream S]...')
       await policy.request(
         dataDir,
         space,
@@ -331,18 +364,18 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'requests': {
-      const [space] = positionals(rest, 1, 'requests SPACE')
+      const [space] = withSpace(rest, 1, 'requests SPACE')
       await policy.requests(dataDir, space, o)
       return 0
     }
     case 'approve':
     case 'deny': {
-      const [space, id] = positionals(rest, 2, `${command} SPACE REQUEST`)
+      const [space, id] = withSpace(rest, 2, `${command} SPACE REQUEST`)
       await policy.decide(dataDir, space, id, command === 'approve', { for: v.for, reason: v.reason }, o)
       return 0
     }
     case 'share': {
-      const [space, file] = positionals(rest, 2, 'share SPACE FILE --to DID [--for DURATION] [--no-download]')
+      const [space, file] = withSpace(rest, 2, 'share SPACE FILE --to DID [--for DURATION] [--no-download]')
       const objects = await import('./objects.ts')
       await objects.share(
         dataDir,
@@ -356,11 +389,11 @@ async function main(argv: string[]): Promise<number> {
     case 'message': {
       if (rest.length < 2) throw new UsageError('usage: edgeward message SPACE --to DID [--for DURATION] TEXT')
       const objects = await import('./objects.ts')
-      await objects.message(dataDir, rest[0], rest.slice(1).join(' '), { to: v.to, for: v.for }, o)
+      await objects.message(dataDir, spaceId(rest[0]), rest.slice(1).join(' '), { to: v.to, for: v.for }, o)
       return 0
     }
     case 'open': {
-      const [space, object] = positionals(rest, 2, 'open SPACE OBJECT [--out FILE]')
+      const [space, object] = withSpace(rest, 2, 'open SPACE OBJECT [--out FILE]')
       const objects = await import('./objects.ts')
       await objects.open(
         dataDir,
@@ -373,13 +406,13 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'access': {
-      const [space, object] = positionals(rest, 2, 'access SPACE OBJECT')
+      const [space, object] = withSpace(rest, 2, 'access SPACE OBJECT')
       const objects = await import('./objects.ts')
       await objects.access(dataDir, space, object, o)
       return 0
     }
     case 'read': {
-      const [space, stream] = positionals(rest, 2, 'read SPACE STREAM [--since MS] [--follow]')
+      const [space, stream] = withSpace(rest, 2, 'read SPACE STREAM [--since MS] [--follow]')
       if (v.form.length > 1) throw new UsageError('read takes one --form')
       await cmd.read(dataDir, space, stream, { since: v.since, follow: v.follow, form: v.form[0] }, o)
       return 0
@@ -390,7 +423,7 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'report') {
         await auditReport(
           dataDir,
-          arg,
+          spaceId(arg),
           { subject: v.subject, resource: v.resource, from: v.from, until: v.until, out: v.out },
           o,
         )
@@ -413,6 +446,31 @@ async function main(argv: string[]): Promise<number> {
 
 const EXIT: Record<string, number> = { UsageError: 2, AccessRefusedError: 3, InvalidDidError: 2 }
 
+/** the command main() runs, once its arguments parsed */
+let running: string | undefined
+/** stdout and stderr, once closed by their reader */
+const closed = new Set<NodeJS.WritableStream>()
+
+/**
+ * Our output closed by its reader (`edgeward read … | head`) is not a failure: a command ends
+ * quietly, with exit code 0; `ingest` stops as on Ctrl-C, so that the node ends that ingestion;
+ * a node (start, gateway, demo) keeps running, as it writes to stdout only when it starts.
+ */
+function onBrokenPipe(stream: NodeJS.WritableStream, err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err
+  // each write to a closed pipe fails again: the first failure decides
+  if (closed.size > 0) {
+    closed.add(stream)
+    return
+  }
+  closed.add(stream)
+  if (running === 'start' || running === 'gateway' || running === 'demo') return
+  if (running === 'ingest') process.kill(process.pid, 'SIGINT')
+  else process.exit(0)
+}
+process.stdout.on('error', err => onBrokenPipe(process.stdout, err))
+process.stderr.on('error', err => onBrokenPipe(process.stderr, err))
+
 const verbose = process.argv.includes('--verbose')
 
 // A running node must not die of a network failure that a library leaves unhandled in the
@@ -433,9 +491,12 @@ main(process.argv.slice(2)).then(
   code => {
     process.exitCode = code
   },
-  (err: Error) => {
+  (thrown: unknown) => {
+    const err = thrown instanceof Error ? thrown : new Error(String(thrown))
     const prefix = err.name === 'AccessRefusedError' ? 'refused' : 'error'
-    process.stderr.write(`edgeward: ${prefix}: ${err.message}\n`)
+    // one line, whatever a library put in its message
+    const message = err.message.trim().replace(/\s*\n\s*/g, ' ')
+    if (!closed.has(process.stderr)) process.stderr.write(`edgeward: ${prefix}: ${message}\n`)
     if (verbose) process.stderr.write(`${err.stack}\n`)
     process.exitCode = EXIT[err.name] ?? 1
   },

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readApiToken } from '../api-token.ts'
-import { AccessRefusedError, NodeStateError, NotFoundError, UsageError } from '../errors.ts'
+import { AccessRefusedError, NodeStateError, NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 
 export interface NodeInfo {
   peerId: string
@@ -29,6 +29,7 @@ function errorFrom(status: number, body: { error?: { name?: string; message?: st
   if (status === 403) return new AccessRefusedError(body.error?.code ?? 'refused', message)
   if (status === 400) return new UsageError(message)
   if (status === 404) return new NotFoundError(message)
+  if (status === 503) return new UnreachableError(message)
   return new Error(message)
 }
 

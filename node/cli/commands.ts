@@ -5,6 +5,7 @@
  */
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
+import { isForm } from '../../protocols/policy/records.ts'
 import type { ApiServer } from '../api.ts'
 import { ensureApiToken } from '../api-token.ts'
 import { UsageError } from '../errors.ts'
@@ -207,6 +208,10 @@ export async function streamCreate(
   opts: { epoch?: string; form: string[]; aggregate: string[] },
   o: Output,
 ): Promise<void> {
+  for (const w of opts.aggregate) {
+    if (!isForm(`aggregate:${w}`))
+      throw new UsageError(`--aggregate takes a window of 1s to 366d such as 15m, 1h or 7d, got ${w}`)
+  }
   // --aggregate adds to the default forms (raw and hashed); --form names them all (raw always)
   const base = opts.form.length > 0 ? opts.form : ['hashed']
   const forms =
