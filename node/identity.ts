@@ -5,7 +5,7 @@
  * this peer and its X25519 key to the principal.
  */
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { chmod, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -24,6 +24,7 @@ import {
 import { isPlaintextKeystore, lockSecrets, unlockSecrets } from '../crypto/keystore.ts'
 import type { OpenedRecord } from '../crypto/signed.ts'
 import { createDeviceCert, type DeviceCert, openDeviceCert } from '../protocols/policy/records.ts'
+import { createDataDir, keepDataDirPrivate, type Warn } from './data-dir.ts'
 import { NodeStateError, NotFoundError } from './errors.ts'
 
 const IDENTITY_FILE = 'identity.cbor'
@@ -48,14 +49,18 @@ export function hasIdentity(dataDir: string): boolean {
   return existsSync(identityPath(dataDir))
 }
 
+/**
+ * Create the data directory (private to its user: node/data-dir.ts) and a new identity in it.
+ * `warn`: where to say what in an existing directory was made private (default stderr).
+ */
 export async function createIdentity(
   dataDir: string,
-  opts: { passphrase?: string; force?: boolean; now: number },
+  opts: { passphrase?: string; force?: boolean; now: number; warn?: Warn },
 ): Promise<Identity> {
   if (hasIdentity(dataDir) && opts.force !== true) {
     throw new NodeStateError(`an identity already exists in ${dataDir} (use --force to replace it)`)
   }
-  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  await createDataDir(dataDir, opts.warn)
   const principalKp = generateSigningKeyPair()
   const principal = { ...principalKp, did: didFromPublicKey(principalKp.publicKey) }
   const peerKey = await generateKeyPair('Ed25519')
@@ -86,8 +91,17 @@ export async function createIdentity(
   }
 }
 
-export async function loadIdentity(dataDir: string, passphrase?: string): Promise<Identity> {
+/**
+ * Load the identity, once its data directory is private to its user (what others could reach
+ * is made private and said so through `warn`, default stderr; what another user owns is refused).
+ */
+export async function loadIdentity(
+  dataDir: string,
+  passphrase?: string,
+  opts: { warn?: Warn } = {},
+): Promise<Identity> {
   if (!hasIdentity(dataDir)) throw new NotFoundError(`no identity in ${dataDir}: run \`edgeward init\` first`)
+  await keepDataDirPrivate(dataDir, opts.warn)
   const file = decodeCanonical(await readFile(identityPath(dataDir)), 1024 * 1024) as {
     keystore: Uint8Array
     device: Uint8Array

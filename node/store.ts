@@ -13,6 +13,8 @@
  * - `settings`: local settings, such as retention per stream
  * Writes that must not be lost are atomic batches and synced.
  */
+import { mkdir } from 'node:fs/promises'
+import { isMainThread } from 'node:worker_threads'
 import type { AbstractLevel, AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { MemoryLevel } from 'memory-level'
@@ -40,7 +42,15 @@ export interface Store {
 
 const enc = { keyEncoding: 'utf8', valueEncoding: 'view' } as const
 
+/**
+ * Open (creating it 0700 if need be) the LevelDB at `path`. LevelDB creates its files with
+ * modes of its own (0644, 0666) as long as the store is open, so opening one also sets this
+ * process's umask to keep group and others out of whatever it creates from then on (on top of
+ * the umask it had; in worker threads, which cannot, the directory's 0700 keeps them out).
+ */
 export async function openStore(path: string): Promise<Store> {
+  keepNewFilesPrivate()
+  await mkdir(path, { recursive: true, mode: 0o700 })
   const db = new Level<string, Bytes>(path, enc)
   try {
     await db.open()
@@ -52,6 +62,12 @@ export async function openStore(path: string): Promise<Store> {
     throw err
   }
   return sublevels(db as unknown as Db)
+}
+
+function keepNewFilesPrivate(): void {
+  if (!isMainThread || process.platform === 'win32') return
+  const umask = process.umask(0o077)
+  process.umask(umask | 0o077)
 }
 
 /** A store that lives in memory only: for the simulator's runs that do not keep state on disk. */
