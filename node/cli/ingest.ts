@@ -118,8 +118,10 @@ async function spaceNamed(node: EdgewardNode, name: string): Promise<{ space: st
 }
 
 /**
- * `start` with an embedded MQTT broker on 127.0.0.1:`mqttPort`; with `space`, every topic it
- * receives (`#`) is ingested into that space (topics `STREAM` or `ANYTHING/STREAM`).
+ * `start` with an embedded MQTT broker on 127.0.0.1:`mqttPort`, which accepts only clients
+ * with the credentials kept in DIR/mqtt-credentials (made on first start); with `space`,
+ * every topic it receives is stored into that space (topics `STREAM` or `ANYTHING/STREAM`)
+ * before the broker acknowledges it.
  */
 export async function gateway(
   dataDir: string,
@@ -127,25 +129,32 @@ export async function gateway(
   o: Output,
 ): Promise<void> {
   await runNode(dataDir, opts, o, async (node, ingestions) => {
-    const { EmbeddedBroker } = await import('../services/mqtt.ts')
-    const broker = await EmbeddedBroker.start({ port: opts.mqttPort })
-    try {
-      const lines = [`mqtt: ${broker.url}`]
-      let ingestSpace: string | undefined
-      if (opts.space !== undefined) {
-        const { space, created } = await spaceNamed(node, opts.space)
-        await ingestions.start({ space, url: broker.url, topic: '#', protocolVersion: 4 })
-        ingestSpace = space
-        lines.push(`ingesting every topic into ${opts.space}: ${space}${created ? ' (created)' : ''}`)
-      }
-      return {
-        info: { mqtt: broker.url, ...(ingestSpace === undefined ? {} : { ingestSpace }) },
-        lines,
-        stop: () => broker.stop(),
-      }
-    } catch (err) {
-      await broker.stop()
-      throw err
+    const { EmbeddedBroker, mqttCredentials } = await import('../services/mqtt.ts')
+    const { credentials, path, created } = await mqttCredentials(dataDir)
+    const target = opts.space === undefined ? undefined : await spaceNamed(node, opts.space)
+    const broker = await EmbeddedBroker.start(node, {
+      port: opts.mqttPort,
+      credentials,
+      ...(target === undefined ? {} : { ingest: { space: target.space } }),
+    })
+    const lines = [
+      `mqtt: ${broker.url}`,
+      `mqtt credentials: ${path}${created ? ' (made now)' : ''}: user ${credentials.username}, the password is in the file`,
+    ]
+    if (broker.ingest !== undefined && target !== undefined) {
+      ingestions.attach(broker.ingest)
+      lines.push(
+        `ingesting every topic into ${opts.space}: ${target.space}${target.created ? ' (created)' : ''}, acknowledged once stored`,
+      )
+    }
+    return {
+      info: {
+        mqtt: broker.url,
+        mqttCredentials: path,
+        ...(target === undefined ? {} : { ingestSpace: target.space }),
+      },
+      lines,
+      stop: () => broker.stop(),
     }
   })
 }

@@ -1,12 +1,12 @@
 /**
- * What the MQTT tests share: a gateway node in one process with an embedded broker, a
- * mosquitto of its own (own config, random port on 127.0.0.1) when it is installed, MQTT
- * publishers, and waiting for an ingestion to settle. Each `stop` ends what it started.
+ * What the MQTT tests share: a gateway node in one process with an embedded broker (and its
+ * credentials), a mosquitto of its own (own config, random port on 127.0.0.1) when it is
+ * installed, MQTT publishers, and waiting for an ingestion to settle. Each `stop` ends what it started.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,15 @@ import mqtt from 'mqtt'
 import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
-import type { MqttIngest } from '../../node/services/mqtt.ts'
+import {
+  EmbeddedBroker,
+  type EmbeddedBrokerOptions,
+  type IngestComponents,
+  MQTT_CREDENTIALS_FILE,
+  type MqttCredentials,
+  type MqttIngest,
+  newMqttCredentials,
+} from '../../node/services/mqtt.ts'
 
 export const MOSQUITTO = '/usr/sbin/mosquitto'
 export const hasMosquitto = existsSync(MOSQUITTO)
@@ -123,9 +131,31 @@ export class GatewayNode {
   }
 }
 
-/** Publish each [topic, payload] at QoS 1 in order, from a client of that protocol version, then disconnect. */
-export async function publishAll(url: string, version: 4 | 5, messages: [string, string][]): Promise<void> {
-  const client = await mqtt.connectAsync(url, { protocolVersion: version, reconnectPeriod: 0 })
+/** The credentials in a gateway's data directory (DIR/mqtt-credentials), as a device is given them. */
+export async function credentialsIn(dataDir: string): Promise<MqttCredentials> {
+  return JSON.parse(await readFile(join(dataDir, MQTT_CREDENTIALS_FILE), 'utf8'))
+}
+
+/** Start an embedded broker on a free port of 127.0.0.1 with new credentials, as the tests' gateways do. */
+export async function startBroker(
+  c: IngestComponents,
+  opts: Omit<EmbeddedBrokerOptions, 'credentials' | 'port'> = {},
+): Promise<EmbeddedBroker & { credentials: MqttCredentials }> {
+  const credentials = newMqttCredentials()
+  return Object.assign(await EmbeddedBroker.start(c, { port: 0, credentials, ...opts }), { credentials })
+}
+
+/**
+ * Publish each [topic, payload] at QoS 1 in order, from a client of that protocol version
+ * (with `auth`, the broker's user name and password), then disconnect.
+ */
+export async function publishAll(
+  url: string,
+  version: 4 | 5,
+  messages: [string, string][],
+  auth: Partial<MqttCredentials> = {},
+): Promise<void> {
+  const client = await mqtt.connectAsync(url, { protocolVersion: version, reconnectPeriod: 0, ...auth })
   try {
     for (const [topic, payload] of messages) await client.publishAsync(topic, payload, { qos: 1 })
   } finally {

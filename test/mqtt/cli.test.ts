@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readApiToken } from '../../node/api-token.ts'
 import { BIN, type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
-import { Mosquitto, needsMosquitto, publishAll } from './brokers.ts'
+import { credentialsIn, Mosquitto, needsMosquitto, publishAll } from './brokers.ts'
 
 const lines = (stdout: string) =>
   stdout
@@ -57,8 +57,16 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
       command: 'gateway',
       args: ['--mqtt-port', '0', '--space', 'plant'],
     })
-    const info = peers.gateway.info as typeof peers.gateway.info & { mqtt: string; ingestSpace: string }
+    const info = peers.gateway.info as typeof peers.gateway.info & {
+      mqtt: string
+      ingestSpace: string
+      mqttCredentials: string
+    }
     assert.match(info.mqtt, /^mqtt:\/\/127\.0\.0\.1:\d+$/)
+    assert.equal(info.mqttCredentials, join(root, 'gateway', 'mqtt-credentials'), 'the output says where they are')
+    assert.equal((await stat(info.mqttCredentials)).mode & 0o777, 0o600)
+    const credentials = await credentialsIn(join(root, 'gateway'))
+    await assert.rejects(publishAll(info.mqtt, 4, [['plant/temperature', '1']]), /not authorized/i)
     assert.notEqual(info.mqtt, 'mqtt://127.0.0.1:1883', '--mqtt-port 0 picks a free port')
     const space = info.ingestSpace
     assert.match(space, /^[0-9a-f]{64}$/)
@@ -72,12 +80,17 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
     })
 
     const T = Date.now() - 60_000
-    await publishAll(info.mqtt, 4, [
-      ['plant/line1/temperature', '20.5'],
-      ['plant/line1/temperature', JSON.stringify({ ts: T, value: 21 })],
-      ['temperature', JSON.stringify({ ts: T + 1, value: { c: 22 } })],
-      ['plant/line1/temperature', 'oops'],
-    ])
+    await publishAll(
+      info.mqtt,
+      4,
+      [
+        ['plant/line1/temperature', '20.5'],
+        ['plant/line1/temperature', JSON.stringify({ ts: T, value: 21 })],
+        ['temperature', JSON.stringify({ ts: T + 1, value: { c: 22 } })],
+        ['plant/line1/temperature', 'oops'],
+      ],
+      credentials,
+    )
     const gw = await peers.gateway.api()
     await waitFor('the gateway to store 3 readings and refuse 1', async () => {
       const { ingestions } = await gw.call<{ ingestions: { stats: { ok: number; errors: Record<string, number> } }[] }>(
@@ -92,6 +105,7 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
     const metrics = await res.text()
     assert.match(metrics, /edgeward_mqtt_messages_total\{result="ok"\} 3/)
     assert.match(metrics, /edgeward_mqtt_messages_total\{reason="not-json",result="error"\} 1/)
+    assert.match(metrics, /edgeward_mqtt_connections_refused_total\{reason="no-credentials"\} 1/)
 
     const g = await peers.gateway.cli(['grant', space, '--to', dids.reader, '--stream', 'temperature', '--for', '1h'])
     assert.equal(g.code, 0, g.stderr)
@@ -107,6 +121,7 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
   })
 
   it('gateway: restarted with the same --space, it ingests into the space it already owns', async () => {
+    const credentials = await credentialsIn(join(root, 'gateway'))
     const before = (peers.gateway.info as unknown as { ingestSpace: string }).ingestSpace
     assert.equal(await peers.gateway.stop(), 0)
     peers.gateway = await startPeer('gateway', join(root, 'gateway'), {
@@ -114,6 +129,9 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
       args: ['--mqtt-port', '0', '--space', 'plant'],
     })
     assert.equal((peers.gateway.info as unknown as { ingestSpace: string }).ingestSpace, before)
+    const restarted = peers.gateway.info as unknown as { mqtt: string }
+    await publishAll(restarted.mqtt, 4, [['plant/temperature', '1']], credentials)
+    assert.deepEqual(await credentialsIn(join(root, 'gateway')), credentials, 'the credentials are kept')
     const s = await (await peers.gateway.api()).call<{ spaces: unknown[] }>('GET', '/v1/status')
     assert.equal(s.spaces.length, 1, 'no second space named plant')
   })

@@ -11,12 +11,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { Client, PublishPacket, PubrelPacket } from 'aedes'
 import { waitFor } from '../../node/cli/local-network.ts'
-import { EmbeddedBroker, MqttIngest } from '../../node/services/mqtt.ts'
-import { assertNoTcpLeft, GatewayNode, publishAll, settled } from './brokers.ts'
+import { MqttIngest } from '../../node/services/mqtt.ts'
+import { assertNoTcpLeft, GatewayNode, publishAll, settled, startBroker } from './brokers.ts'
 
 describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 }, () => {
   let gw: GatewayNode
-  let broker: EmbeddedBroker
+  let broker: Awaited<ReturnType<typeof startBroker>>
   const running: MqttIngest[] = []
   /** payloads acknowledged to the broker, per client id, in the order the broker got the PUBACKs */
   const acked = new Map<string, string[]>()
@@ -30,7 +30,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
 
   before(async () => {
     gw = await GatewayNode.start()
-    broker = await EmbeddedBroker.start({ port: 0 })
+    broker = await startBroker(gw.node)
     publish = gw.node.data.publish
     gw.node.data.publish = async (space, stream, readings) => {
       const fault = faults.shift()
@@ -56,7 +56,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   })
 
   const start = async (opts: { space: string; topic: string; clientId: string; stopTimeoutMs?: number }) => {
-    const ingest = await MqttIngest.start(gw.node, { url: broker.url, ...opts })
+    const ingest = await MqttIngest.start(gw.node, { url: broker.url, ...broker.credentials, ...opts })
     running.push(ingest)
     return ingest
   }
@@ -67,11 +67,16 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     const space = await gw.node.createSpace('retry')
     const ingest = await start({ space, topic: 'retry/#', clientId: 'retry' })
     faults.push(() => Promise.reject(new Error('disk full')))
-    await publishAll(broker.url, 4, [
-      ['retry/temperature', '1'],
-      ['retry/temperature', '2'],
-      ['retry/temperature', '3'],
-    ])
+    await publishAll(
+      broker.url,
+      4,
+      [
+        ['retry/temperature', '1'],
+        ['retry/temperature', '2'],
+        ['retry/temperature', '3'],
+      ],
+      broker.credentials,
+    )
     await settled(ingest, 3)
     assert.equal(ingest.stats().storageFailures, 1, 'the first store failed')
     assert.equal(gw.node.metrics.total('edgeward_mqtt_storage_failures_total'), 1)
@@ -92,11 +97,16 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       return wrapped.call(gw.node.data, sp, stream, readings)
     }
     try {
-      await publishAll(broker.url, 4, [
-        ['order/slow', '10'],
-        ['order/fast', '11'],
-        ['order/fast', '12'],
-      ])
+      await publishAll(
+        broker.url,
+        4,
+        [
+          ['order/slow', '10'],
+          ['order/fast', '11'],
+          ['order/fast', '12'],
+        ],
+        broker.credentials,
+      )
       await waitFor('the fast stream to be stored', async () => (stored.has('12') ? true : undefined))
       assert.equal(acked.get('order'), undefined, 'nothing is acknowledged while the first message is not stored')
       release()
@@ -116,11 +126,16 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     const first = await start(opts)
     // the store never answers: as if the process hung or died between receipt and storage
     faults.push(() => new Promise<never>(() => {}))
-    await publishAll(broker.url, 4, [
-      ['crash/pressure', '7'],
-      ['crash/pressure', '8'],
-      ['crash/pressure', '9'],
-    ])
+    await publishAll(
+      broker.url,
+      4,
+      [
+        ['crash/pressure', '7'],
+        ['crash/pressure', '8'],
+        ['crash/pressure', '9'],
+      ],
+      broker.credentials,
+    )
     await waitFor('the messages to reach the ingestion', async () => (first.stats().received === 3 ? true : undefined))
     await first.stop()
     assert.equal(first.stats().pending, 3, 'given up on after stopTimeoutMs')
@@ -147,10 +162,15 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       return wrapped.call(gw.node.data, sp, stream, readings)
     }
     try {
-      await publishAll(broker.url, 4, [
-        ['drop/flow', '30'],
-        ['drop/flow', '31'],
-      ])
+      await publishAll(
+        broker.url,
+        4,
+        [
+          ['drop/flow', '30'],
+          ['drop/flow', '31'],
+        ],
+        broker.credentials,
+      )
       await waitFor('the messages to arrive', async () => (ingest.stats().received === 2 ? true : undefined))
       const clients = (broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients
       clients.drop.close()
@@ -178,7 +198,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   it('stores and acknowledges what is batched when stopped in time', async () => {
     const space = await gw.node.createSpace('stop')
     const ingest = await start({ space, topic: 'stop/#', clientId: 'stop' })
-    await publishAll(broker.url, 4, [['stop/level', '5']])
+    await publishAll(broker.url, 4, [['stop/level', '5']], broker.credentials)
     await waitFor('the message to arrive', async () => (ingest.stats().received === 1 ? true : undefined))
     await ingest.stop()
     assert.equal(ingest.stats().ok, 1)

@@ -10,7 +10,6 @@ import { after, before, describe, it } from 'node:test'
 import mqtt from 'mqtt'
 import { Metrics } from '../../node/metrics.ts'
 import {
-  EmbeddedBroker,
   isTopicFilter,
   MqttIngest,
   type MqttIngestOptions,
@@ -26,6 +25,7 @@ import {
   needsMosquitto,
   publishAll,
   settled,
+  startBroker,
 } from './brokers.ts'
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -112,13 +112,13 @@ describe('MQTT payloads and topics', () => {
 
 describe('MQTT ingestion into a space', { timeout: 60_000 }, () => {
   let gw: GatewayNode
-  let aedes: EmbeddedBroker
+  let aedes: Awaited<ReturnType<typeof startBroker>>
   let mosquitto: Mosquitto | undefined
   const running: MqttIngest[] = []
 
   before(async () => {
     gw = await GatewayNode.start()
-    aedes = await EmbeddedBroker.start({ port: 0 })
+    aedes = await startBroker(gw.node)
     if (hasMosquitto) mosquitto = await Mosquitto.start()
   })
 
@@ -143,11 +143,15 @@ describe('MQTT ingestion into a space', { timeout: 60_000 }, () => {
       url,
       topic: `${prefix}/#`,
       protocolVersion: version,
+      ...authFor(url),
       ...opts,
     })
     running.push(ingest)
     return { space, ingest, prefix }
   }
+
+  /** the embedded broker asks for its credentials; the tests' mosquitto takes anyone */
+  const authFor = (url: string) => (url === aedes.url ? aedes.credentials : {})
 
   const brokers = (): [string, () => string, 4 | 5][] => [
     ['the embedded broker', () => aedes.url, 4],
@@ -162,19 +166,24 @@ describe('MQTT ingestion into a space', { timeout: 60_000 }, () => {
       const { space, ingest, prefix } = await ingestFrom(url(), version)
       const T = 1_700_000_000_000
       const t0 = Date.now()
-      await publishAll(url(), version, [
-        [`${prefix}/line1/temperature`, '21.5'],
-        [`${prefix}/line1/temperature`, JSON.stringify({ ts: T, value: 22 })],
-        [`${prefix}/line1/pressure`, JSON.stringify({ bar: 1.2, ok: true })],
-        [`${prefix}/line1/temperature`, JSON.stringify({ ts: T + 1, value: { c: 23, f: 73.4 } })],
-        [`${prefix}/line1/temperature`, 'not json'],
-        [`${prefix}/line1/temperature`, '[1,2]'],
-        [`${prefix}/line1/temperature`, '"str"'],
-        [`${prefix}/line1/pressure`, '{"ts": 3, "value": "hot"}'],
-        [`${prefix}/line1/bad stream`, '1'],
-        [`${prefix}/line1/temperature`, '-4'],
-        ['elsewhere/temperature', '99'],
-      ])
+      await publishAll(
+        url(),
+        version,
+        [
+          [`${prefix}/line1/temperature`, '21.5'],
+          [`${prefix}/line1/temperature`, JSON.stringify({ ts: T, value: 22 })],
+          [`${prefix}/line1/pressure`, JSON.stringify({ bar: 1.2, ok: true })],
+          [`${prefix}/line1/temperature`, JSON.stringify({ ts: T + 1, value: { c: 23, f: 73.4 } })],
+          [`${prefix}/line1/temperature`, 'not json'],
+          [`${prefix}/line1/temperature`, '[1,2]'],
+          [`${prefix}/line1/temperature`, '"str"'],
+          [`${prefix}/line1/pressure`, '{"ts": 3, "value": "hot"}'],
+          [`${prefix}/line1/bad stream`, '1'],
+          [`${prefix}/line1/temperature`, '-4'],
+          ['elsewhere/temperature', '99'],
+        ],
+        authFor(url()),
+      )
       await settled(ingest, 10)
       const t1 = Date.now()
 
@@ -214,12 +223,17 @@ describe('MQTT ingestion into a space', { timeout: 60_000 }, () => {
     const { space, ingest, prefix } = await ingestFrom(aedes.url, 4, {
       map: { boiler: '+/+/temp', hall: '+/hall/#' },
     })
-    await publishAll(aedes.url, 4, [
-      [`${prefix}/b1/temp`, '70'],
-      [`${prefix}/hall/lux`, '300'],
-      [`${prefix}/hall/temp`, '19'],
-      [`${prefix}/b1/pressure`, '2'],
-    ])
+    await publishAll(
+      aedes.url,
+      4,
+      [
+        [`${prefix}/b1/temp`, '70'],
+        [`${prefix}/hall/lux`, '300'],
+        [`${prefix}/hall/temp`, '19'],
+        [`${prefix}/b1/pressure`, '2'],
+      ],
+      aedes.credentials,
+    )
     await settled(ingest, 4)
     assert.deepEqual(
       (await gw.stored(space, 'boiler')).map(r => r.value),
@@ -244,7 +258,7 @@ describe('MQTT ingestion into a space', { timeout: 60_000 }, () => {
     const messages: [string, string][] = []
     for (let i = 0; i < n; i++) messages.push([`${prefix}/${i % 2 === 0 ? 'a' : 'b'}`, String(i)])
     const t0 = performance.now()
-    const client = await mqtt.connectAsync(aedes.url, { protocolVersion: 4, reconnectPeriod: 0 })
+    const client = await mqtt.connectAsync(aedes.url, { protocolVersion: 4, reconnectPeriod: 0, ...aedes.credentials })
     try {
       await Promise.all(messages.map(([topic, payload]) => client.publishAsync(topic, payload, { qos: 1 })))
     } finally {
@@ -274,14 +288,21 @@ describe('MQTT ingestion into a space', { timeout: 60_000 }, () => {
   it('is refused by the embedded broker with MQTT 5, which it does not speak, with a clear error', async () => {
     const space = await gw.node.createSpace('mqtt-v5')
     await assert.rejects(
-      MqttIngest.start(gw.node, { space, url: aedes.url, topic: '#', protocolVersion: 5, connectTimeoutMs: 3000 }),
+      MqttIngest.start(gw.node, {
+        space,
+        url: aedes.url,
+        topic: '#',
+        protocolVersion: 5,
+        connectTimeoutMs: 3000,
+        ...aedes.credentials,
+      }),
       /could not ingest # from mqtt:\/\/127\.0\.0\.1:\d+: .*(protocol|closed|no answer)/i,
     )
   })
 
   it('fails to start, with the reason, when no broker answers', async () => {
     const space = await gw.node.createSpace('mqtt-none')
-    const closed = await EmbeddedBroker.start({ port: 0 })
+    const closed = await startBroker(gw.node)
     const url = closed.url
     await closed.stop()
     await assert.rejects(
