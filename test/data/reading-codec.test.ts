@@ -33,7 +33,7 @@ const count = fc.oneof(fc.constantFrom(...edges), fc.nat(), fc.maxSafeNat())
 const hexChar = fc.constantFrom(...'0123456789abcdef'.split(''))
 const space = fc.array(hexChar, { minLength: 64, maxLength: 64 }).map(a => a.join(''))
 const stream = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
-const form = fc.oneof(fc.constantFrom('raw', 'hashed'), fc.stringMatching(/^aggregate:[0-9]{1,6}[smhd]$/))
+const form = fc.oneof(fc.constantFrom('raw', 'hashed'), fc.stringMatching(/^aggregate:[1-9][0-9]{0,5}[smhd]$/))
 const coords = fc.record({ space, stream, form, epoch: count, seq: count })
 /** a record of one reading (no n), or of several */
 const encrypted: fc.Arbitrary<EncryptedReading> = fc
