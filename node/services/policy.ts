@@ -64,6 +64,10 @@ export class PolicyService {
     m.describe('edgeward_policy_changes_applied_total', 'policy changes applied, by source')
     m.describe('edgeward_policy_changes_refused_total', 'policy changes refused, by reason and sending peer')
     m.describe(
+      'edgeward_policy_changes_dropped_total',
+      'policy changes not kept because their history is missing and their signer is not known as an author (or has too many waiting), by sending peer',
+    )
+    m.describe(
       'edgeward_policy_records_powerless_total',
       'records taken from peers that have no effect, by kind and issuer: their author holds no authority for them (a fired or expired admin)',
     )
@@ -88,10 +92,20 @@ export class PolicyService {
       this.docs.set(space, doc)
       // stored by hash, not in causal order: applyEnvelopes orders them
       const stored = await this.c.store.policy.values({ gt: `${space}!`, lt: `${space}!~` }).all()
+      const drop: string[] = []
       for (const outcome of doc.applyEnvelopes(stored).outcomes) {
         if (outcome.status === 'refused') {
           log.error('stored change of %s no longer applies: %s', space, outcome.error.message)
         }
+        // a change kept by an earlier version while it waited, that this one would not keep
+        if (outcome.status === 'dropped') drop.push(`${space}!${outcome.hash}`)
+      }
+      if (drop.length > 0) {
+        await this.c.store.policy.batch(
+          drop.map(key => ({ type: 'del' as const, key })),
+          DURABLE,
+        )
+        log('dropped %d stored changes of %s that wait for a history from no author', drop.length, space)
       }
       this.subscribe(space)
     }
@@ -256,8 +270,13 @@ export class PolicyService {
       return 'reject'
     }
     if (outcome.status === 'duplicate') return 'accept'
-    await this.persist(space, outcome.hash, data)
+    if (outcome.status === 'dropped') {
+      this.dropped(source, from, 1)
+      return 'wait'
+    }
+    // what waits for its history stays in memory: after a restart, catch-up brings it again
     if (outcome.status === 'pending') return 'wait'
+    await this.persist(space, outcome.hash, data)
     this.c.metrics.inc('edgeward_policy_changes_applied_total', { source })
     await this.afterApplied(space, doc, refusedBefore, from, source)
     this.countPowerless(doc, outcome.records)
@@ -269,31 +288,39 @@ export class PolicyService {
    * Validate, apply and store a page of envelopes as one batch; each refused one is counted on
    * its own and does not stop the others. Returns how many were accepted (applied or had).
    */
-  private async ingestAll(space: string, envelopes: Uint8Array[], from: string, source: string): Promise<number> {
+  private async ingestAll(
+    space: string,
+    envelopes: Uint8Array[],
+    from: string,
+    source: string,
+  ): Promise<{ accepted: number; fresh: number }> {
     const doc = this.docs.get(space)
-    if (doc === undefined) return 0
+    if (doc === undefined) return { accepted: 0, fresh: 0 }
     const refusedBefore = doc.refusedAfterWaiting
+    const [sizeBefore, waitingBefore] = [doc.size, doc.waiting]
     const { outcomes, records } = doc.applyEnvelopes(envelopes, this.c.now())
     const keep: { hash: string; envelope: Uint8Array }[] = []
     let applied = 0
     let accepted = 0
+    let dropped = 0
     for (const [i, outcome] of outcomes.entries()) {
       if (outcome.status === 'refused') this.refused(source, from, outcome.error)
       else if (outcome.status === 'duplicate') accepted++
-      else {
+      else if (outcome.status === 'dropped') dropped++
+      else if (outcome.status === 'applied') {
         keep.push({ hash: outcome.hash, envelope: envelopes[i] })
-        if (outcome.status === 'applied') {
-          applied++
-          accepted++
-        }
+        applied++
+        accepted++
       }
     }
+    if (dropped > 0) this.dropped(source, from, dropped)
     await this.persistAll(space, keep)
     if (applied > 0) this.c.metrics.inc('edgeward_policy_changes_applied_total', { source }, applied)
     await this.afterApplied(space, doc, refusedBefore, from, source)
     this.countPowerless(doc, records)
     this.notify(space, records)
-    return accepted
+    // new to this node: applied (with what waited for them), or newly waiting
+    return { accepted, fresh: doc.size - sizeBefore + Math.max(0, doc.waiting - waitingBefore) }
   }
 
   /** Count the waiting changes that were refused once their history came, and store a new genesis. */
@@ -327,6 +354,10 @@ export class PolicyService {
       log('%s %s by %s has no effect: %s', r.kind, r.record.id, r.record.issuer, why)
       this.c.metrics.inc('edgeward_policy_records_powerless_total', { kind: r.kind, issuer: r.record.issuer })
     }
+  }
+
+  private dropped(source: string, peer: string, n: number): void {
+    this.c.metrics.inc('edgeward_policy_changes_dropped_total', { peer, source }, n)
   }
 
   private refused(source: string, peer: string, err: Error): void {
@@ -405,9 +436,11 @@ export class PolicyService {
           break
         }
         const before = doc.heads().join()
-        applied += await this.ingestAll(space, res.envelopes, id.toString(), 'sync')
+        const page = await this.ingestAll(space, res.envelopes, id.toString(), 'sync')
+        applied += page.accepted
         if (doc.heads().join() !== before) fresh++
-        if (!res.more) break
+        // a page that brought nothing new would come again: the peer has no more that we can take
+        if (!res.more || page.fresh === 0) break
       }
     }
     if (fresh > 0 && !this.stopped) this.spreadFrom(id.toString())

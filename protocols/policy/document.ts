@@ -56,6 +56,8 @@ export const ENVELOPE_TAG = 'edgeward/change/v1'
 export const MAX_ENVELOPE_BYTES = 64 * 1024
 const MAX_OPS_PER_CHANGE = 16
 const MAX_PENDING = 4096
+/** changes of one signer kept while they wait for their history */
+const MAX_PENDING_PER_SIGNER = 256
 /**
  * Changes handed to Automerge in one call: fewer calls save time, but Automerge's cost per
  * change rises again past a few dozen in one call (measured: 0.67 ms one by one, 0.44 in calls
@@ -105,6 +107,12 @@ export type ApplyOutcome =
   | { status: 'duplicate'; hash: string }
   /** the change depends on changes that have not arrived yet; kept, and checked when they do */
   | { status: 'pending'; hash: string }
+  /**
+   * the change depends on changes that have not arrived yet and is not kept: its signer is not
+   * known as an author of the space, or too many of its changes wait already. Catch-up brings
+   * it again after its history, in causal order.
+   */
+  | { status: 'dropped'; hash: string; reason: string }
 
 /** The shards of a sharded collection: the first two hex digits of a record id. */
 export const SHARDS: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
@@ -223,7 +231,8 @@ export class PolicyDocument {
   /** every accepted envelope by change hash (what the catch-up protocol serves) */
   private readonly envelopes = new Map<string, Uint8Array>()
   /** changes waiting for a change they depend on, by hash */
-  private readonly pending = new Map<string, { data: Uint8Array; deps: string[] }>()
+  private readonly pending = new Map<string, { data: Uint8Array; deps: string[]; signer: string }>()
+  private readonly pendingBySigner = new Map<string, number>()
   private readonly history = new ChangeHistory()
 
   /** `actor` is this replica's own actor id; a replica that never writes may omit it. */
@@ -356,7 +365,7 @@ export class PolicyDocument {
       const { env, change, index } = o
       // a dependency that is neither here nor earlier in the batch is missing, or was refused
       if (!change.deps.every(d => this.envelopes.has(d) || inRun.has(d))) {
-        outcomes[index] = this.tryWait(o)
+        outcomes[index] = this.wait(o)
         continue
       }
       if (change.deps.length === 0) {
@@ -414,19 +423,38 @@ export class PolicyDocument {
     return { index, env, change, data }
   }
 
-  /** Keep a change until the changes it depends on arrive. */
-  private wait({ change, data }: Opened): ApplyOutcome {
-    if (this.pending.size >= MAX_PENDING) throw new InvalidMessageError('too many changes waiting for their history')
-    this.pending.set(change.hash, { data, deps: change.deps })
+  /**
+   * Keep a change until the changes it depends on arrive, if its signer is one of the space's
+   * authors (nothing else can be checked before its history is here; before the genesis, anyone
+   * might be), within a bound per signer and in all; otherwise drop it: catch-up brings it
+   * again, after its history. Kept in memory only.
+   */
+  private wait({ env, change, data }: Opened): ApplyOutcome {
+    const drop = (reason: string): ApplyOutcome => ({ status: 'dropped', hash: change.hash, reason })
+    const signer = env.issuer
+    if (this.stateValue !== undefined && !this.stateValue.mayBeAuthor(signer)) {
+      return drop("its signer is not one of the space's authors")
+    }
+    const mine = this.pendingBySigner.get(signer) ?? 0
+    if (mine >= MAX_PENDING_PER_SIGNER) return drop('too many changes of its signer wait for their history')
+    if (this.pending.size >= MAX_PENDING) return drop('too many changes wait for their history')
+    this.pending.set(change.hash, { data, deps: change.deps, signer })
+    this.pendingBySigner.set(signer, mine + 1)
     return { status: 'pending', hash: change.hash }
   }
 
-  private tryWait(o: Opened): BatchOutcome {
-    try {
-      return this.wait(o)
-    } catch (err) {
-      return { status: 'refused', error: err as Error }
-    }
+  /** Once the genesis says who the owner is, let go of what waits from anyone who cannot write. */
+  private evictStrangers(): void {
+    const state = this.stateValue
+    if (state === undefined) return
+    for (const [hash, p] of this.pending) if (!state.mayBeAuthor(p.signer)) this.unwait(hash, p.signer)
+  }
+
+  private unwait(hash: string, signer: string): void {
+    this.pending.delete(hash)
+    const left = (this.pendingBySigner.get(signer) ?? 1) - 1
+    if (left > 0) this.pendingBySigner.set(signer, left)
+    else this.pendingBySigner.delete(signer)
   }
 
   private tryApplyReady(o: Opened, now: number | undefined): BatchOutcome {
@@ -452,7 +480,7 @@ export class PolicyDocument {
     } catch {
       const added: AppliedRecord[] = []
       for (const { o } of run) {
-        if (!o.change.deps.every(d => this.envelopes.has(d))) outcomes[o.index] = this.tryWait(o)
+        if (!o.change.deps.every(d => this.envelopes.has(d))) outcomes[o.index] = this.wait(o)
         else {
           outcomes[o.index] = this.tryApplyReady(o, now)
           const out = outcomes[o.index]
@@ -493,6 +521,7 @@ export class PolicyDocument {
       this.objects = genesis.objects
       for (const [id, slot] of genesis.objects) this.maps.set(`${slot.collection}/${slot.shard ?? ''}`, id)
       this.stateValue = genesis.state
+      this.evictStrangers()
       return []
     }
     const state = this.state
@@ -597,7 +626,7 @@ export class PolicyDocument {
       progressed = false
       for (const [hash, p] of this.pending) {
         if (!p.deps.every(d => this.envelopes.has(d))) continue
-        this.pending.delete(hash)
+        this.unwait(hash, p.signer)
         progressed = true
         try {
           const env = openEnvelope(p.data)

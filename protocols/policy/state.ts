@@ -235,6 +235,16 @@ export class PolicyState {
     return 'unknown kind of record'
   }
 
+  /**
+   * Can `did` write anything to the document at all, as far as this replica knows: the owner,
+   * an admin, or the holder of a grant it may forward. (A change whose history has not arrived
+   * is kept only if so.)
+   */
+  mayBeAuthor(did: string): boolean {
+    if (did === this.owner || this.delegationsByAdmin.has(did)) return true
+    return this.grantsOf(did).some(g => g.body.forward === 'allowed')
+  }
+
   private spaceProblem(rec: OpenedRecord<{ iss: string; space: string }>): string | undefined {
     return rec.body.space === this.spaceId ? undefined : 'record belongs to another space'
   }

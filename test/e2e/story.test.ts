@@ -225,7 +225,7 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
     const bBefore = await status(peers.b)
     assert.equal(await peers.b.stop(), 0)
     // a policy change B misses while it is down
-    const g = await peers.gateway.cli(['grant', space, '--to', dids.b, '--for', '1h', '--json'])
+    const g = await peers.gateway.cli(['grant', space, '--to', dids.b, '--stream', STREAM, '--for', '1h', '--json'])
     assert.equal(g.code, 0, g.stderr)
     peers.b = await startPeer('b', join(root, 'b'))
     const bAfter = await status(peers.b)

@@ -1,0 +1,164 @@
+/**
+ * A change whose history never arrives, signed by someone who cannot write to the space, is
+ * never kept, stored, served or forwarded: a stranger cannot fill every node's waiting set,
+ * disk and catch-up answers and keep the space busy for good. What a known author has waiting
+ * is bounded per signer. Catch-up paging ends when a page brings nothing new.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import * as Automerge from '@automerge/automerge'
+import { Peers } from '../../bench/peers.ts'
+import { signRecord } from '../../crypto/signed.ts'
+import { waitFor } from '../../node/cli/local-network.ts'
+import type { EdgewardNode } from '../../node/node.ts'
+import {
+  actorFor,
+  type ChangeEnvelope,
+  ENVELOPE_TAG,
+  openEnvelope,
+  PolicyDocument,
+  shardOf,
+} from '../../protocols/policy/document.ts'
+import { createGenesis, createGrant, createStream } from '../../protocols/policy/records.ts'
+import { policyTopic } from '../../protocols/sync/messages.ts'
+import { newPeerId, newPrincipal, type Principal } from '../protocols/fixtures.ts'
+
+const T0 = 1_700_000_000_000
+const HOUR = 3_600_000
+
+/**
+ * `n` changes by `signer`, each adding a grant, each depending on the one before, the first on a
+ * change of the signer's that it never sends: none of them can ever apply. Built on the genesis
+ * change as a peer that runs other code than ours would.
+ */
+function orphans(space: string, genesisEnvelope: Uint8Array, signer: Principal, n = 1): Uint8Array[] {
+  const genesisChange = openEnvelope(genesisEnvelope).body.change
+  let [doc] = Automerge.applyChanges(Automerge.init<any>({ actor: actorFor(signer.did, 'x') }), [genesisChange])
+  const out: Uint8Array[] = []
+  for (let i = 0; i <= n; i++) {
+    const g = createGrant(
+      signer,
+      { space, sub: signer.did, streams: ['temp'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
+      Date.now(),
+    )
+    doc = Automerge.change(doc, { time: 0 }, (d: any) => {
+      d.grants[shardOf(g.id)][g.id] = g.bytes
+    })
+    // the first change stays with the signer: it is the history that never comes
+    if (i === 0) continue
+    const change = Automerge.getLastLocalChange(doc)!
+    out.push(signRecord<ChangeEnvelope>(ENVELOPE_TAG, { t: 'change', iss: signer.did, space, change }, signer).bytes)
+  }
+  return out
+}
+
+describe('changes that wait for a history that never comes', () => {
+  const owner = newPrincipal()
+  const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
+  const space = genesis.id
+  const { document: ownerDoc, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
+  ownerDoc.write(owner, [{ kind: 'stream', record: createStream(owner, space, 'temp', HOUR, T0) }], T0)
+
+  it("a stranger's are dropped: not kept, not served", () => {
+    const replica = new PolicyDocument(space)
+    for (const e of ownerDoc.allEnvelopes()) replica.applyEnvelope(e)
+    const before = replica.envelopesSince([]).length
+    for (const signer of [newPrincipal(), newPrincipal()]) {
+      for (const e of orphans(space, g, signer, 150)) assert.equal(replica.applyEnvelope(e).status, 'dropped')
+    }
+    assert.equal(replica.waiting, 0)
+    assert.equal(replica.envelopesSince([]).length, before)
+  })
+
+  it("an author's wait, up to a bound per signer", () => {
+    const replica = new PolicyDocument(space)
+    for (const e of ownerDoc.allEnvelopes()) replica.applyEnvelope(e)
+    const statuses = orphans(space, g, owner, 300).map(e => replica.applyEnvelope(e).status)
+    assert.equal(statuses.filter(s => s === 'pending').length, 256)
+    assert.equal(statuses.filter(s => s === 'dropped').length, 44)
+    assert.equal(replica.waiting, 256)
+  })
+
+  it("before the genesis anyone's wait; the genesis lets go of what no author wrote", () => {
+    const replica = new PolicyDocument(space)
+    for (let i = 0; i < 10; i++)
+      assert.equal(replica.applyEnvelope(orphans(space, g, newPrincipal())[0]).status, 'pending')
+    assert.equal(replica.applyEnvelope(orphans(space, g, owner)[0]).status, 'pending')
+    assert.equal(replica.waiting, 11)
+    replica.applyEnvelope(g)
+    assert.equal(replica.waiting, 1, "only the owner's is left")
+  })
+})
+
+describe('a hostile peer floods a space with changes whose history never comes', { timeout: 120_000 }, () => {
+  const peers = new Peers()
+  let gw: EdgewardNode
+  let reader: EdgewardNode
+  let hostile: EdgewardNode
+  let space: string
+
+  before(async () => {
+    await peers.init()
+    // catch-up every 500 ms: what a stranger left behind would be paged through again and again
+    gw = await peers.node('gw', { syncIntervalMs: 500 })
+    reader = await peers.node('reader', { syncIntervalMs: 500 })
+    hostile = await peers.node('hostile')
+    space = await gw.createSpace('plant')
+    await gw.data.createStream(space, 'temp')
+    for (const n of [reader, hostile]) {
+      await n.libp2p.dial(gw.libp2p.getMultiaddrs()[0])
+      await n.joinSpace(space)
+    }
+    await hostile.libp2p.dial(reader.libp2p.getMultiaddrs()[0])
+    await waitFor('the peers to hold the space', async () =>
+      [reader, hostile].every(n => n.policy.document(space).state.streams.has('temp')) ? true : undefined,
+    )
+    await waitFor('the hostile peer to see both on the policy topic', async () =>
+      hostile.libp2p.services.pubsub.getSubscribers(policyTopic(space)).length >= 2 ? true : undefined,
+    )
+  })
+  after(() => peers.stopAll())
+
+  /** CPU time of this process (both honest nodes run in it) over `ms` of wall time. */
+  async function cpuOver(ms: number): Promise<number> {
+    const start = process.cpuUsage()
+    await new Promise(r => setTimeout(r, ms))
+    const d = process.cpuUsage(start)
+    return (d.user + d.system) / 1000
+  }
+
+  it('nothing of it is kept, stored or served, and the honest nodes go back to idle', async () => {
+    const idle = await cpuOver(3000)
+    const genesisEnvelope = gw.policy.document(space).allEnvelopes()[0]
+    // 700 changes from one throwaway identity, as the attack was seen, and 300 from three more
+    const flood = [
+      ...orphans(space, genesisEnvelope, newPrincipal(), 700),
+      ...[1, 2, 3].flatMap(() => orphans(space, genesisEnvelope, newPrincipal(), 100)),
+    ]
+    const sent = flood.length
+    for (const m of flood) await hostile.libp2p.services.pubsub.publish(policyTopic(space), m)
+    // every change reached both: dropped, or (what must not happen) kept waiting
+    const handled = (n: EdgewardNode) =>
+      n.metrics.total('edgeward_policy_changes_dropped_total') + n.policy.document(space).waiting
+    await waitFor('both honest nodes to take every change', async () =>
+      handled(gw) >= sent && handled(reader) >= sent ? true : undefined,
+    )
+    await hostile.stop()
+    for (const n of [gw, reader]) {
+      const doc = n.policy.document(space)
+      assert.equal(doc.waiting, 0, 'nothing waits')
+      assert.equal(doc.envelopesSince([]).length, doc.size, 'nothing extra is served')
+      const stored = await n.store.policy.keys({ gt: `${space}!`, lt: `${space}!~` }).all()
+      assert.equal(stored.length, doc.size, 'nothing extra is stored')
+    }
+    // the space keeps working
+    await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 1 }])
+    await new Promise(r => setTimeout(r, 1000))
+    const afterwards = await cpuOver(3000)
+    // idle is a few per cent of a core; a space paging through what a stranger left is most of one
+    assert.ok(
+      afterwards < idle * 2 + 300,
+      `CPU ${afterwards.toFixed(0)} ms over 3 s after the attack, ${idle.toFixed(0)} ms before`,
+    )
+  })
+})
