@@ -154,7 +154,8 @@ export async function requests(dataDir: string, space: string, o: Output): Promi
     const through = q.via ? ` through grant ${q.via.slice(0, 12)} of ${q.from}` : ''
     const outcome =
       q.status === 'approved' ? ` -> grant ${q.grant}` : q.status === 'denied' ? ` -> ${q.decisionReason}` : ''
-    return `${q.id}  ${q.status.padEnd(8)}  for ${q.for}${through}  ${q.streams.join(',')}  ${Math.round(q.durationMs / 60_000)} min  "${q.reason}"${outcome}`
+    const older = q.older ? `  (+${q.older} older from the same requester)` : ''
+    return `${q.id}  ${q.status.padEnd(8)}  for ${q.for}${through}  ${q.streams.join(',')}  ${Math.round(q.durationMs / 60_000)} min  "${q.reason}"${outcome}${older}`
   })
   print(o, r, lines.join('\n') || '(no access requests)')
 }

@@ -1,9 +1,11 @@
 /**
  * Access requests on the network: a principal files a signed request on the space's
- * requests topic; every peer of the space validates it (signature, space, size, freshness,
- * a bound per requester) before forwarding, and keeps it, so the owner and admins can list
- * and decide on it. The decision is written to the policy document (policy service), so the
- * requester learns the outcome by replication.
+ * requests topic; every peer of the space validates it (signature, space, size, freshness)
+ * and bounds it (per requester, per space, and a rate per connected peer that passes it on,
+ * since identities cost nothing to make) before forwarding, and keeps it, so the owner and
+ * admins can list and decide on it. The list shows the newest pending request of each
+ * requester for each subject and counts the older ones. The decision is written to the policy
+ * document (policy service), so the requester learns the outcome by replication.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { logger } from '@libp2p/logger'
@@ -18,14 +20,18 @@ import {
 } from '../../protocols/policy/requests.ts'
 import { patternsWithin } from '../../protocols/policy/state.ts'
 import { NotFoundError, UnreachableError, UsageError } from '../errors.ts'
-import { DURABLE } from '../store.ts'
 import type { NodeComponents } from './components.ts'
 import type { PolicyService } from './policy.ts'
 
 const log = logger('edgeward:requests')
 /** a request's time may be this far from ours */
 const FRESHNESS_MS = 10 * 60 * 1000
-const MAX_PENDING_PER_REQUESTER = 100
+/** requests kept per requester in a space, and per space */
+const MAX_PER_REQUESTER = 20
+const MAX_PER_SPACE = 1000
+/** what one connected peer may pass on: a burst, refilled at this rate per minute */
+const PEER_BURST = 30
+const PEER_PER_MINUTE = 30
 
 export type RequestStatus = 'pending' | 'approved' | 'denied'
 
@@ -37,6 +43,8 @@ export interface RequestView {
   /** who access is for */
   for: string
   via?: string
+  /** older pending requests of the same requester for the same subject, not listed */
+  older?: number
   streams: string[]
   forms: string[]
   durationMs: number
@@ -48,10 +56,18 @@ export interface RequestView {
   decidedBy?: string
 }
 
+function bump(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1)
+}
+
 export class RequestsService {
   private readonly c: NodeComponents
   private readonly policy: PolicyService
+  /** requests kept, by `space!requester` and by space */
   private readonly perRequester = new Map<string, number>()
+  private readonly perSpace = new Map<string, number>()
+  /** each connected peer's allowance of requests it may pass on */
+  private readonly allowance = new Map<string, { tokens: number; at: number }>()
 
   constructor(components: NodeComponents, policy: PolicyService) {
     this.c = components
@@ -64,8 +80,10 @@ export class RequestsService {
 
   async start(): Promise<void> {
     for await (const k of this.c.store.requests.keys()) {
-      const from = k.split('!')[2]
-      if (from !== undefined) this.perRequester.set(from, (this.perRequester.get(from) ?? 0) + 1)
+      const [space, , from] = k.split('!')
+      if (from === undefined) continue
+      bump(this.perRequester, `${space}!${from}`)
+      bump(this.perSpace, space)
     }
     for (const space of this.policy.spaces()) this.subscribe(space)
   }
@@ -74,18 +92,38 @@ export class RequestsService {
     const topic = requestsTopic(space)
     const pubsub = this.c.libp2p.services.pubsub
     if (pubsub.topicValidators.has(topic)) return
-    pubsub.topicValidators.set(topic, async (_peer, msg) =>
-      (await this.ingest(space, msg.data)) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject,
-    )
+    pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const verdict = await this.ingest(space, msg.data, peer.toString())
+      // over a bound: not forwarded, but the peer that passed it on did nothing invalid
+      return verdict === 'accept'
+        ? TopicValidatorResult.Accept
+        : verdict === 'ignore'
+          ? TopicValidatorResult.Ignore
+          : TopicValidatorResult.Reject
+    })
     pubsub.subscribe(topic)
   }
 
-  private refuse(reason: string): false {
+  private refuse(reason: string, verdict: 'reject' | 'ignore' = 'reject'): 'reject' | 'ignore' {
     this.c.metrics.inc('edgeward_access_requests_refused_total', { reason })
-    return false
+    return verdict
   }
 
-  private async ingest(space: string, data: Uint8Array): Promise<boolean> {
+  /** Take one request from the allowance of the peer that passed it on; false when it has none left. */
+  private takeAllowance(peer: string): boolean {
+    const now = this.c.now()
+    const a = this.allowance.get(peer) ?? { tokens: PEER_BURST, at: now }
+    a.tokens = Math.min(PEER_BURST, a.tokens + ((now - a.at) / 60_000) * PEER_PER_MINUTE)
+    a.at = now
+    if (this.allowance.size >= 10_000 && !this.allowance.has(peer)) this.allowance.clear()
+    this.allowance.set(peer, a)
+    if (a.tokens < 1) return false
+    a.tokens -= 1
+    return true
+  }
+
+  /** Validate, bound and keep a request; `from` is the connected peer that passed it on (none when filed here). */
+  private async ingest(space: string, data: Uint8Array, from?: string): Promise<'accept' | 'reject' | 'ignore'> {
     let req: OpenedRecord<AccessRequest>
     try {
       req = openAccessRequest(data)
@@ -95,13 +133,17 @@ export class RequestsService {
     if (req.body.space !== space) return this.refuse('wrong-space')
     if (Math.abs(req.body.iat - this.c.now()) > FRESHNESS_MS) return this.refuse('stale')
     const key = `${space}!${req.id}!${req.issuer}`
-    if ((await this.c.store.requests.get(key)) !== undefined) return true
-    const count = this.perRequester.get(req.issuer) ?? 0
-    if (count >= MAX_PENDING_PER_REQUESTER) return this.refuse('too-many-requests')
-    this.perRequester.set(req.issuer, count + 1)
-    await this.c.store.requests.put(key, data, DURABLE)
+    if ((await this.c.store.requests.get(key)) !== undefined) return 'accept'
+    if (from !== undefined && !this.takeAllowance(from)) return this.refuse('peer-rate', 'ignore')
+    const requester = `${space}!${req.issuer}`
+    if ((this.perRequester.get(requester) ?? 0) >= MAX_PER_REQUESTER) return this.refuse('too-many-requests', 'ignore')
+    if ((this.perSpace.get(space) ?? 0) >= MAX_PER_SPACE) return this.refuse('space-full', 'ignore')
+    bump(this.perRequester, requester)
+    bump(this.perSpace, space)
+    // not synced one by one: a request lost in a crash is kept by the other peers of the space
+    await this.c.store.requests.put(key, data)
     log('access request %s from %s', req.id, req.issuer)
-    return true
+    return 'accept'
   }
 
   /** File a request (for ourselves, or forwarded through `via` for `onBehalfOf`). */
@@ -125,7 +167,7 @@ export class RequestsService {
       )
     }
     const me = this.c.identity.principal
-    const req = createAccessRequest(
+    const filed = createAccessRequest(
       me,
       {
         space,
@@ -138,9 +180,10 @@ export class RequestsService {
       },
       this.c.now(),
     )
-    await this.ingest(space, req.bytes)
-    await this.c.libp2p.services.pubsub.publish(topic, req.bytes)
-    return req.id
+    const verdict = await this.ingest(space, filed.bytes)
+    if (verdict !== 'accept') throw new UsageError(`too many requests of yours are waiting in space ${space}`)
+    await this.c.libp2p.services.pubsub.publish(topic, filed.bytes)
+    return filed.id
   }
 
   async list(space: string): Promise<RequestView[]> {
@@ -152,30 +195,45 @@ export class RequestsService {
     }
     // decided requests are in the document even where the request itself never arrived
     for (const d of state.decisions()) seen.set(d.accessRequest.id, d.accessRequest)
-    return [...seen.values()]
-      .map(r => {
-        const d = state.decisionOn(r.id)
-        const view: RequestView = {
-          id: r.id,
-          space,
-          from: r.issuer,
-          for: r.body.sub,
-          streams: r.body.streams,
-          forms: r.body.forms,
-          durationMs: r.body.durationMs,
-          reason: r.body.reason,
-          at: r.body.iat,
-          status: d === undefined ? 'pending' : d.body.approved ? 'approved' : 'denied',
-        }
-        if (r.body.via !== undefined) view.via = r.body.via
-        if (d !== undefined) {
-          view.decidedBy = d.issuer
-          if (d.body.grant !== undefined) view.grant = d.body.grant
-          if (d.body.reason !== undefined) view.decisionReason = d.body.reason
-        }
-        return view
-      })
-      .sort((a, b) => a.at - b.at)
+    const views = [...seen.values()].map(r => {
+      const d = state.decisionOn(r.id)
+      const view: RequestView = {
+        id: r.id,
+        space,
+        from: r.issuer,
+        for: r.body.sub,
+        streams: r.body.streams,
+        forms: r.body.forms,
+        durationMs: r.body.durationMs,
+        reason: r.body.reason,
+        at: r.body.iat,
+        status: d === undefined ? 'pending' : d.body.approved ? 'approved' : 'denied',
+      }
+      if (r.body.via !== undefined) view.via = r.body.via
+      if (d !== undefined) {
+        view.decidedBy = d.issuer
+        if (d.body.grant !== undefined) view.grant = d.body.grant
+        if (d.body.reason !== undefined) view.decisionReason = d.body.reason
+      }
+      return view
+    })
+    // of the pending requests of one requester for one subject, the newest is listed, the others counted
+    const newest = new Map<string, RequestView>()
+    for (const v of views) {
+      if (v.status !== 'pending') continue
+      const k = `${v.from}|${v.for}`
+      const top = newest.get(k)
+      if (top === undefined || v.at > top.at || (v.at === top.at && v.id > top.id)) newest.set(k, v)
+    }
+    const older = new Map<string, number>()
+    const listed = views.filter(v => {
+      if (v.status !== 'pending' || newest.get(`${v.from}|${v.for}`) === v) return true
+      const k = `${v.from}|${v.for}`
+      older.set(k, (older.get(k) ?? 0) + 1)
+      return false
+    })
+    for (const [k, n] of older) newest.get(k)!.older = n
+    return listed.sort((a, b) => a.at - b.at)
   }
 
   private async find(space: string, id: string): Promise<OpenedRecord<AccessRequest>> {
