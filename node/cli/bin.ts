@@ -48,7 +48,7 @@ commands:
   request SPACE --for DURATION --reason TEXT [--stream S]... [--form F]... [--on-behalf-of DID --via GRANT]
                                          ask the owner for access (or, holding an ask-owner grant, for someone else)
   requests SPACE                         access requests with their outcome (pending, approved, denied)
-  approve SPACE REQUEST [--for DURATION] grant what a request asks for
+  approve SPACE REQUEST [--for DURATION] [--readmit]  grant what a request asks for (--readmit: a revoked subject)
   deny SPACE REQUEST --reason TEXT       refuse a request, with a reason the requester sees
   read SPACE STREAM [--since MS] [--follow] [--form F]
                                          decrypted readings (of form F, default raw) as NDJSON; exit 3 when refused;
@@ -57,7 +57,9 @@ commands:
   audit report SPACE [--subject DID] [--resource STREAM] [--from T] [--until T] --out FILE
                                          on the key holder: entries with inclusion proofs against a
                                          signed tree head, and who held a key for how long
-  audit verify FILE [--space ID]         check a report offline; exit 1 naming the first failure
+  audit verify FILE [--space ID] [--owner DID]
+                                         check a report offline; prints the space, owner and key holder it
+                                         vouches for; exit 1 naming the first failure or a mismatch
   share SPACE FILE --to DID [--for DURATION] [--no-download] [--forward never|ask-owner|allowed]
                                          store FILE as an object (encrypted here, in chunks) and grant DID
                                          (default for 7d); prints the object and grant ids
@@ -120,11 +122,13 @@ const OPTIONS = {
   'max-age': { type: 'string' },
   'max-count': { type: 'string' },
   follow: { type: 'boolean', default: false },
+  readmit: { type: 'boolean', default: false },
   keep: { type: 'boolean', default: false },
   resource: { type: 'string' },
   from: { type: 'string' },
   out: { type: 'string' },
   space: { type: 'string' },
+  owner: { type: 'string' },
 } satisfies ParseArgsConfig['options']
 
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
@@ -157,7 +161,7 @@ const ALLOWED: Record<string, string[]> = {
   delegate: ['to', 'stream', 'for', 'from', 'until'],
   request: ['stream', 'form', 'for', 'reason', 'on-behalf-of', 'via'],
   requests: [],
-  approve: ['for'],
+  approve: ['for', 'readmit'],
   deny: ['reason'],
   read: ['since', 'follow', 'form'],
   share: ['to', 'for', 'no-download', 'forward'],
@@ -167,7 +171,7 @@ const ALLOWED: Record<string, string[]> = {
   stream: ['epoch', 'form', 'aggregate'],
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
-  audit: ['subject', 'resource', 'from', 'until', 'out', 'space'],
+  audit: ['subject', 'resource', 'from', 'until', 'out', 'space', 'owner'],
 }
 
 function port(value: string | undefined, fallback: number, name: string): number {
@@ -371,7 +375,14 @@ async function main(argv: string[]): Promise<number> {
     case 'approve':
     case 'deny': {
       const [space, id] = withSpace(rest, 2, `${command} SPACE REQUEST`)
-      await policy.decide(dataDir, space, id, command === 'approve', { for: v.for, reason: v.reason }, o)
+      await policy.decide(
+        dataDir,
+        space,
+        id,
+        command === 'approve',
+        { for: v.for, reason: v.reason, readmit: v.readmit },
+        o,
+      )
       return 0
     }
     case 'share': {
@@ -428,7 +439,7 @@ async function main(argv: string[]): Promise<number> {
           o,
         )
       } else if (sub === 'verify') {
-        await auditVerify(arg, { space: v.space }, o)
+        await auditVerify(arg, { space: v.space, owner: v.owner }, o)
       } else {
         throw new UsageError('usage: edgeward audit (report SPACE --out FILE | verify FILE)')
       }

@@ -241,6 +241,12 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
         (err: Error) => err.name === UsageError.name,
       )
       assert.equal(out.length, 1)
+      // and from the command line
+      const pinned = await verifyTampered(() => undefined, ['--owner', dids.a])
+      assert.equal(pinned.code, 1, pinned.stderr)
+      oneLine(pinned.stderr)
+      assert.match(pinned.stderr, /another owner/)
+      assert.equal((await verifyTampered(() => undefined, ['--owner', dids.gateway])).code, 0)
     })
 
     // junk given to `audit verify` (an image, random bytes, a text whose JSON error would quote
