@@ -34,7 +34,7 @@ import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes'
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt'
 import { MAX_VALUE_JSON, type Reading, validateReadingInput } from '../../protocols/data/reading.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../../protocols/validate.ts'
-import { NotFoundError, UsageError } from '../errors.ts'
+import { NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 import type { Metrics } from '../metrics.ts'
 import type { DataService } from './data.ts'
 import type { PolicyService } from './policy.ts'
@@ -469,7 +469,7 @@ export class MqttIngest {
       if (refused !== undefined) throw new Error(`the broker refused the subscription to ${o.topic}`)
     } catch (err) {
       await client.endAsync(true)
-      throw new Error(`could not ingest ${o.topic} from ${o.url}: ${(err as Error).message}`)
+      throw new UnreachableError(`could not ingest ${o.topic} from ${o.url}: ${(err as Error).message}`)
     }
     log('ingesting %s from %s into %s', o.topic, o.url, o.space)
   }
