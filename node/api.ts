@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net'
 import { constantTimeEqual, sha256 } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
 import { readingsIn, validateReadingInput } from '../protocols/data/reading.ts'
-import { FORM_PATTERN } from '../protocols/policy/records.ts'
+import { isForm, MAX_EPOCH_MS, MIN_EPOCH_MS } from '../protocols/policy/records.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
 import * as objectsApi from './api-objects.ts'
 import * as policyApi from './api-policy.ts'
@@ -247,14 +247,17 @@ export class ApiServer {
       const body = parseJson(await readBody(req))
       const name = streamParam(String(body.name))
       const epochMs = body.epochMs
-      if (epochMs !== undefined && (typeof epochMs !== 'number' || !Number.isSafeInteger(epochMs) || epochMs < 1000)) {
-        throw new UsageError('--epoch must be a duration of at least 1s')
+      if (
+        epochMs !== undefined &&
+        (typeof epochMs !== 'number' ||
+          !Number.isSafeInteger(epochMs) ||
+          epochMs < MIN_EPOCH_MS ||
+          epochMs > MAX_EPOCH_MS)
+      ) {
+        throw new UsageError('--epoch must be a duration from 1s to 366d')
       }
       const forms = body.forms
-      if (
-        forms !== undefined &&
-        (!Array.isArray(forms) || !forms.every(f => typeof f === 'string' && FORM_PATTERN.test(f)))
-      ) {
+      if (forms !== undefined && (!Array.isArray(forms) || !forms.every(isForm))) {
         throw new UsageError('forms are raw, hashed or aggregate:<window> (e.g. aggregate:15m)')
       }
       await n.data.createStream(space, name, {
@@ -417,7 +420,7 @@ export class ApiServer {
     if (!Number.isSafeInteger(since) || since < 0) throw new UsageError('--since must be a time in ms')
     const follow = url.searchParams.get('follow') === '1'
     const form = url.searchParams.get('form') ?? 'raw'
-    if (!FORM_PATTERN.test(form)) throw new UsageError(`--form must be raw, hashed or aggregate:<window>, got ${form}`)
+    if (!isForm(form)) throw new UsageError(`--form must be raw, hashed or aggregate:<window>, got ${form}`)
     const data = this.node.data
     const objects = this.node.objects
     if (!follow) {

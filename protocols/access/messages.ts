@@ -16,7 +16,7 @@ import type { SealedBox } from '../../crypto/seal.ts'
 import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
 import { InvalidMessageError } from '../errors.ts'
 import { type DeviceCert, FORM_PATTERN, openDeviceCert } from '../policy/records.ts'
-import { asMap, bytes, did, ID_PATTERN, int, list, NAME_PATTERN, optStr, str } from '../validate.ts'
+import { asMap, bytes, did, ID_PATTERN, list, NAME_PATTERN, optStr, str, time } from '../validate.ts'
 
 export const KEYS_PROTOCOL = '/edgeward/keys/1.0.0'
 export const KEY_REQUEST_TAG = 'edgeward/key-request/v1'
@@ -81,7 +81,7 @@ function checkKeyRequest(m: Record<string, unknown>): void {
   optStr(m, 'grant', 64, ID_PATTERN)
   bytes(m, 'device', 1, 4096)
   bytes(m, 'nonce', 16, 32)
-  int(m, 'ts')
+  time(m, 'ts')
 }
 
 export function decodeKeyRequest(data: Uint8Array): OpenedKeyRequest {
@@ -108,7 +108,7 @@ export function decodeKeyResponse(data: Uint8Array): KeyResponse {
     const sealed = asMap(m.sealed, 'sealed', ['enc', 'ct'])
     return {
       ok: true,
-      lease: int(m, 'lease'),
+      lease: time(m, 'lease'),
       grant: str(m, 'grant', 64, ID_PATTERN),
       sealed: { enc: bytes(sealed, 'enc', 32, 32), ct: bytes(sealed, 'ct', 16, MAX_KEY_RESPONSE_BYTES) },
     }

@@ -12,8 +12,8 @@ import { randomBytes } from '../../crypto/hash.ts'
 import type { SigningKeyPair } from '../../crypto/identity.ts'
 import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
 import { InvalidMessageError } from '../errors.ts'
-import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, optStr, str } from '../validate.ts'
-import { FORM_PATTERN, MAX_RECORD_BYTES, STREAM_PATTERN } from './records.ts'
+import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, optStr, str, TEXT_PATTERN, time } from '../validate.ts'
+import { isForm, MAX_RECORD_BYTES, STREAM_PATTERN } from './records.ts'
 
 export const REQUEST_TAG = 'edgeward/access-request/v1'
 export const DECISION_TAG = 'edgeward/access-decision/v1'
@@ -90,17 +90,17 @@ function checkRequest(m: Fields): void {
     return v
   })
   const forms = list(m, 'forms', 8, v => {
-    if (typeof v !== 'string' || !FORM_PATTERN.test(v)) throw new InvalidMessageError('bad form')
+    if (!isForm(v)) throw new InvalidMessageError('bad form')
     return v
   })
   if (streams.length === 0 || forms.length === 0) throw new InvalidMessageError('a request names streams and forms')
   int(m, 'durationMs', 1000, 366 * 24 * 3600 * 1000)
-  str(m, 'reason', 512)
+  str(m, 'reason', 512, TEXT_PATTERN)
   optStr(m, 'via', 64, ID_PATTERN)
   if ((m.via === undefined) !== (m.iss === m.sub)) {
     throw new InvalidMessageError('a request is either for its issuer, or forwarded through a grant for someone else')
   }
-  int(m, 'iat')
+  time(m, 'iat')
   bytes(m, 'nonce', 16, 16)
 }
 
@@ -137,12 +137,12 @@ function checkDecision(m: Fields): void {
   bytes(m, 'request', 1, MAX_REQUEST_BYTES)
   if (typeof m.approved !== 'boolean') throw new InvalidMessageError('approved is a boolean')
   if (m.approved) str(m, 'grant', 64, ID_PATTERN)
-  else str(m, 'reason', 512)
+  else str(m, 'reason', 512, TEXT_PATTERN)
   // only the outcome's own field: an unchecked other one would reach the audit log unchecked
   if (m[m.approved ? 'reason' : 'grant'] !== undefined) {
     throw new InvalidMessageError('an approval names its grant, a denial its reason, and neither carries the other')
   }
-  int(m, 'iat')
+  time(m, 'iat')
 }
 
 /** Opens a decision and the request inside it (whose signature is checked too). */

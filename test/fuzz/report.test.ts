@@ -86,7 +86,9 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 /** Paths to every value of a JSON document. */
 function paths(v: Json, at: (string | number)[] = []): (string | number)[][] {
   const out: (string | number)[][] = [at]
-  if (Array.isArray(v)) v.forEach((x, i) => out.push(...paths(x, [...at, i])))
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) out.push(...paths(x, [...at, i]))
+  }
   else if (v !== null && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) out.push(...paths(x, [...at, k]))
   return out
