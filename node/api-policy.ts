@@ -64,6 +64,22 @@ function stringList(body: Body, key: string, flag: string, pattern: RegExp, fall
   return v as string[]
 }
 
+/**
+ * The whole id that `given` names among `ids`: itself, or the one id it is a prefix of (at least
+ * 8 hex digits, as listings show 12). Unknown or ambiguous: a clear error.
+ */
+function resolveId(given: unknown, ids: Iterable<string>, what: string, flag: string, space: string): string {
+  if (typeof given !== 'string' || !/^[0-9a-f]{8,64}$/.test(given)) {
+    throw new UsageError(
+      `${flag} must be a ${what} id (or at least 8 of its first hex digits), got ${JSON.stringify(given)}`,
+    )
+  }
+  const matches = [...ids].filter(id => id.startsWith(given))
+  if (matches.length === 0) throw new NotFoundError(`space ${space} has no ${what} ${given}`)
+  if (matches.length > 1) throw new UsageError(`${given} names ${matches.length} ${what}s: give more of the id`)
+  return matches[0]
+}
+
 function checkStreamsExist(state: PolicyState, streams: string[]): void {
   for (const s of streams) {
     if (!s.endsWith('*') && !state.streams.has(s)) throw new NotFoundError(`space ${state.spaceId} has no stream ${s}`)
@@ -83,12 +99,9 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
   const state = synchronisedState(node, space)
   const now = node.now()
   const sub = did(body, 'to', '--to')
-  const parent = body.parent
-  if (parent !== undefined && (typeof parent !== 'string' || !ID_PATTERN.test(parent)))
-    throw new UsageError('--parent must be a grant id')
-  const parentGrant = typeof parent === 'string' ? state.grants.get(parent) : undefined
-  if (typeof parent === 'string' && parentGrant === undefined)
-    throw new NotFoundError(`space ${space} has no grant ${parent}`)
+  const parent =
+    body.parent === undefined ? undefined : resolveId(body.parent, state.grants.keys(), 'grant', '--parent', space)
+  const parentGrant = parent === undefined ? undefined : state.grants.get(parent)
   // a grant names what it covers; a child grant covers its parent's streams unless it narrows them
   const streams = stringList(
     body,
@@ -168,9 +181,7 @@ export async function revoke(node: EdgewardNode, space: string, body: Body): Pro
   const state = synchronisedState(node, space)
   let target: RevocationTarget
   if (typeof body.grant === 'string') {
-    if (!ID_PATTERN.test(body.grant)) throw new UsageError(`not a grant id: ${body.grant}`)
-    if (!state.grants.has(body.grant)) throw new NotFoundError(`space ${space} has no grant ${body.grant}`)
-    target = { grant: body.grant }
+    target = { grant: resolveId(body.grant, state.grants.keys(), 'grant', '--grant', space) }
   } else if (typeof body.subject === 'string') {
     if (!isDid(body.subject)) throw new UsageError(`not a did:key: ${body.subject}`)
     target = { subject: body.subject }
@@ -178,9 +189,7 @@ export async function revoke(node: EdgewardNode, space: string, body: Body): Pro
     if (!PEER_ID_PATTERN.test(body.device)) throw new UsageError(`not a peer id: ${body.device}`)
     target = { device: body.device }
   } else if (typeof body.delegation === 'string') {
-    if (!state.delegations.has(body.delegation))
-      throw new NotFoundError(`space ${space} has no delegation ${body.delegation}`)
-    target = { delegation: body.delegation }
+    target = { delegation: resolveId(body.delegation, state.delegations.keys(), 'delegation', '--delegation', space) }
   } else {
     throw new UsageError('revoke needs --grant ID, --subject DID, --device PEER or --delegation ID')
   }
@@ -222,7 +231,15 @@ export function listGrants(node: EdgewardNode, space: string): Body {
     id: d.id,
     admin: d.body.admin,
     streams: d.body.streams,
+    notBefore: new Date(d.body.nbf).toISOString(),
     notAfter: new Date(d.body.exp).toISOString(),
+    status: state.isDelegationRevoked(d.id)
+      ? 'revoked'
+      : now < d.body.nbf
+        ? 'pending'
+        : now >= d.body.exp
+          ? 'expired'
+          : 'active',
   }))
   return { space, grants, delegations }
 }
@@ -239,18 +256,16 @@ export async function fileRequest(node: EdgewardNode, space: string, body: Body)
   const onBehalfOf = body.onBehalfOf === undefined ? undefined : did(body, 'onBehalfOf', '--on-behalf-of')
   const via = body.via
   if ((onBehalfOf === undefined) !== (via === undefined)) throw new UsageError('--on-behalf-of and --via go together')
-  if (via !== undefined && (typeof via !== 'string' || !ID_PATTERN.test(via)))
-    throw new UsageError('--via must be a grant id')
   // a request forwarded through a grant asks, unless told otherwise, for what that grant covers
-  const viaGrant = typeof via === 'string' ? state.grants.get(via) : undefined
-  if (typeof via === 'string' && viaGrant === undefined) throw new NotFoundError(`space ${space} has no grant ${via}`)
+  const viaId = via === undefined ? undefined : resolveId(via, state.grants.keys(), 'grant', '--via', space)
+  const viaGrant = viaId === undefined ? undefined : state.grants.get(viaId)
   const id = await node.requests.file(space, {
     streams: stringList(body, 'streams', '--stream', STREAM_PATTERN, viaGrant?.body.streams ?? ['*']),
     forms: stringList(body, 'forms', '--form', FORM_PATTERN, viaGrant?.body.forms ?? ['raw']),
     durationMs,
     reason,
     onBehalfOf,
-    via: via as string | undefined,
+    via: viaId,
   })
   return { request: id }
 }

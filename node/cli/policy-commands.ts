@@ -110,7 +110,8 @@ export async function grants(dataDir: string, space: string, o: Output): Promise
       `${g.id.slice(0, 12)}  ${g.status.padEnd(12)}  ${g.subject}  ${g.streams.join(',')}  ${g.forms.join(',')}  until ${g.notAfter}${g.why ? `  (${g.why})` : ''}`,
   )
   const admins = (r.delegations as Record<string, any>[]).map(
-    d => `admin ${d.admin}  streams ${d.streams.join(',')}  until ${d.notAfter}  delegation ${d.id.slice(0, 12)}`,
+    d =>
+      `admin ${d.admin}  ${String(d.status).padEnd(8)}  streams ${d.streams.join(',')}  until ${d.notAfter}  delegation ${d.id.slice(0, 12)}`,
   )
   print(o, r, [...lines, ...admins].join('\n') || '(no grants)')
 }

@@ -115,6 +115,14 @@ const REFUSAL_RANK: Record<RefusalCode, number> = {
   revoked: 15,
 }
 
+/** Refusals about what a grant covers, rather than whether it stands. */
+const SCOPE_CODES = new Set<RefusalCode>([
+  'wrong-subject',
+  'stream-not-covered',
+  'form-not-covered',
+  'device-not-allowed',
+])
+
 /** Delegation chains longer than this are refused rather than followed. */
 const MAX_CHAIN = 8
 const FORWARD_ORDER = { never: 0, 'ask-owner': 1, allowed: 2 } as const
@@ -530,14 +538,31 @@ export class PolicyState {
       candidates = this.grantsOf(q.subject)
       if (candidates.length === 0) return refuse('no-grant', 'no grant for this subject in the space')
     }
-    let best: Refusal | undefined
+    let best: { refusal: Refusal; grant: OpenedRecord<Grant> } | undefined
     for (const g of candidates) {
       const problem = coverageProblem(g, q)
       const standing = problem ?? this.standing(g, now, 0)
       if (!('allowed' in standing)) return { allowed: true, grant: g, until: standing.until }
-      if (best === undefined || REFUSAL_RANK[standing.code] > REFUSAL_RANK[best.code]) best = standing
+      if (best === undefined || this.tellsMore(standing, g, best)) best = { refusal: standing, grant: g }
     }
-    return best!
+    return best!.refusal
+  }
+
+  /**
+   * Which refusal to give when several grants were tried: of two grants that cover the request
+   * but no longer (or not yet) stand, the one written later (a new grant that expired says more
+   * than an old one that was revoked); otherwise the more informative code.
+   */
+  private tellsMore(
+    r: Refusal,
+    g: OpenedRecord<Grant>,
+    best: { refusal: Refusal; grant: OpenedRecord<Grant> },
+  ): boolean {
+    if (!SCOPE_CODES.has(r.code) && !SCOPE_CODES.has(best.refusal.code)) {
+      if (this.precedes(best.grant, g)) return true
+      if (this.precedes(g, best.grant)) return false
+    }
+    return REFUSAL_RANK[r.code] > REFUSAL_RANK[best.refusal.code]
   }
 
   /** A grant's state for listing: active, expired, revoked, pending (not valid yet) or not honoured, and why. */

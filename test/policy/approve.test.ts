@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Peers } from '../../bench/peers.ts'
-import { decide, fileRequest, grant, revoke } from '../../node/api-policy.ts'
+import { decide, delegate, fileRequest, grant, listGrants, revoke } from '../../node/api-policy.ts'
 import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 
@@ -50,6 +50,27 @@ describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
     const rec = gw.policy.document(space).state.grants.get(out.grant as string)!
     assert.ok(Math.abs(rec.body.nbf - ownerNow()) < 60_000, 'starts at the node’s now')
     assert.ok(Math.abs(rec.body.iat - ownerNow()) < 60_000, 'issued at the node’s now')
+  })
+
+  it('a grant or delegation is named by its whole id or a unique prefix of 8 hex digits or more', async () => {
+    const out = await grant(gw, space, { to: sub.identity.principal.did, streams: ['hum'], until: ownerNow() + HOUR })
+    const id = out.grant as string
+    await assert.rejects(revoke(gw, space, { grant: id.slice(0, 6) }), { name: 'UsageError', message: /at least 8/ })
+    await assert.rejects(revoke(gw, space, { grant: 'f'.repeat(12) }), { name: 'NotFoundError' })
+    const r = await revoke(gw, space, { grant: id.slice(0, 12) })
+    assert.deepEqual(r.target, { grant: id })
+    const state = gw.policy.document(space).state
+    assert.equal(state.grantStatus(state.grants.get(id)!, ownerNow()).status, 'revoked')
+  })
+
+  it('the listing gives each delegation its state: a revoked admin is shown revoked', async () => {
+    const admin = vendor.identity.principal.did
+    const d = await delegate(gw, space, { to: admin, streams: ['hum'], until: ownerNow() + HOUR })
+    const listed = () =>
+      (listGrants(gw, space).delegations as { id: string; status: string }[]).find(x => x.id === d.delegation)
+    assert.equal(listed()?.status, 'active')
+    await revoke(gw, space, { delegation: (d.delegation as string).slice(0, 10) })
+    assert.equal(listed()?.status, 'revoked')
   })
 
   async function viaGrant(): Promise<string> {

@@ -208,6 +208,27 @@ describe('stream names, prefixes and *', () => {
   })
 })
 
+describe('which refusal a reader is given when several grants were tried', () => {
+  it("a new grant that expired is named, not an older one's revocation", () => {
+    const old = grant(owner, reader, { nbf: T0, exp: EXP + YEAR })
+    const renewed = grant(owner, reader, { nbf: T0, exp: NBF })
+    const state = stateWith([g(old), r(revoke(owner, { grant: old.id })), g(renewed)])
+    const d = state.evaluateAccess(ask(R), INSIDE)
+    assert.ok(!d.allowed)
+    assert.equal(d.code, 'expired')
+  })
+
+  it('grants written concurrently: the more telling code', () => {
+    const a = grant(owner, reader, { nbf: T0, exp: EXP + YEAR })
+    const b = grant(owner, reader, { nbf: T0, exp: NBF })
+    const t = timelineWith([])
+    t.add(g(a), [])
+    t.add(g(b), [])
+    t.add(r(revoke(owner, { grant: a.id })), [a])
+    assert.equal(answer(t.state, ask(R)), 'refused:revoked')
+  })
+})
+
 describe('objects (files and messages): covered only by a grant that names them', () => {
   const file = 'obj-0123456789abcdef'
   const other = 'obj-fedcba9876543210'
