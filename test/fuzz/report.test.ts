@@ -88,8 +88,7 @@ function paths(v: Json, at: (string | number)[] = []): (string | number)[][] {
   const out: (string | number)[][] = [at]
   if (Array.isArray(v)) {
     for (const [i, x] of v.entries()) out.push(...paths(x, [...at, i]))
-  }
-  else if (v !== null && typeof v === 'object')
+  } else if (v !== null && typeof v === 'object')
     for (const [k, x] of Object.entries(v)) out.push(...paths(x, [...at, k]))
   return out
 }
