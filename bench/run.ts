@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   objects: () => import('./objects.bench.ts'),
   mqtt: () => import('./mqtt.bench.ts'),
   policy: () => import('./policy.bench.ts'),
+  hostile: () => import('./hostile.bench.ts'),
   sim: () => import('./sim.bench.ts'),
 }
 
