@@ -5,8 +5,8 @@
 import { readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
-import type { Output } from './commands.ts'
 import { parseTimeArg } from './duration.ts'
+import type { Output } from './output.ts'
 
 interface HoldingLike {
   subject: string

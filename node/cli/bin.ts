@@ -9,6 +9,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { ID_PATTERN } from '../../protocols/validate.ts'
 import { UsageError } from '../errors.ts'
 import * as cmd from './commands.ts'
+import type { Output } from './output.ts'
 import * as policy from './policy-commands.ts'
 
 const HELP = `edgeward — edge-first data governance on a peer-to-peer network
@@ -242,7 +243,7 @@ async function main(argv: string[]): Promise<number> {
     if (isSet && !allowed.includes(key)) throw new UsageError(`${command} does not take --${key}`)
   }
   const dataDir = resolve(v.data ?? join(homedir(), '.edgeward'))
-  const o: cmd.Output = {
+  const o: Output = {
     json: v.json,
     // once a reader closed the pipe (see onBrokenPipe), what is left to say goes nowhere
     out: line => void (closed.has(process.stdout) || process.stdout.write(`${line}\n`)),

@@ -14,16 +14,7 @@ import type { MqttIngestions } from '../services/mqtt.ts'
 import { auditStatusLines } from './audit.ts'
 import { ApiClient, type NodeInfo, nodeInfoPath } from './client.ts'
 import { parseDuration } from './duration.ts'
-
-export interface Output {
-  json: boolean
-  out: (line: string) => void
-  err: (line: string) => void
-}
-
-function print(o: Output, value: unknown, human: string): void {
-  o.out(o.json ? JSON.stringify(value) : human)
-}
+import { type Output, print } from './output.ts'
 
 const passphrase = (): string | undefined => process.env.EDGEWARD_PASSPHRASE || undefined
 

@@ -9,7 +9,8 @@ import { UsageError } from '../errors.ts'
 import type { EdgewardNode } from '../node.ts'
 import type { IngestionInfo, IngestStats } from '../services/mqtt.ts'
 import { ApiClient } from './client.ts'
-import { type Output, runNode, type StartOptions } from './commands.ts'
+import { runNode, type StartOptions } from './commands.ts'
+import type { Output } from './output.ts'
 
 /** `--map STREAM=TOPIC`... as {stream: topic filter}. */
 export function parseMap(entries: string[]): Record<string, string> | undefined {

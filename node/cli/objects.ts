@@ -8,8 +8,8 @@ import { open as openFile, rename, rm, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
-import type { Output } from './commands.ts'
 import { parseDuration } from './duration.ts'
+import { type Output, print } from './output.ts'
 
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
 /** access lasts this long when --for is not given */
@@ -19,10 +19,6 @@ const PROGRESS_FROM_BYTES = 4 * 1024 * 1024
 const MiB = 1024 * 1024
 
 const objectsPath = (space: string) => `/v1/spaces/${encodeURIComponent(space)}/objects`
-
-function print(o: Output, value: unknown, human: string): void {
-  o.out(o.json ? JSON.stringify(value) : human)
-}
 
 function needDid(value: string | undefined): string {
   if (value === undefined) throw new UsageError('needs --to DID')

@@ -4,14 +4,10 @@
  */
 import { UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
-import type { Output } from './commands.ts'
 import { parseDuration, parseTimeArg } from './duration.ts'
+import { type Output, print } from './output.ts'
 
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/
-
-function print(o: Output, value: unknown, human: string): void {
-  o.out(o.json ? JSON.stringify(value) : human)
-}
 
 async function call(dataDir: string, method: string, path: string, body?: unknown): Promise<Record<string, any>> {
   return (await ApiClient.connect(dataDir)).call(method, path, body)
