@@ -77,8 +77,13 @@ export class PolicyService {
     )
   }
 
-  onRecords(listener: PolicyListener): void {
+  /** Be told of the records each applied change brings; returns the function that stops it. */
+  onRecords(listener: PolicyListener): () => void {
     this.listeners.push(listener)
+    return () => {
+      const i = this.listeners.indexOf(listener)
+      if (i >= 0) this.listeners.splice(i, 1)
+    }
   }
 
   async start(): Promise<void> {
