@@ -4,7 +4,7 @@ import { decodeCanonical, encodeCanonical, toHex } from '../../crypto/encoding.t
 import { InvalidEncodingError, InvalidSignatureError } from '../../crypto/errors.ts'
 import { taggedHash } from '../../crypto/hash.ts'
 import { didFromPublicKey, generateSigningKeyPair, type SigningKeyPair, signTagged } from '../../crypto/identity.ts'
-import { type OpenedRecord, openSignedRecord, recordId, signRecord } from '../../crypto/signed.ts'
+import { openSignedRecord, recordId, signRecord } from '../../crypto/signed.ts'
 
 const TAG = 'edgeward/grant/v1'
 const MAX = 4096
@@ -236,17 +236,29 @@ describe('signed records, properties the protocols rely on', () => {
     )
   })
 
-  // A TypeScript body with an optional field left undefined is an ordinary value; signRecord
-  // must either refuse it or produce a record that opens.
-  it('every record signRecord produces can be opened', () => {
+  // A TypeScript body with an optional field left undefined is an ordinary value. CBOR can
+  // write `undefined`, but openSignedRecord (decodeCanonical) refuses it: a record signed with
+  // one could never be opened. signRecord must refuse it at signing time, with a typed error,
+  // and sign the same body without the field.
+  it('refuses to sign what could not be opened: a field left undefined, and other values CBOR cannot carry canonically', () => {
     const alice = generateSigningKeyPair()
-    const body = { ...grantBy(alice), parent: undefined as string | undefined }
-    let signed: OpenedRecord<typeof body>
-    try {
-      signed = signRecord(TAG, body, alice)
-    } catch {
-      return // refused at signing time: consistent
+    const base = grantBy(alice)
+    const unreadable: [string, Record<string, unknown>][] = [
+      ['an optional field left undefined', { parent: undefined }],
+      ['undefined in a list', { forms: ['raw', undefined] }],
+      ['NaN', { notAfter: Number.NaN }],
+      ['Infinity', { notAfter: Number.POSITIVE_INFINITY }],
+      ['a bigint', { notAfter: 1n }],
+      ['a Map', { forms: new Map([['raw', true]]) }],
+    ]
+    for (const [what, fields] of unreadable) {
+      assert.throws(() => signRecord(TAG, { ...base, ...fields }, alice), errorNamed('InvalidEncodingError'), what)
     }
-    assert.doesNotThrow(() => openSignedRecord(TAG, signed.bytes, MAX))
+    // the same body without the undefined field signs, and opens to the same body
+    const { parent: _, ...defined } = { ...base, parent: undefined as string | undefined }
+    const signed = signRecord(TAG, defined, alice)
+    const opened = openSignedRecord<Grant>(TAG, signed.bytes, MAX)
+    assert.deepEqual(opened.body, base)
+    assert.equal(opened.id, signed.id)
   })
 })
