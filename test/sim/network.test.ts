@@ -13,7 +13,7 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
 import { SimNetwork, type SimNetworkOptions } from '../../sim/network.ts'
 import { catchUp, headsKey, STREAM, setUpSpace, waitForMeshes } from '../../sim/scenarios/space.ts'
-import { sleep, waitUntil } from '../../sim/wait.ts'
+import { waitUntil } from '../../sim/wait.ts'
 
 const DEADLINE_MS = 20_000
 const TOPIC = '/edgeward-sim/test/1.0.0'
@@ -88,9 +88,45 @@ describe('simulated network', () => {
       },
       DEADLINE_MS,
     )
-    // a few gossip heartbeats and a catch-up interval, in which nothing may cross
-    await sleep(2500)
-    for (const i of [4, 5, 6, 7]) {
+    // Before saying nothing crossed, wait for what proves the far side was live and cut off:
+    // gossip still flows on it (a message published there after 'during' reaches its peers),
+    // each of its peers ran a few gossip heartbeats (when IHAVE gossip could have carried
+    // 'during') and finished a policy catch-up (which could have fetched the grant)
+    const far = [4, 5, 6, 7]
+    const heartbeats = new Map(far.map(i => [i, 0]))
+    const catchUps = new Map(far.map(i => [i, 0]))
+    const restore: (() => void)[] = []
+    for (const i of far) {
+      const n = net.node(i)
+      const onHeartbeat = () => heartbeats.set(i, heartbeats.get(i)! + 1)
+      n.libp2p.services.pubsub.addEventListener('gossipsub:heartbeat', onHeartbeat)
+      restore.push(() => n.libp2p.services.pubsub.removeEventListener('gossipsub:heartbeat', onHeartbeat))
+      const syncWith = n.policy.syncWith.bind(n.policy)
+      n.policy.syncWith = async peer => {
+        const applied = await syncWith(peer)
+        catchUps.set(i, catchUps.get(i)! + 1)
+        return applied
+      }
+      restore.push(() => {
+        n.policy.syncWith = syncWith
+      })
+    }
+    try {
+      await net.node(4).libp2p.services.pubsub.publish(TOPIC, new TextEncoder().encode('far'))
+      await waitUntil(
+        'the far side to gossip among itself',
+        () => [5, 6, 7].every(i => got[i].includes('far')),
+        DEADLINE_MS,
+      )
+      await waitUntil(
+        'three gossip heartbeats and a policy catch-up on every peer of the far side',
+        () => far.every(i => heartbeats.get(i)! >= 3 && catchUps.get(i)! >= 1),
+        DEADLINE_MS,
+      )
+    } finally {
+      for (const r of restore) r()
+    }
+    for (const i of far) {
       assert.ok(!got[i].includes('during'), `p${i} received nothing from across the cut`)
       assert.ok(
         !net.node(i).policy.document(space).state.grants.has(grant.id),
