@@ -1,0 +1,63 @@
+/** Your identity: the id others grant access to, this device, and how its keys are kept. */
+import type { IdentityView } from '../../ui/contract.ts'
+import { Copyable } from '../parts/copyable.tsx'
+
+export function IdentityScreen({ identity }: { identity: IdentityView }) {
+  return (
+    <>
+      <p class="lead">
+        Give your id to the people who share with you: it is how they grant you access. It is yours alone and the same
+        on every space.
+      </p>
+
+      <section class="card" aria-labelledby="your-id">
+        <h2 id="your-id">Your id</h2>
+        <Copyable id="did" value={identity.did} label="your id" />
+      </section>
+
+      <section class="card" aria-labelledby="device">
+        <h2 id="device">This device</h2>
+        <p class="muted">The peer id names this device on the network. Each device has its own keys.</p>
+        <Copyable id="peer-id" value={identity.peerId} label="this device's peer id" />
+      </section>
+
+      <section class="card" aria-labelledby="keys">
+        <h2 id="keys">Keys on this device</h2>
+        {identity.keysEncrypted ? (
+          <>
+            <p>
+              <span class="badge badge-ok">Encrypted with a passphrase</span>
+            </p>
+            <p>
+              Your private keys are stored encrypted. Without the passphrase, a copy of this device's data directory
+              cannot act as you. The node asks for it (EDGEWARD_PASSPHRASE) each time it starts.
+            </p>
+          </>
+        ) : (
+          <>
+            <p>
+              <span class="badge badge-attention">Development mode</span>
+            </p>
+            <p>
+              Your private keys are stored unencrypted in this device's data directory. Anyone who can read that
+              directory, or a copy of it, can act as you: read what was shared with you and sign in your name.
+            </p>
+            <p class="muted">
+              For real use, create the identity with a passphrase: set EDGEWARD_PASSPHRASE before{' '}
+              <code>edgeward init</code>. Your id changes when you do.
+            </p>
+          </>
+        )}
+      </section>
+
+      <details class="card disclosure">
+        <summary>Network addresses of this device</summary>
+        <ul class="plain mono">
+          {identity.addresses.map(a => (
+            <li key={a}>{a}</li>
+          ))}
+        </ul>
+      </details>
+    </>
+  )
+}

@@ -1,0 +1,74 @@
+/**
+ * What the desktop client and the node's UI server agree on: the JSON of the client's own
+ * endpoints (`/ui/session`, `/ui/state`, `/ui/events`, `/ui/links`) and the header a change
+ * carries. Written once, imported by the node (node/ui/), the client (node/client/) and the
+ * tests. No imports: the browser bundle includes this file.
+ */
+
+/** The header that carries the session's CSRF token on every request that is not a GET. */
+export const CSRF_HEADER = 'x-edgeward-csrf'
+
+/** What `POST /ui/session` (redeeming a link) and `GET /ui/session` answer. */
+export interface SessionInfo {
+  /** to send as {@link CSRF_HEADER} with every change */
+  csrf: string
+  /** ms since the epoch; after it the session cookie no longer opens anything */
+  expiresAt: number
+}
+
+/** What `POST /ui/links` (the CLI, with its bearer token) answers: a link that opens one session. */
+export interface LoginLink {
+  url: string
+  expiresAt: number
+}
+
+/** The person and the device, as the Identity screen shows them. */
+export interface IdentityView {
+  /** the person's own id (did:key), the one others grant access to */
+  did: string
+  /** this device's libp2p peer id */
+  peerId: string
+  /** false: development mode, the private keys are on disk unencrypted */
+  keysEncrypted: boolean
+  addresses: string[]
+}
+
+export type CheckState = 'ok' | 'attention' | 'trouble' | 'unknown'
+
+export type CheckId = 'peers' | 'spaces' | 'key-holders' | 'equivocations' | 'audit-logs' | 'refused-changes'
+
+/** One thing the node checks about itself, with what a person needs to act on it. */
+export interface HealthCheck {
+  id: CheckId
+  title: string
+  state: CheckState
+  /** one sentence */
+  summary: string
+  /** the facts behind the summary, one line each (may be empty) */
+  details: string[]
+}
+
+/** A counter from the node's metrics, summed over its labels, with the largest series. */
+export interface CounterView {
+  name: string
+  help: string
+  total: number
+  /** label set → value, the largest first (at most 5) */
+  top: { labels: string; value: number }[]
+}
+
+/** Whether this node is fine: the worst of its checks ('unknown' does not count). */
+export interface Health {
+  verdict: 'fine' | 'attention' | 'trouble'
+  /** one sentence for the indicator */
+  summary: string
+  checks: HealthCheck[]
+  /** the node's counters that are not zero */
+  counters: CounterView[]
+}
+
+/** What `GET /ui/state` answers and `/ui/events` pushes (event `state`) whenever it changes. */
+export interface ClientState {
+  identity: IdentityView
+  health: Health
+}

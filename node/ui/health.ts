@@ -1,0 +1,223 @@
+/**
+ * Whether this node is fine, from what its API already reports (`GET /v1/status` and the
+ * Prometheus text of `GET /metrics`). The node decides and the client only shows: this is
+ * where "fine", "needs attention" and "trouble" are defined. Pure: same input, same answer.
+ */
+import type { CheckState, ClientState, CounterView, Health, HealthCheck, IdentityView } from './contract.ts'
+
+/** The fields of `GET /v1/status` this module reads (node/api.ts `status()`). */
+export interface NodeStatus {
+  peerId: string
+  did: string
+  developmentMode: boolean
+  addresses: string[]
+  peers: string[]
+  refusedPolicyChanges: number
+  spaces: {
+    id: string
+    synchronised: boolean
+    name?: string
+    keyHolder?: boolean
+  }[]
+  audit?: {
+    equivocations: { log: string; reason: string; seenAt: number }[]
+    unverifiable: { log: string; acceptedSize: number; uncheckedSize: number; tries: number; since: number }[]
+  }
+}
+
+/** One metric of the Prometheus text: its help line and its series. */
+export interface Metric {
+  name: string
+  help: string
+  series: { labels: string; value: number }[]
+}
+
+/** Parse the text `GET /metrics` answers (the format node/metrics.ts writes). */
+export function parsePrometheus(text: string): Map<string, Metric> {
+  const out = new Map<string, Metric>()
+  const metric = (name: string): Metric => {
+    let m = out.get(name)
+    if (m === undefined) {
+      m = { name, help: '', series: [] }
+      out.set(name, m)
+    }
+    return m
+  }
+  for (const line of text.split('\n')) {
+    const help = /^# HELP (\S+) (.*)$/.exec(line)
+    if (help !== null) {
+      metric(help[1]).help = help[2]
+      continue
+    }
+    if (line === '' || line.startsWith('#')) continue
+    const sample = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (sample === null) continue
+    const value = Number(sample[3])
+    if (Number.isFinite(value)) metric(sample[1]).series.push({ labels: sample[2] ?? '', value })
+  }
+  return out
+}
+
+const short = (id: string): string => (id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id)
+const spaceName = (s: NodeStatus['spaces'][number]): string => s.name ?? `space ${short(s.id)}`
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
+
+function peersCheck(s: NodeStatus): HealthCheck {
+  const n = s.peers.length
+  if (n > 0)
+    return {
+      id: 'peers',
+      title: 'Peers',
+      state: 'ok',
+      summary: `${plural(n, 'peer')} connected.`,
+      details: s.peers.map(p => `connected: ${p}`),
+    }
+  return {
+    id: 'peers',
+    title: 'Peers',
+    state: s.spaces.length === 0 ? 'ok' : 'attention',
+    summary:
+      s.spaces.length === 0
+        ? 'No peer connected, and this node is in no space yet: nothing to exchange.'
+        : 'No peer connected: changes and readings wait here until one connects.',
+    details: [],
+  }
+}
+
+function spacesCheck(s: NodeStatus): HealthCheck {
+  const waiting = s.spaces.filter(sp => !sp.synchronised)
+  if (s.spaces.length === 0)
+    return { id: 'spaces', title: 'Spaces', state: 'ok', summary: 'This node is in no space yet.', details: [] }
+  return {
+    id: 'spaces',
+    title: 'Spaces',
+    state: waiting.length === 0 ? 'ok' : 'attention',
+    summary:
+      waiting.length === 0
+        ? `${plural(s.spaces.length, 'space')}, each with its policy here.`
+        : `${plural(waiting.length, 'space')} waiting for a peer that has the space's policy.`,
+    details: s.spaces.map(sp => `${spaceName(sp)}: ${sp.synchronised ? 'policy here' : 'waiting for a peer'}`),
+  }
+}
+
+/**
+ * Reachability of each space's key holder. `/v1/status` says whether this node holds a
+ * space's keys, not which peer does, so for a space held elsewhere the answer is unknown
+ * (said plainly rather than guessed from the number of peers).
+ */
+function keyHoldersCheck(s: NodeStatus): HealthCheck {
+  const synced = s.spaces.filter(sp => sp.synchronised)
+  const elsewhere = synced.filter(sp => sp.keyHolder !== true)
+  const details = synced.map(sp =>
+    sp.keyHolder === true ? `${spaceName(sp)}: this node holds the keys` : `${spaceName(sp)}: held by another peer`,
+  )
+  if (elsewhere.length === 0)
+    return {
+      id: 'key-holders',
+      title: 'Key holders',
+      state: 'ok',
+      summary: synced.length === 0 ? 'No space whose keys are needed yet.' : 'This node holds the keys of its spaces.',
+      details,
+    }
+  return {
+    id: 'key-holders',
+    title: 'Key holders',
+    state: 'unknown',
+    summary: `Not known yet whether the key holder of ${plural(elsewhere.length, 'space')} is reachable: the node's status does not name it.`,
+    details,
+  }
+}
+
+function equivocationsCheck(s: NodeStatus): HealthCheck {
+  const ev = s.audit?.equivocations ?? []
+  return {
+    id: 'equivocations',
+    title: 'Audit logs agree',
+    state: ev.length === 0 ? 'ok' : 'trouble',
+    summary:
+      ev.length === 0
+        ? 'No evidence that a key holder showed two different histories.'
+        : `Evidence that ${plural(ev.length, 'audit log')} showed two histories that cannot both be true.`,
+    details: ev.map(e => `log ${short(e.log)} at ${new Date(e.seenAt).toISOString()}: ${e.reason}`),
+  }
+}
+
+function auditLogsCheck(s: NodeStatus): HealthCheck {
+  const un = s.audit?.unverifiable ?? []
+  return {
+    id: 'audit-logs',
+    title: 'Audit logs checked',
+    state: un.length === 0 ? 'ok' : 'attention',
+    summary:
+      un.length === 0
+        ? 'Every audit log head this node received could be checked.'
+        : `${plural(un.length, 'audit log')} whose newest head could not be checked against the last one.`,
+    details: un.map(
+      u =>
+        `log ${short(u.log)}: no proof from size ${u.acceptedSize} to ${u.uncheckedSize} since ${new Date(u.since).toISOString()} (${plural(u.tries, 'try', 'tries')})`,
+    ),
+  }
+}
+
+function refusedChangesCheck(s: NodeStatus, metrics: Map<string, Metric>): HealthCheck {
+  const n = s.refusedPolicyChanges
+  const series = metrics.get('edgeward_policy_changes_refused_total')?.series ?? []
+  return {
+    id: 'refused-changes',
+    title: 'Refused changes',
+    state: n === 0 ? 'ok' : 'attention',
+    summary:
+      n === 0
+        ? 'No peer sent a policy change this node had to refuse.'
+        : `${plural(n, 'policy change')} refused: a peer sent changes the space's rules do not allow, and this node kept them out.`,
+    details: [...series].sort((a, b) => b.value - a.value).map(x => `${x.value}× ${x.labels}`),
+  }
+}
+
+const RANK: Record<CheckState, number> = { unknown: 0, ok: 0, attention: 1, trouble: 2 }
+
+/** The indicator: the worst check decides; 'unknown' is shown but does not make a node unwell. */
+export function assessHealth(s: NodeStatus, metricsText: string): Health {
+  const metrics = parsePrometheus(metricsText)
+  const checks = [
+    peersCheck(s),
+    spacesCheck(s),
+    keyHoldersCheck(s),
+    equivocationsCheck(s),
+    auditLogsCheck(s),
+    refusedChangesCheck(s, metrics),
+  ]
+  const worst = Math.max(...checks.map(c => RANK[c.state]))
+  const failing = checks.filter(c => RANK[c.state] === worst && worst > 0)
+  const counters: CounterView[] = [...metrics.values()]
+    .map(m => ({
+      name: m.name,
+      help: m.help,
+      total: m.series.reduce((sum, x) => sum + x.value, 0),
+      top: [...m.series].sort((a, b) => b.value - a.value).slice(0, 5),
+    }))
+    .filter(c => c.total !== 0)
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
+  if (worst === 0) {
+    const peers = s.peers.length === 0 ? 'no peer needed yet' : `${plural(s.peers.length, 'peer')} connected`
+    return { verdict: 'fine', summary: `Every check passed: ${peers}, nothing refused.`, checks, counters }
+  }
+  return {
+    verdict: worst === 2 ? 'trouble' : 'attention',
+    summary:
+      failing.length === 1
+        ? failing[0].summary
+        : `${failing.length} checks: ${failing.map(c => c.title.toLowerCase()).join(', ')}.`,
+    checks,
+    counters,
+  }
+}
+
+export function identityOf(s: NodeStatus): IdentityView {
+  return { did: s.did, peerId: s.peerId, keysEncrypted: !s.developmentMode, addresses: s.addresses }
+}
+
+/** The whole state the client shows. */
+export function clientState(s: NodeStatus, metricsText: string): ClientState {
+  return { identity: identityOf(s), health: assessHealth(s, metricsText) }
+}
