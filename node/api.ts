@@ -24,6 +24,7 @@ import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
 import type { DecryptedReading } from './services/data.ts'
 import type { MqttIngestions } from './services/mqtt.ts'
+import { ClientServer, setSecurityHeaders } from './ui/server.ts'
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -112,6 +113,8 @@ export class ApiServer {
   /** the Host and Origin values this server answers, once it listens */
   private hosts = new Set<string>()
   private origins = new Set<string>()
+  /** the desktop client: its pages, its sessions (node/ui/) */
+  private readonly ui: ClientServer
 
   /** `ingest`: the node's MQTT ingestions, for /v1/ingest (without it, those endpoints are 404) */
   constructor(node: EdgewardNode, token: string, ingest?: MqttIngestions) {
@@ -119,6 +122,7 @@ export class ApiServer {
     this.tokenDigest = sha256(new TextEncoder().encode(token))
     this.emptyToken = token === ''
     this.ingest = ingest
+    this.ui = new ClientServer({ now: node.now, metrics: node.metrics, status: () => this.status() })
     node.metrics.describe(REFUSED_METRIC, 'local API requests refused, by reason (token, host, origin)')
   }
 
@@ -181,12 +185,15 @@ export class ApiServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const refused = this.refusal(req)
+    setSecurityHeaders(res)
+    // Host and Origin as above; the client's session cookie (and CSRF token) may stand in for the token
+    const refused = this.ui.refusal(req, this.refusal(req))
     if (refused !== undefined) {
       this.node.metrics.inc(REFUSED_METRIC, { reason: refused.reason })
       const name = refused.status === 401 ? 'Unauthorized' : 'Forbidden'
       return send(res, refused.status, { error: { name, message: refused.message, code: refused.reason } })
     }
+    if (await this.ui.route(req, res)) return
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     const parts = url.pathname.split('/').filter(p => p !== '')
     const n = this.node

@@ -71,6 +71,10 @@ commands:
                                          file and when it is deleted; exit 3 when refused
   access SPACE OBJECT                    who holds or asked for access: grants, requests, key releases
   demo                                   run a local network of real peers and tell the story
+  ui [--no-open] [start options]         the desktop client: attaches to the node running on DIR, or runs one
+                                         in the foreground as start does (until Ctrl-C); opens a one-time
+                                         login link (one session, 2 minutes) in an app window of Chromium or
+                                         Chrome, else the default browser ($BROWSER, xdg-open), and prints it
 
 options for every command:
   --data DIR     data directory (default ~/.edgeward)
@@ -130,6 +134,7 @@ const OPTIONS = {
   out: { type: 'string' },
   space: { type: 'string' },
   owner: { type: 'string' },
+  'no-open': { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options']
 
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
@@ -172,6 +177,7 @@ const ALLOWED: Record<string, string[]> = {
   stream: ['epoch', 'form', 'aggregate'],
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
+  ui: ['no-open', 'listen', 'bootstrap', 'api-port'],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space', 'owner'],
 }
 
@@ -446,6 +452,13 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0
     }
+    case 'ui': {
+      positionals(rest, 0, 'ui [--no-open] [--listen MA] [--bootstrap MA] [--api-port N]')
+      const { ui } = await import('./ui.ts')
+      const apiPort = port(v['api-port'], 0, '--api-port')
+      await ui(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort, open: !v['no-open'] }, o)
+      return 0
+    }
     case 'demo': {
       positionals(rest, 0, 'demo')
       const { runDemo } = await import('./demo.ts')
@@ -476,7 +489,7 @@ function onBrokenPipe(stream: NodeJS.WritableStream, err: NodeJS.ErrnoException)
     return
   }
   closed.add(stream)
-  if (running === 'start' || running === 'gateway' || running === 'demo') return
+  if (running === 'start' || running === 'gateway' || running === 'demo' || running === 'ui') return
   if (running === 'ingest') process.kill(process.pid, 'SIGINT')
   else process.exit(0)
 }
@@ -487,7 +500,7 @@ const verbose = process.argv.includes('--verbose')
 
 // A running node must not die of a network failure that a library leaves unhandled in the
 // background (libp2p's dial queue can reject a dial nobody waits for): say so on stderr, go on.
-const longRunning = process.argv.slice(2).some(a => ['start', 'gateway', 'demo', 'ingest'].includes(a))
+const longRunning = process.argv.slice(2).some(a => ['start', 'gateway', 'demo', 'ingest', 'ui'].includes(a))
 /** Failures of a dial that libp2p can surface outside any caller; anything else still ends the process. */
 const BACKGROUND_DIAL_FAILURES = new Set(['NoValidAddressesError', 'DialError', 'AbortError', 'TimeoutError'])
 if (longRunning) {
