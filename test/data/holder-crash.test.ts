@@ -236,6 +236,30 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
     const report = await api.call<AuditReport>('GET', `/v1/spaces/${space}/audit/report`)
     const verified = verifyReport(report, { space })
     assert.ok(verified.ok, verified.ok ? '' : verified.failure)
+    // every key the reader received has its release entry
+    const releases = new Map<string, ReleaseEntry>()
+    for (const e of report.entries) {
+      const entry = decodeEntry(fromBase64url(e.entry))
+      if (entry.t === 'release') releases.set(toHex(entry.reqHash), entry)
+    }
+    const unlogged = released
+      .filter(r => {
+        const e = releases.get(r.reqHash)
+        return (
+          e === undefined ||
+          e.subject !== reader.identity.principal.did ||
+          e.grant !== r.grant ||
+          e.leaseEnd !== r.lease ||
+          e.epochs.join() !== r.keys.map(k => k.epoch).join()
+        )
+      })
+      .map(r => `request ${r.reqHash.slice(0, 16)}… for epochs ${r.epochs.join(',')}`)
+    assert.deepEqual(
+      unlogged,
+      [],
+      `every release the reader received is in the log, as it was given (${released.length})`,
+    )
+
     const status = await api.call<{ audit: { size: number } }>('GET', '/v1/status')
     assert.equal(verified.head.size, status.audit.size, 'the signed head covers the whole log')
     assert.deepEqual(
@@ -249,24 +273,6 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
     const cliVerify = await runCli(['audit', 'verify', out, '--space', space])
     assert.equal(cliVerify.code, 0, cliVerify.stderr)
     assert.ok(JSON.parse(await readFile(out, 'utf8')).entries.length >= verified.head.size)
-
-    // every key the reader received has its release entry
-    const releases = new Map<string, ReleaseEntry>()
-    for (const e of report.entries) {
-      const entry = decodeEntry(fromBase64url(e.entry))
-      if (entry.t === 'release') releases.set(toHex(entry.reqHash), entry)
-    }
-    const unlogged = released.filter(r => {
-      const e = releases.get(r.reqHash)
-      return (
-        e === undefined ||
-        e.subject !== reader.identity.principal.did ||
-        e.grant !== r.grant ||
-        e.leaseEnd !== r.lease ||
-        e.epochs.join() !== r.keys.map(k => k.epoch).join()
-      )
-    })
-    assert.deepEqual(unlogged, [], 'every release the reader received is in the log, as it was given')
 
     // one key per epoch, and no key for two epochs
     const keyOf = new Map<number, string>()

@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
 const ROOT = join(import.meta.dirname, '..', '..')
+const DEMO_DEADLINE_MS = 90_000
 
 /** Processes whose command line mentions `text` (Linux: /proc), with their pid. */
 function processesMentioning(text: string): { pid: number; cmdline: string }[] {
@@ -32,18 +33,22 @@ function processesMentioning(text: string): { pid: number; cmdline: string }[] {
   return out
 }
 
-describe('npm run demo', { timeout: 180_000 }, () => {
+describe('npm run demo', { timeout: 150_000 }, () => {
   let tmp: string
   const result = { code: null as number | null, signal: null as string | null, stdout: '', stderr: '' }
   /** processes seen on the demo's directories while it ran */
   const seen = new Map<number, string>()
+  /** those still running when the demo was ended for not exiting (the test's kill then ended them) */
+  const aliveAtDeadline: string[] = []
 
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'edgeward-demo-test-'))
+    // in a process group of its own, so that a demo that does not end can be ended whole
     const demo = spawn('npm', ['run', 'demo'], {
       cwd: ROOT,
       env: { ...process.env, TMPDIR: tmp },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     })
     demo.stdout.on('data', d => {
       result.stdout += d
@@ -51,7 +56,12 @@ describe('npm run demo', { timeout: 180_000 }, () => {
       for (const p of processesMentioning(tmp)) seen.set(p.pid, p.cmdline)
     })
     demo.stderr.on('data', d => (result.stderr += d))
-    const timer = setTimeout(() => demo.kill('SIGKILL'), 150_000)
+    // it takes ~15 s; a peer it failed to stop keeps it from exiting (its output pipes stay open)
+    const timer = setTimeout(() => {
+      result.stderr += `\n(the demo did not exit within ${DEMO_DEADLINE_MS} ms: ended by the test)`
+      aliveAtDeadline.push(...processesMentioning(tmp).map(p => p.cmdline))
+      process.kill(-demo.pid!, 'SIGKILL')
+    }, DEMO_DEADLINE_MS)
     await new Promise<void>(resolve =>
       demo.once('close', (code, signal) => {
         result.code = code
@@ -94,6 +104,7 @@ describe('npm run demo', { timeout: 180_000 }, () => {
   it('stops everything it started and removes its data directories', async () => {
     const nodes = [...seen.values()].filter(c => /\bstart --data /.test(c))
     assert.equal(nodes.length, 3, `the demo's three peers were seen running: ${nodes.join('; ')}`)
+    assert.deepEqual(aliveAtDeadline, [], 'nothing it started kept it from exiting')
     assert.deepEqual(processesMentioning(tmp), [], 'no process runs on its directories any more')
     const dirs = new Set(nodes.map(c => c.match(/--data (\S+)\/[^/\s]+/)?.[1]))
     assert.equal(dirs.size, 1, `its peers' data directories are in one directory of its own: ${[...dirs].join(', ')}`)
