@@ -8,19 +8,21 @@
  * compared in constant time, else 401. Refusals are counted (`edgeward_api_refused_total`).
  * Errors are JSON `{ error: { name, message, code? } }` with 400 (bad input), 404 (unknown),
  * 403 (access refused, foreign Host or Origin), 401 (no token), 422 (an object that does not
- * match its manifest), 500.
+ * match its manifest), 503 (no peer of the space reachable), 500.
  * Objects (files and messages): node/api-objects.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { constantTimeEqual, sha256 } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
+import { ObjectIntegrityError } from '../protocols/data/objects.ts'
 import { readingsIn, validateReadingInput } from '../protocols/data/reading.ts'
+import { InvalidMessageError } from '../protocols/errors.ts'
 import { isForm, MAX_EPOCH_MS, MIN_EPOCH_MS } from '../protocols/policy/records.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
 import * as objectsApi from './api-objects.ts'
 import * as policyApi from './api-policy.ts'
-import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
+import { AccessRefusedError, NotFoundError, UnreachableError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
 import type { DecryptedReading } from './services/data.ts'
 import type { MqttIngestions } from './services/mqtt.ts'
@@ -41,12 +43,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 function parseJson(text: string): Record<string, unknown> {
   try {
-    const v = JSON.parse(text === '' ? '{}' : text)
-    if (v == null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object')
-    return v
+    v = JSON.parse(text === '' ? '{}' : text)
   } catch {
     throw new UsageError('request body must be a JSON object')
   }
+  if (v == null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('request body must be a JSON object')
+  return v as Record<string, unknown>
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -54,13 +56,18 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(`${JSON.stringify(body)}\n`)
 }
 
+/** The HTTP status of each typed error; anything else is an internal error (500). */
+const HTTP_STATUS: Record<string, number> = {
+  [UsageError.name]: 400,
+  [InvalidMessageError.name]: 400,
+  [NotFoundError.name]: 404,
+  [AccessRefusedError.name]: 403,
+  [ObjectIntegrityError.name]: 422,
+  [UnreachableError.name]: 503,
+}
+
 function statusOf(err: Error): number {
-  if (err.name === 'UsageError' || err.name === 'InvalidMessageError') return 400
-  if (err.name === 'NotFoundError') return 404
-  if (err.name === 'AccessRefusedError') return 403
-  if (err.name === 'ObjectIntegrityError') return 422
-  if (err.name === 'UnreachableError') return 503
-  return 500
+  return HTTP_STATUS[err.name] ?? 500
 }
 
 export function errorBody(err: Error): { error: { name: string; message: string; code?: string } } {

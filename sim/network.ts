@@ -24,6 +24,7 @@ import type { GossipsubOpts } from '@libp2p/gossipsub'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { CODE_P2P, multiaddr } from '@multiformats/multiaddr'
+import { NodeStateError } from '../node/errors.ts'
 import { createIdentity } from '../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../node/node.ts'
 import { openMemoryStore } from '../node/store.ts'
@@ -102,6 +103,16 @@ export interface MemorySample {
   heapUsedBytes: number
   externalBytes: number
   arrayBuffersBytes: number
+}
+
+/** What a connection cut by a partition is aborted with. */
+export class PartitionedError extends Error {
+  static override name = 'PartitionedError'
+
+  constructor(message = 'partitioned by the simulator') {
+    super(message)
+    this.name = 'PartitionedError'
+  }
 }
 
 export class SimNetwork {
@@ -276,7 +287,7 @@ export class SimNetwork {
   /** The running node of peer i; throws while it is crashed. */
   node(i: number): EdgewardNode {
     const node = this.peers[i].node
-    if (node === undefined) throw new Error(`peer ${i} is not running`)
+    if (node === undefined) throw new NodeStateError(`peer ${i} is not running`)
     return node
   }
 
@@ -323,7 +334,7 @@ export class SimNetwork {
         if (other === undefined || !this.isCut(p.index, other)) continue
         // remembered for the heal: connections off the topology (to the owner, found by the DHT) count too
         if (conn.direction === 'outbound') this.cutConnections.push([p.index, other])
-        conn.abort(new Error('partitioned by the simulator'))
+        conn.abort(new PartitionedError())
       }
     }
   }
@@ -354,7 +365,7 @@ export class SimNetwork {
 
   /** Create peer i again from its data directory, start it, and redial its topology links. */
   async restart(i: number): Promise<EdgewardNode> {
-    if (this.peers[i].node !== undefined) throw new Error(`peer ${i} is running`)
+    if (this.peers[i].node !== undefined) throw new NodeStateError(`peer ${i} is running`)
     const node = await this.startPeer(i)
     await forEachLimit(this.neighbours[i], this.concurrency, j => this.dial(i, j))
     return node
@@ -408,7 +419,7 @@ export class SimNetwork {
       this.progress('stopping', ++done, running.length)
     })
     await rm(this.root, { recursive: true, force: true })
-    if (failures.length > 0) throw new Error(`peers failed to stop: ${failures.join('; ')}`)
+    if (failures.length > 0) throw new NodeStateError(`peers failed to stop: ${failures.join('; ')}`)
   }
 }
 

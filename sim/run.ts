@@ -8,6 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { UsageError } from '../node/errors.ts'
 import { SimNetwork } from './network.ts'
 import { ProcNetwork, runRevokeProcs } from './procs.ts'
 import { checksOf, machine, type RunParams, type RunRecord, renderHtml, summaryLinesOf } from './report.ts'
@@ -44,10 +45,6 @@ const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal|churn|adve
   --procs K            revoke: run the peers in K processes, over TCP on 127.0.0.1 (default 1: one process, memory transport)
   --deadline S         how long to wait for any one step (default 300)
   --out DIR            where to write results.json and report.html (default sim-out)`
-
-class UsageError extends Error {
-  override name = 'UsageError'
-}
 
 function parse(): { params: RunParams; out: string; deadlineMs: number; procs: number } {
   const { values } = parseArgs({

@@ -1,8 +1,7 @@
 /** Waiting for a condition in the simulator: poll it, with a deadline, never a blind sleep. */
+import { DeadlineError } from '../node/errors.ts'
 
-export class DeadlineError extends Error {
-  override name = 'DeadlineError'
-}
+export { DeadlineError }
 
 /** Poll `check` every `everyMs` until it holds; throw a DeadlineError at the deadline. */
 export async function waitUntil(

@@ -17,7 +17,12 @@ interface HoldingLike {
 
 /** Verification failed: exit 1 with the first thing that failed. */
 export class ReportInvalidError extends Error {
-  override name = 'ReportInvalidError'
+  static override name = 'ReportInvalidError'
+
+  constructor(message = 'the report does not verify') {
+    super(message)
+    this.name = 'ReportInvalidError'
+  }
 }
 
 export function holdingsTable(holdings: HoldingLike[]): string {
@@ -134,7 +139,7 @@ export async function auditVerify(file: string, opts: VerifyOptions, o: Output):
     // a report is JSON in UTF-8: anything else is not a report, and its bytes are not echoed
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch (err) {
-    const why = (err as Error).name === 'TypeError' ? 'not UTF-8 text' : (err as Error).message
+    const why = (err as Error).name === TypeError.name ? 'not UTF-8 text' : (err as Error).message
     throw new ReportInvalidError(`cannot read ${file}: ${oneLine(why)}`)
   }
   let report: unknown

@@ -6,8 +6,10 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { AbortError, DialError, TimeoutError } from '@libp2p/interface'
+import { InvalidDidError } from '../../crypto/errors.ts'
 import { ID_PATTERN } from '../../protocols/validate.ts'
-import { UsageError } from '../errors.ts'
+import { AccessRefusedError, UsageError } from '../errors.ts'
 import * as cmd from './commands.ts'
 import type { Output } from './output.ts'
 import * as policy from './policy-commands.ts'
@@ -501,8 +503,11 @@ const verbose = process.argv.includes('--verbose')
 // A running node must not die of a network failure that a library leaves unhandled in the
 // background (libp2p's dial queue can reject a dial nobody waits for): say so on stderr, go on.
 const longRunning = process.argv.slice(2).some(a => ['start', 'gateway', 'demo', 'ingest', 'ui'].includes(a))
-/** Failures of a dial that libp2p can surface outside any caller; anything else still ends the process. */
-const BACKGROUND_DIAL_FAILURES = new Set(['NoValidAddressesError', 'DialError', 'AbortError', 'TimeoutError'])
+/**
+ * Failures of a dial that libp2p can surface outside any caller; anything else still ends the
+ * process. libp2p does not export its NoValidAddressesError, so that one is named by its string.
+ */
+const BACKGROUND_DIAL_FAILURES = new Set(['NoValidAddressesError', DialError.name, AbortError.name, TimeoutError.name])
 if (longRunning) {
   process.on('unhandledRejection', err => {
     process.stderr.write(`edgeward: warning: unhandled background failure: ${(err as Error)?.message ?? String(err)}\n`)

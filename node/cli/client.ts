@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readApiToken } from '../api-token.ts'
-import { AccessRefusedError, NodeStateError, NotFoundError, UnreachableError, UsageError } from '../errors.ts'
+import { AccessRefusedError, ApiError, NodeStateError, NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 
 export interface NodeInfo {
   peerId: string
@@ -30,7 +30,7 @@ function errorFrom(status: number, body: { error?: { name?: string; message?: st
   if (status === 400) return new UsageError(message)
   if (status === 404) return new NotFoundError(message)
   if (status === 503) return new UnreachableError(message)
-  return new Error(message)
+  return new ApiError(message)
 }
 
 export class ApiClient {
@@ -109,7 +109,7 @@ export class ApiClient {
         buf = buf.slice(i + 1)
         if (line.trim() !== '') {
           const v = JSON.parse(line) as Record<string, unknown> & { error?: { name: string; code?: string } }
-          if (v.error !== undefined) throw errorFrom(v.error.name === 'AccessRefusedError' ? 403 : 500, v as never)
+          if (v.error !== undefined) throw errorFrom(v.error.name === AccessRefusedError.name ? 403 : 500, v as never)
           yield v
         }
         i = buf.indexOf('\n')

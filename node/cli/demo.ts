@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ProcessExitError } from '../errors.ts'
 import { type CliResult, isReadRefused, type LocalPeer, runCli, startPeer, waitFor } from './local-network.ts'
 
 export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<void> {
@@ -21,7 +22,8 @@ export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<v
   const run = async (peer: LocalPeer, args: string[], input?: string, expect = 0): Promise<CliResult> => {
     const r = await peer.cli(args, { input })
     show(peer.name, args, r)
-    if (r.code !== expect) throw new Error(`${peer.name}: edgeward ${args[0]} exited ${r.code}, expected ${expect}`)
+    if (r.code !== expect)
+      throw new ProcessExitError(`${peer.name}: edgeward ${args[0]} exited ${r.code}, expected ${expect}`)
     return r
   }
   try {
@@ -30,7 +32,7 @@ export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<v
     const dids: Record<string, string> = {}
     for (const name of names) {
       const r = await runCli(['init', '--data', join(root, name), '--json'])
-      if (r.code !== 0) throw new Error(`init ${name} failed: ${r.stderr}`)
+      if (r.code !== 0) throw new ProcessExitError(`init ${name} failed: ${r.stderr}`)
       dids[name] = JSON.parse(r.stdout).did
     }
     const gateway = await startPeer('gateway', join(root, 'gateway'))

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { AccessRefusedError, DeadlineError, ProcessExitError } from '../errors.ts'
 import { ApiClient, type NodeInfo } from './client.ts'
 
 export const BIN = join(import.meta.dirname, 'bin.ts')
@@ -100,7 +101,7 @@ export async function startPeer(
     let stdout = ''
     const timer = setTimeout(() => {
       proc.kill('SIGKILL')
-      reject(new Error(`${name} did not start within ${opts.timeoutMs ?? 20_000} ms: ${stderr}`))
+      reject(new DeadlineError(`${name} did not start within ${opts.timeoutMs ?? 20_000} ms: ${stderr}`))
     }, opts.timeoutMs ?? 20_000)
     proc.stdout.on('data', d => {
       stdout += d
@@ -115,7 +116,7 @@ export async function startPeer(
     })
     proc.once('exit', code => {
       clearTimeout(timer)
-      reject(new Error(`${name} exited with ${code}: ${stderr.trim()}`))
+      reject(new ProcessExitError(`${name} exited with ${code}: ${stderr.trim()}`))
     })
   })
   const peer = new LocalPeer(name, dataDir, proc, info)
@@ -139,7 +140,7 @@ export async function waitFor<T>(
   for (;;) {
     const v = await check()
     if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`)
+    if (Date.now() > end) throw new DeadlineError(`timed out after ${deadlineMs} ms waiting for ${what}`)
     await new Promise(r => setTimeout(r, everyMs))
   }
 }
@@ -153,7 +154,7 @@ export async function isReadRefused(peer: LocalPeer, space: string, stream: stri
     }
     return false
   } catch (err) {
-    if ((err as Error).name === 'AccessRefusedError') return true
+    if ((err as Error).name === AccessRefusedError.name) return true
     throw err
   }
 }

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs'
 import { open as openFile, rename, rm, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
-import { UsageError } from '../errors.ts'
+import { TransferInterruptedError, UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
 import { parseDuration } from './duration.ts'
 import { type Output, print } from './output.ts'
@@ -138,7 +138,9 @@ export async function open(
     } catch (err) {
       await file.close()
       await rm(part, { force: true })
-      throw new Error(`the object was cut short (${(err as Error).message}): nothing written to ${opts.out}`)
+      throw new TransferInterruptedError(
+        `the object was cut short (${(err as Error).message}): nothing written to ${opts.out}`,
+      )
     }
     await rename(part, opts.out)
     if (o.json) o.out(JSON.stringify({ object, out: opts.out, size: Number(res.headers.get('content-length')) }))
@@ -154,7 +156,7 @@ export async function open(
       if (!stdout.write(chunk)) await new Promise(resolve => stdout.once('drain', resolve))
     }
   } catch (err) {
-    throw new Error(`the object was cut short: ${(err as Error).message}`)
+    throw new TransferInterruptedError(`the object was cut short: ${(err as Error).message}`)
   }
 }
 

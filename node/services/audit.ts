@@ -162,7 +162,12 @@ export interface IndexedEntry {
 
 /** The index names an entry that is not there or is not what the index says it is. */
 export class AuditIndexError extends Error {
-  override name = 'AuditIndexError'
+  static override name = 'AuditIndexError'
+
+  constructor(message = 'the audit index does not match the log') {
+    super(message)
+    this.name = 'AuditIndexError'
+  }
 }
 
 export class AuditService {

@@ -34,7 +34,7 @@ import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes'
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt'
 import { MAX_VALUE_JSON, type Reading, validateReadingInput } from '../../protocols/data/reading.ts'
 import { ID_PATTERN, NAME_PATTERN } from '../../protocols/validate.ts'
-import { NotFoundError, UnreachableError, UsageError } from '../errors.ts'
+import { DeadlineError, MqttError, NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 import type { Metrics } from '../metrics.ts'
 import type { DataService } from './data.ts'
 import type { PolicyService } from './policy.ts'
@@ -173,7 +173,12 @@ export interface IngestStats {
 
 /** The marker that tells mqtt.js to go on without acknowledging (see the module comment). */
 class DeferredAck extends Error {
-  override name = 'DeferredAck'
+  static override name = 'DeferredAck'
+
+  constructor(message = 'acknowledged once stored') {
+    super(message)
+    this.name = 'DeferredAck'
+  }
 }
 const DEFERRED = new DeferredAck('acknowledged once stored')
 
@@ -432,7 +437,7 @@ export class MqttIngest {
     this.client = client
     if (typeof (client as unknown as { _sendPacket?: unknown })._sendPacket !== 'function') {
       client.end(true)
-      throw new Error('this version of mqtt.js cannot acknowledge after storage (no _sendPacket)')
+      throw new MqttError('this version of mqtt.js cannot acknowledge after storage (no _sendPacket)')
     }
     client.handleMessage = (packet, callback) => this.onMessage(packet, callback)
     client.on('connect', connack => {
@@ -458,7 +463,7 @@ export class MqttIngest {
         }
         const onConnect = () => settle()
         const timer = setTimeout(
-          () => settle(new Error(`no answer within ${clientOpts.connectTimeout} ms`)),
+          () => settle(new DeadlineError(`no answer within ${clientOpts.connectTimeout} ms`)),
           clientOpts.connectTimeout,
         )
         client.on('connect', onConnect)
@@ -466,7 +471,7 @@ export class MqttIngest {
       })
       const granted = await client.subscribeAsync(o.topic, { qos: 1 })
       const refused = granted.find(g => g.qos !== 1 && g.qos !== 0)
-      if (refused !== undefined) throw new Error(`the broker refused the subscription to ${o.topic}`)
+      if (refused !== undefined) throw new MqttError(`the broker refused the subscription to ${o.topic}`)
     } catch (err) {
       await client.endAsync(true)
       throw new UnreachableError(`could not ingest ${o.topic} from ${o.url}: ${(err as Error).message}`)
@@ -705,7 +710,7 @@ export async function mqttCredentials(
     c = {}
   }
   if (typeof c.username !== 'string' || c.username === '' || typeof c.password !== 'string' || c.password === '')
-    throw new Error(`${path} holds no {"username", "password"}: fix it, or remove it to have new credentials made`)
+    throw new MqttError(`${path} holds no {"username", "password"}: fix it, or remove it to have new credentials made`)
   // a copy restored with looser permissions is tightened again
   if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600)
   return { credentials: { username: c.username, password: c.password }, path, created: false }
@@ -796,7 +801,7 @@ export class BrokerIngest {
   take(client: Client | null, packet: PublishPacket, answer: (err?: Error | null) => void): void {
     // not acknowledged: aedes closes the connection, and the device sends it again later
     if (this.stopping) {
-      answer(new Error('the gateway is stopping'))
+      answer(new MqttError('the gateway is stopping'))
       return
     }
     this.s.received++
@@ -893,12 +898,12 @@ export class EmbeddedBroker {
         c.metrics.inc(refused, { reason })
         log('refused MQTT client %s: %s', client.id, reason)
         // CONNACK 4 (bad user name or password) or 5 (not authorized)
-        const err = new Error(reason) as AuthenticateError
+        const err = new MqttError(reason) as AuthenticateError
         ;(err as { returnCode: number }).returnCode = reason === 'bad-credentials' ? 4 : 5
         done(err, false)
       },
       authorizePublish: (client, packet, answer) => {
-        if (packet.topic.startsWith('$SYS')) answer(new Error('$SYS topics are reserved'))
+        if (packet.topic.startsWith('$SYS')) answer(new MqttError('$SYS topics are reserved'))
         else if (ingest === undefined) answer(null)
         else ingest.take(client, packet, answer)
       },
@@ -914,7 +919,7 @@ export class EmbeddedBroker {
     } catch (err) {
       await new Promise<void>(resolve => aedes.close(() => resolve()))
       const e = err as NodeJS.ErrnoException
-      throw new Error(
+      throw new MqttError(
         e.code === 'EADDRINUSE'
           ? `127.0.0.1:${port} is in use: choose another --mqtt-port (0: any free port)`
           : e.message,

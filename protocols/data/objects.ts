@@ -46,7 +46,12 @@ export interface ObjectManifest {
 
 /** The content does not match its manifest, or a chunk is missing, out of place or damaged. */
 export class ObjectIntegrityError extends Error {
-  override name = 'ObjectIntegrityError'
+  static override name = 'ObjectIntegrityError'
+
+  constructor(message = 'the object does not match its manifest') {
+    super(message)
+    this.name = 'ObjectIntegrityError'
+  }
 }
 
 /** The stream name of a new object, from 8 random bytes. */

@@ -30,11 +30,11 @@
  */
 import * as Automerge from '@automerge/automerge'
 import { toHex } from '../../crypto/encoding.ts'
-import { InvalidEncodingError, InvalidSignatureError } from '../../crypto/errors.ts'
+import { InvalidDidError, InvalidEncodingError, InvalidSignatureError } from '../../crypto/errors.ts'
 import { taggedHash } from '../../crypto/hash.ts'
 import { publicKeyFromDid, type SigningKeyPair } from '../../crypto/identity.ts'
 import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
-import { FutureDatedError, InvalidMessageError, UnauthorizedChangeError } from '../errors.ts'
+import { FutureDatedError, InvalidMessageError, PolicyWriteError, UnauthorizedChangeError } from '../errors.ts'
 import { asMap, bytes, did, ID_PATTERN, str } from '../validate.ts'
 import {
   type Delegation,
@@ -259,7 +259,7 @@ export class PolicyDocument {
     backend.commit(null, Math.floor(now / 1000))
     const envelope = wrap(owner, genesis.id, backend.getLastLocalChange()!)
     const outcome = document.applyEnvelope(envelope)
-    if (outcome.status !== 'applied') throw new Error('genesis change did not apply')
+    if (outcome.status !== 'applied') throw new PolicyWriteError('genesis change did not apply')
     return { document, envelope }
   }
 
@@ -648,12 +648,12 @@ export class PolicyDocument {
     entries: AppliedRecord[],
     now: number,
   ): { envelope: Uint8Array; outcome: ApplyOutcome } {
-    if (this.actor === undefined) throw new Error('this replica has no actor id')
+    if (this.actor === undefined) throw new PolicyWriteError('this replica has no actor id')
     for (const e of entries) {
       if (e.record.issuer !== author.did) throw new UnauthorizedChangeError('record issuer differs from change signer')
     }
     checkAuthority(this.state, entries)
-    if (entries.length === 0) throw new Error('nothing to write')
+    if (entries.length === 0) throw new PolicyWriteError('nothing to write')
     const keys = new Set<string>()
     const puts = entries.map(e => {
       const [collection, key] = slotOf(e)
@@ -673,7 +673,7 @@ export class PolicyDocument {
       this.backend.rollback()
       throw err
     }
-    if (change === null) throw new Error('nothing was written')
+    if (change === null) throw new PolicyWriteError('nothing was written')
     // the change was checked above; applyEnvelope re-checks it as any replica would and records it
     const envelope = wrap(author, this.spaceId, change)
     return { envelope, outcome: this.applyEnvelope(envelope, now) }
@@ -746,7 +746,7 @@ function openCollectionRecord(collection: Collection, value: Uint8Array): Applie
       err instanceof InvalidEncodingError ||
       err instanceof InvalidSignatureError ||
       err instanceof InvalidMessageError ||
-      (err as Error).name === 'InvalidDidError'
+      (err as Error).name === InvalidDidError.name
     ) {
       throw new UnauthorizedChangeError(`change carries an invalid ${collection} record: ${(err as Error).message}`)
     }
