@@ -42,6 +42,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function parseJson(text: string): Record<string, unknown> {
+  let v: unknown
   try {
     v = JSON.parse(text === '' ? '{}' : text)
   } catch {

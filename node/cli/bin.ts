@@ -471,7 +471,7 @@ async function main(argv: string[]): Promise<number> {
   throw new UsageError(`unknown command ${command}`)
 }
 
-const EXIT: Record<string, number> = { UsageError: 2, AccessRefusedError: 3, InvalidDidError: 2 }
+const EXIT: Record<string, number> = { [UsageError.name]: 2, [AccessRefusedError.name]: 3, [InvalidDidError.name]: 2 }
 
 /** the command main() runs, once its arguments parsed */
 let running: string | undefined
@@ -523,7 +523,7 @@ main(process.argv.slice(2)).then(
   },
   (thrown: unknown) => {
     const err = thrown instanceof Error ? thrown : new Error(String(thrown))
-    const prefix = err.name === 'AccessRefusedError' ? 'refused' : 'error'
+    const prefix = err.name === AccessRefusedError.name ? 'refused' : 'error'
     // one line, whatever a library put in its message
     const message = err.message.trim().replace(/\s*\n\s*/g, ' ')
     if (!closed.has(process.stderr)) process.stderr.write(`edgeward: ${prefix}: ${message}\n`)
