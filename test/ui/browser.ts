@@ -1,0 +1,85 @@
+/**
+ * What the client's browser tests share: Debian's chromium through playwright-core, each run
+ * with a fresh profile of its own (removed afterwards), and a login link from a real node.
+ */
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import { runCli } from '../../node/cli/local-network.ts'
+import type { LoginLink } from '../../node/ui/contract.ts'
+
+export const CHROMIUM = '/usr/bin/chromium'
+export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots')
+
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
+/** A chromium with a profile of its own; `close` ends it and removes the profile. */
+export async function openBrowser(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed (npm test's setup installs Debian's chromium)`)
+  const profile = await mkdtemp(join(tmpdir(), 'edgeward-chromium-'))
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    args: ARGS,
+    viewport: { width: 1180, height: 760 },
+    deviceScaleFactor: 1,
+    colorScheme: 'light',
+  })
+  return {
+    context,
+    close: async () => {
+      await context.close()
+      await rm(profile, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A one-time login link from the node running on `dataDir`, through the CLI as a person gets it. */
+export async function loginLink(dataDir: string): Promise<LoginLink> {
+  const r = await runCli(['ui', '--no-open', '--json', '--data', dataDir])
+  assert.equal(r.code, 0, r.stderr)
+  const link = JSON.parse(r.stdout) as LoginLink & { attached: boolean }
+  assert.equal(link.attached, true, 'attached to the running node')
+  return link
+}
+
+/** Every interactive element of the page, as the browser's accessibility tree names it. */
+export async function interactiveNames(page: Page): Promise<{ role: string; name: string }[]> {
+  const cdp = await page.context().newCDPSession(page)
+  try {
+    const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as {
+      nodes: { ignored: boolean; role?: { value: string }; name?: { value: string } }[]
+    }
+    const interactive = new Set([
+      'button',
+      'link',
+      'textbox',
+      'checkbox',
+      'radio',
+      'combobox',
+      'listbox',
+      'menuitem',
+      'tab',
+      'switch',
+      'slider',
+      'searchbox',
+      'DisclosureTriangle',
+    ])
+    return nodes
+      .filter(n => !n.ignored && interactive.has(n.role?.value ?? ''))
+      .map(n => ({ role: n.role!.value, name: (n.name?.value ?? '').trim() }))
+  } finally {
+    await cdp.detach()
+  }
+}
