@@ -12,7 +12,13 @@ import { runCli } from '../../node/cli/local-network.ts'
 import type { LoginLink } from '../../node/ui/contract.ts'
 
 export const CHROMIUM = '/usr/bin/chromium'
-export const SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots')
+/** The README's screenshots: rewritten only when asked (UPDATE_SCREENSHOTS=1), so that a test run leaves the tree as it was. */
+const README_SCREENSHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots')
+
+/** Where a test run puts its screenshots: the README's folder when asked, else `fallback` (a folder the test removes). */
+export function screenshotDir(fallback: string): string {
+  return process.env.UPDATE_SCREENSHOTS === '1' ? README_SCREENSHOTS : fallback
+}
 
 const ARGS = [
   '--headless',

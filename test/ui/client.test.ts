@@ -6,7 +6,7 @@
  * space created from the CLI) reaches the open page by server-sent events without a reload;
  * a hidden window holds no event stream; every control has an accessible name; nothing is
  * fetched from anywhere but the node; a used link opens nothing. Screenshots go to
- * docs/screenshots/ for the README.
+ * docs/screenshots/ for the README with UPDATE_SCREENSHOTS=1 (else to the test's own folder).
  */
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp } from 'node:fs/promises'
@@ -16,10 +16,11 @@ import { after, before, describe, it } from 'node:test'
 import type { BrowserContext, Page } from 'playwright-core'
 import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
-import { interactiveNames, loginLink, openBrowser, SCREENSHOTS } from './browser.ts'
+import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
 
 describe('desktop client in a browser', { timeout: 120_000 }, () => {
   let root = ''
+  let shots = ''
   let peer: LocalPeer
   let context: BrowserContext
   let closeBrowser: () => Promise<void> = async () => {}
@@ -33,7 +34,8 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     const init = await runCli(['init', '--data', dir])
     assert.equal(init.code, 0, init.stderr)
     peer = await startPeer('owner', dir)
-    await mkdir(SCREENSHOTS, { recursive: true })
+    shots = screenshotDir(join(root, 'screenshots'))
+    await mkdir(shots, { recursive: true })
     ;({ context, close: closeBrowser } = await openBrowser())
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: peer.info.api })
     // counts the page's event streams, open and closed, to see what a hidden window keeps
@@ -82,7 +84,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     await page.getByRole('button', { name: 'Copy your id' }).click()
     await page.getByRole('status').filter({ hasText: 'Copied' }).waitFor()
     assert.equal(await inPage(page, 'navigator.clipboard.readText()'), peer.info.did)
-    await page.screenshot({ path: join(SCREENSHOTS, 'identity.png') })
+    await page.screenshot({ path: join(shots, 'identity.png') })
   })
 
   it('reaches Health from the keyboard and shows the indicator, with the details one click away', async () => {
@@ -117,7 +119,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     for (const title of ['Peers', 'Spaces', 'Key holders', 'Audit logs agree', 'Audit logs checked', 'Refused changes'])
       assert.equal(await details.getByRole('heading', { level: 3, name: title }).count(), 1, title)
     assert.equal(await page.getByRole('button', { name: 'Hide details' }).getAttribute('aria-expanded'), 'true')
-    await page.screenshot({ path: join(SCREENSHOTS, 'health.png'), fullPage: true })
+    await page.screenshot({ path: join(shots, 'health.png'), fullPage: true })
   })
 
   it('updates by server-sent events when the node’s state changes, without a reload', async () => {
@@ -130,7 +132,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     assert.ok(await page.getByText('plant-7: policy here').isVisible())
     assert.equal(await inPage(page, 'window.notReloaded'), true)
     assert.equal(await page.locator('.dot-attention').count(), 1, 'the navigation shows it too')
-    await page.screenshot({ path: join(SCREENSHOTS, 'health-attention.png'), fullPage: true })
+    await page.screenshot({ path: join(shots, 'health-attention.png'), fullPage: true })
   })
 
   it('keeps no event stream while the window is hidden, and opens one again when shown', async () => {
@@ -143,9 +145,10 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
       )
     assert.equal((await states()).filter(s => s !== EventSourceClosed).length, 1, 'one stream while visible')
     await setVisibility('hidden')
-    await page.waitForFunction('window.eventSources.every(e => e.readyState === 2)')
+    // a function, not a string: the client's CSP (no unsafe-eval) refuses a string to evaluate
+    await page.waitForFunction(() => (globalThis as any).eventSources.every((e: any) => e.readyState === 2))
     await setVisibility('visible')
-    await page.waitForFunction('window.eventSources.some(e => e.readyState === 1)')
+    await page.waitForFunction(() => (globalThis as any).eventSources.some((e: any) => e.readyState === 1))
     assert.equal((await states()).filter(s => s !== EventSourceClosed).length, 1, 'one stream again')
   })
 
@@ -156,7 +159,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     await page.getByRole('link', { name: /^Files/ }).click()
     await page.getByRole('heading', { level: 1, name: 'Files' }).waitFor()
     assert.ok(await page.getByText('edgeward share SPACE FILE --to DID').isVisible())
-    await page.screenshot({ path: join(SCREENSHOTS, 'not-built.png') })
+    await page.screenshot({ path: join(shots, 'not-built.png') })
   })
 
   it('gives every control an accessible name, on every screen', async () => {
@@ -195,7 +198,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
         await p.goto(link.url)
         await p.getByRole('heading', { name: 'Open edgeward from your node' }).waitFor()
         assert.match((await p.getByRole('alert').textContent()) ?? '', /used already, or it expired/)
-        await p.screenshot({ path: join(SCREENSHOTS, 'sign-in.png') })
+        await p.screenshot({ path: join(shots, 'sign-in.png') })
       } finally {
         await second.close()
       }
