@@ -24,7 +24,7 @@ import * as objectsApi from './api-objects.ts'
 import * as policyApi from './api-policy.ts'
 import { AccessRefusedError, NotFoundError, UnreachableError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
-import type { DecryptedReading } from './services/data.ts'
+import type { DecryptedReading } from './services/data/index.ts'
 import type { MqttIngestions } from './services/mqtt.ts'
 import { ClientServer, setSecurityHeaders } from './ui/server.ts'
 

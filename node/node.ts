@@ -13,7 +13,8 @@ import { Metrics } from './metrics.ts'
 import { createNetwork, type EdgewardLibp2p, type NetworkOptions } from './network.ts'
 import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
-import { DataService, type DataServiceOptions } from './services/data.ts'
+import { DataService, type DataServiceOptions } from './services/data/index.ts'
+import { RecordStore } from './services/data/record-store.ts'
 import { FetchService, type FetchServiceOptions } from './services/fetch.ts'
 import { ObjectsService } from './services/objects.ts'
 import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
@@ -74,11 +75,10 @@ export class EdgewardNode {
 
   private constructor(
     c: NodeComponents,
-    policy: PolicyService,
-    data: DataService,
-    audit: AuditService | undefined,
+    services: { policy: PolicyService; data: DataService; audit: AuditService | undefined; fetch: FetchService },
     opts: NodeOptions,
   ) {
+    const { policy, data, audit } = services
     this.audit = audit
     this.requests = new RequestsService(c, policy)
     this.objects = new ObjectsService(
@@ -86,7 +86,7 @@ export class EdgewardNode {
       { policy, data, requests: this.requests, audit },
       { viewDir: join(opts.dataDir, 'view') },
     )
-    this.fetch = new FetchService(c, policy, data, opts)
+    this.fetch = services.fetch
     this.identity = c.identity
     this.store = c.store
     this.libp2p = c.libp2p
@@ -113,8 +113,14 @@ export class EdgewardNode {
       const c: NodeComponents = { identity, store, libp2p, metrics: new Metrics(), now: opts.now ?? Date.now }
       const policy = new PolicyService(c, opts)
       const audit = opts.audit === false ? undefined : new AuditService(c, policy, opts)
-      const data = new DataService(c, policy, audit, opts)
-      return new EdgewardNode(c, policy, data, audit, opts)
+      // the stored ciphertext is shared: the data service stores and reads it, the fetch
+      // service serves it, fetches what is missing into it and applies retention to it
+      const records = new RecordStore(c)
+      const fetch = new FetchService(c, { policy, records }, opts)
+      // a read first fetches what this node lacks of the stream
+      const backfill = (space: string, stream: string, form: string) => fetch.backfill(space, stream, form)
+      const data = new DataService(c, { policy, audit, records, backfill }, opts)
+      return new EdgewardNode(c, { policy, data, audit, fetch }, opts)
     } catch (err) {
       await store.close()
       throw err
@@ -188,19 +194,21 @@ export class EdgewardNode {
   /** Join a space: catch up its policy, receive its readings. */
   async joinSpace(space: string): Promise<void> {
     await this.policy.joinSpace(space)
-    this.data.subscribe(space)
-    this.audit?.subscribe(space)
-    this.requests.subscribe(space)
-    this.fetch.provide(space)
+    this.follow(space)
   }
 
   async createSpace(name: string): Promise<string> {
     const genesis = await this.policy.createSpace(name)
-    this.data.subscribe(genesis.id)
-    this.audit?.subscribe(genesis.id)
-    this.requests.subscribe(genesis.id)
-    this.fetch.provide(genesis.id)
+    this.follow(genesis.id)
     return genesis.id
+  }
+
+  /** Every service that follows a space, told of one this node created or joined (at start, each takes the stored ones). */
+  private follow(space: string): void {
+    this.data.subscribe(space)
+    this.audit?.subscribe(space)
+    this.requests.subscribe(space)
+    this.fetch.provide(space)
   }
 
   addresses(): string[] {

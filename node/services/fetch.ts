@@ -13,13 +13,13 @@ import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import {
   decodeEncryptedReading,
   type EncryptedReading,
   readingCount,
   readingsIn,
 } from '../../protocols/data/reading.ts'
+import { InvalidMessageError } from '../../protocols/errors.ts'
 import {
   decodeFetchRequest,
   decodeFetchResponse,
@@ -32,9 +32,9 @@ import {
   MAX_FETCH_RESPONSE_BYTES,
 } from '../../protocols/sync/fetch.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
-import { DURABLE, pad } from '../store.ts'
-import type { NodeComponents } from './components.ts'
-import { arrivalKey, type DataService, recordKey } from './data.ts'
+import type { Metrics } from '../metrics.ts'
+import type { EdgewardLibp2p } from '../network.ts'
+import type { Arrival, RecordStore, Retention } from './data/record-store.ts'
 import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
@@ -45,9 +45,21 @@ const ANSWERS_ENOUGH = 3
 const MAX_PEERS_ASKED = 12
 const RAW = 0x55
 
-export interface Retention {
-  maxAgeMs?: number
-  maxCount?: number
+export type { Retention } from './data/record-store.ts'
+
+/** What the fetch service uses: the network (protocol, DHT, gossipsub subscribers), this peer's id, the metrics and the clock. */
+export interface FetchComponents {
+  libp2p: EdgewardLibp2p
+  identity: { peerId: string }
+  metrics: Metrics
+  now: () => number
+}
+
+/** The services and parts the fetch service works with. */
+export interface FetchParts {
+  policy: Pick<PolicyService, 'spaces' | 'document' | 'holds'>
+  /** the stored ciphertext it serves, adds to and deletes from (the data service's record store) */
+  records: RecordStore
 }
 
 export interface FetchServiceOptions {
@@ -62,19 +74,20 @@ export async function spaceCid(space: string): Promise<CID> {
   return CID.createV1(RAW, await sha256.digest(new TextEncoder().encode(`edgeward/space/${space}`)))
 }
 
+/** Serves stored records by range, backfills what this node lacks before a read, and applies retention. */
 export class FetchService {
-  private readonly c: NodeComponents
-  private readonly policy: PolicyService
-  private readonly data: DataService
+  private readonly c: FetchComponents
+  private readonly policy: FetchParts['policy']
+  private readonly records: RecordStore
   private readonly backfillIntervalMs: number
   private readonly retentionIntervalMs: number
   private readonly lastBackfill = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
 
-  constructor(components: NodeComponents, policy: PolicyService, data: DataService, opts: FetchServiceOptions = {}) {
+  constructor(components: FetchComponents, parts: FetchParts, opts: FetchServiceOptions = {}) {
     this.c = components
-    this.policy = policy
-    this.data = data
+    this.policy = parts.policy
+    this.records = parts.records
     this.backfillIntervalMs = opts.backfillIntervalMs ?? 2000
     this.retentionIntervalMs = opts.retentionIntervalMs ?? 30_000
     components.metrics.describe('edgeward_backfill_records_total', 'records fetched from peers, by result')
@@ -95,9 +108,6 @@ export class FetchService {
       async body => this.answer(body),
       err => log('fetch request failed: %s', err.message),
     )
-    this.data.backfill = async (space, stream, form) => {
-      await this.backfill(space, stream, form)
-    }
     for (const space of this.policy.spaces()) this.provide(space)
     this.timer = setInterval(() => {
       this.applyRetention().catch(err => log.error('retention: %s', (err as Error).message))
@@ -107,7 +117,6 @@ export class FetchService {
 
   stop(): void {
     clearInterval(this.timer)
-    this.data.backfill = undefined
   }
 
   /** Announce in the DHT that this node holds data of a space (in the background). */
@@ -120,32 +129,7 @@ export class FetchService {
   private async answer(body: Uint8Array): Promise<Uint8Array> {
     const req = decodeFetchRequest(body)
     this.c.metrics.inc('edgeward_fetch_requests_served_total')
-    const records: Uint8Array[] = []
-    let bytes = 0
-    let next: number | undefined
-    const prefix = `${req.space}!${req.stream}!${req.form}!`
-    // a record that begins before `from` and holds it comes first
-    for await (const v of this.c.store.records.values({
-      gt: prefix,
-      lt: `${prefix}${pad(req.from)}`,
-      reverse: true,
-      limit: 1,
-    })) {
-      const r = decodeEncryptedReading(v)
-      if (r.seq + readingsIn(r) > req.from) {
-        records.push(v)
-        bytes += v.byteLength
-      }
-    }
-    for await (const [k, v] of this.c.store.records.iterator({ gte: `${prefix}${pad(req.from)}`, lt: `${prefix}~` })) {
-      if (records.length >= req.limit || bytes + v.byteLength > MAX_FETCH_PAGE_BYTES) {
-        next = Number(k.slice(prefix.length))
-        break
-      }
-      records.push(v)
-      bytes += v.byteLength
-    }
-    return encodeFetchResponse(next === undefined ? { records } : { records, next })
+    return encodeFetchResponse(await this.records.page(req, MAX_FETCH_PAGE_BYTES))
   }
 
   /** The key holders and the peers known to subscribe to the space's readings, connected ones first. */
@@ -192,15 +176,9 @@ export class FetchService {
     if (this.policy.holds(space)) return 0
     const doc = this.policy.document(space)
     // the sequence numbers held here (a record holds one or more)
-    const have = new Set<number>()
-    const prefix = `${space}!${stream}!${form}!`
-    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
-      const r = decodeEncryptedReading(v)
-      for (let i = 0; i < readingsIn(r); i++) have.add(r.seq + i)
-    }
+    const have = await this.records.heldSeqs(space, stream, form)
     // what retention deleted here is not fetched again
-    const floorBytes = await this.c.store.settings.get(`floor!${key}`)
-    const floor = floorBytes === undefined ? 0 : (decodeCanonical(floorBytes, 16) as number)
+    const floor = await this.records.floor(space, stream, form)
     const holders = doc.hasGenesis ? doc.state.holders : []
     const range = { space, stream, form, floor, have }
 
@@ -250,7 +228,7 @@ export class FetchService {
           const r = decodeEncryptedReading(bytes)
           const n = readingsIn(r)
           if (r.space !== space || r.stream !== stream || r.form !== form || r.seq + n <= from) {
-            throw new Error('not what was asked for')
+            throw new InvalidMessageError('not what was asked for')
           }
           // kept only if it brings a reading this node lacks and overwrites no record it holds
           let lacking = false
@@ -263,7 +241,7 @@ export class FetchService {
           log('refused a fetched record from %s: %s', peer, (err as Error).message)
         }
       }
-      await this.data.storeRecords(fresh, false)
+      await this.records.store(fresh, false)
       stored += readingCount(fresh.map(([r]) => r))
       this.c.metrics.inc('edgeward_backfill_records_total', { result: 'stored' }, fresh.length)
       if (res.next === undefined) return { stored, complete: true }
@@ -273,30 +251,24 @@ export class FetchService {
     return { stored, complete: false }
   }
 
+  /** Set what this peer keeps of a stream, and apply it at once. */
   async setRetention(space: string, stream: string, r: Retention): Promise<void> {
-    await this.c.store.settings.put(`retention!${space}!${stream}`, encodeCanonical(r), DURABLE)
+    await this.records.setRetention(space, stream, r)
     await this.applyRetention()
   }
 
+  /** What this peer keeps of a stream, if set. */
   async retention(space: string, stream: string): Promise<Retention | undefined> {
-    const v = await this.c.store.settings.get(`retention!${space}!${stream}`)
-    return v === undefined ? undefined : (decodeCanonical(v, 256) as Retention)
+    return this.records.retention(space, stream)
   }
 
   /** Delete what retention no longer keeps, oldest first, for every stream that has a setting. */
   async applyRetention(): Promise<number> {
     let deleted = 0
-    for await (const [k, v] of this.c.store.settings.iterator({ gt: 'retention!', lt: 'retention!~' })) {
-      const [, space, stream] = k.split('!')
-      const r = decodeCanonical(v, 256) as Retention
-      const arrivals: { key: string; at: number; form: string; seq: number; n: number }[] = []
-      const prefix = `${space}!${stream}!`
-      for await (const a of this.c.store.arrivals.keys({ gt: prefix, lt: `${prefix}~` })) {
-        const [form, at, seq, n = '1'] = a.slice(prefix.length).split('!')
-        arrivals.push({ key: a, at: Number(at), form, seq: Number(seq), n: Number(n) })
-      }
+    for await (const { space, stream, retention: r } of this.records.retentions()) {
+      const arrivals = await this.records.arrivals(space, stream)
       const now = this.c.now()
-      const byForm = new Map<string, typeof arrivals>()
+      const byForm = new Map<string, Arrival[]>()
       for (const a of arrivals) byForm.set(a.form, [...(byForm.get(a.form) ?? []), a])
       for (const list of byForm.values()) {
         // oldest first
@@ -309,18 +281,8 @@ export class FetchService {
           return goes
         })
         if (doomed.length === 0) continue
-        const batch = this.c.store.db.batch()
         const floor = Math.max(...doomed.map(a => a.seq + a.n))
-        batch.put(`floor!${space}!${stream}!${doomed[0].form}`, encodeCanonical(floor), {
-          sublevel: this.c.store.settings,
-        } as never)
-        for (const a of doomed) {
-          batch.del(recordKey({ space, stream, form: a.form, seq: a.seq }), { sublevel: this.c.store.records } as never)
-          batch.del(arrivalKey({ space, stream, form: a.form, seq: a.seq, n: a.n }, a.at), {
-            sublevel: this.c.store.arrivals,
-          } as never)
-        }
-        await batch.write(DURABLE)
+        await this.records.deleteArrived(space, stream, doomed[0].form, doomed, floor)
         deleted += doomed.length
       }
     }

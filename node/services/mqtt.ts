@@ -36,7 +36,7 @@ import { MAX_VALUE_JSON, type Reading, validateReadingInput } from '../../protoc
 import { ID_PATTERN, NAME_PATTERN } from '../../protocols/validate.ts'
 import { DeadlineError, MqttError, NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 import type { Metrics } from '../metrics.ts'
-import type { DataService } from './data.ts'
+import type { DataService } from './data/index.ts'
 import type { PolicyService } from './policy.ts'
 
 const log = logger('edgeward:mqtt')

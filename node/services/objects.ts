@@ -49,7 +49,7 @@ import { type GrantStatus, streamsCover } from '../../protocols/policy/state.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
 import type { AuditService } from './audit.ts'
 import type { NodeComponents } from './components.ts'
-import type { DataService, DecryptedReading } from './data.ts'
+import type { DataService, DecryptedReading } from './data/index.ts'
 import type { PolicyService } from './policy.ts'
 import type { RequestStatus, RequestsService } from './requests.ts'
 
@@ -320,10 +320,8 @@ export class ObjectsService {
 
   /** The object's stored readings, decrypted a batch at a time, in sequence order. */
   private async *decryptedBatches(space: string, object: string): AsyncGenerator<DecryptedReading[]> {
-    // store.ts: records are keyed `<space>!<stream>!<form>!<seq>`, so this range is the object in order
-    const prefix = `${space}!${object}!${RAW}!`
     let batch: EncryptedReading[] = []
-    for await (const v of this.c.store.records.values({ gt: prefix, lt: `${prefix}~` })) {
+    for await (const v of this.data.records.encoded(space, object, RAW)) {
       let r: EncryptedReading
       try {
         r = decodeEncryptedReading(v)
