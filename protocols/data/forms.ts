@@ -9,9 +9,10 @@
  * Pure: time and randomness come in as arguments.
  */
 import { hash } from 'node:crypto'
+import { CborWriter } from '../../crypto/cbor-writer.ts'
 import { bytesEqual, encodeCanonical, toHex } from '../../crypto/encoding.ts'
 import { InvalidMessageError } from '../errors.ts'
-import { CborWriter, valueJson } from './reading.ts'
+import { valueJson } from './reading.ts'
 
 export const RAW = 'raw'
 export const HASHED = 'hashed'

@@ -17,11 +17,16 @@
  */
 import { hash } from 'node:crypto'
 import { aeadDecrypt, aeadEncrypt } from '../../crypto/aead.ts'
+import { CborReader } from '../../crypto/cbor-reader.ts'
+import { CborWriter } from '../../crypto/cbor-writer.ts'
 import { decodeCanonical, encodeCanonical, toHex } from '../../crypto/encoding.ts'
 import { InvalidEncodingError } from '../../crypto/errors.ts'
 import { InvalidMessageError } from '../errors.ts'
 import { FORM_PATTERN } from '../policy/records.ts'
 import { asMap, bytes, ID_PATTERN, int, NAME_PATTERN, str } from '../validate.ts'
+
+/** RecordBuilder.write takes a CborWriter: re-exported for callers that write a record's plaintext themselves. */
+export { CborWriter }
 
 export const MAX_READING_BYTES = 64 * 1024
 /** the bytes one reading may carry (a chunk of a file or a message) */
@@ -99,133 +104,6 @@ function aad(r: Omit<EncryptedReading, 'ct'>): Uint8Array {
       ? ['edgeward/reading/v1', r.space, r.stream, r.epoch, r.seq, r.form]
       : ['edgeward/readings/v1', r.space, r.stream, r.epoch, r.seq, n, r.form],
   )
-}
-
-/**
- * Canonical CBOR (RFC 8949 §4.2.1) of this module's fixed shapes, written directly:
- * encodeCanonical builds tokens and sorts map keys for every value, which cost more than a
- * reading's encryption. Map keys go in canonical order (shorter first, then bytewise). Each
- * step returns false on anything it does not write exactly as encodeCanonical would (a
- * number that is not a safe non-negative integer, a string that is not well-formed), and the
- * caller then uses encodeCanonical. The tests compare both on generated values.
- */
-export class CborWriter {
-  private buf = new Uint8Array(4096)
-  private pos = 0
-
-  reset(): this {
-    this.pos = 0
-    return this
-  }
-
-  private room(n: number): void {
-    if (this.pos + n <= this.buf.byteLength) return
-    const next = new Uint8Array(Math.max(this.buf.byteLength * 2, this.pos + n))
-    next.set(this.buf.subarray(0, this.pos))
-    this.buf = next
-  }
-
-  head(major: number, n: number): boolean {
-    if (!Number.isSafeInteger(n) || n < 0) return false
-    this.room(9)
-    const b = this.buf
-    const m = major << 5
-    if (n < 24) b[this.pos++] = m | n
-    else if (n < 0x100) {
-      b[this.pos++] = m | 24
-      b[this.pos++] = n
-    } else if (n < 0x10000) {
-      b[this.pos++] = m | 25
-      b[this.pos++] = n >>> 8
-      b[this.pos++] = n & 0xff
-    } else if (n < 0x100000000) {
-      b[this.pos++] = m | 26
-      b[this.pos++] = n >>> 24
-      b[this.pos++] = (n >>> 16) & 0xff
-      b[this.pos++] = (n >>> 8) & 0xff
-      b[this.pos++] = n & 0xff
-    } else {
-      b[this.pos++] = m | 27
-      const hi = Math.floor(n / 0x100000000)
-      const lo = n >>> 0
-      for (const word of [hi, lo]) {
-        b[this.pos++] = word >>> 24
-        b[this.pos++] = (word >>> 16) & 0xff
-        b[this.pos++] = (word >>> 8) & 0xff
-        b[this.pos++] = word & 0xff
-      }
-    }
-    return true
-  }
-
-  uint(n: number): boolean {
-    return this.head(0, n)
-  }
-
-  /** a safe integer, negative ones as CBOR's major type 1 */
-  int(n: number): boolean {
-    return n < 0 ? this.head(1, -1 - n) : this.head(0, n)
-  }
-
-  null(): boolean {
-    this.room(1)
-    this.buf[this.pos++] = 0xf6
-    return true
-  }
-
-  /** bytes as they are, without a head (a prefix of what is hashed) */
-  raw(v: Uint8Array): boolean {
-    this.room(v.byteLength)
-    this.buf.set(v, this.pos)
-    this.pos += v.byteLength
-    return true
-  }
-
-  bytes(v: Uint8Array): boolean {
-    this.head(2, v.byteLength)
-    this.room(v.byteLength)
-    this.buf.set(v, this.pos)
-    this.pos += v.byteLength
-    return true
-  }
-
-  text(s: string): boolean {
-    // JSON.stringify(undefined) is not a string: encodeCanonical refuses it, with its own error
-    if (typeof s !== 'string') return false
-    let ascii = true
-    for (let i = 0; i < s.length; i++) {
-      if (s.charCodeAt(i) > 0x7f) {
-        ascii = false
-        break
-      }
-    }
-    if (ascii) {
-      this.head(3, s.length)
-      this.room(s.length)
-      const b = this.buf
-      for (let i = 0; i < s.length; i++) b[this.pos++] = s.charCodeAt(i)
-      return true
-    }
-    if (!s.isWellFormed()) return false
-    const n = Buffer.byteLength(s, 'utf8')
-    this.head(3, n)
-    this.room(n)
-    this.pos += utf8.encodeInto(s, this.buf.subarray(this.pos)).written
-    return true
-  }
-
-  /** The bytes written, valid only until the writer is used again. */
-  view(): Uint8Array {
-    return this.buf.subarray(0, this.pos)
-  }
-
-  /** The bytes written, as a copy the caller owns. */
-  done(): Uint8Array {
-    // Buffer's pool serves small sizes from a shared slab: a typed array of its own per record cost more
-    const pooled = Buffer.allocUnsafe(this.pos)
-    pooled.set(this.buf.subarray(0, this.pos))
-    return new Uint8Array(pooled.buffer, pooled.byteOffset, this.pos)
-  }
 }
 
 const utf8 = new TextEncoder()
@@ -589,50 +467,6 @@ export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {
  * its errors. Accepts only what the general decoder accepts: minimal heads, the six keys in
  * canonical order, ASCII names that pass the same checks, nothing after the map.
  */
-class CborReader {
-  pos = 0
-  readonly b: Uint8Array
-
-  constructor(b: Uint8Array) {
-    this.b = b
-  }
-
-  /** the argument of a head of `major`, if it is minimal and at most 2^53 - 1 */
-  head(major: number): number | undefined {
-    const b = this.b
-    if (this.pos >= b.byteLength || b[this.pos] >> 5 !== major) return undefined
-    const info = b[this.pos++] & 0x1f
-    if (info < 24) return info
-    const len = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0
-    if (len === 0 || this.pos + len > b.byteLength) return undefined
-    let n = 0
-    for (let i = 0; i < len; i++) n = n * 256 + b[this.pos++]
-    const min = len === 1 ? 24 : len === 2 ? 0x100 : len === 4 ? 0x10000 : 0x100000000
-    return n < min || !Number.isSafeInteger(n) ? undefined : n
-  }
-
-  bytes(): Uint8Array | undefined {
-    const n = this.head(2)
-    if (n === undefined || this.pos + n > this.b.byteLength) return undefined
-    this.pos += n
-    return this.b.subarray(this.pos - n, this.pos)
-  }
-
-  /** an ASCII text string */
-  ascii(): string | undefined {
-    const n = this.head(3)
-    if (n === undefined || this.pos + n > this.b.byteLength) return undefined
-    const chars = this.b.subarray(this.pos, this.pos + n)
-    for (let i = 0; i < n; i++) if (chars[i] > 0x7f) return undefined
-    this.pos += n
-    return String.fromCharCode.apply(null, chars as unknown as number[])
-  }
-
-  key(k: string): boolean {
-    return this.ascii() === k
-  }
-}
-
 function readEncryptedReading(data: Uint8Array): EncryptedReading | undefined {
   const c = new CborReader(data)
   const size = c.head(5)
