@@ -59,12 +59,26 @@ import {
 import { type AuditReport, buildReport, matchesQuery, type ReportQuery } from '../../protocols/audit/report.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
 import { NotFoundError } from '../errors.ts'
-import { DURABLE, pad } from '../store.ts'
-import type { NodeComponents } from './components.ts'
+import type { Identity } from '../identity.ts'
+import type { Metrics } from '../metrics.ts'
+import type { EdgewardLibp2p } from '../network.ts'
+import { DURABLE, pad, type Store } from '../store.ts'
 import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
 const log = logger('edgeward:audit')
+
+/** What the audit service uses of a node; a node's components are one. */
+export interface AuditComponents {
+  /** gossip of tree heads on the audit topics, and the proof protocol both ways */
+  libp2p: Pick<EdgewardLibp2p, 'services' | 'handle' | 'dialProtocol'>
+  /** the `audit` sublevel, which only this service reads or writes (layout: `keys` below) */
+  store: Pick<Store, 'audit'>
+  /** the keys that sign this node's tree heads, and the peer id that names its log */
+  identity: Pick<Identity, 'principal' | 'peerId'>
+  metrics: Metrics
+  now: () => number
+}
 
 export interface AuditServiceOptions {
   /** how often to sign and publish a new head when the log has grown (default 5 s) */
@@ -124,23 +138,43 @@ export interface UnverifiableLog extends UncheckedHead {
   uncheckedSize: number
 }
 
-const nodeKey = (level: number, index: number) => `n!${pad(level)}!${pad(index)}`
-/** an unverifiable log: `u!<log>` holds its UncheckedHead */
-const uncheckedKey = (log: string) => `u!${log}`
-const entryKey = (index: number) => `e!${pad(index)}`
-/*
- * The index: keys with an empty value, `is!<space>!<stream>!<pad(index)>` for a release or a
- * refusal, `iv!<space>!<pad(index)>` for a revocation; `index` holds { size }: every entry
- * below size is indexed. Space ids are hex and stream names never hold `!` or `~`, so one
- * stream's keys are one range.
+/**
+ * The key layout of the `audit` sublevel, built here and nowhere else:
+ * - `meta`: { size, frontier } of this node's log; `head`: its latest signed tree head
+ * - `e!<pad(index)>`: an entry; `n!<pad(level)>!<pad(index)>`: a completed Merkle subtree's hash
+ * - the index, keys with an empty value: `is!<space>!<stream>!<pad(index)>` for a release or a
+ *   refusal, `iv!<space>!<pad(index)>` for a revocation; `index` holds { size }: every entry
+ *   below size is indexed. Space ids are hex and stream names never hold `!` or `~`, so one
+ *   stream's keys are one range.
+ * - of other logs: `seen!<log>` the latest head accepted, `x!<log>!<head id>!<head id>` the
+ *   evidence of an equivocation, `u!<log>` an unverifiable log's UncheckedHead
  */
-const streamIndexPrefix = (space: string, stream: string) => `is!${space}!${stream}!`
-const revocationIndexPrefix = (space: string) => `iv!${space}!`
-const INDEX_MARKER = 'index'
-const INDEX_RANGES = [
-  { gt: 'is!', lt: 'is!~' },
-  { gt: 'iv!', lt: 'iv!~' },
-]
+const keys = {
+  meta: 'meta',
+  head: 'head',
+  entry: (index: number) => `e!${pad(index)}`,
+  entries: { gt: 'e!', lt: 'e!~' },
+  /** the index of the entry at `key` (a key of `entries`) */
+  entryIndex: (key: string) => Number(key.slice(2)),
+  node: (level: number, index: number) => `n!${pad(level)}!${pad(index)}`,
+  streamIndexPrefix: (space: string, stream: string) => `is!${space}!${stream}!`,
+  revocationIndexPrefix: (space: string) => `iv!${space}!`,
+  /** the index key of the entry at `index` under `prefix` (one of the two above) */
+  indexed: (prefix: string, index: number) => `${prefix}${pad(index)}`,
+  indexMarker: 'index',
+  indexRanges: [
+    { gt: 'is!', lt: 'is!~' },
+    { gt: 'iv!', lt: 'iv!~' },
+  ],
+  seen: (log: string) => `seen!${log}`,
+  seenRange: { gt: 'seen!', lt: 'seen!~' },
+  /** the log of a key of `seenRange` */
+  seenLog: (key: string) => key.slice(5),
+  evidence: (log: string, a: string, b: string) => `x!${log}!${a}!${b}`,
+  evidenceRange: { gt: 'x!', lt: 'x!~' },
+  unchecked: (log: string) => `u!${log}`,
+  uncheckedRange: { gt: 'u!', lt: 'u!~' },
+}
 /** entries indexed per synced batch when indexing a log at start */
 const INDEX_BUILD_BATCH = 4096
 /** entries read per getMany when reading through the index */
@@ -149,8 +183,8 @@ const EMPTY = new Uint8Array(0)
 
 /** Index key prefixes of an entry: releases and refusals by (space, stream), revocations by space. */
 function indexPrefixes(e: AuditEntry): string[] {
-  if (e.t === 'release' || e.t === 'refusal') return [streamIndexPrefix(e.space, e.stream)]
-  if (e.t === 'revocation') return [revocationIndexPrefix(e.space)]
+  if (e.t === 'release' || e.t === 'refusal') return [keys.streamIndexPrefix(e.space, e.stream)]
+  if (e.t === 'revocation') return [keys.revocationIndexPrefix(e.space)]
   return []
 }
 
@@ -171,7 +205,7 @@ export class AuditIndexError extends Error {
 }
 
 export class AuditService {
-  private readonly c: NodeComponents
+  private readonly c: AuditComponents
   private readonly policy: PolicyService
   private readonly headIntervalMs: number
   private readonly headBurst: number
@@ -195,7 +229,7 @@ export class AuditService {
   private readonly retries = new Map<string, NodeJS.Timeout>()
   private stopped = false
 
-  constructor(components: NodeComponents, policy: PolicyService, opts: AuditServiceOptions = {}) {
+  constructor(components: AuditComponents, policy: PolicyService, opts: AuditServiceOptions = {}) {
     this.c = components
     this.policy = policy
     this.headIntervalMs = opts.headIntervalMs ?? 5000
@@ -222,21 +256,21 @@ export class AuditService {
   }
 
   async start(): Promise<void> {
-    const meta = await this.c.store.audit.get('meta')
+    const meta = await this.c.store.audit.get(keys.meta)
     if (meta !== undefined) {
       const m = decodeCanonical(meta, 64 * 1024) as { size: number; frontier: Uint8Array[] }
       this.frontier = MerkleFrontier.fromHashes(m.size, m.frontier)
     }
     await this.completeIndex()
-    const head = await this.c.store.audit.get('head')
+    const head = await this.c.store.audit.get(keys.head)
     if (head !== undefined) this.head = openTreeHead(head)
-    for await (const [k, v] of this.c.store.audit.iterator({ gt: 'seen!', lt: 'seen!~' })) {
-      this.seen.set(k.slice(5), openTreeHead(v))
+    for await (const [k, v] of this.c.store.audit.iterator(keys.seenRange)) {
+      this.seen.set(keys.seenLog(k), openTreeHead(v))
     }
-    for await (const v of this.c.store.audit.values({ gt: 'x!', lt: 'x!~' })) {
+    for await (const v of this.c.store.audit.values(keys.evidenceRange)) {
       this.evidence.push(decodeCanonical(v, 16 * 1024) as EvidenceRecord)
     }
-    for await (const v of this.c.store.audit.values({ gt: 'u!', lt: 'u!~' })) {
+    for await (const v of this.c.store.audit.values(keys.uncheckedRange)) {
       const u = decodeCanonical(v, 16 * 1024) as UncheckedHead
       this.unchecked.set(u.log, u)
       this.c.metrics.set('edgeward_audit_log_unverifiable', { log: u.log }, 1)
@@ -317,15 +351,15 @@ export class AuditService {
       const first = frontier.size
       const batch = this.c.store.audit.batch()
       for (const p of batchEntries) {
-        batch.put(entryKey(frontier.size), p.bytes)
-        for (const prefix of p.indexedAt) batch.put(`${prefix}${pad(frontier.size)}`, EMPTY)
+        batch.put(keys.entry(frontier.size), p.bytes)
+        for (const prefix of p.indexedAt) batch.put(keys.indexed(prefix, frontier.size), EMPTY)
         const next = frontier.append(leafHash(p.bytes))
-        for (const n of next.completed) batch.put(nodeKey(n.level, n.index), n.hash)
+        for (const n of next.completed) batch.put(keys.node(n.level, n.index), n.hash)
         frontier = next.frontier
       }
-      batch.put('meta', encodeCanonical({ size: frontier.size, frontier: frontier.hashes }))
+      batch.put(keys.meta, encodeCanonical({ size: frontier.size, frontier: frontier.hashes }))
       // until the start has indexed the log, the marker stays where it was: the start indexes from there
-      if (this.indexed) batch.put(INDEX_MARKER, encodeCanonical({ size: frontier.size }))
+      if (this.indexed) batch.put(keys.indexMarker, encodeCanonical({ size: frontier.size }))
       try {
         await batch.write(DURABLE)
       } catch (err) {
@@ -342,13 +376,13 @@ export class AuditService {
   }
 
   private readonly readNode = async (level: number, index: number): Promise<Uint8Array> => {
-    const v = await this.c.store.audit.get(nodeKey(level, index))
+    const v = await this.c.store.audit.get(keys.node(level, index))
     if (v === undefined) throw new NotFoundError(`audit log has no subtree ${level}/${index}`)
     return v
   }
 
   async entry(index: number): Promise<Uint8Array> {
-    const v = await this.c.store.audit.get(entryKey(index))
+    const v = await this.c.store.audit.get(keys.entry(index))
     if (v === undefined) throw new NotFoundError(`audit log has no entry ${index}`)
     this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'entry' })
     return v
@@ -363,10 +397,10 @@ export class AuditService {
   async streamEntries(space: string, stream: string): Promise<IndexedEntry[]> {
     const size = this.frontier.size
     const [ofStream, revocations] = await Promise.all(
-      [streamIndexPrefix(space, stream), revocationIndexPrefix(space)].map(async prefix => {
+      [keys.streamIndexPrefix(space, stream), keys.revocationIndexPrefix(space)].map(async prefix => {
         const indexes: number[] = []
         const cut = prefix.length
-        for await (const k of this.c.store.audit.keys({ gt: prefix, lt: `${prefix}${pad(size)}` })) {
+        for await (const k of this.c.store.audit.keys({ gt: prefix, lt: keys.indexed(prefix, size) })) {
           indexes.push(Number(k.slice(cut)))
         }
         return indexes
@@ -376,7 +410,7 @@ export class AuditService {
     const out: IndexedEntry[] = []
     for (let i = 0; i < indexes.length; i += INDEX_READ_BATCH) {
       const part = indexes.slice(i, i + INDEX_READ_BATCH)
-      const values = await this.c.store.audit.getMany(part.map(entryKey))
+      const values = await this.c.store.audit.getMany(part.map(keys.entry))
       this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'index' }, part.length)
       for (const [j, v] of values.entries()) {
         const index = part[j]
@@ -400,24 +434,24 @@ export class AuditService {
   private async completeIndex(): Promise<void> {
     const store = this.c.store.audit
     const size = this.frontier.size
-    const marker = await store.get(INDEX_MARKER)
+    const marker = await store.get(keys.indexMarker)
     let from = marker === undefined ? undefined : (decodeCanonical(marker, 64) as { size: number }).size
     if (from !== size) {
       if (from === undefined || from > size) {
         // no index, or the index of a longer log than this one: start again from nothing
-        for (const range of INDEX_RANGES) await store.clear(range)
+        for (const range of keys.indexRanges) await store.clear(range)
         from = 0
       }
       log('indexing audit entries %d..%d', from, size)
       let next = from
       let batch = store.batch()
-      for await (const [k, v] of store.iterator({ gte: entryKey(from), lt: entryKey(size) })) {
-        const index = Number(k.slice(2))
+      for await (const [k, v] of store.iterator({ gte: keys.entry(from), lt: keys.entry(size) })) {
+        const index = keys.entryIndex(k)
         if (index !== next) throw new NotFoundError(`audit log has no entry ${next}`)
-        for (const prefix of indexPrefixes(decodeEntry(v))) batch.put(`${prefix}${pad(index)}`, EMPTY)
+        for (const prefix of indexPrefixes(decodeEntry(v))) batch.put(keys.indexed(prefix, index), EMPTY)
         next = index + 1
         if ((next - from) % INDEX_BUILD_BATCH === 0) {
-          batch.put(INDEX_MARKER, encodeCanonical({ size: next }))
+          batch.put(keys.indexMarker, encodeCanonical({ size: next }))
           await batch.write(DURABLE)
           this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'indexing' }, INDEX_BUILD_BATCH)
           log('indexed audit entries up to %d of %d', next, size)
@@ -425,7 +459,7 @@ export class AuditService {
         }
       }
       if (next !== size) throw new NotFoundError(`audit log has no entry ${next}`)
-      batch.put(INDEX_MARKER, encodeCanonical({ size }))
+      batch.put(keys.indexMarker, encodeCanonical({ size }))
       await batch.write(DURABLE)
       this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'indexing' }, (next - from) % INDEX_BUILD_BATCH)
       log('indexed audit entries %d..%d', from, size)
@@ -447,7 +481,7 @@ export class AuditService {
     if (this.head === undefined || this.head.body.size !== size) {
       const { principal, peerId } = this.c.identity
       this.head = signTreeHead(principal, peerId, size, this.frontier.root(), this.c.now())
-      await this.c.store.audit.put('head', this.head.bytes, DURABLE)
+      await this.c.store.audit.put(keys.head, this.head.bytes, DURABLE)
     }
     const message = encodeAuditMessage({ t: 'head', head: this.head.bytes })
     // the head is signed and stored: a space whose gossip fails now gets it at the next interval
@@ -523,8 +557,8 @@ export class AuditService {
     await this.flushing
     const head = (await this.publishHead())!
     const entries: { index: number; bytes: Uint8Array; proof: Uint8Array[] }[] = []
-    for await (const [k, v] of this.c.store.audit.iterator({ gt: 'e!', lt: 'e!~' })) {
-      const index = Number(k.slice(2))
+    for await (const [k, v] of this.c.store.audit.iterator(keys.entries)) {
+      const index = keys.entryIndex(k)
       if (index >= head.body.size) break
       this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'report' })
       if (!matchesQuery(decodeEntry(v), query)) continue
@@ -709,9 +743,9 @@ export class AuditService {
           u.tries,
           lastError,
         )
-        await this.c.store.audit.put(uncheckedKey(logId), encodeCanonical(u), DURABLE)
+        await this.c.store.audit.put(keys.unchecked(logId), encodeCanonical(u), DURABLE)
       } else {
-        await this.c.store.audit.put(uncheckedKey(logId), encodeCanonical(u))
+        await this.c.store.audit.put(keys.unchecked(logId), encodeCanonical(u))
       }
     }
     this.scheduleRetry(logId)
@@ -727,7 +761,7 @@ export class AuditService {
     if (u.unverifiable) {
       this.c.metrics.set('edgeward_audit_log_unverifiable', { log: logId }, 0)
       log('log %s is settled after %d failed tries', logId, u.tries)
-      await this.c.store.audit.del(uncheckedKey(logId), DURABLE)
+      await this.c.store.audit.del(keys.unchecked(logId), DURABLE)
     }
   }
 
@@ -752,12 +786,12 @@ export class AuditService {
 
   private async accept(head: OpenedRecord<TreeHead>): Promise<void> {
     this.seen.set(head.body.log, head)
-    await this.c.store.audit.put(`seen!${head.body.log}`, head.bytes)
+    await this.c.store.audit.put(keys.seen(head.body.log), head.bytes)
   }
 
   private async equivocated(a: OpenedRecord<TreeHead>, b: OpenedRecord<TreeHead>, reason: string): Promise<void> {
     const logId = a.body.log
-    const key = `x!${logId}!${a.id}!${b.id}`
+    const key = keys.evidence(logId, a.id, b.id)
     if ((await this.c.store.audit.get(key)) !== undefined) return
     const rec: EvidenceRecord = { log: logId, reason, a: a.bytes, b: b.bytes, seenAt: this.c.now() }
     await this.c.store.audit.put(key, encodeCanonical(rec), DURABLE)

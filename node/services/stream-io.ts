@@ -6,10 +6,12 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { EdgewardLibp2p } from '../network.ts'
 
+/** how long one request may take, from the dial to the last byte of the response */
 export const REQUEST_TIMEOUT_MS = 10_000
 
+/** Send one request on `protocol` to `peer` and read its response (at most `maxResponseBytes`). */
 export async function request(
-  libp2p: EdgewardLibp2p,
+  libp2p: Pick<EdgewardLibp2p, 'dialProtocol'>,
   peer: PeerId,
   protocol: string,
   body: Uint8Array,
@@ -31,7 +33,7 @@ export async function request(
 
 /** Register a handler that reads one request (at most `maxRequestBytes`) and writes one response. */
 export async function handle(
-  libp2p: EdgewardLibp2p,
+  libp2p: Pick<EdgewardLibp2p, 'handle'>,
   protocol: string,
   maxRequestBytes: number,
   maxResponseBytes: number,
