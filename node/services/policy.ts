@@ -9,6 +9,11 @@
  *   one batch (PolicyDocument.applyEnvelopes: every envelope checked, and refused, on its own;
  *   one Automerge call for the rest) and stored in one synced write; so are the stored changes
  *   when the node starts.
+ * - Writes: `grant`, `delegate`, `revoke` and the decisions on access requests sign with the
+ *   node's principal on the node's clock, check, write and gossip, and return the record; a
+ *   write the principal may not make is AccessRefusedError `not-authorized`. Callers (the local
+ *   API, the requests and objects services, the simulator) build no policy records themselves.
+ * - Storage: this service alone reads and writes the `spaces` and `policy` sublevels.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
@@ -16,8 +21,22 @@ import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
+import { InvalidMessageError, PolicyWriteError, UnauthorizedChangeError } from '../../protocols/errors.ts'
 import { type AppliedRecord, type ApplyOutcome, actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
-import { createGenesis, openGenesis, type SpaceGenesis } from '../../protocols/policy/records.ts'
+import {
+  createDelegation,
+  createGenesis,
+  createGrant,
+  createRevocation,
+  type Delegation,
+  type Grant,
+  type GrantFields,
+  openGenesis,
+  type Revocation,
+  type RevocationTarget,
+  type SpaceGenesis,
+} from '../../protocols/policy/records.ts'
+import { type AccessRequest, createDecision, type Decision } from '../../protocols/policy/requests.ts'
 import {
   decodeSyncRequest,
   decodeSyncResponse,
@@ -29,22 +48,57 @@ import {
   POLICY_SYNC_PROTOCOL,
   policyTopic,
 } from '../../protocols/sync/messages.ts'
-import { NotFoundError } from '../errors.ts'
-import { DURABLE } from '../store.ts'
-import type { NodeComponents } from './components.ts'
+import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
+import type { Identity } from '../identity.ts'
+import type { Metrics } from '../metrics.ts'
+import type { EdgewardLibp2p } from '../network.ts'
+import { DURABLE, type Store } from '../store.ts'
 import { handle, request } from './stream-io.ts'
 
 const log = logger('edgeward:policy')
 
+/**
+ * Storage layout, owned here and built nowhere else: the `spaces` sublevel maps a space id to
+ * `{ genesis? }` (every space this node created or joined), the `policy` sublevel maps
+ * `<space>!<change hash>` to the signed change envelope, so that a space's changes are one range.
+ */
+const changeKey = (space: string, hash: string): string => `${space}!${hash}`
+const changesOf = (space: string): { gt: string; lt: string } => ({ gt: `${space}!`, lt: `${space}!~` })
+
+/** The libp2p methods the policy service calls: catch-up streams, connection events, connected peers, gossip. */
+export type PolicyNetwork = Pick<EdgewardLibp2p, 'handle' | 'dialProtocol' | 'getPeers' | 'addEventListener'> & {
+  services: { pubsub: Pick<EdgewardLibp2p['services']['pubsub'], 'publish' | 'subscribe' | 'topicValidators'> }
+}
+
+/** What the policy service uses of its node. */
+export interface PolicyComponents {
+  /** signs what this node writes; its actor id in each document is bound to the principal and the peer */
+  identity: Pick<Identity, 'principal' | 'peerId'>
+  store: Pick<Store, 'spaces' | 'policy'>
+  libp2p: PolicyNetwork
+  metrics: Metrics
+  /** the clock; the simulator passes virtual time */
+  now: () => number
+}
+
+/** A record this node signed and wrote: the record, and the hash of the change that carries it. */
+export interface Written<T> {
+  record: OpenedRecord<T>
+  change: string
+}
+
+/** Options of the policy service. */
 export interface PolicyServiceOptions {
   /** how often to catch up with connected peers even without new connections (default 30 s) */
   syncIntervalMs?: number
 }
 
+/** Called with the records each applied change of a space added (local writes, gossip, catch-up). */
 export type PolicyListener = (space: string, records: AppliedRecord[]) => void
 
+/** The policy documents of every space this node knows: writes, gossip, catch-up and storage. */
 export class PolicyService {
-  private readonly c: NodeComponents
+  private readonly c: PolicyComponents
   private readonly docs = new Map<string, PolicyDocument>()
   private readonly listeners: PolicyListener[] = []
   private readonly syncIntervalMs: number
@@ -56,7 +110,7 @@ export class PolicyService {
   private readonly actor: string
   private readonly genesisStored = new Set<string>()
 
-  constructor(components: NodeComponents, opts: PolicyServiceOptions = {}) {
+  constructor(components: PolicyComponents, opts: PolicyServiceOptions = {}) {
     this.c = components
     this.syncIntervalMs = opts.syncIntervalMs ?? 30_000
     this.actor = actorFor(components.identity.principal.did, components.identity.peerId)
@@ -86,6 +140,7 @@ export class PolicyService {
     }
   }
 
+  /** Load the stored spaces and changes, subscribe to their topics, answer and start catch-up. */
   async start(): Promise<void> {
     for await (const [space, value] of this.c.store.spaces.iterator()) {
       const meta = decodeCanonical(value, 64 * 1024) as { genesis?: Uint8Array }
@@ -96,14 +151,14 @@ export class PolicyService {
       }
       this.docs.set(space, doc)
       // stored by hash, not in causal order: applyEnvelopes orders them
-      const stored = await this.c.store.policy.values({ gt: `${space}!`, lt: `${space}!~` }).all()
+      const stored = await this.c.store.policy.values(changesOf(space)).all()
       const drop: string[] = []
       for (const outcome of doc.applyEnvelopes(stored).outcomes) {
         if (outcome.status === 'refused') {
           log.error('stored change of %s no longer applies: %s', space, outcome.error.message)
         }
         // a change kept by an earlier version while it waited, that this one would not keep
-        if (outcome.status === 'dropped') drop.push(`${space}!${outcome.hash}`)
+        if (outcome.status === 'dropped') drop.push(changeKey(space, outcome.hash))
       }
       if (drop.length > 0) {
         await this.c.store.policy.batch(
@@ -130,6 +185,7 @@ export class PolicyService {
     this.timer.unref()
   }
 
+  /** Stop catching up and wait for the catch-ups in flight (before the store closes). */
   async stop(): Promise<void> {
     this.stopped = true
     clearInterval(this.timer)
@@ -144,6 +200,7 @@ export class PolicyService {
     this.inFlight.add(tracked)
   }
 
+  /** Every space this node created or joined. */
   spaces(): string[] {
     return [...this.docs.keys()]
   }
@@ -163,6 +220,7 @@ export class PolicyService {
     return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
   }
 
+  /** The space's document, synchronised or not yet; NotFoundError for a space this node does not know. */
   document(space: string): PolicyDocument {
     const doc = this.docs.get(space)
     if (doc === undefined) throw new NotFoundError(`unknown space ${space}: create or join it first`)
@@ -175,7 +233,7 @@ export class PolicyService {
     const now = this.c.now()
     const genesis = createGenesis(principal, name, [peerId], now)
     const { document, envelope } = PolicyDocument.create(principal, this.actor, genesis, now)
-    await this.c.store.spaces.put(genesis.id, encodeCanonical({ genesis: genesis.bytes }), DURABLE)
+    await this.storeSpace(genesis.id, genesis.bytes)
     this.genesisStored.add(genesis.id)
     await this.persist(genesis.id, document.heads()[0], envelope)
     this.docs.set(genesis.id, document)
@@ -187,13 +245,18 @@ export class PolicyService {
   /** A reader joins a space by id; the genesis and policy arrive by catch-up from peers. */
   async joinSpace(space: string): Promise<void> {
     if (this.docs.has(space)) return
-    await this.c.store.spaces.put(space, encodeCanonical({}), DURABLE)
+    await this.storeSpace(space)
     this.docs.set(space, new PolicyDocument(space, this.actor))
     this.subscribe(space)
     await this.syncAll()
   }
 
-  /** Write records as the owner: apply locally, store, then gossip. */
+  /**
+   * Write records this node signed, as they are: apply locally, store, then gossip. The
+   * low-level path (the simulator's adversaries craft records with it); the node's own grants,
+   * delegations, revocations and decisions go through `grant`, `delegate`, `revoke`,
+   * `approveRequest` and `denyRequest`.
+   */
   async write(space: string, entries: AppliedRecord[]): Promise<ApplyOutcome> {
     const doc = this.document(space)
     const { envelope, outcome } = doc.write(this.c.identity.principal, entries, this.c.now())
@@ -206,19 +269,126 @@ export class PolicyService {
     return outcome
   }
 
+  /**
+   * Grant `fields` as this node's principal, signed on the node's clock, and write it. Refused
+   * before anything is written (AccessRefusedError `not-authorized`) when this node may not
+   * write it or its issuer would have no authority for it; fields that make no valid grant are
+   * a UsageError.
+   */
+  async grant(space: string, fields: Omit<GrantFields, 'space'>): Promise<Written<Grant>> {
+    const record = this.checkGrant(space, fields)
+    return { record, change: await this.writeOwn(space, [{ kind: 'grant', record }]) }
+  }
+
+  /**
+   * The grant `grant` would write, signed now, after the same checks: for a caller that must know
+   * before other work (storing a file) that the grant it ends with will be accepted.
+   */
+  checkGrant(space: string, fields: Omit<GrantFields, 'space'>): OpenedRecord<Grant> {
+    const state = this.synced(space).state
+    const now = this.c.now()
+    let record: OpenedRecord<Grant>
+    try {
+      record = createGrant(this.c.identity.principal, { space, ...fields }, now)
+    } catch (err) {
+      if ((err as Error).name === InvalidMessageError.name) throw new UsageError((err as Error).message)
+      throw err
+    }
+    const may = state.mayWrite(record.issuer, {
+      kind: 'grant',
+      body: record.body as unknown as Record<string, unknown>,
+    })
+    if (may !== undefined) throw new AccessRefusedError('not-authorized', may)
+    // a grant its issuer has no authority for would never be honoured: say so rather than write it
+    const problem = state.grantProblem(record, now)
+    if (problem?.code === 'issuer-not-authorized' || problem?.code === 'parent-not-active') {
+      throw new AccessRefusedError('not-authorized', problem.reason)
+    }
+    return record
+  }
+
+  /** Delegate part of the space to an admin, as this node's principal (the owner), on the node's clock. */
+  async delegate(
+    space: string,
+    fields: Omit<Delegation, 't' | 'iss' | 'nonce' | 'iat' | 'space'>,
+  ): Promise<Written<Delegation>> {
+    this.synced(space)
+    const record = createDelegation(this.c.identity.principal, { space, ...fields }, this.c.now())
+    return { record, change: await this.writeOwn(space, [{ kind: 'delegation', record }]) }
+  }
+
+  /** Revoke a grant, a subject, a device or a delegation, as this node's principal, on the node's clock. */
+  async revoke(space: string, target: RevocationTarget, reason?: string): Promise<Written<Revocation>> {
+    this.synced(space)
+    const record = createRevocation(this.c.identity.principal, space, target, this.c.now(), reason)
+    return { record, change: await this.writeOwn(space, [{ kind: 'revocation', record }]) }
+  }
+
+  /** Approve an access request: the grant of `fields` and the decision naming it, in one change. */
+  async approveRequest(
+    space: string,
+    request: OpenedRecord<AccessRequest>,
+    fields: Omit<GrantFields, 'space'>,
+  ): Promise<Written<Grant>> {
+    this.synced(space)
+    const me = this.c.identity.principal
+    const now = this.c.now()
+    const record = createGrant(me, { space, ...fields }, now)
+    const decision = createDecision(me, request, { approved: true, grant: record.id }, now)
+    const change = await this.writeOwn(space, [
+      { kind: 'grant', record },
+      { kind: 'decision', record: decision },
+    ])
+    return { record, change }
+  }
+
+  /** Deny an access request, with the reason the requester will see. */
+  async denyRequest(space: string, request: OpenedRecord<AccessRequest>, reason: string): Promise<Written<Decision>> {
+    this.synced(space)
+    const record = createDecision(this.c.identity.principal, request, { approved: false, reason }, this.c.now())
+    return { record, change: await this.writeOwn(space, [{ kind: 'decision', record }]) }
+  }
+
+  /** A stored change of the space by its hash (the signed envelope), if this node has it. */
+  async storedChange(space: string, hash: string): Promise<Uint8Array | undefined> {
+    return this.c.store.policy.get(changeKey(space, hash))
+  }
+
+  /**
+   * Write records this node signed; returns the change's hash. A write its author may not make
+   * is AccessRefusedError `not-authorized`; a change that did not apply, PolicyWriteError.
+   */
+  private async writeOwn(space: string, entries: AppliedRecord[]): Promise<string> {
+    let outcome: ApplyOutcome
+    try {
+      outcome = await this.write(space, entries)
+    } catch (err) {
+      if ((err as Error).name === UnauthorizedChangeError.name) {
+        throw new AccessRefusedError('not-authorized', (err as Error).message)
+      }
+      throw err
+    }
+    if (outcome.status !== 'applied') throw new PolicyWriteError(`the change was not applied: ${outcome.status}`)
+    return outcome.hash
+  }
+
+  private async storeSpace(space: string, genesis?: Uint8Array): Promise<void> {
+    await this.c.store.spaces.put(space, encodeCanonical(genesis === undefined ? {} : { genesis }), DURABLE)
+  }
+
   private notify(space: string, records: AppliedRecord[]): void {
     if (records.length === 0) return
     for (const l of this.listeners) l(space, records)
   }
 
   private async persist(space: string, hash: string, envelope: Uint8Array): Promise<void> {
-    await this.c.store.policy.put(`${space}!${hash}`, envelope, DURABLE)
+    await this.c.store.policy.put(changeKey(space, hash), envelope, DURABLE)
   }
 
   private async persistAll(space: string, changes: { hash: string; envelope: Uint8Array }[]): Promise<void> {
     if (changes.length === 0) return
     await this.c.store.policy.batch(
-      changes.map(c => ({ type: 'put' as const, key: `${space}!${c.hash}`, value: c.envelope })),
+      changes.map(c => ({ type: 'put' as const, key: changeKey(space, c.hash), value: c.envelope })),
       DURABLE,
     )
   }
@@ -345,7 +515,7 @@ export class PolicyService {
       )
     }
     if (doc.hasGenesis && !this.genesisStored.has(space)) {
-      await this.c.store.spaces.put(space, encodeCanonical({ genesis: doc.state.genesis.bytes }), DURABLE)
+      await this.storeSpace(space, doc.state.genesis.bytes)
       this.genesisStored.add(space)
     }
   }
@@ -370,6 +540,7 @@ export class PolicyService {
     this.c.metrics.inc('edgeward_policy_changes_refused_total', { reason: err.name, peer, source })
   }
 
+  /** Policy changes refused so far, from every source. */
   refusals(): number {
     return this.c.metrics.total('edgeward_policy_changes_refused_total')
   }
@@ -385,6 +556,7 @@ export class PolicyService {
     return encodeSyncResponse({ envelopes: all.slice(0, MAX_SYNC_PAGE), more: all.length > MAX_SYNC_PAGE })
   }
 
+  /** Catch up with every connected peer now. */
   async syncAll(): Promise<void> {
     await Promise.all(this.c.libp2p.getPeers().map(p => this.syncWith(p)))
   }
