@@ -13,6 +13,7 @@ const NONCE_BYTES = 12
 const TAG_BYTES = 16
 export const AEAD_OVERHEAD = NONCE_BYTES + TAG_BYTES
 
+/** A fresh random 256-bit content key. */
 export function generateAeadKey(): Uint8Array {
   return randomFillSync(new Uint8Array(AEAD_KEY_BYTES))
 }
@@ -41,6 +42,7 @@ function freshNonce(): Uint8Array {
   return nonce
 }
 
+/** Encrypt `plaintext` under `key` with AES-256-GCM bound to `aad`: nonce, ciphertext and tag in one byte string. */
 export function aeadEncrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
   if (key.byteLength !== AEAD_KEY_BYTES) throw new RangeError('AEAD key must be 32 bytes')
   const nonce = freshNonce()
@@ -56,6 +58,7 @@ export function aeadEncrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Ar
   return out
 }
 
+/** Open what aeadEncrypt sealed; DecryptionError for a wrong key, other associated data or changed bytes. */
 export function aeadDecrypt(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array {
   if (key.byteLength !== AEAD_KEY_BYTES) throw new RangeError('AEAD key must be 32 bytes')
   if (sealed.byteLength < AEAD_OVERHEAD) throw new DecryptionError('ciphertext too short')

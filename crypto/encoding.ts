@@ -25,12 +25,14 @@ const ENCODE_OPTIONS = {
   },
 }
 
+/** The deterministic CBOR of `value`; InvalidEncodingError for what has no canonical form (undefined, NaN, Map, bigint). */
 export function encodeCanonical(value: unknown): Uint8Array {
   const out = encode(value, ENCODE_OPTIONS)
   // cborg may hand back a Buffer, whose slice() shares memory; give callers a plain view
   return out.constructor === Uint8Array ? out : new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
+/** Decode CBOR of at most `maxBytes` that is itself canonical; InvalidEncodingError for anything else. */
 export function decodeCanonical(bytes: Uint8Array, maxBytes: number): unknown {
   if (!(bytes instanceof Uint8Array)) throw new InvalidEncodingError('expected bytes')
   if (bytes.byteLength > maxBytes) {
@@ -71,19 +73,23 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
+/** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
 
+/** The bytes of lowercase hex; InvalidEncodingError for anything else. */
 export function fromHex(hex: string): Uint8Array {
   if (!/^(?:[0-9a-f]{2})*$/.test(hex)) throw new InvalidEncodingError('not lowercase hex')
   return new Uint8Array(Buffer.from(hex, 'hex'))
 }
 
+/** Unpadded base64url of `bytes`. */
 export function toBase64url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
 }
 
+/** The bytes of unpadded, canonical base64url; InvalidEncodingError for anything else. */
 export function fromBase64url(text: string): Uint8Array {
   if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) throw new InvalidEncodingError('not base64url')
   const out = new Uint8Array(Buffer.from(text, 'base64url'))

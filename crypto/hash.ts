@@ -1,6 +1,7 @@
 /** SHA-256 and tagged hashing (domain separation for every hash we compute). */
 import { createHash, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto'
 
+/** SHA-256 of the concatenation of `parts`. */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
   const h = createHash('sha256')
   for (const p of parts) h.update(p)
@@ -13,6 +14,7 @@ export interface Sha256Stream {
   digest(): Uint8Array
 }
 
+/** A SHA-256 fed a piece at a time, for content too large to hold at once. */
 export function sha256Stream(): Sha256Stream {
   const h = createHash('sha256')
   return {
@@ -28,6 +30,7 @@ export function taggedHash(tag: string, bytes: Uint8Array): Uint8Array {
   return sha256(utf8.encode(tag), new Uint8Array([0]), bytes)
 }
 
+/** `n` bytes from the system CSPRNG. */
 export function randomBytes(n: number): Uint8Array {
   return new Uint8Array(nodeRandomBytes(n))
 }

@@ -25,20 +25,24 @@ export interface SealingKeyPair {
   publicKey: Uint8Array
 }
 
+/** A fresh Ed25519 key pair (a principal or a device). */
 export function generateSigningKeyPair(): SigningKeyPair {
   const secretKey = ed25519.utils.randomSecretKey()
   return { secretKey, publicKey: ed25519.getPublicKey(secretKey) }
 }
 
+/** The Ed25519 key pair of a stored 32-byte secret key. */
 export function signingKeyPairFromSecret(secretKey: Uint8Array): SigningKeyPair {
   return { secretKey, publicKey: ed25519.getPublicKey(secretKey) }
 }
 
+/** A fresh X25519 key pair, to which keys are sealed. */
 export function generateSealingKeyPair(): SealingKeyPair {
   const secretKey = x25519.utils.randomSecretKey()
   return { secretKey, publicKey: x25519.getPublicKey(secretKey) }
 }
 
+/** The X25519 key pair of a stored 32-byte secret key. */
 export function sealingKeyPairFromSecret(secretKey: Uint8Array): SealingKeyPair {
   return { secretKey, publicKey: x25519.getPublicKey(secretKey) }
 }
@@ -93,11 +97,13 @@ function privateKeyObject(secretKey: Uint8Array): KeyObject {
   return k
 }
 
+/** An Ed25519 signature over a domain-separation tag and `bytes`. */
 export function signTagged(tag: string, bytes: Uint8Array, secretKey: Uint8Array): Uint8Array {
   if (secretKey.byteLength !== 32) throw new RangeError('an Ed25519 secret key is 32 bytes')
   return new Uint8Array(sign(null, tagged(tag, bytes), privateKeyObject(secretKey)))
 }
 
+/** Whether `signature` is `publicKey`'s signature over `tag` and `bytes` (false, never a throw, for malformed input). */
 export function verifyTagged(tag: string, bytes: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.byteLength !== 64 || publicKey.byteLength !== 32) return false
   const key = publicKeyObject(publicKey)
@@ -110,6 +116,7 @@ export function verifyTagged(tag: string, bytes: Uint8Array, signature: Uint8Arr
   }
 }
 
+/** The did:key of an Ed25519 public key. */
 export function didFromPublicKey(publicKey: Uint8Array): string {
   if (publicKey.byteLength !== 32) throw new InvalidDidError('Ed25519 public key must be 32 bytes')
   const bytes = new Uint8Array(34)
@@ -157,6 +164,7 @@ function parseDid(did: string): Uint8Array {
   return publicKey
 }
 
+/** Whether `text` is a did:key of an Ed25519 key. */
 export function isDid(text: string): boolean {
   try {
     publicKeyFromDid(text)

@@ -35,6 +35,7 @@ export function lockSecrets(secrets: Uint8Array, passphrase: string | undefined)
   return encodeCanonical({ v: 1, mode: 'scrypt', salt, data })
 }
 
+/** Whether a keystore file holds its secrets unencrypted (development mode). */
 export function isPlaintextKeystore(file: Uint8Array): boolean {
   return parse(file).mode === 'plaintext'
 }
@@ -47,6 +48,7 @@ function parse(file: Uint8Array): KeystoreFile {
   return v
 }
 
+/** The secrets of a keystore file, decrypted with `passphrase` when it is encrypted; KeystoreError otherwise. */
 export function unlockSecrets(file: Uint8Array, passphrase: string | undefined): Uint8Array {
   const v = parse(file)
   if (v.mode === 'plaintext') {

@@ -156,6 +156,7 @@ function seal(
   return { enc, ct }
 }
 
+/** Seal `plaintext` to a recipient's X25519 public key (HPKE base mode), bound to `info`. */
 export async function sealTo(
   recipientPublicKey: Uint8Array,
   plaintext: Uint8Array,
@@ -165,6 +166,7 @@ export async function sealTo(
   return seal(privateKey, rawPublicKey(publicKey), recipientPublicKey, plaintext, info, EMPTY)
 }
 
+/** Open a sealed box with the recipient's X25519 secret key and the same `info`; DecryptionError otherwise. */
 export async function openSealed(
   recipientSecretKey: Uint8Array,
   box: SealedBox,

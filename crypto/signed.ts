@@ -25,10 +25,12 @@ export interface OpenedRecord<T> {
   id: string
 }
 
+/** A signed record's id: the tagged hash of its canonical body, in hex. */
 export function recordId(tag: string, bodyBytes: Uint8Array): string {
   return toHex(taggedHash(`${tag}/id`, bodyBytes))
 }
 
+/** Sign `body` (whose `iss` must be the signer) under the domain tag `tag`: canonical bytes, signature and id. */
 export function signRecord<T extends { iss: string }>(tag: string, body: T, signer: SigningKeyPair): OpenedRecord<T> {
   if (body.iss !== didFromPublicKey(signer.publicKey)) {
     throw new InvalidSignatureError('body.iss must be the signer did')
@@ -39,6 +41,7 @@ export function signRecord<T extends { iss: string }>(tag: string, body: T, sign
   return { body, bodyBytes, bytes, sig, issuer: body.iss, id: recordId(tag, bodyBytes) }
 }
 
+/** Decode a signed record (at most `maxBytes`) and verify its signature under `tag` by its issuer's key; throws a typed error. */
 export function openSignedRecord<T extends { iss: string }>(
   tag: string,
   bytes: Uint8Array,

@@ -8,6 +8,7 @@ import { InvalidMessageError } from './errors.ts'
 
 export type Fields = Record<string, unknown>
 
+/** A decoded value as a map with no field outside `allowed`; InvalidMessageError otherwise. */
 export function asMap(value: unknown, what: string, allowed: readonly string[]): Fields {
   if (value == null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
     throw new InvalidMessageError(`${what} must be a map`)
@@ -18,6 +19,7 @@ export function asMap(value: unknown, what: string, allowed: readonly string[]):
   return value as Fields
 }
 
+/** Field `key` as a non-empty string of at most `max` characters matching `pattern`; InvalidMessageError otherwise. */
 export function str(m: Fields, key: string, max = 256, pattern?: RegExp): string {
   const v = m[key]
   if (typeof v !== 'string' || v.length === 0 || v.length > max) {
@@ -27,10 +29,12 @@ export function str(m: Fields, key: string, max = 256, pattern?: RegExp): string
   return v
 }
 
+/** Field `key` as str() checks it, or undefined when absent. */
 export function optStr(m: Fields, key: string, max = 256, pattern?: RegExp): string | undefined {
   return m[key] === undefined ? undefined : str(m, key, max, pattern)
 }
 
+/** Field `key` as a safe integer in [min, max]; InvalidMessageError otherwise. */
 export function int(m: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = m[key]
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
@@ -39,6 +43,7 @@ export function int(m: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEG
   return v
 }
 
+/** Field `key` as int() checks it, or undefined when absent. */
 export function optInt(m: Fields, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   return m[key] === undefined ? undefined : int(m, key, min, max)
 }
@@ -60,6 +65,7 @@ export function time(m: Fields, key: string): number {
   return v
 }
 
+/** Field `key` as a time (see time), or undefined when absent. */
 export function optTime(m: Fields, key: string): number | undefined {
   return m[key] === undefined ? undefined : time(m, key)
 }
@@ -84,6 +90,7 @@ export function timeWindow(
 /** Text shown to people (names, reasons, purposes): no control characters or line separators, which would break a listing's lines. */
 export const TEXT_PATTERN = /^[^\p{Cc}\p{Zl}\p{Zp}]*$/u
 
+/** Field `key` as a byte string of minLen..maxLen bytes; InvalidMessageError otherwise. */
 export function bytes(m: Fields, key: string, minLen: number, maxLen: number): Uint8Array {
   const v = m[key]
   if (!(v instanceof Uint8Array) || v.byteLength < minLen || v.byteLength > maxLen) {
@@ -92,12 +99,14 @@ export function bytes(m: Fields, key: string, minLen: number, maxLen: number): U
   return v
 }
 
+/** Field `key` as a did:key; InvalidMessageError otherwise. */
 export function did(m: Fields, key: string): string {
   const v = str(m, key, 128)
   if (!isDid(v)) throw new InvalidMessageError(`${key} is not a did:key`)
   return v
 }
 
+/** Field `key` as a list of at most `maxItems`, each checked by `item`; InvalidMessageError otherwise. */
 export function list<T>(m: Fields, key: string, maxItems: number, item: (v: unknown, i: number) => T): T[] {
   const v = m[key]
   if (!Array.isArray(v) || v.length > maxItems) {

@@ -56,6 +56,7 @@ export interface EpochKey {
   key: Uint8Array
 }
 
+/** Sign a key request from `principal`. */
 export function createKeyRequest(
   principal: SigningKeyPair & { did: string },
   fields: Omit<KeyRequest, 't' | 'iss'>,
@@ -84,6 +85,7 @@ function checkKeyRequest(m: Record<string, unknown>): void {
   time(m, 'ts')
 }
 
+/** Decode and verify a signed key request and the device certificate it carries; throws a typed error. */
 export function decodeKeyRequest(data: Uint8Array): OpenedKeyRequest {
   const request = openSignedRecord<KeyRequest>(KEY_REQUEST_TAG, data, MAX_KEY_REQUEST_BYTES)
   checkKeyRequest(request.body as unknown as Record<string, unknown>)
@@ -96,10 +98,12 @@ export function releaseInfo(requestBytes: Uint8Array): Uint8Array {
   return taggedHash('edgeward/key-release/v1', requestBytes)
 }
 
+/** Encode a key holder's answer: keys sealed to the device with a lease, or a refusal. */
 export function encodeKeyResponse(res: KeyResponse): Uint8Array {
   return encodeCanonical(res)
 }
 
+/** Decode a key holder's answer; InvalidMessageError otherwise. */
 export function decodeKeyResponse(data: Uint8Array): KeyResponse {
   const value = decodeCanonical(data, MAX_KEY_RESPONSE_BYTES)
   const ok = (value as { ok?: unknown } | null)?.ok
@@ -120,10 +124,12 @@ export function decodeKeyResponse(data: Uint8Array): KeyResponse {
   throw new InvalidMessageError('key response must say ok true or false')
 }
 
+/** Encode the (epoch, key) pairs that a key release seals. */
 export function encodeEpochKeys(keys: EpochKey[]): Uint8Array {
   return encodeCanonical(keys.map(k => [k.epoch, k.key]))
 }
 
+/** Decode the (epoch, key) pairs of an opened key release; InvalidMessageError otherwise. */
 export function decodeEpochKeys(data: Uint8Array): EpochKey[] {
   const v = decodeCanonical(data, MAX_KEY_RESPONSE_BYTES)
   if (!Array.isArray(v) || v.length > MAX_EPOCHS_PER_REQUEST) throw new InvalidMessageError('bad key bundle')

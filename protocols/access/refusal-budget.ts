@@ -15,6 +15,7 @@ export interface RefusalBudgetOptions {
   windowMs?: number
 }
 
+/** How many refused key requests of each peer go to the audit log per window (all are counted). */
 export class RefusalBudget {
   private readonly used = new Map<string, { since: number; count: number }>()
   readonly perWindow: number

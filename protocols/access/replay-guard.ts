@@ -25,6 +25,7 @@ export interface DeviceReplayGuardOptions {
   maxEntries?: number
 }
 
+/** Remembers the nonces of recent key requests per device, so that a replayed request is refused. */
 export class DeviceReplayGuard {
   /** per device: `issuer/nonce` -> until when it is remembered, in arrival order */
   private readonly seen = new Map<string, Map<string, number>>()

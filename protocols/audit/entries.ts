@@ -96,15 +96,18 @@ export interface DecisionEntry {
 
 export type AuditEntry = ReleaseEntry | RefusalEntry | GrantEntry | RevocationEntry | DecisionEntry
 
+/** The hash of a signed key request that a release or refusal entry names. */
 export function requestHash(requestBytes: Uint8Array): Uint8Array {
   return taggedHash('edgeward/key-request-hash/v1', requestBytes)
 }
 
+/** Check and encode an audit log entry. */
 export function encodeEntry(e: AuditEntry): Uint8Array {
   checkEntry(e as unknown as Fields)
   return encodeCanonical(e)
 }
 
+/** Decode and check an audit log entry; a typed error otherwise. */
 export function decodeEntry(data: Uint8Array): AuditEntry {
   const v = decodeCanonical(data, MAX_ENTRY_BYTES) as Fields
   checkEntry(v)

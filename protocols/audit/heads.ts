@@ -14,6 +14,7 @@ export const AUDIT_PROOF_PROTOCOL = '/edgeward/audit-proof/1.0.0'
 export const MAX_HEAD_BYTES = 1024
 export const MAX_PROOF_HASHES = 128
 
+/** The gossip topic of a space's signed tree heads and equivocation evidence. */
 export function auditTopic(space: string): string {
   return `/edgeward/audit/1.0.0/${space}`
 }
@@ -28,6 +29,7 @@ export interface TreeHead {
   ts: number
 }
 
+/** Sign a tree head of a key holder's log: its size and root at time `ts`. */
 export function signTreeHead(
   signer: SigningKeyPair & { did: string },
   log: string,
@@ -38,6 +40,7 @@ export function signTreeHead(
   return signRecord<TreeHead>(TREE_HEAD_TAG, { t: 'head', iss: signer.did, log, size, root, ts }, signer)
 }
 
+/** Decode and verify a signed tree head; throws a typed error. */
 export function openTreeHead(data: Uint8Array): OpenedRecord<TreeHead> {
   const rec = openSignedRecord<TreeHead>(TREE_HEAD_TAG, data, MAX_HEAD_BYTES)
   const m = asMap(rec.body, 'tree head', ['t', 'iss', 'log', 'size', 'root', 'ts'])
@@ -55,6 +58,7 @@ export type ProofRequest =
   | { kind: 'consistency'; from: number; to: number }
   | { kind: 'inclusion'; index: number; size: number }
 
+/** Decode a request for an inclusion or a consistency proof; InvalidMessageError otherwise. */
 export function decodeProofRequest(data: Uint8Array): ProofRequest {
   const m = decodeCanonicalMap(data, 256, 'proof request', ['kind', 'from', 'to', 'index', 'size'])
   if (m.kind === 'consistency') {
@@ -68,6 +72,7 @@ export function decodeProofRequest(data: Uint8Array): ProofRequest {
   throw new InvalidMessageError('unknown proof kind')
 }
 
+/** Decode the hashes of a proof response; InvalidMessageError otherwise. */
 export function decodeProofResponse(data: Uint8Array): Uint8Array[] {
   const m = decodeCanonicalMap(data, 64 * (MAX_PROOF_HASHES + 2), 'proof response', ['proof'])
   return list(m, 'proof', MAX_PROOF_HASHES, v => {
@@ -90,10 +95,12 @@ export type AuditMessage =
   | { t: 'head'; head: Uint8Array }
   | { t: 'equivocation'; a: Uint8Array; b: Uint8Array; reason: string }
 
+/** Encode a message of the audit topic (a head, or equivocation evidence). */
 export function encodeAuditMessage(m: AuditMessage): Uint8Array {
   return encodeCanonical(m)
 }
 
+/** Decode a message of the audit topic; InvalidMessageError otherwise. */
 export function decodeAuditMessage(data: Uint8Array): AuditMessage {
   const m = decodeCanonicalMap(data, 4 * MAX_HEAD_BYTES, 'audit message', ['t', 'head', 'a', 'b', 'reason'])
   if (m.t === 'head') {
@@ -112,10 +119,12 @@ export function decodeAuditMessage(data: Uint8Array): AuditMessage {
   throw new InvalidMessageError('unknown audit message')
 }
 
+/** Encode a request for a proof. */
 export function encodeProofRequest(r: ProofRequest): Uint8Array {
   return encodeCanonical(r)
 }
 
+/** Encode the hashes of a proof. */
 export function encodeProofResponse(proof: Uint8Array[]): Uint8Array {
   return encodeCanonical({ proof })
 }

@@ -144,6 +144,7 @@ function mergeIntervals(raw: Interval[]): Interval[] {
   return out
 }
 
+/** Assemble an audit report: the entries with their inclusion proofs under `head`, the space's genesis, and the intervals a key was held. */
 export function buildReport(
   query: ReportQuery,
   genesisBytes: Uint8Array,

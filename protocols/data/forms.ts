@@ -29,6 +29,7 @@ export function aggregateWindowMs(form: string): number {
   return ms
 }
 
+/** Whether a form is an `aggregate:<window>` form. */
 export function isAggregate(form: string): boolean {
   return form.startsWith('aggregate:')
 }

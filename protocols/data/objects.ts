@@ -60,15 +60,18 @@ export function objectStreamName(random: Uint8Array): string {
   return `obj-${toHex(random)}`
 }
 
+/** Whether a stream name is that of an object (a file or a message). */
 export function isObjectStream(name: string): boolean {
   return OBJECT_PATTERN.test(name)
 }
 
+/** The reading that carries an object's chunk `index`. */
 export function chunkReading(index: number, bytes: Uint8Array): Reading {
   if (bytes.byteLength > OBJECT_CHUNK_BYTES) throw new RangeError('chunk larger than OBJECT_CHUNK_BYTES')
   return { ts: index, value: null, bytes }
 }
 
+/** The reading that carries an object's manifest (after its last chunk). */
 export function manifestReading(m: ObjectManifest): Reading {
   return { ts: m.chunks, value: { ...m } }
 }

@@ -429,6 +429,7 @@ export function decryptReadings(key: Uint8Array, r: EncryptedReading): Reading[]
   return decoded.map(m => openReading(asMap(m, 'reading', READING_KEYS)))
 }
 
+/** The canonical CBOR of an encrypted record, as it crosses the network and is stored. */
 export function encodeEncryptedReading(r: EncryptedReading): Uint8Array {
   const w = cbor()
   const n = readingsIn(r)
@@ -495,6 +496,7 @@ function readEncryptedReading(data: Uint8Array): EncryptedReading | undefined {
   return n === 1 ? { space, stream, form, epoch, seq, ct } : { space, stream, form, epoch, seq, n, ct }
 }
 
+/** Decode and check an encrypted record (at most MAX_READING_BYTES); a typed error otherwise. */
 export function decodeEncryptedReading(data: Uint8Array): EncryptedReading {
   if (data instanceof Uint8Array && data.byteLength <= MAX_READING_BYTES) {
     const fast = readEncryptedReading(data)

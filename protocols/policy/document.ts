@@ -203,6 +203,7 @@ export function actorFor(did: string, deviceId: string): string {
   )
 }
 
+/** Decode and verify a signed change envelope (its signature, issuer and space); throws a typed error. */
 export function openEnvelope(data: Uint8Array): OpenedRecord<ChangeEnvelope> {
   const rec = openSignedRecord<ChangeEnvelope>(ENVELOPE_TAG, data, MAX_ENVELOPE_BYTES)
   const m = asMap(rec.body, 'change envelope', ['t', 'iss', 'space', 'change'])
@@ -219,6 +220,7 @@ function opValueBytes(value: unknown): Uint8Array {
   throw new UnauthorizedChangeError('change writes a value that is not a signed record')
 }
 
+/** One space's policy: the Automerge document of its signed records, with the rules that decide which changes apply. */
 export class PolicyDocument {
   readonly spaceId: string
   private readonly backend: Backend

@@ -176,12 +176,14 @@ export interface DeviceCert {
 
 const nonce = (): Uint8Array => randomBytes(16)
 
+/** Sign the genesis record of a new space: its owner, name and key holders. */
 export function createGenesis(owner: SigningKeyPair & { did: string }, name: string, holders: string[], now: number) {
   const body: SpaceGenesis = { t: 'space', iss: owner.did, name, iat: now, nonce: nonce(), holders }
   checkGenesis(body as unknown as Fields)
   return signRecord(TAGS.genesis, body, owner)
 }
 
+/** Sign the record that creates a stream in a space, with its epoch length and (optionally) its forms. */
 export function createStream(
   owner: SigningKeyPair & { did: string },
   space: string,
@@ -203,6 +205,7 @@ function withoutUndefined<T extends object>(o: T): T {
 
 export type GrantFields = Omit<Grant, 't' | 'iss' | 'nonce' | 'iat'>
 
+/** Sign a grant from `issuer` with `fields`, dated `now`. */
 export function createGrant(
   issuer: SigningKeyPair & { did: string },
   fields: GrantFields,
@@ -213,6 +216,7 @@ export function createGrant(
   return signRecord(TAGS.grant, body, issuer)
 }
 
+/** Sign a delegation: the owner makes an admin for part of the space, for a time. */
 export function createDelegation(
   owner: SigningKeyPair & { did: string },
   fields: Omit<Delegation, 't' | 'iss' | 'nonce' | 'iat'>,
@@ -223,6 +227,7 @@ export function createDelegation(
   return signRecord(TAGS.delegation, body, owner)
 }
 
+/** Sign a revocation of a grant, a subject, a device or a delegation. */
 export function createRevocation(
   issuer: SigningKeyPair & { did: string },
   space: string,
@@ -236,6 +241,7 @@ export function createRevocation(
   return signRecord(TAGS.revocation, body, issuer)
 }
 
+/** Sign a device certificate: the principal binds a peer and its X25519 key for [nbf, exp). */
 export function createDeviceCert(
   principal: SigningKeyPair & { did: string },
   peer: string,

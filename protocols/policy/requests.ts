@@ -19,6 +19,7 @@ export const REQUEST_TAG = 'edgeward/access-request/v1'
 export const DECISION_TAG = 'edgeward/access-decision/v1'
 export const MAX_REQUEST_BYTES = 4 * 1024
 
+/** The gossip topic of a space's access requests and decisions. */
 export function requestsTopic(space: string): string {
   return `/edgeward/requests/1.0.0/${space}`
 }
@@ -56,6 +57,7 @@ export interface Decision {
 
 export type OpenedDecision = OpenedRecord<Decision> & { accessRequest: OpenedRecord<AccessRequest> }
 
+/** Sign an access request from `issuer`, dated `now`, with a fresh nonce. */
 export function createAccessRequest(
   issuer: SigningKeyPair & { did: string },
   fields: Omit<AccessRequest, 't' | 'iss' | 'iat' | 'nonce'>,
@@ -104,12 +106,14 @@ function checkRequest(m: Fields): void {
   bytes(m, 'nonce', 16, 16)
 }
 
+/** Decode, verify and check a signed access request; throws a typed error. */
 export function openAccessRequest(data: Uint8Array): OpenedRecord<AccessRequest> {
   const rec = openSignedRecord<AccessRequest>(REQUEST_TAG, data, MAX_REQUEST_BYTES)
   checkRequest(rec.body as unknown as Fields)
   return rec
 }
 
+/** Sign the owner's decision on a request: approved with the grant made, or denied with a reason. */
 export function createDecision(
   decider: SigningKeyPair & { did: string },
   request: OpenedRecord<AccessRequest>,

@@ -183,6 +183,7 @@ export function narrowingProblem(child: Grant, parent: Grant): string | undefine
 
 export type GrantStatus = 'active' | 'expired' | 'revoked' | 'pending' | 'not-honoured'
 
+/** A space's applied records, indexed for evaluation: streams, grants, delegations, revocations and who may write. */
 export class PolicyState {
   readonly spaceId: string
   readonly genesis: OpenedRecord<SpaceGenesis>

@@ -33,10 +33,12 @@ export interface FetchResponse {
   next?: number
 }
 
+/** Encode a request for the encrypted records of a stream by range. */
 export function encodeFetchRequest(r: FetchRequest): Uint8Array {
   return encodeCanonical(r)
 }
 
+/** Decode a fetch request; InvalidMessageError otherwise. */
 export function decodeFetchRequest(data: Uint8Array): FetchRequest {
   const m = asMap(decodeCanonical(data, MAX_FETCH_REQUEST_BYTES), 'fetch request', [
     'space',
@@ -54,10 +56,12 @@ export function decodeFetchRequest(data: Uint8Array): FetchRequest {
   }
 }
 
+/** Encode a page of encrypted records, and where the next page starts. */
 export function encodeFetchResponse(r: FetchResponse): Uint8Array {
   return encodeCanonical(r.next === undefined ? { records: r.records } : r)
 }
 
+/** Decode a page of encrypted records; InvalidMessageError otherwise. */
 export function decodeFetchResponse(data: Uint8Array): FetchResponse {
   const m = asMap(decodeCanonical(data, MAX_FETCH_RESPONSE_BYTES), 'fetch response', ['records', 'next'])
   const records = list(m, 'records', MAX_FETCH_PAGE, v => {

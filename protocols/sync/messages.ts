@@ -20,10 +20,12 @@ export const MAX_SYNC_HEADS = 256
 export const MAX_SYNC_PAGE = 512
 export const MAX_SYNC_RESPONSE_BYTES = MAX_SYNC_PAGE * (MAX_ENVELOPE_BYTES + 16)
 
+/** The gossip topic of a space's policy changes. */
 export function policyTopic(space: string): string {
   return `/edgeward/policy/1.0.0/${space}`
 }
 
+/** The gossip topic of a space's encrypted records. */
 export function readingsTopic(space: string): string {
   return `/edgeward/readings/1.0.0/${space}`
 }
@@ -39,10 +41,12 @@ export interface SyncResponse {
   more: boolean
 }
 
+/** Encode a policy catch-up request: the space and the change heads the asker has. */
 export function encodeSyncRequest(req: SyncRequest): Uint8Array {
   return encodeCanonical({ space: req.space, heads: req.heads })
 }
 
+/** Decode a policy catch-up request; InvalidMessageError otherwise. */
 export function decodeSyncRequest(data: Uint8Array): SyncRequest {
   const m = asMap(decodeCanonical(data, MAX_SYNC_REQUEST_BYTES), 'sync request', ['space', 'heads'])
   return {
@@ -54,10 +58,12 @@ export function decodeSyncRequest(data: Uint8Array): SyncRequest {
   }
 }
 
+/** Encode a page of change envelopes, and whether more follow. */
 export function encodeSyncResponse(res: SyncResponse): Uint8Array {
   return encodeCanonical({ envelopes: res.envelopes, more: res.more })
 }
 
+/** Decode a page of change envelopes; InvalidMessageError otherwise. */
 export function decodeSyncResponse(data: Uint8Array): SyncResponse {
   const m = asMap(decodeCanonical(data, MAX_SYNC_RESPONSE_BYTES), 'sync response', ['envelopes', 'more'])
   if (typeof m.more !== 'boolean') throw new InvalidMessageError('more must be a boolean')
