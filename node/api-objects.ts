@@ -19,6 +19,7 @@ import type { EdgewardNode } from './node.ts'
 
 type Body = Record<string, unknown>
 
+/** Share a file or message streamed in the request body with one principal, for a time. */
 export async function share(node: EdgewardNode, space: string, url: URL, req: IncomingMessage): Promise<Body> {
   const q = url.searchParams
   const to = q.get('to') ?? ''
@@ -109,6 +110,7 @@ function drained(res: ServerResponse): Promise<void> {
   })
 }
 
+/** Who holds or asked for access to an object: its grants, requests and (on the key holder) key releases. */
 export async function access(node: EdgewardNode, space: string, object: string): Promise<Body> {
   const a = await node.objects.access(space, object)
   const iso = (t: number) => new Date(t).toISOString()

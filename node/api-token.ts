@@ -26,6 +26,7 @@ export async function ensureApiToken(dataDir: string): Promise<string> {
   return token
 }
 
+/** The local API's bearer token, from the data directory. */
 export async function readApiToken(dataDir: string): Promise<string> {
   return (await readFile(join(dataDir, TOKEN_FILE), 'utf8')).trim()
 }

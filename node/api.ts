@@ -71,6 +71,7 @@ function statusOf(err: Error): number {
   return HTTP_STATUS[err.name] ?? 500
 }
 
+/** The JSON body of an error answer: its stable name, its message and, for a refusal, its code. */
 export function errorBody(err: Error): { error: { name: string; message: string; code?: string } } {
   const code = err instanceof AccessRefusedError ? err.code : undefined
   return { error: { name: err.name, message: err.message, ...(code === undefined ? {} : { code }) } }
@@ -111,6 +112,7 @@ function loopbackOrigins(port: number): Set<string> {
   return new Set([...names.map(n => `http://${n}:${port}`), ...(port === 80 ? names.map(n => `http://${n}`) : [])])
 }
 
+/** The node's local HTTP API on 127.0.0.1, guarded by Host, Origin and a bearer token. */
 export class ApiServer {
   private readonly node: EdgewardNode
   /** the token's SHA-256: what a given token's digest is compared with, in constant time and at one length */

@@ -41,10 +41,12 @@ export interface Identity {
   developmentMode: boolean
 }
 
+/** Where a data directory keeps the node's keystore. */
 export function identityPath(dataDir: string): string {
   return join(dataDir, IDENTITY_FILE)
 }
 
+/** Whether a data directory has an identity (init has run). */
 export function hasIdentity(dataDir: string): boolean {
   return existsSync(identityPath(dataDir))
 }

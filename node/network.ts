@@ -39,6 +39,7 @@ export interface NetworkOptions {
   allow?: string[]
 }
 
+/** Create the node's libp2p from `opts`: its transports, Noise, Yamux, the private DHT and gossipsub. */
 export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2p> {
   return (await createLibp2p({
     privateKey: opts.privateKey,

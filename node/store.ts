@@ -8,6 +8,7 @@
  * - `peers`: peer id -> multiaddrs last seen, for reconnecting after a restart
  * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads, an index of entries by
  *   space and stream) and the latest heads and equivocation evidence it has seen of other logs
+ *   (read and written only by node/services/audit.ts, whose `keys` is its layout)
  * - `requests`: `<space>!<request id>` -> signed access request seen on the space's requests topic
  * - `arrivals`: `<space>!<stream>!<form>!<time>!<seq>` -> nothing: when each record was stored (for retention by age)
  * - `settings`: local settings, such as retention per stream
@@ -100,6 +101,7 @@ export function wrapKey(storageKey: Uint8Array, location: string, key: Uint8Arra
   return aeadEncrypt(storageKey, key, new TextEncoder().encode(`edgeward/wrapped-key/v1/${location}`))
 }
 
+/** Open a data key wrapped by wrapKey at the same location; DecryptionError otherwise. */
 export function unwrapKey(storageKey: Uint8Array, location: string, wrapped: Uint8Array): Uint8Array {
   return aeadDecrypt(storageKey, wrapped, new TextEncoder().encode(`edgeward/wrapped-key/v1/${location}`))
 }

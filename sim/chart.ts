@@ -31,6 +31,7 @@ export interface LineChart {
   height?: number
 }
 
+/** Text made safe to put in SVG or HTML. */
 export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!)
 }
@@ -50,6 +51,7 @@ export function niceTicks(max: number, count = 5): number[] {
 const fmt = (n: number) =>
   Math.abs(n) >= 1000 ? `${Number((n / 1000).toPrecision(3))}k` : String(Number(n.toPrecision(3)))
 
+/** A self-contained SVG line chart of the given series. */
 export function lineChart(c: LineChart): string {
   const width = c.width ?? 720
   const height = c.height ?? 360

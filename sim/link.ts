@@ -49,6 +49,7 @@ export function retransmitDelayMs(latencyMs: number): number {
   return Math.max(MIN_RTO_MS, 4 * latencyMs)
 }
 
+/** The latency, jitter and loss of each link between simulated peers, seeded. */
 export class LinkModel {
   readonly latencyMs: number
   readonly interSiteLatencyMs: number

@@ -115,6 +115,7 @@ export class PartitionedError extends Error {
   }
 }
 
+/** Many real edgeward peers in one process over the memory transport, with a link model, partitions, crashes and restarts. */
 export class SimNetwork {
   readonly peers: SimPeer[]
   readonly topology: Topology

@@ -8,6 +8,7 @@
 /** A seeded PRNG (mulberry32): a function returning floats in [0, 1). */
 export type Random = () => number
 
+/** A seeded pseudo-random generator in [0, 1), so that a run can be repeated. */
 export function mulberry32(seed: number): Random {
   let a = seed >>> 0
   return () => {

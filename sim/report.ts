@@ -79,6 +79,7 @@ export const APPROXIMATIONS = [
   "Seeded: topology, sides of a partition, subjects, jitter, the churn schedule, adversary roles and junk. Not seeded: peer keys, nonces, gossipsub's choices, timing.",
 ]
 
+/** The machine a run ran on (CPU, cores, memory, Node), for the report. */
 export function machine(): Record<string, string | number> {
   const cpus = os.cpus()
   return {
@@ -446,6 +447,7 @@ function resultSection(res: ScenarioResult): string {
   return adversarySection(res)
 }
 
+/** A run's self-contained report.html, with its checks and SVG charts. */
 export function renderHtml(run: RunRecord): string {
   const p = run.params
   const res = run.result

@@ -23,6 +23,7 @@ export interface Topology {
   site: number[]
 }
 
+/** The links of `n` peers: a connected random graph of a given degree, or sites joined by bridges. */
 export function buildTopology(n: number, spec: TopologySpec, random: Random): Topology {
   if (spec.kind === 'random') {
     const peers = Array.from({ length: n }, (_, i) => i)

@@ -17,6 +17,7 @@ export async function waitUntil(
   }
 }
 
+/** Resolve after `ms`: for pacing a scenario, never for waiting on a condition (waitUntil). */
 export function sleep(ms: number): Promise<void> {
   return new Promise(r => setTimeout(r, ms))
 }

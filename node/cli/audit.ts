@@ -25,6 +25,7 @@ export class ReportInvalidError extends Error {
   }
 }
 
+/** A report's key holdings as a table for people: who held which key, from when until when, and why it ended. */
 export function holdingsTable(holdings: HoldingLike[]): string {
   if (holdings.length === 0) return '(no key was held in this range)'
   const rows = [['subject', 'resource', 'from', 'until', 'ended by', 'minutes']]
@@ -79,6 +80,7 @@ export function auditStatusLines(a: AuditStatus): string[] {
   return lines
 }
 
+/** `audit report SPACE`: ask the key holder for a report and write it to a file or stdout. */
 export async function auditReport(
   dataDir: string,
   space: string,
@@ -125,6 +127,7 @@ function oneLine(text: string): string {
   return text.replace(/[\p{Cc}\u2028\u2029]/gu, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
+/** `audit verify FILE`: check a report offline; ReportInvalidError naming the first thing that failed. */
 export async function auditVerify(file: string, opts: VerifyOptions, o: Output): Promise<void> {
   // protocol code loads only here: verification needs no node
   const { isDid } = await import('../../crypto/identity.ts')

@@ -13,10 +13,12 @@ export interface NodeInfo {
   pid: number
 }
 
+/** Where a running node writes its node.json (peer id, addresses, local API address). */
 export function nodeInfoPath(dataDir: string): string {
   return join(dataDir, 'node.json')
 }
 
+/** The running node's node.json; NodeStateError when no node runs on `dataDir`. */
 export async function readNodeInfo(dataDir: string): Promise<NodeInfo> {
   const path = nodeInfoPath(dataDir)
   if (!existsSync(path))
@@ -33,6 +35,7 @@ function errorFrom(status: number, body: { error?: { name?: string; message?: st
   return new ApiError(message)
 }
 
+/** The CLI's client of a running node's local API: the token from the data directory, typed errors from the answers. */
 export class ApiClient {
   private readonly base: string
   private readonly token: string

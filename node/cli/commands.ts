@@ -18,6 +18,7 @@ import { type Output, print } from './output.ts'
 
 const passphrase = (): string | undefined => process.env.EDGEWARD_PASSPHRASE || undefined
 
+/** `init`: create the identity in a data directory (principal, peer key, X25519 key). */
 export async function init(dataDir: string, force: boolean, o: Output): Promise<void> {
   // the node's modules load only for the commands that need them, so the others start fast
   const { createIdentity } = await import('../identity.ts')
@@ -45,6 +46,7 @@ export interface NodeExtension {
   stop: () => Promise<void>
 }
 
+/** `start`: run the node in the foreground until SIGINT or SIGTERM. */
 export async function start(dataDir: string, opts: StartOptions, o: Output): Promise<void> {
   await runNode(dataDir, opts, o)
 }
@@ -121,6 +123,7 @@ export async function runNode(
   o.err('node stopped')
 }
 
+/** `status`: the running node's peer, addresses, peers, spaces and audit log. */
 export async function status(dataDir: string, o: Output): Promise<void> {
   const s = await (await ApiClient.connect(dataDir)).call<Record<string, any>>('GET', '/v1/status')
   const spaces = (s.spaces as Record<string, any>[])
@@ -137,11 +140,13 @@ export async function status(dataDir: string, o: Output): Promise<void> {
   )
 }
 
+/** `space create NAME`: create a space this node owns; prints its id. */
 export async function spaceCreate(dataDir: string, name: string, o: Output): Promise<void> {
   const r = await (await ApiClient.connect(dataDir)).call('POST', '/v1/spaces', { name })
   print(o, r, String(r.space))
 }
 
+/** `space join SPACE`: follow a space (its policy, and its records as allowed). */
 export async function spaceJoin(dataDir: string, space: string, o: Output): Promise<void> {
   const r = await (await ApiClient.connect(dataDir)).call('POST', `/v1/spaces/${encodeURIComponent(space)}/join`)
   print(
@@ -192,6 +197,7 @@ export async function publish(
   print(o, { published: total }, `published ${total} readings to ${stream}`)
 }
 
+/** `stream create SPACE NAME`: create a stream with its epoch length and forms. */
 export async function streamCreate(
   dataDir: string,
   space: string,
@@ -219,6 +225,7 @@ export async function streamCreate(
   )
 }
 
+/** `retention SPACE STREAM`: how long this peer keeps the records of a stream. */
 export async function retention(
   dataDir: string,
   space: string,
@@ -245,6 +252,7 @@ export async function retention(
   print(o, r, human)
 }
 
+/** `read SPACE STREAM`: the decrypted readings as NDJSON (or a viewer file under --no-download). */
 export async function read(
   dataDir: string,
   space: string,

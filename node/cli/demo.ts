@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { ProcessExitError } from '../errors.ts'
 import { type CliResult, isReadRefused, type LocalPeer, runCli, startPeer, waitFor } from './local-network.ts'
 
+/** `demo`: three real peers as processes, and the story of grant, read, refusal and revocation told with the real commands. */
 export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'edgeward-demo-'))
   const peers: LocalPeer[] = []

@@ -4,6 +4,7 @@ import { UsageError } from '../errors.ts'
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
 
+/** A duration such as `48h` or `1h30m`, in ms; UsageError otherwise. */
 export function parseDuration(text: string): number {
   if (/^-\d/.test(text)) throw new UsageError(`bad duration ${JSON.stringify(text)}: must be positive`)
   const parts = [...text.matchAll(/(\d+)(ms|s|m|h|d|w)/g)]
@@ -17,6 +18,7 @@ export function parseDuration(text: string): number {
   return ms
 }
 
+/** An ISO 8601 date or time, in ms since the epoch; UsageError otherwise. */
 export function parseTime(text: string): number {
   if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/.test(text)) {
     throw new UsageError(`bad time ${JSON.stringify(text)}: use ISO 8601, e.g. 2026-12-01T12:00:00Z`)

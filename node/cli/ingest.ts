@@ -27,6 +27,7 @@ export function parseMap(entries: string[]): Record<string, string> | undefined 
   return map
 }
 
+/** `--mqtt-version` as the MQTT protocol level (4 for 3.1.1, or 5); UsageError otherwise. */
 export function parseMqttVersion(v: string | undefined): 4 | 5 {
   if (v === undefined || v === '4') return 4
   if (v === '5') return 5
@@ -53,6 +54,7 @@ function untilSignal(): { stopped: Promise<void>; done: () => void } {
   }
 }
 
+/** `ingest SPACE --mqtt URL --topic T`: the running node ingests from a broker, with progress, until Ctrl-C. */
 export async function ingest(
   dataDir: string,
   space: string,

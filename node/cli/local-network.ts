@@ -36,6 +36,7 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
   })
 }
 
+/** A node running as its own process on 127.0.0.1, with its data directory, and the CLI pointed at it. */
 export class LocalPeer {
   readonly name: string
   readonly dataDir: string
@@ -124,6 +125,7 @@ export async function startPeer(
   return peer
 }
 
+/** A data directory's node.json, or undefined when no node has written one. */
 export async function readNodeJson(dataDir: string): Promise<NodeInfo | undefined> {
   const path = join(dataDir, 'node.json')
   return existsSync(path) ? (JSON.parse(await readFile(path, 'utf8')) as NodeInfo) : undefined

@@ -52,6 +52,7 @@ export interface GrantOptions {
   parent?: string
 }
 
+/** `grant SPACE --to DID …`: sign and publish a grant with every field of the grant model. */
 export async function grant(dataDir: string, space: string, opts: GrantOptions, o: Output): Promise<void> {
   const to = needDid(opts.to, '--to')
   let maxReleases: number | undefined
@@ -77,6 +78,7 @@ export async function grant(dataDir: string, space: string, opts: GrantOptions, 
   print(o, r, `${r.grant}\nvalid until ${r.notAfter}${note}`)
 }
 
+/** `revoke SPACE --grant|--subject|--device|--delegation`: sign and publish a revocation. */
 export async function revoke(
   dataDir: string,
   space: string,
@@ -99,6 +101,7 @@ export async function revoke(
   print(o, r, String(r.revocation))
 }
 
+/** `grants SPACE`: every grant with its state and why. */
 export async function grants(dataDir: string, space: string, o: Output): Promise<void> {
   const r = await call(dataDir, 'GET', `${spacePath(space)}/grants`)
   const lines = (r.grants as Record<string, any>[]).map(
@@ -112,6 +115,7 @@ export async function grants(dataDir: string, space: string, o: Output): Promise
   print(o, r, [...lines, ...admins].join('\n') || '(no grants)')
 }
 
+/** `delegate SPACE --to DID`: make an admin for part of the space, for a time. */
 export async function delegate(
   dataDir: string,
   space: string,
@@ -126,6 +130,7 @@ export async function delegate(
   print(o, r, `${r.delegation}\nadmin until ${r.notAfter}`)
 }
 
+/** `request SPACE`: ask the owner for access, for oneself or on behalf of another through a grant. */
 export async function request(
   dataDir: string,
   space: string,
@@ -145,6 +150,7 @@ export async function request(
   print(o, r, String(r.request))
 }
 
+/** `requests SPACE`: the space's access requests, pending, approved and denied. */
 export async function requests(dataDir: string, space: string, o: Output): Promise<void> {
   const r = await call(dataDir, 'GET', `${spacePath(space)}/requests`)
   const lines = (r.requests as Record<string, any>[]).map(q => {
@@ -157,6 +163,7 @@ export async function requests(dataDir: string, space: string, o: Output): Promi
   print(o, r, lines.join('\n') || '(no access requests)')
 }
 
+/** `approve` / `deny SPACE REQUEST_ID`: the owner decides an access request. */
 export async function decide(
   dataDir: string,
   space: string,

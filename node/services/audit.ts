@@ -204,6 +204,7 @@ export class AuditIndexError extends Error {
   }
 }
 
+/** A node's audit plane: its own Merkle log as a key holder, and the witness of the other logs of its spaces. */
 export class AuditService {
   private readonly c: AuditComponents
   private readonly policy: PolicyService
