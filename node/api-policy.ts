@@ -1,15 +1,12 @@
 /**
  * The local API's policy-plane handlers: grants (with every field of the grant model),
  * delegations to admins, revocations, the grants listing, and access requests with their
- * decisions. Each checks its input and leaves authority to the policy document: a write the
- * author may not make is refused there, and reported as access refused.
+ * decisions. Each parses its input and calls the policy or requests service, which signs on
+ * the node's clock, checks authority and writes: a write the node may not make is refused
+ * there, as access refused (exit 3).
  */
 import { isDid } from '../crypto/identity.ts'
-import { UnauthorizedChangeError } from '../protocols/errors.ts'
 import {
-  createDelegation,
-  createGrant,
-  createRevocation,
   FORM_PATTERN,
   FORWARD_PERMISSIONS,
   type ForwardPermission,
@@ -19,23 +16,13 @@ import {
 } from '../protocols/policy/records.ts'
 import type { PolicyState } from '../protocols/policy/state.ts'
 import { ID_PATTERN, PEER_ID_PATTERN } from '../protocols/validate.ts'
-import { AccessRefusedError, NotFoundError, UsageError } from './errors.ts'
+import { NotFoundError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
 
 type Body = Record<string, unknown>
 
 function synchronisedState(node: EdgewardNode, space: string): PolicyState {
   return node.policy.synced(space).state
-}
-
-/** Run a policy write; an authority refusal becomes "access refused" (exit 3). */
-async function asAuthor<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write()
-  } catch (err) {
-    if (err instanceof UnauthorizedChangeError) throw new AccessRefusedError('not-authorized', err.message)
-    throw err
-  }
 }
 
 function did(body: Body, key: string, flag: string): string {
@@ -95,6 +82,7 @@ function window(body: Body, now: number): { nbf: number; exp: number } {
   return { nbf, exp }
 }
 
+/** POST grants: a grant with every field of the grant model, by the node's principal. */
 export async function grant(node: EdgewardNode, space: string, body: Body): Promise<Body> {
   const state = synchronisedState(node, space)
   const now = node.now()
@@ -127,8 +115,7 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
   if (purpose !== undefined && (typeof purpose !== 'string' || purpose.length === 0 || purpose.length > 256)) {
     throw new UsageError('--purpose must be 1..256 characters')
   }
-  const fields: GrantFields = {
-    space,
+  const fields: Omit<GrantFields, 'space'> = {
     sub,
     streams,
     forms: stringList(body, 'forms', '--form', FORM_PATTERN, ['raw']),
@@ -142,18 +129,7 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
     purpose: purpose as string | undefined,
     parent: parent as string | undefined,
   }
-  let rec: ReturnType<typeof createGrant>
-  try {
-    rec = createGrant(node.identity.principal, fields, now)
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
-  // a grant its issuer has no authority for would never be honoured: say so rather than write it
-  const authority = state.grantProblem(rec, now)
-  if (authority?.code === 'issuer-not-authorized' || authority?.code === 'parent-not-active') {
-    throw new AccessRefusedError('not-authorized', authority.reason)
-  }
-  await asAuthor(() => node.policy.write(space, [{ kind: 'grant', record: rec }]))
+  const { record: rec } = await node.policy.grant(space, fields)
   const status = state.grantStatus(rec, now)
   return {
     grant: rec.id,
@@ -167,16 +143,17 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
   }
 }
 
+/** POST delegations: the owner makes an admin for part of the space. */
 export async function delegate(node: EdgewardNode, space: string, body: Body): Promise<Body> {
   synchronisedState(node, space)
   const now = node.now()
   const admin = did(body, 'to', '--to')
   const streams = stringList(body, 'streams', '--stream', STREAM_PATTERN, ['*'])
-  const rec = createDelegation(node.identity.principal, { space, admin, streams, ...window(body, now) }, now)
-  await asAuthor(() => node.policy.write(space, [{ kind: 'delegation', record: rec }]))
+  const { record: rec } = await node.policy.delegate(space, { admin, streams, ...window(body, now) })
   return { delegation: rec.id, admin, streams, notAfter: new Date(rec.body.exp).toISOString() }
 }
 
+/** POST revocations: of a grant, a subject, a device or a delegation. */
 export async function revoke(node: EdgewardNode, space: string, body: Body): Promise<Body> {
   const state = synchronisedState(node, space)
   let target: RevocationTarget
@@ -194,8 +171,7 @@ export async function revoke(node: EdgewardNode, space: string, body: Body): Pro
     throw new UsageError('revoke needs --grant ID, --subject DID, --device PEER or --delegation ID')
   }
   const reason = typeof body.reason === 'string' ? body.reason.slice(0, 512) : undefined
-  const rec = createRevocation(node.identity.principal, space, target, node.now(), reason)
-  await asAuthor(() => node.policy.write(space, [{ kind: 'revocation', record: rec }]))
+  const { record: rec } = await node.policy.revoke(space, target, reason)
   return { revocation: rec.id, target }
 }
 
@@ -244,6 +220,7 @@ export function listGrants(node: EdgewardNode, space: string): Body {
   return { space, grants, delegations }
 }
 
+/** POST requests: file an access request, for ourselves or forwarded through a grant. */
 export async function fileRequest(node: EdgewardNode, space: string, body: Body): Promise<Body> {
   const state = synchronisedState(node, space)
   const durationMs = body.durationMs
@@ -270,6 +247,7 @@ export async function fileRequest(node: EdgewardNode, space: string, body: Body)
   return { request: id }
 }
 
+/** POST approve / deny: decide on an access request. */
 export async function decide(
   node: EdgewardNode,
   space: string,
@@ -283,13 +261,14 @@ export async function decide(
     const d = body.durationMs
     if (d !== undefined && (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1000))
       throw new UsageError('--for must be a duration')
-    const out = await asAuthor(() =>
-      node.requests.approve(space, id, { durationMs: d as number | undefined, readmit: body.readmit === true }),
-    )
+    const out = await node.requests.approve(space, id, {
+      durationMs: d as number | undefined,
+      readmit: body.readmit === true,
+    })
     return { request: id, approved: true, grant: out.grant, notAfter: new Date(out.notAfter).toISOString() }
   }
   const reason = body.reason
   if (typeof reason !== 'string' || reason.length === 0) throw new UsageError('deny needs --reason TEXT')
-  await asAuthor(() => node.requests.deny(space, id, reason.slice(0, 512)))
+  await node.requests.deny(space, id, reason.slice(0, 512))
   return { request: id, approved: false, reason }
 }

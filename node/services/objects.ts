@@ -5,7 +5,8 @@
  * the data plane's, unchanged.
  *
  * Sharing streams the source (a file of any size, never held whole in memory) through
- * DataService.publish in batches of chunks, hashing it on the way, then writes the grant.
+ * DataService.publish in batches of chunks, hashing it on the way, then writes the grant
+ * through the policy service (which checks, before anything is stored, that it could).
  *
  * Opening verifies before it gives out a byte: a first pass decrypts every chunk and checks
  * order, completeness, size and SHA-256 against the manifest, keeping nothing; the object it
@@ -24,6 +25,7 @@ import { type FileHandle, mkdir, open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { toHex } from '../../crypto/encoding.ts'
+import { DecryptionError, InvalidEncodingError } from '../../crypto/errors.ts'
 import { randomBytes, sha256Stream } from '../../crypto/hash.ts'
 import { isDid } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
@@ -43,12 +45,12 @@ import {
   objectStreamName,
 } from '../../protocols/data/objects.ts'
 import { decodeEncryptedReading, type EncryptedReading, type Reading } from '../../protocols/data/reading.ts'
-import { UnauthorizedChangeError } from '../../protocols/errors.ts'
-import { createGrant, type ForwardPermission, type Grant } from '../../protocols/policy/records.ts'
+import { InvalidMessageError } from '../../protocols/errors.ts'
+import type { ForwardPermission, Grant, GrantFields } from '../../protocols/policy/records.ts'
 import { type GrantStatus, streamsCover } from '../../protocols/policy/state.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
+import type { Metrics } from '../metrics.ts'
 import type { AuditService } from './audit.ts'
-import type { NodeComponents } from './components.ts'
 import type { DataService, DecryptedReading } from './data/index.ts'
 import type { PolicyService } from './policy.ts'
 import type { RequestStatus, RequestsService } from './requests.ts'
@@ -62,13 +64,31 @@ const READ_BATCH = 64
 /** how often viewer files are checked against their key's lease (besides on every revocation) */
 const VIEWER_SWEEP_MS = 250
 /** errors of a stored reading that was changed or damaged (as opposed to refusals and network errors) */
-const DAMAGE = new Set(['DecryptionError', 'InvalidMessageError', 'InvalidEncodingError', 'SyntaxError'])
+const DAMAGE = new Set([DecryptionError.name, InvalidMessageError.name, InvalidEncodingError.name, SyntaxError.name])
 
+/** What the objects service uses of its node: counters and the clock. */
+export interface ObjectsComponents {
+  metrics: Metrics
+  /** the clock; the simulator passes virtual time */
+  now: () => number
+}
+
+/** The services the objects service works through, and what it calls of each. */
+export interface ObjectsServices {
+  policy: Pick<PolicyService, 'synced' | 'document' | 'holds' | 'onRecords' | 'checkGrant' | 'grant'>
+  data: Pick<DataService, 'createStream' | 'publish' | 'backfill' | 'decryptAll' | 'cachedLease' | 'records'>
+  requests: Pick<RequestsService, 'list'>
+  /** undefined on a node that keeps no audit log */
+  audit: Pick<AuditService, 'streamEntries'> | undefined
+}
+
+/** Options of the objects service. */
 export interface ObjectsServiceOptions {
   /** where viewer files go (the node passes DATA/view) */
   viewDir: string
 }
 
+/** How an object is shared: with whom, for how long, and what the reader may do with it. */
 export interface ShareOptions {
   /** the principal (did:key) the object is shared with */
   to: string
@@ -83,6 +103,7 @@ export interface ShareOptions {
   onProgress?: (bytes: number) => void
 }
 
+/** A shared object: its id, the grant that shares it and its manifest. */
 export interface SharedObject {
   object: string
   grant: string
@@ -104,6 +125,7 @@ export interface OpenedObject extends AsyncIterable<Uint8Array> {
   grant?: string
 }
 
+/** Who holds or asked for access to an object, and (on its key holder) who received its key. */
 export interface ObjectAccess {
   space: string
   object: string
@@ -156,22 +178,19 @@ interface Viewer {
   epochs: number[]
 }
 
+/** Files and messages: shared as streams of chunks, opened only whole and verified, viewer files for view-only grants. */
 export class ObjectsService {
-  private readonly c: NodeComponents
-  private readonly policy: PolicyService
-  private readonly data: DataService
-  private readonly requests: RequestsService
-  private readonly audit: AuditService | undefined
+  private readonly c: ObjectsComponents
+  private readonly policy: ObjectsServices['policy']
+  private readonly data: ObjectsServices['data']
+  private readonly requests: ObjectsServices['requests']
+  private readonly audit: ObjectsServices['audit']
   private readonly viewDir: string
   private readonly viewers = new Map<string, Viewer>()
   private readonly removals = new Set<Promise<void>>()
   private sweep: NodeJS.Timeout | undefined
 
-  constructor(
-    components: NodeComponents,
-    services: { policy: PolicyService; data: DataService; requests: RequestsService; audit: AuditService | undefined },
-    opts: ObjectsServiceOptions,
-  ) {
+  constructor(components: ObjectsComponents, services: ObjectsServices, opts: ObjectsServiceOptions) {
     this.c = components
     this.policy = services.policy
     this.data = services.data
@@ -182,6 +201,7 @@ export class ObjectsService {
     components.metrics.describe('edgeward_viewer_files_removed_total', 'viewer files removed, by cause')
   }
 
+  /** Remove viewer files an earlier run left, and start removing viewers whose keys end. */
   async start(): Promise<void> {
     // keys live in memory only: a viewer left by an earlier run has no key behind it
     await rm(this.viewDir, { recursive: true, force: true })
@@ -192,6 +212,7 @@ export class ObjectsService {
     this.sweep.unref()
   }
 
+  /** Remove every viewer file, and wait for the removals. */
   async stop(): Promise<void> {
     clearInterval(this.sweep)
     for (const v of this.viewers.values()) this.remove(v, 'node-stop')
@@ -202,7 +223,7 @@ export class ObjectsService {
 
   /** Store `source` as a new object of `space` and grant `to` access to it. */
   async share(space: string, source: AsyncIterable<Uint8Array> | string, opts: ShareOptions): Promise<SharedObject> {
-    const doc = this.policy.synced(space)
+    this.policy.synced(space)
     if (!isDid(opts.to)) throw new UsageError(`--to must be a did:key, got ${opts.to}`)
     if (!Number.isSafeInteger(opts.durationMs) || opts.durationMs < 1000)
       throw new UsageError('--for must be at least 1s')
@@ -210,8 +231,7 @@ export class ObjectsService {
     const name = opts.name ?? mediaType
     if (name.length === 0 || name.length > MAX_OBJECT_NAME) throw new UsageError('a name is 1..255 characters')
     const object = objectStreamName(randomBytes(8))
-    const grantFields = (now: number) => ({
-      space,
+    const grantFields = (now: number): Omit<GrantFields, 'space'> => ({
       sub: opts.to,
       streams: [object],
       forms: [RAW],
@@ -221,15 +241,7 @@ export class ObjectsService {
       forward: opts.forward,
     })
     // refuse before storing anything if this node could not issue the grant
-    const me = this.c.identity.principal
-    const draft = createGrant(me, grantFields(this.c.now()), this.c.now())
-    const authority = doc.state.mayWrite(me.did, {
-      kind: 'grant',
-      body: draft.body as unknown as Record<string, unknown>,
-    })
-    const problem = doc.state.grantProblem(draft, this.c.now())
-    if (authority !== undefined) throw new AccessRefusedError('not-authorized', authority)
-    if (problem?.code === 'issuer-not-authorized') throw new AccessRefusedError('not-authorized', problem.reason)
+    this.policy.checkGrant(space, grantFields(this.c.now()))
 
     await this.data.createStream(space, object, { epochMs: OBJECT_EPOCH_MS, forms: [RAW] })
     const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: OBJECT_CHUNK_BYTES }) : source
@@ -253,14 +265,7 @@ export class ObjectsService {
     await this.data.publish(space, object, batch, { last: true })
     opts.onProgress?.(size)
 
-    const now = this.c.now()
-    const grant = createGrant(me, grantFields(now), now)
-    try {
-      await this.policy.write(space, [{ kind: 'grant', record: grant }])
-    } catch (err) {
-      if (err instanceof UnauthorizedChangeError) throw new AccessRefusedError('not-authorized', err.message)
-      throw err
-    }
+    const { record: grant } = await this.policy.grant(space, grantFields(this.c.now()))
     this.c.metrics.inc('edgeward_objects_shared_total', { mediaType })
     log('shared %s (%d bytes in %d chunks) with %s until %d', object, size, index, opts.to, grant.body.exp)
     return { object, grant: grant.id, notAfter: grant.body.exp, manifest }

@@ -6,21 +6,26 @@
  * admins can list and decide on it. The list shows the newest pending request of each
  * requester for each subject and counts the older ones. The decision is written to the policy
  * document (policy service), so the requester learns the outcome by replication.
+ *
+ * Storage: this service alone reads and writes the `requests` sublevel, keyed
+ * `<space>!<request id>!<requester>` (the keys are built below and nowhere else).
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { logger } from '@libp2p/logger'
 import type { OpenedRecord } from '../../crypto/signed.ts'
-import { createGrant, type GrantFields } from '../../protocols/policy/records.ts'
+import type { GrantFields } from '../../protocols/policy/records.ts'
 import {
   type AccessRequest,
   createAccessRequest,
-  createDecision,
   openAccessRequest,
   requestsTopic,
 } from '../../protocols/policy/requests.ts'
 import { patternsWithin } from '../../protocols/policy/state.ts'
 import { NotFoundError, UnreachableError, UsageError } from '../errors.ts'
-import type { NodeComponents } from './components.ts'
+import type { Identity } from '../identity.ts'
+import type { Metrics } from '../metrics.ts'
+import type { EdgewardLibp2p } from '../network.ts'
+import type { Store } from '../store.ts'
 import type { PolicyService } from './policy.ts'
 
 const log = logger('edgeward:requests')
@@ -33,8 +38,43 @@ const MAX_PER_SPACE = 1000
 const PEER_BURST = 30
 const PEER_PER_MINUTE = 30
 
+/** Keys of the `requests` sublevel: a request, every request of a space, every copy of one request id. */
+const requestKey = (space: string, id: string, requester: string): string => `${space}!${id}!${requester}`
+const requestsOf = (space: string): { gt: string; lt: string } => ({ gt: `${space}!`, lt: `${space}!~` })
+const copiesOf = (space: string, id: string): { gt: string; lt: string } => ({
+  gt: `${space}!${id}!`,
+  lt: `${space}!${id}!~`,
+})
+/** The space and requester a stored key names; undefined for a key of another layout. */
+function parseRequestKey(key: string): { space: string; requester: string } | undefined {
+  const [space, , requester] = key.split('!')
+  return requester === undefined ? undefined : { space, requester }
+}
+
+/** What the requests service uses of its node: the requests sublevel, the requests topics, the principal that files. */
+export interface RequestsComponents {
+  identity: Pick<Identity, 'principal'>
+  store: Pick<Store, 'requests'>
+  libp2p: {
+    services: {
+      pubsub: Pick<EdgewardLibp2p['services']['pubsub'], 'publish' | 'subscribe' | 'getSubscribers' | 'topicValidators'>
+    }
+  }
+  metrics: Metrics
+  /** the clock; the simulator passes virtual time */
+  now: () => number
+}
+
+/** What the requests service asks of the policy service: the spaces, their state, and the decision writes. */
+export type RequestsPolicy = Pick<
+  PolicyService,
+  'spaces' | 'holds' | 'synced' | 'document' | 'approveRequest' | 'denyRequest'
+>
+
+/** Where an access request stands. */
 export type RequestStatus = 'pending' | 'approved' | 'denied'
 
+/** An access request as the owner's list shows it. */
 export interface RequestView {
   id: string
   space: string
@@ -60,16 +100,17 @@ function bump(counts: Map<string, number>, key: string): void {
   counts.set(key, (counts.get(key) ?? 0) + 1)
 }
 
+/** Access requests: filed and kept by every peer of the space, listed and decided by the owner and admins. */
 export class RequestsService {
-  private readonly c: NodeComponents
-  private readonly policy: PolicyService
+  private readonly c: RequestsComponents
+  private readonly policy: RequestsPolicy
   /** requests kept, by `space!requester` and by space */
   private readonly perRequester = new Map<string, number>()
   private readonly perSpace = new Map<string, number>()
   /** each connected peer's allowance of requests it may pass on */
   private readonly allowance = new Map<string, { tokens: number; at: number }>()
 
-  constructor(components: NodeComponents, policy: PolicyService) {
+  constructor(components: RequestsComponents, policy: RequestsPolicy) {
     this.c = components
     this.policy = policy
     components.metrics.describe(
@@ -78,16 +119,18 @@ export class RequestsService {
     )
   }
 
+  /** Count the stored requests (for the bounds) and subscribe to every known space's requests topic. */
   async start(): Promise<void> {
     for await (const k of this.c.store.requests.keys()) {
-      const [space, , from] = k.split('!')
-      if (from === undefined) continue
-      bump(this.perRequester, `${space}!${from}`)
-      bump(this.perSpace, space)
+      const stored = parseRequestKey(k)
+      if (stored === undefined) continue
+      bump(this.perRequester, `${stored.space}!${stored.requester}`)
+      bump(this.perSpace, stored.space)
     }
     for (const space of this.policy.spaces()) this.subscribe(space)
   }
 
+  /** Validate, keep and forward the requests of a space (once per space). */
   subscribe(space: string): void {
     const topic = requestsTopic(space)
     const pubsub = this.c.libp2p.services.pubsub
@@ -132,7 +175,7 @@ export class RequestsService {
     }
     if (req.body.space !== space) return this.refuse('wrong-space')
     if (Math.abs(req.body.iat - this.c.now()) > FRESHNESS_MS) return this.refuse('stale')
-    const key = `${space}!${req.id}!${req.issuer}`
+    const key = requestKey(space, req.id, req.issuer)
     if ((await this.c.store.requests.get(key)) !== undefined) return 'accept'
     if (from !== undefined && !this.takeAllowance(from)) return this.refuse('peer-rate', 'ignore')
     const requester = `${space}!${req.issuer}`
@@ -186,10 +229,11 @@ export class RequestsService {
     return filed.id
   }
 
+  /** The space's requests, pending first-come, with each decision; older pending ones of a requester counted. */
   async list(space: string): Promise<RequestView[]> {
     const state = this.policy.synced(space).state
     const seen = new Map<string, OpenedRecord<AccessRequest>>()
-    for await (const v of this.c.store.requests.values({ gt: `${space}!`, lt: `${space}!~` })) {
+    for await (const v of this.c.store.requests.values(requestsOf(space))) {
       const r = openAccessRequest(v)
       seen.set(r.id, r)
     }
@@ -237,7 +281,7 @@ export class RequestsService {
   }
 
   private async find(space: string, id: string): Promise<OpenedRecord<AccessRequest>> {
-    for await (const v of this.c.store.requests.values({ gt: `${space}!${id}!`, lt: `${space}!${id}!~` })) {
+    for await (const v of this.c.store.requests.values(copiesOf(space, id))) {
       return openAccessRequest(v)
     }
     throw new NotFoundError(`no access request ${id} in space ${space}`)
@@ -286,34 +330,23 @@ export class RequestsService {
         `${req.body.sub} had its access to the space revoked (${new Date(revoked[0].body.iat).toISOString()}): approving re-admits it; pass --readmit if that is meant`,
       )
     }
-    const me = this.c.identity.principal
-    const grant = createGrant(
-      me,
-      {
-        space,
-        sub: req.body.sub,
-        streams: req.body.streams,
-        forms: req.body.forms,
-        nbf: now,
-        exp,
-        purpose: req.body.reason.slice(0, 256),
-        ...bounds,
-      },
-      now,
-    )
-    const decision = createDecision(me, req, { approved: true, grant: grant.id }, now)
-    await this.policy.write(space, [
-      { kind: 'grant', record: grant },
-      { kind: 'decision', record: decision },
-    ])
+    const { record: grant } = await this.policy.approveRequest(space, req, {
+      sub: req.body.sub,
+      streams: req.body.streams,
+      forms: req.body.forms,
+      nbf: now,
+      exp,
+      purpose: req.body.reason.slice(0, 256),
+      ...bounds,
+    })
     return { grant: grant.id, notAfter: exp }
   }
 
+  /** Deny a request, with the reason the requester will see. */
   async deny(space: string, id: string, reason: string): Promise<void> {
     const req = await this.find(space, id)
     const state = this.policy.document(space).state
     if (state.decisionOn(id) !== undefined) throw new UsageError(`request ${id} has already been decided`)
-    const decision = createDecision(this.c.identity.principal, req, { approved: false, reason }, this.c.now())
-    await this.policy.write(space, [{ kind: 'decision', record: decision }])
+    await this.policy.denyRequest(space, req, reason)
   }
 }
