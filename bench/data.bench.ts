@@ -322,10 +322,10 @@ async function keyRequests(quick: boolean): Promise<Figure[]> {
     const syncs: number[] = []
     for (let i = 0; i < (quick ? 10 : 100); i++) {
       const t = performance.now()
-      await gw.store.settings.put('bench-sync', randomBytes(300), { sync: true } as never)
+      await gw.store.db.put('bench-sync', randomBytes(300), { sync: true } as never)
       syncs.push(performance.now() - t)
     }
-    await gw.store.settings.del('bench-sync')
+    await gw.store.db.del('bench-sync')
     for (const c of levels) {
       const run = async (op: (r: EdgewardNode) => Promise<number>) => {
         const lat: number[] = []

@@ -2,16 +2,20 @@
  * The node's LevelDB: one database per node, with a sublevel per kind of state.
  * - `spaces`: space id -> { genesis, joined } (every space this node created or joined)
  * - `policy`: `<space>!<change hash>` -> signed change envelope
- * - `keys`: `<space>!<stream>!<form>!<epoch>` -> data key wrapped with the storage key
- * - `epochs`: `<space>!<stream>` -> the current epoch and next sequence number
- * - `records`: `<space>!<stream>!<form>!<seq>` -> encrypted reading
+ * - `keys`: `<space>!<stream>!<form>!<epoch>` -> data key wrapped with the storage key;
+ *   `releases!<grant>` -> key releases under a grant
+ * - `epochs`: `<space>!<stream>` -> the current epoch and next sequence number; when each epoch
+ *   started, revocations a finished rotation covers, the earliest grant end of the current epoch
+ *   (keys and epochs: read and written only by node/services/data/epoch-keys.ts)
+ * - `records`: `<space>!<stream>!<form>!<seq>` -> encrypted record of one or more readings
  * - `peers`: peer id -> multiaddrs last seen, for reconnecting after a restart
  * - `audit`: this node's audit log (entries, Merkle subtrees, signed heads, an index of entries by
  *   space and stream) and the latest heads and equivocation evidence it has seen of other logs
  *   (read and written only by node/services/audit.ts, whose `keys` is its layout)
  * - `requests`: `<space>!<request id>` -> signed access request seen on the space's requests topic
  * - `arrivals`: `<space>!<stream>!<form>!<time>!<seq>` -> nothing: when each record was stored (for retention by age)
- * - `settings`: local settings, such as retention per stream
+ * - `settings`: local settings: retention per stream, and the floor below which retention deleted
+ *   (records, arrivals and settings: read and written only by node/services/data/record-store.ts)
  * Writes that must not be lost are atomic batches and synced.
  */
 import { mkdir } from 'node:fs/promises'

@@ -7,6 +7,11 @@
  *   offline reads what was published meanwhile.
  * - Retention per stream, set locally on every peer: records older than a maximum age (by
  *   when they were stored here) or beyond a maximum count are deleted, oldest first.
+ * Stored records are read, added and deleted only through the record store it is given
+ * (node/services/data/record-store.ts, which owns their layout); the data service is given
+ * `backfill` by the node at construction.
+ * Refuses: a fetched record that is not of the stream and range asked for (InvalidMessageError,
+ * counted), or that overwrites one held here.
  */
 import type { PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
@@ -69,6 +74,9 @@ export interface FetchServiceOptions {
   retentionIntervalMs?: number
 }
 
+/** Told of a backfill that ended, with the readings it stored (0 when there was nothing to do). */
+export type BackfillListener = (space: string, stream: string, form: string, fetched: number) => void
+
 /** The DHT key under which the peers holding a space's data are found. */
 export async function spaceCid(space: string): Promise<CID> {
   return CID.createV1(RAW, await sha256.digest(new TextEncoder().encode(`edgeward/space/${space}`)))
@@ -82,6 +90,7 @@ export class FetchService {
   private readonly backfillIntervalMs: number
   private readonly retentionIntervalMs: number
   private readonly lastBackfill = new Map<string, number>()
+  private readonly backfillListeners = new Set<BackfillListener>()
   private timer: NodeJS.Timeout | undefined
 
   constructor(components: FetchComponents, parts: FetchParts, opts: FetchServiceOptions = {}) {
@@ -166,9 +175,22 @@ export class FetchService {
    * holders and connected peers of the space, in that order; a DHT provider lookup (which costs
    * up to seconds) only when none of them is connected, or none of them answered to the end.
    * Once a key holder has answered to the end, no one else is asked: it keeps everything it
-   * published (but what its retention deleted).
+   * published (but what its retention deleted). Returns the readings stored; then tells the
+   * listeners (onBackfill), whether it fetched or had nothing to do.
    */
   async backfill(space: string, stream: string, form: string): Promise<number> {
+    const fetched = await this.backfillNow(space, stream, form)
+    for (const l of this.backfillListeners) l(space, stream, form, fetched)
+    return fetched
+  }
+
+  /** Be told of each backfill that ends (a simulator times it); returns the function that stops it. */
+  onBackfill(listener: BackfillListener): () => void {
+    this.backfillListeners.add(listener)
+    return () => this.backfillListeners.delete(listener)
+  }
+
+  private async backfillNow(space: string, stream: string, form: string): Promise<number> {
     const key = `${space}!${stream}!${form}`
     const now = this.c.now()
     if (now - (this.lastBackfill.get(key) ?? 0) < this.backfillIntervalMs) return 0

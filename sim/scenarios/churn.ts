@@ -295,11 +295,16 @@ export async function runChurn(net: SimNetwork, opts: ChurnOptions = {}): Promis
       await node.joinSpace(space)
       await waitForGrant(node, space, deadlineMs)
       record.policyMs = performance.now() - began
-      // the read's first step, its backfill, timed on its own: the read that follows finds it
-      // done (a stream is backfilled at most once per backfillIntervalMs)
-      await node.fetch.backfill(space, STREAM, RAW)
-      record.backfillMs = performance.now() - began
-      const got = await readWithRetries(() => node.data.read(space, STREAM), 500)
+      // the read's first step, its backfill, timed as the fetch service tells of it
+      const stopTiming = node.fetch.onBackfill((s, stream) => {
+        if (s === space && stream === STREAM) record.backfillMs ??= performance.now() - began
+      })
+      let got: Awaited<ReturnType<typeof node.data.read>>
+      try {
+        got = await readWithRetries(() => node.data.read(space, STREAM), 500)
+      } finally {
+        stopTiming()
+      }
       for (const d of got) if (!s.decrypted.has(d.seq)) s.decrypted.set(d.seq, 'read')
       record.firstReadCount = got.length
       if (got.length > 0) record.firstReadingMs = performance.now() - began
