@@ -285,7 +285,11 @@ export class AuditService {
       async body => encodeProofResponse(await this.answerProof(body)),
       err => log('proof request failed: %s', err.message),
     )
-    this.policy.onRecords((space, records) => void this.onPolicyRecords(space, records))
+    this.policy.onRecords((space, records) => {
+      this.onPolicyRecords(space, records).catch(err =>
+        log.error('auditing a policy change of %s: %s', space, (err as Error).message),
+      )
+    })
     for (const space of this.policy.spaces()) this.subscribe(space)
     this.timer = setInterval(
       () => void this.publishHead().catch(err => log.error('head: %s', err.message)),
