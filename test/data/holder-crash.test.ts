@@ -75,7 +75,10 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
   const acked = new Set<number>()
   let nextValue = 0
   const released: Release[] = []
-  /** every record the reader received by gossip, by its ciphertext (a record gossiped twice counts once) */
+  /**
+   * every record the reader received by gossip, by its ciphertext (a record gossiped twice counts
+   * once), and at the end those it stored otherwise (fetched)
+   */
   const gossiped = new Map<string, EncryptedReading>()
 
   const epochsSeen = () => [...new Set([...gossiped.values()].map(r => r.epoch))].sort((a, b) => a - b)
@@ -223,7 +226,10 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
       procs.push(gw)
       await connectReader()
     }
-    // the keys of every epoch the reader saw, so that every record can be checked against one
+    // every record: those gossip missed (stored just before a kill, or in flight at the end) the reader fetches now
+    await reader.data.read(space, STREAM)
+    for (const r of await reader.data.storedReadings(space, STREAM)) gossiped.set(toHex(r.ct), r)
+    // the keys of every epoch, so that every record can be checked against one
     const epochs = epochsSeen()
     for (let i = 0; i < epochs.length; i += MAX_EPOCHS_PER_REQUEST)
       await requestKeys(epochs.slice(i, i + MAX_EPOCHS_PER_REQUEST))
@@ -286,8 +292,6 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
     assert.equal(new Set(keyOf.values()).size, keyOf.size, 'no two epochs share a key')
 
     // every record: what the reader received by gossip, and what the key holder has stored
-    await reader.data.read(space, STREAM) // fetches what gossip missed (records stored before a kill)
-    for (const r of await reader.data.storedReadings(space, STREAM)) gossiped.set(toHex(r.ct), r)
     const records = [...gossiped.values()].sort((a, b) => a.seq - b.seq)
     const nonces = new Set(records.map(r => toHex(r.ct.subarray(0, NONCE_BYTES))))
     assert.equal(nonces.size, records.length, 'no AEAD nonce is used twice')
