@@ -301,13 +301,13 @@ async function keyRelease(quick: boolean): Promise<Figure[]> {
         STREAM,
         [20.5, 20.7, 20.6, 20.9, 21.0].map((value, i) => ({ ts: t + i, value })),
       )
-      const g = createGrant(
-        gateway.identity.principal,
-        { space, sub: reader.identity.principal.did, streams: [STREAM], forms: ['raw'], nbf: t - HOUR, exp: t + HOUR },
-        t,
-      )
-      const outcome = await gateway.policy.write(space, [{ kind: 'grant', record: g }])
-      if (outcome.status !== 'applied') throw new Error(`grant not applied: ${outcome.status}`)
+      const { record: g } = await gateway.policy.grant(space, {
+        sub: reader.identity.principal.did,
+        streams: [STREAM],
+        forms: ['raw'],
+        nbf: t - HOUR,
+        exp: t + HOUR,
+      })
       await waitFor(`the reader to receive space ${name}, its grant and readings`, async () => {
         const doc = reader.policy.document(space)
         if (!doc.hasGenesis || !doc.state.grants.has(g.id) || !doc.state.streams.has(STREAM)) return undefined

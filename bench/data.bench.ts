@@ -34,7 +34,6 @@ import {
   readingsIn,
   valueJson,
 } from '../protocols/data/reading.ts'
-import { createGrant } from '../protocols/policy/records.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
 import { Peers } from './peers.ts'
 
@@ -267,13 +266,14 @@ async function keyRequests(quick: boolean): Promise<Figure[]> {
     for (let i = 0; i < readerCount; i++) {
       const r = await peers.node(`reader-${i}`, { bootstrap: gw.addresses() })
       await r.joinSpace(space)
-      const now = Date.now()
-      const g = createGrant(
-        gw.identity.principal,
-        { space, sub: r.identity.principal.did, streams: [STREAM], forms: ['raw'], nbf: now - HOUR, exp: now + HOUR },
-        now,
-      )
-      await gw.policy.write(space, [{ kind: 'grant', record: g }])
+      const now = gw.now()
+      await gw.policy.grant(space, {
+        sub: r.identity.principal.did,
+        streams: [STREAM],
+        forms: ['raw'],
+        nbf: now - HOUR,
+        exp: now + HOUR,
+      })
       readers.push(r)
     }
     const gwId = peerIdFromString(gw.identity.peerId)

@@ -23,7 +23,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NodeStateError } from '../node/errors.ts'
 import { policyTopic } from '../protocols/sync/messages.ts'
+import { ScenarioError } from './errors.ts'
 import { type MemorySample, SIMULATION_DEFAULTS, type SimNetworkOptions } from './network.ts'
 import { mulberry32, sample } from './random.ts'
 import {
@@ -48,8 +50,14 @@ interface Pending {
   reject: (err: Error) => void
 }
 
+/** A worker process that failed an operation (carrying the worker's error name) or exited. */
 class WorkerError extends Error {
-  override name = 'WorkerError'
+  static override name = 'WorkerError'
+
+  constructor(message = 'the worker failed') {
+    super(message)
+    this.name = 'WorkerError'
+  }
 }
 
 /** The coordinator's handle on one worker process. */
@@ -111,6 +119,7 @@ class WorkerHandle {
   }
 }
 
+/** A simulated network whose peers run in worker processes over TCP, driven over IPC (`--procs K`). */
 export class ProcNetwork {
   readonly peers: (StartedPeer & { worker: number })[] = []
   readonly topology: Topology
@@ -285,7 +294,7 @@ export class ProcNetwork {
       }
     }
     await rm(this.root, { recursive: true, force: true })
-    if (failures.length > 0) throw new Error(`peers failed to stop: ${failures.join('; ')}`)
+    if (failures.length > 0) throw new NodeStateError(`peers failed to stop: ${failures.join('; ')}`)
   }
 }
 
@@ -357,7 +366,7 @@ function unlessDeadline(err: unknown): void {
 
 /**
  * The revoke scenario (sim/scenarios/revoke.ts) across processes: the same steps, the same
- * measurements from the moment the owner's `policy.write` of the revocation is called, the
+ * measurements from the moment the owner's `policy.revoke` is called, the
  * same result. Gossip hop counts are not collected (empty).
  */
 export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {}): Promise<RevokeResult> {
@@ -440,23 +449,23 @@ export async function runRevokeProcs(net: ProcNetwork, opts: RevokeOptions = {})
         index: subject,
         space,
       })
-      if (first.readings === 0 || first.cachedKeys === 0) throw new Error(`${phase}: S read nothing`)
+      if (first.readings === 0 || first.cachedKeys === 0) throw new ScenarioError(`${phase}: S read nothing`)
       step('subject read')
       await sleep(1000)
       step('settle')
 
-      const rv = await net.call<string>(ownerIndex, 'prepareRevocation', {
-        owner: ownerIndex,
-        space,
-        subject: subjectDid,
-      })
       const degrees = await net.degrees()
       const meshes = await net.meshes(topics)
       const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
-      await net.call(subject, 'startReads', { index: subject, space, revocation: rv })
-      const { startAt, hash } = await net.call<{ startAt: number; hash: string }>(ownerIndex, 'writeRevocation', {
+      await net.call(subject, 'startReads', { index: subject, space, subject: subjectDid })
+      const {
+        startAt,
+        revocation: rv,
+        hash,
+      } = await net.call<{ startAt: number; revocation: string; hash: string }>(ownerIndex, 'writeRevocation', {
         owner: ownerIndex,
         space,
+        subject: subjectDid,
       })
       const appliedOf = () => revocations.get(rv) ?? new Map<number, { at: number; cachedKeys: number }>()
       let keysDroppedMs: number | undefined

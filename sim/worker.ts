@@ -15,15 +15,15 @@ import { join } from 'node:path'
 import type { GossipsubOpts, Message } from '@libp2p/gossipsub'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { OpenedRecord } from '../crypto/signed.ts'
+import { AccessRefusedError, NodeStateError } from '../node/errors.ts'
 import { createIdentity } from '../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../node/node.ts'
 import { openMemoryStore } from '../node/store.ts'
 import { decodeEntry } from '../protocols/audit/entries.ts'
-import { createGrant, createRevocation, type Revocation } from '../protocols/policy/records.ts'
+import { InvalidMessageError } from '../protocols/errors.ts'
 import { forEachLimit, type StoreKind } from './network.ts'
 import { mulberry32 } from './random.ts'
-import { timeValidation } from './scenarios/revoke.ts'
+import { revokesSubject, timeValidation } from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, STREAM } from './scenarios/space.ts'
 import { buildTopology, type TopologySpec } from './topology.ts'
 import { sleep } from './wait.ts'
@@ -47,6 +47,7 @@ export interface WorkerInit {
   concurrency: number
 }
 
+/** A peer a worker started: its index, identities and address, for the coordinator's table. */
 export interface StartedPeer {
   index: number
   peerId: string
@@ -54,6 +55,7 @@ export interface StartedPeer {
   address: string
 }
 
+/** A worker process's memory, as process.memoryUsage() reports it. */
 export interface WorkerMemory {
   rssBytes: number
   heapUsedBytes: number
@@ -61,6 +63,7 @@ export interface WorkerMemory {
   arrayBuffersBytes: number
 }
 
+/** One read of the subject while the revocation spreads (times: ms since the epoch). */
 export interface ReadRecord {
   startedAt: number
   endedAt: number
@@ -87,7 +90,6 @@ class Worker {
   private linked = new Set<string>()
   private publicPeers = new Set<number>()
   private readonly watched = new Set<string>()
-  private pendingRevocation: OpenedRecord<Revocation> | undefined
   private reading: { stop: boolean; records: ReadRecord[]; done: Promise<void> } | undefined
   private baselinePayload: Uint8Array | undefined
 
@@ -121,16 +123,14 @@ class Worker {
           .state.grants.has(args.grant as string)
       case 'firstRead':
         return this.firstRead(args.index as number, args.space as string)
-      case 'prepareRevocation':
-        return this.prepareRevocation(args.owner as number, args.space as string, args.subject as string)
       case 'startReads':
-        return this.startReads(args.index as number, args.space as string, args.revocation as string)
+        return this.startReads(args.index as number, args.space as string, args.subject as string)
       case 'readsStatus':
         return this.reading?.records ?? []
       case 'stopReads':
         return this.stopReads()
       case 'writeRevocation':
-        return this.writeRevocation(args.owner as number, args.space as string)
+        return this.writeRevocation(args.owner as number, args.space as string, args.subject as string)
       case 'inState':
         return this.count(n => n.policy.document(args.space as string).state.revocations.has(args.id as string))
       case 'cachedKeys':
@@ -149,13 +149,13 @@ class Worker {
       case 'stop':
         return this.stop()
       default:
-        throw new Error(`unknown operation ${op}`)
+        throw new InvalidMessageError(`unknown operation ${op}`)
     }
   }
 
   private node(i: number): EdgewardNode {
     const n = this.nodes.get(i)
-    if (n === undefined) throw new Error(`peer ${i} does not run in this worker`)
+    if (n === undefined) throw new NodeStateError(`peer ${i} does not run in this worker`)
     return n
   }
 
@@ -327,15 +327,15 @@ class Worker {
 
   private async grant(owner: number, space: string, subject: string): Promise<string> {
     const node = this.node(owner)
-    const now = Date.now()
-    const grant = createGrant(
-      node.identity.principal,
-      { space, sub: subject, streams: [STREAM], forms: ['raw'], nbf: now - 60_000, exp: now + 3_600_000 },
-      now,
-    )
-    const outcome = await node.policy.write(space, [{ kind: 'grant', record: grant }])
-    if (outcome.status !== 'applied') throw new Error(`the grant was not applied: ${outcome.status}`)
-    return grant.id
+    const now = node.now()
+    const { record } = await node.policy.grant(space, {
+      sub: subject,
+      streams: [STREAM],
+      forms: ['raw'],
+      nbf: now - 60_000,
+      exp: now + 3_600_000,
+    })
+    return record.id
   }
 
   /**
@@ -351,27 +351,21 @@ class Worker {
         const got = { readings: readings.length, cachedKeys: node.data.cachedKeyCount() }
         if ((got.readings > 0 && got.cachedKeys > 0) || attempt === 5) return got
       } catch (err) {
-        if (attempt === 5 || (err as Error).name === 'AccessRefusedError') throw err
+        if (attempt === 5 || (err as Error).name === AccessRefusedError.name) throw err
       }
       await sleep(1000 * attempt)
     }
   }
 
-  private prepareRevocation(owner: number, space: string, subject: string): string {
-    const node = this.node(owner)
-    this.pendingRevocation = createRevocation(node.identity.principal, space, { subject }, Date.now())
-    return this.pendingRevocation.id
-  }
-
   /**
    * The subject reads again and again (5 ms apart) until stopped or refused three times after
-   * it applied the revocation `revocation`.
+   * it applied the revocation of `subject` (its own principal).
    */
-  private startReads(index: number, space: string, revocation: string): void {
+  private startReads(index: number, space: string, subject: string): void {
     const node = this.node(index)
     let seen = false
     node.policy.onRecords((s, records) => {
-      if (s === space && records.some(r => r.kind === 'revocation' && r.record.id === revocation)) seen = true
+      if (s === space && records.some(r => revokesSubject(r, subject))) seen = true
     })
     const state = { stop: false, records: [] as ReadRecord[], done: Promise.resolve() }
     state.done = (async () => {
@@ -381,7 +375,7 @@ class Worker {
         try {
           await node.data.read(space, STREAM)
         } catch (err) {
-          r.outcome = (err as Error).name === 'AccessRefusedError' ? 'refused' : 'error'
+          r.outcome = (err as Error).name === AccessRefusedError.name ? 'refused' : 'error'
           r.detail = (err as Error).message
         }
         r.endedAt = clock()
@@ -402,15 +396,18 @@ class Worker {
     return state.records
   }
 
-  /** Write the prepared revocation; returns when the write was called, and the change's hash. */
-  private async writeRevocation(owner: number, space: string): Promise<{ startAt: number; hash: string }> {
-    const rv = this.pendingRevocation
-    if (rv === undefined) throw new Error('no revocation prepared')
-    this.pendingRevocation = undefined
+  /**
+   * The owner revokes `subject`; returns when the revocation was asked for (it is signed,
+   * written and gossiped from then on), its id and the hash of its change.
+   */
+  private async writeRevocation(
+    owner: number,
+    space: string,
+    subject: string,
+  ): Promise<{ startAt: number; revocation: string; hash: string }> {
     const startAt = clock()
-    const outcome = await this.node(owner).policy.write(space, [{ kind: 'revocation', record: rv }])
-    if (outcome.status !== 'applied') throw new Error(`the revocation was not applied: ${outcome.status}`)
-    return { startAt, hash: outcome.hash }
+    const { record, change } = await this.node(owner).policy.revoke(space, { subject })
+    return { startAt, revocation: record.id, hash: change }
   }
 
   /** Key releases to `subject` in the owner's audit log dated after `after` (ms since the epoch). */
@@ -431,14 +428,14 @@ class Worker {
     hash: string,
   ): Promise<{ messageBytes: number; validationMs: number }> {
     const node = this.node(owner)
-    const envelope = await node.store.policy.get(`${space}!${hash}`)
+    const envelope = await node.policy.storedChange(space, hash)
     if (envelope === undefined) return { messageBytes: 0, validationMs: Number.NaN }
     return { messageBytes: envelope.byteLength, validationMs: timeValidation(node.policy.document(space), envelope) }
   }
 
   private async publishBaseline(index: number): Promise<number> {
     const payload = this.baselinePayload
-    if (payload === undefined) throw new Error('no baseline payload')
+    if (payload === undefined) throw new NodeStateError('no baseline payload')
     const at = clock()
     await this.node(index).libp2p.services.pubsub.publish(BASELINE_TOPIC, payload)
     return at

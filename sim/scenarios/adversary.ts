@@ -48,6 +48,7 @@ import { bytesEqual, decodeCanonical, encodeCanonical } from '../../crypto/encod
 import { randomBytes } from '../../crypto/hash.ts'
 import { leafHash, rootFromLeafHashes } from '../../crypto/merkle.ts'
 import { recordId, signRecord } from '../../crypto/signed.ts'
+import { UsageError } from '../../node/errors.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { handle, request } from '../../node/services/stream-io.ts'
 import {
@@ -59,6 +60,7 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decodeEntry, type ReleaseEntry } from '../../protocols/audit/entries.ts'
 import { auditTopic, encodeAuditMessage, signTreeHead } from '../../protocols/audit/heads.ts'
+import { PolicyWriteError } from '../../protocols/errors.ts'
 import {
   actorFor,
   type ChangeEnvelope,
@@ -78,13 +80,15 @@ import {
   policyTopic,
   readingsTopic,
 } from '../../protocols/sync/messages.ts'
+import { ScenarioError } from '../errors.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, type Random, randomInt, sample } from '../random.ts'
-import { stepTimer, waitUntil } from '../wait.ts'
+import { DeadlineError, stepTimer, waitUntil } from '../wait.ts'
 import { catchUp, headsKey, type Progress, readWithRetries, STREAM, settle, setUpSpace } from './space.ts'
 
 const RAW = 'raw'
 
+/** What the adversary scenario is run with. */
 export interface AdversaryOptions {
   /** the peer whose gateway owns the space (default 0) */
   owner?: number
@@ -95,6 +99,7 @@ export interface AdversaryOptions {
   onProgress?: Progress
 }
 
+/** One attack: what was tried, by whom, what the honest peers counted and any invariant it broke. */
 export interface AttackRecord {
   /** a short stable name, e.g. `forged-grant-non-owner` */
   name: string
@@ -113,6 +118,7 @@ export interface AttackRecord {
   violations: string[]
 }
 
+/** Every attack of the run, and the checks over the whole run. */
 export interface AdversaryResult {
   scenario: 'adversary'
   space: string
@@ -150,6 +156,7 @@ const WATCHED = [
   POWERLESS,
 ]
 
+/** Run the adversary scenario on a started network: every attack attempted, refused and counted by the honest peers. */
 export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {}): Promise<AdversaryResult> {
   const ownerIndex = opts.owner ?? 0
   const deadlineMs = opts.deadlineMs ?? 120_000
@@ -160,7 +167,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
   const space = await setUpSpace(net, { owner: ownerIndex, readings: 3, deadlineMs, onProgress: opts.onProgress })
   const owner = net.node(ownerIndex)
   const candidates = net.running().flatMap(p => (p.index === ownerIndex ? [] : [p.index]))
-  if (candidates.length < 6) throw new Error('the adversary scenario needs at least 7 peers')
+  if (candidates.length < 6) throw new UsageError('the adversary scenario needs at least 7 peers')
   const [forger, admin, spammer, rogue, honestReader] = sample(random, candidates, 5)
   const F = net.node(forger)
   const M = net.node(admin)
@@ -208,8 +215,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     opts.onProgress,
   )
   for (const reader of [F, H]) await readWithRetries(() => reader.data.read(space, STREAM))
-  const revocation = createRevocation(owner.identity.principal, space, { grant: fGrant.id }, Date.now())
-  await mustApply(owner.policy.write(space, [{ kind: 'revocation', record: revocation }]), 'the revocation')
+  const { record: revocation } = await owner.policy.revoke(space, { grant: fGrant.id })
   const revokedAt = Date.now()
   const ownerHeads = () => headsKey(owner, space)
   await catchUp(
@@ -269,7 +275,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
       deadlineMs,
       20,
     ).catch(err => {
-      if ((err as Error).name !== 'DeadlineError') throw err
+      if ((err as Error).name !== DeadlineError.name) throw err
     })
     const d = refusedBy()
     return { refused: recipients.length === 0 ? 0 : Math.min(messages.length, ...d), recipients }
@@ -492,7 +498,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const violations: string[] = []
     const releases = await releasesOf(owner)
     const captured = releases.find(e => e.subject === H.identity.principal.did)
-    if (captured === undefined) throw new Error("no release to H in the key holder's audit log")
+    if (captured === undefined) throw new ScenarioError("no release to H in the key holder's audit log")
     const k = await keyRequests(
       [
         { who: "F replaying H's request", send: () => askKeys(F, undefined, captured.request) },
@@ -551,7 +557,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const reached = () => expected.filter(p => stored(p.node!) > storedBefore.get(p.index)!).length
     await waitUntil('the reading after the spam everywhere', () => reached() === expected.length, deadlineMs, 20).catch(
       err => {
-        if ((err as Error).name !== 'DeadlineError') throw err
+        if ((err as Error).name !== DeadlineError.name) throw err
       },
     )
     afterSpam = { reached: reached(), expected: expected.length }
@@ -579,7 +585,9 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     .filter((i): i is number => i !== undefined && !adversaries.has(i) && net.peers[i].node !== undefined)
     .sort((a, b) => (a === ownerIndex ? 1 : b === ownerIndex ? -1 : a - b))
     .slice(0, 5)
-  if (witnesses.length === 0) throw new Error('the rogue key holder has no honest neighbour to witness its log')
+  if (witnesses.length === 0) {
+    throw new ScenarioError('the rogue key holder has no honest neighbour to witness its log')
+  }
   for (const w of witnesses) await net.node(w).joinSpace(rogueSpace)
   await waitUntil(
     "the rogue's space at its witnesses",
@@ -599,19 +607,13 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     const size = R.audit!.size
     for (let i = 0; i < entries; i++) {
       const w = net.node(witnesses[i % witnesses.length])
-      const g = createGrant(
-        R.identity.principal,
-        {
-          space: rogueSpace,
-          sub: w.identity.principal.did,
-          streams: ['*'],
-          forms: [RAW],
-          nbf: now,
-          exp: now + 3_600_000,
-        },
-        Date.now() + i,
-      )
-      await mustApply(R.policy.write(rogueSpace, [{ kind: 'grant', record: g }]), "the rogue's grant")
+      await R.policy.grant(rogueSpace, {
+        sub: w.identity.principal.did,
+        streams: ['*'],
+        forms: [RAW],
+        nbf: now,
+        exp: now + 3_600_000,
+      })
     }
     await waitUntil("the rogue's log to grow", () => R.audit!.size >= size + entries, deadlineMs)
   }
@@ -632,7 +634,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
       deadlineMs,
       20,
     ).catch(err => {
-      if ((err as Error).name !== 'DeadlineError') throw err
+      if ((err as Error).name !== DeadlineError.name) throw err
     })
     for (const w of witnesses) {
       if (!evidenceOf(w, forged)) violations.push(`witness p${w} kept no evidence`)
@@ -864,8 +866,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
 
   // 12. the owner fires M; M, knowing it, backdates revocations of H's grant and of H
   {
-    const firing = createRevocation(owner.identity.principal, space, { delegation: delegation.id }, Date.now())
-    await mustApply(owner.policy.write(space, [{ kind: 'revocation', record: firing }]), 'the firing')
+    const { record: firing } = await owner.policy.revoke(space, { delegation: delegation.id })
     await catchUp(
       net,
       'the firing at the fired admin',
@@ -933,7 +934,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
 
 async function mustApply(write: Promise<{ status: string }>, what: string): Promise<void> {
   const outcome = await write
-  if (outcome.status !== 'applied') throw new Error(`${what} not applied: ${outcome.status}`)
+  if (outcome.status !== 'applied') throw new PolicyWriteError(`${what} not applied: ${outcome.status}`)
 }
 
 function hasRecords(n: EdgewardNode, space: string, grants: string[]): boolean {
@@ -971,7 +972,7 @@ function craft(
     .map(e => openEnvelope(e).body.change)
   const [doc] = Automerge.applyChanges(Automerge.init<Shape>({ actor: actorFor(actorDid, deviceId) }), changes)
   const change = Automerge.getLastLocalChange(Automerge.change(doc, { time: 0 }, edit))
-  if (change === undefined) throw new Error('the crafted edit made no change')
+  if (change === undefined) throw new PolicyWriteError('the crafted edit made no change')
   return signRecord<ChangeEnvelope>(ENVELOPE_TAG, { t: 'change', iss: signer.did, space, change }, signer).bytes
 }
 

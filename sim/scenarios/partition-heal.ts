@@ -8,13 +8,14 @@
  * (the same document heads as every other peer), and whether every peer then gives the same
  * answer to every access question of a grid (subjects × streams × forms).
  */
-import { createDelegation, createGrant, createRevocation } from '../../protocols/policy/records.ts'
+import { UsageError } from '../../node/errors.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, randomInt, shuffled } from '../random.ts'
 import { cdf, type Summary, summarize } from '../stats.ts'
-import { waitUntil } from '../wait.ts'
+import { DeadlineError, waitUntil } from '../wait.ts'
 import { catchUp, headsKey, type Progress, STREAM, setUpSpace } from './space.ts'
 
+/** What the partition-heal scenario is run with. */
 export interface PartitionHealOptions {
   /** the peer whose gateway owns the space (default 0) */
   owner?: number
@@ -27,6 +28,7 @@ export interface PartitionHealOptions {
   onProgress?: Progress
 }
 
+/** What the partition-heal scenario measured and checked. */
 export interface PartitionHealResult {
   scenario: 'partition-heal'
   space: string
@@ -54,6 +56,7 @@ export interface PartitionHealResult {
   disagreeingPeers: number
 }
 
+/** Run the partition-heal scenario on a started network: write on both sides while cut off, heal, measure convergence. */
 export async function runPartitionHeal(net: SimNetwork, opts: PartitionHealOptions = {}): Promise<PartitionHealResult> {
   const ownerIndex = opts.owner ?? 0
   const deadlineMs = opts.deadlineMs ?? 120_000
@@ -64,7 +67,7 @@ export async function runPartitionHeal(net: SimNetwork, opts: PartitionHealOptio
   const owner = net.node(ownerIndex)
   const sides = sideOf(net, ownerIndex, random)
   const otherSide = net.running().filter(p => sides[p.index] === 1)
-  if (otherSide.length === 0) throw new Error('the partition needs peers on both sides')
+  if (otherSide.length === 0) throw new UsageError('the partition needs peers on both sides')
 
   let adminIndex: number | undefined
   if (opts.admin !== false) {
@@ -73,13 +76,13 @@ export async function runPartitionHeal(net: SimNetwork, opts: PartitionHealOptio
     const largest = Math.max(...components.map(c => c.size))
     const candidates = otherSide.filter((_, i) => components[i].size === largest)
     adminIndex = candidates[randomInt(random, candidates.length)].index
-    const now = Date.now()
-    const delegation = createDelegation(
-      owner.identity.principal,
-      { space, admin: net.peers[adminIndex].principal, streams: ['*'], nbf: now - 60_000, exp: now + 86_400_000 },
-      now,
-    )
-    await owner.policy.write(space, [{ kind: 'delegation', record: delegation }])
+    const now = owner.now()
+    const { record: delegation } = await owner.policy.delegate(space, {
+      admin: net.peers[adminIndex].principal,
+      streams: ['*'],
+      nbf: now - 60_000,
+      exp: now + 86_400_000,
+    })
     await catchUp(
       net,
       'the delegation everywhere',
@@ -98,36 +101,19 @@ export async function runPartitionHeal(net: SimNetwork, opts: PartitionHealOptio
     const writer = net.node(writerIndex)
     const side = sides[writerIndex]
     const mine = [...ids[side]]
-    const now = Date.now()
-    const record =
-      k >= 2 * writers.length && k % 3 === 2
-        ? ({
-            kind: 'revocation',
-            record: createRevocation(
-              writer.identity.principal,
-              space,
-              { grant: mine[randomInt(random, mine.length)] },
-              now,
-            ),
-          } as const)
-        : ({
-            kind: 'grant',
-            record: createGrant(
-              writer.identity.principal,
-              {
-                space,
-                sub: net.peers[randomInt(random, net.peers.length)].principal,
-                streams: [STREAM],
-                forms: ['raw'],
-                nbf: now - 60_000,
-                exp: now + 3_600_000,
-              },
-              now,
-            ),
-          } as const)
-    const outcome = await writer.policy.write(space, [record])
-    if (outcome.status !== 'applied') throw new Error(`a change on side ${side} was not applied: ${outcome.status}`)
-    if (record.kind === 'grant') ids[side].add(record.record.id)
+    const now = writer.now()
+    if (k >= 2 * writers.length && k % 3 === 2) {
+      await writer.policy.revoke(space, { grant: mine[randomInt(random, mine.length)] })
+    } else {
+      const { record } = await writer.policy.grant(space, {
+        sub: net.peers[randomInt(random, net.peers.length)].principal,
+        streams: [STREAM],
+        forms: ['raw'],
+        nbf: now - 60_000,
+        exp: now + 3_600_000,
+      })
+      ids[side].add(record.id)
+    }
     written[side]++
     opts.onProgress?.('changes while partitioned', k + 1, total)
   }
@@ -186,7 +172,7 @@ export async function runPartitionHeal(net: SimNetwork, opts: PartitionHealOptio
     deadlineMs,
     20,
   ).catch(err => {
-    if ((err as Error).name !== 'DeadlineError') throw err
+    if ((err as Error).name !== DeadlineError.name) throw err
   })
   const healMs = await healing
   if (convergedMs !== undefined) for (const p of net.running()) reached[p.index] = changedAt[p.index]

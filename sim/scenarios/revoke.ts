@@ -2,7 +2,7 @@
  * Revocation propagation. The owner's gateway creates a space and a stream and publishes a
  * few readings; every other peer joins as a reader. Then, for each round: the owner grants a
  * subject S (a peer of the network), S reads (so S holds keys), and the owner revokes S.
- * Measured, from the moment the owner's `policy.write` of the revocation is called:
+ * Measured, from the moment the owner's `policy.revoke` is called (it signs, writes and gossips):
  * - for every peer, when it applied the revocation (its policy service reported the record;
  *   its state then has it in `revocations`);
  * - for S, when its cached keys were dropped (`data.cachedKeyCount() === 0`);
@@ -12,14 +12,15 @@
  * log), and every read S starts after it has seen the revocation is refused.
  */
 
+import { AccessRefusedError } from '../../node/errors.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import { type AppliedRecord, PolicyDocument } from '../../protocols/policy/document.ts'
-import { createGrant, createRevocation } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
+import { ScenarioError } from '../errors.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, sample } from '../random.ts'
 import { cdf, type Summary, summarize } from '../stats.ts'
-import { sleep, stepTimer, waitUntil } from '../wait.ts'
+import { DeadlineError, sleep, stepTimer, waitUntil } from '../wait.ts'
 import {
   BASELINE_TOPIC,
   countDefined,
@@ -33,6 +34,7 @@ import {
   timeBaseline,
 } from './space.ts'
 
+/** What the revoke scenario is run with. */
 export interface RevokeOptions {
   /** the peer whose gateway owns the space (default 0) */
   owner?: number
@@ -45,6 +47,7 @@ export interface RevokeOptions {
   onProgress?: Progress
 }
 
+/** One read the subject started while the revocation spread (ms from the revoke call). */
 export interface ReadAttempt {
   /** ms after the revoke call */
   startedMs: number
@@ -55,6 +58,7 @@ export interface ReadAttempt {
   detail?: string
 }
 
+/** What one round (grant, read, revoke one subject) measured. */
 export interface RevokeRound {
   subject: number
   subjectDid: string
@@ -123,6 +127,7 @@ export function roundRecord(measured: Omit<RevokeRound, DerivedOfRound>, counted
   }
 }
 
+/** What the revoke scenario measured over every round. */
 export interface RevokeResult {
   scenario: 'revoke'
   space: string
@@ -131,6 +136,7 @@ export interface RevokeResult {
   rounds: RevokeRound[]
 }
 
+/** Run the revoke scenario on a started network: per round, grant a subject, let it read, revoke it, time the spread. */
 export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Promise<RevokeResult> {
   const ownerIndex = opts.owner ?? 0
   const deadlineMs = opts.deadlineMs ?? 120_000
@@ -161,21 +167,14 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
     const phase = `round ${r + 1}/${rounds}`
     const { stepsMs, step } = stepTimer(name => opts.onProgress?.(`${phase}: ${name}`, 1, 1))
     const S = net.node(subject)
-    const now = Date.now()
-    const grant = createGrant(
-      owner.identity.principal,
-      {
-        space,
-        sub: S.identity.principal.did,
-        streams: [STREAM],
-        forms: ['raw'],
-        nbf: now - 60_000,
-        exp: now + 3_600_000,
-      },
-      now,
-    )
-    const granted = await owner.policy.write(space, [{ kind: 'grant', record: grant }])
-    if (granted.status !== 'applied') throw new Error(`the grant was not applied: ${granted.status}`)
+    const now = owner.now()
+    const { record: grant } = await owner.policy.grant(space, {
+      sub: S.identity.principal.did,
+      streams: [STREAM],
+      forms: ['raw'],
+      nbf: now - 60_000,
+      exp: now + 3_600_000,
+    })
     await waitUntil(
       `${phase}: S receives its grant`,
       () => S.policy.document(space).state.grants.has(grant.id),
@@ -183,18 +182,19 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
     )
     step('grant reached the subject')
     const firstRead = await readWithRetries(() => S.data.read(space, STREAM))
-    if (firstRead.length === 0 || S.data.cachedKeyCount() === 0) throw new Error(`${phase}: S read nothing`)
+    if (firstRead.length === 0 || S.data.cachedKeyCount() === 0) throw new ScenarioError(`${phase}: S read nothing`)
     step('subject read')
     await settle()
     step('settle')
 
-    const rv = createRevocation(owner.identity.principal, space, { subject: S.identity.principal.did }, Date.now())
+    // the revocation's id is known once it is signed, inside the write: its target tells it apart
+    const subjectDid = S.identity.principal.did
     const applied: (number | undefined)[] = net.peers.map(() => undefined)
     let keysDroppedMs: number | undefined
     let ownerAppliedAt = Number.POSITIVE_INFINITY
     let start = 0
     onApplied = (peer, records) => {
-      if (applied[peer] !== undefined || !records.some(x => x.kind === 'revocation' && x.record.id === rv.id)) return
+      if (applied[peer] !== undefined || !records.some(x => revokesSubject(x, subjectDid))) return
       applied[peer] = performance.now() - start
       if (peer === ownerIndex) ownerAppliedAt = Date.now()
       // the data service's listener ran first and dropped what the revocation ends
@@ -219,7 +219,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
         try {
           await S.data.read(space, STREAM)
         } catch (err) {
-          attempt.outcome = (err as Error).name === 'AccessRefusedError' ? 'refused' : 'error'
+          attempt.outcome = (err as Error).name === AccessRefusedError.name ? 'refused' : 'error'
           attempt.detail = (err as Error).message
         }
         attempt.endedMs = performance.now() - start
@@ -229,8 +229,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       }
     })()
 
-    const outcome = await owner.policy.write(space, [{ kind: 'revocation', record: rv }])
-    if (outcome.status !== 'applied') throw new Error(`the revocation was not applied: ${outcome.status}`)
+    const { record: rv, change } = await owner.policy.revoke(space, { subject: subjectDid })
     const expected = net.running().length
     await waitUntil(
       `${phase}: every peer applies the revocation`,
@@ -244,7 +243,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       deadlineMs,
       5,
     ).catch(err => {
-      if ((err as Error).name !== 'DeadlineError') throw err
+      if ((err as Error).name !== DeadlineError.name) throw err
     })
     onApplied = undefined
     tracker.stop()
@@ -256,7 +255,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       deadlineMs,
     ).catch(err => {
       // reported by the checks (no refused read after the revocation was seen), not thrown
-      if ((err as Error).name !== 'DeadlineError') throw err
+      if ((err as Error).name !== DeadlineError.name) throw err
     })
     reading = false
     await readLoop
@@ -268,7 +267,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       if (e.t === 'release' && e.subject === S.identity.principal.did && e.ts > ownerAppliedAt)
         releasesAfterRevocation++
     }
-    const envelope = await owner.store.policy.get(`${space}!${outcome.hash}`)
+    const envelope = await owner.policy.storedChange(space, change)
     const messageBytes = envelope?.byteLength ?? 0
     const validationMs = envelope === undefined ? Number.NaN : timeValidation(owner.policy.document(space), envelope)
     step('audit log checked')
@@ -299,6 +298,11 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
     await settle()
   }
   return { scenario: 'revoke', space, owner: ownerIndex, setupMs, rounds: out }
+}
+
+/** Whether an applied record is a revocation of the subject `subject` (the revocation a round writes). */
+export function revokesSubject(r: AppliedRecord, subject: string): boolean {
+  return r.kind === 'revocation' && 'subject' in r.record.body.target && r.record.body.target.subject === subject
 }
 
 /** Median ms to apply `envelope` to a fresh replica that has every other change of `doc` (5 tries). */

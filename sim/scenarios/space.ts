@@ -6,14 +6,18 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { GossipsubMessage, Message } from '@libp2p/gossipsub'
+import { AccessRefusedError } from '../../node/errors.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { forEachLimit, type SimNetwork } from '../network.ts'
-import { sleep, waitUntil } from '../wait.ts'
+import { DeadlineError, sleep, waitUntil } from '../wait.ts'
 
+/** The stream every scenario's gateway publishes. */
 export const STREAM = 'temperature'
+/** The plain gossip topic the baseline is timed on (no validator of ours). */
 export const BASELINE_TOPIC = '/edgeward-sim/baseline/1.0.0'
 
+/** Told how far a phase of a run has got. */
 export type Progress = (phase: string, done: number, total: number) => void
 
 /** The heads of a node's policy document for a space, as one comparable string. */
@@ -192,6 +196,7 @@ export function meanMesh(net: SimNetwork, topic: string): number {
   return running.reduce((sum, p) => sum + meshPeers(p.node!, topic), 0) / Math.max(1, running.length)
 }
 
+/** When the baseline message reached each peer, and over how many hops. */
 export interface BaselineTiming {
   /** per peer index: ms from publishing until the peer received it (undefined for the sender and the peers it never reached) */
   times: (number | undefined)[]
@@ -231,7 +236,7 @@ export async function timeBaseline(
     await net.node(from).libp2p.services.pubsub.publish(BASELINE_TOPIC, payload)
     await waitUntil('the baseline message everywhere', () => countDefined(times) === expected, deadlineMs, 5).catch(
       err => {
-        if ((err as Error).name !== 'DeadlineError') throw err
+        if ((err as Error).name !== DeadlineError.name) throw err
       },
     )
   } finally {
@@ -241,6 +246,7 @@ export async function timeBaseline(
   return { times, hops: tracker.hops(net, from, payload) }
 }
 
+/** How many entries are defined (peers that reached a point). */
 export function countDefined(xs: readonly unknown[]): number {
   return xs.filter(x => x !== undefined).length
 }
@@ -259,7 +265,7 @@ export async function readWithRetries<T>(read: () => Promise<T>, backoffMs = 100
     try {
       return await read()
     } catch (err) {
-      if (attempt === 3 || (err as Error).name === 'AccessRefusedError') throw err
+      if (attempt === 3 || (err as Error).name === AccessRefusedError.name) throw err
       await sleep(backoffMs * attempt)
     }
   }
