@@ -11,9 +11,10 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { auditVerify, ReportInvalidError } from '../../node/cli/audit.ts'
-import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { UsageError } from '../../node/errors.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
 

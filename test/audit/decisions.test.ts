@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { type DecisionEntry, decodeEntry } from '../../protocols/audit/entries.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('decisions on access requests in the audit log', { timeout: 60_000 }, () => {
   let root: string

@@ -14,14 +14,15 @@ import { bytesEqual, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { leafHash, MerkleFrontier, rootFromLeafHashes } from '../../crypto/merkle.ts'
 import { ApiServer } from '../../node/api.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import type { EvidenceRecord } from '../../node/services/audit.ts'
 import { DURABLE, openStore, pad } from '../../node/store.ts'
 import { encodeEntry } from '../../protocols/audit/entries.ts'
 import { auditTopic, encodeAuditMessage, openTreeHead, signTreeHead } from '../../protocols/audit/heads.ts'
 import { fakeId, newPrincipal } from '../protocols/fixtures.ts'
-import { grantTo, HOUR, logOf, Peers, seenHead, spaceWith, until } from './peers.ts'
+import { logOf, seenHead } from '../support/audit.ts'
+import { grantTo, HOUR, Peers, spaceWith } from '../support/peers.ts'
+import { until, waitFor } from '../support/wait.ts'
 
 const OPTS = { headIntervalMs: 200 }
 

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Peers } from '../../bench/peers.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { verifyReport } from '../../protocols/audit/report.ts'
+import { Peers } from '../support/peers.ts'
 
 describe('audit heads that gossip refuses', { timeout: 60_000 }, () => {
   const peers = new Peers()

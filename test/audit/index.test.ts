@@ -11,7 +11,6 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import type { IndexedEntry } from '../../node/services/audit.ts'
 import { DURABLE, openStore, pad } from '../../node/store.ts'
@@ -20,7 +19,9 @@ import { readingCount } from '../../protocols/data/reading.ts'
 // deterministic: every run builds the same mix of entries
 import { mulberry32 as rng } from '../../sim/random.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
-import { grantTo, HOUR, type LoggedEntry, logOf, Peers, revoke, spaceWith, until } from './peers.ts'
+import { type LoggedEntry, logOf } from '../support/audit.ts'
+import { grantTo, HOUR, Peers, revoke, spaceWith } from '../support/peers.ts'
+import { until, waitFor } from '../support/wait.ts'
 
 const OPTS = { headIntervalMs: 200 }
 /** entries appended besides the real ones: more than one batch of the index's build at start */

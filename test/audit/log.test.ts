@@ -10,7 +10,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { bytesEqual } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { leafHash, rootFromLeafHashes, verifyInclusion } from '../../crypto/merkle.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import { pad, unwrapKey } from '../../node/store.ts'
@@ -31,20 +30,9 @@ import {
   requestHash,
 } from '../../protocols/audit/entries.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
-import {
-  grantTo,
-  HOUR,
-  type LoggedEntry,
-  logOf,
-  Peers,
-  publish,
-  revoke,
-  STREAM,
-  seenHead,
-  spaceWith,
-  until,
-  waitForEntry,
-} from './peers.ts'
+import { type LoggedEntry, logOf, seenHead, waitForEntry } from '../support/audit.ts'
+import { grantTo, HOUR, Peers, publish, revoke, STREAM, spaceWith } from '../support/peers.ts'
+import { until, waitFor } from '../support/wait.ts'
 
 const LEASE_MAX_MS = 15 * 60 * 1000
 const OPTS = { headIntervalMs: 200 }
@@ -111,7 +99,7 @@ describe('the audit log of a key holder', { timeout: 60_000 }, () => {
   it('logs each grant and revocation it applies, once, when it applies it', async () => {
     const now = Date.now()
     const t0 = Date.now()
-    grantAll = await grantTo(gateway, space, readerDid(), { nbf: now - 1000, exp: now + HOUR }, ['*'])
+    grantAll = await grantTo(gateway, space, readerDid(), { nbf: now - 1000, exp: now + HOUR }, { streams: ['*'] })
     const t1 = Date.now()
     const g = await waitForEntry(gateway, 'the grant entry', log =>
       log.find(e => e.entry.t === 'grant' && e.entry.grant === grantAll.id),

@@ -22,7 +22,6 @@ import { leafHash, rootFromLeafHashes } from '../../crypto/merkle.ts'
 import { ApiServer } from '../../node/api.ts'
 import { ensureApiToken } from '../../node/api-token.ts'
 import { status as statusCommand } from '../../node/cli/commands.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import {
   AUDIT_PROOF_PROTOCOL,
@@ -33,7 +32,9 @@ import {
   openTreeHead,
   signTreeHead,
 } from '../../protocols/audit/heads.ts'
-import { grantTo, HOUR, Peers, seenHead, spaceWith, until } from './peers.ts'
+import { seenHead } from '../support/audit.ts'
+import { grantTo, HOUR, Peers, spaceWith } from '../support/peers.ts'
+import { until, waitFor } from '../support/wait.ts'
 
 const HOLDER = { headIntervalMs: 200 }
 const READER = { headIntervalMs: 200, proofRetryMs: 200, proofTries: 3 }

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
@@ -23,6 +22,7 @@ import {
   MAX_FETCH_RESPONSE_BYTES,
 } from '../../protocols/sync/fetch.ts'
 import { DHT_PROTOCOL, readingsTopic } from '../../protocols/sync/messages.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('backfill and retention', { timeout: 90_000 }, () => {
   let root: string

@@ -8,8 +8,9 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('forms and backfill from the command line', { timeout: 180_000 }, () => {
   let root: string

@@ -12,8 +12,9 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { BIN, type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
 const DEADLINE_MS = 20_000

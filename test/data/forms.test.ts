@@ -8,12 +8,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { aggregateReading, closeIfDue, verifyCommitment } from '../../protocols/data/forms.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('aggregation rules', () => {
   it('aggregates by reading time, closes a window when a later one starts, and leaves late readings out', () => {

@@ -13,7 +13,6 @@ import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomBytes } from '../../crypto/hash.ts'
 import { openSealed } from '../../crypto/seal.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
@@ -27,6 +26,7 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation, createGrant, type Grant } from '../../protocols/policy/records.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const LEASE_MAX_MS = 1500

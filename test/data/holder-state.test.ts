@@ -11,7 +11,6 @@ import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
@@ -24,6 +23,7 @@ import {
   MAX_KEY_RESPONSE_BYTES,
 } from '../../protocols/access/messages.ts'
 import { createGrant, createRevocation } from '../../protocols/policy/records.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const EPOCH_MS = 1000

@@ -16,7 +16,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { randomBytes } from '../../crypto/hash.ts'
 import { didFromPublicKey, generateSealingKeyPair, generateSigningKeyPair } from '../../crypto/identity.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { createNetwork, type EdgewardLibp2p } from '../../node/network.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
@@ -29,6 +28,7 @@ import {
   MAX_KEY_RESPONSE_BYTES,
 } from '../../protocols/access/messages.ts'
 import { createDeviceCert, createGrant } from '../../protocols/policy/records.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const STREAM = 'temp'

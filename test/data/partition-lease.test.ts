@@ -15,11 +15,9 @@ import { after, before, describe, it } from 'node:test'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Peers } from '../../bench/peers.ts'
 import { fromBase64url } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { grant, revoke } from '../../node/api-policy.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import {
@@ -30,6 +28,8 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
+import { Peers } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
 const LEASE_MS = 60_000

@@ -10,11 +10,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
 import { verifyCommitment } from '../../protocols/data/forms.ts'
 import { MAX_READINGS_PER_RECORD, readingCount } from '../../protocols/data/reading.ts'
+import { waitFor } from '../support/wait.ts'
 
 const EPOCH_MS = 1000
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import mqtt from 'mqtt'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { MqttIngest, MqttIngestions, mqttCredentials } from '../../node/services/mqtt.ts'
+import { waitFor } from '../support/wait.ts'
 import { assertNoTcpLeft, GatewayNode, publishAll, settled, startBroker } from './brokers.ts'
 
 describe('the embedded broker', { timeout: 60_000 }, () => {

@@ -11,7 +11,6 @@ import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import {
@@ -23,6 +22,7 @@ import {
   type MqttIngest,
   newMqttCredentials,
 } from '../../node/services/mqtt.ts'
+import { waitFor } from '../support/wait.ts'
 
 export const MOSQUITTO = '/usr/sbin/mosquitto'
 export const hasMosquitto = existsSync(MOSQUITTO)

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readApiToken } from '../../node/api-token.ts'
-import { BIN, type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { BIN, type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { waitFor } from '../support/wait.ts'
 import { credentialsIn, Mosquitto, needsMosquitto, publishAll } from './brokers.ts'
 
 const lines = (stdout: string) =>

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import mqtt from 'mqtt'
-import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { waitFor } from '../support/wait.ts'
 import { credentialsIn } from './brokers.ts'
 
 const KILLS = 5

@@ -10,8 +10,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { Client, PublishPacket, PubrelPacket } from 'aedes'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { MqttIngest } from '../../node/services/mqtt.ts'
+import { waitFor } from '../support/wait.ts'
 import { assertNoTcpLeft, GatewayNode, publishAll, settled, startBroker } from './brokers.ts'
 
 describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 }, () => {

@@ -13,9 +13,10 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, type CliResult, type LocalPeer, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { BIN, type CliResult, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { freePort } from '../mqtt/brokers.ts'
+import { waitFor } from '../support/wait.ts'
 
 type Json = Record<string, any>
 

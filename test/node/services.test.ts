@@ -8,23 +8,17 @@
  * partition, a topic validator that loses one gossip message.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { didFromPublicKey, generateSealingKeyPair, generateSigningKeyPair } from '../../crypto/identity.ts'
 import { openSealed } from '../../crypto/seal.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { createNetwork, type EdgewardLibp2p } from '../../node/network.ts'
-import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
+import type { EdgewardLibp2p } from '../../node/network.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import { openStore, pad } from '../../node/store.ts'
 import {
@@ -37,172 +31,21 @@ import {
   MAX_KEY_RESPONSE_BYTES,
   releaseInfo,
 } from '../../protocols/access/messages.ts'
-import {
-  decryptReadings,
-  encodeEncryptedReading,
-  encodeReadingsMessage,
-  readingCount,
-} from '../../protocols/data/reading.ts'
-import {
-  createDeviceCert,
-  createGrant,
-  createRevocation,
-  type RevocationTarget,
-} from '../../protocols/policy/records.ts'
+import { decryptReadings, encodeEncryptedReading, encodeReadingsMessage } from '../../protocols/data/reading.ts'
+import { createDeviceCert, createGrant } from '../../protocols/policy/records.ts'
 import { policyTopic, readingsTopic } from '../../protocols/sync/messages.ts'
-
-const STREAM = 'temperature'
-const HOUR = 3600 * 1000
-const DEADLINE_MS = 10_000
-
-/** Every node and raw libp2p peer a suite starts, and its temp dir; `stopAll` ends them all. */
-class Peers {
-  root = ''
-  private readonly running = new Set<EdgewardNode>()
-  private readonly raw = new Set<EdgewardLibp2p>()
-
-  async init(): Promise<void> {
-    this.root = await mkdtemp(join(tmpdir(), 'edgeward-services-'))
-  }
-
-  /** A new identity in its own data directory. */
-  async identity(name: string): Promise<string> {
-    const dir = join(this.root, name)
-    await createIdentity(dir, { now: Date.now() })
-    return dir
-  }
-
-  /** Create and start a node on a data directory (with an identity already there). */
-  async start(dataDir: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
-    const node = await EdgewardNode.create({ dataDir, ...opts })
-    this.running.add(node)
-    await node.start()
-    return node
-  }
-
-  async node(name: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
-    return this.start(await this.identity(name), opts)
-  }
-
-  async stop(node: EdgewardNode): Promise<void> {
-    this.running.delete(node)
-    await node.stop()
-  }
-
-  /** A bare libp2p peer with a fresh key: no identity, no certificate, no services of ours. */
-  async attacker(): Promise<EdgewardLibp2p> {
-    const p = await createNetwork({ privateKey: await generateKeyPair('Ed25519') })
-    this.raw.add(p)
-    await p.start()
-    return p
-  }
-
-  async stopAll(): Promise<void> {
-    const stopped = await Promise.allSettled([
-      ...[...this.running].map(n => n.stop()),
-      ...[...this.raw].map(p => p.stop()),
-    ])
-    this.running.clear()
-    this.raw.clear()
-    if (this.root !== '') await rm(this.root, { recursive: true, force: true })
-    const failures = stopped.flatMap(r => (r.status === 'rejected' ? [String(r.reason)] : []))
-    assert.deepEqual(failures, [], 'every peer stops without an error')
-    const tcp = process.getActiveResourcesInfo().filter(r => r.startsWith('TCP'))
-    assert.deepEqual(tcp, [], 'every TCP listener and connection is closed')
-  }
-}
+import { cut, grantTo, HOUR, headsOf, Peers, publish, revoke, STREAM, spaceWith } from '../support/peers.ts'
+import { until } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
-const headsOf = (n: EdgewardNode, space: string): string[] => sorted(n.policy.document(space).heads())
 const sameHeads = (a: EdgewardNode, b: EdgewardNode, space: string): boolean =>
   a.policy.document(space).hasGenesis && headsOf(a, space).join() === headsOf(b, space).join()
 
-/** Poll a synchronous condition until it holds, or fail at the deadline. */
-function until(what: string, check: () => boolean, deadlineMs = DEADLINE_MS): Promise<true> {
-  return waitFor(what, async () => (check() ? true : undefined), deadlineMs, 20)
-}
-
-/**
- * Cut `isolated` off from `others`: close the connections between the two sides, and abort
- * every new one as it opens (libp2p redials peers the DHT tags keep-alive, and so do our
- * nodes) until `heal()`.
- */
+/** Cut `isolated` off from `others` (see `cut`), until it has no connection left. */
 async function partition(isolated: EdgewardNode, others: EdgewardNode[]): Promise<{ refused(): number; heal(): void }> {
-  let refused = 0
-  const gates: Array<() => void> = []
-  const gate = (node: EdgewardNode, across: Set<string>) => {
-    const onOpen = (evt: CustomEvent<Connection>) => {
-      if (!across.has(evt.detail.remotePeer.toString())) return
-      refused++
-      evt.detail.abort(new Error('partitioned'))
-    }
-    node.libp2p.addEventListener('connection:open', onOpen)
-    gates.push(() => node.libp2p.removeEventListener('connection:open', onOpen))
-  }
-  gate(isolated, new Set(others.map(o => o.identity.peerId)))
-  for (const o of others) gate(o, new Set([isolated.identity.peerId]))
-  for (const o of others) {
-    await isolated.libp2p.hangUp(peerIdFromString(o.identity.peerId))
-    await o.libp2p.hangUp(peerIdFromString(isolated.identity.peerId))
-  }
+  const c = await cut([isolated], others)
   await until('the partition to take hold', () => isolated.connectedPeers().length === 0)
-  return {
-    refused: () => refused,
-    heal: () => {
-      for (const ungate of gates) ungate()
-    },
-  }
-}
-
-async function grantTo(
-  owner: EdgewardNode,
-  space: string,
-  subject: string,
-  window: { nbf: number; exp: number },
-  iat = Date.now(),
-) {
-  const g = createGrant(
-    owner.identity.principal,
-    { space, sub: subject, streams: [STREAM], forms: ['raw'], ...window },
-    iat,
-  )
-  const outcome = await owner.policy.write(space, [{ kind: 'grant', record: g }])
-  assert.equal(outcome.status, 'applied')
-  return g
-}
-
-async function revoke(owner: EdgewardNode, space: string, target: RevocationTarget) {
-  const rv = createRevocation(owner.identity.principal, space, target, Date.now(), 'test')
-  const outcome = await owner.policy.write(space, [{ kind: 'revocation', record: rv }])
-  assert.equal(outcome.status, 'applied')
-  return rv
-}
-
-/** Gateway creates a space, readers join it and receive its genesis. */
-async function spaceWith(gateway: EdgewardNode, readers: EdgewardNode[], name: string): Promise<string> {
-  const space = await gateway.createSpace(name)
-  for (const r of readers) await r.joinSpace(space)
-  await until(`readers to receive the genesis of ${name}`, () =>
-    readers.every(r => r.policy.document(space).hasGenesis),
-  )
-  return space
-}
-
-/** Gateway publishes readings; waits until every reader stored their ciphertext. */
-async function publish(gateway: EdgewardNode, readers: EdgewardNode[], space: string, values: number[]) {
-  const before = await Promise.all(readers.map(async r => readingCount(await r.data.storedReadings(space, STREAM))))
-  const t = Date.now()
-  await gateway.data.publish(
-    space,
-    STREAM,
-    values.map((value, i) => ({ ts: t + i, value })),
-  )
-  await waitFor('readers to store the published ciphertext', async () => {
-    for (const [i, r] of readers.entries()) {
-      if (readingCount(await r.data.storedReadings(space, STREAM)) < before[i] + values.length) return undefined
-    }
-    return true
-  })
+  return c
 }
 
 describe('node services over TCP loopback', { timeout: 60_000 }, () => {
@@ -301,7 +144,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
     before(async () => {
       space = await spaceWith(gateway, [reader], 'keys')
-      await publish(gateway, [reader], space, values)
+      await publish(gateway, [reader], space, STREAM, values)
       const now = Date.now()
       grantId = (await grantTo(gateway, space, reader.identity.principal.did, { nbf: now - 1000, exp: now + HOUR })).id
       await until('the reader to know its grant', () => reader.policy.document(space).state.grants.has(grantId))
@@ -373,7 +216,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
         space,
         reader.identity.principal.did,
         { nbf: now - 2 * HOUR, exp: now - HOUR },
-        now - 2 * HOUR,
+        { iat: now - 2 * HOUR },
       )
       assertRefused(await ask(reader.libp2p, readerRequest({ grant: expired.id }).bytes), 'expired')
       refusals++
@@ -483,7 +326,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
   it('drops cached keys on a subject revocation, refuses reads, and reads again with a newer grant', async () => {
     const space = await spaceWith(gateway, [reader], 'cache')
-    await publish(gateway, [reader], space, [1, 2])
+    await publish(gateway, [reader], space, STREAM, [1, 2])
     const subject = reader.identity.principal.did
     const now = Date.now()
     const g = await grantTo(gateway, space, subject, { nbf: now - 1000, exp: now + HOUR })
@@ -508,7 +351,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
     // a subject revocation ends only grants issued at or before it
     const t = Math.max(Date.now(), rv.body.iat + 1)
-    const renewed = await grantTo(gateway, space, subject, { nbf: t - 1000, exp: t + HOUR }, t)
+    const renewed = await grantTo(gateway, space, subject, { nbf: t - 1000, exp: t + HOUR }, { iat: t })
     await until('the reader to know the new grant', () => reader.policy.document(space).state.grants.has(renewed.id))
     assert.deepEqual(
       (await reader.data.read(space, STREAM)).map(r => r.value),
@@ -519,7 +362,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
   it('drops cached keys on a device revocation, and the key holder refuses that device', async () => {
     const space = await spaceWith(gateway, [reader], 'device')
-    await publish(gateway, [reader], space, [4])
+    await publish(gateway, [reader], space, STREAM, [4])
     const now = Date.now()
     await grantTo(gateway, space, reader.identity.principal.did, { nbf: now - 1000, exp: now + HOUR })
     const cachedBefore = reader.data.cachedKeyCount()
@@ -539,7 +382,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
   it('reads with a raw grant when it also holds an active grant that covers only another form', async () => {
     const space = await spaceWith(gateway, [reader], 'forms')
-    await publish(gateway, [reader], space, [3])
+    await publish(gateway, [reader], space, STREAM, [3])
     const subject = reader.identity.principal.did
     const now = Date.now()
     const fields = { space, sub: subject, streams: [STREAM], nbf: now - 1000, exp: now + HOUR }
@@ -571,7 +414,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
     // this reader only learns of policy changes by gossip during the test (no periodic catch-up)
     const late = await peers.node('late-grant', { bootstrap: gateway.addresses(), syncIntervalMs: HOUR })
     const space = await spaceWith(gateway, [late], 'revocation-first')
-    await publish(gateway, [late], space, [9])
+    await publish(gateway, [late], space, STREAM, [9])
 
     // the gossip message carrying the grant is lost on its way to this reader
     const pubsub = late.libp2p.services.pubsub
@@ -623,9 +466,9 @@ describe('leases', { timeout: 30_000 }, () => {
     const gateway = await peers.node('lease-gateway', { leaseMaxMs: LEASE_MS, now })
     const reader = await peers.node('lease-reader', { bootstrap: gateway.addresses(), now })
     const space = await spaceWith(gateway, [reader], 'leases')
-    await publish(gateway, [reader], space, [7])
+    await publish(gateway, [reader], space, STREAM, [7])
     const t = now()
-    await grantTo(gateway, space, reader.identity.principal.did, { nbf: t - 1000, exp: t + HOUR }, t)
+    await grantTo(gateway, space, reader.identity.principal.did, { nbf: t - 1000, exp: t + HOUR }, { iat: t })
 
     const releases = () => gateway.metrics.total('edgeward_key_releases_total')
     const leaseEnds = () => reader.metrics.total('edgeward_keys_dropped_total', 'lease-end')

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { randomBytes } from '../../crypto/hash.ts'
-import { type LocalPeer, runCli, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 

@@ -15,13 +15,13 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { randomBytes } from '../../crypto/hash.ts'
 import { ApiServer } from '../../node/api.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
 import type { OpenedObject } from '../../node/services/objects.ts'
 import { pad } from '../../node/store.ts'
 import { readingCount, readingsIn } from '../../protocols/data/reading.ts'
 import { createRevocation } from '../../protocols/policy/records.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3600_000
 const MB = 1024 * 1024

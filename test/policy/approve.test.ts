@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Peers } from '../../bench/peers.ts'
 import { decide, delegate, fileRequest, grant, listGrants, revoke } from '../../node/api-policy.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
+import { Peers } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 

@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { handle } from '../../node/services/stream-io.ts'
@@ -22,6 +21,7 @@ import {
   POLICY_SYNC_PROTOCOL,
 } from '../../protocols/sync/messages.ts'
 import { flipSignatureBit, newPrincipal } from '../protocols/fixtures.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 

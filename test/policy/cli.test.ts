@@ -13,9 +13,10 @@ import { mkdtemp, readFile, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type CliResult, isReadRefused, type LocalPeer, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { type CliResult, isReadRefused, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 type Json = Record<string, any>
 

@@ -6,14 +6,14 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Peers } from '../../bench/peers.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
 import { createGenesis, createStream } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { newPeerId, newPrincipal } from '../protocols/fixtures.ts'
 import { orphans } from '../support/hostile.ts'
+import { Peers } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 const T0 = 1_700_000_000_000
 const HOUR = 3_600_000

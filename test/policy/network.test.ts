@@ -9,17 +9,12 @@
  * Faults are injected through libp2p's public API only (connections aborted across the cut).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomBytes } from '../../crypto/hash.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import {
   createKeyRequest,
@@ -38,99 +33,12 @@ import {
   type RevocationTarget,
 } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
-
-const HOUR = 3_600_000
-const DEADLINE_MS = 15_000
-
-/** Every node a suite starts, and its temp dir; `stopAll` ends them and checks nothing leaks. */
-class Peers {
-  root = ''
-  private readonly running = new Set<EdgewardNode>()
-
-  async init(): Promise<void> {
-    this.root = await mkdtemp(join(tmpdir(), 'edgeward-policy-net-'))
-  }
-
-  async identity(name: string): Promise<string> {
-    const dir = join(this.root, name)
-    await createIdentity(dir, { now: Date.now() })
-    return dir
-  }
-
-  async start(dataDir: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
-    const node = await EdgewardNode.create({ dataDir, ...opts })
-    this.running.add(node)
-    await node.start()
-    return node
-  }
-
-  async node(name: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
-    return this.start(await this.identity(name), opts)
-  }
-
-  async stop(node: EdgewardNode): Promise<void> {
-    this.running.delete(node)
-    await node.stop()
-  }
-
-  async stopAll(): Promise<void> {
-    const stopped = await Promise.allSettled([...this.running].map(n => n.stop()))
-    this.running.clear()
-    if (this.root !== '') await rm(this.root, { recursive: true, force: true })
-    const failures = stopped.flatMap(r => (r.status === 'rejected' ? [String(r.reason)] : []))
-    assert.deepEqual(failures, [], 'every peer stops without an error')
-  }
-}
-
-/** No TCP socket may outlive the suites (checked once, after every suite has stopped its peers). */
-function assertNoTcpLeft(): void {
-  const tcp = process.getActiveResourcesInfo().filter(r => r.startsWith('TCP'))
-  assert.deepEqual(tcp, [], 'every TCP listener and connection is closed')
-}
+import { cut, HOUR, Peers, spaceWith } from '../support/peers.ts'
+import { until, waitFor } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
 const headsOf = (n: EdgewardNode, space: string): string =>
   n.policy.document(space).hasGenesis ? sorted(n.policy.document(space).heads()).join() : ''
-
-function until(what: string, check: () => boolean, deadlineMs = DEADLINE_MS): Promise<true> {
-  return waitFor(what, async () => (check() ? true : undefined), deadlineMs, 10)
-}
-
-/**
- * Cut the network in two: close every connection across the cut, and abort each new one as
- * it opens (the nodes redial the peers they know) until `heal()`.
- */
-async function cut(sideA: EdgewardNode[], sideB: EdgewardNode[]): Promise<{ refused(): number; heal(): void }> {
-  let refused = 0
-  const gates: Array<() => void> = []
-  const ids = (side: EdgewardNode[]) => new Set(side.map(n => n.identity.peerId))
-  const gate = (node: EdgewardNode, across: Set<string>) => {
-    const onOpen = (evt: CustomEvent<Connection>) => {
-      if (!across.has(evt.detail.remotePeer.toString())) return
-      refused++
-      evt.detail.abort(new Error('partitioned'))
-    }
-    node.libp2p.addEventListener('connection:open', onOpen)
-    gates.push(() => node.libp2p.removeEventListener('connection:open', onOpen))
-  }
-  for (const a of sideA) gate(a, ids(sideB))
-  for (const b of sideB) gate(b, ids(sideA))
-  for (const a of sideA) {
-    for (const b of sideB) {
-      await a.libp2p.hangUp(peerIdFromString(b.identity.peerId))
-      await b.libp2p.hangUp(peerIdFromString(a.identity.peerId))
-    }
-  }
-  const isolated = (side: EdgewardNode[], other: Set<string>) =>
-    side.every(n => n.connectedPeers().every(p => !other.has(p)))
-  await until('the cut to take hold', () => isolated(sideA, ids(sideB)) && isolated(sideB, ids(sideA)))
-  return {
-    refused: () => refused,
-    heal: () => {
-      for (const ungate of gates) ungate()
-    },
-  }
-}
 
 async function write(node: EdgewardNode, space: string, entries: Parameters<EdgewardNode['policy']['write']>[1]) {
   const outcome = await node.policy.write(space, entries)
@@ -156,15 +64,6 @@ function grantBy(node: EdgewardNode, space: string, subject: EdgewardNode, over:
 
 function revocationBy(node: EdgewardNode, space: string, target: RevocationTarget) {
   return createRevocation(node.identity.principal, space, target, Date.now(), 'test')
-}
-
-async function spaceWith(gateway: EdgewardNode, others: EdgewardNode[], name: string): Promise<string> {
-  const space = await gateway.createSpace(name)
-  for (const o of others) await o.joinSpace(space)
-  await until(`every peer to receive the genesis of ${name}`, () =>
-    others.every(o => o.policy.document(space).hasGenesis),
-  )
-  return space
 }
 
 describe('a partition with an admin on the far side, then the heal', { timeout: 60_000 }, () => {
@@ -345,7 +244,6 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
 
   after(async () => {
     await peers.stopAll()
-    assertNoTcpLeft()
   })
 
   const refusal = async (node: EdgewardNode, stream: string): Promise<string> =>
@@ -463,7 +361,6 @@ describe("a reader's cached keys under a child grant it never received", { timeo
   const peers = new Peers()
   after(async () => {
     await peers.stopAll()
-    assertNoTcpLeft()
   })
 
   it('are dropped when the parent grant is revoked', async () => {

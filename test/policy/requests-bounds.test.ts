@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Peers } from '../../bench/peers.ts'
 import { didFromPublicKey, generateSigningKeyPair } from '../../crypto/identity.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { createAccessRequest, requestsTopic } from '../../protocols/policy/requests.ts'
+import { Peers } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 function principal() {
   const kp = generateSigningKeyPair()

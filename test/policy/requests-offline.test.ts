@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { Peers } from '../../bench/peers.ts'
-import { waitFor } from '../../node/cli/local-network.ts'
+import { Peers } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
 
 describe('access requests with no peer of the space connected', { timeout: 60_000 }, () => {
   const peers = new Peers()

@@ -12,10 +12,10 @@ import { after, describe, it } from 'node:test'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { waitFor } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
+import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 /** no periodic catch-up and no redial during the test: only connections and catch-ups spread changes */

@@ -14,8 +14,9 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, runCli, waitFor } from '../../node/cli/local-network.ts'
+import { BIN, runCli } from '../../node/cli/local-network.ts'
 import type { LoginLink } from '../../node/ui/contract.ts'
+import { waitFor } from '../support/wait.ts'
 
 /** The environment without a display or a browser, so that nothing is opened by accident. */
 function headlessEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
