@@ -25,7 +25,7 @@ import {
   createRevocation,
   createStream,
 } from '../../protocols/policy/records.ts'
-import { flipSignatureBit, newPeerId, newPrincipal, type Principal } from '../protocols/fixtures.ts'
+import { flipSignatureBit, newPeerId, newPrincipal, type Principal } from './fixtures.ts'
 
 const T0 = 1_700_000_000_000
 const HOUR = 3_600_000
