@@ -23,6 +23,7 @@ import {
 } from '../crypto/merkle.ts'
 import { openSealed } from '../crypto/seal.ts'
 import { waitFor } from '../node/cli/local-network.ts'
+import { createIdentity } from '../node/identity.ts'
 import type { EdgewardNode } from '../node/node.ts'
 import { request } from '../node/services/stream-io.ts'
 import { openStore, pad, type Store } from '../node/store.ts'
@@ -37,8 +38,8 @@ import {
 import { type AuditEntry, encodeEntry, type ReleaseEntry, requestHash } from '../protocols/audit/entries.ts'
 import { readingCount } from '../protocols/data/reading.ts'
 import { createGrant } from '../protocols/policy/records.ts'
+import { Peers, rng } from '../test/support/peers.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
-import { Peers, rng } from './peers.ts'
 
 const STREAM = 'temperature'
 const HOUR = 3600 * 1000
@@ -60,7 +61,7 @@ async function appends(quick: boolean): Promise<Figure[]> {
   await peers.init()
   try {
     const gateway = await peers.node('append-gateway')
-    const requester = await peers.identity('append-requester')
+    const requester = await createIdentity(peers.dir('append-requester'), { now: Date.now() })
     const space = await gateway.createSpace('append-bench')
     const now = Date.now()
     const grant = createGrant(

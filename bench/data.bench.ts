@@ -34,8 +34,8 @@ import {
   readingsIn,
   valueJson,
 } from '../protocols/data/reading.ts'
+import { Peers } from '../test/support/peers.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
-import { Peers } from './peers.ts'
 
 const STREAM = 'temperature'
 const HOUR = 3_600_000

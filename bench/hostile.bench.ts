@@ -10,9 +10,9 @@
 import { policyTopic } from '../protocols/sync/messages.ts'
 import { newPrincipal } from '../test/protocols/fixtures.ts'
 import { orphans } from '../test/support/hostile.ts'
+import { Peers } from '../test/support/peers.ts'
 import type { Figure, Suite } from './harness.ts'
 import { versus } from './harness.ts'
-import { Peers } from './peers.ts'
 
 const ATTACK = 700
 

@@ -18,8 +18,8 @@
 import mqtt from 'mqtt'
 import type { EdgewardNode } from '../node/node.ts'
 import { EmbeddedBroker, MqttIngest, newMqttCredentials } from '../node/services/mqtt.ts'
+import { Peers } from '../test/support/peers.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, summarize, versus } from './harness.ts'
-import { Peers } from './peers.ts'
 
 const progress = (m: string) => process.stderr.write(`[bench:mqtt] ${m}\n`)
 

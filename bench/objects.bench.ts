@@ -8,8 +8,8 @@ import { createReadStream } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { waitFor } from '../node/cli/local-network.ts'
 import { readingCount } from '../protocols/data/reading.ts'
+import { Peers } from '../test/support/peers.ts'
 import { type Figure, type SuiteOptions, versus } from './harness.ts'
-import { Peers } from './peers.ts'
 
 const MB = 1024 * 1024
 
