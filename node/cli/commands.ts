@@ -62,6 +62,12 @@ export async function runNode(
   o: Output,
   extend?: (node: EdgewardNode, ingest: MqttIngestions) => Promise<NodeExtension>,
 ): Promise<void> {
+  // listen for the end from the start: a SIGTERM that comes while the node starts, or the moment
+  // node.json appears, stops it cleanly once it has started instead of killing the process
+  const stopAsked = new Promise<void>(resolve => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
   const { EdgewardNode } = await import('../node.ts')
   const { ApiServer: Server } = await import('../api.ts')
   const { MqttIngestions: Ingestions } = await import('../services/mqtt.ts')
@@ -113,11 +119,7 @@ export async function runNode(
     await stopAll()
     throw err
   }
-  await new Promise<void>(resolve => {
-    const stop = () => resolve()
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  await stopAsked
   await rm(nodeInfoPath(dataDir), { force: true })
   await stopAll()
   o.err('node stopped')
