@@ -3,7 +3,7 @@
  * ingestion, which stores a message before it sends the PUBACK).
  *
  * Each is measured on the gateway's path (PUBACK once stored) and, in the same run, on the
- * path before issue #18: the broker acknowledges on receipt, and an ingestion subscribed to it
+ * earlier path: the broker acknowledges on receipt, and an ingestion subscribed to it
  * as a client stores afterwards (what a SIGKILL could lose). Both are composed here from the
  * product's parts; no option of the product keeps the old path.
  *
@@ -66,7 +66,7 @@ async function atRate(
   return { latencies, achieved, note }
 }
 
-/** The gateway's path against the path before #18 at one rate, one after the other. */
+/** The gateway's path against the earlier path at one rate, one after the other. */
 async function latencyAtRate(
   gw: EdgewardNode,
   space: string,
@@ -81,15 +81,15 @@ async function latencyAtRate(
     `MQTT to gossip latency at ${rate} readings/s`,
     'ms',
     stored.latencies,
-    'PUBACK on receipt, stored by a subscribed ingestion (before #18)',
+    'PUBACK on receipt, stored by a subscribed ingestion (the earlier embedded path)',
     received.latencies,
   )
-  f.note = `PUBACK once stored (the gateway): ${stored.note}. Before #18: ${received.note}`
+  f.note = `PUBACK once stored (the gateway): ${stored.note}. The earlier path: ${received.note}`
   progress(f.note)
   return [f, figure(`MQTT to gossip throughput asked ${rate}/s`, 'readings/s', [stored.achieved])]
 }
 
-/** The embedded broker as the gateway runs it, and the path before #18, on two ports. */
+/** The embedded broker as the gateway runs it, and the earlier path, on two ports. */
 interface Urls {
   durable: string
   early: string
@@ -163,7 +163,7 @@ async function throughput(stored: () => number, received: () => number, urls: Ur
   const rounds = quick ? 1 : 7
   const durable: number[] = []
   const early: number[] = []
-  /** before #18, the devices' PUBACKs alone came faster than storage */
+  /** on the earlier path, the devices' PUBACKs alone came faster than storage */
   const earlyAcked: number[] = []
   for (let r = 0; r < rounds; r++) {
     // alternate which goes first, so that neither always meets a warmer or colder machine
@@ -181,7 +181,7 @@ async function throughput(stored: () => number, received: () => number, urls: Ur
     `embedded gateway, QoS 1 readings acknowledged and stored, PUBACK once stored (${DEVICES} devices, ${WINDOW} in flight each)`,
     'readings/s',
     durable,
-    'PUBACK on receipt, stored after by a subscribed ingestion (before #18)',
+    'PUBACK on receipt, stored after by a subscribed ingestion (the earlier embedded path)',
     early,
   )
   f.note = `${count} readings a round, ${rounds} rounds, alternating; each round ends when every reading is acknowledged and stored. PUBACK once stored: ${durable.map(v => round(v, 0)).join(', ')}; on receipt: ${early.map(v => round(v, 0)).join(', ')} (its PUBACKs alone, before storage caught up: median ${round(summarize(earlyAcked).median, 0)}/s)`
@@ -200,7 +200,7 @@ export default async function mqttSuite(opts: SuiteOptions): Promise<Figure[]> {
     // the gateway's path: the broker stores before it acknowledges
     const durable = await EmbeddedBroker.start(gw, { port: 0, credentials, ingest: { space } })
     stops.push(() => durable.stop())
-    // the path before issue #18: acknowledged on receipt, stored by a subscribed client afterwards
+    // the earlier path: acknowledged on receipt, stored by a subscribed client afterwards
     const early = await EmbeddedBroker.start(gw, { port: 0, credentials })
     stops.push(() => early.stop())
     const ingest = await MqttIngest.start(gw, { space, url: early.url, topic: 'bench/#', ...credentials })

@@ -45,7 +45,7 @@ const devicePeer = newPeerId()
 const xpk = generateSealingKeyPair().publicKey
 const T0 = 1_700_000_000_000
 const HOUR = 3_600_000
-/** a safe integer past JavaScript's Date range (±8.64e15 ms): the value of issue #18 */
+/** a safe integer past JavaScript's Date range (±8.64e15 ms): the value that once broke every peer's listing */
 const PAST_DATE_RANGE = 9_000_000_000_000_000
 
 const genesis = createGenesis(owner, 'facility-7', [holder], T0)
