@@ -1,30 +1,21 @@
 /** Access requests approved or denied leave entries in the key holder's audit log. */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode } from '../../node/node.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { type DecisionEntry, decodeEntry } from '../../protocols/audit/entries.ts'
+import { Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('decisions on access requests in the audit log', { timeout: 60_000 }, () => {
-  let root: string
+  const peers = new Peers()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-decisions-'))
-    const make = async (name: string, bootstrap?: string[]) => {
-      await createIdentity(join(root, name), { now: Date.now() })
-      const n = await EdgewardNode.create({ dataDir: join(root, name), bootstrap })
-      await n.start()
-      return n
-    }
-    gw = await make('gw')
-    reader = await make('reader', gw.addresses())
+    await peers.init('decisions')
+    gw = await peers.node('gw')
+    reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
     await gw.data.publish(space, 'temp', [{ ts: 1, value: 1 }])
     await reader.joinSpace(space)
@@ -33,10 +24,7 @@ describe('decisions on access requests in the audit log', { timeout: 60_000 }, (
     )
   })
 
-  after(async () => {
-    await Promise.all([gw.stop(), reader.stop()])
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   const decisions = async (): Promise<DecisionEntry[]> => {
     const out: DecisionEntry[] = []
