@@ -6,44 +6,24 @@
  * a producer that runs more than the outbox's limit ahead of gossip waits for it.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
 import { verifyCommitment } from '../../protocols/data/forms.ts'
 import { MAX_READINGS_PER_RECORD, readingCount } from '../../protocols/data/reading.ts'
+import { Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const EPOCH_MS = 1000
 
 describe('publishing', { timeout: 60_000 }, () => {
-  let root: string
-  const nodes: EdgewardNode[] = []
-  const make = async (name: string, opts: Omit<NodeOptions, 'dataDir'> = {}) => {
-    const dir = join(root, name)
-    await createIdentity(dir, { now: Date.now() })
-    const n = await EdgewardNode.create({ dataDir: dir, ...opts })
-    await n.start()
-    nodes.push(n)
-    return n
-  }
-
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-publish-'))
-  })
-
-  after(async () => {
-    await Promise.all(nodes.map(n => n.stop()))
-    await rm(root, { recursive: true, force: true })
-  })
+  const peers = new Peers()
+  before(() => peers.init('publish'))
+  after(() => peers.stopAll())
 
   it('numbers a call that runs across epoch ends in order, each reading under its own epoch, with salts that open the commitments', async () => {
     // the key holder's clock moves 10 ms each time it is read while `stepping`
     let clock = Date.now()
     let stepping = false
-    const gw = await make('gw', {
+    const gw = await peers.node('gw', {
       epochMs: EPOCH_MS,
       now: () => {
         if (stepping) clock += 10
@@ -89,7 +69,7 @@ describe('publishing', { timeout: 60_000 }, () => {
   })
 
   it('salts raw readings only where the stream has a hashed form to open', async () => {
-    const gw = await make('gw-forms')
+    const gw = await peers.node('gw-forms')
     const space = await gw.createSpace('forms')
     await gw.data.createStream(space, 'raw-only', { forms: [] })
     await gw.data.publish(space, 'raw-only', [
@@ -107,8 +87,8 @@ describe('publishing', { timeout: 60_000 }, () => {
   })
 
   it('gossips what a publish stored even when the node stops right after it', async () => {
-    const gw = await make('gw-stopping')
-    const sub = await make('subscriber', { bootstrap: gw.addresses() })
+    const gw = await peers.node('gw-stopping')
+    const sub = await peers.node('subscriber', { bootstrap: gw.addresses() })
     const space = await gw.createSpace('yard')
     await sub.joinSpace(space)
     await gw.data.publish(space, 'temp', [{ ts: 1, value: 1 }])
@@ -117,8 +97,7 @@ describe('publishing', { timeout: 60_000 }, () => {
     )
     const readings = Array.from({ length: 1000 }, (_, i) => ({ ts: 10 + i, value: i }))
     await gw.data.publish(space, 'temp', readings)
-    await gw.stop()
-    nodes.splice(nodes.indexOf(gw), 1)
+    await peers.stop(gw)
     await waitFor('the subscriber to store what was published before the stop', async () =>
       readingCount(await sub.data.storedReadings(space, 'temp')) === 1001 ? true : undefined,
     )
@@ -126,7 +105,7 @@ describe('publishing', { timeout: 60_000 }, () => {
   })
 
   it('counts the records gossip refused, keeps them stored, and holds a call that fills the outbox until gossip has tried it', async () => {
-    const gw = await make('gw-alone')
+    const gw = await peers.node('gw-alone')
     const space = await gw.createSpace('alone')
     // nobody takes the space's readings, and from now on gossipsub refuses to publish to no one
     const pubsub = gw.libp2p.services.pubsub as unknown as { opts: { allowPublishToZeroTopicPeers: boolean } }
