@@ -4,15 +4,12 @@
  * a holder of the hashed form can check a claimed reading with the salt from the raw form.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode } from '../../node/node.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { aggregateReading, closeIfDue, verifyCommitment } from '../../protocols/data/forms.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
+import { Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('aggregation rules', () => {
@@ -42,23 +39,16 @@ describe('aggregation rules', () => {
 })
 
 describe('forms over real peers', { timeout: 60_000 }, () => {
-  let root: string
+  const peers = new Peers()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
   const t0 = 1_800_000_000_000
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-forms-'))
-    const make = async (name: string, bootstrap?: string[]) => {
-      const dir = join(root, name)
-      await createIdentity(dir, { now: Date.now() })
-      const n = await EdgewardNode.create({ dataDir: dir, bootstrap })
-      await n.start()
-      return n
-    }
-    gw = await make('gw')
-    reader = await make('reader', gw.addresses())
+    await peers.init('forms')
+    gw = await peers.node('gw')
+    reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
     await gw.data.createStream(space, 'temp', { forms: ['hashed', 'aggregate:1m'] })
     await reader.joinSpace(space)
@@ -81,10 +71,7 @@ describe('forms over real peers', { timeout: 60_000 }, () => {
     )
   })
 
-  after(async () => {
-    await Promise.all([gw.stop(), reader.stop()])
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   it('gives an aggregate-only reader correct aggregates, and neither raw values nor raw keys', async () => {
     const now = Date.now()
