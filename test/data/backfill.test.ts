@@ -5,16 +5,11 @@
  * longer keeps, and backfill does not bring it back.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode } from '../../node/node.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import { decodeEncryptedReading, readingCount } from '../../protocols/data/reading.ts'
-import { createGrant } from '../../protocols/policy/records.ts'
 import {
   decodeFetchResponse,
   encodeFetchRequest,
@@ -22,40 +17,20 @@ import {
   MAX_FETCH_RESPONSE_BYTES,
 } from '../../protocols/sync/fetch.ts'
 import { DHT_PROTOCOL, readingsTopic } from '../../protocols/sync/messages.ts'
+import { grantTo, Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('backfill and retention', { timeout: 90_000 }, () => {
-  let root: string
-  const nodes: EdgewardNode[] = []
+  const peers = new Peers()
   let space: string
   let gw: EdgewardNode
   let early: EdgewardNode
 
-  const make = async (name: string, bootstrap?: string[]) => {
-    const dir = join(root, name)
-    await createIdentity(dir, { now: Date.now() })
-    const n = await EdgewardNode.create({
-      dataDir: dir,
-      bootstrap,
-      backfillIntervalMs: 0,
-      retentionIntervalMs: 3_600_000,
-    })
-    await n.start()
-    nodes.push(n)
-    return n
-  }
-  const grantTo = async (n: EdgewardNode) => {
-    const now = Date.now()
-    const g = createGrant(
-      gw.identity.principal,
-      { space, sub: n.identity.principal.did, streams: ['temp'], forms: ['raw'], nbf: now - 1000, exp: now + 3600_000 },
-      now,
-    )
-    await gw.policy.write(space, [{ kind: 'grant', record: g }])
-  }
+  const make = (name: string, bootstrap?: string[]) =>
+    peers.node(name, { bootstrap, backfillIntervalMs: 0, retentionIntervalMs: 3_600_000 })
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-backfill-'))
+    await peers.init('backfill')
     gw = await make('gw')
     early = await make('early', gw.addresses())
     space = await gw.createSpace('plant')
@@ -74,17 +49,21 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
     )
   })
 
-  after(async () => {
-    await Promise.all(nodes.map(n => n.stop()))
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   it('a reader that joins late reads what was published before it joined', async () => {
     const late = await make('late', gw.addresses())
     await late.joinSpace(space)
     await waitFor('the late reader to sync', async () => (late.policy.document(space).hasGenesis ? true : undefined))
     assert.equal((await late.data.storedReadings(space, 'temp')).length, 0, 'gossip brought nothing old')
-    await grantTo(late)
+    const now = Date.now()
+    await grantTo(
+      gw,
+      space,
+      late.identity.principal.did,
+      { nbf: now - 1000, exp: now + 3600_000 },
+      { streams: ['temp'] },
+    )
     await waitFor('the grant', async () =>
       late.policy.document(space).state.grantsOf(late.identity.principal.did).length ? true : undefined,
     )
@@ -152,8 +131,7 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
     })
     // the newcomer knows only the relay; the gateway is offline
     const newcomer = await make('newcomer', relay.addresses())
-    await gw.stop()
-    nodes.splice(nodes.indexOf(gw), 1)
+    await peers.stop(gw)
     await newcomer.joinSpace(space)
     // the policy comes from the relay? no: the relay is not in the space; ask the early reader directly for the policy
     await newcomer.libp2p.dial(multiaddr(early.addresses()[0]))
