@@ -6,15 +6,11 @@
  * Real peers in one process over TCP; the reader asks for keys on the wire, as any peer can.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomBytes } from '../../crypto/hash.ts'
 import { openSealed } from '../../crypto/seal.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import {
   createKeyRequest,
@@ -26,24 +22,18 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation, createGrant, type Grant } from '../../protocols/policy/records.ts'
+import { Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const LEASE_MAX_MS = 1500
 
 describe('a grant that ends closes the epoch its keys were released from', { timeout: 90_000 }, () => {
-  let root: string
+  const peers = new Peers()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let admin: EdgewardNode
   let space: string
-  const make = async (name: string, opts: Omit<NodeOptions, 'dataDir'> = {}) => {
-    const dir = join(root, name)
-    await createIdentity(dir, { now: Date.now() })
-    const n = await EdgewardNode.create({ dataDir: dir, ...opts })
-    await n.start()
-    return n
-  }
 
   /** Ask the key holder for one epoch's raw key, as the reader; the key as the reader would keep it. */
   const keyOf = async (stream: string, epoch: number, grant: string): Promise<Uint8Array> => {
@@ -92,19 +82,16 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
   const until = (t: number) => waitFor(`time ${t}`, async () => (Date.now() > t ? true : undefined), 20_000, 20)
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-grant-end-'))
-    gw = await make('gw', { leaseMaxMs: LEASE_MAX_MS })
-    reader = await make('reader', { bootstrap: gw.addresses() })
-    admin = await make('admin', { bootstrap: gw.addresses() })
+    await peers.init('grant-end')
+    gw = await peers.node('gw', { leaseMaxMs: LEASE_MAX_MS })
+    reader = await peers.node('reader', { bootstrap: gw.addresses() })
+    admin = await peers.node('admin', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
     await reader.joinSpace(space)
     await admin.joinSpace(space)
   })
 
-  after(async () => {
-    await Promise.all([gw.stop(), reader.stop(), admin.stop()])
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   it('a grant that expires: what is published after its end is under a key its holder never had', async () => {
     const first = await publish('expiring', 1)
@@ -164,9 +151,8 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
     const first = await publish('restarted', 1)
     const g = await grant({ streams: ['restarted'], exp: Date.now() + 2500 })
     const kept = await keyOf('restarted', first.epoch, g.id)
-    await gw.stop()
-    gw = await EdgewardNode.create({ dataDir: join(root, 'gw'), leaseMaxMs: LEASE_MAX_MS })
-    await gw.start()
+    await peers.stop(gw)
+    gw = await peers.start(peers.dir('gw'), { leaseMaxMs: LEASE_MAX_MS })
     await until(g.body.exp)
     const later = await publish('restarted', 2)
     assert.equal(later.epoch, first.epoch + 1)
