@@ -4,62 +4,33 @@
  * what the store says, when a new epoch starts after a request, and after a restart.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical } from '../../crypto/encoding.ts'
-import { randomBytes } from '../../crypto/hash.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import { pad } from '../../node/store.ts'
-import {
-  createKeyRequest,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  type KeyResponse,
-  MAX_KEY_RESPONSE_BYTES,
-} from '../../protocols/access/messages.ts'
 import { createGrant, createRevocation } from '../../protocols/policy/records.ts'
+import { askKeys, keyRequest } from '../support/keys.ts'
+import { Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const EPOCH_MS = 1000
 
 describe('key holder state kept in memory', { timeout: 60_000 }, () => {
-  let root: string
+  const peers = new Peers()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
   /** a time after the first epoch started */
   let t0: number
-  const make = async (name: string, bootstrap?: string[]) => {
-    const dir = join(root, name)
-    await createIdentity(dir, { now: Date.now() })
-    const n = await EdgewardNode.create({ dataDir: dir, bootstrap, epochMs: EPOCH_MS })
-    await n.start()
-    return n
-  }
-  const ask = async (epochs: number[]): Promise<KeyResponse> => {
-    const req = createKeyRequest(reader.identity.principal, {
-      space,
-      stream: 'temp',
-      form: 'raw',
-      epochs,
-      device: reader.identity.device.bytes,
-      nonce: randomBytes(16),
-      ts: Date.now(),
-    })
-    const gwId = peerIdFromString(gw.identity.peerId)
-    return decodeKeyResponse(await request(reader.libp2p, gwId, KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES))
-  }
+  const ask = (epochs: number[]) =>
+    askKeys(reader.libp2p, gw.identity.peerId, keyRequest(reader, { space, stream: 'temp', epochs }).bytes)
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-holder-state-'))
-    gw = await make('gw')
-    reader = await make('reader', gw.addresses())
+    await peers.init('holder-state')
+    gw = await peers.node('gw', { epochMs: EPOCH_MS })
+    reader = await peers.node('reader', { bootstrap: gw.addresses(), epochMs: EPOCH_MS })
     space = await gw.createSpace('plant')
     await reader.joinSpace(space)
     await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 1 }])
@@ -67,10 +38,7 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     t0 = Date.now()
   })
 
-  after(async () => {
-    await Promise.all([gw.stop(), reader.stop()])
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   it('refuses an epoch once a later epoch has started before the data window, though it released it before', async () => {
     // the data window opens well after the first epoch's start, and after the second epoch will have started
@@ -114,10 +82,8 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
   })
 
   it('continues sequence numbers and epochs after a restart, and still releases and reads earlier epochs', async () => {
-    const dir = join(root, 'gw')
-    await gw.stop()
-    gw = await EdgewardNode.create({ dataDir: dir, epochMs: HOUR })
-    await gw.start()
+    await peers.stop(gw)
+    gw = await peers.start(peers.dir('gw'), { epochMs: HOUR })
     const [seq] = await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 3 }])
     assert.equal(seq, 2)
     const own = await gw.data.read(space, 'temp')
