@@ -7,87 +7,37 @@
  * device certificates of their own, sending signed key requests on `/edgeward/keys/1.0.0`.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { randomBytes } from '../../crypto/hash.ts'
-import { didFromPublicKey, generateSealingKeyPair, generateSigningKeyPair } from '../../crypto/identity.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { createNetwork, type EdgewardLibp2p } from '../../node/network.ts'
-import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
-import {
-  createKeyRequest,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  type KeyResponse,
-  MAX_KEY_RESPONSE_BYTES,
-} from '../../protocols/access/messages.ts'
-import { createDeviceCert, createGrant } from '../../protocols/policy/records.ts'
+import type { EdgewardLibp2p } from '../../node/network.ts'
+import type { EdgewardNode, NodeOptions } from '../../node/node.ts'
+import { askKeys, keyRequest, stranger } from '../support/keys.ts'
+import { grantTo, HOUR, Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
-const HOUR = 3_600_000
 const STREAM = 'temp'
 const PER_DEVICE = 20
 const GW_OPTS: Omit<NodeOptions, 'dataDir'> = { replayMaxPerDevice: PER_DEVICE, replayMaxEntries: 50 }
 
 describe('key release under abuse', { timeout: 90_000 }, () => {
-  let root: string
+  const peers = new Peers()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
   let grantId: string
-  const attackers: EdgewardLibp2p[] = []
 
-  const gwDir = () => join(root, 'gw')
+  const ask = (from: EdgewardLibp2p, body: Uint8Array) => askKeys(from, gw.identity.peerId, body)
 
-  const ask = async (from: EdgewardLibp2p, body: Uint8Array): Promise<KeyResponse> =>
-    decodeKeyResponse(
-      await request(from, peerIdFromString(gw.identity.peerId), KEYS_PROTOCOL, body, MAX_KEY_RESPONSE_BYTES),
-    )
-
-  const readerRequest = () =>
-    createKeyRequest(reader.identity.principal, {
-      space,
-      stream: STREAM,
-      form: 'raw',
-      epochs: [0],
-      grant: grantId,
-      device: reader.identity.device.bytes,
-      nonce: randomBytes(16),
-      ts: Date.now(),
-    })
+  const readerRequest = (fields: { epochs?: number[] } = {}) =>
+    keyRequest(reader, { space, stream: STREAM, grant: grantId, ...fields })
 
   /** A peer of its own, certified by a principal of its own, with no grant; its next request, signed. */
   const attacker = async () => {
-    const p = await createNetwork({ privateKey: await generateKeyPair('Ed25519') })
-    attackers.push(p)
-    await p.start()
+    const p = await peers.attacker()
     await p.dial(multiaddr(gw.addresses()[0]))
-    const kp = generateSigningKeyPair()
-    const principal = { ...kp, did: didFromPublicKey(kp.publicKey) }
-    const now = Date.now()
-    const cert = createDeviceCert(
-      principal,
-      p.peerId.toString(),
-      generateSealingKeyPair().publicKey,
-      now - 1000,
-      now + HOUR,
-    )
-    const next = () =>
-      createKeyRequest(principal, {
-        space,
-        stream: STREAM,
-        form: 'raw',
-        epochs: [0],
-        device: cert.bytes,
-        nonce: randomBytes(16),
-        ts: Date.now(),
-      }).bytes
+    const self = stranger(p.peerId.toString())
+    const next = () => keyRequest(self, { space, stream: STREAM }).bytes
     return { p, next }
   }
 
@@ -96,40 +46,28 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
   const loggedRefusals = () => gw.metrics.total('edgeward_audit_entries_total', 'kind="refusal"')
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-key-abuse-'))
-    await createIdentity(gwDir(), { now: Date.now() })
-    gw = await EdgewardNode.create({ dataDir: gwDir(), ...GW_OPTS })
-    await gw.start()
-    await createIdentity(join(root, 'reader'), { now: Date.now() })
-    reader = await EdgewardNode.create({ dataDir: join(root, 'reader'), bootstrap: gw.addresses() })
-    await reader.start()
+    await peers.init('key-abuse')
+    gw = await peers.node('gw', GW_OPTS)
+    reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
     await reader.joinSpace(space)
     await gw.data.publish(space, STREAM, [{ ts: Date.now(), value: 1 }])
     const now = Date.now()
-    const g = createGrant(
-      gw.identity.principal,
-      {
+    grantId = (
+      await grantTo(
+        gw,
         space,
-        sub: reader.identity.principal.did,
-        streams: [STREAM],
-        forms: ['raw'],
-        nbf: now - 1000,
-        exp: now + HOUR,
-      },
-      now,
-    )
-    grantId = g.id
-    await gw.policy.write(space, [{ kind: 'grant', record: g }])
+        reader.identity.principal.did,
+        { nbf: now - 1000, exp: now + HOUR },
+        { streams: [STREAM] },
+      )
+    ).id
     await waitFor('the reader to know its grant', async () =>
       reader.policy.document(space).state.grants.has(grantId) ? true : undefined,
     )
   })
 
-  after(async () => {
-    await Promise.all([gw.stop(), reader.stop(), ...attackers.map(p => p.stop())])
-    await rm(root, { recursive: true, force: true })
-  })
+  after(() => peers.stopAll())
 
   it('logs a bounded number of one peer’s refusals per minute, counts every one, and still logs other peers’', async () => {
     const { p, next } = await attacker()
@@ -146,19 +84,7 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
     assert.equal(loggedRefusals() - logged, 30, 'thirty are written to the audit log')
     assert.equal(gw.metrics.total('edgeward_key_refusals_unlogged_total') - unlogged, sent + 20 - 30)
     // another peer's refusal is still written
-    const res = await ask(
-      reader.libp2p,
-      createKeyRequest(reader.identity.principal, {
-        space,
-        stream: STREAM,
-        form: 'raw',
-        epochs: [0, 9],
-        grant: grantId,
-        device: reader.identity.device.bytes,
-        nonce: randomBytes(16),
-        ts: Date.now(),
-      }).bytes,
-    )
+    const res = await ask(reader.libp2p, readerRequest({ epochs: [0, 9] }).bytes)
     assert.equal(res.ok ? 'released' : res.code, 'unknown-epoch')
     assert.equal(loggedRefusals() - logged, 31)
   })
@@ -192,9 +118,8 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
     const valid = readerRequest()
     const first = await ask(reader.libp2p, valid.bytes)
     assert.equal(first.ok, true, first.ok ? '' : `${first.code}: ${first.reason}`)
-    await gw.stop()
-    gw = await EdgewardNode.create({ dataDir: gwDir(), ...GW_OPTS })
-    await gw.start()
+    await peers.stop(gw)
+    gw = await peers.start(peers.dir('gw'), GW_OPTS)
     await waitFor('the reader to reconnect', async () =>
       reader.libp2p.getConnections(peerIdFromString(gw.identity.peerId)).length > 0 ? true : undefined,
     )

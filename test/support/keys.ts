@@ -1,10 +1,12 @@
 /**
  * Key requests on the wire, as a reader's device sends them: a fresh request signed by a
  * node's principal with its device certificate, the key holder's decoded answer, and the
- * epoch keys a release sealed to that device.
+ * epoch keys a release sealed to that device; and a stranger, a principal of its own that
+ * certified some peer as its device.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomBytes } from '../../crypto/hash.ts'
+import { didFromPublicKey, generateSealingKeyPair, generateSigningKeyPair } from '../../crypto/identity.ts'
 import { openSealed } from '../../crypto/seal.ts'
 import type { Identity } from '../../node/identity.ts'
 import type { EdgewardLibp2p } from '../../node/network.ts'
@@ -20,8 +22,22 @@ import {
   MAX_KEY_RESPONSE_BYTES,
   releaseInfo,
 } from '../../protocols/access/messages.ts'
+import { createDeviceCert } from '../../protocols/policy/records.ts'
+import { HOUR } from './peers.ts'
 
 type Requester = { identity: Pick<Identity, 'principal' | 'device'> }
+
+/**
+ * A principal of its own, with no grant anywhere, that certified the peer `peerId` as its
+ * device (with a new sealing key) for the hour to come: a requester for `keyRequest`.
+ */
+export function stranger(peerId: string): Requester {
+  const kp = generateSigningKeyPair()
+  const principal = { ...kp, did: didFromPublicKey(kp.publicKey) }
+  const now = Date.now()
+  const device = createDeviceCert(principal, peerId, generateSealingKeyPair().publicKey, now - 1000, now + HOUR)
+  return { identity: { principal, device } }
+}
 
 /**
  * A key request signed by `by`'s principal, carrying its device certificate, with a new nonce
