@@ -11,29 +11,17 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
-import { didFromPublicKey, generateSealingKeyPair, generateSigningKeyPair } from '../../crypto/identity.ts'
-import { openSealed } from '../../crypto/seal.ts'
 import type { EdgewardLibp2p } from '../../node/network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
 import { openStore, pad } from '../../node/store.ts'
-import {
-  createKeyRequest,
-  decodeEpochKeys,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  type KeyRequest,
-  type KeyResponse,
-  MAX_KEY_RESPONSE_BYTES,
-  releaseInfo,
-} from '../../protocols/access/messages.ts'
+import type { KeyRequest, KeyResponse } from '../../protocols/access/messages.ts'
 import { decryptReadings, encodeEncryptedReading, encodeReadingsMessage } from '../../protocols/data/reading.ts'
-import { createDeviceCert, createGrant } from '../../protocols/policy/records.ts'
+import { createGrant } from '../../protocols/policy/records.ts'
 import { policyTopic, readingsTopic } from '../../protocols/sync/messages.ts'
+import { askKeys, keyRequest, openRelease, stranger } from '../support/keys.ts'
 import { cut, grantTo, HOUR, headsOf, Peers, publish, revoke, STREAM, spaceWith } from '../support/peers.ts'
 import { until } from '../support/wait.ts'
 
@@ -154,22 +142,9 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
     /** A key request signed by the reader's principal, carrying the reader's device certificate. */
     const readerRequest = (fields: Partial<Omit<KeyRequest, 't' | 'iss'>> = {}) =>
-      createKeyRequest(reader.identity.principal, {
-        space,
-        stream: STREAM,
-        form: 'raw',
-        epochs: [0],
-        grant: grantId,
-        device: reader.identity.device.bytes,
-        nonce: randomBytes(16),
-        ts: Date.now(),
-        ...fields,
-      })
+      keyRequest(reader, { space, stream: STREAM, grant: grantId, ...fields })
 
-    const ask = async (from: EdgewardLibp2p, body: Uint8Array): Promise<KeyResponse> =>
-      decodeKeyResponse(
-        await request(from, peerIdFromString(gateway.identity.peerId), KEYS_PROTOCOL, body, MAX_KEY_RESPONSE_BYTES),
-      )
+    const ask = (from: EdgewardLibp2p, body: Uint8Array) => askKeys(from, gateway.identity.peerId, body)
 
     const assertRefused = (res: KeyResponse, code: string) => {
       assert.equal(res.ok, false, `expected a refusal with ${code}`)
@@ -226,26 +201,8 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
       refusals++
 
       // and: the attacker as a principal of its own, with a certificate for its own peer, and no grant
-      const kp = generateSigningKeyPair()
-      const intruder = { ...kp, did: didFromPublicKey(kp.publicKey) }
-      const cert = createDeviceCert(
-        intruder,
-        attacker.peerId.toString(),
-        generateSealingKeyPair().publicKey,
-        now - 1000,
-        now + HOUR,
-      )
-      const intruderRequest = (grant?: string) =>
-        createKeyRequest(intruder, {
-          space,
-          stream: STREAM,
-          form: 'raw',
-          epochs: [0],
-          grant,
-          device: cert.bytes,
-          nonce: randomBytes(16),
-          ts: Date.now(),
-        }).bytes
+      const intruder = stranger(attacker.peerId.toString())
+      const intruderRequest = (grant?: string) => keyRequest(intruder, { space, stream: STREAM, grant }).bytes
       assertRefused(await ask(attacker, intruderRequest()), 'no-grant')
       refusals++
       assertRefused(await ask(attacker, intruderRequest(grantId)), 'wrong-subject')
@@ -263,9 +220,7 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
       assert.equal(res.grant, grantId)
       assert.ok(res.lease > Date.now() && res.lease <= Date.now() + 15 * 60 * 1000, 'a lease of at most 15 minutes')
 
-      const keys = decodeEpochKeys(
-        await openSealed(reader.identity.sealing.secretKey, res.sealed, releaseInfo(req.bytes)),
-      )
+      const keys = await openRelease(reader, res, req.bytes)
       assert.deepEqual(
         keys.map(k => k.epoch),
         [0],
@@ -278,13 +233,10 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 
       // the sealed box is bound to its request and to the device's key
       await assert.rejects(
-        openSealed(reader.identity.sealing.secretKey, res.sealed, releaseInfo(readerRequest().bytes)),
+        openRelease(reader, res, readerRequest().bytes),
         (err: Error) => err.name === 'DecryptionError',
       )
-      await assert.rejects(
-        openSealed(gateway.identity.sealing.secretKey, res.sealed, releaseInfo(req.bytes)),
-        (err: Error) => err.name === 'DecryptionError',
-      )
+      await assert.rejects(openRelease(gateway, res, req.bytes), (err: Error) => err.name === 'DecryptionError')
     })
 
     it('refuses gossiped readings from a peer that holds no keys, and stores nothing from it', async () => {
