@@ -13,16 +13,8 @@ import { after, before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { randomBytes } from '../../crypto/hash.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
-import {
-  createKeyRequest,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  type KeyResponse,
-  MAX_KEY_RESPONSE_BYTES,
-} from '../../protocols/access/messages.ts'
+import type { KeyResponse } from '../../protocols/access/messages.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import {
   createDelegation,
@@ -33,6 +25,7 @@ import {
   type RevocationTarget,
 } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
+import { askKeys, keyRequest } from '../support/keys.ts'
 import { cut, HOUR, Peers, spaceWith } from '../support/peers.ts'
 import { until, waitFor } from '../support/wait.ts'
 
@@ -307,21 +300,8 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
   })
 
   describe('maxReleases, asked on the wire', () => {
-    const ask = async (grant: string, epochs = [0]): Promise<KeyResponse> => {
-      const req = createKeyRequest(R.identity.principal, {
-        space,
-        stream: 'temp',
-        form: 'raw',
-        epochs,
-        grant,
-        device: R.identity.device.bytes,
-        nonce: randomBytes(16),
-        ts: Date.now(),
-      })
-      return decodeKeyResponse(
-        await request(R.libp2p, peerIdFromString(G.identity.peerId), KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES),
-      )
-    }
+    const ask = (grant: string, epochs = [0]) =>
+      askKeys(R.libp2p, G.identity.peerId, keyRequest(R, { space, stream: 'temp', epochs, grant }).bytes)
     const outcome = (res: KeyResponse) => (res.ok ? 'released' : res.code)
 
     it('concurrent requests under a grant never get more releases than it allows', async () => {
