@@ -7,21 +7,10 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { randomBytes } from '../../crypto/hash.ts'
-import { openSealed } from '../../crypto/seal.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
-import {
-  createKeyRequest,
-  decodeEpochKeys,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  MAX_KEY_RESPONSE_BYTES,
-  releaseInfo,
-} from '../../protocols/access/messages.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation, createGrant, type Grant } from '../../protocols/policy/records.ts'
+import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
 import { Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -37,24 +26,11 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
 
   /** Ask the key holder for one epoch's raw key, as the reader; the key as the reader would keep it. */
   const keyOf = async (stream: string, epoch: number, grant: string): Promise<Uint8Array> => {
-    const req = createKeyRequest(reader.identity.principal, {
-      space,
-      stream,
-      form: 'raw',
-      epochs: [epoch],
-      grant,
-      device: reader.identity.device.bytes,
-      nonce: randomBytes(16),
-      ts: Date.now(),
-    })
-    const gwId = peerIdFromString(gw.identity.peerId)
-    const res = decodeKeyResponse(await request(reader.libp2p, gwId, KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES))
+    const req = keyRequest(reader, { space, stream, epochs: [epoch], grant })
+    const res = await askKeys(reader.libp2p, gw.identity.peerId, req.bytes)
     assert.equal(res.ok, true, JSON.stringify(res))
     if (!res.ok) throw new Error('refused')
-    const keys = decodeEpochKeys(
-      await openSealed(reader.identity.sealing.secretKey, res.sealed, releaseInfo(req.bytes)),
-    )
-    return keys[0].key
+    return (await openRelease(reader, res, req.bytes))[0].key
   }
 
   const grant = async (fields: Partial<Grant> & { streams: string[] }, by = gw) => {
