@@ -22,28 +22,17 @@ import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { fromBase64url, fromHex, toHex } from '../../crypto/encoding.ts'
-import { randomBytes } from '../../crypto/hash.ts'
-import { openSealed } from '../../crypto/seal.ts'
 import type { ApiClient } from '../../node/cli/client.ts'
 import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
-import {
-  createKeyRequest,
-  decodeEpochKeys,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  MAX_EPOCHS_PER_REQUEST,
-  MAX_KEY_RESPONSE_BYTES,
-  releaseInfo,
-} from '../../protocols/access/messages.ts'
+import { MAX_EPOCHS_PER_REQUEST } from '../../protocols/access/messages.ts'
 import { decodeEntry, type ReleaseEntry, requestHash } from '../../protocols/audit/entries.ts'
 import { type AuditReport, verifyReport } from '../../protocols/audit/report.ts'
 import { decryptReadings, type EncryptedReading, readingsIn } from '../../protocols/data/reading.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
+import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
 import { stopPeers } from '../support/local-peers.ts'
 import { Peers, rng } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
@@ -86,23 +75,10 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
 
   /** One key request on the wire, as the reader's device; what it was given is recorded. */
   async function requestKeys(epochs: number[]): Promise<void> {
-    const req = createKeyRequest(reader.identity.principal, {
-      space,
-      stream: STREAM,
-      form: 'raw',
-      epochs,
-      grant: grantId,
-      device: reader.identity.device.bytes,
-      nonce: randomBytes(16),
-      ts: Date.now(),
-    })
-    const res = decodeKeyResponse(
-      await request(reader.libp2p, peerIdFromString(gw.info.peerId), KEYS_PROTOCOL, req.bytes, MAX_KEY_RESPONSE_BYTES),
-    )
+    const req = keyRequest(reader, { space, stream: STREAM, epochs, grant: grantId })
+    const res = await askKeys(reader.libp2p, gw.info.peerId, req.bytes)
     if (!res.ok) throw new Error(`key request refused: ${res.code}: ${res.reason}`)
-    const keys = decodeEpochKeys(
-      await openSealed(reader.identity.sealing.secretKey, res.sealed, releaseInfo(req.bytes)),
-    )
+    const keys = await openRelease(reader, res, req.bytes)
     released.push({ reqHash: toHex(requestHash(req.bytes)), epochs, lease: res.lease, grant: res.grant, keys })
   }
 
