@@ -9,21 +9,19 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { randomBytes } from '../../crypto/hash.ts'
 import { ApiServer } from '../../node/api.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
+import type { EdgewardNode } from '../../node/node.ts'
 import type { OpenedObject } from '../../node/services/objects.ts'
 import { pad } from '../../node/store.ts'
 import { readingCount, readingsIn } from '../../protocols/data/reading.ts'
 import { createRevocation } from '../../protocols/policy/records.ts'
+import { HOUR, Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
-const HOUR = 3600_000
 const MB = 1024 * 1024
 const DEADLINE_MS = 20_000
 
@@ -33,24 +31,9 @@ interface Api {
   token: string
 }
 
-/** Every node and API server the suite starts, and its temp dir; `stopAll` ends them all. */
-class Peers {
-  root = ''
-  private readonly running = new Set<EdgewardNode>()
+/** support's `Peers`, and the API servers the suite starts on its nodes: closed before the nodes stop. */
+class PeersWithApis extends Peers {
   private readonly apis = new Set<ApiServer>()
-
-  async init(): Promise<void> {
-    this.root = await mkdtemp(join(tmpdir(), 'edgeward-objects-'))
-  }
-
-  async node(name: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
-    const dataDir = join(this.root, name)
-    await createIdentity(dataDir, { now: Date.now() })
-    const node = await EdgewardNode.create({ dataDir, ...opts })
-    this.running.add(node)
-    await node.start()
-    return node
-  }
 
   async api(node: EdgewardNode): Promise<Api> {
     const token = Buffer.from(randomBytes(16)).toString('hex')
@@ -59,13 +42,13 @@ class Peers {
     return { server, url: await server.listen(0), token }
   }
 
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.apis].map(a => a.close()))
-    await Promise.all([...this.running].map(n => n.stop()))
-    this.running.clear()
-    if (this.root !== '') await rm(this.root, { recursive: true, force: true })
-    const tcp = process.getActiveResourcesInfo().filter(r => r.startsWith('TCP'))
-    assert.deepEqual(tcp, [], 'every TCP listener and connection is closed')
+  override async stopAll(): Promise<void> {
+    try {
+      await Promise.all([...this.apis].map(a => a.close()))
+      this.apis.clear()
+    } finally {
+      await super.stopAll()
+    }
   }
 }
 
@@ -122,7 +105,7 @@ async function refusal(p: Promise<unknown>): Promise<Error> {
 }
 
 describe('objects: files and messages as governed streams', { timeout: 300_000 }, () => {
-  const peers = new Peers()
+  const peers = new PeersWithApis()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let stranger: EdgewardNode
@@ -146,7 +129,7 @@ describe('objects: files and messages as governed streams', { timeout: 300_000 }
   }
 
   before(async () => {
-    await peers.init()
+    await peers.init('objects')
     gw = await peers.node('gateway')
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     stranger = await peers.node('stranger', { bootstrap: gw.addresses() })
