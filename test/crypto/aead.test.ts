@@ -2,19 +2,9 @@ import assert from 'node:assert/strict'
 import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { AEAD_KEY_BYTES, AEAD_OVERHEAD, aeadDecrypt, aeadEncrypt, generateAeadKey } from '../../crypto/aead.ts'
-import { DecryptionError } from '../../crypto/errors.ts'
+import { flipBit, isDecryptionError } from '../support/crypto.ts'
 
 const utf8 = new TextEncoder()
-
-function isDecryptionError(err: unknown): boolean {
-  return err instanceof DecryptionError && err.name === 'DecryptionError'
-}
-
-function flipBit(b: Uint8Array, index: number, bit = 0): Uint8Array {
-  const copy = new Uint8Array(b)
-  copy[index] ^= 1 << bit
-  return copy
-}
 
 describe('aeadEncrypt / aeadDecrypt', () => {
   const key = generateAeadKey()

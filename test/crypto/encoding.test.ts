@@ -10,16 +10,9 @@ import {
   toHex,
 } from '../../crypto/encoding.ts'
 import { InvalidEncodingError } from '../../crypto/errors.ts'
+import { bytes, hexOf } from '../support/crypto.ts'
 
 const LIMIT = 1024
-
-function bytes(hex: string): Uint8Array {
-  return new Uint8Array(Buffer.from(hex, 'hex'))
-}
-
-function hexOf(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
-}
 
 function isInvalidEncoding(err: unknown): boolean {
   return err instanceof InvalidEncodingError && err.name === 'InvalidEncodingError'

@@ -2,12 +2,9 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { constantTimeEqual, randomBytes, sha256, taggedHash } from '../../crypto/hash.ts'
+import { hexOf } from '../support/crypto.ts'
 
 const utf8 = new TextEncoder()
-
-function hexOf(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
-}
 
 describe('sha256', () => {
   it('matches the FIPS 180-2 examples', () => {

@@ -15,16 +15,9 @@ import {
   signTagged,
   verifyTagged,
 } from '../../crypto/identity.ts'
+import { bytes, hexOf } from '../support/crypto.ts'
 
 const utf8 = new TextEncoder()
-
-function bytes(hex: string): Uint8Array {
-  return new Uint8Array(Buffer.from(hex, 'hex'))
-}
-
-function hexOf(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
-}
 
 function isInvalidDid(err: unknown): boolean {
   return err instanceof InvalidDidError && err.name === 'InvalidDidError'

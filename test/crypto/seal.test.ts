@@ -2,29 +2,11 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { Aes128Gcm, Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
-import { DecryptionError } from '../../crypto/errors.ts'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import { openSealed, type SealedBox, sealTo, sealWithEphemeral } from '../../crypto/seal.ts'
+import { bytes, flipBit, hexOf, isDecryptionError } from '../support/crypto.ts'
 
 const utf8 = new TextEncoder()
-
-function bytes(hex: string): Uint8Array {
-  return new Uint8Array(Buffer.from(hex, 'hex'))
-}
-
-function hexOf(b: ArrayBuffer | Uint8Array): string {
-  return Buffer.from(b instanceof Uint8Array ? b : new Uint8Array(b)).toString('hex')
-}
-
-function isDecryptionError(err: unknown): boolean {
-  return err instanceof DecryptionError && err.name === 'DecryptionError'
-}
-
-function flipBit(b: Uint8Array, index: number, bit = 0): Uint8Array {
-  const copy = new Uint8Array(b)
-  copy[index] ^= 1 << bit
-  return copy
-}
 
 describe('sealTo / openSealed', () => {
   const recipient = generateSealingKeyPair()
