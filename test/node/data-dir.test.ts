@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { BIN, runCli } from '../../node/cli/local-network.ts'
+import { runToExit } from '../support/run-script.ts'
 
 /** Every path under `dir` (itself included) whose mode is not 0700 (directory) or 0600 (file). */
 async function notPrivate(dir: string): Promise<string[]> {
@@ -76,21 +77,6 @@ async function start(dir: string): Promise<Running> {
   const status = await fetch(`${api}/v1/status`, { headers: { authorization: `Bearer ${token}` } })
   assert.equal(status.status, 200)
   return { proc, api, stderr: () => stderr, stop }
-}
-
-/** An `edgeward` command that should end by itself: its exit code and stderr, or -1 if it still ran after 20 s. */
-function runToExit(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    proc.stderr.on('data', d => (stderr += d))
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000)
-    proc.on('error', reject)
-    proc.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code: code ?? -1, stderr })
-    })
-  })
 }
 
 const lines = (text: string, pattern: RegExp): string[] => text.split('\n').filter(l => pattern.test(l))

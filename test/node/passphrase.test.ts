@@ -6,14 +6,14 @@
  * development-mode keystore is refused the same way (the keystore may have been swapped).
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { runToExit } from '../support/run-script.ts'
 
 const PASSPHRASE = 'correct horse battery staple'
 
@@ -25,19 +25,7 @@ function envWith(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /** `edgeward start` that should fail: its exit code and stderr, or -1 if it still ran after 20 s. */
-function startExpectingFailure(dir: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'start', '--data', dir], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    proc.stderr.on('data', d => (stderr += d))
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000)
-    proc.on('error', reject)
-    proc.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code: code ?? -1, stderr })
-    })
-  })
-}
+const startExpectingFailure = (dir: string, env: NodeJS.ProcessEnv) => runToExit(['start', '--data', dir], env)
 
 function assertOneLine(r: { code: number; stderr: string }, pattern: RegExp): void {
   assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`)
