@@ -13,7 +13,7 @@ import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { auditVerify, ReportInvalidError } from '../../node/cli/audit.ts'
 import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { UsageError } from '../../node/errors.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { initData, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -46,11 +46,7 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-audit-cli-'))
     reportFile = join(root, 'report.json')
-    for (const name of ['gateway', 'a']) {
-      const r = await runCli(['init', '--data', join(root, name), '--json'])
-      assert.equal(r.code, 0, r.stderr)
-      dids[name] = JSON.parse(r.stdout).did
-    }
+    for (const name of ['gateway', 'a']) dids[name] = await initData(join(root, name))
     peers.gateway = await startPeer('gateway', join(root, 'gateway'))
     peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })
   })

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { randomBytes } from '../../crypto/hash.ts'
 import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { initData, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
@@ -43,11 +43,7 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-objects-cli-'))
-    for (const name of ['gateway', 'a']) {
-      const r = await runCli(['init', '--data', join(root, name), '--json'])
-      assert.equal(r.code, 0, r.stderr)
-      dids[name] = JSON.parse(r.stdout).did
-    }
+    for (const name of ['gateway', 'a']) dids[name] = await initData(join(root, name))
     peers.gateway = await startPeer('gateway', join(root, 'gateway'))
     peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })
     const created = await peers.gateway.cli(['space', 'create', 'shared-folder'])

@@ -1,7 +1,17 @@
-/** The end of a suite of real peer processes: every node stops, with exit code 0, and its files go. */
+/**
+ * A suite of real peer processes: a data directory `edgeward init` made, and the end of the
+ * suite, where every node stops, with exit code 0, and its files go.
+ */
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
-import type { LocalPeer } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli } from '../../node/cli/local-network.ts'
+
+/** `edgeward init --json` on `dataDir`, which must succeed; the did of the principal it made. */
+export async function initData(dataDir: string): Promise<string> {
+  const r = await runCli(['init', '--data', dataDir, '--json'])
+  assert.equal(r.code, 0, r.stderr)
+  return JSON.parse(r.stdout).did
+}
 
 export async function stopPeers(peers: LocalPeer[], root: string): Promise<void> {
   const codes = await Promise.all(peers.map(p => p.stop()))
