@@ -102,11 +102,19 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     await page.keyboard.press('Enter')
     const heading = page.getByRole('heading', { level: 1, name: 'Health' })
     await heading.waitFor()
-    assert.equal(
-      await inPage(page, `document.activeElement?.tagName + ' ' + document.activeElement?.textContent`),
-      'H1 Health',
-      'the new screen’s heading has focus',
-    )
+    // the screen moves focus to its heading once it has rendered: wait for it, with a deadline
+    const focusedHeading = `document.activeElement?.tagName + ' ' + document.activeElement?.textContent`
+    await page
+      .waitForFunction(
+        () => {
+          const active = (globalThis as any).document.activeElement
+          return `${active?.tagName} ${active?.textContent}` === 'H1 Health'
+        },
+        undefined,
+        { timeout: 10_000 },
+      )
+      .catch(() => undefined)
+    assert.equal(await inPage(page, focusedHeading), 'H1 Health', 'the new screen’s heading has focus')
 
     const verdict = page.locator('#verdict')
     assert.equal(await verdict.textContent(), 'Fine')
@@ -129,7 +137,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
     // a space and no peer: the node needs attention, and the open page says so by itself
     await page.locator('#verdict', { hasText: 'Needs attention' }).waitFor({ timeout: 10_000 })
     assert.match((await page.locator('.indicator-summary').textContent()) ?? '', /^No peer connected/)
-    assert.ok(await page.getByText('plant-7: policy here').isVisible())
+    await page.getByText('plant-7: policy here').waitFor({ state: 'visible', timeout: 10_000 })
     assert.equal(await inPage(page, 'window.notReloaded'), true)
     assert.equal(await page.locator('.dot-attention').count(), 1, 'the navigation shows it too')
     await page.screenshot({ path: join(shots, 'health-attention.png'), fullPage: true })
