@@ -11,10 +11,13 @@ import { policyTopic } from '../protocols/sync/messages.ts'
 import { newPrincipal } from '../test/protocols/fixtures.ts'
 import { orphans } from '../test/support/hostile.ts'
 import { Peers } from '../test/support/peers.ts'
+import { until } from '../test/support/wait.ts'
 import type { Figure, Suite } from './harness.ts'
 import { versus } from './harness.ts'
 
 const ATTACK = 700
+/** how long each step of the set-up and the attack may take */
+const WAIT_MS = 60_000
 
 /** CPU time of this process (both honest nodes run in it), in ms per second of wall time, over `ms`. */
 async function cpuPerSecond(ms: number): Promise<number> {
@@ -47,17 +50,16 @@ const hostile: Suite = async ({ quick }) => {
       await n.joinSpace(space)
     }
     await attacker.libp2p.dial(reader.libp2p.getMultiaddrs()[0])
-    const deadline = Date.now() + 60_000
-    const until = async (what: string, ok: () => boolean) => {
-      while (!ok()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-        await new Promise(r => setTimeout(r, 50))
-      }
-    }
-    await until('the space everywhere', () =>
-      [reader, attacker].every(n => n.policy.document(space).state.streams.has('temp')),
+    await until(
+      'the space everywhere',
+      () => [reader, attacker].every(n => n.policy.document(space).state.streams.has('temp')),
+      WAIT_MS,
     )
-    await until('gossip peers', () => attacker.libp2p.services.pubsub.getSubscribers(policyTopic(space)).length >= 2)
+    await until(
+      'gossip peers',
+      () => attacker.libp2p.services.pubsub.getSubscribers(policyTopic(space)).length >= 2,
+      WAIT_MS,
+    )
     // settle after the set-up, then measure the idle space
     await new Promise(r => setTimeout(r, windowMs))
     const before = await windows(count, windowMs)
@@ -67,7 +69,11 @@ const hostile: Suite = async ({ quick }) => {
     for (const m of flood) await attacker.libp2p.services.pubsub.publish(policyTopic(space), m)
     const handled = (n: typeof gw) =>
       n.metrics.total('edgeward_policy_changes_dropped_total') + n.policy.document(space).waiting
-    await until('both honest nodes to take the flood', () => handled(gw) >= ATTACK && handled(reader) >= ATTACK)
+    await until(
+      'both honest nodes to take the flood',
+      () => handled(gw) >= ATTACK && handled(reader) >= ATTACK,
+      WAIT_MS,
+    )
     await attacker.stop()
     await new Promise(r => setTimeout(r, windowMs))
     const after = await windows(count, windowMs)
