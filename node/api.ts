@@ -339,6 +339,12 @@ export class ApiServer {
           synchronised: true,
           name: s.genesis.body.name,
           owner: s.owner,
+          role:
+            s.owner === n.identity.principal.did
+              ? 'owner'
+              : [...s.delegations.values()].some(d => d.body.admin === n.identity.principal.did)
+                ? 'admin'
+                : 'member',
           keyHolder: s.holders.includes(n.identity.peerId),
           streams: [...s.streams.keys()],
           grants: s.grants.size,

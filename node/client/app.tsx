@@ -3,14 +3,37 @@
  * has), then the shell — navigation on the left, the one current screen on the right. Only
  * the current screen is rendered; the node's state arrives as events while the page is visible.
  */
+
+import type { FunctionComponent } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { Health, SessionInfo } from '../ui/contract.ts'
 import { ApiContext, ApiError, type Connection, currentSession, NodeApi, redeemLink, useNodeState } from './api.ts'
 import { hrefOf, SCREENS, type ScreenId, screenFromHash } from './routes.ts'
+import { AccessScreen } from './screens/access.tsx'
+import { AuditScreen } from './screens/audit.tsx'
+import { FilesScreen } from './screens/files.tsx'
 import { HealthScreen } from './screens/health.tsx'
 import { IdentityScreen } from './screens/identity.tsx'
+import { InboxScreen } from './screens/inbox.tsx'
+import { MessagesScreen } from './screens/messages.tsx'
 import { NotBuiltScreen } from './screens/not-built.tsx'
+import type { ScreenProps } from './screens/props.ts'
 import { SignInScreen } from './screens/sign-in.tsx'
+import { SpacesScreen } from './screens/spaces.tsx'
+import { StreamsScreen } from './screens/streams.tsx'
+
+/** Each screen's component, by route. */
+const COMPONENTS: Record<ScreenId, FunctionComponent<ScreenProps>> = {
+  inbox: InboxScreen,
+  spaces: SpacesScreen,
+  files: FilesScreen,
+  messages: MessagesScreen,
+  streams: StreamsScreen,
+  access: AccessScreen,
+  audit: AuditScreen,
+  health: ({ state }) => <HealthScreen health={state.health} />,
+  identity: ({ state }) => <IdentityScreen identity={state.identity} />,
+}
 
 type Phase = { kind: 'opening' } | { kind: 'signed-out'; reason?: string } | { kind: 'ready'; session: SessionInfo }
 
@@ -70,6 +93,7 @@ function Shell() {
   const heading = useRef<HTMLHeadingElement>(null)
   const first = useRef(true)
   const screen = SCREENS.find(s => s.id === current)!
+  const Current = COMPONENTS[current]
 
   // a new screen: its heading takes the focus (not on the first render), so that keyboard and reader follow
   useEffect(() => {
@@ -111,10 +135,8 @@ function Shell() {
           <NotBuiltScreen screen={screen} />
         ) : state === undefined ? (
           <p class="muted">Waiting for the node…</p>
-        ) : current === 'health' ? (
-          <HealthScreen health={state.health} />
         ) : (
-          <IdentityScreen identity={state.identity} />
+          <Current state={state} />
         )}
       </main>
     </div>

@@ -1,7 +1,7 @@
 /**
  * What the desktop client and the node's UI server agree on: the JSON of the client's own
  * endpoints (`/ui/session`, `/ui/state`, `/ui/events`, `/ui/links`) and the header a change
- * carries. Written once, imported by the node (node/ui/), the client (node/client/) and the
+ * carries. The JSON of each screen's own API calls is in `contract-<screen>.ts` beside it. Written once, imported by the node (node/ui/), the client (node/client/) and the
  * tests. No imports: the browser bundle includes this file.
  */
 
@@ -67,8 +67,30 @@ export interface Health {
   counters: CounterView[]
 }
 
+/** What this person is in a space. */
+export type SpaceRole = 'owner' | 'admin' | 'member'
+
+/** A space this node owns or joined, as the screens list it. */
+export interface SpaceView {
+  /** the space id (64 hex): for the API, never for a person to read */
+  id: string
+  /** the name its owner gave it (undefined until the space has synchronised) */
+  name?: string
+  synchronised: boolean
+  role: SpaceRole
+  /** the owner's did:key */
+  owner?: string
+  /** this node holds the space's data keys */
+  keyHolder: boolean
+  /** the space's streams (objects not included) */
+  streams: string[]
+}
+
 /** What `GET /ui/state` answers and `/ui/events` pushes (event `state`) whenever it changes. */
 export interface ClientState {
   identity: IdentityView
   health: Health
+  spaces: SpaceView[]
+  /** changes whenever what is shared with this person changes: the client fetches `/v1/inbox` again */
+  inboxVersion: number
 }

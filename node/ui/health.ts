@@ -3,7 +3,16 @@
  * Prometheus text of `GET /metrics`). The node decides and the client only shows: this is
  * where "fine", "needs attention" and "trouble" are defined. Pure: same input, same answer.
  */
-import type { CheckState, ClientState, CounterView, Health, HealthCheck, IdentityView } from './contract.ts'
+import type {
+  CheckState,
+  ClientState,
+  CounterView,
+  Health,
+  HealthCheck,
+  IdentityView,
+  SpaceRole,
+  SpaceView,
+} from './contract.ts'
 
 /** The fields of `GET /v1/status` this module reads (node/api.ts `status()`). */
 export interface NodeStatus {
@@ -18,6 +27,9 @@ export interface NodeStatus {
     synchronised: boolean
     name?: string
     keyHolder?: boolean
+    owner?: string
+    role?: SpaceRole
+    streams?: string[]
   }[]
   audit?: {
     equivocations: { log: string; reason: string; seenAt: number }[]
@@ -217,7 +229,22 @@ export function identityOf(s: NodeStatus): IdentityView {
   return { did: s.did, peerId: s.peerId, keysEncrypted: !s.developmentMode, addresses: s.addresses }
 }
 
-/** The whole state the client shows. */
-export function clientState(s: NodeStatus, metricsText: string): ClientState {
-  return { identity: identityOf(s), health: assessHealth(s, metricsText) }
+/** The spaces as the screens list them: named ones first, by name. */
+export function spacesOf(s: NodeStatus): SpaceView[] {
+  return s.spaces
+    .map(x => ({
+      id: x.id,
+      ...(x.name === undefined ? {} : { name: x.name }),
+      synchronised: x.synchronised,
+      role: x.role ?? 'member',
+      ...(x.owner === undefined ? {} : { owner: x.owner }),
+      keyHolder: x.keyHolder === true,
+      streams: (x.streams ?? []).filter(n => !n.startsWith('obj-')),
+    }))
+    .sort((a, b) => (a.name ?? '\uffff').localeCompare(b.name ?? '\uffff') || (a.id < b.id ? -1 : 1))
+}
+
+/** The whole state the client shows; `inboxVersion` changes whenever what is shared with this person does. */
+export function clientState(s: NodeStatus, metricsText: string, inboxVersion = 0): ClientState {
+  return { identity: identityOf(s), health: assessHealth(s, metricsText), spaces: spacesOf(s), inboxVersion }
 }

@@ -35,6 +35,8 @@ export interface ClientServerComponents {
   metrics: Metrics
   /** the API's `GET /v1/status` answer */
   status: () => Record<string, unknown>
+  /** changes whenever what is shared with this person does (the inbox) */
+  inboxVersion?: () => number
 }
 
 export interface ClientServerOptions {
@@ -75,7 +77,10 @@ const INDEX_HTML = `<!doctype html>
 `
 
 /** Paths anyone on this machine may GET (with the right Host and Origin): the page and its bundle. */
-const PUBLIC_GET = new Set(['/', '/index.html', '/ui/app.js', '/ui/app.css', '/ui/icon.svg'])
+const PUBLIC_GET = new Set(['/', '/index.html'])
+/** The bundle's files: `/ui/app.js`, `/ui/chunk-HASH.js`, `/ui/pdf.worker.js`, ... (served when the bundle has them). */
+const BUNDLE_PATH = /^\/ui\/[a-z][a-z0-9.-]{0,40}\.(js|css|svg)$/i
+const isBundlePath = (path: string): boolean => BUNDLE_PATH.test(path)
 const SAFE_METHODS = new Set(['GET', 'HEAD'])
 const MAX_LOGIN_BODY = 1024
 
@@ -139,7 +144,7 @@ export class ClientServer {
     if (byApi === undefined || byApi.reason !== 'token') return byApi
     const path = pathOf(req)
     const method = req.method ?? 'GET'
-    if (SAFE_METHODS.has(method) && PUBLIC_GET.has(path)) return undefined
+    if (SAFE_METHODS.has(method) && (PUBLIC_GET.has(path) || isBundlePath(path))) return undefined
     if (method === 'POST' && path === '/ui/session') return undefined
     if (path === '/ui/links') return byApi
     const session = this.sessions.find(cookieOf(req), this.c.now())
@@ -163,17 +168,13 @@ export class ClientServer {
       res.end(m === 'HEAD' ? undefined : INDEX_HTML)
       return true
     }
-    if (SAFE_METHODS.has(m) && (path === '/ui/app.js' || path === '/ui/app.css' || path === '/ui/icon.svg')) {
-      const files = await this.bundle.files()
-      const [body, type] =
-        path === '/ui/app.js'
-          ? [files.js, 'text/javascript; charset=utf-8']
-          : path === '/ui/app.css'
-            ? [files.css, 'text/css; charset=utf-8']
-            : [files.icon, 'image/svg+xml']
-      res.writeHead(200, { 'content-type': type, 'content-length': body.length })
-      res.end(m === 'HEAD' ? undefined : body)
-      return true
+    if (SAFE_METHODS.has(m) && isBundlePath(path)) {
+      const file = (await this.bundle.files()).get(path.slice('/ui/'.length))
+      if (file !== undefined) {
+        res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length })
+        res.end(m === 'HEAD' ? undefined : file.body)
+        return true
+      }
     }
     if (path === '/ui/links' && m === 'POST') {
       sendJson(res, 200, this.createLink(req))
@@ -200,7 +201,11 @@ export class ClientServer {
 
   /** The client's state, from the API's own status and metrics. */
   state(): ClientState {
-    return clientState(this.c.status() as unknown as NodeStatus, this.c.metrics.prometheus())
+    return clientState(
+      this.c.status() as unknown as NodeStatus,
+      this.c.metrics.prometheus(),
+      this.c.inboxVersion?.() ?? 0,
+    )
   }
 
   private createLink(req: IncomingMessage): LoginLink {
