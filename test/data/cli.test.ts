@@ -8,8 +8,8 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import { initData, jsonLines as lines, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('forms and backfill from the command line', { timeout: 180_000 }, () => {
@@ -18,19 +18,11 @@ describe('forms and backfill from the command line', { timeout: 180_000 }, () =>
   let gw: LocalPeer
   let space: string
   const t0 = 1_800_000_000_000
-  const lines = (out: string) =>
-    out
-      .trim()
-      .split('\n')
-      .filter(l => l !== '')
-      .map(l => JSON.parse(l))
-
   const peer = async (name: string, bootstrap?: string[]) => {
-    const r = await runCli(['init', '--data', join(root, name), '--json'])
-    assert.equal(r.code, 0, r.stderr)
+    const did = await initData(join(root, name))
     const p = await startPeer(name, join(root, name), { bootstrap })
     peers.push(p)
-    return { p, did: JSON.parse(r.stdout).did as string }
+    return { p, did }
   }
 
   before(async () => {

@@ -12,8 +12,8 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { BIN, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import { initData, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -64,11 +64,8 @@ describe('read --follow when the grant is revoked mid-stream', { timeout: 120_00
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-follow-revoke-'))
-    for (const name of ['gw', 'reader']) {
-      const r = await runCli(['init', '--data', join(root, name), '--json'])
-      assert.equal(r.code, 0, r.stderr)
-      if (name === 'reader') readerDid = JSON.parse(r.stdout).did
-    }
+    await initData(join(root, 'gw'))
+    readerDid = await initData(join(root, 'reader'))
     gw = await startPeer('gw', join(root, 'gw'))
     peers.push(gw)
     reader = await startPeer('reader', join(root, 'reader'), { bootstrap: gw.info.addresses })

@@ -14,9 +14,9 @@ import { after, before, describe, it } from 'node:test'
 import { fromBase64url } from '../../crypto/encoding.ts'
 import { didFromPublicKey, generateSigningKeyPair } from '../../crypto/identity.ts'
 import type { ApiClient } from '../../node/cli/client.ts'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { initData, stopPeers } from '../support/local-peers.ts'
 
 const STREAMS = 150
 const ROUNDS = 3
@@ -46,8 +46,7 @@ describe('a revocation when the key holder is killed right after it', { timeout:
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-revocation-crash-'))
     dir = join(root, 'gw')
-    const init = await runCli(['init', '--data', dir, '--json'])
-    assert.equal(init.code, 0, init.stderr)
+    await initData(dir)
     gw = await startPeer('gw', dir)
     peers.push(gw)
     const api = await gw.api()

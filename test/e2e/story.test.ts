@@ -21,7 +21,7 @@ import { createNetwork } from '../../node/network.ts'
 import { actorFor, ENVELOPE_TAG } from '../../protocols/policy/document.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { initData, jsonLines as readLines, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -35,21 +35,13 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
 
   const status = async (p: LocalPeer) => JSON.parse((await p.cli(['status', '--json'])).stdout)
   const spaceStatus = async (p: LocalPeer) => (await status(p)).spaces.find((s: { id: string }) => s.id === space)
-  const readLines = (stdout: string) =>
-    stdout
-      .trim()
-      .split('\n')
-      .filter(l => l !== '')
-      .map(l => JSON.parse(l))
   const storedFromGossip = async (p: LocalPeer) =>
     (await status(p)).counters.edgeward_readings_stored_total?.['source="gossip"'] ?? 0
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-e2e-'))
     for (const name of ['gateway', 'a', 'b']) {
-      const r = await runCli(['init', '--data', join(root, name), '--json'])
-      assert.equal(r.code, 0, r.stderr)
-      dids[name] = JSON.parse(r.stdout).did
+      dids[name] = await initData(join(root, name))
     }
     peers.gateway = await startPeer('gateway', join(root, 'gateway'))
     peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })

@@ -12,16 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readApiToken } from '../../node/api-token.ts'
-import { BIN, type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { BIN, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import { initData, jsonLines as lines } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 import { credentialsIn, Mosquitto, needsMosquitto, publishAll } from './brokers.ts'
-
-const lines = (stdout: string) =>
-  stdout
-    .trim()
-    .split('\n')
-    .filter(l => l !== '')
-    .map(l => JSON.parse(l))
 
 describe('edgeward gateway and edgeward ingest across real processes', { timeout: 90_000 }, () => {
   let root: string
@@ -34,9 +28,7 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
     root = await mkdtemp(join(tmpdir(), 'edgeward-mqtt-cli-'))
     await Promise.all(
       ['gateway', 'reader'].map(async name => {
-        const r = await runCli(['init', '--data', join(root, name), '--json'])
-        assert.equal(r.code, 0, r.stderr)
-        dids[name] = JSON.parse(r.stdout).did
+        dids[name] = await initData(join(root, name))
       }),
     )
   })

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import mqtt from 'mqtt'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import { initData } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 import { credentialsIn } from './brokers.ts'
 
@@ -75,8 +76,7 @@ describe('the embedded broker under SIGKILL', { timeout: 60_000 }, () => {
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-mqtt-crash-'))
-    const r = await runCli(['init', '--data', join(root, 'gw'), '--json'])
-    assert.equal(r.code, 0, r.stderr)
+    await initData(join(root, 'gw'))
   })
 
   after(async () => {

@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type CliResult, isReadRefused, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
-import { stopPeers } from '../support/local-peers.ts'
+import { jsonLines, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 type Json = Record<string, any>
@@ -44,11 +44,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     })
   const readValues = (r: CliResult): unknown[] => {
     assert.equal(r.code, 0, `read exited ${r.code}: ${r.stderr}`)
-    return r.stdout
-      .trim()
-      .split('\n')
-      .filter(l => l !== '')
-      .map(l => JSON.parse(l).value)
+    return jsonLines(r.stdout).map(l => l.value)
   }
   const readRefused = (p: LocalPeer, stream: string) =>
     waitFor(`${p.name} to be refused on ${stream}`, async () =>

@@ -1,6 +1,7 @@
 /**
- * A suite of real peer processes: a data directory `edgeward init` made, and the end of the
- * suite, where every node stops, with exit code 0, and its files go.
+ * A suite of real peer processes: a data directory `edgeward init` made, the JSON lines a
+ * command printed, and the end of the suite, where every node stops, with exit code 0, and its
+ * files go.
  */
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
@@ -11,6 +12,15 @@ export async function initData(dataDir: string): Promise<string> {
   const r = await runCli(['init', '--data', dataDir, '--json'])
   assert.equal(r.code, 0, r.stderr)
   return JSON.parse(r.stdout).did
+}
+
+/** The JSON values of a command's output, one a line (`read`, `grants --json`, …); blank lines are skipped. */
+export function jsonLines(stdout: string): any[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(l => l !== '')
+    .map(l => JSON.parse(l))
 }
 
 export async function stopPeers(peers: LocalPeer[], root: string): Promise<void> {
