@@ -1,7 +1,8 @@
 /**
  * The local API's handlers for objects (files and messages):
- * - POST /v1/spaces/:id/objects?to=DID&for=MS[&download=false][&forward=F][&name=N][&type=file|message]
- *   with the content as the request body, streamed: -> { object, grant, notAfter, size, chunks, sha256 }
+ * - POST /v1/spaces/:id/objects?to=DID[&to=DID…]&for=MS[&download=false][&forward=F][&name=N][&type=file|message]
+ *   with the content as the request body, streamed: -> { object, grant, notAfter, grants, size, chunks, sha256 }
+ *   (one grant per recipient; `grant` and `notAfter` are the first's)
  * - GET /v1/spaces/:id/objects/:object: the plaintext, streamed, with the manifest in
  *   `x-edgeward-*` headers; when the reader's grant forbids download, never the plaintext:
  *   a viewer file instead -> { viewer, until } (until: the key's lease end, ISO 8601)
@@ -16,14 +17,17 @@ import { MAX_OBJECT_NAME, MEDIA_TYPES, type MediaType } from '../protocols/data/
 import { FORWARD_PERMISSIONS, type ForwardPermission } from '../protocols/policy/records.ts'
 import { UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
+import { MAX_RECIPIENTS } from './services/objects.ts'
 
 type Body = Record<string, unknown>
 
 /** Share a file or message streamed in the request body with one principal, for a time. */
 export async function share(node: EdgewardNode, space: string, url: URL, req: IncomingMessage): Promise<Body> {
   const q = url.searchParams
-  const to = q.get('to') ?? ''
-  if (!isDid(to)) throw new UsageError(`--to must be a did:key, got ${JSON.stringify(to)}`)
+  const to = q.getAll('to')
+  if (to.length === 0) throw new UsageError('a share needs at least one recipient (--to DID)')
+  if (to.length > MAX_RECIPIENTS) throw new UsageError(`at most ${MAX_RECIPIENTS} recipients at once`)
+  for (const d of to) if (!isDid(d)) throw new UsageError(`--to must be a did:key, got ${JSON.stringify(d)}`)
   const forMs = Number(q.get('for') ?? Number.NaN)
   if (!Number.isSafeInteger(forMs) || forMs < 1000) throw new UsageError('--for must be a duration of at least 1s')
   const download = q.get('download')
@@ -50,6 +54,7 @@ export async function share(node: EdgewardNode, space: string, url: URL, req: In
     object: shared.object,
     grant: shared.grant,
     notAfter: new Date(shared.notAfter).toISOString(),
+    grants: shared.grants.map(g => ({ to: g.to, grant: g.grant, notAfter: new Date(g.notAfter).toISOString() })),
     name: shared.manifest.name,
     size: shared.manifest.size,
     chunks: shared.manifest.chunks,

@@ -132,7 +132,12 @@ export class ApiServer {
     this.tokenDigest = sha256(new TextEncoder().encode(token))
     this.emptyToken = token === ''
     this.ingest = ingest
-    this.ui = new ClientServer({ now: node.now, metrics: node.metrics, status: () => this.status() })
+    this.ui = new ClientServer({
+      now: node.now,
+      metrics: node.metrics,
+      status: () => this.status(),
+      inboxVersion: () => node.inbox.version,
+    })
     node.metrics.describe(REFUSED_METRIC, 'local API requests refused, by reason (token, host, origin)')
   }
 
@@ -209,6 +214,7 @@ export class ApiServer {
     const n = this.node
     const m = req.method ?? 'GET'
     if (m === 'GET' && url.pathname === '/v1/status') return send(res, 200, this.status())
+    if (m === 'GET' && url.pathname === '/v1/inbox') return send(res, 200, await n.inbox.list())
     if (m === 'GET' && url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
       return void res.end(n.metrics.prometheus())
@@ -308,7 +314,10 @@ export class ApiServer {
     }
     if (parts[3] === 'objects') {
       if (m === 'POST' && parts.length === 4) return send(res, 200, await objectsApi.share(n, space, url, req))
-      if (m === 'GET' && parts.length === 5) return objectsApi.open(n, space, parts[4], res, send)
+      if (m === 'GET' && parts.length === 5) {
+        await objectsApi.open(n, space, parts[4], res, send)
+        return n.inbox.touch()
+      }
       if (m === 'GET' && parts.length === 6 && parts[5] === 'access')
         return send(res, 200, await objectsApi.access(n, space, parts[4]))
     }

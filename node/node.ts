@@ -16,6 +16,7 @@ import type { NodeComponents } from './services/components.ts'
 import { DataService, type DataServiceOptions } from './services/data/index.ts'
 import { RecordStore } from './services/data/record-store.ts'
 import { FetchService, type FetchServiceOptions } from './services/fetch.ts'
+import { InboxService } from './services/inbox.ts'
 import { ObjectsService } from './services/objects.ts'
 import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
 import { RequestsService } from './services/requests.ts'
@@ -63,6 +64,8 @@ export class EdgewardNode {
   readonly fetch: FetchService
   /** files and messages, as streams of chunks */
   readonly objects: ObjectsService
+  /** what is shared with this node's person, across spaces */
+  readonly inbox: InboxService
   private readonly bootstrap: string[]
   /**
    * The bootstrap addresses that could not be dialled when the node started, and why: the
@@ -86,6 +89,13 @@ export class EdgewardNode {
       { policy, data, requests: this.requests, audit },
       { viewDir: join(opts.dataDir, 'view') },
     )
+    this.inbox = new InboxService({
+      me: c.identity.principal.did,
+      now: c.now,
+      policy,
+      requests: this.requests,
+      objects: this.objects,
+    })
     this.fetch = services.fetch
     this.identity = c.identity
     this.store = c.store
@@ -134,6 +144,7 @@ export class EdgewardNode {
     await this.data.start()
     await this.requests.start()
     await this.objects.start()
+    this.inbox.start()
     await this.fetch.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
@@ -222,6 +233,7 @@ export class EdgewardNode {
   async stop(): Promise<void> {
     clearInterval(this.redialTimer)
     await this.redialing
+    this.inbox.stop()
     await this.objects.stop()
     await this.data.stop()
     this.fetch.stop()

@@ -63,15 +63,17 @@ commands:
   audit verify FILE [--space ID] [--owner DID]
                                          check a report offline; prints the space, owner and key holder it
                                          vouches for; exit 1 naming the first failure or a mismatch
-  share SPACE FILE --to DID [--for DURATION] [--no-download] [--forward never|ask-owner|allowed]
+  share SPACE FILE --to DID [--to DID]... [--for DURATION] [--no-download] [--forward never|ask-owner|allowed]
                                          store FILE as an object (encrypted here, in chunks) and grant DID
                                          (default for 7d); prints the object and grant ids
-  message SPACE --to DID [--for DURATION] TEXT
+  message SPACE --to DID [--to DID]... [--for DURATION] TEXT
                                          send a short message to DID the same way
   open SPACE OBJECT [--out FILE]         the object's plaintext (to stdout or FILE) once verified against
                                          its manifest; when the grant forbids download, the path of a viewer
                                          file and when it is deleted; exit 3 when refused
   access SPACE OBJECT                    who holds or asked for access: grants, requests, key releases
+  inbox                                  everything shared with you across spaces (files, messages, streams),
+                                         newest first, with its state (active, expired, revoked, requested...)
   demo                                   run a local network of real peers and tell the story
   ui [--no-open] [start options]         the desktop client: attaches to the node running on DIR, or runs one
                                          in the foreground as start does (until Ctrl-C); opens a one-time
@@ -104,7 +106,7 @@ const OPTIONS = {
   topic: { type: 'string' },
   map: { type: 'string', multiple: true, default: [] as string[] },
   'mqtt-version': { type: 'string' },
-  to: { type: 'string' },
+  to: { type: 'string', multiple: true, default: [] as string[] },
   stream: { type: 'string', multiple: true, default: [] as string[] },
   for: { type: 'string' },
   until: { type: 'string' },
@@ -176,6 +178,7 @@ const ALLOWED: Record<string, string[]> = {
   message: ['to', 'for'],
   open: ['out'],
   access: [],
+  inbox: [],
   stream: ['epoch', 'form', 'aggregate'],
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
@@ -196,6 +199,12 @@ function positionals(list: string[], count: number, usage: string): string[] {
 }
 
 /** positionals() whose first is SPACE. */
+/** The value of an option that takes one value, though the parser lets it repeat (as `--to` does for share). */
+function one(values: string[], flag: string, command: string): string | undefined {
+  if (values.length > 1) throw new UsageError(`${command} takes one ${flag} (got ${values.length})`)
+  return values[0]
+}
+
 function withSpace(list: string[], count: number, usage: string): string[] {
   const args = positionals(list, count, usage)
   spaceId(args[0])
@@ -327,7 +336,7 @@ async function main(argv: string[]): Promise<number> {
         dataDir,
         space,
         {
-          to: v.to,
+          to: one(v.to, '--to', 'grant'),
           stream: v.stream,
           form: v.form,
           for: v.for,
@@ -363,7 +372,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'delegate': {
       const [space] = withSpace(rest, 1, 'delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)')
-      await policy.delegate(dataDir, space, { to: v.to, stream: v.stream, for: v.for, from: v.from, until: v.until }, o)
+      await policy.delegate(
+        dataDir,
+        space,
+        { to: one(v.to, '--to', 'delegate'), stream: v.stream, for: v.for, from: v.from, until: v.until },
+        o,
+      )
       return 0
     }
     case 'request': {
@@ -395,7 +409,11 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'share': {
-      const [space, file] = withSpace(rest, 2, 'share SPACE FILE --to DID [--for DURATION] [--no-download]')
+      const [space, file] = withSpace(
+        rest,
+        2,
+        'share SPACE FILE --to DID [--to DID]... [--for DURATION] [--no-download]',
+      )
       const objects = await import('./objects.ts')
       await objects.share(
         dataDir,
@@ -407,9 +425,16 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     case 'message': {
-      if (rest.length < 2) throw new UsageError('usage: edgeward message SPACE --to DID [--for DURATION] TEXT')
+      if (rest.length < 2)
+        throw new UsageError('usage: edgeward message SPACE --to DID [--to DID]... [--for DURATION] TEXT')
       const objects = await import('./objects.ts')
       await objects.message(dataDir, spaceId(rest[0]), rest.slice(1).join(' '), { to: v.to, for: v.for }, o)
+      return 0
+    }
+    case 'inbox': {
+      if (rest.length > 0) throw new UsageError('usage: edgeward inbox')
+      const objects = await import('./objects.ts')
+      await objects.inbox(dataDir, o)
       return 0
     }
     case 'open': {

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs'
 import { open as openFile, rename, rm, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { TransferInterruptedError, UsageError } from '../errors.ts'
+import type { Inbox } from '../ui/contract-inbox.ts'
 import { ApiClient } from './client.ts'
 import { parseDuration } from './duration.ts'
 import { type Output, print } from './output.ts'
@@ -20,25 +21,23 @@ const MiB = 1024 * 1024
 
 const objectsPath = (space: string) => `/v1/spaces/${encodeURIComponent(space)}/objects`
 
-function needDid(value: string | undefined): string {
-  if (value === undefined) throw new UsageError('needs --to DID')
-  if (!DID.test(value)) throw new UsageError(`--to is not a did:key: ${value}`)
-  return value
+function needDids(values: string[] | undefined): string[] {
+  if (values === undefined || values.length === 0) throw new UsageError('needs --to DID')
+  for (const v of values) if (!DID.test(v)) throw new UsageError(`--to is not a did:key: ${v}`)
+  return values
 }
 
 export interface ShareOptions {
-  to?: string
+  /** one or more recipients */
+  to?: string[]
   for?: string
   noDownload: boolean
   forward?: string
 }
 
 function shareQuery(opts: ShareOptions, extra: Record<string, string>): string {
-  const q = new URLSearchParams({
-    to: needDid(opts.to),
-    for: String(parseDuration(opts.for ?? DEFAULT_SHARE_DURATION)),
-    ...extra,
-  })
+  const q = new URLSearchParams({ for: String(parseDuration(opts.for ?? DEFAULT_SHARE_DURATION)), ...extra })
+  for (const to of needDids(opts.to)) q.append('to', to)
   if (opts.noDownload) q.set('download', 'false')
   if (opts.forward !== undefined) {
     if (!['never', 'ask-owner', 'allowed'].includes(opts.forward))
@@ -82,7 +81,14 @@ export async function share(
   }
   const r = await client.upload(`${objectsPath(space)}?${query}`, counted())
   if (size >= PROGRESS_FROM_BYTES) report()
-  print(o, r, `object ${r.object}\ngrant  ${r.grant}\nvalid until ${r.notAfter}`)
+  print(o, r, sharedText(r))
+}
+
+/** What a share printed: the object, and each recipient's grant and end. */
+function sharedText(r: Record<string, unknown>): string {
+  const grants = (r.grants as { to: string; grant: string; notAfter: string }[] | undefined) ?? []
+  if (grants.length <= 1) return `object ${r.object}\ngrant  ${r.grant}\nvalid until ${r.notAfter}`
+  return [`object ${r.object}`, ...grants.map(g => `grant  ${g.grant}  to ${g.to}  until ${g.notAfter}`)].join('\n')
 }
 
 /** `message SPACE --to DID TEXT`: a small object of media type message. */
@@ -90,7 +96,7 @@ export async function message(
   dataDir: string,
   space: string,
   text: string,
-  opts: { to?: string; for?: string },
+  opts: { to?: string[]; for?: string },
   o: Output,
 ): Promise<void> {
   if (text.length === 0) throw new UsageError('a message needs some text')
@@ -103,7 +109,7 @@ export async function message(
       yield bytes
     })(),
   )
-  print(o, r, `object ${r.object}\ngrant  ${r.grant}\nvalid until ${r.notAfter}`)
+  print(o, r, sharedText(r))
 }
 
 /**
@@ -188,4 +194,17 @@ export async function access(dataDir: string, space: string, object: string, o: 
     for (const k of r.refusals ?? []) lines.push(`  refused ${k.subject}  at ${k.at}  ${k.code}: ${k.reason}`)
   }
   print(o, r, lines.join('\n'))
+}
+
+/** `inbox`: what is shared with this person across spaces, newest first, with its state and end. */
+export async function inbox(dataDir: string, o: Output): Promise<void> {
+  const client = await ApiClient.connect(dataDir)
+  const r = await client.call<Inbox>('GET', '/v1/inbox')
+  const lines = r.items.map(i => {
+    const what = i.name === undefined ? i.resource : `${i.name} (${i.resource})`
+    const until = i.notAfter === undefined ? '' : `  until ${new Date(i.notAfter).toISOString()}`
+    const why = i.why === undefined ? '' : `  (${i.why})`
+    return `${i.state.padEnd(12)}  ${i.kind.padEnd(7)}  ${what}  in ${i.spaceName}  from ${i.from}${until}${why}`
+  })
+  print(o, r, lines.join('\n') || '(nothing shared with you yet)')
 }

@@ -90,8 +90,8 @@ export interface ObjectsServiceOptions {
 
 /** How an object is shared: with whom, for how long, and what the reader may do with it. */
 export interface ShareOptions {
-  /** the principal (did:key) the object is shared with */
-  to: string
+  /** the principals (did:key) the object is shared with, each by a grant of its own */
+  to: string | string[]
   durationMs: number
   /** false: the reader may only view, in a viewer file that the node deletes at lease end (default true) */
   download?: boolean
@@ -103,13 +103,20 @@ export interface ShareOptions {
   onProgress?: (bytes: number) => void
 }
 
-/** A shared object: its id, the grant that shares it and its manifest. */
+/** A shared object: its id, the grant that shares it (the first recipient's) and its manifest. */
 export interface SharedObject {
   object: string
   grant: string
   notAfter: number
   manifest: ObjectManifest
+  /** one grant per recipient, in the order they were given */
+  grants: { to: string; grant: string; notAfter: number }[]
 }
+
+/** at most this many recipients of one share */
+export const MAX_RECIPIENTS = 64
+/** object names this node learnt by opening (names travel encrypted), for the inbox; the oldest go first */
+const MAX_KNOWN_NAMES = 100_000
 
 /** A verified object, ready to be read: iterating it yields the plaintext chunks in order. */
 export interface OpenedObject extends AsyncIterable<Uint8Array> {
@@ -187,6 +194,7 @@ export class ObjectsService {
   private readonly audit: ObjectsServices['audit']
   private readonly viewDir: string
   private readonly viewers = new Map<string, Viewer>()
+  private readonly names = new Map<string, string>()
   private readonly removals = new Set<Promise<void>>()
   private sweep: NodeJS.Timeout | undefined
 
@@ -224,15 +232,18 @@ export class ObjectsService {
   /** Store `source` as a new object of `space` and grant `to` access to it. */
   async share(space: string, source: AsyncIterable<Uint8Array> | string, opts: ShareOptions): Promise<SharedObject> {
     this.policy.synced(space)
-    if (!isDid(opts.to)) throw new UsageError(`--to must be a did:key, got ${opts.to}`)
+    const recipients = [...new Set(typeof opts.to === 'string' ? [opts.to] : opts.to)]
+    if (recipients.length === 0) throw new UsageError('a share needs at least one recipient (--to DID)')
+    if (recipients.length > MAX_RECIPIENTS) throw new UsageError(`at most ${MAX_RECIPIENTS} recipients at once`)
+    for (const to of recipients) if (!isDid(to)) throw new UsageError(`--to must be a did:key, got ${to}`)
     if (!Number.isSafeInteger(opts.durationMs) || opts.durationMs < 1000)
       throw new UsageError('--for must be at least 1s')
     const mediaType = opts.mediaType ?? 'file'
     const name = opts.name ?? mediaType
     if (name.length === 0 || name.length > MAX_OBJECT_NAME) throw new UsageError('a name is 1..255 characters')
     const object = objectStreamName(randomBytes(8))
-    const grantFields = (now: number): Omit<GrantFields, 'space'> => ({
-      sub: opts.to,
+    const grantFields = (now: number, to: string): Omit<GrantFields, 'space'> => ({
+      sub: to,
       streams: [object],
       forms: [RAW],
       nbf: now,
@@ -241,9 +252,9 @@ export class ObjectsService {
       forward: opts.forward,
     })
     // refuse before storing anything if this node could not issue the grant
-    this.policy.checkGrant(space, grantFields(this.c.now()))
+    for (const to of recipients) this.policy.checkGrant(space, grantFields(this.c.now(), to))
 
-    await this.data.createStream(space, object, { epochMs: OBJECT_EPOCH_MS, forms: [RAW] })
+    await this.data.createStream(space, object, { epochMs: OBJECT_EPOCH_MS, forms: [RAW], media: mediaType })
     const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: OBJECT_CHUNK_BYTES }) : source
     const hash = sha256Stream()
     let size = 0
@@ -265,10 +276,27 @@ export class ObjectsService {
     await this.data.publish(space, object, batch, { last: true })
     opts.onProgress?.(size)
 
-    const { record: grant } = await this.policy.grant(space, grantFields(this.c.now()))
+    this.remember(space, object, name)
+    const grants: SharedObject['grants'] = []
+    for (const to of recipients) {
+      const { record: grant } = await this.policy.grant(space, grantFields(this.c.now(), to))
+      grants.push({ to, grant: grant.id, notAfter: grant.body.exp })
+    }
     this.c.metrics.inc('edgeward_objects_shared_total', { mediaType })
-    log('shared %s (%d bytes in %d chunks) with %s until %d', object, size, index, opts.to, grant.body.exp)
-    return { object, grant: grant.id, notAfter: grant.body.exp, manifest }
+    log('shared %s (%d bytes in %d chunks) with %d recipients', object, size, index, recipients.length)
+    return { object, grant: grants[0].grant, notAfter: grants[0].notAfter, manifest, grants }
+  }
+
+  /** The name of an object this node shared or opened, if it did (for the inbox). */
+  knownName(space: string, object: string): string | undefined {
+    return this.names.get(`${space}/${object}`)
+  }
+
+  private remember(space: string, object: string, name: string): void {
+    const key = `${space}/${object}`
+    this.names.delete(key)
+    this.names.set(key, name)
+    if (this.names.size > MAX_KNOWN_NAMES) this.names.delete(this.names.keys().next().value!)
   }
 
   // ---- opening (reader, or the key holder itself) ----
@@ -294,6 +322,7 @@ export class ObjectsService {
       }
     }
     const manifest = first.finish()
+    this.remember(space, object, manifest.name)
     const read = (): AsyncIterator<Uint8Array> => this.plaintext(space, object)
     const base = { space, object, manifest, epochs: [...epochs], [Symbol.asyncIterator]: read }
     if (this.policy.holds(space)) return { ...base, download: true }

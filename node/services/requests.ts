@@ -104,6 +104,7 @@ function bump(counts: Map<string, number>, key: string): void {
 export class RequestsService {
   private readonly c: RequestsComponents
   private readonly policy: RequestsPolicy
+  private readonly listeners = new Set<(space: string) => void>()
   /** requests kept, by `space!requester` and by space */
   private readonly perRequester = new Map<string, number>()
   private readonly perSpace = new Map<string, number>()
@@ -120,6 +121,12 @@ export class RequestsService {
   }
 
   /** Count the stored requests (for the bounds) and subscribe to every known space's requests topic. */
+  /** Call `listener` with the space of each new request kept here (filed here or arriving); returns the unsubscribe. */
+  onRequest(listener: (space: string) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
   async start(): Promise<void> {
     for await (const k of this.c.store.requests.keys()) {
       const stored = parseRequestKey(k)
@@ -186,6 +193,7 @@ export class RequestsService {
     // not synced one by one: a request lost in a crash is kept by the other peers of the space
     await this.c.store.requests.put(key, data)
     log('access request %s from %s', req.id, req.issuer)
+    for (const listener of this.listeners) listener(space)
     return 'accept'
   }
 

@@ -100,7 +100,16 @@ export interface StreamRecord {
   iat: number
   /** the forms the gateway produces (default raw and hashed), e.g. `aggregate:15m` too */
   forms?: string[]
+  /**
+   * an object's kind (a stream named `obj-…`): what a reader's inbox shows before it opens
+   * it. Every member of the space reads it; the object's name and content stay encrypted.
+   */
+  media?: ObjectMedia
 }
+
+/** The kinds of object a stream record may name. */
+export const OBJECT_MEDIA = ['file', 'message'] as const
+export type ObjectMedia = (typeof OBJECT_MEDIA)[number]
 
 /** What a grant's holder may do with access beyond reading it: see DESIGN, "Grants and revocations". */
 export type ForwardPermission = 'never' | 'ask-owner' | 'allowed'
@@ -191,9 +200,11 @@ export function createStream(
   epochMs: number,
   now: number,
   forms?: string[],
+  media?: ObjectMedia,
 ) {
   const body: StreamRecord = { t: 'stream', iss: owner.did, space, name, epochMs, iat: now }
   if (forms !== undefined) body.forms = forms
+  if (media !== undefined) body.media = media
   checkStream(body as unknown as Fields)
   return signRecord(TAGS.stream, body, owner)
 }
@@ -270,7 +281,10 @@ function checkGenesis(m: Fields): void {
 }
 
 function checkStream(m: Fields): void {
-  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat', 'forms'])
+  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat', 'forms', 'media'])
+  if (m.media !== undefined && !(OBJECT_MEDIA as readonly unknown[]).includes(m.media)) {
+    throw new InvalidMessageError('an object is a file or a message')
+  }
   if (m.forms !== undefined) {
     const forms = formList(m)
     if (!forms.includes('raw') || new Set(forms).size !== forms.length) {

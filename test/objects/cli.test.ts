@@ -81,6 +81,30 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
     assert.equal(r.stdout.trim(), 'pump on line 1 is back')
   })
 
+  it('sends one message to several people, each by a grant of its own; it is in their inbox', async () => {
+    const other = JSON.parse((await runCli(['init', '--data', join(root, 'other'), '--json'])).stdout).did
+    const out = await shareWithA(['message', space, '--to', dids.a, '--to', other, 'shift', 'handover'], () => 2)
+    assert.deepEqual(
+      out.grants.map((g: any) => g.to),
+      [dids.a, other],
+    )
+    assert.notEqual(out.grants[0].grant, out.grants[1].grant)
+    const inboxOf = async () => JSON.parse((await peers.a.cli(['inbox', '--json'])).stdout)
+    await waitFor('the message in A’s inbox', async () =>
+      (await inboxOf()).items.some((i: any) => i.resource === out.object) ? true : undefined,
+    )
+    const item = (await inboxOf()).items.find((i: any) => i.resource === out.object)
+    assert.equal(item.kind, 'message')
+    assert.equal(item.state, 'active')
+    assert.equal(item.from, dids.gateway)
+    assert.equal(item.spaceName, 'shared-folder')
+    assert.equal(item.name, undefined, 'the name travels encrypted: unknown before opening')
+    assert.equal((await peers.a.cli(['open', space, out.object])).stdout.trim(), 'shift handover')
+    assert.equal((await inboxOf()).items.find((i: any) => i.resource === out.object).name, 'message')
+    // the grant of the other recipient is not A's: it is not in A's inbox
+    assert.ok(!(await inboxOf()).items.some((i: any) => i.grant === out.grants[1].grant))
+  })
+
   it("a grant of every stream does not open someone else's message: objects are covered only by their own id", async () => {
     const someoneElse = (await runCli(['init', '--data', join(root, 'someone-else'), '--json'])).stdout
     const out = await shareWithA(

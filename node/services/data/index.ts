@@ -19,6 +19,7 @@ import { logger } from '@libp2p/logger'
 import { RAW } from '../../../protocols/data/forms.ts'
 import type { EncryptedReading, Reading } from '../../../protocols/data/reading.ts'
 import type { AppliedRecord } from '../../../protocols/policy/document.ts'
+import type { ObjectMedia } from '../../../protocols/policy/records.ts'
 import type { AuditService } from '../audit.ts'
 import type { PolicyService } from '../policy.ts'
 import { EpochKeys, type EpochKeysComponents } from './epoch-keys.ts'
@@ -152,7 +153,11 @@ export class DataService {
   }
 
   /** Define a stream: its epoch length and the forms the gateway produces (default raw and hashed). */
-  async createStream(space: string, stream: string, opts: { epochMs?: number; forms?: string[] } = {}): Promise<void> {
+  async createStream(
+    space: string,
+    stream: string,
+    opts: { epochMs?: number; forms?: string[]; media?: ObjectMedia } = {},
+  ): Promise<void> {
     await this.publisher.createStream(space, stream, opts)
   }
 

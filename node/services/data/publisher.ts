@@ -29,7 +29,7 @@ import {
   RAW,
 } from '../../../protocols/data/forms.ts'
 import { type EncryptedReading, type Reading, readingCount, valueJson } from '../../../protocols/data/reading.ts'
-import { createStream } from '../../../protocols/policy/records.ts'
+import { createStream, type ObjectMedia } from '../../../protocols/policy/records.ts'
 import { UsageError } from '../../errors.ts'
 import type { Identity } from '../../identity.ts'
 import type { Metrics } from '../../metrics.ts'
@@ -78,7 +78,11 @@ export class Publisher {
   }
 
   /** Define a stream: its epoch length and the forms the gateway produces (default raw and hashed). */
-  async createStream(space: string, stream: string, opts: { epochMs?: number; forms?: string[] } = {}): Promise<void> {
+  async createStream(
+    space: string,
+    stream: string,
+    opts: { epochMs?: number; forms?: string[]; media?: ObjectMedia } = {},
+  ): Promise<void> {
     const { policy } = this.p
     if (!policy.holds(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
     if (policy.document(space).state.streams.has(stream)) throw new UsageError(`stream ${stream} exists already`)
@@ -90,6 +94,7 @@ export class Publisher {
       opts.epochMs ?? this.epochMs,
       this.c.now(),
       forms,
+      opts.media,
     )
     await policy.write(space, [{ kind: 'stream', record: rec }])
   }
