@@ -8,8 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { aggregateReading, closeIfDue, verifyCommitment } from '../../protocols/data/forms.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { createGrant } from '../../protocols/policy/records.ts'
-import { Peers } from '../support/peers.ts'
+import { grantTo, Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('aggregation rules', () => {
@@ -75,19 +74,13 @@ describe('forms over real peers', { timeout: 60_000 }, () => {
 
   it('gives an aggregate-only reader correct aggregates, and neither raw values nor raw keys', async () => {
     const now = Date.now()
-    const grant = createGrant(
-      gw.identity.principal,
-      {
-        space,
-        sub: reader.identity.principal.did,
-        streams: ['temp'],
-        forms: ['aggregate:1m'],
-        nbf: now - 1000,
-        exp: now + 3600_000,
-      },
-      now,
+    const grant = await grantTo(
+      gw,
+      space,
+      reader.identity.principal.did,
+      { nbf: now - 1000, exp: now + 3600_000 },
+      { streams: ['temp'], forms: ['aggregate:1m'], iat: now },
     )
-    await gw.policy.write(space, [{ kind: 'grant', record: grant }])
     await waitFor('the grant to reach the reader', async () =>
       reader.policy.document(space).state.grants.has(grant.id) ? true : undefined,
     )

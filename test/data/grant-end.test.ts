@@ -9,9 +9,9 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
-import { createDelegation, createGrant, type Grant } from '../../protocols/policy/records.ts'
+import { createDelegation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { Peers } from '../support/peers.ts'
+import { type GrantOptions, grantTo, Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
@@ -33,14 +33,15 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
     return (await openRelease(reader, res, req.bytes))[0].key
   }
 
-  const grant = async (fields: Partial<Grant> & { streams: string[] }, by = gw) => {
+  const grant = async ({ exp, ...fields }: GrantOptions & { streams: string[]; exp?: number }, by = gw) => {
     const now = Date.now()
-    const g = createGrant(
-      by.identity.principal,
-      { space, sub: reader.identity.principal.did, forms: ['raw'], nbf: now - 1000, exp: now + HOUR, ...fields },
-      now,
+    const g = await grantTo(
+      by,
+      space,
+      reader.identity.principal.did,
+      { nbf: now - 1000, exp: exp ?? now + HOUR },
+      { ...fields, iat: now },
     )
-    await by.policy.write(space, [{ kind: 'grant', record: g }])
     await waitFor('the key holder and the reader to know the grant', async () =>
       gw.policy.document(space).state.grants.has(g.id) && reader.policy.document(space).state.grants.has(g.id)
         ? true

@@ -9,9 +9,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical } from '../../crypto/encoding.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { pad } from '../../node/store.ts'
-import { createGrant, createRevocation } from '../../protocols/policy/records.ts'
+import { createRevocation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { Peers } from '../support/peers.ts'
+import { grantTo, Peers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
@@ -44,20 +44,13 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     // the data window opens well after the first epoch's start, and after the second epoch will have started
     const dataFrom = t0 + 20 * EPOCH_MS
     const now = Date.now()
-    const grant = createGrant(
-      gw.identity.principal,
-      {
-        space,
-        sub: reader.identity.principal.did,
-        streams: ['temp'],
-        forms: ['raw'],
-        nbf: now - HOUR,
-        exp: now + HOUR,
-        dataFrom,
-      },
-      now,
+    const grant = await grantTo(
+      gw,
+      space,
+      reader.identity.principal.did,
+      { nbf: now - HOUR, exp: now + HOUR },
+      { streams: ['temp'], dataFrom, iat: now },
     )
-    await gw.policy.write(space, [{ kind: 'grant', record: grant }])
     await waitFor('the reader to know its grant', async () =>
       reader.policy.document(space).state.grants.has(grant.id) ? true : undefined,
     )
@@ -110,12 +103,13 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     await gw.data.publish(space, 'later', [{ ts: Date.now(), value: 1 }])
     const before = { temp: await epochOf('temp'), doc: await epochOf('doc'), later: await epochOf('later') }
     const now = Date.now()
-    const g = createGrant(
-      gw.identity.principal,
-      { space, sub: reader.identity.principal.did, streams: ['*'], forms: ['raw'], nbf: now - 1000, exp: now + HOUR },
-      now,
+    const g = await grantTo(
+      gw,
+      space,
+      reader.identity.principal.did,
+      { nbf: now - 1000, exp: now + HOUR },
+      { streams: ['*'], iat: now },
     )
-    await gw.policy.write(space, [{ kind: 'grant', record: g }])
     await gw.policy.write(space, [
       { kind: 'revocation', record: createRevocation(gw.identity.principal, space, { grant: g.id }, now) },
     ])

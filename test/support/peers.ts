@@ -16,7 +16,12 @@ import { createIdentity } from '../../node/identity.ts'
 import { createNetwork, type EdgewardLibp2p } from '../../node/network.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { createGrant, createRevocation, type RevocationTarget } from '../../protocols/policy/records.ts'
+import {
+  createGrant,
+  createRevocation,
+  type GrantFields,
+  type RevocationTarget,
+} from '../../protocols/policy/records.ts'
 import { until, waitFor } from './wait.ts'
 
 /** mulberry32: a small seeded PRNG, so runs are reproducible (the simulator's). */
@@ -109,15 +114,22 @@ export async function spaceWith(gateway: EdgewardNode, readers: EdgewardNode[], 
   return space
 }
 
-/** The owner grants `subject` raw readings of `streams` (STREAM by default) in `window`; it applies. */
+/** What a grant may say beside its space, subject and window; `iat` is when it is issued (now by default). */
+export type GrantOptions = Partial<Omit<GrantFields, 'space' | 'sub' | 'nbf' | 'exp'>> & { iat?: number }
+
+/**
+ * The owner (or an admin) grants `subject` readings of `streams` (STREAM by default) in
+ * `window`, in `forms` (raw by default), with any other field of a grant (a data window,
+ * a release limit…); it applies.
+ */
 export async function grantTo(
   owner: EdgewardNode,
   space: string,
   subject: string,
   window: { nbf: number; exp: number },
-  { streams = [STREAM], iat = Date.now() }: { streams?: string[]; iat?: number } = {},
+  { streams = [STREAM], forms = ['raw'], iat = Date.now(), ...more }: GrantOptions = {},
 ) {
-  const g = createGrant(owner.identity.principal, { space, sub: subject, streams, forms: ['raw'], ...window }, iat)
+  const g = createGrant(owner.identity.principal, { space, sub: subject, streams, forms, ...more, ...window }, iat)
   const outcome = await owner.policy.write(space, [{ kind: 'grant', record: g }])
   assert.equal(outcome.status, 'applied')
   return g
