@@ -232,6 +232,8 @@ export class ApiServer {
       if (m === 'GET' && parts.length === 3) return send(res, 200, ingest.get(parts[2]))
       if (m === 'DELETE' && parts.length === 3) return send(res, 200, await ingest.stop(parts[2]))
     }
+    if (m === 'POST' && url.pathname === '/v1/audit/verify')
+      return send(res, 200, (await import('./api-audit.ts')).verifyReportBody(url, await readBody(req)))
     if (parts[0] !== 'v1' || parts[1] !== 'spaces' || parts.length < 4)
       throw new NotFoundError(`no such endpoint: ${m} ${url.pathname}`)
     const space = spaceParam(parts[2])
