@@ -14,10 +14,11 @@ import {
   type RevocationTarget,
   STREAM_PATTERN,
 } from '../protocols/policy/records.ts'
-import type { PolicyState } from '../protocols/policy/state.ts'
+import { type PolicyState, streamsCover } from '../protocols/policy/state.ts'
 import { ID_PATTERN, PEER_ID_PATTERN } from '../protocols/validate.ts'
 import { NotFoundError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
+import type { AccessItem } from './ui/contract-access.ts'
 
 type Body = Record<string, unknown>
 
@@ -217,7 +218,13 @@ export function listGrants(node: EdgewardNode, space: string): Body {
           ? 'expired'
           : 'active',
   }))
-  return { space, grants, delegations }
+  // coverage is the node's to decide: the client shows, per item, the grants listed here
+  const items: AccessItem[] = [...state.streams.values()].map(s => ({
+    name: s.body.name,
+    kind: s.body.media ?? 'stream',
+    grants: grants.filter(g => streamsCover(g.streams, s.body.name)).map(g => g.id),
+  }))
+  return { space, grants, delegations, items }
 }
 
 /** POST requests: file an access request, for ourselves or forwarded through a grant. */

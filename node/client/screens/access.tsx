@@ -1,8 +1,1020 @@
-/** The Access screen: not built yet; says what it will hold. */
-import { SCREENS } from '../routes.ts'
-import { NotBuiltScreen } from './not-built.tsx'
+/**
+ * Access: for the owner and admins of a space, who holds access to each of its items through
+ * which grant and until when (counted down live), revoking a grant or a person with a
+ * confirmation that says what happens, and the access requests to approve (for a duration of
+ * their choosing) or deny (with a reason). The node decides coverage, status and authority;
+ * the screen shows its answers and sends the person's decisions. It fetches again when the
+ * node's state says policy changed (`inboxVersion`), after each of its own actions, and when
+ * a grant it shows reaches its start or end.
+ */
+import type { ComponentChildren } from 'preact'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
+import type { SpaceView } from '../../ui/contract.ts'
+import type {
+  AccessItem,
+  AccessItemKind,
+  AccessRequestView,
+  ApproveAnswer,
+  ApproveBody,
+  DenyBody,
+  ForwardView,
+  GrantStatusView,
+  GrantsListing,
+  GrantView,
+  RequestsListing,
+  RevokeBody,
+} from '../../ui/contract-access.ts'
+import { ApiError, useApi } from '../api.ts'
+import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
+import './access.css'
 
-export function AccessScreen(_props: ScreenProps) {
-  return <NotBuiltScreen screen={SCREENS.find(s => s.id === 'access')!} />
+// ---- words and times ----
+
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
+
+/** The durations an approval offers, besides the one asked for. */
+const DURATIONS: { ms: number; label: string }[] = [
+  { ms: HOUR, label: '1 hour' },
+  { ms: 8 * HOUR, label: '8 hours' },
+  { ms: 48 * HOUR, label: '48 hours' },
+  { ms: 7 * DAY, label: '7 days' },
+]
+
+const STATUS: Record<GrantStatusView, { label: string; tone: string }> = {
+  active: { label: 'Active', tone: 'ok' },
+  pending: { label: 'Not yet valid', tone: 'attention' },
+  expired: { label: 'Expired', tone: 'neutral' },
+  revoked: { label: 'Revoked', tone: 'trouble' },
+  'not-honoured': { label: 'Powerless', tone: 'attention' },
+}
+
+const FORWARD: Record<ForwardView, string> = {
+  never: 'No forwarding',
+  'ask-owner': 'May ask you for others',
+  allowed: 'May grant others',
+}
+
+const KIND: Record<AccessItemKind, string> = { stream: 'Stream', file: 'File', message: 'Message' }
+
+/** "3 h 12 min", "4 min 05 s", "2 d 6 h": a span as a person reads a countdown. */
+export function formatSpan(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  const d = Math.floor(s / 86_400)
+  const h = Math.floor((s % 86_400) / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const sec = s % 60
+  if (d > 0) return h > 0 ? `${d} d ${h} h` : `${d} d`
+  if (h > 0) return m > 0 ? `${h} h ${m} min` : `${h} h`
+  if (m >= 10) return `${m} min`
+  if (m > 0) return `${m} min ${String(sec).padStart(2, '0')} s`
+  return `${sec} s`
+}
+
+/** A duration asked for or granted, in words: "30 min", "8 hours", "7 days". */
+function formatDuration(ms: number): string {
+  const known = DURATIONS.find(d => d.ms === ms)
+  return known !== undefined ? known.label : formatSpan(ms)
+}
+
+/** "14:05" today, "3 Dec, 14:05" this year, else with the year. */
+function formatWhen(t: number): string {
+  const d = new Date(t)
+  const today = new Date()
+  if (d.toDateString() === today.toDateString())
+    return d.toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' })
+  const sameYear = d.getFullYear() === today.getFullYear()
+  return d.toLocaleString(undefined, {
+    month: 'short',
+    day: 'numeric',
+    ...(sameYear ? {} : { year: 'numeric' }),
+    hour: 'numeric',
+    minute: '2-digit',
+  })
+}
+
+/** "12 min ago", "just now" */
+function ago(t: number, now: number): string {
+  return now - t < 60_000 ? 'just now' : `${formatSpan(now - t)} ago`
+}
+
+/** `did:key:z6Mk…abcd`: enough to tell people apart; the whole id is in the title and copied. */
+export function shortDid(did: string): string {
+  const key = did.startsWith('did:key:') ? did.slice(8) : did
+  return key.length <= 12 ? did : `did:key:${key.slice(0, 4)}…${key.slice(-4)}`
+}
+
+/** An item as a person reads it: a stream by its name, an object by its kind and a short id. */
+function itemName(name: string, kind: AccessItemKind): string {
+  return kind === 'stream' ? name : `${KIND[kind].toLowerCase()} ${name.slice(0, 12)}…`
+}
+
+/** What a grant covers, in words: its stream names and patterns. */
+function coverage(streams: string[]): string {
+  return streams.map(s => (s === '*' ? 'every stream' : s.endsWith('*') ? `streams ${s}` : s)).join(', ')
+}
+
+/** A short grant reference for a person and a screen reader: 8 hex digits, as the CLI accepts. */
+const grantRef = (id: string) => id.slice(0, 8)
+
+// ---- hooks ----
+
+/** The clock, ticking every second while the page is visible (hidden pages stop rendering). */
+function useNow(): number {
+  const [now, setNow] = useState(Date.now())
+  useEffect(() => {
+    const timer = window.setInterval(() => {
+      if (document.visibilityState === 'visible') setNow(Date.now())
+    }, 1000)
+    return () => window.clearInterval(timer)
+  }, [])
+  return now
+}
+
+interface Loaded {
+  listing: GrantsListing
+  requests: AccessRequestView[]
+}
+
+/** The space's grants and requests, fetched again when `version` changes or `reload` is called. */
+function useSpaceAccess(space: string, version: number) {
+  const api = useApi()
+  const [loaded, setLoaded] = useState<Loaded>()
+  const [error, setError] = useState<string>()
+  const [nonce, setNonce] = useState(0)
+  useEffect(() => {
+    let current = true
+    const base = `/v1/spaces/${space}`
+    Promise.all([api.get<GrantsListing>(`${base}/grants`), api.get<RequestsListing>(`${base}/requests`)]).then(
+      ([listing, requests]) => {
+        if (!current) return
+        setLoaded({ listing, requests: requests.requests })
+        setError(undefined)
+      },
+      (err: Error) => {
+        if (current) setError(err.message)
+      },
+    )
+    return () => {
+      current = false
+    }
+  }, [space, version, nonce])
+  return { loaded, error, reload: () => setNonce(n => n + 1) }
+}
+
+/** Fetch again when the first grant shown starts or ends: the node then says what it has become. */
+function useReloadAtBoundary(grants: GrantView[] | undefined, reload: () => void): void {
+  const next = useMemo(() => {
+    const now = Date.now()
+    const times = (grants ?? []).flatMap(g =>
+      g.status === 'active' ? [Date.parse(g.notAfter)] : g.status === 'pending' ? [Date.parse(g.notBefore)] : [],
+    )
+    return Math.min(...times.filter(t => t > now))
+  }, [grants])
+  useEffect(() => {
+    if (!Number.isFinite(next)) return
+    // setTimeout's limit is about 24.8 days; a later boundary is met by a later fetch
+    const timer = window.setTimeout(reload, Math.min(next - Date.now() + 500, 2 ** 31 - 1))
+    return () => window.clearTimeout(timer)
+  }, [next])
+}
+
+// ---- the screen ----
+
+export function AccessScreen({ state }: ScreenProps) {
+  const managed = state.spaces.filter(s => s.role === 'owner' || s.role === 'admin')
+  const [chosen, setChosen] = useState<string>()
+  const space = managed.find(s => s.id === chosen) ?? managed[0]
+
+  if (space === undefined) return <NotManaging spaces={state.spaces} />
+  return (
+    <>
+      <p class="lead">
+        Who holds access to what in your spaces, and until when. Revoke what should end now, and decide on the access
+        people ask for.
+      </p>
+      {managed.length > 1 && (
+        <div class="access-picker">
+          <label for="access-space">Space</label>
+          <select id="access-space" value={space.id} onChange={e => setChosen((e.target as HTMLSelectElement).value)}>
+            {managed.map(s => (
+              <option key={s.id} value={s.id}>
+                {spaceName(s)}
+                {s.role === 'admin' ? ' (admin)' : ''}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+      <SpaceAccess key={space.id} space={space} me={state.identity.did} version={state.inboxVersion} />
+    </>
+  )
+}
+
+function spaceName(s: SpaceView): string {
+  return s.name ?? 'A space still synchronising'
+}
+
+function NotManaging({ spaces }: { spaces: SpaceView[] }) {
+  return (
+    <>
+      <p class="lead">
+        This screen is for the owner and the admins of a space: who holds access to its streams and files, until when,
+        and the requests people file.
+      </p>
+      <section class="card access-empty" aria-labelledby="not-managing">
+        <h2 id="not-managing">{spaces.length === 0 ? 'You have no spaces yet' : 'You manage no space'}</h2>
+        {spaces.length === 0 ? (
+          <p>
+            Create a space in <a href={hrefOf('spaces')}>Spaces</a> to share streams and files; its access is managed
+            here.
+          </p>
+        ) : (
+          <>
+            <p>You are a member of {spaces.map(spaceName).join(', ')}. Members do not manage access: the owner does.</p>
+            <p>
+              To get access to something, ask its owner from your <a href={hrefOf('inbox')}>Inbox</a>: they see your
+              request with your reason and decide.
+            </p>
+          </>
+        )}
+      </section>
+    </>
+  )
+}
+
+/** What a dialog is asked to confirm. */
+type Confirming =
+  | { kind: 'revoke-grant'; grant: GrantView }
+  | { kind: 'revoke-person'; did: string }
+  | { kind: 'deny'; request: AccessRequestView }
+
+function SpaceAccess({ space, me, version }: { space: SpaceView; me: string; version: number }) {
+  const api = useApi()
+  const now = useNow()
+  const { loaded, error, reload } = useSpaceAccess(space.id, version)
+  const [confirming, setConfirming] = useState<Confirming>()
+  const [said, setSaid] = useState<{ text: string; failed: boolean }>()
+  useReloadAtBoundary(loaded?.listing.grants, reload)
+  const confirm = (c: Confirming) => {
+    setSaid(undefined)
+    setConfirming(c)
+  }
+
+  const name = spaceName(space)
+  const base = `/v1/spaces/${space.id}`
+
+  /** Send a decision; say what came of it; fetch again either way. */
+  const act = async (what: () => Promise<string>): Promise<boolean> => {
+    try {
+      setSaid({ text: await what(), failed: false })
+      return true
+    } catch (err) {
+      const e = err as Error
+      const refused = e.name === ApiError.name && (e as ApiError).status === 403
+      setSaid({ text: `${refused ? 'The node refused: ' : 'That did not work: '}${e.message}`, failed: true })
+      return false
+    } finally {
+      reload()
+    }
+  }
+
+  if (loaded === undefined)
+    return error === undefined ? (
+      <p class="muted">Loading who has access to {name}…</p>
+    ) : (
+      <p class="notice" role="alert">
+        Could not load the access of {name}: {error}
+      </p>
+    )
+
+  const { listing, requests } = loaded
+  const byId = new Map(listing.grants.map(g => [g.id, g]))
+  const itemsOf = (g: GrantView) => listing.items.filter(i => i.grants.includes(g.id))
+  const live = listing.grants.filter(g => g.status === 'active')
+  const people = new Set(live.map(g => g.subject))
+  const pending = requests.filter(r => r.status === 'pending')
+  const revokedPeople = new Set(listing.grants.filter(g => g.status === 'revoked').map(g => g.subject))
+
+  return (
+    <>
+      <div class="access-summary">
+        <Tile value={live.length} label={live.length === 1 ? 'active grant' : 'active grants'} />
+        <Tile value={people.size} label={people.size === 1 ? 'person with access' : 'people with access'} />
+        <Tile
+          value={pending.length}
+          label={pending.length === 1 ? 'request waiting' : 'requests waiting'}
+          tone={pending.length > 0 ? 'attention' : undefined}
+        />
+      </div>
+
+      <p class="access-said" role="status" aria-live="polite">
+        {said !== undefined && <span class={said.failed ? 'access-said-failed' : 'access-said-ok'}>{said.text}</span>}
+      </p>
+      {error !== undefined && (
+        <p class="notice" role="alert">
+          Could not refresh: {error}
+        </p>
+      )}
+
+      <Requests
+        requests={requests}
+        now={now}
+        me={me}
+        byId={byId}
+        revokedPeople={revokedPeople}
+        onApprove={(r, body) =>
+          act(async () => {
+            const a = await api.send<ApproveAnswer>('POST', `${base}/requests/${r.id}/approve`, body)
+            return `Approved: ${shortDid(r.for)} has access to ${coverage(r.streams)} until ${formatWhen(Date.parse(a!.notAfter))}.`
+          })
+        }
+        onDeny={r => confirm({ kind: 'deny', request: r })}
+      />
+
+      <Items listing={listing} now={now} me={me} onRevoke={g => confirm({ kind: 'revoke-grant', grant: g })} />
+
+      <People
+        grants={listing.grants}
+        itemsOf={itemsOf}
+        now={now}
+        me={me}
+        onRevoke={did => confirm({ kind: 'revoke-person', did })}
+      />
+
+      {confirming !== undefined && (
+        <ConfirmDialog
+          confirming={confirming}
+          spaceName={name}
+          itemsOf={itemsOf}
+          activeGrantsOf={did => listing.grants.filter(g => g.subject === did && g.status === 'active')}
+          failure={said?.failed ? said.text : undefined}
+          onCancel={() => setConfirming(undefined)}
+          onConfirm={async text => {
+            const c = confirming
+            const done = await act(async () => {
+              if (c.kind === 'deny') {
+                const body: DenyBody = { reason: text }
+                await api.send('POST', `${base}/requests/${c.request.id}/deny`, body)
+                return `Denied the request of ${shortDid(c.request.for)}. They will see your reason.`
+              }
+              const body: RevokeBody = c.kind === 'revoke-grant' ? { grant: c.grant.id } : { subject: c.did }
+              if (text !== '') body.reason = text
+              await api.send('POST', `${base}/revocations`, body)
+              return c.kind === 'revoke-grant'
+                ? `Revoked grant ${grantRef(c.grant.id)} of ${shortDid(c.grant.subject)}.`
+                : `Revoked every grant of ${shortDid(c.did)} in ${name}.`
+            })
+            if (done) setConfirming(undefined)
+            return done
+          }}
+        />
+      )}
+    </>
+  )
+}
+
+function Tile({ value, label, tone }: { value: number; label: string; tone?: string }) {
+  return (
+    <div class={`access-tile${tone === undefined ? '' : ` access-tile-${tone}`}`}>
+      <span class="access-tile-value">{value}</span>
+      <span class="access-tile-label">{label}</span>
+    </div>
+  )
+}
+
+// ---- people ----
+
+/** A person by a short did, the whole did in the title and one click from the clipboard. */
+function Person({ did, me }: { did: string; me: string }) {
+  const [copied, setCopied] = useState(false)
+  const timer = useRef<number | undefined>(undefined)
+  useEffect(() => () => window.clearTimeout(timer.current), [])
+  const short = shortDid(did)
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(did)
+      setCopied(true)
+      window.clearTimeout(timer.current)
+      timer.current = window.setTimeout(() => setCopied(false), 2500)
+    } catch {
+      // the clipboard may be refused (no permission): the whole id stays selectable in the title's tooltip
+      setCopied(false)
+    }
+  }
+  return (
+    <span class="person">
+      <code class="person-did" title={did}>
+        {short}
+      </code>
+      {did === me && <span class="person-you">you</span>}
+      <button
+        type="button"
+        class="icon-button"
+        onClick={copy}
+        aria-label={`Copy the full id of ${short}`}
+        title="Copy the full id"
+      >
+        {copied ? <CheckIcon /> : <CopyIcon />}
+      </button>
+      <span class="visually-hidden" aria-live="polite">
+        {copied ? 'Copied' : ''}
+      </span>
+    </span>
+  )
+}
+
+function Status({ grant }: { grant: GrantView }) {
+  const s = STATUS[grant.status]
+  return (
+    <>
+      <span class={`badge access-badge-${s.tone}`}>{s.label}</span>
+      {grant.why !== undefined && grant.status !== 'expired' && <div class="small muted access-why">{grant.why}</div>}
+    </>
+  )
+}
+
+/** Until when, as a countdown, with the time itself beside it. */
+function Until({ grant, now }: { grant: GrantView; now: number }) {
+  const from = Date.parse(grant.notBefore)
+  const until = Date.parse(grant.notAfter)
+  let words: string
+  if (grant.status === 'pending') words = `starts in ${formatSpan(from - now)}`
+  else if (grant.status === 'revoked') words = 'ended by revocation'
+  else if (until <= now) words = `ended ${formatSpan(now - until)} ago`
+  else words = `ends in ${formatSpan(until - now)}`
+  return (
+    <>
+      <span class="access-countdown">{words}</span>
+      <div class="small muted">
+        <time dateTime={grant.notAfter}>
+          {grant.status === 'revoked' ? 'was until' : 'until'} {formatWhen(until)}
+        </time>
+      </div>
+    </>
+  )
+}
+
+/** A grant that may still give access, and so may be revoked. */
+const isRevocable = (g: GrantView) => g.status === 'active' || g.status === 'pending' || g.status === 'not-honoured'
+
+function Items(props: { listing: GrantsListing; now: number; me: string; onRevoke: (g: GrantView) => void }) {
+  const { listing, now, me, onRevoke } = props
+  const byId = new Map(listing.grants.map(g => [g.id, g]))
+  const covered = new Set(listing.items.flatMap(i => i.grants))
+  const elsewhere = listing.grants.filter(g => !covered.has(g.id))
+  return (
+    <section class="card" aria-labelledby="access-items">
+      <h2 id="access-items">Who has access, item by item</h2>
+      {listing.items.length === 0 ? (
+        <p class="muted">
+          This space has no streams or files yet. Publish readings to a stream, or share a file from{' '}
+          <a href={hrefOf('files')}>Files</a>: who may read them shows here.
+        </p>
+      ) : (
+        listing.items.map(item => (
+          <ItemAccess
+            key={item.name}
+            item={item}
+            grants={item.grants.map(id => byId.get(id)!)}
+            now={now}
+            me={me}
+            onRevoke={onRevoke}
+          />
+        ))
+      )}
+      {elsewhere.length > 0 && (
+        <ItemAccess
+          item={{ name: 'streams not created yet', kind: 'stream', grants: [] }}
+          title="Grants for streams not created yet"
+          grants={elsewhere}
+          now={now}
+          me={me}
+          onRevoke={onRevoke}
+        />
+      )}
+    </section>
+  )
+}
+
+function ItemAccess(props: {
+  item: AccessItem
+  title?: string
+  grants: GrantView[]
+  now: number
+  me: string
+  onRevoke: (g: GrantView) => void
+}) {
+  const { item, grants, now, me, onRevoke } = props
+  const headingId = `item-${item.name.replace(/[^A-Za-z0-9_-]/g, '_')}`
+  const holding = new Set(grants.filter(g => g.status === 'active').map(g => g.subject)).size
+  // what may still give access first, then the newest
+  const shown = [...grants].sort(
+    (a, b) => Number(isRevocable(b)) - Number(isRevocable(a)) || Date.parse(b.notBefore) - Date.parse(a.notBefore),
+  )
+  return (
+    <div class="access-item">
+      <div class="access-item-head">
+        <h3 id={headingId}>{props.title ?? itemName(item.name, item.kind)}</h3>
+        {props.title === undefined && <span class="badge badge-neutral">{KIND[item.kind]}</span>}
+        <span class="muted small access-item-count">
+          {holding === 0
+            ? 'nobody has access now'
+            : holding === 1
+              ? '1 person has access'
+              : `${holding} people have access`}
+        </span>
+      </div>
+      {grants.length === 0 ? (
+        <p class="muted small">
+          No grant covers it. Approve a request below, or grant it from the command line:{' '}
+          <code>edgeward grant SPACE --to DID --stream {item.kind === 'stream' ? item.name : 'OBJECT'} --for 8h</code>
+        </p>
+      ) : (
+        <div class="access-table-wrap">
+          <table class="access-table" aria-labelledby={headingId}>
+            <thead>
+              <tr>
+                <th scope="col">Person</th>
+                <th scope="col">Grant</th>
+                <th scope="col">Until</th>
+                <th scope="col">Status</th>
+                <th scope="col">Use</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map(g => (
+                <tr key={g.id} class={isRevocable(g) ? '' : 'access-row-ended'}>
+                  <td>
+                    <Person did={g.subject} me={me} />
+                  </td>
+                  <td>
+                    <div>{g.purpose ?? (g.parent === undefined ? 'Direct grant' : 'Forwarded grant')}</div>
+                    <div class="small muted">
+                      by {g.issuer === me ? 'you' : shortDid(g.issuer)} ·{' '}
+                      <span class="mono" title={g.id}>
+                        #{grantRef(g.id)}
+                      </span>
+                    </div>
+                  </td>
+                  <td>
+                    <Until grant={g} now={now} />
+                  </td>
+                  <td>
+                    <Status grant={g} />
+                  </td>
+                  <td>
+                    <div>{g.download ? 'Download' : 'View only'}</div>
+                    <div class="small muted">{FORWARD[g.forward]}</div>
+                  </td>
+                  <td class="access-actions">
+                    {isRevocable(g) && (
+                      <button
+                        type="button"
+                        class="button button-danger-quiet"
+                        aria-label={`Revoke grant ${grantRef(g.id)} of ${shortDid(g.subject)}`}
+                        onClick={() => onRevoke(g)}
+                      >
+                        Revoke
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </div>
+  )
+}
+
+function People(props: {
+  grants: GrantView[]
+  itemsOf: (g: GrantView) => AccessItem[]
+  now: number
+  me: string
+  onRevoke: (did: string) => void
+}) {
+  const { grants, itemsOf, now, me, onRevoke } = props
+  const bySubject = new Map<string, GrantView[]>()
+  for (const g of grants.filter(isRevocable)) bySubject.set(g.subject, [...(bySubject.get(g.subject) ?? []), g])
+  return (
+    <section class="card" aria-labelledby="access-people">
+      <h2 id="access-people">People</h2>
+      {bySubject.size === 0 ? (
+        <p class="muted">Nobody holds a grant in this space now.</p>
+      ) : (
+        <ul class="access-people">
+          {[...bySubject].map(([did, held]) => {
+            const items = [...new Set(held.flatMap(g => itemsOf(g).map(i => itemName(i.name, i.kind))))]
+            const last = Math.max(...held.map(g => Date.parse(g.notAfter)))
+            return (
+              <li key={did} class="access-person">
+                <div>
+                  <Person did={did} me={me} />
+                  <div class="small muted">
+                    {held.length === 1 ? '1 grant' : `${held.length} grants`}
+                    {items.length > 0 ? ` on ${items.join(', ')}` : ''} · the last ends in {formatSpan(last - now)}
+                  </div>
+                </div>
+                <button
+                  type="button"
+                  class="button button-danger-quiet"
+                  aria-label={`Revoke all access of ${shortDid(did)}`}
+                  onClick={() => onRevoke(did)}
+                >
+                  Revoke all access
+                </button>
+              </li>
+            )
+          })}
+        </ul>
+      )}
+    </section>
+  )
+}
+
+// ---- requests ----
+
+function Requests(props: {
+  requests: AccessRequestView[]
+  now: number
+  me: string
+  byId: Map<string, GrantView>
+  revokedPeople: Set<string>
+  onApprove: (r: AccessRequestView, body: ApproveBody) => Promise<boolean>
+  onDeny: (r: AccessRequestView) => void
+}) {
+  const { requests, now, me } = props
+  const pending = requests.filter(r => r.status === 'pending')
+  // the newest decisions first
+  const decided = requests.filter(r => r.status !== 'pending').reverse()
+  return (
+    <section class="card" aria-labelledby="access-requests">
+      <h2 id="access-requests">Requests</h2>
+      {pending.length === 0 ? (
+        <p class="muted">
+          No request is waiting. People ask for access from their Inbox; their requests appear here with their reason.
+        </p>
+      ) : (
+        <ul class="access-requests" aria-label="Waiting for your decision">
+          {pending.map(r => (
+            <PendingRequest
+              key={r.id}
+              request={r}
+              now={now}
+              me={me}
+              readmit={props.revokedPeople.has(r.for)}
+              onApprove={props.onApprove}
+              onDeny={props.onDeny}
+            />
+          ))}
+        </ul>
+      )}
+      {decided.length > 0 && (
+        <>
+          <h3 class="access-subheading">Decided</h3>
+          <div class="access-table-wrap">
+            <table class="access-table" aria-label="Decided requests">
+              <thead>
+                <tr>
+                  <th scope="col">Who</th>
+                  <th scope="col">Asked for</th>
+                  <th scope="col">Why</th>
+                  <th scope="col">Outcome</th>
+                </tr>
+              </thead>
+              <tbody>
+                {decided.map(r => (
+                  <DecidedRequest
+                    key={r.id}
+                    request={r}
+                    now={now}
+                    me={me}
+                    grant={r.grant === undefined ? undefined : props.byId.get(r.grant)}
+                  />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </section>
+  )
+}
+
+function PendingRequest(props: {
+  request: AccessRequestView
+  now: number
+  me: string
+  readmit: boolean
+  onApprove: (r: AccessRequestView, body: ApproveBody) => Promise<boolean>
+  onDeny: (r: AccessRequestView) => void
+}) {
+  const { request: r, now, me } = props
+  const [duration, setDuration] = useState(r.durationMs)
+  const [readmit, setReadmit] = useState(false)
+  const [busy, setBusy] = useState(false)
+  const options = DURATIONS.some(d => d.ms === r.durationMs)
+    ? DURATIONS
+    : [{ ms: r.durationMs, label: `${formatDuration(r.durationMs)} (as asked)` }, ...DURATIONS]
+  const who = shortDid(r.for)
+  const ids = { duration: `duration-${r.id}`, readmit: `readmit-${r.id}` }
+  return (
+    <li class="access-request">
+      <div class="access-request-head">
+        <Person did={r.for} me={me} />
+        <span class="muted small">
+          asked <time dateTime={new Date(r.at).toISOString()}>{ago(r.at, now)}</time>
+          {r.older !== undefined && ` · ${r.older} earlier ${r.older === 1 ? 'request' : 'requests'} replaced`}
+        </span>
+      </div>
+      <p class="access-request-what">
+        For <strong>{coverage(r.streams)}</strong> ({r.forms.join(', ')}), {formatDuration(r.durationMs)}
+        {r.from !== r.for && (
+          <span class="muted">
+            {' '}
+            · forwarded by <code title={r.from}>{shortDid(r.from)}</code>
+          </span>
+        )}
+      </p>
+      <blockquote class="access-reason">{r.reason}</blockquote>
+      <div class="access-decide">
+        <label for={ids.duration}>Grant for</label>
+        <select
+          id={ids.duration}
+          value={String(duration)}
+          onChange={e => setDuration(Number((e.target as HTMLSelectElement).value))}
+        >
+          {options.map(o => (
+            <option key={o.ms} value={String(o.ms)}>
+              {o.label}
+            </option>
+          ))}
+        </select>
+        {props.readmit && (
+          <label class="access-check" for={ids.readmit}>
+            <input
+              id={ids.readmit}
+              type="checkbox"
+              checked={readmit}
+              onChange={e => setReadmit((e.target as HTMLInputElement).checked)}
+            />
+            Re-admit: their access was revoked before
+          </label>
+        )}
+        <span class="access-decide-buttons">
+          <button
+            type="button"
+            class="button button-primary"
+            disabled={busy}
+            aria-label={`Approve the request of ${who} for ${coverage(r.streams)}`}
+            onClick={async () => {
+              setBusy(true)
+              await props.onApprove(r, { durationMs: duration, ...(readmit ? { readmit } : {}) })
+              setBusy(false)
+            }}
+          >
+            Approve
+          </button>
+          <button
+            type="button"
+            class="button"
+            aria-label={`Deny the request of ${who} for ${coverage(r.streams)}`}
+            onClick={() => props.onDeny(r)}
+          >
+            Deny…
+          </button>
+        </span>
+      </div>
+    </li>
+  )
+}
+
+function DecidedRequest({
+  request: r,
+  now,
+  me,
+  grant,
+}: {
+  request: AccessRequestView
+  now: number
+  me: string
+  grant?: GrantView
+}) {
+  return (
+    <tr>
+      <td>
+        <Person did={r.for} me={me} />
+        <div class="small muted">asked {ago(r.at, now)}</div>
+      </td>
+      <td>
+        {coverage(r.streams)}
+        <div class="small muted">{formatDuration(r.durationMs)}</div>
+      </td>
+      <td class="access-why-cell">{r.reason}</td>
+      <td>
+        {r.status === 'approved' ? (
+          <>
+            <span class="badge access-badge-ok">Approved</span>
+            {grant !== undefined && (
+              <div class="small muted">
+                {grant.status === 'active'
+                  ? `ends in ${formatSpan(Date.parse(grant.notAfter) - now)}`
+                  : STATUS[grant.status].label.toLowerCase()}
+              </div>
+            )}
+          </>
+        ) : (
+          <>
+            <span class="badge access-badge-trouble">Denied</span>
+            {r.decisionReason !== undefined && <div class="small access-denial">“{r.decisionReason}”</div>}
+          </>
+        )}
+        {r.decidedBy !== undefined && (
+          <div class="small muted">by {r.decidedBy === me ? 'you' : shortDid(r.decidedBy)}</div>
+        )}
+      </td>
+    </tr>
+  )
+}
+
+// ---- the confirmation dialog ----
+
+/**
+ * A modal <dialog>: the rest of the page is inert while it is open, focus moves into it (to
+ * the safe choice, or to the reason a denial needs), Escape cancels, and focus goes back to
+ * the control that opened it.
+ */
+function ConfirmDialog(props: {
+  confirming: Confirming
+  spaceName: string
+  itemsOf: (g: GrantView) => AccessItem[]
+  activeGrantsOf: (did: string) => GrantView[]
+  /** why the last attempt failed, shown in the dialog (the page behind it is inert) */
+  failure?: string
+  onCancel: () => void
+  onConfirm: (text: string) => Promise<boolean>
+}) {
+  const { confirming: c, spaceName: space } = props
+  const dialog = useRef<HTMLDialogElement>(null)
+  const first = useRef<HTMLButtonElement>(null)
+  const reasonField = useRef<HTMLTextAreaElement>(null)
+  const [text, setText] = useState('')
+  const [busy, setBusy] = useState(false)
+  const [missing, setMissing] = useState(false)
+
+  useEffect(() => {
+    const opener = document.activeElement as HTMLElement | null
+    dialog.current?.showModal()
+    ;(c.kind === 'deny' ? reasonField.current : first.current)?.focus()
+    return () => {
+      // the control that opened it, or (gone with what it revoked) the screen's heading
+      if (opener?.isConnected) opener.focus()
+      else document.querySelector<HTMLElement>('main h1')?.focus()
+    }
+  }, [])
+
+  let title: string
+  let body: ComponentChildren
+  let confirmLabel: string
+  if (c.kind === 'revoke-grant') {
+    const items = props.itemsOf(c.grant).map(i => itemName(i.name, i.kind))
+    const what = items.length > 0 ? items.join(', ') : coverage(c.grant.streams)
+    title = 'Revoke this grant?'
+    confirmLabel = 'Revoke grant'
+    body = (
+      <>
+        <p>
+          <code title={c.grant.subject}>{shortDid(c.grant.subject)}</code> loses access to <strong>{what}</strong> now.
+          What they already opened they may have kept.
+        </p>
+        <p class="muted small">
+          The revocation is signed and reaches every peer of {space}; it cannot be undone. To give access again, grant
+          it anew.
+        </p>
+      </>
+    )
+  } else if (c.kind === 'revoke-person') {
+    const items = [
+      ...new Set(props.activeGrantsOf(c.did).flatMap(g => props.itemsOf(g).map(i => itemName(i.name, i.kind)))),
+    ]
+    title = 'Revoke all their access?'
+    confirmLabel = 'Revoke all access'
+    body = (
+      <>
+        <p>
+          <code title={c.did}>{shortDid(c.did)}</code> loses access to everything in {space} now
+          {items.length > 0 ? (
+            <>
+              : <strong>{items.join(', ')}</strong>
+            </>
+          ) : null}
+          . What they already opened they may have kept.
+        </p>
+        <p class="muted small">
+          Every grant they hold ends, and grants issued to them before now stop working. Approving a later request of
+          theirs needs you to re-admit them.
+        </p>
+      </>
+    )
+  } else {
+    title = 'Deny this request?'
+    confirmLabel = 'Deny request'
+    body = (
+      <p>
+        <code title={c.request.for}>{shortDid(c.request.for)}</code> asked for{' '}
+        <strong>{coverage(c.request.streams)}</strong>: “{c.request.reason}”. They will see that you denied it, with
+        your reason.
+      </p>
+    )
+  }
+
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    if (c.kind === 'deny' && text.trim() === '') {
+      setMissing(true)
+      reasonField.current?.focus()
+      return
+    }
+    setBusy(true)
+    const done = await props.onConfirm(text.trim())
+    if (!done) setBusy(false)
+  }
+
+  return (
+    <dialog
+      ref={dialog}
+      class="access-dialog"
+      aria-labelledby="access-dialog-title"
+      onCancel={e => {
+        e.preventDefault()
+        props.onCancel()
+      }}
+    >
+      <form method="dialog" onSubmit={submit}>
+        <h2 id="access-dialog-title">{title}</h2>
+        {body}
+        <label for="access-dialog-reason" class="access-dialog-label">
+          {c.kind === 'deny' ? 'Reason (they will read it)' : 'Reason (kept with the revocation; optional)'}
+        </label>
+        <textarea
+          id="access-dialog-reason"
+          ref={reasonField}
+          rows={c.kind === 'deny' ? 3 : 2}
+          maxLength={512}
+          aria-required={c.kind === 'deny' ? true : undefined}
+          aria-invalid={missing ? true : undefined}
+          aria-describedby={missing ? 'access-dialog-missing' : undefined}
+          value={text}
+          onInput={e => {
+            setText((e.target as HTMLTextAreaElement).value)
+            setMissing(false)
+          }}
+        />
+        {missing && (
+          <p id="access-dialog-missing" class="access-said-failed small">
+            Say why: the person reads it.
+          </p>
+        )}
+        {props.failure !== undefined && (
+          <p class="access-said-failed small" role="alert">
+            {props.failure}
+          </p>
+        )}
+        <div class="access-dialog-buttons">
+          <button type="button" class="button" ref={first} onClick={props.onCancel}>
+            Cancel
+          </button>
+          <button type="submit" class="button button-danger" disabled={busy}>
+            {confirmLabel}
+          </button>
+        </div>
+      </form>
+    </dialog>
+  )
+}
+
+// ---- icons ----
+
+function CopyIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
+      <rect x="5" y="5" width="9" height="9" rx="1.5" />
+      <path d="M11 5V3.5A1.5 1.5 0 0 0 9.5 2h-6A1.5 1.5 0 0 0 2 3.5v6A1.5 1.5 0 0 0 3.5 11H5" />
+    </svg>
+  )
+}
+
+function CheckIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
+      <path d="M3 8.5l3 3 7-7" />
+    </svg>
+  )
 }

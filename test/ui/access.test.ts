@@ -1,0 +1,280 @@
+/**
+ * The Access screen in a real browser against two real `edgeward start` processes, an owner and
+ * a reader: the owner grants the reader a stream from the CLI and the reader asks for another;
+ * the owner's browser shows the grant with its countdown and the request with its reason,
+ * approves it for a duration other than the one asked (the grant the node issued ends when
+ * chosen), sees the reader's next request arrive by itself (the state's `inboxVersion`),
+ * cancels a revocation with Escape (nothing revoked), revokes through the confirmation dialog
+ * (the node lists the grant as revoked), and denies the next request with a reason that the
+ * reader's own `edgeward requests` shows. A plain member is told what the screen is for. Every
+ * control has an accessible name. Screenshots: docs/screenshots/access*.png with
+ * UPDATE_SCREENSHOTS=1.
+ */
+import assert from 'node:assert/strict'
+import { mkdir, mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { BrowserContext, Page } from 'playwright-core'
+import { type CliResult, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import type { AccessRequestView, GrantsListing, GrantView, RequestsListing } from '../../node/ui/contract-access.ts'
+import { initData, stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
+import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+
+const HOUR = 3_600_000
+
+describe('Access screen in a browser, owner and reader as real processes', { timeout: 180_000 }, () => {
+  let root = ''
+  let shots = ''
+  const peers: LocalPeer[] = []
+  let owner: LocalPeer
+  let reader: LocalPeer
+  let readerDid = ''
+  let space = ''
+  let tempGrant = ''
+  let humRequest = ''
+  let pressureRequest = ''
+  let context: BrowserContext
+  let closeBrowser: () => Promise<void> = async () => {}
+  let page: Page
+  const errors: string[] = []
+
+  const json = (r: CliResult): Record<string, any> => {
+    assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`)
+    return JSON.parse(r.stdout)
+  }
+  const grantsOn = async (p: LocalPeer): Promise<GrantView[]> =>
+    (await (await p.api()).call<GrantsListing>('GET', `/v1/spaces/${space}/grants`)).grants
+  const requestsOn = async (p: LocalPeer): Promise<AccessRequestView[]> =>
+    (await (await p.api()).call<RequestsListing>('GET', `/v1/spaces/${space}/requests`)).requests
+  const requestCard = (reason: string) => page.locator('li.access-request', { hasText: reason })
+  const revokeTempButton = () => page.getByRole('button', { name: `Revoke grant ${tempGrant.slice(0, 8)} of ` })
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-access-'))
+    await initData(join(root, 'owner'))
+    readerDid = await initData(join(root, 'reader'))
+    owner = await startPeer('owner', join(root, 'owner'), { timeoutMs: 60_000 })
+    peers.push(owner)
+    reader = await startPeer('reader', join(root, 'reader'), { timeoutMs: 60_000, bootstrap: owner.info.addresses })
+    peers.push(reader)
+    // setup that is not under test goes through the local API
+    const api = await owner.api()
+    space = (await api.call<{ space: string }>('POST', '/v1/spaces', { name: 'plant-7' })).space
+    const t = Date.now()
+    for (const stream of ['temp', 'hum', 'pressure', 'flow'])
+      await api.call('POST', `/v1/spaces/${space}/streams/${stream}/readings`, JSON.stringify({ ts: t, value: 1 }))
+    await (await reader.api()).call('POST', `/v1/spaces/${space}/join`)
+    await waitFor('the reader to know the four streams', async () => {
+      const s = (await (await reader.api()).call<any>('GET', '/v1/status')).spaces.find((x: any) => x.id === space)
+      return s?.synchronised && s.streams.length === 4 ? true : undefined
+    })
+
+    // what is under test in the browser starts from what the CLI did
+    tempGrant = json(
+      await owner.cli(['grant', space, '--to', readerDid, '--stream', 'temp', '--for', '3h', '--json']),
+    ).grant
+    // a short one, whose countdown shows its seconds
+    json(await owner.cli(['grant', space, '--to', readerDid, '--stream', 'flow', '--for', '9m', '--json']))
+    humRequest = json(
+      await reader.cli([
+        'request',
+        space,
+        '--stream',
+        'hum',
+        '--for',
+        '30m',
+        '--reason',
+        'calibration check',
+        '--json',
+      ]),
+    ).request
+    await waitFor('the owner to receive the request', async () =>
+      (await requestsOn(owner)).some(r => r.id === humRequest) ? true : undefined,
+    )
+
+    shots = screenshotDir(join(root, 'screenshots'))
+    await mkdir(shots, { recursive: true })
+    ;({ context, close: closeBrowser } = await openBrowser())
+    page = context.pages()[0] ?? (await context.newPage())
+    page.on('pageerror', err => errors.push(err.message))
+    page.on('console', m => {
+      if (m.type() === 'error') errors.push(m.text())
+    })
+    await page.goto((await loginLink(owner.dataDir)).url)
+    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
+    await page.getByRole('link', { name: /^Access/ }).click()
+    await page.getByRole('heading', { level: 1, name: 'Access' }).waitFor()
+  })
+
+  after(async () => {
+    await closeBrowser()
+    await stopPeers(peers, root)
+  })
+
+  it('shows who holds each stream through which grant, with a live countdown, and the request with its reason', async () => {
+    const temp = page.getByRole('table', { name: 'temp' })
+    const row = temp.getByRole('row').filter({ has: revokeTempButton() })
+    await row.waitFor()
+    const short = `did:key:${readerDid.slice(8, 12)}…${readerDid.slice(-4)}`
+    assert.equal(await row.locator('.person-did').textContent(), short, 'the person by a short did')
+    assert.equal(await row.locator('.person-did').getAttribute('title'), readerDid, 'the whole did in the title')
+    assert.ok(!((await page.locator('main').textContent()) ?? '').includes(space), 'the space id is never shown')
+    assert.equal(await row.locator('.badge').textContent(), 'Active')
+    const countdown = row.locator('.access-countdown')
+    assert.match((await countdown.textContent()) ?? '', /^ends in (2 h 5\d min|3 h)$/)
+    assert.match((await row.textContent()) ?? '', /Download.*No forwarding/)
+    // live: a countdown under ten minutes shows its seconds, and they go down without a reload
+    const flow = page.getByRole('table', { name: 'flow' }).locator('.access-countdown')
+    const seconds = async () => {
+      const m = /^ends in (\d) min (\d\d) s$/.exec((await flow.textContent()) ?? '')
+      assert.ok(m !== null, `a countdown in minutes and seconds: ${await flow.textContent()}`)
+      return Number(m[1]) * 60 + Number(m[2])
+    }
+    const first = await seconds()
+    await waitFor('the countdown to tick', async () => ((await seconds()) < first ? true : undefined), 5_000)
+    assert.equal(await page.getByRole('table', { name: 'hum' }).count(), 0, 'nobody holds hum yet')
+    assert.ok(await page.getByText('nobody has access now').first().isVisible())
+
+    const card = requestCard('calibration check')
+    await card.waitFor()
+    assert.match((await card.textContent()) ?? '', /For hum \(raw\), 30 min/)
+    assert.equal(await card.getByLabel('Grant for').inputValue(), String(30 * 60_000), 'as asked, at first')
+  })
+
+  it('approves the request for a duration the owner chose: the grant the node issued ends then', async () => {
+    const card = requestCard('calibration check')
+    await card.getByLabel('Grant for').selectOption({ label: '8 hours' })
+    await card.getByRole('button', { name: /^Approve the request of/ }).click()
+    await page.locator('.access-said-ok', { hasText: /^Approved:/ }).waitFor()
+    const approved = (await requestsOn(owner)).find(r => r.id === humRequest)
+    assert.equal(approved?.status, 'approved')
+    const grant = (await grantsOn(owner)).find(g => g.id === approved?.grant)
+    assert.ok(grant !== undefined, 'the approval issued a grant')
+    assert.deepEqual(grant.streams, ['hum'])
+    assert.equal(grant.subject, readerDid)
+    assert.equal(
+      Date.parse(grant.notAfter) - Date.parse(grant.notBefore),
+      8 * HOUR,
+      'eight hours, not the 30 min asked',
+    )
+    assert.equal(grant.status, 'active')
+    // the screen fetched again after its own action: the new grant, and the decision below
+    await page
+      .getByRole('table', { name: 'hum' })
+      .getByText(/^ends in 7 h 59 min$/)
+      .waitFor()
+    await page.getByRole('table', { name: 'Decided requests' }).getByText('Approved').waitFor()
+    assert.equal(await requestCard('calibration check').count(), 0, 'no longer waiting')
+  })
+
+  it('shows a request filed meanwhile by itself, from the node’s pushed state', async () => {
+    pressureRequest = json(
+      await reader.cli(['request', space, '--stream', 'pressure', '--for', '2h', '--reason', 'leak hunt', '--json']),
+    ).request
+    await requestCard('leak hunt').waitFor({ timeout: 30_000 })
+    assert.equal(await page.locator('.access-tile-attention .access-tile-value').textContent(), '1')
+    await page.screenshot({ path: join(shots, 'access.png'), fullPage: true })
+  })
+
+  it('Escape cancels a revocation: the dialog takes focus, says what will happen, and nothing is revoked', async () => {
+    await revokeTempButton().click()
+    const dialog = page.getByRole('dialog', { name: 'Revoke this grant?' })
+    await dialog.waitFor()
+    assert.match(
+      (await dialog.textContent()) ?? '',
+      /loses access to temp now\. What they already opened they may have kept/,
+    )
+    assert.equal(
+      await inPage(page, `document.activeElement?.closest('dialog') !== null`),
+      true,
+      'focus is in the dialog',
+    )
+    assert.equal(await inPage(page, 'document.activeElement?.textContent'), 'Cancel', 'on the safe choice')
+    await page.keyboard.press('Tab')
+    assert.equal(await inPage(page, `document.activeElement?.closest('dialog') !== null`), true, 'Tab stays in it')
+    await page.screenshot({ path: join(shots, 'access-revoke.png') })
+    await page.keyboard.press('Escape')
+    await dialog.waitFor({ state: 'detached' })
+    assert.equal(
+      await inPage(page, 'document.activeElement?.getAttribute("aria-label")'),
+      await revokeTempButton().getAttribute('aria-label'),
+      'focus is back on the button that opened it',
+    )
+    assert.equal((await grantsOn(owner)).find(g => g.id === tempGrant)?.status, 'active', 'nothing was revoked')
+  })
+
+  it('revokes the grant through the confirmation dialog', async () => {
+    await revokeTempButton().click()
+    const dialog = page.getByRole('dialog', { name: 'Revoke this grant?' })
+    await dialog.getByLabel(/^Reason/).fill('project over')
+    await dialog.getByRole('button', { name: 'Revoke grant' }).click()
+    await dialog.waitFor({ state: 'detached' })
+    await page.locator('.access-said-ok', { hasText: /^Revoked grant/ }).waitFor()
+    const revoked = (await grantsOn(owner)).find(g => g.id === tempGrant)
+    assert.equal(revoked?.status, 'revoked')
+    await page.getByRole('table', { name: 'temp' }).getByText('Revoked', { exact: true }).waitFor()
+    assert.equal(await revokeTempButton().count(), 0, 'a revoked grant offers no revoke')
+  })
+
+  it('denies a request only with a reason, which the reader sees in its own requests', async () => {
+    const card = requestCard('leak hunt')
+    await card.getByRole('button', { name: /^Deny the request of/ }).click()
+    const dialog = page.getByRole('dialog', { name: 'Deny this request?' })
+    await dialog.waitFor()
+    const reason = dialog.getByLabel(/^Reason/)
+    assert.equal(await inPage(page, 'document.activeElement?.tagName'), 'TEXTAREA', 'focus on the reason it needs')
+    await dialog.getByRole('button', { name: 'Deny request' }).click()
+    assert.equal(await reason.getAttribute('aria-invalid'), 'true', 'no reason, no denial')
+    assert.equal((await requestsOn(owner)).find(r => r.id === pressureRequest)?.status, 'pending')
+    await reason.fill('pressure data is not part of the audit')
+    await dialog.getByRole('button', { name: 'Deny request' }).click()
+    await dialog.waitFor({ state: 'detached' })
+    await page.getByRole('table', { name: 'Decided requests' }).getByText('Denied').waitFor()
+
+    const seen = await waitFor('the reader to see the denial', async () => {
+      const r = json(await reader.cli(['requests', space, '--json'])).requests.find(
+        (q: AccessRequestView) => q.id === pressureRequest,
+      )
+      return r?.status === 'denied' ? (r as AccessRequestView) : undefined
+    })
+    assert.equal(seen.decisionReason, 'pressure data is not part of the audit')
+    const text = (await reader.cli(['requests', space])).stdout
+    assert.match(text, /denied .*-> pressure data is not part of the audit/)
+    await page.screenshot({ path: join(shots, 'access-decided.png'), fullPage: true })
+  })
+
+  it('gives every control an accessible name', async () => {
+    const controls = await interactiveNames(page)
+    assert.ok(controls.length >= 12, `controls found: ${controls.length}`)
+    assert.deepEqual(
+      controls.filter(c => c.name === ''),
+      [],
+      'controls without an accessible name',
+    )
+  })
+
+  it('tells a plain member what the screen is for and where to ask', async () => {
+    const other = await openBrowser()
+    try {
+      const p = other.context.pages()[0] ?? (await other.context.newPage())
+      await p.goto((await loginLink(reader.dataDir)).url)
+      await p.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
+      await p.getByRole('link', { name: /^Access/ }).click()
+      await p.getByRole('heading', { name: 'You manage no space' }).waitFor()
+      assert.match((await p.locator('main').textContent()) ?? '', /member of plant-7.*ask its owner from your Inbox/)
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('had no script error', () => {
+    assert.deepEqual(errors, [])
+  })
+})
+
+/** Evaluate an expression in the page (a string: this file is type-checked without the DOM's types). */
+function inPage<T = unknown>(page: Page, expression: string): Promise<T> {
+  return page.evaluate(expression) as Promise<T>
+}
