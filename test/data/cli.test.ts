@@ -8,8 +8,8 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
-import { initData, jsonLines as lines, stopPeers } from '../support/local-peers.ts'
+import type { LocalPeer } from '../../node/cli/local-network.ts'
+import { initAndStart, jsonLines as lines, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('forms and backfill from the command line', { timeout: 180_000 }, () => {
@@ -19,8 +19,7 @@ describe('forms and backfill from the command line', { timeout: 180_000 }, () =>
   let space: string
   const t0 = 1_800_000_000_000
   const peer = async (name: string, bootstrap?: string[]) => {
-    const did = await initData(join(root, name))
-    const p = await startPeer(name, join(root, name), { bootstrap })
+    const { peer: p, did } = await initAndStart(name, join(root, name), { bootstrap })
     peers.push(p)
     return { p, did }
   }

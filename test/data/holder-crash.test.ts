@@ -33,7 +33,7 @@ import { type AuditReport, verifyReport } from '../../protocols/audit/report.ts'
 import { decryptReadings, type EncryptedReading, readingsIn } from '../../protocols/data/reading.ts'
 import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import { initAndStart, stopPeers } from '../support/local-peers.ts'
 import { Peers, rng } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -136,8 +136,7 @@ describe('the key holder killed during key releases and publishes', { timeout: 1
     console.log(`# holder-crash seed ${seed} (EDGEWARD_CRASH_SEED=${seed} repeats the kill moments)`)
     root = await mkdtemp(join(tmpdir(), 'edgeward-holder-crash-'))
     dir = join(root, 'gw')
-    await initData(dir)
-    gw = await startPeer('gw', dir)
+    gw = (await initAndStart('gw', dir)).peer
     procs.push(gw)
     await peers.init()
     reader = await peers.node('reader', { bootstrap: gw.info.addresses })

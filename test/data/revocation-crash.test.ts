@@ -16,7 +16,7 @@ import { didFromPublicKey, generateSigningKeyPair } from '../../crypto/identity.
 import type { ApiClient } from '../../node/cli/client.ts'
 import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import { initAndStart, stopPeers } from '../support/local-peers.ts'
 
 const STREAMS = 150
 const ROUNDS = 3
@@ -46,8 +46,7 @@ describe('a revocation when the key holder is killed right after it', { timeout:
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-revocation-crash-'))
     dir = join(root, 'gw')
-    await initData(dir)
-    gw = await startPeer('gw', dir)
+    gw = (await initAndStart('gw', dir)).peer
     peers.push(gw)
     const api = await gw.api()
     space = (await api.call<{ space: string }>('POST', '/v1/spaces', { name: 'plant' })).space
