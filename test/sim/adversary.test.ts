@@ -4,31 +4,17 @@
  * record in an honest replica, no key released that should not be, forks kept as evidence).
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { SimNetwork } from '../../sim/network.ts'
-import { checksOf } from '../../sim/report.ts'
+import { describe, it } from 'node:test'
 import { runAdversary } from '../../sim/scenarios/adversary.ts'
+import { assertChecksHold, simNetworks } from '../support/sim.ts'
 
-const networks: SimNetwork[] = []
-after(async () => {
-  for (const net of networks) await net.stop()
-})
+const network = simNetworks()
 
 describe('adversary', () => {
   it('every attack is refused and counted, with no invariant violated', async () => {
-    const net = await SimNetwork.create({
-      peers: 10,
-      topology: { kind: 'random', degree: 4 },
-      link: { latencyMs: 5 },
-      store: 'memory',
-      seed: 5,
-    })
-    networks.push(net)
+    const net = await network({ peers: 10, topology: { kind: 'random', degree: 4 }, link: { latencyMs: 5 }, seed: 5 })
     const r = await runAdversary(net, { spam: 10, deadlineMs: 30_000 })
-    assert.deepEqual(
-      checksOf(r).filter(c => !c.ok),
-      [],
-    )
+    assertChecksHold(r)
     const byName = new Map(r.attacks.map(a => [a.name, a]))
     assert.deepEqual(
       [...byName.keys()],

@@ -4,31 +4,23 @@
  * that joins, newcomer or returning, gets to a decrypted reading.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { SimNetwork } from '../../sim/network.ts'
-import { checksOf, MIN_DELIVERY_RATIO } from '../../sim/report.ts'
+import { describe, it } from 'node:test'
+import { MIN_DELIVERY_RATIO } from '../../sim/report.ts'
 import { runChurn } from '../../sim/scenarios/churn.ts'
+import { assertChecksHold, simNetworks } from '../support/sim.ts'
 
-const networks: SimNetwork[] = []
-after(async () => {
-  for (const net of networks) await net.stop()
-})
+const network = simNetworks()
 
 describe('churn', () => {
   it('delivers to the readers online, and every reader that joins decrypts a reading', async () => {
-    const net = await SimNetwork.create({
+    const net = await network({
       peers: 8,
       topology: { kind: 'random', degree: 3 },
       link: { latencyMs: 5, jitterMs: 2 },
-      store: 'memory',
       seed: 3,
     })
-    networks.push(net)
     const r = await runChurn(net, { durationMs: 12_000, churnRate: 1, publishEveryMs: 400, deadlineMs: 30_000 })
-    assert.deepEqual(
-      checksOf(r).filter(c => !c.ok),
-      [],
-    )
+    assertChecksHold(r)
     assert.equal(r.readers.length, 7)
     assert.ok(r.published >= 20, `${r.published} readings published`)
     // the seed's schedule has readers leave, come back, and join for the first time

@@ -6,38 +6,28 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { after, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import type { Message } from '@libp2p/gossipsub'
 import { lpStream } from '@libp2p/utils'
 import type { EdgewardNode } from '../../node/node.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
-import { SimNetwork, type SimNetworkOptions } from '../../sim/network.ts'
+import type { SimNetwork } from '../../sim/network.ts'
 import { catchUp, headsKey, STREAM, setUpSpace, waitForMeshes } from '../../sim/scenarios/space.ts'
 import { waitUntil } from '../../sim/wait.ts'
+import { type SimTestOptions, simNetworks } from '../support/sim.ts'
 
 const DEADLINE_MS = 20_000
 const TOPIC = '/edgeward-sim/test/1.0.0'
 
-const networks: SimNetwork[] = []
-async function network(opts: Partial<SimNetworkOptions> & { peers: number }): Promise<SimNetwork> {
-  const net = await SimNetwork.create({
+const created = simNetworks(net => assert.equal(existsSync(net.root), false, 'the network removed its temp directory'))
+const network = (opts: Partial<SimTestOptions> & { peers: number }): Promise<SimNetwork> =>
+  created({
     topology: { kind: 'random', degree: 3 },
     link: { latencyMs: 0 },
-    store: 'memory',
     seed: 11,
     node: { syncIntervalMs: 1000 },
     ...opts,
   })
-  networks.push(net)
-  return net
-}
-
-after(async () => {
-  for (const net of networks) {
-    await net.stop()
-    assert.equal(existsSync(net.root), false, 'the network removed its temp directory')
-  }
-})
 
 /** Everything each peer received on TOPIC, by peer index. */
 function listen(net: SimNetwork): string[][] {

@@ -4,35 +4,26 @@
  * a partition heals every peer holds the same policy and answers every access question alike.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { SimNetwork } from '../../sim/network.ts'
-import { checksOf } from '../../sim/report.ts'
+import { describe, it } from 'node:test'
 import { runPartitionHeal } from '../../sim/scenarios/partition-heal.ts'
 import { runRevoke } from '../../sim/scenarios/revoke.ts'
 import { STREAM } from '../../sim/scenarios/space.ts'
+import { assertChecksHold, simNetworks } from '../support/sim.ts'
 
 const DEADLINE_MS = 20_000
-const networks: SimNetwork[] = []
-after(async () => {
-  for (const net of networks) await net.stop()
-})
+const network = simNetworks()
 
 describe('scenarios', () => {
   it('revoke: every peer applies it, the subject drops its keys, and no key reaches it afterwards', async () => {
-    const net = await SimNetwork.create({
+    const net = await network({
       peers: 8,
       topology: { kind: 'random', degree: 3 },
       link: { latencyMs: 30, jitterMs: 10 },
-      store: 'memory',
       seed: 21,
     })
-    networks.push(net)
     const result = await runRevoke(net, { rounds: 1, deadlineMs: DEADLINE_MS })
     const [round] = result.rounds
-    assert.deepEqual(
-      checksOf(result).filter(c => !c.ok),
-      [],
-    )
+    assertChecksHold(result)
     assert.equal(round.revocation.missing, 0)
     assert.ok(round.keysDroppedMs !== undefined && round.keysDroppedMs >= round.applied[round.subject]!)
     assert.equal(round.releasesAfterRevocation, 0, 'no release to the subject after the revocation')
@@ -46,20 +37,15 @@ describe('scenarios', () => {
   })
 
   it('partition-heal: nothing crosses the cut, then every peer converges and gives the same answers', async () => {
-    const net = await SimNetwork.create({
+    const net = await network({
       peers: 10,
       topology: { kind: 'random', degree: 3 },
       link: { latencyMs: 5 },
-      store: 'memory',
       seed: 22,
       node: { syncIntervalMs: 1000 },
     })
-    networks.push(net)
     const result = await runPartitionHeal(net, { changes: 6, deadlineMs: DEADLINE_MS })
-    assert.deepEqual(
-      checksOf(result).filter(c => !c.ok),
-      [],
-    )
+    assertChecksHold(result)
     assert.equal(result.crossedBeforeHeal, 0)
     assert.ok(result.admin !== undefined && result.sides[result.admin] === 1, 'an admin wrote on the other side')
     assert.deepEqual(result.written, [3, 3])
