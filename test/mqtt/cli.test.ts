@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readApiToken } from '../../node/api-token.ts'
 import { BIN, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
-import { initData, jsonLines as lines } from '../support/local-peers.ts'
+import { initData, jsonLines as lines, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 import { credentialsIn, Mosquitto, needsMosquitto, publishAll } from './brokers.ts'
 
@@ -35,14 +35,7 @@ describe('edgeward gateway and edgeward ingest across real processes', { timeout
 
   after(async () => {
     ingestProc?.kill('SIGKILL')
-    const codes = await Promise.all(Object.values(peers).map(p => p.stop()))
-    await mosquitto?.stop()
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
+    await stopPeers(Object.values(peers), root, async () => mosquitto?.stop())
   })
 
   it('gateway: an MQTT client publishes to the embedded broker, a granted reader reads the values', async () => {

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test'
 import { BIN, type CliResult, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { freePort } from '../mqtt/brokers.ts'
+import { stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 type Json = Record<string, any>
@@ -67,16 +68,7 @@ describe('bad input to the CLI: one line, the right exit code, nothing written',
     await api.call('POST', `/v1/spaces/${space}/streams/temp/readings`, ndjson)
   })
 
-  after(async () => {
-    const codes = await Promise.all(peers.map(p => p.stop()))
-    await broker?.close()
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
+  after(() => stopPeers(peers, root, async () => broker?.close()))
 
   it('grant --data-until past the Date range: exit 2 in one line, no grant written, grants still lists', async () => {
     const before = await grantIds()

@@ -34,8 +34,17 @@ export function jsonLines(stdout: string): any[] {
     .map(l => JSON.parse(l))
 }
 
-export async function stopPeers(peers: LocalPeer[], root: string): Promise<void> {
+/**
+ * Stop every peer, then what `beforeRemove` stops (a broker the peers used), remove `root`, and
+ * fail unless every peer exited with 0.
+ */
+export async function stopPeers(
+  peers: LocalPeer[],
+  root: string,
+  beforeRemove: () => Promise<unknown> = async () => {},
+): Promise<void> {
   const codes = await Promise.all(peers.map(p => p.stop()))
+  await beforeRemove()
   await rm(root, { recursive: true, force: true })
   assert.deepEqual(
     codes,
