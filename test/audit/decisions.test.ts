@@ -40,21 +40,15 @@ describe('decisions on access requests in the audit log', { timeout: 60_000 }, (
       waitFor('the request to reach the gateway', async () =>
         (await gw.requests.list(space)).filter(r => r.status === 'pending').length === n ? true : undefined,
       )
-    const first = await reader.requests.file(space, {
-      streams: ['temp'],
-      forms: ['raw'],
-      durationMs: 3_600_000,
-      reason: 'calibration',
-    })
-    await pending(1)
+    /** The reader asks for an hour of raw temp for `reason`; the request reaches the gateway. */
+    const ask = async (reason: string) => {
+      const id = await reader.requests.file(space, { streams: ['temp'], forms: ['raw'], durationMs: 3_600_000, reason })
+      await pending(1)
+      return id
+    }
+    const first = await ask('calibration')
     const { grant } = await gw.requests.approve(space, first)
-    const second = await reader.requests.file(space, {
-      streams: ['temp'],
-      forms: ['raw'],
-      durationMs: 3_600_000,
-      reason: 'curiosity',
-    })
-    await pending(1)
+    const second = await ask('curiosity')
     await gw.requests.deny(space, second, 'not needed')
     await waitFor('both decisions in the log', async () => ((await decisions()).length === 2 ? true : undefined))
     const [approved, denied] = await decisions()

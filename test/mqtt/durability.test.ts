@@ -60,6 +60,8 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     running.push(ingest)
     return ingest
   }
+  /** An MQTT 3.1.1 client publishes `messages` (topic, payload) to the broker at QoS 1. */
+  const send = (messages: [string, string][]) => publishAll(broker.url, 4, messages, broker.credentials)
   const values = async (space: string, stream: string) =>
     (await gw.node.data.read(space, stream)).map(r => JSON.stringify(r.value))
 
@@ -67,16 +69,11 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     const space = await gw.node.createSpace('retry')
     const ingest = await start({ space, topic: 'retry/#', clientId: 'retry' })
     faults.push(() => Promise.reject(new Error('disk full')))
-    await publishAll(
-      broker.url,
-      4,
-      [
-        ['retry/temperature', '1'],
-        ['retry/temperature', '2'],
-        ['retry/temperature', '3'],
-      ],
-      broker.credentials,
-    )
+    await send([
+      ['retry/temperature', '1'],
+      ['retry/temperature', '2'],
+      ['retry/temperature', '3'],
+    ])
     await settled(ingest, 3)
     assert.equal(ingest.stats().storageFailures, 1, 'the first store failed')
     assert.equal(gw.node.metrics.total('edgeward_mqtt_storage_failures_total'), 1)
@@ -97,16 +94,11 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       return wrapped.call(gw.node.data, sp, stream, readings)
     }
     try {
-      await publishAll(
-        broker.url,
-        4,
-        [
-          ['order/slow', '10'],
-          ['order/fast', '11'],
-          ['order/fast', '12'],
-        ],
-        broker.credentials,
-      )
+      await send([
+        ['order/slow', '10'],
+        ['order/fast', '11'],
+        ['order/fast', '12'],
+      ])
       await waitFor('the fast stream to be stored', async () => (stored.has('12') ? true : undefined))
       assert.equal(acked.get('order'), undefined, 'nothing is acknowledged while the first message is not stored')
       release()
@@ -126,16 +118,11 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     const first = await start(opts)
     // the store never answers: as if the process hung or died between receipt and storage
     faults.push(() => new Promise<never>(() => {}))
-    await publishAll(
-      broker.url,
-      4,
-      [
-        ['crash/pressure', '7'],
-        ['crash/pressure', '8'],
-        ['crash/pressure', '9'],
-      ],
-      broker.credentials,
-    )
+    await send([
+      ['crash/pressure', '7'],
+      ['crash/pressure', '8'],
+      ['crash/pressure', '9'],
+    ])
     await waitFor('the messages to reach the ingestion', async () => (first.stats().received === 3 ? true : undefined))
     await first.stop()
     assert.equal(first.stats().pending, 3, 'given up on after stopTimeoutMs')
@@ -162,15 +149,10 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       return wrapped.call(gw.node.data, sp, stream, readings)
     }
     try {
-      await publishAll(
-        broker.url,
-        4,
-        [
-          ['drop/flow', '30'],
-          ['drop/flow', '31'],
-        ],
-        broker.credentials,
-      )
+      await send([
+        ['drop/flow', '30'],
+        ['drop/flow', '31'],
+      ])
       await waitFor('the messages to arrive', async () => (ingest.stats().received === 2 ? true : undefined))
       const clients = (broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients
       clients.drop.close()
@@ -198,7 +180,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   it('stores and acknowledges what is batched when stopped in time', async () => {
     const space = await gw.node.createSpace('stop')
     const ingest = await start({ space, topic: 'stop/#', clientId: 'stop' })
-    await publishAll(broker.url, 4, [['stop/level', '5']], broker.credentials)
+    await send([['stop/level', '5']])
     await waitFor('the message to arrive', async () => (ingest.stats().received === 1 ? true : undefined))
     await ingest.stop()
     assert.equal(ingest.stats().ok, 1)
