@@ -9,7 +9,7 @@
  * Errors are JSON `{ error: { name, message, code? } }` with 400 (bad input), 404 (unknown),
  * 403 (access refused, foreign Host or Origin), 401 (no token), 422 (an object that does not
  * match its manifest), 503 (no peer of the space reachable), 500.
- * Objects (files and messages): node/api-objects.ts.
+ * Objects (files and messages): node/api-objects.ts; the client's in-app viewer: node/api-view.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -22,6 +22,7 @@ import { isForm, MAX_EPOCH_MS, MIN_EPOCH_MS } from '../protocols/policy/records.
 import { ID_PATTERN, NAME_PATTERN } from '../protocols/validate.ts'
 import * as objectsApi from './api-objects.ts'
 import * as policyApi from './api-policy.ts'
+import * as viewApi from './api-view.ts'
 import { AccessRefusedError, NotFoundError, UnreachableError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
 import type { DecryptedReading } from './services/data/index.ts'
@@ -202,7 +203,10 @@ export class ApiServer {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     setSecurityHeaders(res)
     // Host and Origin as above; the client's session cookie (and CSRF token) may stand in for the token
-    const refused = this.ui.refusal(req, this.refusal(req))
+    const byApi = this.refusal(req)
+    const refused = this.ui.refusal(req, byApi)
+    // passed without the bearer token: the client's session opened it
+    const viaSession = byApi !== undefined
     if (refused !== undefined) {
       this.node.metrics.inc(REFUSED_METRIC, { reason: refused.reason })
       const name = refused.status === 401 ? 'Unauthorized' : 'Forbidden'
@@ -215,6 +219,12 @@ export class ApiServer {
     const m = req.method ?? 'GET'
     if (m === 'GET' && url.pathname === '/v1/status') return send(res, 200, this.status())
     if (m === 'GET' && url.pathname === '/v1/inbox') return send(res, 200, await n.inbox.list())
+    if (parts[0] === 'v1' && parts[1] === 'views' && parts.length === 4 && m === 'GET' && parts[3] === 'events')
+      return viewApi.viewEvents(n, parts[2], req, res)
+    if (parts[0] === 'v1' && parts[1] === 'views' && parts.length === 3 && m === 'DELETE') {
+      viewApi.closeView(n, parts[2])
+      return void res.writeHead(204).end()
+    }
     if (m === 'GET' && url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
       return void res.end(n.metrics.prometheus())
@@ -321,6 +331,8 @@ export class ApiServer {
         await objectsApi.open(n, space, parts[4], res, send)
         return n.inbox.touch()
       }
+      if (m === 'GET' && parts.length === 6 && parts[5] === 'view')
+        return viewApi.view(n, space, parts[4], req, res, viaSession)
       if (m === 'GET' && parts.length === 6 && parts[5] === 'access')
         return send(res, 200, await objectsApi.access(n, space, parts[4]))
     }

@@ -185,6 +185,24 @@ interface Viewer {
   epochs: number[]
 }
 
+/** An object open in the client's in-app viewer: it stays open while its keys are held. */
+interface ClientView {
+  id: string
+  space: string
+  object: string
+  until: number
+  grants: string[]
+  epochs: number[]
+  /** told once, when the view must close */
+  onEnd: ((cause: ViewEnd) => void) | undefined
+}
+
+/** Why an in-app view closed. */
+export type ViewEnd = 'lease-end' | 'revocation'
+
+/** at most this many in-app views open at once (the oldest closes first) */
+const MAX_CLIENT_VIEWS = 64
+
 /** Files and messages: shared as streams of chunks, opened only whole and verified, viewer files for view-only grants. */
 export class ObjectsService {
   private readonly c: ObjectsComponents
@@ -195,6 +213,7 @@ export class ObjectsService {
   private readonly viewDir: string
   private readonly viewers = new Map<string, Viewer>()
   private readonly names = new Map<string, string>()
+  private readonly clientViews = new Map<string, ClientView>()
   private readonly removals = new Set<Promise<void>>()
   private sweep: NodeJS.Timeout | undefined
 
@@ -479,7 +498,7 @@ export class ObjectsService {
     return this.viewers.size
   }
 
-  private isStillHeld(v: Viewer): boolean {
+  private isStillHeld(v: Pick<Viewer, 'space' | 'stream' | 'form' | 'until' | 'grants' | 'epochs'>): boolean {
     const now = this.c.now()
     if (now >= v.until) return false
     for (const e of v.epochs) {
@@ -498,6 +517,58 @@ export class ObjectsService {
       if (space !== undefined && v.space !== space) continue
       if (!this.isStillHeld(v)) this.remove(v, this.c.now() >= v.until ? 'lease-end' : 'revocation')
     }
+    for (const v of this.clientViews.values()) {
+      if (space !== undefined && v.space !== space) continue
+      if (!this.isStillHeld({ ...v, stream: v.object, form: RAW })) {
+        this.clientViews.delete(v.id)
+        v.onEnd?.(this.c.now() >= v.until ? 'lease-end' : 'revocation')
+      }
+    }
+  }
+
+  // ---- in-app views (the client's viewer) ----
+
+  /**
+   * Register an opened object as shown in the client's viewer: `watchView` then says when it
+   * must close (its lease ended, or a revocation dropped its key). On the key holder a view
+   * never closes by itself. Returns the view's id (random, not guessable).
+   */
+  openView(opened: OpenedObject): string {
+    const id = toHex(randomBytes(16))
+    if (opened.leaseEnd === undefined || opened.grant === undefined) return id
+    if (this.clientViews.size >= MAX_CLIENT_VIEWS) {
+      const oldest = this.clientViews.values().next().value!
+      this.clientViews.delete(oldest.id)
+      oldest.onEnd?.('lease-end')
+    }
+    this.clientViews.set(id, {
+      id,
+      space: opened.space,
+      object: opened.object,
+      until: opened.leaseEnd,
+      grants: [opened.grant],
+      epochs: opened.epochs,
+      onEnd: undefined,
+    })
+    return id
+  }
+
+  /**
+   * Call `onEnd` once when the view must close; undefined when no such view is open (it
+   * closed already, or it is the key holder's, which never closes). Returns the unwatch.
+   */
+  watchView(id: string, onEnd: (cause: ViewEnd) => void): (() => void) | undefined {
+    const v = this.clientViews.get(id)
+    if (v === undefined) return undefined
+    v.onEnd = onEnd
+    return () => {
+      if (this.clientViews.get(id) === v) v.onEnd = undefined
+    }
+  }
+
+  /** Forget a view the client closed. */
+  closeView(id: string): void {
+    this.clientViews.delete(id)
   }
 
   private remove(v: Viewer, cause: string): Promise<void> {

@@ -44,8 +44,9 @@ export interface ClientServerOptions {
   sampleIntervalMs?: number
 }
 
+/** blob: for images and media only: the viewer renders what it fetched, never from a URL of its own */
 export const CONTENT_SECURITY_POLICY =
-  "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+  "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 
 /** Headers every response of the local API carries, the client's and the API's alike. */
 export function setSecurityHeaders(res: ServerResponse): void {

@@ -114,7 +114,10 @@ describe('desktop client gate', { timeout: 60_000 }, () => {
       const r = await send(port, 'GET', path, { host, authorization: `Bearer ${token}` })
       assert.equal(r.status, 200, path)
       assert.equal(r.headers['content-security-policy'], CONTENT_SECURITY_POLICY, path)
-      assert.match(CONTENT_SECURITY_POLICY, /^default-src 'self'; frame-ancestors 'none'/)
+      assert.match(CONTENT_SECURITY_POLICY, /^default-src 'self'; /)
+      assert.match(CONTENT_SECURITY_POLICY, /; frame-ancestors 'none'; /)
+      // blob: only for what the viewer renders (images, media), never for scripts
+      assert.doesNotMatch(CONTENT_SECURITY_POLICY, /script-src|default-src[^;]*blob:/)
       assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe|\*|https?:/)
       assert.equal(r.headers['x-content-type-options'], 'nosniff', path)
       assert.equal(r.headers['referrer-policy'], 'no-referrer', path)

@@ -1,0 +1,192 @@
+/**
+ * The Inbox and the in-app viewer in a real browser, each person on a real node process: the
+ * owner shares a PDF view-only and sends a message; the reader's Inbox shows both without a
+ * reload, opens the PDF in the viewer (drawn by pdf.js, with a watermark and no download
+ * control), while the node refuses that plaintext to the bearer token and to a navigation;
+ * when the owner revokes, the reader's open view closes by itself and says why; the revoked
+ * item offers "Request access", and the request appears as requested.
+ */
+import assert from 'node:assert/strict'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { BrowserContext, Page } from 'playwright-core'
+import { readApiToken } from '../../node/api-token.ts'
+import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import { initData, stopPeers } from '../support/local-peers.ts'
+import { waitFor } from '../support/wait.ts'
+import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+
+/** A one-page PDF with a line of text, its cross-reference table at the right offsets. */
+function tinyPdf(text: string): Buffer {
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 420 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
+    '',
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ]
+  const stream = `BT /F1 22 Tf 40 110 Td (${text}) Tj ET`
+  objects[3] = `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`
+  let out = '%PDF-1.4\n'
+  const offsets: number[] = []
+  objects.forEach((o, i) => {
+    offsets.push(out.length)
+    out += `${i + 1} 0 obj\n${o}\nendobj\n`
+  })
+  const xref = out.length
+  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`
+  for (const o of offsets) out += `${String(o).padStart(10, '0')} 00000 n \n`
+  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`
+  return Buffer.from(out, 'latin1')
+}
+
+describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
+  let root = ''
+  let shots = ''
+  let owner: LocalPeer
+  let reader: LocalPeer
+  const dids: Record<string, string> = {}
+  let space = ''
+  let context: BrowserContext
+  let closeBrowser: () => Promise<void> = async () => {}
+  let page: Page
+  const errors: string[] = []
+  let pdf: { object: string; grant: string }
+
+  const cli = async (p: LocalPeer, args: string[]) => {
+    const r = await p.cli([...args, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    return JSON.parse(r.stdout)
+  }
+  const inboxOf = async (p: LocalPeer) => (await cli(p, ['inbox'])).items as any[]
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-inbox-'))
+    for (const name of ['owner', 'reader']) dids[name] = await initData(join(root, name))
+    owner = await startPeer('owner', join(root, 'owner'))
+    reader = await startPeer('reader', join(root, 'reader'), { bootstrap: owner.info.addresses })
+    const created = await owner.cli(['space', 'create', 'Plant 7 drawings'])
+    assert.equal(created.code, 0, created.stderr)
+    space = created.stdout.trim()
+    assert.equal((await reader.cli(['space', 'join', space])).code, 0)
+    await waitFor('the reader to synchronise', async () =>
+      (await cli(reader, ['status'])).spaces.find((s: any) => s.id === space)?.synchronised ? true : undefined,
+    )
+    shots = screenshotDir(join(root, 'screenshots'))
+    await mkdir(shots, { recursive: true })
+    ;({ context, close: closeBrowser } = await openBrowser())
+    page = await context.newPage()
+    page.on('pageerror', err => errors.push(err.message))
+    page.on('console', m => {
+      if (m.type() === 'error' && !/status of 403/.test(m.text())) errors.push(m.text())
+    })
+    await page.goto((await loginLink(reader.dataDir)).url)
+    await page.getByRole('link', { name: /^Inbox/ }).click()
+    await page.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor()
+  })
+
+  after(async () => {
+    await closeBrowser()
+    await stopPeers(
+      [owner, reader].filter(p => p !== undefined),
+      root,
+    )
+  })
+
+  it('shows what is shared, as it is shared, without a reload', async () => {
+    await page.getByText('Nothing has been shared with you yet.').waitFor()
+    const file = join(root, 'pump-curve.pdf')
+    await writeFile(file, tinyPdf('Pump curve, line 7'))
+    pdf = await cli(owner, ['share', space, file, '--to', dids.reader, '--for', '48h', '--no-download'])
+    await cli(owner, ['message', space, '--to', dids.reader, '--for', '1h', 'Drawings for the audit are in'])
+    await waitFor('the reader to store both', async () => ((await inboxOf(reader)).length === 2 ? true : undefined))
+    const rows = page.locator('.inbox-row')
+    await rows.nth(1).waitFor()
+    assert.equal(await rows.count(), 2)
+    const file1 = page.locator('.inbox-row[data-kind="file"]')
+    assert.match((await file1.textContent()) ?? '', /File[\s\S]*Plant 7 drawings[\s\S]*view only/)
+    assert.match((await file1.textContent()) ?? '', /active|ends in 4[78] h/)
+    const message = page.locator('.inbox-row[data-kind="message"]')
+    assert.match(
+      (await message.textContent()) ?? '',
+      /expires in (59 min|1 h)/,
+      String((await message.textContent()) ?? ''),
+    )
+    await page.getByLabel('Filter the inbox').fill('message')
+    await waitFor('the filter', async () => ((await rows.count()) === 1 ? true : undefined))
+    await page.getByLabel('Filter the inbox').fill('')
+    await page.screenshot({ path: join(shots, 'inbox.png') })
+  })
+
+  it('opens the view-only PDF in the viewer: drawn, watermarked, no download control', async () => {
+    await page.getByRole('button', { name: 'Open File' }).click()
+    const viewer = page.getByRole('dialog', { name: /Viewer: pump-curve\.pdf/ })
+    await viewer.waitFor()
+    await page.locator('.viewer-pdf[data-pages="1"] canvas').waitFor()
+    assert.match((await viewer.textContent()) ?? '', /View only: no download/)
+    const mark = (await page.locator('.watermark span').first().textContent()) ?? ''
+    assert.ok(mark.includes(dids.reader.slice(0, 14)), `the watermark names the viewer: ${mark}`)
+    assert.equal(await viewer.locator('a[download], a[href^="blob:"]').count(), 0, 'no download link')
+    assert.deepEqual(
+      (await interactiveNames(page)).filter(c => c.name === ''),
+      [],
+      'every control has a name',
+    )
+    await page.screenshot({ path: join(shots, 'viewer.png') })
+    // the item now has its name in the inbox: the reader's node learnt it by opening
+    assert.equal((await inboxOf(reader)).find(i => i.resource === pdf.object)?.name, 'pump-curve.pdf')
+  })
+
+  it('refuses the plaintext to the bearer token and to a navigation', async () => {
+    const path = `/v1/spaces/${space}/objects/${pdf.object}/view`
+    const withToken = await fetch(`${reader.info.api}${path}`, {
+      headers: { authorization: `Bearer ${await readApiToken(reader.dataDir)}` },
+    })
+    assert.equal(withToken.status, 403)
+    assert.equal(((await withToken.json()) as any).error.code, 'view-in-client')
+    const nav = await context.newPage()
+    const r = await nav.goto(`${reader.info.api}${path}`)
+    assert.equal(r?.status(), 403, 'a navigation gets no plaintext')
+    await nav.close()
+    // and `open` through the API gives a viewer file, not the bytes, as before
+    const opened = await reader.cli(['open', space, pdf.object, '--json'])
+    assert.equal(opened.code, 0, opened.stderr)
+    assert.ok(JSON.parse(opened.stdout).viewer, 'a viewer file, not the plaintext')
+  })
+
+  it('closes the open view when the owner revokes, and says why', async () => {
+    const started = Date.now()
+    await cli(owner, ['revoke', space, '--grant', pdf.grant, '--reason', 'drawing superseded'])
+    await page.getByTestId('viewer-closed').waitFor({ timeout: 15_000 })
+    const closedAfterMs = Date.now() - started
+    assert.match((await page.getByTestId('viewer-closed').textContent()) ?? '', /revoked/)
+    assert.equal(await page.locator('.viewer-pdf canvas').count(), 0, 'nothing of the PDF is left on the page')
+    await page.screenshot({ path: join(shots, 'viewer-closed.png') })
+    console.log(`view closed ${closedAfterMs} ms after the revoke command started`)
+    await page.getByRole('button', { name: 'Close' }).click()
+  })
+
+  it('offers to request access to the revoked file; the request shows as requested', async () => {
+    const row = page.locator('.inbox-row[data-kind="file"]').first()
+    await waitFor('the row to say revoked', async () =>
+      (await row.getAttribute('data-state')) === 'revoked' ? true : undefined,
+    )
+    await row.getByRole('button', { name: /Request access/ }).click()
+    const dialog = page.getByRole('dialog', { name: /Request access/ })
+    await dialog.getByLabel('Why do you need it?').fill('Need the current curve for the audit')
+    await dialog.getByRole('button', { name: 'Send request' }).click()
+    await page.locator('.inbox-row[data-state="requested"]').waitFor()
+    const requests = await cli(owner, ['requests', space])
+    await waitFor('the owner to receive the request', async () =>
+      (await cli(owner, ['requests', space])).requests.some(
+        (r: any) => r.reason === 'Need the current curve for the audit',
+      )
+        ? true
+        : undefined,
+    )
+    assert.ok(Array.isArray(requests.requests))
+    assert.deepEqual(errors, [])
+  })
+})
