@@ -26,6 +26,7 @@ import * as viewApi from './api-view.ts'
 import { AccessRefusedError, NotFoundError, UnreachableError, UsageError } from './errors.ts'
 import type { EdgewardNode } from './node.ts'
 import type { DecryptedReading } from './services/data/index.ts'
+import { inviteRequest } from './services/invites.ts'
 import type { MqttIngestions } from './services/mqtt.ts'
 import { ClientServer, setSecurityHeaders } from './ui/server.ts'
 
@@ -244,12 +245,22 @@ export class ApiServer {
     }
     if (m === 'POST' && url.pathname === '/v1/audit/verify')
       return send(res, 200, (await import('./api-audit.ts')).verifyReportBody(url, await readBody(req)))
+    if (m === 'POST' && url.pathname === '/v1/join') {
+      const invite = parseJson(await readBody(req)).invite
+      if (typeof invite !== 'string') throw new UsageError('join needs the invite code')
+      return send(res, 200, await n.invites.join(invite))
+    }
     if (parts[0] !== 'v1' || parts[1] !== 'spaces' || parts.length < 4)
       throw new NotFoundError(`no such endpoint: ${m} ${url.pathname}`)
     const space = spaceParam(parts[2])
     if (m === 'POST' && parts[3] === 'join' && parts.length === 4) {
       await n.joinSpace(space)
       return send(res, 200, { space, synchronised: n.policy.document(space).hasGenesis })
+    }
+    if (parts.length === 4 && parts[3] === 'invites') {
+      if (m === 'GET') return send(res, 200, await n.invites.list(space))
+      if (m === 'POST')
+        return send(res, 200, await n.invites.create(space, inviteRequest(parseJson(await readBody(req)))))
     }
     if (parts.length === 4 && ['grants', 'revocations', 'delegations', 'requests'].includes(parts[3])) {
       if (m === 'GET' && parts[3] === 'grants') return send(res, 200, policyApi.listGrants(n, space))
