@@ -17,6 +17,7 @@ import { DataService, type DataServiceOptions } from './services/data/index.ts'
 import { RecordStore } from './services/data/record-store.ts'
 import { FetchService, type FetchServiceOptions } from './services/fetch.ts'
 import { InboxService } from './services/inbox.ts'
+import { InvitesService } from './services/invites.ts'
 import { ObjectsService } from './services/objects.ts'
 import { PolicyService, type PolicyServiceOptions } from './services/policy.ts'
 import { RequestsService } from './services/requests.ts'
@@ -66,6 +67,8 @@ export class EdgewardNode {
   readonly objects: ObjectsService
   /** what is shared with this node's person, across spaces */
   readonly inbox: InboxService
+  /** invites made here, and joining spaces by invite */
+  readonly invites: InvitesService
   private readonly bootstrap: string[]
   /**
    * The bootstrap addresses that could not be dialled when the node started, and why: the
@@ -97,6 +100,11 @@ export class EdgewardNode {
       objects: this.objects,
     })
     this.fetch = services.fetch
+    this.invites = new InvitesService(c, {
+      policy,
+      joinSpace: space => this.joinSpace(space),
+      addresses: () => this.addresses(),
+    })
     this.identity = c.identity
     this.store = c.store
     this.libp2p = c.libp2p
@@ -146,6 +154,7 @@ export class EdgewardNode {
     await this.objects.start()
     this.inbox.start()
     await this.fetch.start()
+    await this.invites.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
       if (listenAddrs.length === 0) return
@@ -234,6 +243,7 @@ export class EdgewardNode {
     clearInterval(this.redialTimer)
     await this.redialing
     this.inbox.stop()
+    await this.invites.stop()
     await this.objects.stop()
     await this.data.stop()
     this.fetch.stop()

@@ -16,6 +16,8 @@
  * - `arrivals`: `<space>!<stream>!<form>!<time>!<seq>` -> nothing: when each record was stored (for retention by age)
  * - `settings`: local settings: retention per stream, and the floor below which retention deleted
  *   (records, arrivals and settings: read and written only by node/services/data/record-store.ts)
+ * - `invites`: hex sha256(token) -> an invite this node made: its space, expiry, uses left and the
+ *   grant it carries (read and written only by node/services/invites.ts)
  * Writes that must not be lost are atomic batches and synced.
  */
 import { mkdir } from 'node:fs/promises'
@@ -42,6 +44,7 @@ export interface Store {
   requests: Sub
   arrivals: Sub
   settings: Sub
+  invites: Sub
   close(): Promise<void>
 }
 
@@ -96,6 +99,7 @@ function sublevels(db: Db): Store {
     requests: sub('requests'),
     arrivals: sub('arrivals'),
     settings: sub('settings'),
+    invites: sub('invites'),
     close: () => db.close(),
   }
 }

@@ -29,6 +29,13 @@ commands:
   status                                 peer id, did, addresses, connected peers, spaces
   space create NAME                      create a space owned by this node; prints its id
   space join SPACE_ID                    join a space as a reader
+  invite SPACE [--for DURATION] [--uses N] [--stream S]... [--access DURATION] [--no-download]
+                                         an invite code (ew1-…) to pass on: the space (by name or id), this
+                                         node's addresses, valid --for (default 7d) and --uses times (default
+                                         1); with --stream (owner or admin), it grants those streams for
+                                         --access (default 7d) from joining
+  join INVITE                            join the space of an invite code: dial the inviter, redeem it, wait
+                                         until the space has synchronised; prints its name, owner and access
   stream create SPACE NAME [--epoch DURATION] [--form hashed]... [--aggregate WINDOW]...
                                          define a stream: its key epochs (default 1h) and the forms the
                                          gateway produces (raw always; hashed by default; aggregate:15m ...)
@@ -139,6 +146,8 @@ const OPTIONS = {
   space: { type: 'string' },
   owner: { type: 'string' },
   'no-open': { type: 'boolean', default: false },
+  uses: { type: 'string' },
+  access: { type: 'string' },
 } satisfies ParseArgsConfig['options']
 
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
@@ -183,6 +192,8 @@ const ALLOWED: Record<string, string[]> = {
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
   ui: ['no-open', 'listen', 'bootstrap', 'api-port'],
+  invite: ['for', 'uses', 'stream', 'access', 'no-download'],
+  join: [],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space', 'owner'],
 }
 
@@ -308,6 +319,27 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'create') await cmd.spaceCreate(dataDir, arg, o)
       else if (sub === 'join') await cmd.spaceJoin(dataDir, spaceId(arg), o)
       else throw new UsageError('usage: edgeward space (create NAME | join SPACE_ID)')
+      return 0
+    }
+    case 'invite': {
+      const [space] = positionals(
+        rest,
+        1,
+        'invite SPACE [--for DURATION] [--uses N] [--stream S]... [--access DURATION] [--no-download]',
+      )
+      const invites = await import('./invites.ts')
+      await invites.invite(
+        dataDir,
+        space,
+        { for: v.for, uses: v.uses, stream: v.stream, access: v.access, noDownload: v['no-download'] },
+        o,
+      )
+      return 0
+    }
+    case 'join': {
+      const [code] = positionals(rest, 1, 'join INVITE')
+      const invites = await import('./invites.ts')
+      await invites.join(dataDir, code, o)
       return 0
     }
     case 'stream': {

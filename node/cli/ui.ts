@@ -4,7 +4,8 @@
  * for a one-time login link (single use, 2 minutes) and opens it: in an app window of
  * Chromium or Chrome where one is installed (`--app=URL`), else in the default browser
  * (`$BROWSER`, `xdg-open`, `open`). The link is printed too, for machines without a browser;
- * with --no-open it is only printed.
+ * with --no-open it is only printed. On a data directory without an identity (the first run),
+ * it creates one first, as `init` does (encrypted with EDGEWARD_PASSPHRASE when it is set).
  */
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -12,7 +13,7 @@ import { delimiter, join } from 'node:path'
 import { NodeStateError } from '../errors.ts'
 import type { LoginLink } from '../ui/contract.ts'
 import { ApiClient, nodeInfoPath } from './client.ts'
-import { runNode, type StartOptions } from './commands.ts'
+import { init, runNode, type StartOptions } from './commands.ts'
 import { type Output, print } from './output.ts'
 
 export interface UiOptions extends StartOptions {
@@ -36,6 +37,12 @@ async function linkFromRunningNode(dataDir: string): Promise<LoginLink | undefin
 export async function ui(dataDir: string, opts: UiOptions, o: Output): Promise<void> {
   const link = await linkFromRunningNode(dataDir)
   if (link !== undefined) return show(link, true, opts.open, o)
+  // first run: the person gets an identity (encrypted with EDGEWARD_PASSPHRASE when set), then the client
+  const { hasIdentity } = await import('../identity.ts')
+  if (!hasIdentity(dataDir)) {
+    o.err(`first run: creating your identity in ${dataDir}`)
+    await init(dataDir, false, { ...o, out: line => o.err(line), json: false })
+  }
   // no node: run one here, and hand out the link once its API listens (runNode prints then)
   let announced = false
   const announce: Output = {

@@ -62,6 +62,18 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   }
   /** An MQTT 3.1.1 client publishes `messages` (topic, payload) to the broker at QoS 1. */
   const send = (messages: [string, string][]) => publishAll(broker.url, 4, messages, broker.credentials)
+  /** Each store first waits for what `hold` gives for its space and stream, if anything, until `restore()`. */
+  const holdStores = (hold: (space: string, stream: string) => Promise<void> | undefined) => {
+    const wrapped = gw.node.data.publish
+    gw.node.data.publish = async (sp, stream, readings) => {
+      const held = hold(sp, stream)
+      if (held !== undefined) await held
+      return wrapped.call(gw.node.data, sp, stream, readings)
+    }
+    return () => {
+      gw.node.data.publish = wrapped
+    }
+  }
   const values = async (space: string, stream: string) =>
     (await gw.node.data.read(space, stream)).map(r => JSON.stringify(r.value))
 
@@ -88,11 +100,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     const ingest = await start({ space, topic: 'order/#', clientId: 'order' })
     let release!: () => void
     const slow = new Promise<void>(r => (release = r))
-    const wrapped = gw.node.data.publish
-    gw.node.data.publish = async (sp, stream, readings) => {
-      if (stream === 'slow') await slow
-      return wrapped.call(gw.node.data, sp, stream, readings)
-    }
+    const restore = holdStores((_, stream) => (stream === 'slow' ? slow : undefined))
     try {
       await send([
         ['order/slow', '10'],
@@ -108,7 +116,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       assert.deepEqual(early, [])
     } finally {
       release()
-      gw.node.data.publish = wrapped
+      restore()
     }
   })
 
@@ -141,13 +149,9 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
     const ingest = await start({ space, topic: 'drop/#', clientId: 'drop' })
     let release!: () => void
     const held = new Promise<void>(r => (release = r))
-    const wrapped = gw.node.data.publish
     let calls = 0
-    gw.node.data.publish = async (sp, stream, readings) => {
-      // the first store finishes only after the connection is gone: its PUBACKs cannot be sent
-      if (sp === space && calls++ === 0) await held
-      return wrapped.call(gw.node.data, sp, stream, readings)
-    }
+    // the first store finishes only after the connection is gone: its PUBACKs cannot be sent
+    const restore = holdStores(sp => (sp === space && calls++ === 0 ? held : undefined))
     try {
       await send([
         ['drop/flow', '30'],
@@ -173,7 +177,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       assert.deepEqual(early, [])
     } finally {
       release()
-      gw.node.data.publish = wrapped
+      restore()
     }
   })
 

@@ -4,7 +4,7 @@
  * node instead of starting another; the browser it opens is `$BROWSER` when set (given the
  * link); with no display and no browser it says so and still prints the link; a node.json
  * left by a node that is gone does not stop it from starting one; SIGTERM stops the node it
- * started, cleanly, and removes node.json.
+ * started, cleanly, and removes node.json. On a first run it creates the person's identity.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
@@ -140,6 +140,22 @@ describe('edgeward ui', { timeout: 90_000 }, () => {
     running.push(again.proc)
     assert.notEqual(new URL(again.url).port, String(port))
     assert.equal(await redeem(again.url), 200)
+  })
+
+  it('on a first run (no identity yet) creates one, then runs the node and prints a link', async () => {
+    const fresh = join(root, 'first-run')
+    const { proc, url } = await uiRunningNode(fresh)
+    running.push(proc)
+    assert.ok(existsSync(join(fresh, 'identity.cbor')), 'an identity was created')
+    const info = JSON.parse(await readFile(join(fresh, 'node.json'), 'utf8')) as { did: string; api: string }
+    assert.match(info.did, /^did:key:z/)
+    assert.equal(new URL(url).origin, info.api)
+    assert.equal(await redeem(url), 200)
+    // the next run keeps that identity
+    assert.equal(await stop(running.pop()!), 0)
+    const again = await uiRunningNode(fresh)
+    running.push(again.proc)
+    assert.equal(JSON.parse(await readFile(join(fresh, 'node.json'), 'utf8')).did, info.did)
   })
 
   it('takes no positional argument', async () => {

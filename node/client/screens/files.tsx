@@ -1,8 +1,807 @@
-/** The Files screen: not built yet; says what it will hold. */
-import { SCREENS } from '../routes.ts'
-import { NotBuiltScreen } from './not-built.tsx'
+/**
+ * Files: share a file with one or several people (dropped on the page or chosen with a
+ * button), for a time, to download or to view only, with a progress bar while it uploads;
+ * what you shared in a space, with each recipient's state and end; and the files shared with
+ * you, with their state and a live countdown. The node encrypts, grants and decides; the
+ * screen sends the person's choices and shows the node's answers. It fetches again when the
+ * node's state says policy changed (`inboxVersion`) and after each share.
+ *
+ * The recipients field, the countdown and the short form of a person's id are exported: the
+ * Messages screen uses the same.
+ */
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
+import type { SpaceView } from '../../ui/contract.ts'
+import { CSRF_HEADER } from '../../ui/contract.ts'
+import type { Inbox, InboxItem, InboxState } from '../../ui/contract-inbox.ts'
+import type {
+  ObjectForward,
+  ObjectGrantStatus,
+  ObjectList,
+  ObjectSummary,
+  ShareAnswer,
+} from '../../ui/contract-objects.ts'
+import { ApiError, currentSession, useApi } from '../api.ts'
+import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
+import './files.css'
 
-export function FilesScreen(_props: ScreenProps) {
-  return <NotBuiltScreen screen={SCREENS.find(s => s.id === 'files')!} />
+// ---- words, times and people ----
+
+export const HOUR = 3_600_000
+export const DAY = 24 * HOUR
+
+/** `did:key:z6Mk…abcd`: enough to tell people apart; the whole id is in the title. */
+export function shortDid(did: string): string {
+  const key = did.startsWith('did:key:') ? did.slice(8) : did
+  return key.length <= 12 ? did : `did:key:${key.slice(0, 4)}…${key.slice(-4)}`
+}
+
+/** A did:key as the node accepts it (base58btc multibase); the node checks the key itself. */
+export function isDidKey(text: string): boolean {
+  return /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(text)
+}
+
+/** "1 h 58 min", "4 min 05 s", "2 d 6 h": a span as a person reads a countdown. */
+export function formatSpan(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000))
+  const d = Math.floor(s / 86_400)
+  const h = Math.floor((s % 86_400) / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const sec = s % 60
+  if (d > 0) return h > 0 ? `${d} d ${h} h` : `${d} d`
+  if (h > 0) return m > 0 ? `${h} h ${m} min` : `${h} h`
+  if (m >= 10) return `${m} min`
+  if (m > 0) return `${m} min ${String(sec).padStart(2, '0')} s`
+  return `${sec} s`
+}
+
+export function formatWhen(t: number): string {
+  const d = new Date(t)
+  const today = new Date()
+  return d.toDateString() === today.toDateString()
+    ? d.toLocaleTimeString(undefined, { timeStyle: 'short' })
+    : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+}
+
+function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+}
+
+/** A person where people read: the short id, the whole one in the title (and for a screen reader). */
+export function Person({ did, me }: { did: string; me?: string }) {
+  if (did === me) return <span class="files-person">you</span>
+  return (
+    <span class="files-person" title={did}>
+      {shortDid(did)}
+    </span>
+  )
+}
+
+/** The clock, ticking every second while the page is visible (hidden pages stop rendering). */
+export function useNow(): number {
+  const [now, setNow] = useState(Date.now())
+  useEffect(() => {
+    const timer = window.setInterval(() => {
+      if (document.visibilityState === 'visible') setNow(Date.now())
+    }, 1000)
+    return () => window.clearInterval(timer)
+  }, [])
+  return now
+}
+
+/** A space by its name; one that has not synchronised yet says so. */
+export function spaceName(s: SpaceView): string {
+  return s.name ?? 'A space still synchronising'
+}
+
+/** The node's answer to `path`, fetched again whenever `version` changes. */
+export function useFetched<T>(path: string | undefined, version: number | string) {
+  const api = useApi()
+  const [value, setValue] = useState<T>()
+  const [error, setError] = useState<string>()
+  const [nonce, setNonce] = useState(0)
+  useEffect(() => {
+    if (path === undefined) return
+    let current = true
+    api.get<T>(path).then(
+      v => {
+        if (!current) return
+        setValue(v)
+        setError(undefined)
+      },
+      (err: Error) => {
+        if (current) setError(err.message)
+      },
+    )
+    return () => {
+      current = false
+    }
+  }, [path, version, nonce])
+  return { value, error, reload: () => setNonce(n => n + 1) }
+}
+
+/** The people granted anything in a space (besides me), and its owner: who one can share with there. */
+export function usePeopleOf(space: SpaceView | undefined, me: string, version: number): string[] {
+  const { value } = useFetched<{ grants: { subject: string }[] }>(
+    space === undefined ? undefined : `/v1/spaces/${space.id}/grants`,
+    version,
+  )
+  return useMemo(() => {
+    const people = new Set<string>()
+    if (space?.owner !== undefined) people.add(space.owner)
+    for (const g of value?.grants ?? []) people.add(g.subject)
+    people.delete(me)
+    return [...people]
+  }, [value, space?.owner, me])
+}
+
+// ---- the recipients field ----
+
+/**
+ * People to share with, as chips one can remove; a did:key typed or pasted is added with
+ * Enter, comma or space, and checked first. `suggestions` are offered as one-click chips.
+ */
+export function RecipientsField(props: {
+  id: string
+  label: string
+  value: string[]
+  onChange: (v: string[]) => void
+  suggestions: string[]
+  me: string
+  /** shown beside the suggestions: add every suggestion at once */
+  everyone?: boolean
+}) {
+  const [text, setText] = useState('')
+  const [problem, setProblem] = useState<string>()
+  const input = useRef<HTMLInputElement>(null)
+  const add = (raw: string): boolean => {
+    const ids = raw.split(/[\s,]+/).filter(t => t !== '')
+    for (const did of ids) {
+      if (!isDidKey(did)) {
+        setProblem(`“${did.length > 24 ? `${did.slice(0, 24)}…` : did}” is not a person's id: ids start with did:key:z`)
+        return false
+      }
+      if (did === props.me) {
+        setProblem('That is your own id: you already hold what you share.')
+        return false
+      }
+    }
+    setProblem(undefined)
+    props.onChange([...new Set([...props.value, ...ids])])
+    setText('')
+    return true
+  }
+  const onKey = (e: KeyboardEvent) => {
+    if ((e.key === 'Enter' || e.key === ',' || e.key === ' ') && text.trim() !== '') {
+      e.preventDefault()
+      add(text)
+    } else if (e.key === 'Backspace' && text === '' && props.value.length > 0) {
+      props.onChange(props.value.slice(0, -1))
+    }
+  }
+  const remaining = props.suggestions.filter(s => !props.value.includes(s))
+  const hintId = `${props.id}-hint`
+  const problemId = `${props.id}-problem`
+  return (
+    <div class="files-field">
+      <label for={props.id} class="files-label">
+        {props.label}
+      </label>
+      <div class={problem === undefined ? 'files-people-input' : 'files-people-input files-invalid'}>
+        <ul class="files-chips" aria-label={`${props.label}: ${props.value.length} chosen`}>
+          {props.value.map(did => (
+            <li key={did} class="files-chip">
+              <span title={did}>{shortDid(did)}</span>
+              <button
+                type="button"
+                class="files-chip-remove"
+                aria-label={`Remove ${shortDid(did)}`}
+                title={`Remove ${did}`}
+                onClick={() => props.onChange(props.value.filter(d => d !== did))}
+              >
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+        <input
+          ref={input}
+          id={props.id}
+          type="text"
+          autocomplete="off"
+          spellcheck={false}
+          placeholder={props.value.length === 0 ? 'Paste an id: did:key:z6Mk…' : 'Add another'}
+          value={text}
+          aria-describedby={problem === undefined ? hintId : `${problemId} ${hintId}`}
+          aria-invalid={problem !== undefined}
+          onInput={e => {
+            setText((e.target as HTMLInputElement).value)
+            setProblem(undefined)
+          }}
+          onKeyDown={onKey}
+          onBlur={() => {
+            if (text.trim() !== '') add(text)
+          }}
+        />
+      </div>
+      {problem !== undefined && (
+        <p id={problemId} class="files-problem" role="alert">
+          {problem}
+        </p>
+      )}
+      <p id={hintId} class="files-hint">
+        Press Enter after each id.
+      </p>
+      {remaining.length > 0 && (
+        <div class="files-suggestions">
+          <span class="muted small">People in this space:</span>
+          {remaining.slice(0, 8).map(did => (
+            <button
+              key={did}
+              type="button"
+              class="files-suggestion"
+              title={did}
+              aria-label={`Add ${shortDid(did)}`}
+              onClick={() => props.onChange([...props.value, did])}
+            >
+              + {shortDid(did)}
+            </button>
+          ))}
+          {props.everyone === true && remaining.length > 1 && (
+            <button
+              type="button"
+              class="files-suggestion"
+              onClick={() => props.onChange([...new Set([...props.value, ...props.suggestions])])}
+            >
+              + Everyone ({props.suggestions.length})
+            </button>
+          )}
+        </div>
+      )}
+    </div>
+  )
+}
+
+// ---- uploading ----
+
+/**
+ * POST the file to the node as the request body, with the session's CSRF token; `onProgress`
+ * with the share of bytes sent (XMLHttpRequest: fetch reports no upload progress).
+ */
+async function upload(
+  path: string,
+  body: Blob,
+  onProgress: (sent: number, total: number) => void,
+  signal: AbortSignal,
+): Promise<ShareAnswer> {
+  const { csrf } = await currentSession()
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest()
+    xhr.open('POST', path)
+    xhr.setRequestHeader(CSRF_HEADER, csrf)
+    xhr.setRequestHeader('content-type', 'application/octet-stream')
+    xhr.responseType = 'json'
+    xhr.upload.onprogress = e => onProgress(e.loaded, e.lengthComputable ? e.total : body.size)
+    xhr.onload = () => {
+      const answer = xhr.response as (ShareAnswer & { error?: { message?: string; code?: string } }) | null
+      if (xhr.status === 200 && answer !== null) resolve(answer)
+      else reject(new ApiError(xhr.status, answer?.error?.message ?? `HTTP ${xhr.status}`, answer?.error?.code))
+    }
+    xhr.onerror = () => reject(new ApiError(0, 'the node did not answer'))
+    xhr.onabort = () => reject(new ApiError(0, 'cancelled'))
+    signal.addEventListener('abort', () => xhr.abort())
+    xhr.send(body)
+  })
+}
+
+// ---- the share form ----
+
+const DURATIONS: { ms: number; label: string; long: string }[] = [
+  { ms: HOUR, label: '1 h', long: '1 hour' },
+  { ms: 8 * HOUR, label: '8 h', long: '8 hours' },
+  { ms: 48 * HOUR, label: '48 h', long: '48 hours' },
+  { ms: 7 * DAY, label: '7 d', long: '7 days' },
+]
+
+const UNITS: { ms: number; label: string }[] = [
+  { ms: 60_000, label: 'minutes' },
+  { ms: HOUR, label: 'hours' },
+  { ms: DAY, label: 'days' },
+]
+
+const FORWARD: { value: ObjectForward; label: string }[] = [
+  { value: 'never', label: 'Never' },
+  { value: 'ask-owner', label: 'Ask me first' },
+  { value: 'allowed', label: 'Allowed' },
+]
+
+type Sending = { sent: number; total: number; name: string }
+
+function ShareForm({
+  space,
+  me,
+  people,
+  onShared,
+}: {
+  space: SpaceView
+  me: string
+  people: string[]
+  onShared: () => void
+}) {
+  const [file, setFile] = useState<File>()
+  const [to, setTo] = useState<string[]>([])
+  const [duration, setDuration] = useState<number | 'custom'>(48 * HOUR)
+  const [custom, setCustom] = useState({ amount: '3', unit: DAY })
+  const [download, setDownload] = useState(false)
+  const [forward, setForward] = useState<ObjectForward>('never')
+  const [over, setOver] = useState(false)
+  const [sending, setSending] = useState<Sending>()
+  const [said, setSaid] = useState<{ tone: 'ok' | 'trouble'; text: string }>()
+  const picker = useRef<HTMLInputElement>(null)
+  const abort = useRef<AbortController | undefined>(undefined)
+
+  const pick = (files: FileList | null | undefined) => {
+    const f = files?.[0]
+    if (f === undefined) return
+    setFile(f)
+    setSaid(undefined)
+  }
+  const durationMs = duration === 'custom' ? Math.round(Number(custom.amount) * custom.unit) : duration
+  const durationWords =
+    duration === 'custom'
+      ? `${custom.amount} ${UNITS.find(u => u.ms === custom.unit)?.label}`
+      : DURATIONS.find(d => d.ms === duration)?.long
+
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    if (file === undefined) return setSaid({ tone: 'trouble', text: 'Choose a file to share first.' })
+    if (to.length === 0) return setSaid({ tone: 'trouble', text: 'Add at least one person to share with.' })
+    if (!Number.isFinite(durationMs) || durationMs < 60_000)
+      return setSaid({ tone: 'trouble', text: 'The access must last at least a minute.' })
+    const q = new URLSearchParams()
+    for (const d of to) q.append('to', d)
+    q.set('for', String(durationMs))
+    q.set('download', String(download))
+    q.set('forward', forward)
+    q.set('name', file.name.slice(0, 255) || 'file')
+    q.set('type', 'file')
+    abort.current = new AbortController()
+    setSaid(undefined)
+    setSending({ sent: 0, total: file.size, name: file.name })
+    try {
+      await upload(
+        `/v1/spaces/${space.id}/objects?${q}`,
+        file,
+        (sent, total) => setSending({ sent, total, name: file.name }),
+        abort.current.signal,
+      )
+      const whom = to.length === 1 ? shortDid(to[0]) : `${to.length} people`
+      setSaid({ tone: 'ok', text: `Shared ${file.name} with ${whom} for ${durationWords}.` })
+      setFile(undefined)
+      setTo([])
+      onShared()
+    } catch (err) {
+      setSaid({ tone: 'trouble', text: `Not shared: ${(err as Error).message}` })
+    } finally {
+      setSending(undefined)
+    }
+  }
+
+  const percent = sending === undefined || sending.total === 0 ? 0 : Math.round((sending.sent / sending.total) * 100)
+  return (
+    <form class="card files-share" aria-labelledby="share-heading" onSubmit={submit} noValidate>
+      <h2 id="share-heading">Share a file</h2>
+      <section
+        class={`files-drop${over ? ' files-drop-over' : ''}${file !== undefined ? ' files-drop-chosen' : ''}`}
+        data-testid="drop-zone"
+        aria-label="Drop a file here to share it"
+        onDragEnter={e => {
+          e.preventDefault()
+          setOver(true)
+        }}
+        onDragOver={e => {
+          e.preventDefault()
+          if (e.dataTransfer !== null) e.dataTransfer.dropEffect = 'copy'
+          setOver(true)
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={e => {
+          e.preventDefault()
+          setOver(false)
+          pick(e.dataTransfer?.files)
+        }}
+      >
+        <FileIcon big />
+        {file === undefined ? (
+          <div class="files-drop-text">
+            <p class="files-drop-title">Drop a file here</p>
+            <p class="muted small">It is encrypted on this device before anyone can fetch it.</p>
+          </div>
+        ) : (
+          <div class="files-drop-text">
+            <p class="files-drop-title" id="chosen-file">
+              {file.name}
+            </p>
+            <p class="muted small">{formatSize(file.size)} · ready to share</p>
+          </div>
+        )}
+        <div class="files-drop-actions">
+          {file !== undefined && (
+            <button
+              type="button"
+              class="button files-quiet"
+              onClick={() => setFile(undefined)}
+              aria-label={`Remove ${file.name}`}
+            >
+              Remove
+            </button>
+          )}
+          <button type="button" class="button" onClick={() => picker.current?.click()}>
+            {file === undefined ? 'Choose file' : 'Choose another'}
+          </button>
+        </div>
+        <input
+          ref={picker}
+          type="file"
+          hidden
+          data-testid="file-input"
+          onChange={e => {
+            pick((e.target as HTMLInputElement).files)
+            ;(e.target as HTMLInputElement).value = ''
+          }}
+        />
+      </section>
+
+      <RecipientsField id="share-to" label="Share with" value={to} onChange={setTo} suggestions={people} me={me} />
+
+      <fieldset class="files-field files-choice-field">
+        <legend class="files-label">For</legend>
+        <div class="files-choice">
+          {DURATIONS.map(d => (
+            <label key={d.ms} class={duration === d.ms ? 'files-choice-item on' : 'files-choice-item'}>
+              <input
+                type="radio"
+                name="share-duration"
+                checked={duration === d.ms}
+                onChange={() => setDuration(d.ms)}
+                aria-label={d.long}
+              />
+              {d.label}
+            </label>
+          ))}
+          <label class={duration === 'custom' ? 'files-choice-item on' : 'files-choice-item'}>
+            <input
+              type="radio"
+              name="share-duration"
+              checked={duration === 'custom'}
+              onChange={() => setDuration('custom')}
+            />
+            Custom
+          </label>
+        </div>
+        {duration === 'custom' && (
+          <div class="files-custom">
+            <input
+              type="number"
+              min="1"
+              step="1"
+              aria-label="How long"
+              value={custom.amount}
+              onInput={e => setCustom({ ...custom, amount: (e.target as HTMLInputElement).value })}
+            />
+            <select
+              aria-label="Unit"
+              value={String(custom.unit)}
+              onChange={e => setCustom({ ...custom, unit: Number((e.target as HTMLSelectElement).value) })}
+            >
+              {UNITS.map(u => (
+                <option key={u.ms} value={String(u.ms)}>
+                  {u.label}
+                </option>
+              ))}
+            </select>
+          </div>
+        )}
+      </fieldset>
+
+      <div class="files-row">
+        <fieldset class="files-field files-choice-field">
+          <legend class="files-label">They may</legend>
+          <div class="files-choice">
+            <label class={!download ? 'files-choice-item on' : 'files-choice-item'}>
+              <input type="radio" name="share-download" checked={!download} onChange={() => setDownload(false)} />
+              View only
+            </label>
+            <label class={download ? 'files-choice-item on' : 'files-choice-item'}>
+              <input type="radio" name="share-download" checked={download} onChange={() => setDownload(true)} />
+              Download
+            </label>
+          </div>
+        </fieldset>
+        <div class="files-field">
+          <label class="files-label" for="share-forward">
+            Forwarding
+          </label>
+          <select
+            id="share-forward"
+            value={forward}
+            onChange={e => setForward((e.target as HTMLSelectElement).value as ObjectForward)}
+          >
+            {FORWARD.map(f => (
+              <option key={f.value} value={f.value}>
+                {f.label}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <p class="files-hint">
+        {download
+          ? 'They can save a copy. Revoking ends their access to the key, not to a copy they saved.'
+          : 'They can open it in edgeward only; the node never hands them the file to save.'}
+      </p>
+
+      <div class="files-share-footer">
+        <div class="files-share-feedback">
+          {sending !== undefined && (
+            <div class="files-progress">
+              <label for="share-progress" class="small">
+                Encrypting and sending {sending.name}… {percent}%
+              </label>
+              <div class="files-progress-line">
+                <progress id="share-progress" max={100} value={percent} />
+                <button type="button" class="button files-quiet" onClick={() => abort.current?.abort()}>
+                  Cancel
+                </button>
+              </div>
+            </div>
+          )}
+          <p
+            class={`files-said${said === undefined ? '' : ` files-said-${said.tone}`}`}
+            role="status"
+            aria-live="polite"
+          >
+            {sending === undefined ? said?.text : ''}
+          </p>
+        </div>
+        <button type="submit" class="button files-primary" disabled={sending !== undefined}>
+          Share
+        </button>
+      </div>
+    </form>
+  )
+}
+
+// ---- lists ----
+
+const GRANT_STATUS: Record<ObjectGrantStatus, { label: string; tone: string }> = {
+  active: { label: 'Active', tone: 'ok' },
+  pending: { label: 'Not yet', tone: 'attention' },
+  expired: { label: 'Expired', tone: 'neutral' },
+  revoked: { label: 'Revoked', tone: 'trouble' },
+  'not-honoured': { label: 'Powerless', tone: 'attention' },
+}
+
+export const INBOX_STATE: Record<InboxState, { label: string; tone: string }> = {
+  active: { label: 'Active', tone: 'ok' },
+  'not-yet': { label: 'Not yet', tone: 'attention' },
+  expired: { label: 'Expired', tone: 'neutral' },
+  revoked: { label: 'Revoked', tone: 'trouble' },
+  'not-honoured': { label: 'Powerless', tone: 'attention' },
+  requested: { label: 'Requested', tone: 'attention' },
+  denied: { label: 'Denied', tone: 'trouble' },
+}
+
+export function Badge({ label, tone }: { label: string; tone: string }) {
+  return <span class={`files-state files-state-${tone}`}>{label}</span>
+}
+
+/** "expires in 1 h 58 min" while it lasts, "ended 14:03" once over. */
+export function Ends({ at, now }: { at: number; now: number }) {
+  return at > now ? (
+    <span class="files-ends" title={new Date(at).toLocaleString()}>
+      expires in {formatSpan(at - now)}
+    </span>
+  ) : (
+    <span class="files-ends" title={new Date(at).toLocaleString()}>
+      ended {formatWhen(at)}
+    </span>
+  )
+}
+
+const objectLabel = (o: { name?: string; object: string }) => o.name ?? `File ${o.object.slice(4, 12)}…`
+
+function SharedByYou({ list, now, me }: { list: ObjectSummary[] | undefined; now: number; me: string }) {
+  if (list === undefined) return <p class="muted">Loading…</p>
+  if (list.length === 0)
+    return (
+      <p class="files-empty">
+        Nothing shared from this space yet. Files you share appear here, with who can open them.
+      </p>
+    )
+  return (
+    <ul class="files-list" aria-label="Files shared by you">
+      {list.map(o => (
+        <li key={o.object} class="files-item">
+          <FileIcon />
+          <div class="files-item-main">
+            <p class="files-item-name" title={o.object}>
+              {objectLabel(o)}
+            </p>
+            <p class="files-item-meta">Shared {formatWhen(o.createdAt)}</p>
+            <ul class="files-recipients" aria-label={`Who can open ${objectLabel(o)}`}>
+              {o.grants.length === 0 && <li class="muted small">No grant yet</li>}
+              {o.grants.map(g => (
+                <li key={g.id} class="files-recipient">
+                  <Person did={g.subject} me={me} />
+                  <Badge {...GRANT_STATUS[g.status]} />
+                  <span class="muted small">{g.download ? 'Download' : 'View only'}</span>
+                  {g.status === 'revoked' ? (
+                    <span class="files-ends">
+                      {g.revokedAt !== undefined ? `revoked ${formatWhen(g.revokedAt)}` : 'revoked'}
+                    </span>
+                  ) : (
+                    <Ends at={g.notAfter} now={now} />
+                  )}
+                </li>
+              ))}
+            </ul>
+          </div>
+        </li>
+      ))}
+    </ul>
+  )
+}
+
+function SharedWithYou({ items, now }: { items: InboxItem[] | undefined; now: number }) {
+  if (items === undefined) return <p class="muted">Loading…</p>
+  if (items.length === 0)
+    return <p class="files-empty">No file shared with you yet. Give people your id (Your identity) so they can.</p>
+  return (
+    <ul class="files-list" aria-label="Files shared with you">
+      {items.map(i => {
+        const label = i.name ?? 'Unopened file'
+        const active = i.state === 'active'
+        return (
+          <li key={i.key} class={`files-item${active ? '' : ' files-item-ended'}`}>
+            <FileIcon />
+            <div class="files-item-main">
+              <p class="files-item-name" title={i.resource}>
+                {label}
+              </p>
+              <p class="files-item-meta">
+                From <Person did={i.from} /> in {i.spaceName} · {i.download ? 'Download allowed' : 'View only'}
+              </p>
+              <p class="files-item-state">
+                <Badge {...INBOX_STATE[i.state]} />
+                {active && i.notAfter !== undefined && <Ends at={i.notAfter} now={now} />}
+                {!active && i.why !== undefined && <span class="muted small">{i.why}</span>}
+              </p>
+            </div>
+            {active && (
+              <div class="files-item-actions">
+                <a class="button" href={hrefOf('inbox')} aria-label={`Open ${label}`}>
+                  Open
+                </a>
+                {i.download && (
+                  <a
+                    class="button"
+                    href={`/v1/spaces/${i.space}/objects/${i.resource}`}
+                    download={i.name ?? 'file'}
+                    aria-label={`Download ${label}`}
+                  >
+                    Download
+                  </a>
+                )}
+              </div>
+            )}
+          </li>
+        )
+      })}
+    </ul>
+  )
+}
+
+function FileIcon({ big }: { big?: boolean }) {
+  return (
+    <svg
+      class={big ? 'files-icon files-icon-big' : 'files-icon'}
+      viewBox="0 0 24 24"
+      aria-hidden="true"
+      focusable="false"
+    >
+      <path d="M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z" />
+      <path d="M14 3v5h5" />
+    </svg>
+  )
+}
+
+// ---- the screen ----
+
+export function FilesScreen({ state }: ScreenProps) {
+  const me = state.identity.did
+  const [chosen, setChosen] = useState<string>()
+  const spaces = state.spaces.filter(s => s.synchronised)
+  const space = spaces.find(s => s.id === chosen) ?? spaces.find(s => s.keyHolder) ?? spaces[0]
+  const [shares, setShares] = useState(0)
+  const version = `${state.inboxVersion}/${shares}`
+  const objects = useFetched<ObjectList>(space === undefined ? undefined : `/v1/spaces/${space.id}/objects`, version)
+  const inbox = useFetched<Inbox>('/v1/inbox', version)
+  const people = usePeopleOf(space, me, state.inboxVersion + shares)
+  const now = useNow()
+
+  const mine = objects.value?.objects.filter(o => o.media === 'file' && o.creator === me)
+  const withMe = inbox.value?.items.filter(i => i.kind === 'file')
+  const seen = useMemo(() => {
+    const s = new Set(people)
+    for (const o of mine ?? []) for (const g of o.grants) if (g.subject !== me) s.add(g.subject)
+    return [...s]
+  }, [people, mine])
+
+  return (
+    <>
+      <p class="lead">Share a file for as long as it is needed. Revoke it and it closes everywhere it was opened.</p>
+      {space === undefined ? (
+        <section class="card">
+          <h2>No space yet</h2>
+          <p>
+            Files are shared in a space. Create one on the <a href={hrefOf('spaces')}>Spaces</a> screen, or join one you
+            were invited to.
+          </p>
+        </section>
+      ) : (
+        <>
+          {spaces.length > 1 && (
+            <div class="files-picker">
+              <label for="files-space">Space</label>
+              <select
+                id="files-space"
+                value={space.id}
+                onChange={e => setChosen((e.target as HTMLSelectElement).value)}
+              >
+                {spaces.map(s => (
+                  <option key={s.id} value={s.id}>
+                    {spaceName(s)}
+                  </option>
+                ))}
+              </select>
+            </div>
+          )}
+          {space.keyHolder ? (
+            <ShareForm space={space} me={me} people={seen} onShared={() => setShares(n => n + 1)} />
+          ) : (
+            <section class="card" aria-labelledby="share-heading">
+              <h2 id="share-heading">Share a file</h2>
+              <p class="muted">
+                Only the space's key holder can share into it today. {spaceName(space)} keeps its keys on another
+                device.
+              </p>
+            </section>
+          )}
+          {(space.keyHolder || (mine?.length ?? 0) > 0) && (
+            <section class="files-section" aria-labelledby="by-you">
+              <h2 id="by-you">
+                Shared by you <span class="muted files-count">in {spaceName(space)}</span>
+              </h2>
+              {objects.error !== undefined ? (
+                <p class="files-problem">{objects.error}</p>
+              ) : (
+                <SharedByYou list={mine} now={now} me={me} />
+              )}
+            </section>
+          )}
+        </>
+      )}
+      <section class="files-section" aria-labelledby="with-you">
+        <h2 id="with-you">Shared with you</h2>
+        {inbox.error !== undefined ? (
+          <p class="files-problem">{inbox.error}</p>
+        ) : (
+          <SharedWithYou items={withMe} now={now} />
+        )}
+      </section>
+    </>
+  )
 }

@@ -1,0 +1,78 @@
+/**
+ * The JSON of invites and joining, as the node's API answers it and the CLI, the Spaces screen
+ * and the tests read it: `POST /v1/spaces/:id/invites`, `GET /v1/spaces/:id/invites`,
+ * `POST /v1/join`. No imports: the browser bundle includes this file.
+ */
+
+/** `POST /v1/spaces/:id/invites`: what the invite allows. Without streams it grants nothing. */
+export interface InviteRequest {
+  /** how long the code may be redeemed, ms (default 7 days) */
+  for?: number
+  /** how many people may redeem it (default 1) */
+  uses?: number
+  /** streams (names, prefixes or `*`) the person who joins may read */
+  streams?: string[]
+  /** how long that access lasts from the moment they join, ms (default 7 days) */
+  accessMs?: number
+  /** false: view only (default true) */
+  download?: boolean
+}
+
+/** What `POST /v1/spaces/:id/invites` answers. */
+export interface InviteCreated {
+  /** the code to pass on (`ew1-…`) */
+  invite: string
+  /** ms since the epoch */
+  expiresAt: number
+  /** how many inviter addresses the code carries */
+  addresses: number
+}
+
+/** An invite made on this node, as `GET /v1/spaces/:id/invites` lists it (never its token). */
+export interface InviteView {
+  /** a short id: the first hex of the token's hash */
+  id: string
+  createdAt: number
+  expiresAt: number
+  uses: number
+  usesLeft: number
+  /** empty: the invite only lets people join */
+  streams: string[]
+  accessMs?: number
+  download?: boolean
+}
+
+export interface InviteList {
+  space: string
+  invites: InviteView[]
+}
+
+/** The grant a person received by joining. */
+export interface JoinedGrant {
+  id: string
+  streams: string[]
+  forms: string[]
+  /** ms since the epoch */
+  notAfter: number
+  download: boolean
+}
+
+/** `POST /v1/join` takes `{ invite }` and answers this once the space has synchronised (or the wait ended). */
+export interface JoinResult {
+  space: string
+  name: string
+  /** the owner's did, once the space has synchronised */
+  owner?: string
+  synchronised: boolean
+  grant?: JoinedGrant
+}
+
+/** Why a join failed, as the API's error `code` says it (HTTP 400 for the first two, 503, 403). */
+export type JoinProblem =
+  | 'malformed'
+  | 'expired'
+  | 'unreachable'
+  | 'unknown'
+  | 'used'
+  | 'bad-signature'
+  | 'not-authorized'
