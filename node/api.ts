@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { constantTimeEqual, sha256 } from '../crypto/hash.ts'
 import { isDid } from '../crypto/identity.ts'
-import { ObjectIntegrityError } from '../protocols/data/objects.ts'
+import { isObjectStream, ObjectIntegrityError } from '../protocols/data/objects.ts'
 import { readingsIn, validateReadingInput } from '../protocols/data/reading.ts'
 import { InvalidMessageError } from '../protocols/errors.ts'
 import { isForm, MAX_EPOCH_MS, MIN_EPOCH_MS } from '../protocols/policy/records.ts'
@@ -28,6 +28,7 @@ import type { EdgewardNode } from './node.ts'
 import type { DecryptedReading } from './services/data/index.ts'
 import { inviteRequest } from './services/invites.ts'
 import type { MqttIngestions } from './services/mqtt.ts'
+import type { StreamList } from './ui/contract-streams.ts'
 import { ClientServer, setSecurityHeaders } from './ui/server.ts'
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -289,6 +290,7 @@ export class ApiServer {
     if (m === 'GET' && parts[3] === 'audit' && parts[4] === 'report' && parts.length === 5) {
       return send(res, 200, await this.auditReport(space, url))
     }
+    if (m === 'GET' && parts[3] === 'streams' && parts.length === 4) return send(res, 200, this.streams(space))
     if (m === 'POST' && parts[3] === 'streams' && parts.length === 4) {
       const body = parseJson(await readBody(req))
       const name = streamParam(String(body.name))
@@ -405,6 +407,17 @@ export class ApiServer {
             },
       counters: n.metrics.snapshot(),
     }
+  }
+
+  /** GET /v1/spaces/:id/streams: the space's streams with their forms, as their records define them (objects left out). */
+  private streams(space: string): StreamList {
+    const doc = this.node.policy.document(space)
+    if (!doc.hasGenesis) return { space, streams: [] }
+    const streams = [...doc.state.streams.values()]
+      .map(r => r.body)
+      .filter(b => !isObjectStream(b.name))
+      .map(b => ({ name: b.name, forms: b.forms ?? ['raw', 'hashed'], epochMs: b.epochMs }))
+    return { space, streams }
   }
 
   private ingestions(): MqttIngestions {
