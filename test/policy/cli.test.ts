@@ -42,6 +42,18 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
       const g = (await grantsOn(p)).find(x => x.id === id)
       return g !== undefined && (status === undefined || g.status === status) ? g : undefined
     })
+  /** The arguments of `edgeward grant` in the space: `to` reads `stream` for `duration`, with the flags of `more`. */
+  const grantArgs = (to: string, stream: string, duration: string, ...more: string[]) => [
+    'grant',
+    space,
+    '--to',
+    to,
+    '--stream',
+    stream,
+    '--for',
+    duration,
+    ...more,
+  ]
   const readValues = (r: CliResult): unknown[] => {
     assert.equal(r.code, 0, `read exited ${r.code}: ${r.stderr}`)
     return jsonLines(r.stdout).map(l => l.value)
@@ -136,19 +148,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     const [expiringOut, pending, revokedOut] = (
       await Promise.all([
         peers.gateway.cli(['grant', space, '--to', dids.c, '--stream', 'hum', '--for', '6s', '--json']),
-        peers.gateway.cli([
-          'grant',
-          space,
-          '--to',
-          dids.c,
-          '--stream',
-          'hum',
-          '--from',
-          String(Date.now() + 3_600_000),
-          '--for',
-          '1h',
-          '--json',
-        ]),
+        peers.gateway.cli(grantArgs(dids.c, 'hum', '1h', '--from', String(Date.now() + 3_600_000), '--json')),
         peers.gateway.cli(['grant', space, '--to', dids.c, '--stream', 'temp', '--for', '1h', '--json']),
       ])
     ).map(json)
@@ -226,36 +226,10 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
 
   it('--forward allowed: B grants C a narrower child grant, C reads; G revokes B’s grant and C is refused', async () => {
     const parent = json(
-      await peers.gateway.cli([
-        'grant',
-        space,
-        '--to',
-        dids.b,
-        '--stream',
-        'temp',
-        '--for',
-        '1h',
-        '--forward',
-        'allowed',
-        '--json',
-      ]),
+      await peers.gateway.cli(grantArgs(dids.b, 'temp', '1h', '--forward', 'allowed', '--json')),
     ).grant
     await grantSeen(peers.b, parent, 'active')
-    const kid = json(
-      await peers.b.cli([
-        'grant',
-        space,
-        '--to',
-        dids.c,
-        '--stream',
-        'temp',
-        '--for',
-        '30m',
-        '--parent',
-        parent,
-        '--json',
-      ]),
-    )
+    const kid = json(await peers.b.cli(grantArgs(dids.c, 'temp', '30m', '--parent', parent, '--json')))
     assert.equal(kid.status, 'active')
     const onGateway = await grantSeen(peers.gateway, kid.grant, 'active')
     assert.equal(onGateway.parent, parent)
@@ -265,18 +239,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     assert.deepEqual(readValues(await peers.c.cli(['read', space, 'temp'])), [20, 21])
 
     // a child wider than its parent is refused at the command
-    const wider = await peers.b.cli([
-      'grant',
-      space,
-      '--to',
-      dids.c,
-      '--stream',
-      'hum',
-      '--for',
-      '30m',
-      '--parent',
-      parent,
-    ])
+    const wider = await peers.b.cli(grantArgs(dids.c, 'hum', '30m', '--parent', parent))
     assert.equal(wider.code, 3, wider.stderr)
     assert.match(wider.stderr, /streams its parent does not/)
 
@@ -292,21 +255,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
   })
 
   it('--forward ask-owner: B files a request for C through its grant; G sees who asked, for whom, through which grant', async () => {
-    const via = json(
-      await peers.gateway.cli([
-        'grant',
-        space,
-        '--to',
-        dids.b,
-        '--stream',
-        'hum',
-        '--for',
-        '1h',
-        '--forward',
-        'ask-owner',
-        '--json',
-      ]),
-    ).grant
+    const via = json(await peers.gateway.cli(grantArgs(dids.b, 'hum', '1h', '--forward', 'ask-owner', '--json'))).grant
     await grantSeen(peers.b, via, 'active')
     const asked = json(
       await peers.b.cli([
@@ -401,20 +350,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
       `/v1/spaces/${space}/streams/vib/readings`,
       values.map((value, i) => JSON.stringify({ ts: t + i, value })).join('\n'),
     )
-    const grant = json(
-      await peers.gateway.cli([
-        'grant',
-        space,
-        '--to',
-        dids.c,
-        '--stream',
-        'vib',
-        '--for',
-        '1h',
-        '--no-download',
-        '--json',
-      ]),
-    ).grant
+    const grant = json(await peers.gateway.cli(grantArgs(dids.c, 'vib', '1h', '--no-download', '--json'))).grant
     await grantSeen(peers.c, grant, 'active')
 
     const out = json(await peers.c.cli(['read', space, 'vib', '--json']))
