@@ -136,6 +136,11 @@ function refusal(ts: number, who: Person, stream = STREAM): AuditEntry {
   }
 }
 
+/** What `who` held of `resource`: its `intervals`, `minutes` in all. */
+function holding(intervals: Holding['intervals'], minutes: number, who: Person = alice, resource = STREAM): Holding {
+  return { subject: who.did, resource, intervals, minutes }
+}
+
 const minutes = (ms: number) => Math.round((ms / MIN) * 100) / 100
 
 describe('computeHoldings', () => {
@@ -149,53 +154,25 @@ describe('computeHoldings', () => {
       name: 'a release cut by a revocation of its grant',
       entries: [release({ ts: T0 }), revocation(T0 + 4 * MIN, { grant: GRANT_A })],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 4 * MIN, endedBy: 'revocation' }],
-          minutes: 4,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 4 * MIN, endedBy: 'revocation' }], 4)],
     },
     {
       name: 'a release cut by a revocation of its subject',
       entries: [release({ ts: T0 }), revocation(T0 + 90_000, { subject: alice.did })],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 90_000, endedBy: 'revocation' }],
-          minutes: 1.5,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 90_000, endedBy: 'revocation' }], 1.5)],
     },
     {
       name: 'a release cut by a revocation of its device',
       entries: [release({ ts: T0 }), revocation(T0 + 7 * MIN, { device: alice.peer })],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 7 * MIN, endedBy: 'revocation' }],
-          minutes: 7,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 7 * MIN, endedBy: 'revocation' }], 7)],
     },
     {
       name: 'a release that runs to its lease end',
       entries: [release({ ts: T0, leaseEnd: T0 + 10 * MIN })],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 10 * MIN, endedBy: 'lease-end' }],
-          minutes: 10,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 10 * MIN, endedBy: 'lease-end' }], 10)],
     },
     {
       name: 'the earliest of several revocations that end a release cuts it',
@@ -205,40 +182,19 @@ describe('computeHoldings', () => {
         revocation(T0 + 2 * MIN, { grant: GRANT_A }),
       ],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 2 * MIN, endedBy: 'revocation' }],
-          minutes: 2,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 2 * MIN, endedBy: 'revocation' }], 2)],
     },
     {
       name: 'a revocation before the release does not cut it',
       entries: [revocation(T0 - MIN, { subject: alice.did }), release({ ts: T0 })],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }],
-          minutes: 15,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }], 15)],
     },
     {
       name: 'a revocation after the lease end does not cut it',
       entries: [release({ ts: T0, leaseEnd: T0 + 5 * MIN }), revocation(T0 + 6 * MIN, { grant: GRANT_A })],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 5 * MIN, endedBy: 'lease-end' }],
-          minutes: 5,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 5 * MIN, endedBy: 'lease-end' }], 5)],
     },
     {
       name: 'revocations of another grant, subject or device do not cut it',
@@ -249,14 +205,7 @@ describe('computeHoldings', () => {
         revocation(T0 + 3 * MIN, { device: bob.peer }),
       ],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }],
-          minutes: 15,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }], 15)],
     },
     {
       name: 'overlapping releases (renewals) merge into one interval; minutes is the merged total',
@@ -266,14 +215,7 @@ describe('computeHoldings', () => {
         release({ ts: T0 + 20 * MIN, renewal: true }),
       ],
       asOf: T0 + 60 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 35 * MIN, endedBy: 'lease-end' }],
-          minutes: 35,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 35 * MIN, endedBy: 'lease-end' }], 35)],
     },
     {
       name: 'disjoint releases stay two intervals; minutes is their sum',
@@ -284,47 +226,28 @@ describe('computeHoldings', () => {
       ],
       asOf: T0 + 60 * MIN,
       expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [
+        holding(
+          [
             { from: T0, until: T0 + 5 * MIN, endedBy: 'lease-end' },
             { from: T0 + 20 * MIN, until: T0 + 21 * MIN, endedBy: 'revocation' },
           ],
-          minutes: 6,
-        },
+          6,
+        ),
       ],
     },
     {
       name: "an interval whose lease outlasts asOf ends at asOf, endedBy 'open'",
       entries: [release({ ts: T0 })],
       asOf: T0 + 3 * MIN,
-      expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + 3 * MIN, endedBy: 'open' }],
-          minutes: 3,
-        },
-      ],
+      expected: [holding([{ from: T0, until: T0 + 3 * MIN, endedBy: 'open' }], 3)],
     },
     {
       name: 'two resources give two holdings',
       entries: [release({ ts: T0 }), release({ ts: T0 + MIN, stream: OTHER_STREAM, leaseEnd: T0 + 2 * MIN })],
       asOf: T0 + 60 * MIN,
       expected: [
-        {
-          subject: alice.did,
-          resource: OTHER_STREAM,
-          intervals: [{ from: T0 + MIN, until: T0 + 2 * MIN, endedBy: 'lease-end' }],
-          minutes: 1,
-        },
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }],
-          minutes: 15,
-        },
+        holding([{ from: T0 + MIN, until: T0 + 2 * MIN, endedBy: 'lease-end' }], 1, alice, OTHER_STREAM),
+        holding([{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }], 15),
       ].sort((a, b) => (a.subject + a.resource < b.subject + b.resource ? -1 : 1)) as Holding[],
     },
     {
@@ -336,18 +259,8 @@ describe('computeHoldings', () => {
       ],
       asOf: T0 + 60 * MIN,
       expected: [
-        {
-          subject: alice.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }],
-          minutes: 15,
-        },
-        {
-          subject: bob.did,
-          resource: STREAM,
-          intervals: [{ from: T0, until: T0 + MIN, endedBy: 'revocation' }],
-          minutes: 1,
-        },
+        holding([{ from: T0, until: T0 + LEASE, endedBy: 'lease-end' }], 15),
+        holding([{ from: T0, until: T0 + MIN, endedBy: 'revocation' }], 1, bob),
       ].sort((a, b) => (a.subject + a.resource < b.subject + b.resource ? -1 : 1)) as Holding[],
     },
     {
@@ -471,14 +384,7 @@ describe('verifyReport', () => {
       good.entries.map(e => e.index),
       [0, 2, 4, 5, 6, 7],
     )
-    assert.deepEqual(v.holdings, [
-      {
-        subject: alice.did,
-        resource: STREAM,
-        intervals: [{ from: T0 + MIN, until: T0 + 12 * MIN, endedBy: 'revocation' }],
-        minutes: 11,
-      },
-    ])
+    assert.deepEqual(v.holdings, [holding([{ from: T0 + MIN, until: T0 + 12 * MIN, endedBy: 'revocation' }], 11)])
     assert.deepEqual(v.holdings, good.holdings)
   })
 
