@@ -65,6 +65,11 @@ const grantHum = createGrant(
 )
 const revokeTemp = createRevocation(owner, space, { grant: grantTemp.id }, T0 + 3)
 
+/** `by` grants `sub` raw readings of every stream of `inSpace` (this space by default) for an hour from T0. */
+function anyGrant(by: Principal, sub: string, inSpace = space) {
+  return createGrant(by, { space: inSpace, sub, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR }, T0)
+}
+
 /**
  * The history the tests share (built once: signing and verifying are slow): owner device A
  * creates the space, then writes a stream and a grant in one change and a revocation of
@@ -75,22 +80,17 @@ function history() {
   const { document: a, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
   const b = new PolicyDocument(space, actorFor(owner.did, 'b'))
   assert.equal(b.applyEnvelope(g).status, 'applied')
-  const aGrant = a.write(
-    owner,
-    [
-      { kind: 'stream', record: stream },
-      { kind: 'grant', record: grantTemp },
-    ],
-    T0 + HOUR,
-  ).envelope
-  const bGrant = b.write(
-    owner,
-    [
-      { kind: 'stream', record: humStream },
-      { kind: 'grant', record: grantHum },
-    ],
-    T0 + HOUR,
-  ).envelope
+  const streamAndGrant = (doc: PolicyDocument, s: typeof stream, grant: typeof grantTemp) =>
+    doc.write(
+      owner,
+      [
+        { kind: 'stream', record: s },
+        { kind: 'grant', record: grant },
+      ],
+      T0 + HOUR,
+    ).envelope
+  const aGrant = streamAndGrant(a, stream, grantTemp)
+  const bGrant = streamAndGrant(b, humStream, grantHum)
   const rv = a.write(owner, [{ kind: 'revocation', record: revokeTemp }], T0 + HOUR).envelope
   assert.equal(a.applyEnvelope(bGrant).status, 'applied')
   return { a, g, aGrant, bGrant, rv, all: [g, aGrant, bGrant, rv] }
@@ -109,6 +109,11 @@ function replicaOf(envelopes: Uint8Array[]): PolicyDocument {
 /** The shard of a sharded collection that a record id goes into. */
 function shard(collection: unknown, id: string): Record<string, unknown> {
   return (collection as Record<string, Record<string, unknown>>)[shardOf(id)]
+}
+
+/** Store `record` in its shard of `collection`, under `key` (its id by default). */
+function put(collection: unknown, record: { id: string; bytes: Uint8Array }, key = record.id): void {
+  shard(collection, key)[key] = record.bytes
 }
 
 /** The collections as the genesis change makes them. */
@@ -244,11 +249,7 @@ describe('PolicyDocument: create and write', () => {
   it('write refuses an author who is not the owner, and records issued by someone else', () => {
     const attackerDoc = new PolicyDocument(space, actorFor(attacker.did, 'x'))
     attackerDoc.applyEnvelope(H.g)
-    const own = createGrant(
-      attacker,
-      { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-      T0,
-    )
+    const own = anyGrant(attacker, attacker.did)
     assert.throws(() => attackerDoc.write(attacker, [{ kind: 'grant', record: own }], T0), {
       name: 'UnauthorizedChangeError',
     })
@@ -388,16 +389,8 @@ describe('PolicyDocument: refused envelopes', () => {
   }[] = [
     {
       name: 'a grant issued and signed by a non-owner, under its own actor',
-      envelope: h => {
-        const own = createGrant(
-          attacker,
-          { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
-          shard(d.grants, own.id)[own.id] = own.bytes
-        })
-      },
+      envelope: h =>
+        craft(h.all, attacker, actorFor(attacker.did, 'x'), d => put(d.grants, anyGrant(attacker, attacker.did))),
       error: 'UnauthorizedChangeError',
       message: /owner/,
     },
@@ -406,53 +399,27 @@ describe('PolicyDocument: refused envelopes', () => {
       envelope: h => {
         const rev = createRevocation(attacker, space, { subject: reader.did }, T0)
         return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
-          shard(d.revocations, rev.id)[rev.id] = rev.bytes
+          put(d.revocations, rev)
         })
       },
       error: 'UnauthorizedChangeError',
     },
     {
       name: 'an owner-issued grant carried in a non-owner’s change',
-      envelope: h => {
-        const fresh = createGrant(
-          owner,
-          { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, attacker, actorFor(attacker.did, 'x'), d => {
-          shard(d.grants, fresh.id)[fresh.id] = fresh.bytes
-        })
-      },
+      envelope: h =>
+        craft(h.all, attacker, actorFor(attacker.did, 'x'), d => put(d.grants, anyGrant(owner, attacker.did))),
       error: 'UnauthorizedChangeError',
       message: /issuer differs/,
     },
     {
       name: 'a non-owner signing a change made under the owner’s actor',
-      envelope: h => {
-        const fresh = createGrant(
-          owner,
-          { space, sub: attacker.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, attacker, ownerActor, d => {
-          shard(d.grants, fresh.id)[fresh.id] = fresh.bytes
-        })
-      },
+      envelope: h => craft(h.all, attacker, ownerActor, d => put(d.grants, anyGrant(owner, attacker.did))),
       error: 'UnauthorizedChangeError',
       message: /actor id is not bound/,
     },
     {
       name: 'an owner-signed change under a random actor id',
-      envelope: h => {
-        const fresh = createGrant(
-          owner,
-          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, owner, toHex(randomBytes(24)), d => {
-          shard(d.grants, fresh.id)[fresh.id] = fresh.bytes
-        })
-      },
+      envelope: h => craft(h.all, owner, toHex(randomBytes(24)), d => put(d.grants, anyGrant(owner, reader.did))),
       error: 'UnauthorizedChangeError',
       message: /actor id is not bound/,
     },
@@ -492,16 +459,7 @@ describe('PolicyDocument: refused envelopes', () => {
     },
     {
       name: 'a grant stored under the wrong key',
-      envelope: h => {
-        const fresh = createGrant(
-          owner,
-          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, owner, ownerActor, d => {
-          shard(d.grants, fakeId('a'))[fakeId('a')] = fresh.bytes
-        })
-      },
+      envelope: h => craft(h.all, owner, ownerActor, d => put(d.grants, anyGrant(owner, reader.did), fakeId('a'))),
       error: 'UnauthorizedChangeError',
       message: /wrong key/,
     },
@@ -516,16 +474,7 @@ describe('PolicyDocument: refused envelopes', () => {
     },
     {
       name: 'a grant stored among the revocations',
-      envelope: h => {
-        const fresh = createGrant(
-          owner,
-          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, owner, ownerActor, d => {
-          shard(d.revocations, fresh.id)[fresh.id] = fresh.bytes
-        })
-      },
+      envelope: h => craft(h.all, owner, ownerActor, d => put(d.revocations, anyGrant(owner, reader.did))),
       error: 'UnauthorizedChangeError',
     },
     {
@@ -562,35 +511,18 @@ describe('PolicyDocument: refused envelopes', () => {
     },
     {
       name: 'an owner-signed grant of another space',
-      envelope: h => {
-        const foreign = createGrant(
-          owner,
-          { space: otherSpace, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        return craft(h.all, owner, ownerActor, d => {
-          shard(d.grants, foreign.id)[foreign.id] = foreign.bytes
-        })
-      },
+      envelope: h => craft(h.all, owner, ownerActor, d => put(d.grants, anyGrant(owner, reader.did, otherSpace))),
       error: 'UnauthorizedChangeError',
       message: /another space/,
     },
     {
       name: 'a valid grant and an invalid one in the same change (all or nothing)',
       envelope: h => {
-        const good = createGrant(
-          owner,
-          { space, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
-        const foreign = createGrant(
-          owner,
-          { space: otherSpace, sub: reader.did, streams: ['*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR },
-          T0,
-        )
+        const good = anyGrant(owner, reader.did)
+        const foreign = anyGrant(owner, reader.did, otherSpace)
         return craft(h.all, owner, ownerActor, d => {
-          shard(d.grants, good.id)[good.id] = good.bytes
-          shard(d.grants, foreign.id)[foreign.id] = foreign.bytes
+          put(d.grants, good)
+          put(d.grants, foreign)
         })
       },
       error: 'UnauthorizedChangeError',
@@ -601,7 +533,7 @@ describe('PolicyDocument: refused envelopes', () => {
         craft(h.all, owner, ownerActor, d => {
           for (let i = 0; i < 17; i++) {
             const rec = createRevocation(owner, space, { grant: fakeId(i.toString(16)) }, T0 + i)
-            shard(d.revocations, rec.id)[rec.id] = rec.bytes
+            put(d.revocations, rec)
           }
         }),
       error: 'UnauthorizedChangeError',
@@ -615,7 +547,7 @@ describe('PolicyDocument: refused envelopes', () => {
           owner,
           ownerActor,
           d => {
-            shard(d.revocations, fresh.id)[fresh.id] = fresh.bytes
+            put(d.revocations, fresh)
           },
           otherSpace,
         )
