@@ -145,23 +145,24 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await to.press('Enter')
     await page.getByRole('button', { name: `Remove ${short(readerDid)}` }).waitFor()
 
-    const dataTransfer = await page.evaluateHandle(() => {
+    // a drop as the browser makes it: a DataTransfer holding a File, made in the page (the test has no DOM)
+    const dataTransfer = await page.evaluateHandle(`(() => {
       const dt = new DataTransfer()
-      dt.items.add(new File(['%PDF-1.4 floor plan, level 2'], 'floor-plan.pdf', { type: 'application/pdf' }))
+      dt.items.add(new File(['Handover: valve V-12 stays shut until Monday.'], 'handover.txt', { type: 'text/plain' }))
       return dt
-    })
+    })()`)
     await page.getByTestId('drop-zone').dispatchEvent('drop', { dataTransfer })
-    await page.locator('#chosen-file').filter({ hasText: 'floor-plan.pdf' }).waitFor()
+    await page.locator('#chosen-file').filter({ hasText: 'handover.txt' }).waitFor()
     await page.getByRole('radio', { name: '48 hours' }).check()
     assert.ok(await page.getByRole('radio', { name: 'View only' }).isChecked(), 'view only unless chosen otherwise')
     await page.getByRole('button', { name: 'Share', exact: true }).click()
     await page
       .getByRole('status')
-      .filter({ hasText: `Shared floor-plan.pdf with ${short(readerDid)} for 48 hours.` })
+      .filter({ hasText: `Shared handover.txt with ${short(readerDid)} for 48 hours.` })
       .waitFor({ timeout: 20_000 })
 
     const list = page.getByRole('list', { name: 'Files shared by you' })
-    const row = list.getByRole('listitem').filter({ hasText: 'floor-plan.pdf' })
+    const row = list.getByRole('listitem').filter({ hasText: 'handover.txt' })
     await row.waitFor()
     assert.match(
       (await row.textContent()) ?? '',
@@ -169,7 +170,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     )
 
     const shared = (await (await owner.api()).call<ObjectList>('GET', `/v1/spaces/${space}/objects`)).objects.find(
-      o => o.name === 'floor-plan.pdf',
+      o => o.name === 'handover.txt',
     )
     assert.ok(shared !== undefined)
     const item = await waitFor('the file in the reader’s inbox', async () =>
@@ -229,7 +230,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     )
     // the view-only file has Open and no Download; the other has both
     assert.equal(await page.getByRole('link', { name: /^Download / }).count(), 1)
-    assert.equal(await page.getByRole('link', { name: /^Open / }).count(), 2)
+    assert.equal(await page.getByRole('button', { name: /^Open / }).count(), 2)
     assert.doesNotMatch((await page.locator('main').textContent()) ?? '', /[0-9a-f]{64}/, 'no space id to read')
     const names = await interactiveNames(page)
     assert.deepEqual(
@@ -237,6 +238,17 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
       [],
     )
     await page.screenshot({ path: join(shots, 'files-shared-with-you.png'), fullPage: true })
+
+    // the view-only file opens in the client's viewer, which offers no download
+    await rows
+      .filter({ hasText: 'View only' })
+      .getByRole('button', { name: /^Open / })
+      .click()
+    const viewer = page.getByRole('dialog')
+    await viewer.getByText('Handover: valve V-12 stays shut until Monday.').waitFor({ timeout: 20_000 })
+    assert.match((await viewer.textContent()) ?? '', /View only: no download\./)
+    await viewer.getByRole('button', { name: 'Close' }).click()
+    await viewer.waitFor({ state: 'hidden' })
     assert.deepEqual(errors, [])
   })
 })

@@ -21,6 +21,7 @@ import type {
   ShareAnswer,
 } from '../../ui/contract-objects.ts'
 import { ApiError, currentSession, useApi } from '../api.ts'
+import { Viewer } from '../parts/viewer.tsx'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './files.css'
@@ -655,7 +656,15 @@ function SharedByYou({ list, now, me }: { list: ObjectSummary[] | undefined; now
   )
 }
 
-function SharedWithYou({ items, now }: { items: InboxItem[] | undefined; now: number }) {
+function SharedWithYou({
+  items,
+  now,
+  onOpen,
+}: {
+  items: InboxItem[] | undefined
+  now: number
+  onOpen: (i: InboxItem) => void
+}) {
   if (items === undefined) return <p class="muted">Loading…</p>
   if (items.length === 0)
     return <p class="files-empty">No file shared with you yet. Give people your id (Your identity) so they can.</p>
@@ -682,9 +691,9 @@ function SharedWithYou({ items, now }: { items: InboxItem[] | undefined; now: nu
             </div>
             {active && (
               <div class="files-item-actions">
-                <a class="button" href={hrefOf('inbox')} aria-label={`Open ${label}`}>
+                <button type="button" class="button" onClick={() => onOpen(i)} aria-label={`Open ${label}`}>
                   Open
-                </a>
+                </button>
                 {i.download && (
                   <a
                     class="button"
@@ -731,6 +740,7 @@ export function FilesScreen({ state }: ScreenProps) {
   const inbox = useFetched<Inbox>('/v1/inbox', version)
   const people = usePeopleOf(space, me, state.inboxVersion + shares)
   const now = useNow()
+  const [open, setOpen] = useState<InboxItem>()
 
   const mine = objects.value?.objects.filter(o => o.media === 'file' && o.creator === me)
   const withMe = inbox.value?.items.filter(i => i.kind === 'file')
@@ -799,9 +809,18 @@ export function FilesScreen({ state }: ScreenProps) {
         {inbox.error !== undefined ? (
           <p class="files-problem">{inbox.error}</p>
         ) : (
-          <SharedWithYou items={withMe} now={now} />
+          <SharedWithYou items={withMe} now={now} onOpen={setOpen} />
         )}
       </section>
+      {open !== undefined && (
+        <Viewer
+          space={open.space}
+          object={open.resource}
+          title={open.name ?? 'Unopened file'}
+          viewer={me}
+          onClose={() => setOpen(undefined)}
+        />
+      )}
     </>
   )
 }
