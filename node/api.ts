@@ -140,6 +140,7 @@ export class ApiServer {
       metrics: node.metrics,
       status: () => this.status(),
       inboxVersion: () => node.inbox.version,
+      people: () => node.contacts.names(),
     })
     node.metrics.describe(REFUSED_METRIC, 'local API requests refused, by reason (token, host, origin)')
   }
@@ -221,6 +222,7 @@ export class ApiServer {
     const m = req.method ?? 'GET'
     if (m === 'GET' && url.pathname === '/v1/status') return send(res, 200, this.status())
     if (m === 'GET' && url.pathname === '/v1/inbox') return send(res, 200, await n.inbox.list())
+    if (parts[0] === 'v1' && parts[1] === 'contacts') return send(res, 200, await this.contacts(m, parts, req))
     if (parts[0] === 'v1' && parts[1] === 'views' && parts.length === 4 && m === 'GET' && parts[3] === 'events')
       return viewApi.viewEvents(n, parts[2], req, res)
     if (parts[0] === 'v1' && parts[1] === 'views' && parts.length === 3 && m === 'DELETE') {
@@ -418,6 +420,19 @@ export class ApiServer {
       .filter(b => !isObjectStream(b.name))
       .map(b => ({ name: b.name, forms: b.forms ?? ['raw', 'hashed'], epochMs: b.epochMs }))
     return { space, streams }
+  }
+
+  /** GET /v1/contacts; PUT /v1/contacts/:did {name}; DELETE /v1/contacts/:did */
+  private async contacts(m: string, parts: string[], req: IncomingMessage): Promise<unknown> {
+    const c = this.node.contacts
+    if (m === 'GET' && parts.length === 2) return { me: this.node.identity.principal.did, contacts: c.list() }
+    const did = parts[2]
+    if (parts.length === 3 && did !== undefined && isDid(did)) {
+      if (m === 'PUT') return c.set(did, parseJson(await readBody(req)).name as string)
+      if (m === 'DELETE') return { removed: await c.remove(did) }
+    }
+    if (parts.length === 3) throw new UsageError(`not a did:key: ${did}`)
+    throw new NotFoundError(`no such endpoint: ${m} /${parts.join('/')}`)
   }
 
   private ingestions(): MqttIngestions {

@@ -16,6 +16,7 @@ import type { NodeComponents } from './services/components.ts'
 import { DataService, type DataServiceOptions } from './services/data/index.ts'
 import { RecordStore } from './services/data/record-store.ts'
 import { FetchService, type FetchServiceOptions } from './services/fetch.ts'
+import { ContactsService } from './services/contacts.ts'
 import { InboxService } from './services/inbox.ts'
 import { InvitesService } from './services/invites.ts'
 import { ObjectsService } from './services/objects.ts'
@@ -67,6 +68,8 @@ export class EdgewardNode {
   readonly objects: ObjectsService
   /** what is shared with this node's person, across spaces */
   readonly inbox: InboxService
+  /** the names this person gives people */
+  readonly contacts: ContactsService
   /** invites made here, and joining spaces by invite */
   readonly invites: InvitesService
   private readonly bootstrap: string[]
@@ -92,12 +95,14 @@ export class EdgewardNode {
       { policy, data, requests: this.requests, audit },
       { viewDir: join(opts.dataDir, 'view') },
     )
+    this.contacts = new ContactsService(c)
     this.inbox = new InboxService({
       me: c.identity.principal.did,
       now: c.now,
       policy,
       requests: this.requests,
       objects: this.objects,
+      nameOf: did => this.contacts.nameOf(did),
     })
     this.fetch = services.fetch
     this.invites = new InvitesService(c, {
@@ -154,6 +159,7 @@ export class EdgewardNode {
     await this.objects.start()
     this.inbox.start()
     await this.fetch.start()
+    await this.contacts.start()
     await this.invites.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail

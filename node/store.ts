@@ -18,6 +18,8 @@
  *   (records, arrivals and settings: read and written only by node/services/data/record-store.ts)
  * - `invites`: hex sha256(token) -> an invite this node made: its space, expiry, uses left and the
  *   grant it carries (read and written only by node/services/invites.ts)
+ * - `contacts`: did -> the name this person gives someone (or themselves), and where it came from
+ *   (read and written only by node/services/contacts.ts)
  * Writes that must not be lost are atomic batches and synced.
  */
 import { mkdir } from 'node:fs/promises'
@@ -45,6 +47,7 @@ export interface Store {
   arrivals: Sub
   settings: Sub
   invites: Sub
+  contacts: Sub
   close(): Promise<void>
 }
 
@@ -100,6 +103,7 @@ function sublevels(db: Db): Store {
     arrivals: sub('arrivals'),
     settings: sub('settings'),
     invites: sub('invites'),
+    contacts: sub('contacts'),
     close: () => db.close(),
   }
 }

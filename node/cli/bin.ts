@@ -81,6 +81,9 @@ commands:
   access SPACE OBJECT                    who holds or asked for access: grants, requests, key releases
   inbox                                  everything shared with you across spaces (files, messages, streams),
                                          newest first, with its state (active, expired, revoked, requested...)
+  contacts                               the names you gave people
+  contact set DID NAME | contact remove DID
+                                         name someone (with your own did: the name you go by)
   demo                                   run a local network of real peers and tell the story
   ui [--no-open] [start options]         the desktop client: attaches to the node running on DIR, or runs one
                                          in the foreground as start does (until Ctrl-C); opens a one-time
@@ -188,6 +191,8 @@ const ALLOWED: Record<string, string[]> = {
   open: ['out'],
   access: [],
   inbox: [],
+  contacts: [],
+  contact: [],
   stream: ['epoch', 'form', 'aggregate'],
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
@@ -461,6 +466,12 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError('usage: edgeward message SPACE --to DID [--to DID]... [--for DURATION] TEXT')
       const objects = await import('./objects.ts')
       await objects.message(dataDir, spaceId(rest[0]), rest.slice(1).join(' '), { to: v.to, for: v.for }, o)
+      return 0
+    }
+    case 'contacts':
+    case 'contact': {
+      const objects = await import('./objects.ts')
+      await objects.contacts(dataDir, command === 'contacts' ? ['list', ...rest] : rest, o)
       return 0
     }
     case 'inbox': {

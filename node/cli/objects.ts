@@ -204,7 +204,34 @@ export async function inbox(dataDir: string, o: Output): Promise<void> {
     const what = i.name === undefined ? i.resource : `${i.name} (${i.resource})`
     const until = i.notAfter === undefined ? '' : `  until ${new Date(i.notAfter).toISOString()}`
     const why = i.why === undefined ? '' : `  (${i.why})`
-    return `${i.state.padEnd(12)}  ${i.kind.padEnd(7)}  ${what}  in ${i.spaceName}  from ${i.from}${until}${why}`
+    return `${i.state.padEnd(12)}  ${i.kind.padEnd(7)}  ${what}  in ${i.spaceName}  from ${i.fromName ?? i.from}${until}${why}`
   })
   print(o, r, lines.join('\n') || '(nothing shared with you yet)')
+}
+
+/** `contacts`, `contact set DID NAME`, `contact remove DID`: the names this person gives people. */
+export async function contacts(dataDir: string, args: string[], o: Output): Promise<void> {
+  const [verb, did, ...name] = args
+  const client = await ApiClient.connect(dataDir)
+  if (verb === 'list' && did === undefined) {
+    const r = await client.call<{ me: string; contacts: { did: string; name: string; source: string }[] }>(
+      'GET',
+      '/v1/contacts',
+    )
+    const lines = r.contacts.map(
+      c => `${c.name}${c.did === r.me ? ' (you)' : c.source === 'suggested' ? ' (their own)' : ''}  ${c.did}`,
+    )
+    return print(o, r, lines.join('\n') || '(no contacts: edgeward contact set DID NAME)')
+  }
+  if (verb === 'set' && did !== undefined && name.length > 0) {
+    if (!DID.test(did)) throw new UsageError(`not a did:key: ${did}`)
+    const r = await client.call('PUT', `/v1/contacts/${did}`, { name: name.join(' ') })
+    return print(o, r, `${r.name}  ${did}`)
+  }
+  if (verb === 'remove' && did !== undefined && name.length === 0) {
+    if (!DID.test(did)) throw new UsageError(`not a did:key: ${did}`)
+    const r = await client.call('DELETE', `/v1/contacts/${did}`)
+    return print(o, r, r.removed ? `removed ${did}` : `no contact ${did}`)
+  }
+  throw new UsageError('usage: edgeward contacts | contact set DID NAME | contact remove DID')
 }

@@ -32,7 +32,7 @@ const COMPONENTS: Record<ScreenId, FunctionComponent<ScreenProps>> = {
   access: AccessScreen,
   audit: AuditScreen,
   health: ({ state }) => <HealthScreen health={state.health} />,
-  identity: ({ state }) => <IdentityScreen identity={state.identity} />,
+  identity: ({ state }) => <IdentityScreen identity={state.identity} name={state.people[state.identity.did]} />,
 }
 
 type Phase = { kind: 'opening' } | { kind: 'signed-out'; reason?: string } | { kind: 'ready'; session: SessionInfo }

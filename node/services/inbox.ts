@@ -26,6 +26,8 @@ export interface InboxComponents {
   policy: Pick<PolicyService, 'spaces' | 'document' | 'onRecords'>
   requests: Pick<RequestsService, 'list' | 'onRequest'>
   objects: Pick<ObjectsService, 'knownName'>
+  /** the name this person gave someone, if any */
+  nameOf: (did: string) => string | undefined
 }
 
 /** The inbox of the node's person, and a version that changes with it. */
@@ -70,6 +72,11 @@ export class InboxService {
     return { me: this.c.me, now, version, items }
   }
 
+  private named(did: string): { fromName?: string } {
+    const name = this.c.nameOf(did)
+    return name === undefined ? {} : { fromName: name }
+  }
+
   private sharedIn(space: string, now: number): InboxItem[] {
     const state = this.c.policy.document(space).state
     const spaceName = state.genesis.body.name
@@ -91,6 +98,7 @@ export class InboxService {
           resource,
           ...(name === undefined ? {} : { name }),
           from: g.body.iss,
+          ...this.named(g.body.iss),
           grant: g.id,
           at: g.body.nbf,
           notAfter: g.body.exp,
@@ -118,6 +126,7 @@ export class InboxService {
           kind: isObjectStream(resource) ? (stream?.body.media ?? 'file') : 'stream',
           resource,
           from: state.owner,
+          ...this.named(state.owner),
           at: r.at,
           state: r.status === 'pending' ? 'requested' : 'denied',
           ...(r.decisionReason === undefined ? {} : { why: r.decisionReason }),

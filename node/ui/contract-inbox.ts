@@ -28,6 +28,8 @@ export interface InboxItem {
   name?: string
   /** who shared it (the grant's issuer), or for a request who it was asked of: the space's owner */
   from: string
+  /** the name this person gave them, if any */
+  fromName?: string
   /** the grant, when there is one */
   grant?: string
   /** when it was shared (the grant's start) or asked for */

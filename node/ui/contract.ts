@@ -93,4 +93,6 @@ export interface ClientState {
   spaces: SpaceView[]
   /** changes whenever what is shared with this person changes: the client fetches `/v1/inbox` again */
   inboxVersion: number
+  /** the names this person gave people (and their own), by did:key: what screens show instead of ids */
+  people: Record<string, string>
 }

@@ -244,7 +244,20 @@ export function spacesOf(s: NodeStatus): SpaceView[] {
     .sort((a, b) => (a.name ?? '\uffff').localeCompare(b.name ?? '\uffff') || (a.id < b.id ? -1 : 1))
 }
 
-/** The whole state the client shows; `inboxVersion` changes whenever what is shared with this person does. */
-export function clientState(s: NodeStatus, metricsText: string, inboxVersion = 0): ClientState {
-  return { identity: identityOf(s), health: assessHealth(s, metricsText), spaces: spacesOf(s), inboxVersion }
+/**
+ * The whole state the client shows; `inboxVersion` changes whenever what is shared with this
+ * person does, `people` are the names they gave.
+ */
+export function clientState(
+  s: NodeStatus,
+  metricsText: string,
+  extra: { inboxVersion: number; people: Record<string, string> } = { inboxVersion: 0, people: {} },
+): ClientState {
+  return {
+    identity: identityOf(s),
+    health: assessHealth(s, metricsText),
+    spaces: spacesOf(s),
+    inboxVersion: extra.inboxVersion,
+    people: extra.people,
+  }
 }

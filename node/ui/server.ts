@@ -37,6 +37,8 @@ export interface ClientServerComponents {
   status: () => Record<string, unknown>
   /** changes whenever what is shared with this person does (the inbox) */
   inboxVersion?: () => number
+  /** the names this person gave people, by did */
+  people?: () => Record<string, string>
 }
 
 export interface ClientServerOptions {
@@ -205,7 +207,7 @@ export class ClientServer {
     return clientState(
       this.c.status() as unknown as NodeStatus,
       this.c.metrics.prometheus(),
-      this.c.inboxVersion?.() ?? 0,
+      { inboxVersion: this.c.inboxVersion?.() ?? 0, people: this.c.people?.() ?? {} },
     )
   }
 

@@ -1,14 +1,18 @@
 /** Your identity: the id others grant access to, this device, and how its keys are kept. */
+import { useState } from 'preact/hooks'
 import type { IdentityView } from '../../ui/contract.ts'
+import { useApi } from '../api.ts'
 import { Copyable } from '../parts/copyable.tsx'
 
-export function IdentityScreen({ identity }: { identity: IdentityView }) {
+export function IdentityScreen({ identity, name }: { identity: IdentityView; name?: string }) {
   return (
     <>
       <p class="lead">
         Give your id to the people who share with you: it is how they grant you access. It is yours alone and the same
         on every space.
       </p>
+
+      <YourName did={identity.did} name={name} />
 
       <section class="card" aria-labelledby="your-id">
         <h2 id="your-id">Your id</h2>
@@ -59,5 +63,50 @@ export function IdentityScreen({ identity }: { identity: IdentityView }) {
         </ul>
       </details>
     </>
+  )
+}
+
+/** The name the person goes by: kept on this node, carried by the invites they make. */
+function YourName({ did, name }: { did: string; name?: string }) {
+  const api = useApi()
+  const [value, setValue] = useState(name ?? '')
+  const [said, setSaid] = useState<string>()
+  const save = async (e: Event) => {
+    e.preventDefault()
+    try {
+      await api.send('PUT', `/v1/contacts/${did}`, { name: value })
+      setSaid('Saved.')
+    } catch (err) {
+      setSaid((err as Error).message)
+    }
+  }
+  return (
+    <section class="card" aria-labelledby="your-name">
+      <h2 id="your-name">Your name</h2>
+      <p class="muted">
+        How you appear in the invitations you send. Others see the name they give you; yours is only a suggestion.
+      </p>
+      <form class="inline-form" onSubmit={save}>
+        <input
+          class="field"
+          aria-label="Your name"
+          maxLength={64}
+          value={value}
+          placeholder="e.g. Ana Ruiz, Plant 7 operations"
+          onInput={e => {
+            setValue(e.currentTarget.value)
+            setSaid(undefined)
+          }}
+        />
+        <button type="submit" class="button" disabled={value.trim() === '' || value.trim() === name}>
+          Save
+        </button>
+        {said !== undefined && (
+          <span class="muted" role="status">
+            {said}
+          </span>
+        )}
+      </form>
+    </section>
   )
 }

@@ -9,6 +9,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type { Inbox, InboxItem, InboxState } from '../../ui/contract-inbox.ts'
 import { useApi } from '../api.ts'
+import { Person, personName } from '../parts/person.tsx'
 import { Viewer } from '../parts/viewer.tsx'
 import './inbox.css'
 import type { ScreenProps } from './props.ts'
@@ -18,8 +19,6 @@ type KindFilter = 'all' | InboxItem['kind']
 const ROW_HEIGHT = 64
 const OVERSCAN = 8
 const EXPIRING_MS = 24 * 3600 * 1000
-
-export const shortDid = (did: string): string => (did.length > 24 ? `${did.slice(0, 14)}…${did.slice(-4)}` : did)
 
 /** "3 h 12 min", "45 s": a duration as a person reads it. */
 export function spell(ms: number): string {
@@ -103,9 +102,10 @@ export function InboxScreen({ state }: ScreenProps) {
           title(i).toLowerCase().includes(q) ||
           i.spaceName.toLowerCase().includes(q) ||
           i.from.toLowerCase().includes(q) ||
+          personName(i.from, state).toLowerCase().includes(q) ||
           i.resource.toLowerCase().includes(q)),
     )
-  }, [inbox, kind, activeOnly, query])
+  }, [inbox, kind, activeOnly, query, state.people])
 
   if (error !== undefined && inbox === undefined)
     return (
@@ -121,8 +121,8 @@ export function InboxScreen({ state }: ScreenProps) {
   return (
     <section class="inbox" aria-describedby="inbox-summary">
       <p id="inbox-summary" class="muted">
-        Everything shared with you, in every space you are in. Access ends when
-        its time is up or when the owner revokes it.
+        Everything shared with you, in every space you are in. Access ends when its time is up or when the owner revokes
+        it.
       </p>
       <div class="inbox-tools">
         <fieldset class="segmented" aria-label="Show">
@@ -166,7 +166,7 @@ export function InboxScreen({ state }: ScreenProps) {
       ) : shown.length === 0 ? (
         <p class="card empty muted">Nothing matches this filter.</p>
       ) : (
-        <ItemList items={shown} now={now} me={inbox.me} onOpen={setOpen} onAsk={setAsking} />
+        <ItemList items={shown} now={now} people={state} onOpen={setOpen} onAsk={setAsking} />
       )}
       {open !== undefined && (
         <Viewer
@@ -196,7 +196,7 @@ function useNow(skew: { current: number }): number {
 function ItemList(props: {
   items: InboxItem[]
   now: number
-  me: string
+  people: ScreenProps['state']
   onOpen: (i: InboxItem) => void
   onAsk: (i: InboxItem) => void
 }) {
@@ -233,7 +233,7 @@ function Row(props: {
   item: InboxItem
   index: number
   now: number
-  me: string
+  people: ScreenProps['state']
   onOpen: (i: InboxItem) => void
   onAsk: (i: InboxItem) => void
 }) {
@@ -250,8 +250,7 @@ function Row(props: {
       <div class="inbox-main">
         <span class="inbox-name">{name}</span>
         <span class="muted small">
-          {item.kind} in <strong>{item.spaceName}</strong> · from{' '}
-          <span title={item.from}>{item.from === props.me ? 'you' : shortDid(item.from)}</span> ·{' '}
+          {item.kind} in <strong>{item.spaceName}</strong> · from <Person did={item.from} state={props.people} /> ·{' '}
           {new Date(item.at).toLocaleString()}
           {!item.download && item.kind !== 'stream' && ' · view only'}
         </span>
