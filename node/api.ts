@@ -361,6 +361,7 @@ export class ApiServer {
 
   status(): Record<string, unknown> {
     const n = this.node
+    const connected = new Set(n.connectedPeers())
     return {
       peerId: n.identity.peerId,
       did: n.identity.principal.did,
@@ -385,6 +386,7 @@ export class ApiServer {
                 ? 'admin'
                 : 'member',
           keyHolder: s.holders.includes(n.identity.peerId),
+          holders: s.holders.map(peer => ({ peer, connected: peer === n.identity.peerId || connected.has(peer) })),
           streams: [...s.streams.keys()],
           grants: s.grants.size,
           revocations: s.revocations.size,

@@ -30,6 +30,8 @@ export interface NodeStatus {
     owner?: string
     role?: SpaceRole
     streams?: string[]
+    /** the space's key holders (peer ids) and whether this node is connected to each */
+    holders?: { peer: string; connected: boolean }[]
   }[]
   audit?: {
     equivocations: { log: string; reason: string; seenAt: number }[]
@@ -120,8 +122,16 @@ function spacesCheck(s: NodeStatus): HealthCheck {
 function keyHoldersCheck(s: NodeStatus): HealthCheck {
   const synced = s.spaces.filter(sp => sp.synchronised)
   const elsewhere = synced.filter(sp => sp.keyHolder !== true)
+  const reachable = (sp: NodeStatus['spaces'][number]): boolean | undefined =>
+    sp.holders === undefined ? undefined : sp.holders.some(h => h.connected)
   const details = synced.map(sp =>
-    sp.keyHolder === true ? `${spaceName(sp)}: this node holds the keys` : `${spaceName(sp)}: held by another peer`,
+    sp.keyHolder === true
+      ? `${spaceName(sp)}: this node holds the keys`
+      : reachable(sp) === true
+        ? `${spaceName(sp)}: key holder connected`
+        : reachable(sp) === false
+          ? `${spaceName(sp)}: no key holder connected (${(sp.holders ?? []).map(h => short(h.peer)).join(', ')})`
+          : `${spaceName(sp)}: held by another peer`,
   )
   if (elsewhere.length === 0)
     return {
@@ -131,11 +141,28 @@ function keyHoldersCheck(s: NodeStatus): HealthCheck {
       summary: synced.length === 0 ? 'No space whose keys are needed yet.' : 'This node holds the keys of its spaces.',
       details,
     }
+  const cut = elsewhere.filter(sp => reachable(sp) === false)
+  if (cut.length > 0)
+    return {
+      id: 'key-holders',
+      title: 'Key holders',
+      state: 'attention',
+      summary: `No key holder of ${plural(cut.length, 'space')} is connected: what you hold keys for stays readable until the keys' leases end; nothing new opens.`,
+      details,
+    }
+  if (elsewhere.every(sp => reachable(sp) === true))
+    return {
+      id: 'key-holders',
+      title: 'Key holders',
+      state: 'ok',
+      summary: `A key holder of every space is connected.`,
+      details,
+    }
   return {
     id: 'key-holders',
     title: 'Key holders',
     state: 'unknown',
-    summary: `Not known yet whether the key holder of ${plural(elsewhere.length, 'space')} is reachable: the node's status does not name it.`,
+    summary: `Not known yet whether the key holder of ${plural(elsewhere.length, 'space')} is reachable.`,
     details,
   }
 }

@@ -54,6 +54,18 @@ describe('health', () => {
       states: { 'key-holders': 'unknown' },
     },
     {
+      what: 'a reader connected to its space’s key holder',
+      status: { spaces: [{ ...joined, holders: [{ peer: 'h1', connected: true }] }], peers: ['h1'] },
+      verdict: 'fine',
+      states: { 'key-holders': 'ok' },
+    },
+    {
+      what: 'a reader whose key holder is not connected: nothing new opens, and it says so',
+      status: { spaces: [{ ...joined, holders: [{ peer: 'h1', connected: false }] }], peers: ['p1'] },
+      verdict: 'attention',
+      states: { 'key-holders': 'attention' },
+    },
+    {
       what: 'refused policy changes',
       status: { spaces: [owned], peers: ['p1'], refusedPolicyChanges: 3 },
       verdict: 'attention',
