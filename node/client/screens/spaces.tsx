@@ -1,8 +1,400 @@
-/** The Spaces screen: not built yet; says what it will hold. */
-import { SCREENS } from '../routes.ts'
-import { NotBuiltScreen } from './not-built.tsx'
+/**
+ * Spaces: the spaces this person owns or joined, as cards by name; a new space; an invite
+ * (valid for a time and a number of uses, optionally with access to some streams for a time,
+ * view only or not) shown as a code to copy; and joining a space by pasting a code, with
+ * progress while the node reaches the inviter and the space synchronises, and what went wrong
+ * in words. Names, not ids: a space's id shows only in its "Details". The node decides who may
+ * invite and what a code is worth; the screen sends the person's choices and shows the answers.
+ */
+import { useState } from 'preact/hooks'
+import type { SpaceView } from '../../ui/contract.ts'
+import type { InviteCreated, InviteRequest, JoinResult } from '../../ui/contract-spaces.ts'
+import { ApiError, useApi } from '../api.ts'
+import { Copyable } from '../parts/copyable.tsx'
 import type { ScreenProps } from './props.ts'
+import './spaces.css'
 
-export function SpacesScreen(_props: ScreenProps) {
-  return <NotBuiltScreen screen={SCREENS.find(s => s.id === 'spaces')!} />
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
+
+const VALID_FOR: { ms: number; label: string }[] = [
+  { ms: HOUR, label: '1 hour' },
+  { ms: DAY, label: '1 day' },
+  { ms: 7 * DAY, label: '7 days' },
+  { ms: 30 * DAY, label: '30 days' },
+]
+
+const ACCESS_FOR: { ms: number; label: string }[] = [
+  { ms: HOUR, label: '1 hour' },
+  { ms: 8 * HOUR, label: '8 hours' },
+  { ms: 48 * HOUR, label: '48 hours' },
+  { ms: 7 * DAY, label: '7 days' },
+  { ms: 30 * DAY, label: '30 days' },
+]
+
+const ROLE: Record<SpaceView['role'], string> = { owner: 'You own it', admin: 'You are an admin', member: 'Member' }
+
+/** A date and time as a person reads it, in their locale. */
+function when(ms: number): string {
+  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+}
+
+/** What went wrong with a join, in words a person can act on. */
+function joinProblem(err: unknown): string {
+  if (!(err instanceof Error) || err.name !== ApiError.name) return `Something went wrong: ${String(err)}`
+  const e = err as ApiError
+  if (e.status === 400 && /^malformed invite/.test(e.message))
+    return 'This is not a complete invite code. Check that you pasted all of it: codes start with ew1-.'
+  if (e.status === 400 && /expired/.test(e.message))
+    return 'This invite has expired. Ask the person who sent it for a new one.'
+  if (e.status === 503)
+    return 'The person who invited you could not be reached. Their device has to be on and online: try again later.'
+  if (e.status === 403) {
+    const words: Record<string, string> = {
+      used: 'This invite has already been used. Ask for a new one.',
+      expired: 'This invite has expired. Ask the person who sent it for a new one.',
+      unknown: 'The inviter does not know this invite: it may have been made on another of their devices, or changed.',
+      'not-authorized': 'The inviter may no longer give the access this invite offers. Ask for a new one.',
+    }
+    return words[e.code ?? ''] ?? `The inviter refused: ${e.message}`
+  }
+  return e.message
+}
+
+export function SpacesScreen({ state }: ScreenProps) {
+  const spaces = [...state.spaces].sort((a, b) => (a.name ?? '~').localeCompare(b.name ?? '~'))
+  return (
+    <>
+      <p class="lead">
+        A space is where you share with a group: its owner decides who sees what. Invite people with a code they paste
+        into their own edgeward; nobody needs to type an address.
+      </p>
+      <div class="spaces-top">
+        <NewSpace />
+        <JoinSpace />
+      </div>
+      <section aria-labelledby="your-spaces">
+        <h2 id="your-spaces" class="spaces-heading">
+          Your spaces
+        </h2>
+        {spaces.length === 0 ? (
+          <p class="muted">No space yet: create one, or join one with an invite code.</p>
+        ) : (
+          <ul class="spaces-list">
+            {spaces.map(s => (
+              <li key={s.id}>
+                <SpaceCard space={s} />
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </>
+  )
+}
+
+function SpaceCard({ space }: { space: SpaceView }) {
+  const [inviting, setInviting] = useState(false)
+  const name = space.name ?? 'A space on its way'
+  const headingId = `space-${space.id.slice(0, 12)}`
+  const mayInvite = space.synchronised && (space.role === 'owner' || space.role === 'admin')
+  return (
+    <article class="card space-card" aria-labelledby={headingId}>
+      <div class="space-head">
+        <h3 id={headingId}>{name}</h3>
+        {space.synchronised ? (
+          <span class="badge badge-ok">Up to date</span>
+        ) : (
+          <span class="badge badge-attention">Waiting for a peer of the space</span>
+        )}
+      </div>
+      <p class="space-facts">
+        {ROLE[space.role]}
+        {space.keyHolder && ' · keeps its keys on this device'}
+        {' · '}
+        {space.streams.length === 0
+          ? 'no streams yet'
+          : `${space.streams.length} stream${space.streams.length === 1 ? '' : 's'}: ${space.streams.join(', ')}`}
+      </p>
+      {mayInvite && !inviting && (
+        <button type="button" class="button" onClick={() => setInviting(true)} aria-label={`Invite someone to ${name}`}>
+          Invite…
+        </button>
+      )}
+      {inviting && <InviteForm space={space} onClose={() => setInviting(false)} />}
+      <details class="disclosure space-details">
+        <summary>Details</summary>
+        <dl class="space-ids">
+          <dt>Space id</dt>
+          <dd class="mono">{space.id}</dd>
+          {space.owner !== undefined && (
+            <>
+              <dt>Owner</dt>
+              <dd class="mono">{space.owner}</dd>
+            </>
+          )}
+        </dl>
+      </details>
+    </article>
+  )
+}
+
+function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void }) {
+  const api = useApi()
+  const [validFor, setValidFor] = useState(7 * DAY)
+  const [uses, setUses] = useState('1')
+  const [withAccess, setWithAccess] = useState(false)
+  const [streams, setStreams] = useState<string[]>([])
+  const [accessFor, setAccessFor] = useState(48 * HOUR)
+  const [viewOnly, setViewOnly] = useState(false)
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState('')
+  const [made, setMade] = useState<InviteCreated>()
+  const name = space.name ?? 'the space'
+  const n = Number(uses)
+
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    setError('')
+    if (!Number.isInteger(n) || n < 1 || n > 1000) return setError('Uses: a whole number from 1 to 1000.')
+    if (withAccess && streams.length === 0) return setError('Choose the streams the invite gives access to.')
+    const body: InviteRequest = { for: validFor, uses: n }
+    if (withAccess) Object.assign(body, { streams, accessMs: accessFor, download: !viewOnly })
+    setBusy(true)
+    try {
+      setMade(await api.send<InviteCreated>('POST', `/v1/spaces/${space.id}/invites`, body))
+    } catch (err) {
+      setError((err as Error).message)
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  if (made !== undefined) {
+    return (
+      <section class="invite-made" aria-label={`Invite code for ${name}`}>
+        <p>
+          Send this code to the person you invite. It works {n === 1 ? 'once' : `${n} times`}, until{' '}
+          {when(made.expiresAt)}
+          {withAccess
+            ? `, and gives ${streams.join(', ')} for ${ACCESS_FOR.find(a => a.ms === accessFor)?.label} from joining${viewOnly ? ', view only' : ''}.`
+            : '.'}
+        </p>
+        <Copyable id={`invite-${space.id.slice(0, 12)}`} value={made.invite} label={`the invite code for ${name}`} />
+        <button type="button" class="button button-quiet" onClick={onClose}>
+          Done
+        </button>
+      </section>
+    )
+  }
+
+  return (
+    <form class="invite-form" onSubmit={submit} aria-label={`Invite someone to ${name}`}>
+      <div class="invite-row">
+        <label class="field-label">
+          Valid for
+          <select
+            class="field"
+            aria-label="Valid for"
+            value={validFor}
+            onChange={e => setValidFor(Number(e.currentTarget.value))}
+          >
+            {VALID_FOR.map(v => (
+              <option key={v.ms} value={v.ms}>
+                {v.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label class="field-label">
+          Uses
+          <input
+            class="field invite-uses"
+            type="number"
+            min={1}
+            max={1000}
+            value={uses}
+            onInput={e => setUses(e.currentTarget.value)}
+          />
+        </label>
+      </div>
+      <label class="checkbox">
+        <input type="checkbox" checked={withAccess} onChange={e => setWithAccess(e.currentTarget.checked)} />
+        Also give access to streams
+      </label>
+      {withAccess && (
+        <fieldset class="invite-access">
+          <legend>Access that comes with the invite</legend>
+          {space.streams.length === 0 ? (
+            <p class="muted">This space has no streams yet.</p>
+          ) : (
+            <div class="invite-streams">
+              {space.streams.map(s => (
+                <label key={s} class="checkbox">
+                  <input
+                    type="checkbox"
+                    checked={streams.includes(s)}
+                    onChange={e => setStreams(e.currentTarget.checked ? [...streams, s] : streams.filter(x => x !== s))}
+                  />
+                  {s}
+                </label>
+              ))}
+            </div>
+          )}
+          <label class="field-label">
+            Access lasts
+            <select
+              class="field"
+              aria-label="Access lasts"
+              value={accessFor}
+              onChange={e => setAccessFor(Number(e.currentTarget.value))}
+            >
+              {ACCESS_FOR.map(v => (
+                <option key={v.ms} value={v.ms}>
+                  {v.label} from joining
+                </option>
+              ))}
+            </select>
+          </label>
+          <label class="checkbox">
+            <input type="checkbox" checked={viewOnly} onChange={e => setViewOnly(e.currentTarget.checked)} />
+            View only (no download)
+          </label>
+        </fieldset>
+      )}
+      {error !== '' && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="invite-buttons">
+        <button type="submit" class="button button-primary" disabled={busy}>
+          {busy ? 'Making the code…' : 'Make invite code'}
+        </button>
+        <button type="button" class="button button-quiet" onClick={onClose}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  )
+}
+
+function NewSpace() {
+  const api = useApi()
+  const [name, setName] = useState('')
+  const [busy, setBusy] = useState(false)
+  const [said, setSaid] = useState('')
+  const [error, setError] = useState('')
+
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    const trimmed = name.trim()
+    if (trimmed === '') return setError('Give the space a name.')
+    setBusy(true)
+    setError('')
+    try {
+      await api.send('POST', '/v1/spaces', { name: trimmed })
+      setSaid(`Created ${trimmed}.`)
+      setName('')
+    } catch (err) {
+      setError((err as Error).message)
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  return (
+    <section class="card" aria-labelledby="new-space">
+      <h2 id="new-space">New space</h2>
+      <form onSubmit={submit}>
+        <label class="field-label">
+          Name
+          <input
+            class="field"
+            value={name}
+            maxLength={128}
+            placeholder="e.g. Plant 7 sensors"
+            onInput={e => setName(e.currentTarget.value)}
+          />
+        </label>
+        <button type="submit" class="button button-primary" disabled={busy}>
+          {busy ? 'Creating…' : 'Create space'}
+        </button>
+        <span class="spaces-said" role="status" aria-live="polite">
+          {said}
+        </span>
+        {error !== '' && (
+          <p class="form-error" role="alert">
+            {error}
+          </p>
+        )}
+      </form>
+    </section>
+  )
+}
+
+function JoinSpace() {
+  const api = useApi()
+  const [code, setCode] = useState('')
+  const [busy, setBusy] = useState(false)
+  const [joined, setJoined] = useState<JoinResult>()
+  const [error, setError] = useState('')
+
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    if (code.trim() === '') return setError('Paste the invite code you were sent.')
+    setBusy(true)
+    setError('')
+    setJoined(undefined)
+    try {
+      setJoined(await api.send<JoinResult>('POST', '/v1/join', { invite: code.trim() }))
+      setCode('')
+    } catch (err) {
+      setError(joinProblem(err))
+    } finally {
+      setBusy(false)
+    }
+  }
+
+  return (
+    <section class="card" aria-labelledby="join-space">
+      <h2 id="join-space">Join a space</h2>
+      <form onSubmit={submit}>
+        <label class="field-label">
+          Invite code
+          <textarea
+            class="field mono join-code"
+            value={code}
+            spellcheck={false}
+            placeholder="ew1-…"
+            onInput={e => setCode(e.currentTarget.value)}
+          />
+        </label>
+        <button type="submit" class="button button-primary" disabled={busy}>
+          {busy ? 'Joining…' : 'Join'}
+        </button>
+        <span class="spaces-said" role="status" aria-live="polite">
+          {busy
+            ? 'Reaching the person who invited you, then waiting for the space to arrive…'
+            : joined !== undefined
+              ? joinedWords(joined)
+              : ''}
+        </span>
+        {error !== '' && (
+          <p class="form-error" role="alert">
+            {error}
+          </p>
+        )}
+      </form>
+    </section>
+  )
+}
+
+function joinedWords(j: JoinResult): string {
+  const access =
+    j.grant === undefined
+      ? ''
+      : ` You can read ${j.grant.streams.join(', ')} until ${when(j.grant.notAfter)}${j.grant.download ? '' : ' (view only)'}.`
+  const sync = j.synchronised ? '' : ' It appears here once a peer of the space is online.'
+  return `You joined ${j.name}.${access}${sync}`
 }
