@@ -2,6 +2,9 @@
  * The JSON of invites and joining, as the node's API answers it and the CLI, the Spaces screen
  * and the tests read it: `POST /v1/spaces/:id/invites`, `GET /v1/spaces/:id/invites`,
  * `POST /v1/join`. No imports: the browser bundle includes this file.
+ * A failed join is an API error: 400 (a malformed or expired code), 503 (the inviter cannot be
+ * reached), 403 with the inviter's refusal as its code (unknown, expired, used, bad-signature,
+ * not-authorized, malformed).
  */
 
 /** `POST /v1/spaces/:id/invites`: what the invite allows. Without streams it grants nothing. */
@@ -66,13 +69,3 @@ export interface JoinResult {
   synchronised: boolean
   grant?: JoinedGrant
 }
-
-/** Why a join failed, as the API's error `code` says it (HTTP 400 for the first two, 503, 403). */
-export type JoinProblem =
-  | 'malformed'
-  | 'expired'
-  | 'unreachable'
-  | 'unknown'
-  | 'used'
-  | 'bad-signature'
-  | 'not-authorized'
