@@ -41,7 +41,7 @@ function when(ms: number): string {
 }
 
 function hours(ms: number): string {
-  return ms % 86_400_000 === 0
+  return ms >= 7 * 86_400_000 && ms % 86_400_000 === 0
     ? `${ms / 86_400_000} d`
     : ms % 3_600_000 === 0
       ? `${ms / 3_600_000} h`
