@@ -1,19 +1,18 @@
 /** Access requests approved or denied leave entries in the key holder's audit log. */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { type DecisionEntry, decodeEntry } from '../../protocols/audit/entries.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('decisions on access requests in the audit log', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('decisions')
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
 
   before(async () => {
-    await peers.init('decisions')
     gw = await peers.node('gw')
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
@@ -23,8 +22,6 @@ describe('decisions on access requests in the audit log', { timeout: 60_000 }, (
       reader.policy.document(space).state?.streams.has('temp') ? true : undefined,
     )
   })
-
-  after(() => peers.stopAll())
 
   const decisions = async (): Promise<DecisionEntry[]> => {
     const out: DecisionEntry[] = []

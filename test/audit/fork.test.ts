@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import { bytesEqual, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
@@ -21,7 +21,7 @@ import { encodeEntry } from '../../protocols/audit/entries.ts'
 import { auditTopic, encodeAuditMessage, openTreeHead, signTreeHead } from '../../protocols/audit/heads.ts'
 import { fakeId, newPrincipal } from '../protocols/fixtures.ts'
 import { logOf, seenHead } from '../support/audit.ts'
-import { grantTo, HOUR, Peers, spaceWith } from '../support/peers.ts'
+import { grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const OPTS = { headIntervalMs: 200 }
@@ -51,15 +51,7 @@ const statusOf = (w: EdgewardNode) =>
   new ApiServer(w, 'unused').status() as { audit: { equivocations: { log: string; reason: string }[] } }
 
 describe('equivocation by a key holder', { timeout: 60_000 }, () => {
-  const peers = new Peers()
-
-  before(async () => {
-    await peers.init('audit-fork')
-  })
-
-  after(async () => {
-    await peers.stopAll()
-  })
+  const peers = suitePeers('audit-fork')
 
   it('two heads of one size with different roots: both readers keep, count and show the evidence', async () => {
     const g = await peers.node('g-same', OPTS)

@@ -3,20 +3,18 @@
  * send it, an auditor's report is still made against it, and the refusal is counted.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { verifyReport } from '../../protocols/audit/report.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 
 describe('audit heads that gossip refuses', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   let gw: EdgewardNode
 
   before(async () => {
-    await peers.init()
     gw = await peers.node('gw')
   })
-  after(() => peers.stopAll())
 
   it('makes a report against the new head, and counts the head it could not gossip', async () => {
     const space = await gw.createSpace('alone')

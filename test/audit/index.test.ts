@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import type { EdgewardNode } from '../../node/node.ts'
@@ -20,7 +20,7 @@ import { readingCount } from '../../protocols/data/reading.ts'
 import { mulberry32 as rng } from '../../sim/random.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
 import { type LoggedEntry, logOf } from '../support/audit.ts'
-import { grantTo, HOUR, Peers, revoke, spaceWith } from '../support/peers.ts'
+import { grantTo, HOUR, revoke, spaceWith, suitePeers } from '../support/peers.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const OPTS = { headIntervalMs: 200 }
@@ -50,7 +50,7 @@ async function opened(p: Promise<unknown>): Promise<string> {
 }
 
 describe('the audit index of a key holder', { timeout: 180_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('audit-index')
   let gwDir: string
   let gw: EdgewardNode
   let reader: EdgewardNode
@@ -155,7 +155,6 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
   }
 
   before(async () => {
-    await peers.init('audit-index')
     gwDir = await peers.identity('gateway')
     gw = await peers.start(gwDir, OPTS)
     reader = await peers.node('reader', { ...OPTS, bootstrap: gw.addresses() })
@@ -199,10 +198,6 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
     )
     const random = rng(2024)
     await Promise.all(Array.from({ length: FILLER }, () => gw.audit!.append(filler(random))))
-  })
-
-  after(async () => {
-    await peers.stopAll()
   })
 
   it('answers for each stream exactly what a scan of the whole log answers, in log order', async () => {

@@ -5,7 +5,7 @@
  * release entry is stored; and that readers accept the heads it gossips.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { bytesEqual } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
@@ -31,7 +31,7 @@ import {
 } from '../../protocols/audit/entries.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
 import { type LoggedEntry, logOf, seenHead, waitForEntry } from '../support/audit.ts'
-import { grantTo, HOUR, Peers, publish, revoke, STREAM, spaceWith } from '../support/peers.ts'
+import { grantTo, HOUR, publish, revoke, STREAM, spaceWith, suitePeers } from '../support/peers.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const LEASE_MAX_MS = 15 * 60 * 1000
@@ -45,7 +45,7 @@ function within(t: number, from: number, to: number, what: string): void {
 }
 
 describe('the audit log of a key holder', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('audit-log')
   let gatewayDir: string
   let gateway: EdgewardNode
   let reader: EdgewardNode
@@ -83,17 +83,12 @@ describe('the audit log of a key holder', { timeout: 60_000 }, () => {
   const releasesCounted = () => gateway.metrics.total('edgeward_key_releases_total')
 
   before(async () => {
-    await peers.init('audit-log')
     gatewayDir = await peers.identity('gateway')
     gateway = await peers.start(gatewayDir, OPTS)
     reader = await peers.node('reader', { ...OPTS, bootstrap: gateway.addresses() })
     stranger = await peers.node('stranger', { ...OPTS, bootstrap: gateway.addresses() })
     space = await spaceWith(gateway, [reader, stranger], 'audited')
     await publish(gateway, [reader, stranger], space, STREAM, [20, 21, 22])
-  })
-
-  after(async () => {
-    await peers.stopAll()
   })
 
   it('logs each grant and revocation it applies, once, when it applies it', async () => {

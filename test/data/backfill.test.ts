@@ -5,7 +5,7 @@
  * longer keeps, and backfill does not bring it back.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
@@ -17,11 +17,11 @@ import {
   MAX_FETCH_RESPONSE_BYTES,
 } from '../../protocols/sync/fetch.ts'
 import { DHT_PROTOCOL, readingsTopic } from '../../protocols/sync/messages.ts'
-import { grantTo, Peers } from '../support/peers.ts'
+import { grantTo, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('backfill and retention', { timeout: 90_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('backfill')
   let space: string
   let gw: EdgewardNode
   let early: EdgewardNode
@@ -30,7 +30,6 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
     peers.node(name, { bootstrap, backfillIntervalMs: 0, retentionIntervalMs: 3_600_000 })
 
   before(async () => {
-    await peers.init('backfill')
     gw = await make('gw')
     early = await make('early', gw.addresses())
     space = await gw.createSpace('plant')
@@ -48,8 +47,6 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
       readingCount(await early.data.storedReadings(space, 'temp')) === 300 ? true : undefined,
     )
   })
-
-  after(() => peers.stopAll())
 
   it('a reader that joins late reads what was published before it joined', async () => {
     const late = await make('late', gw.addresses())

@@ -4,11 +4,11 @@
  * a holder of the hashed form can check a claimed reading with the salt from the raw form.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { aggregateReading, closeIfDue, verifyCommitment } from '../../protocols/data/forms.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { grantTo, Peers } from '../support/peers.ts'
+import { grantTo, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('aggregation rules', () => {
@@ -38,14 +38,13 @@ describe('aggregation rules', () => {
 })
 
 describe('forms over real peers', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('forms')
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
   const t0 = 1_800_000_000_000
 
   before(async () => {
-    await peers.init('forms')
     gw = await peers.node('gw')
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
@@ -69,8 +68,6 @@ describe('forms over real peers', { timeout: 60_000 }, () => {
       readingCount(await reader.data.storedReadings(space, 'temp', 'aggregate:1m')) === 2 ? true : undefined,
     )
   })
-
-  after(() => peers.stopAll())
 
   it('gives an aggregate-only reader correct aggregates, and neither raw values nor raw keys', async () => {
     const now = Date.now()

@@ -6,19 +6,19 @@
  * Real peers in one process over TCP; the reader asks for keys on the wire, as any peer can.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { type GrantOptions, grantTo, Peers } from '../support/peers.ts'
+import { type GrantOptions, grantTo, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const LEASE_MAX_MS = 1500
 
 describe('a grant that ends closes the epoch its keys were released from', { timeout: 90_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('grant-end')
   let gw: EdgewardNode
   let reader: EdgewardNode
   let admin: EdgewardNode
@@ -59,7 +59,6 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
   const until = (t: number) => waitFor(`time ${t}`, async () => (Date.now() > t ? true : undefined), 20_000, 20)
 
   before(async () => {
-    await peers.init('grant-end')
     gw = await peers.node('gw', { leaseMaxMs: LEASE_MAX_MS })
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     admin = await peers.node('admin', { bootstrap: gw.addresses() })
@@ -67,8 +66,6 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
     await reader.joinSpace(space)
     await admin.joinSpace(space)
   })
-
-  after(() => peers.stopAll())
 
   it('a grant that expires: what is published after its end is under a key its holder never had', async () => {
     const first = await publish('expiring', 1)

@@ -4,21 +4,21 @@
  * what the store says, when a new epoch starts after a request, and after a restart.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical } from '../../crypto/encoding.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { pad } from '../../node/store.ts'
 import { createRevocation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { grantTo, Peers } from '../support/peers.ts'
+import { grantTo, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 const EPOCH_MS = 1000
 
 describe('key holder state kept in memory', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('holder-state')
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
@@ -28,7 +28,6 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     askKeys(reader.libp2p, gw.identity.peerId, keyRequest(reader, { space, stream: 'temp', epochs }).bytes)
 
   before(async () => {
-    await peers.init('holder-state')
     gw = await peers.node('gw', { epochMs: EPOCH_MS })
     reader = await peers.node('reader', { bootstrap: gw.addresses(), epochMs: EPOCH_MS })
     space = await gw.createSpace('plant')
@@ -37,8 +36,6 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
     // the first epoch started during that call
     t0 = Date.now()
   })
-
-  after(() => peers.stopAll())
 
   it('refuses an epoch once a later epoch has started before the data window, though it released it before', async () => {
     // the data window opens well after the first epoch's start, and after the second epoch will have started

@@ -7,13 +7,13 @@
  * device certificates of their own, sending signed key requests on `/edgeward/keys/1.0.0`.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { EdgewardLibp2p } from '../../node/network.ts'
 import type { EdgewardNode, NodeOptions } from '../../node/node.ts'
 import { askKeys, keyRequest, stranger } from '../support/keys.ts'
-import { grantTo, HOUR, Peers } from '../support/peers.ts'
+import { grantTo, HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temp'
@@ -21,7 +21,7 @@ const PER_DEVICE = 20
 const GW_OPTS: Omit<NodeOptions, 'dataDir'> = { replayMaxPerDevice: PER_DEVICE, replayMaxEntries: 50 }
 
 describe('key release under abuse', { timeout: 90_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers('key-abuse')
   let gw: EdgewardNode
   let reader: EdgewardNode
   let space: string
@@ -46,7 +46,6 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
   const loggedRefusals = () => gw.metrics.total('edgeward_audit_entries_total', 'kind="refusal"')
 
   before(async () => {
-    await peers.init('key-abuse')
     gw = await peers.node('gw', GW_OPTS)
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
@@ -66,8 +65,6 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
       reader.policy.document(space).state.grants.has(grantId) ? true : undefined,
     )
   })
-
-  after(() => peers.stopAll())
 
   it('logs a bounded number of one peer’s refusals per minute, counts every one, and still logs other peers’', async () => {
     const { p, next } = await attacker()

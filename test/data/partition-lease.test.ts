@@ -11,7 +11,7 @@
  * "at the lease end" are moments the test sets, not wall-clock times a slow machine could miss.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -28,7 +28,7 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -69,7 +69,7 @@ class Gate {
 }
 
 describe('a reader partitioned from a revocation', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   const clock = new TestClock()
   const gate = new Gate()
   let gw: EdgewardNode
@@ -78,7 +78,6 @@ describe('a reader partitioned from a revocation', { timeout: 60_000 }, () => {
   let space: string
 
   before(async () => {
-    await peers.init()
     gw = await peers.node('gw', { now: clock.now, leaseMaxMs: LEASE_MS })
     reader = await peers.node('reader', {
       now: clock.now,
@@ -102,8 +101,6 @@ describe('a reader partitioned from a revocation', { timeout: 60_000 }, () => {
       readingCount(await reader.data.storedReadings(space, STREAM)) === 3 ? true : undefined,
     )
   })
-
-  after(() => peers.stopAll())
 
   const releases = () => gw.metrics.total('edgeward_key_releases_total')
   const decryptStored = async () =>

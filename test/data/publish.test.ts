@@ -6,18 +6,16 @@
  * a producer that runs more than the outbox's limit ahead of gossip waits for it.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { verifyCommitment } from '../../protocols/data/forms.ts'
 import { MAX_READINGS_PER_RECORD, readingCount } from '../../protocols/data/reading.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const EPOCH_MS = 1000
 
 describe('publishing', { timeout: 60_000 }, () => {
-  const peers = new Peers()
-  before(() => peers.init('publish'))
-  after(() => peers.stopAll())
+  const peers = suitePeers('publish')
 
   it('numbers a call that runs across epoch ends in order, each reading under its own epoch, with salts that open the commitments', async () => {
     // the key holder's clock moves 10 ms each time it is read while `stepping`

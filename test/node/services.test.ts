@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encodeCanonical } from '../../crypto/encoding.ts'
@@ -22,7 +22,7 @@ import { decryptReadings, encodeEncryptedReading, encodeReadingsMessage } from '
 import { createGrant } from '../../protocols/policy/records.ts'
 import { policyTopic, readingsTopic } from '../../protocols/sync/messages.ts'
 import { askKeys, keyRequest, openRelease, stranger } from '../support/keys.ts'
-import { cut, grantTo, HOUR, headsOf, Peers, publish, revoke, STREAM, spaceWith } from '../support/peers.ts'
+import { cut, grantTo, HOUR, headsOf, publish, revoke, STREAM, spaceWith, suitePeers } from '../support/peers.ts'
 import { until } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
@@ -37,19 +37,14 @@ async function partition(isolated: EdgewardNode, others: EdgewardNode[]): Promis
 }
 
 describe('node services over TCP loopback', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   let gateway: EdgewardNode
   let reader: EdgewardNode
 
   before(async () => {
-    await peers.init()
     gateway = await peers.node('gateway')
     reader = await peers.node('reader', { bootstrap: gateway.addresses() })
     assert.ok(reader.connectedPeers().includes(gateway.identity.peerId))
-  })
-
-  after(async () => {
-    await peers.stopAll()
   })
 
   it('catches up on the policy changes a reader missed while it was stopped', async () => {
@@ -402,19 +397,14 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
 })
 
 describe('leases', { timeout: 30_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   const LEASE_MS = 60_000
   // both nodes run on this clock, which the test may hold at a moment: the lease ends when the
   // test moves the clock there, however slow the machine
   let held: number | undefined
   const now = () => held ?? Date.now()
 
-  after(async () => {
-    await peers.stopAll()
-  })
-
   it('drops keys at lease end, and asks the key holder again on the next read', async () => {
-    await peers.init()
     const gateway = await peers.node('lease-gateway', { leaseMaxMs: LEASE_MS, now })
     const reader = await peers.node('lease-reader', { bootstrap: gateway.addresses(), now })
     const space = await spaceWith(gateway, [reader], 'leases')
@@ -464,14 +454,9 @@ describe('leases', { timeout: 30_000 }, () => {
 })
 
 describe('stopping', { timeout: 30_000 }, () => {
-  const peers = new Peers()
-
-  after(async () => {
-    await peers.stopAll()
-  })
+  const peers = suitePeers()
 
   it('stops cleanly while it is redialling the peers it knew', async () => {
-    await peers.init()
     const dir = await peers.identity('many-peers')
     // a node that has met many peers: every redial walks this list in the store
     const store = await openStore(join(dir, 'db'))

@@ -4,16 +4,16 @@
  * that grant; approving a request for a subject the owner revoked re-admits it only when told.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { decide, delegate, fileRequest, grant, listGrants, revoke } from '../../node/api-policy.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
 
 describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   /** the owner's node runs three hours ahead of this machine's clock */
   const SKEW = 3 * HOUR
   const ownerNow = () => Date.now() + SKEW
@@ -23,7 +23,6 @@ describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
   let space: string
 
   before(async () => {
-    await peers.init()
     gw = await peers.node('gw', { now: ownerNow })
     vendor = await peers.node('vendor', { now: ownerNow })
     sub = await peers.node('sub', { now: ownerNow })
@@ -38,7 +37,6 @@ describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
       )
     }
   })
-  after(() => peers.stopAll())
 
   it("a grant is dated and checked by the node's clock, not the machine's", async () => {
     // an end that is in the future for the machine, but in the past for the node, is refused

@@ -5,14 +5,14 @@
  * is bounded per signer. Catch-up paging ends when a page brings nothing new.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
 import { createGenesis, createStream } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { newPeerId, newPrincipal } from '../protocols/fixtures.ts'
 import { orphans } from '../support/hostile.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const T0 = 1_700_000_000_000
@@ -57,14 +57,13 @@ describe('changes that wait for a history that never comes', () => {
 })
 
 describe('a hostile peer floods a space with changes whose history never comes', { timeout: 120_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   let gw: EdgewardNode
   let reader: EdgewardNode
   let hostile: EdgewardNode
   let space: string
 
   before(async () => {
-    await peers.init()
     // catch-up every 500 ms: what a stranger left behind would be paged through again and again
     gw = await peers.node('gw', { syncIntervalMs: 500 })
     reader = await peers.node('reader', { syncIntervalMs: 500 })
@@ -83,7 +82,6 @@ describe('a hostile peer floods a space with changes whose history never comes',
       hostile.libp2p.services.pubsub.getSubscribers(policyTopic(space)).length >= 2 ? true : undefined,
     )
   })
-  after(() => peers.stopAll())
 
   /** CPU time of this process (both honest nodes run in it) over `ms` of wall time. */
   async function cpuOver(ms: number): Promise<number> {

@@ -9,7 +9,7 @@
  * Faults are injected through libp2p's public API only (connections aborted across the cut).
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -26,7 +26,7 @@ import {
 } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { cut, HOUR, Peers, spaceWith } from '../support/peers.ts'
+import { cut, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
@@ -60,13 +60,9 @@ function revocationBy(node: EdgewardNode, space: string, target: RevocationTarge
 }
 
 describe('a partition with an admin on the far side, then the heal', { timeout: 60_000 }, () => {
-  const peers = new Peers()
-  after(async () => {
-    await peers.stopAll()
-  })
+  const peers = suitePeers()
 
   it('every peer converges on the same heads, records and answers', async () => {
-    await peers.init()
     const opts = { redialIntervalMs: 300, syncIntervalMs: 2000 }
     const G = await peers.node('gateway', opts)
     const D = await peers.node('admin', { ...opts, bootstrap: G.addresses() })
@@ -198,7 +194,7 @@ describe('a partition with an admin on the far side, then the heal', { timeout: 
 })
 
 describe('conditions enforced at key release', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   let G: EdgewardNode
   let gatewayDir: string
   let R: EdgewardNode
@@ -208,7 +204,6 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
   const published: { before: number; after: number }[] = []
 
   before(async () => {
-    await peers.init()
     gatewayDir = await peers.identity('gateway')
     G = await peers.start(gatewayDir, { epochMs: 1000, redialIntervalMs: 300 })
     R = await peers.node('reader', { bootstrap: G.addresses(), redialIntervalMs: 300 })
@@ -233,10 +228,6 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
       for (const n of [R, other]) if ((await n.data.storedReadings(space, 'temp')).length < 3) return undefined
       return true
     })
-  })
-
-  after(async () => {
-    await peers.stopAll()
   })
 
   const refusal = async (node: EdgewardNode, stream: string): Promise<string> =>
@@ -338,13 +329,9 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
 })
 
 describe("a reader's cached keys under a child grant it never received", { timeout: 60_000 }, () => {
-  const peers = new Peers()
-  after(async () => {
-    await peers.stopAll()
-  })
+  const peers = suitePeers()
 
   it('are dropped when the parent grant is revoked', async () => {
-    await peers.init()
     const G = await peers.node('gateway')
     const B = await peers.node('forwarder', { bootstrap: G.addresses() })
     // C learns policy changes by gossip only during the test, and never talks to B directly

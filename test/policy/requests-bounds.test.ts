@@ -5,11 +5,11 @@
  * each subject, the older ones counted.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { didFromPublicKey, generateSigningKeyPair } from '../../crypto/identity.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { createAccessRequest, requestsTopic } from '../../protocols/policy/requests.ts'
-import { Peers } from '../support/peers.ts'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 function principal() {
@@ -18,14 +18,13 @@ function principal() {
 }
 
 describe('access requests are bounded', { timeout: 120_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   let gw: EdgewardNode
   let flooder: EdgewardNode
   let reader: EdgewardNode
   let space: string
 
   before(async () => {
-    await peers.init()
     gw = await peers.node('gw')
     flooder = await peers.node('flooder')
     reader = await peers.node('reader')
@@ -38,7 +37,6 @@ describe('access requests are bounded', { timeout: 120_000 }, () => {
       )
     }
   })
-  after(() => peers.stopAll())
 
   const refused = (reason: string) => gw.metrics.total('edgeward_access_requests_refused_total', `reason="${reason}"`)
   const stored = async () => (await gw.store.requests.keys({ gt: `${space}!`, lt: `${space}!~` }).all()).length

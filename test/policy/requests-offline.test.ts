@@ -3,16 +3,13 @@
  * so, and files nothing, where it would otherwise report success for a request no one got.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
-import { Peers } from '../support/peers.ts'
+import { describe, it } from 'node:test'
+import { suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('access requests with no peer of the space connected', { timeout: 60_000 }, () => {
-  const peers = new Peers()
+  const peers = suitePeers()
   const fields = { streams: ['*'], forms: ['raw'], durationMs: 3_600_000, reason: 'maintenance' }
-
-  before(() => peers.init())
-  after(() => peers.stopAll())
 
   it('refuses to file a request that would reach no one, and files it once a peer of the space is connected', async () => {
     const gw = await peers.node('gw')

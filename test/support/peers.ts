@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { after, before } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -102,6 +103,17 @@ export class Peers {
     const tcp = process.getActiveResourcesInfo().filter(r => r.startsWith('TCP'))
     assert.deepEqual(tcp, [], 'every TCP listener and connection is closed')
   }
+}
+
+/**
+ * The `Peers` of the enclosing suite: its temp dir (named with `prefix`) is made before the
+ * suite's own `before` hooks run, and `stopAll` ends it after its tests.
+ */
+export function suitePeers(prefix?: string): Peers {
+  const peers = new Peers()
+  before(() => peers.init(prefix))
+  after(() => peers.stopAll())
+  return peers
 }
 
 /** Gateway creates a space, readers join it and receive its genesis. */
