@@ -17,6 +17,7 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   policy: () => import('./policy.bench.ts'),
   hostile: () => import('./hostile.bench.ts'),
   sim: () => import('./sim.bench.ts'),
+  client: () => import('./client.bench.ts'),
 }
 
 const { values } = parseArgs({
