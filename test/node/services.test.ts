@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
@@ -20,9 +19,20 @@ import { openStore, pad } from '../../node/store.ts'
 import type { KeyRequest, KeyResponse } from '../../protocols/access/messages.ts'
 import { decryptReadings, encodeEncryptedReading, encodeReadingsMessage } from '../../protocols/data/reading.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
-import { policyTopic, readingsTopic } from '../../protocols/sync/messages.ts'
+import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { askKeys, keyRequest, openRelease, stranger } from '../support/keys.ts'
-import { cut, grantTo, HOUR, headsOf, publish, revoke, STREAM, spaceWith, suitePeers } from '../support/peers.ts'
+import {
+  cut,
+  grantTo,
+  HOUR,
+  headsOf,
+  losePolicyGossip,
+  publish,
+  revoke,
+  STREAM,
+  spaceWith,
+  suitePeers,
+} from '../support/peers.ts'
 import { until } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
@@ -364,18 +374,11 @@ describe('node services over TCP loopback', { timeout: 60_000 }, () => {
     await publish(gateway, [late], space, STREAM, [9])
 
     // the gossip message carrying the grant is lost on its way to this reader
-    const pubsub = late.libp2p.services.pubsub
-    const topic = policyTopic(space)
-    const validate = pubsub.topicValidators.get(topic)!
-    let lost = 0
-    pubsub.topicValidators.set(topic, async () => {
-      lost++
-      return TopicValidatorResult.Ignore
-    })
+    const gossip = losePolicyGossip(late, space)
     const now = Date.now()
     const g = await grantTo(gateway, space, late.identity.principal.did, { nbf: now - 1000, exp: now + HOUR })
-    await until('the grant to be lost', () => lost > 0)
-    pubsub.topicValidators.set(topic, validate)
+    await until('the grant to be lost', () => gossip.lost() > 0)
+    gossip.restore()
     assert.equal(late.policy.document(space).state.grants.has(g.id), false)
 
     // the key holder, which knows the grant, releases the key

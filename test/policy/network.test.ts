@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { EdgewardNode } from '../../node/node.ts'
@@ -24,9 +23,8 @@ import {
   type GrantFields,
   type RevocationTarget,
 } from '../../protocols/policy/records.ts'
-import { policyTopic } from '../../protocols/sync/messages.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { cut, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
+import { cut, HOUR, losePolicyGossip, spaceWith, suitePeers } from '../support/peers.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
@@ -355,21 +353,14 @@ describe("a reader's cached keys under a child grant it never received", { timeo
       )
 
       // the gossip message carrying B's child grant for C is lost on its way to C
-      const pubsub = C.libp2p.services.pubsub
-      const topic = policyTopic(space)
-      const validate = pubsub.topicValidators.get(topic)!
-      let lost = 0
-      pubsub.topicValidators.set(topic, async () => {
-        lost++
-        return TopicValidatorResult.Ignore
-      })
+      const gossip = losePolicyGossip(C, space)
       const kid = grantBy(B, space, C, { exp: parent.body.exp, parent: parent.id })
       await write(B, space, [{ kind: 'grant', record: kid }])
       await until(
         'the child grant to reach the key holder and be lost to C',
-        () => G.policy.document(space).state.grants.has(kid.id) && lost > 0,
+        () => G.policy.document(space).state.grants.has(kid.id) && gossip.lost() > 0,
       )
-      pubsub.topicValidators.set(topic, validate)
+      gossip.restore()
       assert.equal(C.policy.document(space).state.grants.has(kid.id), false)
 
       // the key holder, which knows the child grant, releases the key under it

@@ -3,7 +3,7 @@
  * `Peers` makes them in a temp dir, and `stopAll` stops every node and bare libp2p peer it
  * started, removes the dir, and fails if a peer failed to stop or a TCP handle is left. Beside
  * it, the steps the suites repeat: a space its readers joined, a grant, a revocation, a publish
- * that reached the readers, and a cut of the network in two.
+ * that reached the readers, a cut of the network in two, and policy gossip lost to a node.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createIdentity } from '../../node/identity.ts'
@@ -23,6 +24,7 @@ import {
   type GrantFields,
   type RevocationTarget,
 } from '../../protocols/policy/records.ts'
+import { policyTopic } from '../../protocols/sync/messages.ts'
 import { until, waitFor } from './wait.ts'
 
 /** mulberry32: a small seeded PRNG, so runs are reproducible (the simulator's). */
@@ -211,6 +213,27 @@ export async function cut(sideA: EdgewardNode[], sideB: EdgewardNode[]): Promise
     refused: () => refused,
     heal: () => {
       for (const ungate of gates) ungate()
+    },
+  }
+}
+
+/**
+ * The policy gossip of `space` is lost on its way to `node` (its topic validator ignores every
+ * message) until `restore()`; `lost()` counts the messages lost.
+ */
+export function losePolicyGossip(node: EdgewardNode, space: string): { lost(): number; restore(): void } {
+  const pubsub = node.libp2p.services.pubsub
+  const topic = policyTopic(space)
+  const validate = pubsub.topicValidators.get(topic)!
+  let lost = 0
+  pubsub.topicValidators.set(topic, async () => {
+    lost++
+    return TopicValidatorResult.Ignore
+  })
+  return {
+    lost: () => lost,
+    restore: () => {
+      pubsub.topicValidators.set(topic, validate)
     },
   }
 }
