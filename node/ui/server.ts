@@ -204,11 +204,10 @@ export class ClientServer {
 
   /** The client's state, from the API's own status and metrics. */
   state(): ClientState {
-    return clientState(
-      this.c.status() as unknown as NodeStatus,
-      this.c.metrics.prometheus(),
-      { inboxVersion: this.c.inboxVersion?.() ?? 0, people: this.c.people?.() ?? {} },
-    )
+    return clientState(this.c.status() as unknown as NodeStatus, this.c.metrics.prometheus(), {
+      inboxVersion: this.c.inboxVersion?.() ?? 0,
+      people: this.c.people?.() ?? {},
+    })
   }
 
   private createLink(req: IncomingMessage): LoginLink {
