@@ -38,7 +38,7 @@ import {
 import { type AuditEntry, encodeEntry, type ReleaseEntry, requestHash } from '../protocols/audit/entries.ts'
 import { readingCount } from '../protocols/data/reading.ts'
 import { createGrant } from '../protocols/policy/records.ts'
-import { Peers, rng } from '../test/support/peers.ts'
+import { rng, withPeers } from '../test/support/peers.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
 
 const STREAM = 'temperature'
@@ -57,9 +57,7 @@ async function appends(quick: boolean): Promise<Figure[]> {
   const runs = quick ? 1 : 5
   const sequential = quick ? 30 : 300
   const concurrent = 1000
-  const peers = new Peers()
-  await peers.init()
-  try {
+  return withPeers(async peers => {
     const gateway = await peers.node('append-gateway')
     const requester = await createIdentity(peers.dir('append-requester'), { now: Date.now() })
     const space = await gateway.createSpace('append-bench')
@@ -145,9 +143,7 @@ async function appends(quick: boolean): Promise<Figure[]> {
           `encodeEntry (validation + canonical CBOR, on the event loop) alone takes ${encodeUs} µs per entry`,
       }),
     ]
-  } finally {
-    await peers.stopAll()
-  }
+  })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,9 +278,7 @@ interface Holder {
 async function keyRelease(quick: boolean): Promise<Figure[]> {
   const requests = quick ? 30 : 300
   const warmup = quick ? 5 : 20
-  const peers = new Peers()
-  await peers.init()
-  try {
+  return withPeers(async peers => {
     const audited = await peers.node('gateway-audit')
     const plain = await peers.node('gateway-no-audit', { audit: false })
     const reader = await peers.node('reader', { bootstrap: [...audited.addresses(), ...plain.addresses()] })
@@ -389,9 +383,7 @@ async function keyRelease(quick: boolean): Promise<Figure[]> {
       `(p99 ${round(percentile(appendTimes, 99), 2)} ms)`
     progress(f.note)
     return [f]
-  } finally {
-    await peers.stopAll()
-  }
+  })
 }
 
 export default async function audit(opts: SuiteOptions): Promise<Figure[]> {

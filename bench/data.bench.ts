@@ -34,7 +34,7 @@ import {
   readingsIn,
   valueJson,
 } from '../protocols/data/reading.ts'
-import { Peers } from '../test/support/peers.ts'
+import { withPeers } from '../test/support/peers.ts'
 import { type Figure, figure, percentile, round, type SuiteOptions, versus } from './harness.ts'
 
 const STREAM = 'temperature'
@@ -55,9 +55,7 @@ async function throughput(quick: boolean): Promise<Figure[]> {
   const n = quick ? 200 : 5000
   const batch = 500
   const rounds = quick ? 1 : 21
-  const peers = new Peers()
-  await peers.init()
-  try {
+  return withPeers(async peers => {
     const gw = await peers.node('gateway', { audit: false })
     const sub = await peers.node('subscriber', { bootstrap: gw.addresses() })
     const space = await gw.createSpace('bench')
@@ -176,9 +174,7 @@ async function throughput(quick: boolean): Promise<Figure[]> {
     raw.note = `as the figure above, into a stream defined with the raw form only (no hashed form: no commitments, no salts), in the same rounds against the same baseline`
     f.note = `${n} readings a round, published ${batch} per call (each call awaited, as one stream's ingestion does); edgeward seals a call's readings into records of up to ${MAX_READINGS_PER_RECORD} per form, encrypts them, stores them durably at the gateway, produces the hashed form (a salted SHA-256 commitment per reading), gossips the call's records in one message, and the subscriber stores them; the baseline gossips each call's readings unencrypted in one message, as edgeward's record plaintexts without salts; both timed until the subscriber has everything; ${rounds} rounds; against the baseline of earlier runs (a CBOR map per reading, 256 readings to a message, two messages a call) in the same rounds: ${round(percentile(formerPlain, 50), 0)} readings/s, ratio ${round(percentile(encrypted, 50) / percentile(formerPlain, 50), 3)}x`
     return [f, raw]
-  } finally {
-    await peers.stopAll()
-  }
+  })
 }
 
 function encryption(quick: boolean): Figure[] {
@@ -246,10 +242,8 @@ async function keyRequests(quick: boolean): Promise<Figure[]> {
   const levels = quick ? [1, 10] : [1, 10, 100]
   const perLevel = quick ? 20 : 200
   const readerCount = quick ? 2 : 10
-  const peers = new Peers()
-  await peers.init()
-  const out: Figure[] = []
-  try {
+  return withPeers(async peers => {
+    const out: Figure[] = []
     const gw = await peers.node('gateway')
     const space = await gw.createSpace('bench')
     await gw.data.publish(space, STREAM, [{ ts: Date.now(), value: 1 }])
@@ -356,9 +350,7 @@ async function keyRequests(quick: boolean): Promise<Figure[]> {
       out.push(f, figure(`key releases per second, ${c} concurrent`, 'releases/s', [k.perSecond]))
     }
     return out
-  } finally {
-    await peers.stopAll()
-  }
+  })
 }
 
 export default async function data(opts: SuiteOptions): Promise<Figure[]> {

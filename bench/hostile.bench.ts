@@ -10,7 +10,7 @@
 import { policyTopic } from '../protocols/sync/messages.ts'
 import { newPrincipal } from '../test/protocols/fixtures.ts'
 import { orphans } from '../test/support/hostile.ts'
-import { Peers } from '../test/support/peers.ts'
+import { withPeers } from '../test/support/peers.ts'
 import { until } from '../test/support/wait.ts'
 import type { Figure, Suite } from './harness.ts'
 import { versus } from './harness.ts'
@@ -37,9 +37,7 @@ async function windows(n: number, ms: number): Promise<number[]> {
 const hostile: Suite = async ({ quick }) => {
   const count = quick ? 2 : 10
   const windowMs = quick ? 500 : 3000
-  const peers = new Peers()
-  await peers.init()
-  try {
+  return withPeers(async peers => {
     const gw = await peers.node('gw')
     const reader = await peers.node('reader')
     const attacker = await peers.node('hostile')
@@ -88,9 +86,7 @@ const hostile: Suite = async ({ quick }) => {
     return [
       { ...f, note: `${count} windows of ${windowMs / 1000} s each side; changes left waiting: ${kept.join(', ')}` },
     ]
-  } finally {
-    await peers.stopAll()
-  }
+  })
 }
 
 export default hostile

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { waitFor } from '../node/cli/local-network.ts'
 import { readingCount } from '../protocols/data/reading.ts'
-import { Peers } from '../test/support/peers.ts'
+import { withPeers } from '../test/support/peers.ts'
 import { type Figure, type SuiteOptions, versus } from './harness.ts'
 
 const MB = 1024 * 1024
@@ -22,9 +22,7 @@ async function diskRead(path: string): Promise<string> {
 export default async function objects(opts: SuiteOptions): Promise<Figure[]> {
   const size = (opts.quick ? 2 : 20) * MB
   const rounds = opts.quick ? 1 : 3
-  const peers = new Peers()
-  await peers.init()
-  try {
+  return withPeers(async peers => {
     const gw = await peers.node('gateway')
     const reader = await peers.node('reader', { bootstrap: gw.addresses() })
     const space = await gw.createSpace('bench')
@@ -65,7 +63,5 @@ export default async function objects(opts: SuiteOptions): Promise<Figure[]> {
     a.note = note
     b.note = note
     return [a, b]
-  } finally {
-    await peers.stopAll()
-  }
+  })
 }

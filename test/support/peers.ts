@@ -107,6 +107,17 @@ export class Peers {
   }
 }
 
+/** Run `fn` with a new `Peers` (its temp dir made), and stop all it started when `fn` ends, however it ends. */
+export async function withPeers<T>(fn: (peers: Peers) => Promise<T>): Promise<T> {
+  const peers = new Peers()
+  await peers.init()
+  try {
+    return await fn(peers)
+  } finally {
+    await peers.stopAll()
+  }
+}
+
 /**
  * The `Peers` of the enclosing suite: its temp dir (named with `prefix`) is made before the
  * suite's own `before` hooks run, and `stopAll` ends it after its tests.
