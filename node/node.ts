@@ -109,6 +109,7 @@ export class EdgewardNode {
       policy,
       joinSpace: space => this.joinSpace(space),
       addresses: () => this.addresses(),
+      contacts: this.contacts,
     })
     this.identity = c.identity
     this.store = c.store

@@ -3,11 +3,12 @@
  *
  * An invite code (`ew1-` + unpadded base64url of a canonical CBOR map) carries the space's id
  * and name, up to MAX_INVITE_ADDRESSES multiaddrs of the inviter (binary, each ending in
- * `/p2p/<inviter>`, all of one peer), a random token and an expiry. The code grants nothing by
+ * `/p2p/<inviter>`, all of one peer), a random token, an expiry and, optionally, the inviter's
+ * did and the name they go by (unsigned: a suggestion). The code grants nothing by
  * itself: the inviter keeps sha256(token) with the uses left and the grant to issue, and the
  * joiner redeems the token over `/edgeward/invite/1` with a Redemption signed by its principal,
  * bound to the space and to the libp2p peer of the connection, so that a redemption seen on one
- * connection is worth nothing on another.
+ * connection is worth nothing on another; it may carry the joiner's name (signed by them).
  *
  * Guarantees: decodeInvite refuses a code over MAX_INVITE_CODE_CHARS before decoding it, and
  * anything that is not exactly a version-1 invite (unknown fields, wrong types, multiaddrs that
@@ -74,9 +75,18 @@ export interface Invite {
   token: Uint8Array
   /** ms since the epoch; the invite is refused from then on */
   expiresAt: number
+  /**
+   * who invites, as they name themselves: a suggestion the joiner keeps only when that did may
+   * write the space's policy (its owner, an admin; the code is not signed)
+   */
+  from?: { did: string; name: string }
 }
 
-const INVITE_FIELDS = ['v', 's', 'n', 'a', 't', 'e'] as const
+const INVITE_FIELDS = ['v', 's', 'n', 'a', 't', 'e', 'd', 'i'] as const
+/** fields an invite may leave out */
+const OPTIONAL_FIELDS = new Set(['d', 'i'])
+/** a person's name in an invite or a redemption: as contacts keep it */
+export const MAX_PERSON_NAME = 64
 
 /** The peer id a multiaddr ends with (`/p2p/<peer>`), if it does. */
 function lastPeer(ma: ReturnType<typeof multiaddr>): string | undefined {
@@ -109,6 +119,7 @@ export function encodeInvite(invite: Omit<Invite, 'peer'>): string {
       a: addresses,
       t: invite.token,
       e: invite.expiresAt,
+      ...(invite.from === undefined ? {} : { d: invite.from.did, i: invite.from.name }),
     })
     if (bytes.byteLength <= MAX_INVITE_BYTES || addresses.length <= 1) {
       const code = `${INVITE_CODE_PREFIX}${toBase64url(bytes)}`
@@ -135,7 +146,10 @@ export function decodeInvite(code: string): Invite {
     if ((err as Error).name === InvalidMessageError.name) throw err
     throw new InvalidMessageError(`the invite code is damaged (${(err as Error).message})`)
   }
-  for (const k of INVITE_FIELDS) if (m[k] === undefined) throw new InvalidMessageError(`the invite lacks its ${k}`)
+  for (const k of INVITE_FIELDS)
+    if (m[k] === undefined && !OPTIONAL_FIELDS.has(k)) throw new InvalidMessageError(`the invite lacks its ${k}`)
+  if ((m.d === undefined) !== (m.i === undefined)) throw new InvalidMessageError('an inviter has a did and a name')
+  const from = m.d === undefined ? undefined : { did: did(m, 'd'), name: str(m, 'i', MAX_PERSON_NAME, TEXT_PATTERN) }
   if (m.v !== 1) throw new InvalidMessageError('an invite of another version: update edgeward')
   const space = toHex(bytes(m, 's', 32, 32))
   const name = str(m, 'n', 128, TEXT_PATTERN)
@@ -162,7 +176,7 @@ export function decodeInvite(code: string): Invite {
     return ma.toString()
   })
   if (peer === undefined) throw new InvalidMessageError('the invite carries no address of the inviter')
-  return { space, name, addresses, peer, token, expiresAt }
+  return { space, name, addresses, peer, token, expiresAt, ...(from === undefined ? {} : { from }) }
 }
 
 /** Whether the invite has expired at `now` (its expiry is exclusive). */
@@ -179,10 +193,13 @@ export interface Redemption {
   token: Uint8Array
   /** the joiner's libp2p peer id: the inviter compares it with the connection's */
   peer: string
+  /** the name the joiner goes by (signed by them): the inviter keeps it as a suggestion */
+  name?: string
 }
 
 function checkRedemption(m: Fields): void {
-  asMap(m, 'redemption', ['t', 'iss', 'space', 'token', 'peer'])
+  asMap(m, 'redemption', ['t', 'iss', 'space', 'token', 'peer', 'name'])
+  if (m.name !== undefined) str(m, 'name', MAX_PERSON_NAME, TEXT_PATTERN)
   if (m.t !== 'invite-redeem') throw new InvalidMessageError('not an invite redemption')
   did(m, 'iss')
   str(m, 'space', 64, ID_PATTERN)

@@ -83,7 +83,7 @@ commands:
                                          newest first, with its state (active, expired, revoked, requested...)
   contacts                               the names you gave people
   contact set DID NAME | contact remove DID
-                                         name someone (with your own did: the name you go by)
+                                         name someone (with your own did: the name you go by, which your invitations carry)
   demo                                   run a local network of real peers and tell the story
   ui [--no-open] [start options]         the desktop client: attaches to the node running on DIR, or runs one
                                          in the foreground as start does (until Ctrl-C); opens a one-time

@@ -48,6 +48,7 @@ import type { Metrics } from '../metrics.ts'
 import type { EdgewardLibp2p } from '../network.ts'
 import { DURABLE, type Store } from '../store.ts'
 import type { InviteCreated, InviteList, InviteRequest, InviteView, JoinResult } from '../ui/contract-spaces.ts'
+import type { ContactsService } from './contacts.ts'
 import type { PolicyService } from './policy.ts'
 import { handle, request } from './stream-io.ts'
 
@@ -98,6 +99,8 @@ export interface InvitesParts {
   joinSpace: (space: string) => Promise<void>
   /** this node's addresses, each ending in /p2p/<peer> */
   addresses: () => string[]
+  /** the names this person gives people: the names carried by invites and redemptions are suggestions */
+  contacts: Pick<ContactsService, 'nameOf' | 'suggest'>
 }
 
 /** The body of `POST /v1/spaces/:id/invites`, checked; UsageError names the first bad field. */
@@ -222,7 +225,16 @@ export class InvitesService {
     if (addresses.length === 0) throw new UsageError('this node listens on no address: an invite would lead nowhere')
     const token = randomBytes(INVITE_TOKEN_BYTES)
     stored.tokenHash = sha256(token)
-    const invite = encodeInvite({ space, name: state.genesis.body.name, addresses, token, expiresAt })
+    const me = this.c.identity.principal.did
+    const myName = this.parts.contacts.nameOf(me)
+    const invite = encodeInvite({
+      space,
+      name: state.genesis.body.name,
+      addresses,
+      token,
+      expiresAt,
+      ...(myName === undefined ? {} : { from: { did: me, name: myName } }),
+    })
     await this.c.store.invites.put(toHex(stored.tokenHash), encodeCanonical(stored), DURABLE)
     log('invite to %s, %d use(s), until %s', space, uses, new Date(expiresAt).toISOString())
     return { invite, expiresAt, addresses: decodeInvite(invite).addresses.length }
@@ -269,10 +281,12 @@ export class InvitesService {
       )
     }
     const conn = await this.dialInviter(invite)
+    const myName = this.parts.contacts.nameOf(this.c.identity.principal.did)
     const redemption = createRedemption(this.c.identity.principal, {
       space: invite.space,
       token: invite.token,
       peer: this.c.identity.peerId,
+      ...(myName === undefined ? {} : { name: myName }),
     })
     let answer: RedeemAnswer
     try {
@@ -295,6 +309,9 @@ export class InvitesService {
     }
     if (doc.hasGenesis) result.owner = doc.state.owner
     if (answer.grant !== undefined) result.grant = answer.grant
+    // the inviter's name, unsigned: kept only for someone who writes the space's policy (owner, admin)
+    if (invite.from !== undefined && doc.hasGenesis && doc.state.mayBeAuthor(invite.from.did))
+      await this.parts.contacts.suggest(invite.from.did, invite.from.name)
     return result
   }
 
@@ -412,6 +429,8 @@ export class InvitesService {
         return this.refuse('not-authorized', from)
       }
     }
+    // signed by the joiner: a name they suggest for themselves
+    if (r.body.name !== undefined) await this.parts.contacts.suggest(r.issuer, r.body.name)
     this.c.metrics.inc('edgeward_invites_redeemed_total', { grant: String(carriesGrant) })
     log('invite to %s redeemed by %s', s.space, r.issuer)
     return answer

@@ -31,9 +31,11 @@ describe('invite and join across real peer processes', { timeout: 180_000 }, () 
   }
   const oneLine = (r: CliResult) => assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
 
+  let ownerDid: string
+
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'edgeward-invites-'))
-    await initData(join(root, 'owner'))
+    ownerDid = await initData(join(root, 'owner'))
     readerDid = await initData(join(root, 'reader'))
     owner = await startPeer('owner', join(root, 'owner'), { timeoutMs: 60_000 })
     peers.push(owner)
@@ -43,6 +45,9 @@ describe('invite and join across real peer processes', { timeout: 180_000 }, () 
     const api = await owner.api()
     space = (await api.call<Json>('POST', '/v1/spaces', { name: 'plant-7' })).space
     await api.call('POST', `/v1/spaces/${space}/streams/temp/readings`, JSON.stringify({ ts: Date.now(), value: 21 }))
+    // each names themselves; the invite and its redemption carry those names to the other side
+    json(await owner.cli(['contact', 'set', ownerDid, 'Ana', 'Ruiz', '--json']))
+    json(await reader.cli(['contact', 'set', readerDid, 'Ben', 'Okafor', '--json']))
   })
 
   after(() => stopPeers(peers, root))
@@ -88,6 +93,14 @@ describe('invite and join across real peer processes', { timeout: 180_000 }, () 
     assert.equal(mine.status, 'active')
     const listed = await (await owner.api()).call<Json>('GET', `/v1/spaces/${space}/invites`)
     assert.equal(listed.invites[0].usesLeft, 0)
+  })
+
+  it('each side now knows the other by the name they gave themselves, marked as theirs', async () => {
+    const contactsOf = async (p: LocalPeer) => json(await p.cli(['contacts', '--json'])).contacts as Json[]
+    const onReader = (await contactsOf(reader)).find(c => c.did === ownerDid)
+    assert.deepEqual([onReader?.name, onReader?.source], ['Ana Ruiz', 'suggested'])
+    const onOwner = (await contactsOf(owner)).find(c => c.did === readerDid)
+    assert.deepEqual([onOwner?.name, onOwner?.source], ['Ben Okafor', 'suggested'])
   })
 
   it('the same single-use code a second time is refused: used (exit 3, one line)', async () => {

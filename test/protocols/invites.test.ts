@@ -54,6 +54,20 @@ describe('invite codes', () => {
     assert.deepEqual(inv, { ...valid, peer })
   })
 
+  it('carries the inviter’s did and name when given, both or neither', () => {
+    const from = { did: newPrincipal().did, name: 'Ana Ruiz' }
+    assert.deepEqual(decodeInvite(encodeInvite({ ...valid, from })).from, from)
+    assert.throws(() => encodeInvite({ ...valid, from: { ...from, name: 'two\nlines' } }), {
+      name: 'InvalidMessageError',
+    })
+    assert.throws(() => encodeInvite({ ...valid, from: { ...from, name: 'x'.repeat(65) } }), {
+      name: 'InvalidMessageError',
+    })
+    assert.throws(() => encodeInvite({ ...valid, from: { did: 'did:web:example.com', name: 'Web' } }), {
+      name: 'InvalidMessageError',
+    })
+  })
+
   it('keeps at most 8 addresses, and fewer when a long name would push the code past 1 KiB', () => {
     const many = Array.from({ length: 12 }, (_, i) => `/ip6/2001:db8::${i + 1}/tcp/${4000 + i}/p2p/${peer}`)
     assert.equal(decodeInvite(encodeInvite({ ...valid, addresses: many })).addresses.length, MAX_INVITE_ADDRESSES)
@@ -125,6 +139,14 @@ describe('redemptions and answers', () => {
     const tampered = r.bytes.slice()
     tampered[tampered.length - 1] ^= 1
     assert.throws(() => openRedemption(tampered), { name: 'InvalidSignatureError' })
+  })
+
+  it('a redemption may carry the joiner’s name, signed with the rest; a bad name is refused', () => {
+    const r = createRedemption(joiner, { space, token, peer: joinerPeer, name: 'Ben Okafor' })
+    assert.equal(openRedemption(r.bytes).body.name, 'Ben Okafor')
+    assert.throws(() => createRedemption(joiner, { space, token, peer: joinerPeer, name: 'x'.repeat(65) }), {
+      name: 'InvalidMessageError',
+    })
   })
 
   it('answers round trip; an unknown refusal or a stray field is refused', () => {
