@@ -271,6 +271,7 @@ export async function decide(
     const out = await node.requests.approve(space, id, {
       durationMs: d as number | undefined,
       readmit: body.readmit === true,
+      ...(body.streams === undefined ? {} : { streams: stringList(body, 'streams', '--stream', STREAM_PATTERN, []) }),
     })
     return { request: id, approved: true, grant: out.grant, notAfter: new Date(out.notAfter).toISOString() }
   }

@@ -58,7 +58,9 @@ commands:
   request SPACE --for DURATION --reason TEXT [--stream S]... [--form F]... [--on-behalf-of DID --via GRANT]
                                          ask the owner for access (or, holding an ask-owner grant, for someone else)
   requests SPACE                         access requests with their outcome (pending, approved, denied)
-  approve SPACE REQUEST [--for DURATION] [--readmit]  grant what a request asks for (--readmit: a revoked subject)
+  approve SPACE REQUEST [--for DURATION] [--stream S]... [--readmit]
+                                         grant what a request asks for, or only the streams named
+                                         (--readmit: a revoked subject)
   deny SPACE REQUEST --reason TEXT       refuse a request, with a reason the requester sees
   read SPACE STREAM [--since MS] [--follow] [--form F]
                                          decrypted readings (of form F, default raw) as NDJSON; exit 3 when refused;
@@ -183,7 +185,7 @@ const ALLOWED: Record<string, string[]> = {
   delegate: ['to', 'stream', 'for', 'from', 'until'],
   request: ['stream', 'form', 'for', 'reason', 'on-behalf-of', 'via'],
   requests: [],
-  approve: ['for', 'readmit'],
+  approve: ['for', 'readmit', 'stream'],
   deny: ['reason'],
   read: ['since', 'follow', 'form'],
   share: ['to', 'for', 'no-download', 'forward'],
@@ -440,7 +442,7 @@ async function main(argv: string[]): Promise<number> {
         space,
         id,
         command === 'approve',
-        { for: v.for, reason: v.reason, readmit: v.readmit },
+        { for: v.for, reason: v.reason, readmit: v.readmit, stream: v.stream },
         o,
       )
       return 0

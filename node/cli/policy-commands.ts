@@ -169,10 +169,11 @@ export async function decide(
   space: string,
   id: string,
   approve: boolean,
-  opts: { for?: string; reason?: string; readmit?: boolean },
+  opts: { for?: string; reason?: string; readmit?: boolean; stream?: string[] },
   o: Output,
 ): Promise<void> {
   if (!approve && opts.reason === undefined) throw new UsageError('deny needs --reason TEXT')
+  if (!approve && (opts.stream ?? []).length > 0) throw new UsageError('deny takes no --stream')
   const r = await call(
     dataDir,
     'POST',
@@ -181,6 +182,7 @@ export async function decide(
       durationMs: opts.for === undefined ? undefined : parseDuration(opts.for),
       reason: opts.reason,
       readmit: opts.readmit === true ? true : undefined,
+      streams: opts.stream !== undefined && opts.stream.length > 0 ? opts.stream : undefined,
     },
   )
   print(o, r, approve ? `approved: grant ${r.grant} until ${r.notAfter}` : `denied: ${r.reason}`)

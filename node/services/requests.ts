@@ -300,14 +300,19 @@ export class RequestsService {
    * change. A request forwarded through a grant gets no more than that grant covers: its
    * streams and forms must lie inside it, and the new grant ends with it and keeps its data
    * window and its download and device limits. Approving a request for a subject whose access
-   * was revoked re-admits it: that is refused unless `readmit` says it is meant.
+   * was revoked re-admits it: that is refused unless `readmit` says it is meant. `streams` narrows
+   * what is granted to part of what was asked for (each within the request's streams).
    */
   async approve(
     space: string,
     id: string,
-    opts: { durationMs?: number; readmit?: boolean } = {},
+    opts: { durationMs?: number; readmit?: boolean; streams?: string[] } = {},
   ): Promise<{ grant: string; notAfter: number }> {
     const req = await this.find(space, id)
+    // the approver may narrow what was asked for, never widen it
+    if (opts.streams !== undefined && (opts.streams.length === 0 || !patternsWithin(opts.streams, req.body.streams))) {
+      throw new UsageError(`approve only what the request asks for (${req.body.streams.join(', ')}), or less`)
+    }
     const state = this.policy.document(space).state
     if (state.decisionOn(id) !== undefined) throw new UsageError(`request ${id} has already been decided`)
     const now = this.c.now()
@@ -340,7 +345,7 @@ export class RequestsService {
     }
     const { record: grant } = await this.policy.approveRequest(space, req, {
       sub: req.body.sub,
-      streams: req.body.streams,
+      streams: opts.streams ?? req.body.streams,
       forms: req.body.forms,
       nbf: now,
       exp,

@@ -1,7 +1,8 @@
 /**
  * Policy writes through the local API's handlers, on nodes in one process: they use the node's
  * clock, not the machine's; approving a request forwarded through a grant gives no more than
- * that grant; approving a request for a subject the owner revoked re-admits it only when told.
+ * that grant, and an approver may grant less than was asked, never more; approving a request
+ * for a subject the owner revoked re-admits it only when told.
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
@@ -117,6 +118,18 @@ describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
       'ends with the grant it came through',
     )
     assert.equal(g.body.download, false, 'keeps its view-only limit')
+  })
+
+  it('the approver may narrow a request to some of its streams, never widen it', async () => {
+    const id = await filed(sub, { streams: ['temp', 'hum'], durationMs: HOUR, reason: 'commissioning' })
+    await assert.rejects(decide(gw, space, id, true, { streams: ['temp', 'flow'] }), {
+      name: 'UsageError',
+      message: /only what the request asks for/,
+    })
+    await assert.rejects(decide(gw, space, id, true, { streams: ['*'] }), { name: 'UsageError' })
+    await assert.rejects(decide(gw, space, id, true, { streams: [] }), { name: 'UsageError' })
+    const approved = await decide(gw, space, id, true, { streams: ['hum'] })
+    assert.deepEqual(gw.policy.document(space).state.grants.get(approved.grant as string)!.body.streams, ['hum'])
   })
 
   it('a forwarded request wider than the grant it goes through is not approved', async () => {
