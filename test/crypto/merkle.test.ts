@@ -109,6 +109,13 @@ function flipProofBit(proof: Uint8Array[], bit: number): Uint8Array[] {
   return proof.map((p, i) => (i === k ? flipBit(p, bit % (HASH_SIZE * 8)) : p))
 }
 
+/** `verify` returns false for each case's arguments, passed as they are (wrong types too); the case's name says which failed. */
+function assertEachFalse(verify: (...a: never[]) => boolean, cases: [string, unknown[]][]): void {
+  for (const [name, args] of cases) {
+    assert.equal((verify as (...a: unknown[]) => boolean)(...args), false, name)
+  }
+}
+
 /** A copy of `proof` with no element at all (not even `undefined`) at index `hole`. */
 function withHole(proof: Uint8Array[], hole: number): Uint8Array[] {
   const sparse: Uint8Array[] = new Array(proof.length)
@@ -351,9 +358,7 @@ describe('verifyInclusion', () => {
       ['proof of 65 hashes', [leaves[4], 4, 6, Array(65).fill(proof[0]), root]],
       ['root missing', [leaves[4], 4, 6, proof, undefined]],
     ]
-    for (const [name, args] of cases) {
-      assert.equal((verifyInclusion as (...a: unknown[]) => boolean)(...args), false, name)
-    }
+    assertEachFalse(verifyInclusion, cases)
   })
 
   it('rejects every single-bit change of the proof, the leaf and the root (all bits, trees of 1..7)', () => {
@@ -432,9 +437,7 @@ describe('verifyConsistency', () => {
       ['proof not an array', [3, 7, oldRoot, newRoot, null]],
       ['proof of 65 hashes', [3, 7, oldRoot, newRoot, Array(65).fill(proof[0])]],
     ]
-    for (const [name, args] of cases) {
-      assert.equal((verifyConsistency as (...a: unknown[]) => boolean)(...args), false, name)
-    }
+    assertEachFalse(verifyConsistency, cases)
   })
 
   it('rejects every single-bit change of the proof and of both roots (all bits, trees of 1..7)', () => {
