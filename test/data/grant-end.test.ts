@@ -11,10 +11,9 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { type GrantOptions, grantTo, suitePeers } from '../support/peers.ts'
+import { type GrantOptions, grantTo, HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
-const HOUR = 3_600_000
 const LEASE_MAX_MS = 1500
 
 describe('a grant that ends closes the epoch its keys were released from', { timeout: 90_000 }, () => {

@@ -34,12 +34,11 @@ import { decryptReadings, type EncryptedReading, readingsIn } from '../../protoc
 import { readingsTopic } from '../../protocols/sync/messages.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
 import { initAndStart, stopPeers } from '../support/local-peers.ts'
-import { Peers, rng } from '../support/peers.ts'
+import { HOUR, Peers, rng } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
 const KILLS = 4
-const HOUR = 3_600_000
 const NONCE_BYTES = 12
 
 interface Release {

@@ -11,10 +11,9 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { pad } from '../../node/store.ts'
 import { createRevocation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { grantTo, suitePeers } from '../support/peers.ts'
+import { grantTo, HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
-const HOUR = 3_600_000
 const EPOCH_MS = 1000
 
 describe('key holder state kept in memory', { timeout: 60_000 }, () => {

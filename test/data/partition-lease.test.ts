@@ -28,12 +28,11 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { suitePeers } from '../support/peers.ts'
+import { HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
 const LEASE_MS = 60_000
-const HOUR = 3_600_000
 
 /** The nodes' clock: real time plus a shift, or held at one moment. It only moves forward. */
 class TestClock {

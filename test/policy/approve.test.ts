@@ -8,10 +8,8 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { decide, delegate, fileRequest, grant, listGrants, revoke } from '../../node/api-policy.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { suitePeers } from '../support/peers.ts'
+import { HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
-
-const HOUR = 3_600_000
 
 describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
   const peers = suitePeers()

@@ -12,11 +12,10 @@ import { createGenesis, createStream } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { newPeerId, newPrincipal } from '../protocols/fixtures.ts'
 import { orphans } from '../support/hostile.ts'
-import { suitePeers } from '../support/peers.ts'
+import { HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
 
 describe('changes that wait for a history that never comes', () => {
   const owner = newPrincipal()
