@@ -1,8 +1,11 @@
 /**
  * Fixtures shared by the protocol tests: principals with their did:key, libp2p-shaped peer
- * ids, byte surgery on signed records (the tampering the decoders must refuse), and a causal
- * history for policy states built without a document.
+ * ids, a table of malformed messages a decoder refuses, byte surgery on signed records (the
+ * tampering the decoders must refuse), and a causal history for policy states built without a
+ * document.
  */
+import assert from 'node:assert/strict'
+import { it } from 'node:test'
 import { base58 } from '@scure/base'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
@@ -30,6 +33,15 @@ export function newPeerId(): string {
 /** 64 lowercase hex characters, shaped like a record or space id. */
 export function fakeId(fill: string): string {
   return fill.repeat(64).slice(0, 64)
+}
+
+/** A test per case: `decode` refuses the canonical CBOR of the case's value with InvalidMessageError. */
+export function refusesEach(decode: (bytes: Uint8Array) => unknown, cases: [string, unknown][]): void {
+  for (const [name, value] of cases) {
+    it(`refuses ${name}`, () => {
+      assert.throws(() => decode(encodeCanonical(value)), { name: 'InvalidMessageError' })
+    })
+  }
 }
 
 export interface SignedParts {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { encodeCanonical } from '../../crypto/encoding.ts'
 import { MAX_ENVELOPE_BYTES } from '../../protocols/policy/document.ts'
 import {
   decodeSyncRequest,
@@ -14,7 +13,7 @@ import {
   policyTopic,
   readingsTopic,
 } from '../../protocols/sync/messages.ts'
-import { fakeId } from './fixtures.ts'
+import { fakeId, refusesEach } from './fixtures.ts'
 
 const space = fakeId('3')
 const heads = [fakeId('a'), fakeId('b')]
@@ -51,11 +50,7 @@ describe('sync request codec', () => {
     ['a missing space', { heads }],
     ['an extra field', { space, heads, since: 0 }],
   ]
-  for (const [name, value] of bad) {
-    it(`refuses ${name}`, () => {
-      assert.throws(() => decodeSyncRequest(encodeCanonical(value)), { name: 'InvalidMessageError' })
-    })
-  }
+  refusesEach(decodeSyncRequest, bad)
 
   it('refuses input over MAX_SYNC_REQUEST_BYTES before parsing', () => {
     assert.throws(() => decodeSyncRequest(new Uint8Array(MAX_SYNC_REQUEST_BYTES + 1)), {
@@ -90,9 +85,5 @@ describe('sync response codec', () => {
     ],
     ['an extra field', { envelopes, more: false, page: 2 }],
   ]
-  for (const [name, value] of bad) {
-    it(`refuses ${name}`, () => {
-      assert.throws(() => decodeSyncResponse(encodeCanonical(value)), { name: 'InvalidMessageError' })
-    })
-  }
+  refusesEach(decodeSyncResponse, bad)
 })
