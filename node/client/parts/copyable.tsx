@@ -1,5 +1,27 @@
-/** A value a person copies to give to someone else: shown whole, selectable, with a copy button. */
+/**
+ * Copying to the clipboard: a value a person gives to someone else, shown whole with a Copy
+ * button (`Copyable`), or just the button beside a value shown in short (`CopyButton`: a
+ * person's did, whose whole form is in the title).
+ */
 import { useEffect, useRef, useState } from 'preact/hooks'
+
+/** Copy `value`; what came of it, said for a while, for a live region. */
+function useCopy(value: string, failure: string): { said: string; copy: () => Promise<void> } {
+  const [said, setSaid] = useState('')
+  const timer = useRef<number | undefined>(undefined)
+  useEffect(() => () => window.clearTimeout(timer.current), [])
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(value)
+      setSaid('Copied')
+    } catch {
+      setSaid(failure)
+    }
+    window.clearTimeout(timer.current)
+    timer.current = window.setTimeout(() => setSaid(''), 4000)
+  }
+  return { said, copy }
+}
 
 interface Props {
   value: string
@@ -8,22 +30,9 @@ interface Props {
   id?: string
 }
 
+/** A value shown whole, selectable, with a Copy button. */
 export function Copyable({ value, label, id }: Props) {
-  const [said, setSaid] = useState('')
-  const timer = useRef<number | undefined>(undefined)
-  useEffect(() => () => window.clearTimeout(timer.current), [])
-
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(value)
-      setSaid('Copied')
-    } catch {
-      setSaid('Could not copy: select the text and copy it')
-    }
-    window.clearTimeout(timer.current)
-    timer.current = window.setTimeout(() => setSaid(''), 4000)
-  }
-
+  const { said, copy } = useCopy(value, 'Could not copy: select the text and copy it')
   return (
     <div class="copyable">
       <code id={id} class="copyable-value">
@@ -42,11 +51,34 @@ export function Copyable({ value, label, id }: Props) {
   )
 }
 
+/** The compact form: an icon button ("Copy the full id of …"), its outcome said to screen readers. */
+export function CopyButton({ value, label }: Omit<Props, 'id'>) {
+  const { said, copy } = useCopy(value, 'Could not copy')
+  return (
+    <>
+      <button type="button" class="icon-button" onClick={copy} aria-label={`Copy ${label}`} title={`Copy ${label}`}>
+        {said === 'Copied' ? <CheckIcon /> : <CopyIcon />}
+      </button>
+      <span class="visually-hidden" role="status" aria-live="polite">
+        {said}
+      </span>
+    </>
+  )
+}
+
 function CopyIcon() {
   return (
     <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
       <rect x="5" y="5" width="9" height="9" rx="1.5" />
       <path d="M11 5V3.5A1.5 1.5 0 0 0 9.5 2h-6A1.5 1.5 0 0 0 2 3.5v6A1.5 1.5 0 0 0 3.5 11H5" />
+    </svg>
+  )
+}
+
+function CheckIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
+      <path d="M3 8.5l3 3 7-7" />
     </svg>
   )
 }

@@ -25,22 +25,17 @@ import type {
   RevokeBody,
 } from '../../ui/contract-access.ts'
 import { ApiError, useApi } from '../api.ts'
+import { type People, Person, personName } from '../parts/person.tsx'
+import { SpacePicker, spaceName } from '../parts/space-picker.tsx'
+import { ACCESS_DURATIONS, formatSpan, formatWhen, useNow } from '../parts/time.ts'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './access.css'
 
 // ---- words and times ----
 
-const HOUR = 3_600_000
-const DAY = 24 * HOUR
-
 /** The durations an approval offers, besides the one asked for. */
-const DURATIONS: { ms: number; label: string }[] = [
-  { ms: HOUR, label: '1 hour' },
-  { ms: 8 * HOUR, label: '8 hours' },
-  { ms: 48 * HOUR, label: '48 hours' },
-  { ms: 7 * DAY, label: '7 days' },
-]
+const DURATIONS = ACCESS_DURATIONS
 
 const STATUS: Record<GrantStatusView, { label: string; tone: string }> = {
   active: { label: 'Active', tone: 'ok' },
@@ -58,51 +53,15 @@ const FORWARD: Record<ForwardView, string> = {
 
 const KIND: Record<AccessItemKind, string> = { stream: 'Stream', file: 'File', message: 'Message' }
 
-/** "3 h 12 min", "4 min 05 s", "2 d 6 h": a span as a person reads a countdown. */
-export function formatSpan(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000))
-  const d = Math.floor(s / 86_400)
-  const h = Math.floor((s % 86_400) / 3600)
-  const m = Math.floor((s % 3600) / 60)
-  const sec = s % 60
-  if (d > 0) return h > 0 ? `${d} d ${h} h` : `${d} d`
-  if (h > 0) return m > 0 ? `${h} h ${m} min` : `${h} h`
-  if (m >= 10) return `${m} min`
-  if (m > 0) return `${m} min ${String(sec).padStart(2, '0')} s`
-  return `${sec} s`
-}
-
 /** A duration asked for or granted, in words: "30 min", "8 hours", "7 days". */
 function formatDuration(ms: number): string {
   const known = DURATIONS.find(d => d.ms === ms)
   return known !== undefined ? known.label : formatSpan(ms)
 }
 
-/** "14:05" today, "3 Dec, 14:05" this year, else with the year. */
-function formatWhen(t: number): string {
-  const d = new Date(t)
-  const today = new Date()
-  if (d.toDateString() === today.toDateString())
-    return d.toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' })
-  const sameYear = d.getFullYear() === today.getFullYear()
-  return d.toLocaleString(undefined, {
-    month: 'short',
-    day: 'numeric',
-    ...(sameYear ? {} : { year: 'numeric' }),
-    hour: 'numeric',
-    minute: '2-digit',
-  })
-}
-
 /** "12 min ago", "just now" */
 function ago(t: number, now: number): string {
   return now - t < 60_000 ? 'just now' : `${formatSpan(now - t)} ago`
-}
-
-/** `did:key:z6Mk…abcd`: enough to tell people apart; the whole id is in the title and copied. */
-export function shortDid(did: string): string {
-  const key = did.startsWith('did:key:') ? did.slice(8) : did
-  return key.length <= 12 ? did : `did:key:${key.slice(0, 4)}…${key.slice(-4)}`
 }
 
 /** An item as a person reads it: a stream by its name, an object by its kind and a short id. */
@@ -119,18 +78,6 @@ function coverage(streams: string[]): string {
 const grantRef = (id: string) => id.slice(0, 8)
 
 // ---- hooks ----
-
-/** The clock, ticking every second while the page is visible (hidden pages stop rendering). */
-function useNow(): number {
-  const [now, setNow] = useState(Date.now())
-  useEffect(() => {
-    const timer = window.setInterval(() => {
-      if (document.visibilityState === 'visible') setNow(Date.now())
-    }, 1000)
-    return () => window.clearInterval(timer)
-  }, [])
-  return now
-}
 
 interface Loaded {
   listing: GrantsListing
@@ -194,26 +141,10 @@ export function AccessScreen({ state }: ScreenProps) {
         Who holds access to what in your spaces, and until when. Revoke what should end now, and decide on the access
         people ask for.
       </p>
-      {managed.length > 1 && (
-        <div class="access-picker">
-          <label for="access-space">Space</label>
-          <select id="access-space" value={space.id} onChange={e => setChosen((e.target as HTMLSelectElement).value)}>
-            {managed.map(s => (
-              <option key={s.id} value={s.id}>
-                {spaceName(s)}
-                {s.role === 'admin' ? ' (admin)' : ''}
-              </option>
-            ))}
-          </select>
-        </div>
-      )}
-      <SpaceAccess key={space.id} space={space} me={state.identity.did} version={state.inboxVersion} />
+      <SpacePicker id="access-space" spaces={managed} value={space.id} onChange={setChosen} withRole />
+      <SpaceAccess key={space.id} space={space} state={state} version={state.inboxVersion} />
     </>
   )
-}
-
-function spaceName(s: SpaceView): string {
-  return s.name ?? 'A space still synchronising'
 }
 
 function NotManaging({ spaces }: { spaces: SpaceView[] }) {
@@ -250,7 +181,7 @@ type Confirming =
   | { kind: 'revoke-person'; did: string }
   | { kind: 'deny'; request: AccessRequestView }
 
-function SpaceAccess({ space, me, version }: { space: SpaceView; me: string; version: number }) {
+function SpaceAccess({ space, state, version }: { space: SpaceView; state: People; version: number }) {
   const api = useApi()
   const now = useNow()
   const { loaded, error, reload } = useSpaceAccess(space.id, version)
@@ -321,31 +252,32 @@ function SpaceAccess({ space, me, version }: { space: SpaceView; me: string; ver
       <Requests
         requests={requests}
         now={now}
-        me={me}
+        state={state}
         byId={byId}
         revokedPeople={revokedPeople}
         onApprove={(r, body) =>
           act(async () => {
             const a = await api.send<ApproveAnswer>('POST', `${base}/requests/${r.id}/approve`, body)
-            return `Approved: ${shortDid(r.for)} has access to ${coverage(r.streams)} until ${formatWhen(Date.parse(a!.notAfter))}.`
+            return `Approved: ${personName(r.for, state)} has access to ${coverage(r.streams)} until ${formatWhen(Date.parse(a!.notAfter))}.`
           })
         }
         onDeny={r => confirm({ kind: 'deny', request: r })}
       />
 
-      <Items listing={listing} now={now} me={me} onRevoke={g => confirm({ kind: 'revoke-grant', grant: g })} />
+      <Items listing={listing} now={now} state={state} onRevoke={g => confirm({ kind: 'revoke-grant', grant: g })} />
 
-      <People
+      <PeopleWithAccess
         grants={listing.grants}
         itemsOf={itemsOf}
         now={now}
-        me={me}
+        state={state}
         onRevoke={did => confirm({ kind: 'revoke-person', did })}
       />
 
       {confirming !== undefined && (
         <ConfirmDialog
           confirming={confirming}
+          state={state}
           spaceName={name}
           itemsOf={itemsOf}
           activeGrantsOf={did => listing.grants.filter(g => g.subject === did && g.status === 'active')}
@@ -357,14 +289,14 @@ function SpaceAccess({ space, me, version }: { space: SpaceView; me: string; ver
               if (c.kind === 'deny') {
                 const body: DenyBody = { reason: text }
                 await api.send('POST', `${base}/requests/${c.request.id}/deny`, body)
-                return `Denied the request of ${shortDid(c.request.for)}. They will see your reason.`
+                return `Denied the request of ${personName(c.request.for, state)}. They will see your reason.`
               }
               const body: RevokeBody = c.kind === 'revoke-grant' ? { grant: c.grant.id } : { subject: c.did }
               if (text !== '') body.reason = text
               await api.send('POST', `${base}/revocations`, body)
               return c.kind === 'revoke-grant'
-                ? `Revoked grant ${grantRef(c.grant.id)} of ${shortDid(c.grant.subject)}.`
-                : `Revoked every grant of ${shortDid(c.did)} in ${name}.`
+                ? `Revoked grant ${grantRef(c.grant.id)} of ${personName(c.grant.subject, state)}.`
+                : `Revoked every grant of ${personName(c.did, state)} in ${name}.`
             })
             if (done) setConfirming(undefined)
             return done
@@ -386,50 +318,11 @@ function Tile({ value, label, tone }: { value: number; label: string; tone?: str
 
 // ---- people ----
 
-/** A person by a short did, the whole did in the title and one click from the clipboard. */
-function Person({ did, me }: { did: string; me: string }) {
-  const [copied, setCopied] = useState(false)
-  const timer = useRef<number | undefined>(undefined)
-  useEffect(() => () => window.clearTimeout(timer.current), [])
-  const short = shortDid(did)
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(did)
-      setCopied(true)
-      window.clearTimeout(timer.current)
-      timer.current = window.setTimeout(() => setCopied(false), 2500)
-    } catch {
-      // the clipboard may be refused (no permission): the whole id stays selectable in the title's tooltip
-      setCopied(false)
-    }
-  }
-  return (
-    <span class="person">
-      <code class="person-did" title={did}>
-        {short}
-      </code>
-      {did === me && <span class="person-you">you</span>}
-      <button
-        type="button"
-        class="icon-button"
-        onClick={copy}
-        aria-label={`Copy the full id of ${short}`}
-        title="Copy the full id"
-      >
-        {copied ? <CheckIcon /> : <CopyIcon />}
-      </button>
-      <span class="visually-hidden" aria-live="polite">
-        {copied ? 'Copied' : ''}
-      </span>
-    </span>
-  )
-}
-
 function Status({ grant }: { grant: GrantView }) {
   const s = STATUS[grant.status]
   return (
     <>
-      <span class={`badge access-badge-${s.tone}`}>{s.label}</span>
+      <span class={`badge badge-compact badge-${s.tone}`}>{s.label}</span>
       {grant.why !== undefined && grant.status !== 'expired' && <div class="small muted access-why">{grant.why}</div>}
     </>
   )
@@ -459,8 +352,8 @@ function Until({ grant, now }: { grant: GrantView; now: number }) {
 /** A grant that may still give access, and so may be revoked. */
 const isRevocable = (g: GrantView) => g.status === 'active' || g.status === 'pending' || g.status === 'not-honoured'
 
-function Items(props: { listing: GrantsListing; now: number; me: string; onRevoke: (g: GrantView) => void }) {
-  const { listing, now, me, onRevoke } = props
+function Items(props: { listing: GrantsListing; now: number; state: People; onRevoke: (g: GrantView) => void }) {
+  const { listing, now, state, onRevoke } = props
   const byId = new Map(listing.grants.map(g => [g.id, g]))
   const covered = new Set(listing.items.flatMap(i => i.grants))
   const elsewhere = listing.grants.filter(g => !covered.has(g.id))
@@ -479,7 +372,7 @@ function Items(props: { listing: GrantsListing; now: number; me: string; onRevok
             item={item}
             grants={item.grants.map(id => byId.get(id)!)}
             now={now}
-            me={me}
+            state={state}
             onRevoke={onRevoke}
           />
         ))
@@ -490,7 +383,7 @@ function Items(props: { listing: GrantsListing; now: number; me: string; onRevok
           title="Grants for streams not created yet"
           grants={elsewhere}
           now={now}
-          me={me}
+          state={state}
           onRevoke={onRevoke}
         />
       )}
@@ -503,10 +396,10 @@ function ItemAccess(props: {
   title?: string
   grants: GrantView[]
   now: number
-  me: string
+  state: People
   onRevoke: (g: GrantView) => void
 }) {
-  const { item, grants, now, me, onRevoke } = props
+  const { item, grants, now, state, onRevoke } = props
   const headingId = `item-${item.name.replace(/[^A-Za-z0-9_-]/g, '_')}`
   const holding = new Set(grants.filter(g => g.status === 'active').map(g => g.subject)).size
   // what may still give access first, then the newest
@@ -517,7 +410,7 @@ function ItemAccess(props: {
     <div class="access-item">
       <div class="access-item-head">
         <h3 id={headingId}>{props.title ?? itemName(item.name, item.kind)}</h3>
-        {props.title === undefined && <span class="badge badge-neutral">{KIND[item.kind]}</span>}
+        {props.title === undefined && <span class="badge badge-compact badge-neutral">{KIND[item.kind]}</span>}
         <span class="muted small access-item-count">
           {holding === 0
             ? 'nobody has access now'
@@ -550,12 +443,12 @@ function ItemAccess(props: {
               {shown.map(g => (
                 <tr key={g.id} class={isRevocable(g) ? '' : 'access-row-ended'}>
                   <td>
-                    <Person did={g.subject} me={me} />
+                    <Person did={g.subject} state={state} copy />
                   </td>
                   <td>
                     <div>{g.purpose ?? (g.parent === undefined ? 'Direct grant' : 'Forwarded grant')}</div>
                     <div class="small muted">
-                      by {g.issuer === me ? 'you' : shortDid(g.issuer)} ·{' '}
+                      by {personName(g.issuer, state)} ·{' '}
                       <span class="mono" title={g.id}>
                         #{grantRef(g.id)}
                       </span>
@@ -576,7 +469,7 @@ function ItemAccess(props: {
                       <button
                         type="button"
                         class="button button-danger-quiet"
-                        aria-label={`Revoke grant ${grantRef(g.id)} of ${shortDid(g.subject)}`}
+                        aria-label={`Revoke grant ${grantRef(g.id)} of ${personName(g.subject, state)}`}
                         onClick={() => onRevoke(g)}
                       >
                         Revoke
@@ -593,14 +486,14 @@ function ItemAccess(props: {
   )
 }
 
-function People(props: {
+function PeopleWithAccess(props: {
   grants: GrantView[]
   itemsOf: (g: GrantView) => AccessItem[]
   now: number
-  me: string
+  state: People
   onRevoke: (did: string) => void
 }) {
-  const { grants, itemsOf, now, me, onRevoke } = props
+  const { grants, itemsOf, now, state, onRevoke } = props
   const bySubject = new Map<string, GrantView[]>()
   for (const g of grants.filter(isRevocable)) bySubject.set(g.subject, [...(bySubject.get(g.subject) ?? []), g])
   return (
@@ -609,14 +502,14 @@ function People(props: {
       {bySubject.size === 0 ? (
         <p class="muted">Nobody holds a grant in this space now.</p>
       ) : (
-        <ul class="access-people">
+        <ul class="rows access-people">
           {[...bySubject].map(([did, held]) => {
             const items = [...new Set(held.flatMap(g => itemsOf(g).map(i => itemName(i.name, i.kind))))]
             const last = Math.max(...held.map(g => Date.parse(g.notAfter)))
             return (
               <li key={did} class="access-person">
                 <div>
-                  <Person did={did} me={me} />
+                  <Person did={did} state={state} copy />
                   <div class="small muted">
                     {held.length === 1 ? '1 grant' : `${held.length} grants`}
                     {items.length > 0 ? ` on ${items.join(', ')}` : ''} · the last ends in {formatSpan(last - now)}
@@ -625,7 +518,7 @@ function People(props: {
                 <button
                   type="button"
                   class="button button-danger-quiet"
-                  aria-label={`Revoke all access of ${shortDid(did)}`}
+                  aria-label={`Revoke all access of ${personName(did, state)}`}
                   onClick={() => onRevoke(did)}
                 >
                   Revoke all access
@@ -644,13 +537,13 @@ function People(props: {
 function Requests(props: {
   requests: AccessRequestView[]
   now: number
-  me: string
+  state: People
   byId: Map<string, GrantView>
   revokedPeople: Set<string>
   onApprove: (r: AccessRequestView, body: ApproveBody) => Promise<boolean>
   onDeny: (r: AccessRequestView) => void
 }) {
-  const { requests, now, me } = props
+  const { requests, now, state } = props
   const pending = requests.filter(r => r.status === 'pending')
   // the newest decisions first
   const decided = requests.filter(r => r.status !== 'pending').reverse()
@@ -668,7 +561,7 @@ function Requests(props: {
               key={r.id}
               request={r}
               now={now}
-              me={me}
+              state={state}
               readmit={props.revokedPeople.has(r.for)}
               onApprove={props.onApprove}
               onDeny={props.onDeny}
@@ -695,7 +588,7 @@ function Requests(props: {
                     key={r.id}
                     request={r}
                     now={now}
-                    me={me}
+                    state={state}
                     grant={r.grant === undefined ? undefined : props.byId.get(r.grant)}
                   />
                 ))}
@@ -711,24 +604,24 @@ function Requests(props: {
 function PendingRequest(props: {
   request: AccessRequestView
   now: number
-  me: string
+  state: People
   readmit: boolean
   onApprove: (r: AccessRequestView, body: ApproveBody) => Promise<boolean>
   onDeny: (r: AccessRequestView) => void
 }) {
-  const { request: r, now, me } = props
+  const { request: r, now, state } = props
   const [duration, setDuration] = useState(r.durationMs)
   const [readmit, setReadmit] = useState(false)
   const [busy, setBusy] = useState(false)
   const options = DURATIONS.some(d => d.ms === r.durationMs)
     ? DURATIONS
     : [{ ms: r.durationMs, label: `${formatDuration(r.durationMs)} (as asked)` }, ...DURATIONS]
-  const who = shortDid(r.for)
+  const who = personName(r.for, state)
   const ids = { duration: `duration-${r.id}`, readmit: `readmit-${r.id}` }
   return (
     <li class="access-request">
-      <div class="access-request-head">
-        <Person did={r.for} me={me} />
+      <div class="card-head access-request-head">
+        <Person did={r.for} state={state} copy />
         <span class="muted small">
           asked <time dateTime={new Date(r.at).toISOString()}>{ago(r.at, now)}</time>
           {r.older !== undefined && ` · ${r.older} earlier ${r.older === 1 ? 'request' : 'requests'} replaced`}
@@ -739,7 +632,7 @@ function PendingRequest(props: {
         {r.from !== r.for && (
           <span class="muted">
             {' '}
-            · forwarded by <code title={r.from}>{shortDid(r.from)}</code>
+            · forwarded by <Person did={r.from} state={state} />
           </span>
         )}
       </p>
@@ -799,18 +692,18 @@ function PendingRequest(props: {
 function DecidedRequest({
   request: r,
   now,
-  me,
+  state,
   grant,
 }: {
   request: AccessRequestView
   now: number
-  me: string
+  state: People
   grant?: GrantView
 }) {
   return (
     <tr>
       <td>
-        <Person did={r.for} me={me} />
+        <Person did={r.for} state={state} copy />
         <div class="small muted">asked {ago(r.at, now)}</div>
       </td>
       <td>
@@ -821,7 +714,7 @@ function DecidedRequest({
       <td>
         {r.status === 'approved' ? (
           <>
-            <span class="badge access-badge-ok">Approved</span>
+            <span class="badge badge-compact badge-ok">Approved</span>
             {grant !== undefined && (
               <div class="small muted">
                 {grant.status === 'active'
@@ -832,13 +725,11 @@ function DecidedRequest({
           </>
         ) : (
           <>
-            <span class="badge access-badge-trouble">Denied</span>
+            <span class="badge badge-compact badge-trouble">Denied</span>
             {r.decisionReason !== undefined && <div class="small access-denial">“{r.decisionReason}”</div>}
           </>
         )}
-        {r.decidedBy !== undefined && (
-          <div class="small muted">by {r.decidedBy === me ? 'you' : shortDid(r.decidedBy)}</div>
-        )}
+        {r.decidedBy !== undefined && <div class="small muted">by {personName(r.decidedBy, state)}</div>}
       </td>
     </tr>
   )
@@ -853,6 +744,7 @@ function DecidedRequest({
  */
 function ConfirmDialog(props: {
   confirming: Confirming
+  state: People
   spaceName: string
   itemsOf: (g: GrantView) => AccessItem[]
   activeGrantsOf: (did: string) => GrantView[]
@@ -861,7 +753,7 @@ function ConfirmDialog(props: {
   onCancel: () => void
   onConfirm: (text: string) => Promise<boolean>
 }) {
-  const { confirming: c, spaceName: space } = props
+  const { confirming: c, state, spaceName: space } = props
   const dialog = useRef<HTMLDialogElement>(null)
   const first = useRef<HTMLButtonElement>(null)
   const reasonField = useRef<HTMLTextAreaElement>(null)
@@ -891,8 +783,8 @@ function ConfirmDialog(props: {
     body = (
       <>
         <p>
-          <code title={c.grant.subject}>{shortDid(c.grant.subject)}</code> loses access to <strong>{what}</strong> now.
-          What they already opened they may have kept.
+          <Person did={c.grant.subject} state={state} /> loses access to <strong>{what}</strong> now. What they already
+          opened they may have kept.
         </p>
         <p class="muted small">
           The revocation is signed and reaches every peer of {space}; it cannot be undone. To give access again, grant
@@ -909,7 +801,7 @@ function ConfirmDialog(props: {
     body = (
       <>
         <p>
-          <code title={c.did}>{shortDid(c.did)}</code> loses access to everything in {space} now
+          <Person did={c.did} state={state} /> loses access to everything in {space} now
           {items.length > 0 ? (
             <>
               : <strong>{items.join(', ')}</strong>
@@ -928,9 +820,8 @@ function ConfirmDialog(props: {
     confirmLabel = 'Deny request'
     body = (
       <p>
-        <code title={c.request.for}>{shortDid(c.request.for)}</code> asked for{' '}
-        <strong>{coverage(c.request.streams)}</strong>: “{c.request.reason}”. They will see that you denied it, with
-        your reason.
+        <Person did={c.request.for} state={state} /> asked for <strong>{coverage(c.request.streams)}</strong>: “
+        {c.request.reason}”. They will see that you denied it, with your reason.
       </p>
     )
   }
@@ -997,24 +888,5 @@ function ConfirmDialog(props: {
         </div>
       </form>
     </dialog>
-  )
-}
-
-// ---- icons ----
-
-function CopyIcon() {
-  return (
-    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
-      <rect x="5" y="5" width="9" height="9" rx="1.5" />
-      <path d="M11 5V3.5A1.5 1.5 0 0 0 9.5 2h-6A1.5 1.5 0 0 0 2 3.5v6A1.5 1.5 0 0 0 3.5 11H5" />
-    </svg>
-  )
-}
-
-function CheckIcon() {
-  return (
-    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
-      <path d="M3 8.5l3 3 7-7" />
-    </svg>
   )
 }

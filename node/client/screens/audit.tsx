@@ -15,13 +15,13 @@ import {
   type VerifyAnswer,
 } from '../../ui/contract-audit.ts'
 import { ApiError, type NodeApi, useApi } from '../api.ts'
+import { type People, Person, personName, shortDid } from '../parts/person.tsx'
+import { SpaceSelect } from '../parts/space-picker.tsx'
+import { DAY, HOUR, MINUTE } from '../parts/time.ts'
 import type { ScreenProps } from './props.ts'
 
 /** The node's limit on a request body: a larger report is checked with the CLI. */
 const MAX_REPORT_BYTES = 16 * 1024 * 1024
-const MINUTE = 60_000
-const HOUR = 60 * MINUTE
-const DAY = 24 * HOUR
 
 type Period = 'all' | '1h' | '24h' | '7d' | '30d'
 const PERIODS: { id: Period; label: string; ms?: number }[] = [
@@ -49,13 +49,6 @@ const LEGEND: { endedBy: HeldInterval['endedBy']; label: string }[] = [
   { endedBy: 'lease-end', label: 'Lease ran out' },
   { endedBy: 'open', label: 'Still held' },
 ]
-
-/** `did:key:z6Mk…abcd`: enough to tell people apart; the whole id is in the title and the copy button. */
-function shortDid(did: string): string {
-  const prefix = 'did:key:'
-  const id = did.startsWith(prefix) ? did.slice(prefix.length) : did
-  return id.length <= 12 ? did : `${prefix}${id.slice(0, 4)}…${id.slice(-4)}`
-}
 
 const OBJECT = /^obj-[0-9a-f]{16}$/
 const isObject = (resource: string): boolean => OBJECT.test(resource)
@@ -96,10 +89,6 @@ function rangeText(i: HeldInterval, now: number): string {
 /** The text equivalent of one bar: "held 12 min, 09:14–09:26, ended by revocation". */
 function intervalText(i: HeldInterval, now: number): string {
   return `held ${minutesText(i.until - i.from)} min, ${rangeText(i, now)}, ${ENDED[i.endedBy]}`
-}
-
-function spaceLabel(s: SpaceView): string {
-  return s.name ?? 'A space not synchronised yet'
 }
 
 function slug(text: string): string {
@@ -155,16 +144,9 @@ export function AuditScreen({ state }: ScreenProps) {
           </p>
         </section>
       ) : (
-        <Holdings
-          api={api}
-          space={space}
-          spaces={spaces}
-          you={state.identity.did}
-          onSpace={setSpaceId}
-          key={space.id}
-        />
+        <Holdings api={api} space={space} spaces={spaces} state={state} onSpace={setSpaceId} key={space.id} />
       )}
-      <VerifyPanel api={api} spaces={spaces} />
+      <VerifyPanel api={api} spaces={spaces} state={state} />
     </>
   )
 }
@@ -173,11 +155,12 @@ interface HoldingsProps {
   api: NodeApi
   space: SpaceView
   spaces: SpaceView[]
-  you: string
+  state: People
   onSpace: (id: string) => void
 }
 
-function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
+function Holdings({ api, space, spaces, state, onSpace }: HoldingsProps) {
+  const you = state.identity.did
   const [period, setPeriod] = useState<Period>('all')
   const [person, setPerson] = useState('')
   const [item, setItem] = useState('')
@@ -238,7 +221,7 @@ function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
 
   return (
     <section class="card audit-holdings" aria-labelledby="holdings-heading">
-      <div class="audit-head">
+      <div class="card-head">
         <h2 id="holdings-heading">Who held a key</h2>
         <div class="audit-head-actions">
           <button type="button" class="button" onClick={() => setReloads(reloads + 1)}>
@@ -247,7 +230,7 @@ function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
           {loaded.kind !== 'no-log' && (
             <button
               type="button"
-              class="button audit-primary"
+              class="button button-primary"
               onClick={exportReport}
               disabled={loaded.kind !== 'ready'}
               aria-describedby="export-note"
@@ -260,18 +243,11 @@ function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
       </div>
 
       <div class="audit-filters">
-        <label class="audit-field">
+        <label class="filter-field" for="audit-space">
           <span>Space</span>
-          <select value={space.id} onChange={e => onSpace(e.currentTarget.value)}>
-            {spaces.map(s => (
-              <option key={s.id} value={s.id}>
-                {spaceLabel(s)}
-                {s.role === 'owner' ? '' : ` (${s.role})`}
-              </option>
-            ))}
-          </select>
+          <SpaceSelect id="audit-space" spaces={spaces} value={space.id} onChange={onSpace} withRole />
         </label>
-        <label class="audit-field">
+        <label class="filter-field">
           <span>Period</span>
           <select value={period} onChange={e => setPeriod(e.currentTarget.value as Period)}>
             {PERIODS.map(p => (
@@ -283,18 +259,18 @@ function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
         </label>
         {loaded.kind !== 'no-log' && (
           <>
-            <label class="audit-field">
+            <label class="filter-field">
               <span>Person</span>
               <select value={person} onChange={e => setPerson(e.currentTarget.value)} disabled={people.length === 0}>
                 <option value="">Everyone</option>
                 {people.map(p => (
                   <option key={p} value={p}>
-                    {p === you ? `You (${shortDid(p)})` : shortDid(p)}
+                    {p === you ? `You (${shortDid(p)})` : personName(p, state)}
                   </option>
                 ))}
               </select>
             </label>
-            <label class="audit-field">
+            <label class="filter-field">
               <span>Item</span>
               <select value={item} onChange={e => setItem(e.currentTarget.value)} disabled={items.length === 0}>
                 <option value="">All items</option>
@@ -325,12 +301,12 @@ function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
           The node could not make a report: {loaded.message}
         </p>
       )}
-      {loaded.kind === 'no-log' && <NoLog space={space} message={loaded.message} />}
+      {loaded.kind === 'no-log' && <NoLog space={space} state={state} message={loaded.message} />}
       {loaded.kind === 'ready' && (
         <Timeline
           holdings={shown}
           all={holdings.length}
-          you={you}
+          state={state}
           asOf={loaded.asOf}
           from={loaded.report.query.from}
           entries={loaded.report.entries.length}
@@ -341,7 +317,7 @@ function Holdings({ api, space, spaces, you, onSpace }: HoldingsProps) {
 }
 
 /** The node keeps no audit log (for this space, or at all): say so, and where the log is. */
-function NoLog({ space, message }: { space: SpaceView; message: string }) {
+function NoLog({ space, state, message }: { space: SpaceView; state: People; message: string }) {
   const forSpace = /for that space/.test(message) || !space.keyHolder
   return (
     <div class="audit-nolog" role="status">
@@ -349,8 +325,8 @@ function NoLog({ space, message }: { space: SpaceView; message: string }) {
       {forSpace ? (
         <p>
           Key releases are logged by the space's key holder, and this node is not one: it asks for keys, it does not
-          give them. Ask the owner{space.owner === undefined ? '' : ` (${shortDid(space.owner)})`} for a report made on
-          the key holder with <code>edgeward audit report SPACE --out FILE</code>, then check it below.
+          give them. Ask the owner{space.owner === undefined ? '' : ` (${personName(space.owner, state)})`} for a report
+          made on the key holder with <code>edgeward audit report SPACE --out FILE</code>, then check it below.
         </p>
       ) : (
         <p>
@@ -368,7 +344,7 @@ interface TimelineProps {
   holdings: HoldingView[]
   /** holdings before the filters */
   all: number
-  you: string
+  state: People
   /** when the report was fetched: the right end of the axis */
   asOf: number
   /** the start of the period asked for, if any */
@@ -376,10 +352,11 @@ interface TimelineProps {
   entries: number
 }
 
-function Timeline({ holdings, all, you, asOf, from, entries }: TimelineProps) {
+function Timeline({ holdings, all, state, asOf, from, entries }: TimelineProps) {
+  const you = state.identity.did
   if (all === 0)
     return (
-      <div class="audit-empty">
+      <div class="empty-box">
         <p>
           <strong>No key was released in this {from === undefined ? 'space yet' : 'period'}.</strong>
         </p>
@@ -420,13 +397,13 @@ function Timeline({ holdings, all, you, asOf, from, entries }: TimelineProps) {
         {people.map(subject => {
           const own = bySubject.get(subject)!
           return (
-            <section class="audit-timeline-person" key={subject} aria-label={`Holdings of ${shortDid(subject)}`}>
+            <section
+              class="audit-timeline-person"
+              key={subject}
+              aria-label={`Holdings of ${personName(subject, state)}`}
+            >
               <div class="audit-timeline-person-head">
-                <span class="audit-timeline-who mono" title={subject}>
-                  {shortDid(subject)}
-                </span>
-                {subject === you && <span class="badge badge-neutral">you</span>}
-                <CopyDid did={subject} />
+                <Person did={subject} state={state} copy class="audit-timeline-who" />
                 <span class="audit-timeline-total muted">{minutesText(totalMinutes(own) * MINUTE)} min in all</span>
               </div>
               <ul class="audit-timeline-rows">
@@ -497,32 +474,6 @@ function Axis({ t0, t1, now }: { t0: number; t1: number; now: number }) {
   )
 }
 
-function CopyDid({ did }: { did: string }) {
-  const [said, setSaid] = useState('')
-  const timer = useRef<number | undefined>(undefined)
-  useEffect(() => () => window.clearTimeout(timer.current), [])
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(did)
-      setSaid('Copied')
-    } catch {
-      setSaid('Could not copy')
-    }
-    window.clearTimeout(timer.current)
-    timer.current = window.setTimeout(() => setSaid(''), 3000)
-  }
-  return (
-    <>
-      <button type="button" class="audit-link" onClick={copy} aria-label={`Copy the full id of ${shortDid(did)}`}>
-        Copy id
-      </button>
-      <span class="audit-said" role="status">
-        {said}
-      </span>
-    </>
-  )
-}
-
 type Check =
   | { kind: 'idle' }
   | { kind: 'checking'; file: string }
@@ -530,7 +481,7 @@ type Check =
   | { kind: 'unreadable'; file: string; why: string }
 
 /** A report file dropped anywhere on the screen (or chosen with the button) is checked by the node. */
-function VerifyPanel({ api, spaces }: { api: NodeApi; spaces: SpaceView[] }) {
+function VerifyPanel({ api, spaces, state }: { api: NodeApi; spaces: SpaceView[]; state: People }) {
   const [check, setCheck] = useState<Check>({ kind: 'idle' })
   const [dragging, setDragging] = useState(false)
   const picker = useRef<HTMLInputElement>(null)
@@ -640,13 +591,14 @@ function VerifyPanel({ api, spaces }: { api: NodeApi; spaces: SpaceView[] }) {
             <p>{check.why}</p>
           </div>
         )}
-        {check.kind === 'done' && <Verdict file={check.file} answer={check.answer} known={check.known} />}
+        {check.kind === 'done' && <Verdict file={check.file} answer={check.answer} known={check.known} state={state} />}
       </div>
     </section>
   )
 }
 
-function Verdict({ file, answer, known }: { file: string; answer: VerifyAnswer; known?: SpaceView }) {
+function Verdict(props: { file: string; answer: VerifyAnswer; known?: SpaceView; state: People }) {
+  const { file, answer, known, state } = props
   if (!answer.ok)
     return (
       <div class="audit-verdict audit-verdict-bad">
@@ -682,8 +634,8 @@ function Verdict({ file, answer, known }: { file: string; answer: VerifyAnswer; 
           )}
         </dd>
         <dt>Owner</dt>
-        <dd class="mono" title={answer.owner}>
-          {shortDid(answer.owner)}
+        <dd>
+          <Person did={answer.owner} state={state} />
         </dd>
         <dt>Key holder</dt>
         <dd class="mono" title={answer.keyHolder}>

@@ -5,11 +5,8 @@
  * you, with their state and a live countdown. The node encrypts, grants and decides; the
  * screen sends the person's choices and shows the node's answers. It fetches again when the
  * node's state says policy changed (`inboxVersion`) and after each share.
- *
- * The recipients field, the countdown and the short form of a person's id are exported: the
- * Messages screen uses the same.
  */
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
+import { useMemo, useRef, useState } from 'preact/hooks'
 import type { SpaceView } from '../../ui/contract.ts'
 import { CSRF_HEADER } from '../../ui/contract.ts'
 import type { Inbox, InboxItem, InboxState } from '../../ui/contract-inbox.ts'
@@ -20,249 +17,21 @@ import type {
   ObjectSummary,
   ShareAnswer,
 } from '../../ui/contract-objects.ts'
-import { ApiError, currentSession, useApi } from '../api.ts'
+import { ApiError, currentSession } from '../api.ts'
+import { type People, Person, personName } from '../parts/person.tsx'
+import { RecipientsField, usePeopleOf } from '../parts/recipients-field.tsx'
+import { SpacePicker, spaceName } from '../parts/space-picker.tsx'
+import { DAY, formatSpan, formatWhen, HOUR, useNow } from '../parts/time.ts'
+import { useFetched } from '../parts/use-fetched.ts'
 import { Viewer } from '../parts/viewer.tsx'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './files.css'
 
-// ---- words, times and people ----
-
-export const HOUR = 3_600_000
-export const DAY = 24 * HOUR
-
-/** `did:key:z6Mk…abcd`: enough to tell people apart; the whole id is in the title. */
-export function shortDid(did: string): string {
-  const key = did.startsWith('did:key:') ? did.slice(8) : did
-  return key.length <= 12 ? did : `did:key:${key.slice(0, 4)}…${key.slice(-4)}`
-}
-
-/** A did:key as the node accepts it (base58btc multibase); the node checks the key itself. */
-export function isDidKey(text: string): boolean {
-  return /^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(text)
-}
-
-/** "1 h 58 min", "4 min 05 s", "2 d 6 h": a span as a person reads a countdown. */
-export function formatSpan(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000))
-  const d = Math.floor(s / 86_400)
-  const h = Math.floor((s % 86_400) / 3600)
-  const m = Math.floor((s % 3600) / 60)
-  const sec = s % 60
-  if (d > 0) return h > 0 ? `${d} d ${h} h` : `${d} d`
-  if (h > 0) return m > 0 ? `${h} h ${m} min` : `${h} h`
-  if (m >= 10) return `${m} min`
-  if (m > 0) return `${m} min ${String(sec).padStart(2, '0')} s`
-  return `${sec} s`
-}
-
-export function formatWhen(t: number): string {
-  const d = new Date(t)
-  const today = new Date()
-  return d.toDateString() === today.toDateString()
-    ? d.toLocaleTimeString(undefined, { timeStyle: 'short' })
-    : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
-}
-
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`
-}
-
-/** A person where people read: the short id, the whole one in the title (and for a screen reader). */
-export function Person({ did, me }: { did: string; me?: string }) {
-  if (did === me) return <span class="files-person">you</span>
-  return (
-    <span class="files-person" title={did}>
-      {shortDid(did)}
-    </span>
-  )
-}
-
-/** The clock, ticking every second while the page is visible (hidden pages stop rendering). */
-export function useNow(): number {
-  const [now, setNow] = useState(Date.now())
-  useEffect(() => {
-    const timer = window.setInterval(() => {
-      if (document.visibilityState === 'visible') setNow(Date.now())
-    }, 1000)
-    return () => window.clearInterval(timer)
-  }, [])
-  return now
-}
-
-/** A space by its name; one that has not synchronised yet says so. */
-export function spaceName(s: SpaceView): string {
-  return s.name ?? 'A space still synchronising'
-}
-
-/** The node's answer to `path`, fetched again whenever `version` changes. */
-export function useFetched<T>(path: string | undefined, version: number | string) {
-  const api = useApi()
-  const [value, setValue] = useState<T>()
-  const [error, setError] = useState<string>()
-  const [nonce, setNonce] = useState(0)
-  useEffect(() => {
-    if (path === undefined) return
-    let current = true
-    api.get<T>(path).then(
-      v => {
-        if (!current) return
-        setValue(v)
-        setError(undefined)
-      },
-      (err: Error) => {
-        if (current) setError(err.message)
-      },
-    )
-    return () => {
-      current = false
-    }
-  }, [path, version, nonce])
-  return { value, error, reload: () => setNonce(n => n + 1) }
-}
-
-/** The people granted anything in a space (besides me), and its owner: who one can share with there. */
-export function usePeopleOf(space: SpaceView | undefined, me: string, version: number): string[] {
-  const { value } = useFetched<{ grants: { subject: string }[] }>(
-    space === undefined ? undefined : `/v1/spaces/${space.id}/grants`,
-    version,
-  )
-  return useMemo(() => {
-    const people = new Set<string>()
-    if (space?.owner !== undefined) people.add(space.owner)
-    for (const g of value?.grants ?? []) people.add(g.subject)
-    people.delete(me)
-    return [...people]
-  }, [value, space?.owner, me])
-}
-
-// ---- the recipients field ----
-
-/**
- * People to share with, as chips one can remove; a did:key typed or pasted is added with
- * Enter, comma or space, and checked first. `suggestions` are offered as one-click chips.
- */
-export function RecipientsField(props: {
-  id: string
-  label: string
-  value: string[]
-  onChange: (v: string[]) => void
-  suggestions: string[]
-  me: string
-  /** shown beside the suggestions: add every suggestion at once */
-  everyone?: boolean
-}) {
-  const [text, setText] = useState('')
-  const [problem, setProblem] = useState<string>()
-  const input = useRef<HTMLInputElement>(null)
-  const add = (raw: string): boolean => {
-    const ids = raw.split(/[\s,]+/).filter(t => t !== '')
-    for (const did of ids) {
-      if (!isDidKey(did)) {
-        setProblem(`“${did.length > 24 ? `${did.slice(0, 24)}…` : did}” is not a person's id: ids start with did:key:z`)
-        return false
-      }
-      if (did === props.me) {
-        setProblem('That is your own id: you already hold what you share.')
-        return false
-      }
-    }
-    setProblem(undefined)
-    props.onChange([...new Set([...props.value, ...ids])])
-    setText('')
-    return true
-  }
-  const onKey = (e: KeyboardEvent) => {
-    if ((e.key === 'Enter' || e.key === ',' || e.key === ' ') && text.trim() !== '') {
-      e.preventDefault()
-      add(text)
-    } else if (e.key === 'Backspace' && text === '' && props.value.length > 0) {
-      props.onChange(props.value.slice(0, -1))
-    }
-  }
-  const remaining = props.suggestions.filter(s => !props.value.includes(s))
-  const hintId = `${props.id}-hint`
-  const problemId = `${props.id}-problem`
-  return (
-    <div class="files-field">
-      <label for={props.id} class="files-label">
-        {props.label}
-      </label>
-      <div class={problem === undefined ? 'files-people-input' : 'files-people-input files-invalid'}>
-        <ul class="files-chips" aria-label={`${props.label}: ${props.value.length} chosen`}>
-          {props.value.map(did => (
-            <li key={did} class="files-chip">
-              <span title={did}>{shortDid(did)}</span>
-              <button
-                type="button"
-                class="files-chip-remove"
-                aria-label={`Remove ${shortDid(did)}`}
-                title={`Remove ${did}`}
-                onClick={() => props.onChange(props.value.filter(d => d !== did))}
-              >
-                ×
-              </button>
-            </li>
-          ))}
-        </ul>
-        <input
-          ref={input}
-          id={props.id}
-          type="text"
-          autocomplete="off"
-          spellcheck={false}
-          placeholder={props.value.length === 0 ? 'Paste an id: did:key:z6Mk…' : 'Add another'}
-          value={text}
-          aria-describedby={problem === undefined ? hintId : `${problemId} ${hintId}`}
-          aria-invalid={problem !== undefined}
-          onInput={e => {
-            setText((e.target as HTMLInputElement).value)
-            setProblem(undefined)
-          }}
-          onKeyDown={onKey}
-          onBlur={() => {
-            if (text.trim() !== '') add(text)
-          }}
-        />
-      </div>
-      {problem !== undefined && (
-        <p id={problemId} class="files-problem" role="alert">
-          {problem}
-        </p>
-      )}
-      <p id={hintId} class="files-hint">
-        Press Enter after each id.
-      </p>
-      {remaining.length > 0 && (
-        <div class="files-suggestions">
-          <span class="muted small">People in this space:</span>
-          {remaining.slice(0, 8).map(did => (
-            <button
-              key={did}
-              type="button"
-              class="files-suggestion"
-              title={did}
-              aria-label={`Add ${shortDid(did)}`}
-              onClick={() => props.onChange([...props.value, did])}
-            >
-              + {shortDid(did)}
-            </button>
-          ))}
-          {props.everyone === true && remaining.length > 1 && (
-            <button
-              type="button"
-              class="files-suggestion"
-              onClick={() => props.onChange([...new Set([...props.value, ...props.suggestions])])}
-            >
-              + Everyone ({props.suggestions.length})
-            </button>
-          )}
-        </div>
-      )}
-    </div>
-  )
 }
 
 // ---- uploading ----
@@ -322,12 +91,12 @@ type Sending = { sent: number; total: number; name: string }
 
 function ShareForm({
   space,
-  me,
+  state,
   people,
   onShared,
 }: {
   space: SpaceView
-  me: string
+  state: People
   people: string[]
   onShared: () => void
 }) {
@@ -378,7 +147,7 @@ function ShareForm({
         (sent, total) => setSending({ sent, total, name: file.name }),
         abort.current.signal,
       )
-      const whom = to.length === 1 ? shortDid(to[0]) : `${to.length} people`
+      const whom = to.length === 1 ? personName(to[0], state) : `${to.length} people`
       setSaid({ tone: 'ok', text: `Shared ${file.name} with ${whom} for ${durationWords}.` })
       setFile(undefined)
       setTo([])
@@ -455,10 +224,17 @@ function ShareForm({
         />
       </section>
 
-      <RecipientsField id="share-to" label="Share with" value={to} onChange={setTo} suggestions={people} me={me} />
+      <RecipientsField
+        id="share-to"
+        label="Share with"
+        value={to}
+        onChange={setTo}
+        suggestions={people}
+        state={state}
+      />
 
-      <fieldset class="files-field files-choice-field">
-        <legend class="files-label">For</legend>
+      <fieldset class="form-field files-choice-field">
+        <legend class="field-title">For</legend>
         <div class="files-choice">
           {DURATIONS.map(d => (
             <label key={d.ms} class={duration === d.ms ? 'files-choice-item on' : 'files-choice-item'}>
@@ -485,6 +261,7 @@ function ShareForm({
         {duration === 'custom' && (
           <div class="files-custom">
             <input
+              class="field"
               type="number"
               min="1"
               step="1"
@@ -508,8 +285,8 @@ function ShareForm({
       </fieldset>
 
       <div class="files-row">
-        <fieldset class="files-field files-choice-field">
-          <legend class="files-label">They may</legend>
+        <fieldset class="form-field files-choice-field">
+          <legend class="field-title">They may</legend>
           <div class="files-choice">
             <label class={!download ? 'files-choice-item on' : 'files-choice-item'}>
               <input type="radio" name="share-download" checked={!download} onChange={() => setDownload(false)} />
@@ -521,8 +298,8 @@ function ShareForm({
             </label>
           </div>
         </fieldset>
-        <div class="files-field">
-          <label class="files-label" for="share-forward">
+        <div class="form-field">
+          <label class="field-title" for="share-forward">
             Forwarding
           </label>
           <select
@@ -538,7 +315,7 @@ function ShareForm({
           </select>
         </div>
       </div>
-      <p class="files-hint">
+      <p class="form-hint">
         {download
           ? 'They can save a copy. Revoking ends their access to the key, not to a copy they saved.'
           : 'They can open it in edgeward only; the node never hands them the file to save.'}
@@ -567,7 +344,7 @@ function ShareForm({
             {sending === undefined ? said?.text : ''}
           </p>
         </div>
-        <button type="submit" class="button files-primary" disabled={sending !== undefined}>
+        <button type="submit" class="button button-primary" disabled={sending !== undefined}>
           Share
         </button>
       </div>
@@ -585,7 +362,7 @@ const GRANT_STATUS: Record<ObjectGrantStatus, { label: string; tone: string }> =
   'not-honoured': { label: 'Powerless', tone: 'attention' },
 }
 
-export const INBOX_STATE: Record<InboxState, { label: string; tone: string }> = {
+const INBOX_STATE: Record<InboxState, { label: string; tone: string }> = {
   active: { label: 'Active', tone: 'ok' },
   'not-yet': { label: 'Not yet', tone: 'attention' },
   expired: { label: 'Expired', tone: 'neutral' },
@@ -595,12 +372,12 @@ export const INBOX_STATE: Record<InboxState, { label: string; tone: string }> = 
   denied: { label: 'Denied', tone: 'trouble' },
 }
 
-export function Badge({ label, tone }: { label: string; tone: string }) {
-  return <span class={`files-state files-state-${tone}`}>{label}</span>
+function Badge({ label, tone }: { label: string; tone: string }) {
+  return <span class={`badge badge-compact badge-${tone}`}>{label}</span>
 }
 
 /** "expires in 1 h 58 min" while it lasts, "ended 14:03" once over. */
-export function Ends({ at, now }: { at: number; now: number }) {
+function Ends({ at, now }: { at: number; now: number }) {
   return at > now ? (
     <span class="files-ends" title={new Date(at).toLocaleString()}>
       expires in {formatSpan(at - now)}
@@ -614,16 +391,16 @@ export function Ends({ at, now }: { at: number; now: number }) {
 
 const objectLabel = (o: { name?: string; object: string }) => o.name ?? `File ${o.object.slice(4, 12)}…`
 
-function SharedByYou({ list, now, me }: { list: ObjectSummary[] | undefined; now: number; me: string }) {
+function SharedByYou({ list, now, state }: { list: ObjectSummary[] | undefined; now: number; state: People }) {
   if (list === undefined) return <p class="muted">Loading…</p>
   if (list.length === 0)
     return (
-      <p class="files-empty">
+      <p class="empty-box muted">
         Nothing shared from this space yet. Files you share appear here, with who can open them.
       </p>
     )
   return (
-    <ul class="files-list" aria-label="Files shared by you">
+    <ul class="rows files-list" aria-label="Files shared by you">
       {list.map(o => (
         <li key={o.object} class="files-item">
           <FileIcon />
@@ -636,7 +413,7 @@ function SharedByYou({ list, now, me }: { list: ObjectSummary[] | undefined; now
               {o.grants.length === 0 && <li class="muted small">No grant yet</li>}
               {o.grants.map(g => (
                 <li key={g.id} class="files-recipient">
-                  <Person did={g.subject} me={me} />
+                  <Person did={g.subject} state={state} />
                   <Badge {...GRANT_STATUS[g.status]} />
                   <span class="muted small">{g.download ? 'Download' : 'View only'}</span>
                   {g.status === 'revoked' ? (
@@ -659,17 +436,19 @@ function SharedByYou({ list, now, me }: { list: ObjectSummary[] | undefined; now
 function SharedWithYou({
   items,
   now,
+  state,
   onOpen,
 }: {
   items: InboxItem[] | undefined
   now: number
+  state: People
   onOpen: (i: InboxItem) => void
 }) {
   if (items === undefined) return <p class="muted">Loading…</p>
   if (items.length === 0)
-    return <p class="files-empty">No file shared with you yet. Give people your id (Your identity) so they can.</p>
+    return <p class="empty-box muted">No file shared with you yet. Give people your id (Your identity) so they can.</p>
   return (
-    <ul class="files-list" aria-label="Files shared with you">
+    <ul class="rows files-list" aria-label="Files shared with you">
       {items.map(i => {
         const label = i.name ?? 'Unopened file'
         const active = i.state === 'active'
@@ -681,7 +460,8 @@ function SharedWithYou({
                 {label}
               </p>
               <p class="files-item-meta">
-                From <Person did={i.from} /> in {i.spaceName} · {i.download ? 'Download allowed' : 'View only'}
+                From <Person did={i.from} state={state} /> in {i.spaceName} ·{' '}
+                {i.download ? 'Download allowed' : 'View only'}
               </p>
               <p class="files-item-state">
                 <Badge {...INBOX_STATE[i.state]} />
@@ -763,24 +543,9 @@ export function FilesScreen({ state }: ScreenProps) {
         </section>
       ) : (
         <>
-          {spaces.length > 1 && (
-            <div class="files-picker">
-              <label for="files-space">Space</label>
-              <select
-                id="files-space"
-                value={space.id}
-                onChange={e => setChosen((e.target as HTMLSelectElement).value)}
-              >
-                {spaces.map(s => (
-                  <option key={s.id} value={s.id}>
-                    {spaceName(s)}
-                  </option>
-                ))}
-              </select>
-            </div>
-          )}
+          <SpacePicker id="files-space" spaces={spaces} value={space.id} onChange={setChosen} />
           {space.keyHolder ? (
-            <ShareForm space={space} me={me} people={seen} onShared={() => setShares(n => n + 1)} />
+            <ShareForm space={space} state={state} people={seen} onShared={() => setShares(n => n + 1)} />
           ) : (
             <section class="card" aria-labelledby="share-heading">
               <h2 id="share-heading">Share a file</h2>
@@ -796,9 +561,9 @@ export function FilesScreen({ state }: ScreenProps) {
                 Shared by you <span class="muted files-count">in {spaceName(space)}</span>
               </h2>
               {objects.error !== undefined ? (
-                <p class="files-problem">{objects.error}</p>
+                <p class="form-error">{objects.error}</p>
               ) : (
-                <SharedByYou list={mine} now={now} me={me} />
+                <SharedByYou list={mine} now={now} state={state} />
               )}
             </section>
           )}
@@ -807,9 +572,9 @@ export function FilesScreen({ state }: ScreenProps) {
       <section class="files-section" aria-labelledby="with-you">
         <h2 id="with-you">Shared with you</h2>
         {inbox.error !== undefined ? (
-          <p class="files-problem">{inbox.error}</p>
+          <p class="form-error">{inbox.error}</p>
         ) : (
-          <SharedWithYou items={withMe} now={now} onOpen={setOpen} />
+          <SharedWithYou items={withMe} now={now} state={state} onOpen={setOpen} />
         )}
       </section>
       {open !== undefined && (

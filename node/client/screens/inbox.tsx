@@ -10,6 +10,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type { Inbox, InboxItem, InboxState } from '../../ui/contract-inbox.ts'
 import { useApi } from '../api.ts'
 import { Person, personName } from '../parts/person.tsx'
+import { ACCESS_DURATIONS, DAY, formatSpan, useNow } from '../parts/time.ts'
 import { Viewer } from '../parts/viewer.tsx'
 import './inbox.css'
 import type { ScreenProps } from './props.ts'
@@ -18,18 +19,7 @@ type KindFilter = 'all' | InboxItem['kind']
 
 const ROW_HEIGHT = 64
 const OVERSCAN = 8
-const EXPIRING_MS = 24 * 3600 * 1000
-
-/** "3 h 12 min", "45 s": a duration as a person reads it. */
-export function spell(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000))
-  if (s < 60) return `${s} s`
-  const m = Math.floor(s / 60)
-  if (m < 60) return `${m} min`
-  const h = Math.floor(m / 60)
-  if (h < 48) return m % 60 === 0 ? `${h} h` : `${h} h ${m % 60} min`
-  return h % 24 === 0 ? `${Math.floor(h / 24)} d` : `${Math.floor(h / 24)} d ${h % 24} h`
-}
+const EXPIRING_MS = DAY
 
 const STATE_WORDS: Record<InboxState, string> = {
   active: 'active',
@@ -182,16 +172,6 @@ export function InboxScreen({ state }: ScreenProps) {
   )
 }
 
-/** The node's clock as the page sees it, ticking every second. */
-function useNow(skew: { current: number }): number {
-  const [now, setNow] = useState(Date.now() + skew.current)
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now() + skew.current), 1000)
-    return () => clearInterval(t)
-  }, [])
-  return now
-}
-
 /** The rows in view of a long list, in a scrolling box with the height of them all. */
 function ItemList(props: {
   items: InboxItem[]
@@ -257,9 +237,11 @@ function Row(props: {
       </div>
       <div class="inbox-state">
         <span class={`badge ${expiring ? 'badge-attention' : STATE_BADGE[st]}`}>
-          {expiring ? `expires in ${spell(left!)}` : STATE_WORDS[st]}
+          {expiring ? `expires in ${formatSpan(left!)}` : STATE_WORDS[st]}
         </span>
-        {st === 'active' && !expiring && left !== undefined && <span class="muted small">ends in {spell(left)}</span>}
+        {st === 'active' && !expiring && left !== undefined && (
+          <span class="muted small">ends in {formatSpan(left)}</span>
+        )}
         {item.why !== undefined && st !== 'active' && <span class="muted small why">{item.why}</span>}
       </div>
       <div class="inbox-actions">
@@ -288,19 +270,12 @@ function Row(props: {
   )
 }
 
-const DURATIONS: [string, number][] = [
-  ['1 hour', 3600_000],
-  ['8 hours', 8 * 3600_000],
-  ['48 hours', 48 * 3600_000],
-  ['7 days', 7 * 24 * 3600_000],
-]
-
 /** Ask the owner for access again: a reason and a duration; the request appears in the inbox as requested. */
 function RequestDialog({ item, onDone }: { item: InboxItem; onDone: () => void }) {
   const api = useApi()
   const dialog = useRef<HTMLDialogElement>(null)
   const [reason, setReason] = useState('')
-  const [duration, setDuration] = useState(DURATIONS[2][1])
+  const [duration, setDuration] = useState(ACCESS_DURATIONS[2].ms)
   const [error, setError] = useState<string>()
   const [busy, setBusy] = useState(false)
   useEffect(() => dialog.current?.showModal(), [])
@@ -337,9 +312,9 @@ function RequestDialog({ item, onDone }: { item: InboxItem; onDone: () => void }
         <label class="field-label">
           For how long
           <select class="field" value={duration} onChange={e => setDuration(Number(e.currentTarget.value))}>
-            {DURATIONS.map(([label, ms]) => (
-              <option key={ms} value={ms}>
-                {label}
+            {ACCESS_DURATIONS.map(d => (
+              <option key={d.ms} value={d.ms}>
+                {d.label}
               </option>
             ))}
           </select>

@@ -13,20 +13,12 @@ import { CSRF_HEADER } from '../../ui/contract.ts'
 import type { Inbox, InboxState } from '../../ui/contract-inbox.ts'
 import type { ObjectList, ShareAnswer } from '../../ui/contract-objects.ts'
 import { currentSession } from '../api.ts'
+import { type People, Person, personName } from '../parts/person.tsx'
+import { RecipientsField, usePeopleOf } from '../parts/recipients-field.tsx'
+import { spaceName } from '../parts/space-picker.tsx'
+import { DAY, formatSpan, formatWhen, HOUR, useNow } from '../parts/time.ts'
+import { useFetched } from '../parts/use-fetched.ts'
 import { hrefOf } from '../routes.ts'
-import {
-  DAY,
-  formatSpan,
-  formatWhen,
-  HOUR,
-  Person,
-  RecipientsField,
-  shortDid,
-  spaceName,
-  useFetched,
-  useNow,
-  usePeopleOf,
-} from './files.tsx'
 import type { ScreenProps } from './props.ts'
 import './messages.css'
 
@@ -165,12 +157,10 @@ async function sendMessage(space: string, to: string[], forMs: number, text: str
 // ---- parts ----
 
 /** What stands in for a text that can no longer be read, and why. */
-function gone(m: Message): string {
+function gone(m: Message, state: People): string {
   if (m.state === 'revoked') {
-    const who = m.revokedBy ?? m.from
-    return m.revokedAt !== undefined
-      ? `Revoked by ${shortDid(who)} at ${formatWhen(m.revokedAt)}`
-      : `Revoked by ${shortDid(who)}`
+    const who = personName(m.revokedBy ?? m.from, state)
+    return m.revokedAt !== undefined ? `Revoked by ${who} at ${formatWhen(m.revokedAt)}` : `Revoked by ${who}`
   }
   if (m.state === 'expired' || (m.notAfter !== undefined && m.notAfter <= Date.now()))
     return `Expired at ${formatWhen(m.notAfter ?? m.at)}`
@@ -178,7 +168,7 @@ function gone(m: Message): string {
   return `No longer valid${m.why === undefined ? '' : `: ${m.why}`}`
 }
 
-function recipientsOf(m: Message, everyone: string[]) {
+function recipientsOf(m: Message, everyone: string[], state: People) {
   if (m.to.length > 1 && everyone.length > 1 && everyone.every(d => m.to.includes(d))) return <>everyone</>
   if (m.to.length > 2) return <>{m.to.length} people</>
   return (
@@ -186,25 +176,26 @@ function recipientsOf(m: Message, everyone: string[]) {
       {m.to.map((d, i) => (
         <span key={d}>
           {i > 0 && ', '}
-          <Person did={d} />
+          <Person did={d} state={state} />
         </span>
       ))}
     </>
   )
 }
 
-function MessageItem({ m, opened, now, people }: { m: Message; opened?: Opened; now: number; people: string[] }) {
+function MessageItem(props: { m: Message; opened?: Opened; now: number; people: string[]; state: People }) {
+  const { m, opened, now, people, state } = props
   const ok = readable(m, now)
   return (
     <li class={m.mine ? 'msg msg-mine' : 'msg msg-theirs'}>
       <p class="msg-meta">
         {m.mine ? (
           <>
-            <span class="msg-from">You</span> to {recipientsOf(m, people)}
+            <span class="msg-from">You</span> to {recipientsOf(m, people, state)}
           </>
         ) : (
           <span class="msg-from">
-            <Person did={m.from} />
+            <Person did={m.from} state={state} />
           </span>
         )}
         <span class="msg-dot" aria-hidden="true">
@@ -215,7 +206,7 @@ function MessageItem({ m, opened, now, people }: { m: Message; opened?: Opened; 
       {!ok ? (
         <p class="msg-bubble msg-gone">
           <span class="visually-hidden">Message not readable: </span>
-          {gone(m)}
+          {gone(m, state)}
         </p>
       ) : opened === undefined ? (
         <p class="msg-bubble msg-opening">Opening…</p>
@@ -236,12 +227,12 @@ function MessageItem({ m, opened, now, people }: { m: Message; opened?: Opened; 
 
 function Composer({
   space,
-  me,
+  state,
   people,
   onSent,
 }: {
   space: SpaceView
-  me: string
+  state: People
   people: string[]
   onSent: () => void
 }) {
@@ -281,9 +272,17 @@ function Composer({
       }}
     >
       <div class="msg-composer-top">
-        <RecipientsField id="msg-to" label="To" value={to} onChange={setTo} suggestions={people} me={me} everyone />
+        <RecipientsField
+          id="msg-to"
+          label="To"
+          value={to}
+          onChange={setTo}
+          suggestions={people}
+          state={state}
+          everyone
+        />
         <div class="msg-expiry">
-          <label class="files-label" for="msg-expiry">
+          <label class="field-title" for="msg-expiry">
             Disappears after
           </label>
           <select
@@ -314,7 +313,7 @@ function Composer({
             }
           }}
         />
-        <button type="submit" class="button files-primary" disabled={busy}>
+        <button type="submit" class="button button-primary" disabled={busy}>
           Send
         </button>
       </div>
@@ -417,12 +416,12 @@ export function MessagesScreen({ state }: ScreenProps) {
               </li>
             )}
             {messages.map(m => (
-              <MessageItem key={m.object} m={m} opened={texts.get(m.object)} now={now} people={people} />
+              <MessageItem key={m.object} m={m} opened={texts.get(m.object)} now={now} people={people} state={state} />
             ))}
           </ol>
         </div>
         {space.keyHolder ? (
-          <Composer space={space} me={me} people={people} onSent={() => setSent(n => n + 1)} />
+          <Composer space={space} state={state} people={people} onSent={() => setSent(n => n + 1)} />
         ) : (
           <p class="msg-readonly">
             Only the space's key holder can share into it today: you can read what is sent to you.

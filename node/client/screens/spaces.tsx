@@ -11,11 +11,11 @@ import type { SpaceView } from '../../ui/contract.ts'
 import type { InviteCreated, InviteRequest, JoinResult } from '../../ui/contract-spaces.ts'
 import { ApiError, useApi } from '../api.ts'
 import { Copyable } from '../parts/copyable.tsx'
+import { type People, Person } from '../parts/person.tsx'
+import { spaceName } from '../parts/space-picker.tsx'
+import { ACCESS_DURATIONS, DAY, formatWhen, HOUR } from '../parts/time.ts'
 import type { ScreenProps } from './props.ts'
 import './spaces.css'
-
-const HOUR = 3_600_000
-const DAY = 24 * HOUR
 
 const VALID_FOR: { ms: number; label: string }[] = [
   { ms: HOUR, label: '1 hour' },
@@ -24,20 +24,9 @@ const VALID_FOR: { ms: number; label: string }[] = [
   { ms: 30 * DAY, label: '30 days' },
 ]
 
-const ACCESS_FOR: { ms: number; label: string }[] = [
-  { ms: HOUR, label: '1 hour' },
-  { ms: 8 * HOUR, label: '8 hours' },
-  { ms: 48 * HOUR, label: '48 hours' },
-  { ms: 7 * DAY, label: '7 days' },
-  { ms: 30 * DAY, label: '30 days' },
-]
+const ACCESS_FOR: { ms: number; label: string }[] = [...ACCESS_DURATIONS, { ms: 30 * DAY, label: '30 days' }]
 
 const ROLE: Record<SpaceView['role'], string> = { owner: 'You own it', admin: 'You are an admin', member: 'Member' }
-
-/** A date and time as a person reads it, in their locale. */
-function when(ms: number): string {
-  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
-}
 
 /** What went wrong with a join, in words a person can act on. */
 function joinProblem(err: unknown): string {
@@ -83,7 +72,7 @@ export function SpacesScreen({ state }: ScreenProps) {
           <ul class="spaces-list">
             {spaces.map(s => (
               <li key={s.id}>
-                <SpaceCard space={s} />
+                <SpaceCard space={s} state={state} />
               </li>
             ))}
           </ul>
@@ -93,9 +82,9 @@ export function SpacesScreen({ state }: ScreenProps) {
   )
 }
 
-function SpaceCard({ space }: { space: SpaceView }) {
+function SpaceCard({ space, state }: { space: SpaceView; state: People }) {
   const [inviting, setInviting] = useState(false)
-  const name = space.name ?? 'A space on its way'
+  const name = spaceName(space)
   const headingId = `space-${space.id.slice(0, 12)}`
   const mayInvite = space.synchronised && (space.role === 'owner' || space.role === 'admin')
   return (
@@ -130,7 +119,10 @@ function SpaceCard({ space }: { space: SpaceView }) {
           {space.owner !== undefined && (
             <>
               <dt>Owner</dt>
-              <dd class="mono">{space.owner}</dd>
+              <dd>
+                <Person did={space.owner} state={state} />
+                <div class="mono">{space.owner}</div>
+              </dd>
             </>
           )}
         </dl>
@@ -175,7 +167,7 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
       <section class="invite-made" aria-label={`Invite code for ${name}`}>
         <p>
           Send this code to the person you invite. It works {n === 1 ? 'once' : `${n} times`}, until{' '}
-          {when(made.expiresAt)}
+          {formatWhen(made.expiresAt)}
           {withAccess
             ? `, and gives ${streams.join(', ')} for ${ACCESS_FOR.find(a => a.ms === accessFor)?.label} from joining${viewOnly ? ', view only' : ''}.`
             : '.'}
@@ -394,7 +386,7 @@ function joinedWords(j: JoinResult): string {
   const access =
     j.grant === undefined
       ? ''
-      : ` You can read ${j.grant.streams.join(', ')} until ${when(j.grant.notAfter)}${j.grant.download ? '' : ' (view only)'}.`
+      : ` You can read ${j.grant.streams.join(', ')} until ${formatWhen(j.grant.notAfter)}${j.grant.download ? '' : ' (view only)'}.`
   const sync = j.synchronised ? '' : ' It appears here once a peer of the space is online.'
   return `You joined ${j.name}.${access}${sync}`
 }

@@ -24,6 +24,7 @@ import type {
   ViewerLine,
 } from '../../ui/contract-streams.ts'
 import { ApiError, useApi } from '../api.ts'
+import { SpaceSelect, spaceLabels } from '../parts/space-picker.tsx'
 import type { ScreenProps } from './props.ts'
 
 /** The most readings kept in the page per stream: older ones leave the chart first. */
@@ -74,24 +75,19 @@ export function StreamsScreen({ state }: ScreenProps) {
               What to show
             </h2>
             <div class="stream-fields">
-              <label class="stream-field">
+              <label class="filter-field" for="stream-space">
                 <span>Space</span>
-                <select
+                <SpaceSelect
                   id="stream-space"
+                  spaces={spaces}
                   value={space?.id}
-                  onChange={e => {
-                    setSpaceId((e.target as HTMLSelectElement).value)
+                  onChange={id => {
+                    setSpaceId(id)
                     setStreamName(undefined)
                   }}
-                >
-                  {spaces.map(s => (
-                    <option key={s.id} value={s.id}>
-                      {labels.get(s.id)}
-                    </option>
-                  ))}
-                </select>
+                />
               </label>
-              <label class="stream-field">
+              <label class="filter-field">
                 <span>Stream</span>
                 <select
                   id="stream-name"
@@ -107,7 +103,7 @@ export function StreamsScreen({ state }: ScreenProps) {
                   ))}
                 </select>
               </label>
-              <label class="stream-field">
+              <label class="filter-field">
                 <span>Form</span>
                 <select
                   id="stream-form"
@@ -122,7 +118,7 @@ export function StreamsScreen({ state }: ScreenProps) {
                   ))}
                 </select>
               </label>
-              <label class="stream-field">
+              <label class="filter-field">
                 <span>Time range</span>
                 <select
                   id="stream-range"
@@ -172,22 +168,6 @@ export function StreamsScreen({ state }: ScreenProps) {
       <Ingestions state={state} labels={labels} />
     </>
   )
-}
-
-/** Each space's name as a person reads it: never its id; a name two spaces share gets a number. */
-function spaceLabels(spaces: SpaceView[]): Map<string, string> {
-  const out = new Map<string, string>()
-  const seen = new Map<string, number>()
-  const total = new Map<string, number>()
-  const base = (s: SpaceView) => s.name ?? 'A space not synchronised yet'
-  for (const s of spaces) total.set(base(s), (total.get(base(s)) ?? 0) + 1)
-  for (const s of spaces) {
-    const name = base(s)
-    const n = (seen.get(name) ?? 0) + 1
-    seen.set(name, n)
-    out.set(s.id, (total.get(name) ?? 0) > 1 ? `${name} (${n})` : name)
-  }
-  return out
 }
 
 /** A form's name for a person, short for the picker: `aggregate:15m` → "15 min windows". */
@@ -429,7 +409,7 @@ function Readings(props: { space: SpaceView; stream: StreamInfo; form: string; r
 
   return (
     <section class="card stream-readings" aria-labelledby="readings-title">
-      <header class="stream-readings-head">
+      <header class="card-head stream-readings-head">
         <div>
           <h2 id="readings-title">{stream.name}</h2>
           <p class="muted small">
@@ -490,7 +470,7 @@ function Readings(props: { space: SpaceView; stream: StreamInfo; form: string; r
           {feed.kind === 'opening' ? (
             <p class="muted">Asking the node for the readings…</p>
           ) : readings.length === 0 ? (
-            <div class="stream-empty-readings">
+            <div class="empty-box">
               <p>
                 <strong>No readings in the {rangeLabel}.</strong>
               </p>
@@ -800,7 +780,7 @@ function Ingestions({ state, labels }: { state: ClientState; labels: Map<string,
       {answer.error !== undefined ? (
         <p role="alert">The ingestions could not be listed: {answer.error}</p>
       ) : (
-        <ul class="stream-ingestions" aria-label="Ingestions">
+        <ul class="rows" aria-label="Ingestions">
           {answer.list!.map(i => (
             <IngestionItem key={i.id} ingestion={i} space={labels.get(i.space) ?? 'a space this node is not in'} />
           ))}
