@@ -12,7 +12,10 @@
  * device's key and only for this deal, index and request (the HPKE info binds them).
  * Assumes, and does not check: that the custodian's device certificate is not revoked, and
  * that the reader was entitled to the share (each custodian checks the policy; the reader
- * cannot).
+ * cannot). A device certificate is its principal's claim about a peer, not the peer's: when
+ * the set names no principal for a custodian, anyone can certify its peer id, so the service
+ * must take a release only over a connection from that peer (as a key holder does with a
+ * key request's device), or the set must name the principal.
  */
 import { bytesEqual, encodeCanonical } from '../../crypto/encoding.ts'
 import { taggedHash } from '../../crypto/hash.ts'
