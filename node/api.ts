@@ -368,6 +368,8 @@ export class ApiServer {
       developmentMode: n.identity.developmentMode,
       addresses: n.addresses(),
       peers: n.connectedPeers(),
+      // relay reservations (relay, state, expiry, refusals) and what AutoNAT confirmed
+      traversal: n.traversal(),
       cachedKeys: n.data.cachedKeyCount(),
       refusedPolicyChanges: n.policy.refusals(),
       spaces: n.policy.spaces().map(id => {

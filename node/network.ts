@@ -1,7 +1,8 @@
 /**
  * libp2p assembly: TCP, Noise, Yamux, identify, ping, a private Kad-DHT under our own
- * protocol prefix, and gossipsub with signed messages. Options are documented defaults;
- * the simulator and tests pass their own transports and addresses.
+ * protocol prefix, and gossipsub with signed messages; over TCP, also what reaches peers behind
+ * NAT (relay.ts: circuit relay v2, AutoNAT, DCUtR, identify push). Options are documented
+ * defaults; the simulator and tests pass their own transports and addresses.
  */
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -13,8 +14,16 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { DHT_PROTOCOL } from '../protocols/sync/messages.ts'
+import { type Reservations, type TraversalOptions, traversalParts } from './relay.ts'
 
-export type EdgewardLibp2p = Libp2p<{ pubsub: GossipSub; dht: KadDHT; identify: unknown; ping: unknown }>
+export type EdgewardLibp2p = Libp2p<{
+  pubsub: GossipSub
+  dht: KadDHT
+  identify: unknown
+  ping: unknown
+  /** relays and reachability (relay.ts); absent from a network that does not traverse NAT */
+  traversal?: Reservations
+}>
 
 export interface NetworkOptions {
   privateKey: PrivateKey
@@ -37,14 +46,24 @@ export interface NetworkOptions {
    * one host past 5 a second; the simulator's TCP mode, whose peers are all 127.0.0.1, allows it
    */
   allow?: string[]
+  /**
+   * relaying, reservations, AutoNAT and hole punching (relay.ts). On by default with the default
+   * transport (TCP); a caller that passes its own transports (the simulator's memory transport,
+   * whose addresses are not IP addresses) gets them only by asking; `false`: none
+   */
+  traversal?: TraversalOptions | false
 }
 
 /** Create the node's libp2p from `opts`: its transports, Noise, Yamux, the private DHT and gossipsub. */
 export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2p> {
+  const traversal =
+    opts.traversal === false || (opts.traversal === undefined && opts.transports !== undefined)
+      ? undefined
+      : traversalParts(opts.traversal ?? {})
   return (await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
-    transports: opts.transports ?? [tcp()],
+    transports: [...(opts.transports ?? [tcp()]), ...(traversal?.transports ?? [])],
     ...(opts.connectionGater === undefined ? {} : { connectionGater: opts.connectionGater }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -77,6 +96,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
         maxInboundDataLength: 1024 * 1024,
         ...opts.gossip,
       }),
+      ...traversal?.services,
     },
   })) as unknown as EdgewardLibp2p
 }

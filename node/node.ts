@@ -11,6 +11,7 @@ import { UsageError } from './errors.ts'
 import { type Identity, loadIdentity } from './identity.ts'
 import { Metrics } from './metrics.ts'
 import { createNetwork, type EdgewardLibp2p, type NetworkOptions } from './network.ts'
+import { relayAddresses, type TraversalOptions, type TraversalStatus } from './relay.ts'
 import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
 import { ContactsService } from './services/contacts.ts'
@@ -47,6 +48,8 @@ export interface NodeOptions
   /** the network and the store, when not the defaults (TCP; LevelDB in DATA/db): the simulator's hooks */
   network?: Omit<NetworkOptions, 'privateKey' | 'listen'>
   store?: () => Promise<Store>
+  /** serving as a relay, the relays to reserve a slot on, hole punching (relay.ts; default: none of the first two) */
+  traversal?: TraversalOptions
   /** how often to redial known peers that are not connected (default 2 s) */
   redialIntervalMs?: number
   now?: () => number
@@ -130,10 +133,16 @@ export class EdgewardNode {
         throw new UsageError(`--bootstrap ${a} is not a multiaddr (${(err as Error).message})`)
       }
     }
+    relayAddresses(opts.traversal?.relayVia ?? [])
     const identity = await loadIdentity(opts.dataDir, opts.passphrase)
     const store = await (opts.store ?? (() => openStore(join(opts.dataDir, 'db'))))()
     try {
-      const libp2p = await createNetwork({ ...opts.network, privateKey: identity.peerKey, listen: opts.listen })
+      const libp2p = await createNetwork({
+        ...opts.network,
+        privateKey: identity.peerKey,
+        listen: opts.listen,
+        ...(opts.traversal === undefined ? {} : { traversal: opts.traversal }),
+      })
       const c: NodeComponents = { identity, store, libp2p, metrics: new Metrics(), now: opts.now ?? Date.now }
       const policy = new PolicyService(c, opts)
       const audit = opts.audit === false ? undefined : new AuditService(c, policy, opts)
@@ -240,6 +249,11 @@ export class EdgewardNode {
 
   addresses(): string[] {
     return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  /** Relay reservations and reachability, when this node traverses NAT (undefined otherwise: the simulator's). */
+  traversal(): TraversalStatus | undefined {
+    return this.libp2p.services.traversal?.status()
   }
 
   connectedPeers(): string[] {

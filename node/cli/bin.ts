@@ -22,6 +22,11 @@ commands:
   init [--force]                         create the identity and the data directory
   start [--listen MA]... [--bootstrap MA]... [--api-port N]
                                          run the node in the foreground until SIGINT/SIGTERM
+    [--relay [--relay-max-reservations N]] [--relay-via MA]...
+                                         --relay: serve as a circuit relay for peers behind NAT (128 slots of
+                                         1 h; a relayed connection carries 16 MiB for 10 min at most);
+                                         --relay-via: reserve a slot on that relay (/…/p2p/PEER), so that
+                                         peers reach this node through it (status shows the reservation)
   gateway [start options] [--mqtt-port N] [--space NAME]
                                          start, with an MQTT broker (3.1.1) on 127.0.0.1:N (default 1883,
                                          0: any free port); with --space, every topic (STREAM or .../STREAM)
@@ -151,15 +156,21 @@ const OPTIONS = {
   space: { type: 'string' },
   owner: { type: 'string' },
   'no-open': { type: 'boolean', default: false },
+  relay: { type: 'boolean', default: false },
+  'relay-via': { type: 'string', multiple: true, default: [] as string[] },
+  'relay-max-reservations': { type: 'string' },
   uses: { type: 'string' },
   access: { type: 'string' },
 } satisfies ParseArgsConfig['options']
 
+/** The options of a running node about NAT: serving as a relay, reserving a slot on one. */
+const RELAY_OPTIONS = ['relay', 'relay-via', 'relay-max-reservations']
+
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
 const ALLOWED: Record<string, string[]> = {
   init: ['force'],
-  start: ['listen', 'bootstrap', 'api-port'],
-  gateway: ['listen', 'bootstrap', 'api-port', 'mqtt-port', 'space'],
+  start: ['listen', 'bootstrap', 'api-port', ...RELAY_OPTIONS],
+  gateway: ['listen', 'bootstrap', 'api-port', ...RELAY_OPTIONS, 'mqtt-port', 'space'],
   ingest: ['mqtt', 'topic', 'map', 'mqtt-version'],
   status: [],
   space: [],
@@ -198,7 +209,7 @@ const ALLOWED: Record<string, string[]> = {
   stream: ['epoch', 'form', 'aggregate'],
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
-  ui: ['no-open', 'listen', 'bootstrap', 'api-port'],
+  ui: ['no-open', 'listen', 'bootstrap', 'api-port', ...RELAY_OPTIONS],
   invite: ['for', 'uses', 'stream', 'access', 'no-download'],
   join: [],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space', 'owner'],
@@ -208,6 +219,20 @@ function port(value: string | undefined, fallback: number, name: string): number
   const n = value === undefined ? fallback : Number(value)
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${name} must be a port number`)
   return n
+}
+
+/** --relay, --relay-max-reservations and --relay-via (the node checks each relay's address as it starts). */
+function relayOptions(v: { relay: boolean; 'relay-via': string[]; 'relay-max-reservations'?: string }): {
+  relay: boolean
+  relayVia: string[]
+  relayReservations?: number
+} {
+  const max = v['relay-max-reservations']
+  if (max === undefined) return { relay: v.relay, relayVia: v['relay-via'] }
+  if (!v.relay) throw new UsageError('--relay-max-reservations needs --relay')
+  const n = /^[1-9]\d{0,5}$/.test(max) ? Number(max) : Number.NaN
+  if (!Number.isSafeInteger(n)) throw new UsageError('--relay-max-reservations must be a whole number from 1')
+  return { relay: v.relay, relayVia: v['relay-via'], relayReservations: n }
 }
 
 function positionals(list: string[], count: number, usage: string): string[] {
@@ -292,7 +317,7 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       positionals(rest, 0, 'start [--listen MA] [--bootstrap MA] [--api-port N]')
       const apiPort = port(v['api-port'], 0, '--api-port')
-      await cmd.start(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort }, o)
+      await cmd.start(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort, ...relayOptions(v) }, o)
       return 0
     }
     case 'gateway': {
@@ -302,6 +327,7 @@ async function main(argv: string[]): Promise<number> {
         listen: v.listen,
         bootstrap: v.bootstrap,
         apiPort: port(v['api-port'], 0, '--api-port'),
+        ...relayOptions(v),
         mqttPort: port(v['mqtt-port'], 1883, '--mqtt-port'),
       }
       await gateway(dataDir, v.space === undefined ? opts : { ...opts, space: v.space }, o)
@@ -528,7 +554,11 @@ async function main(argv: string[]): Promise<number> {
       positionals(rest, 0, 'ui [--no-open] [--listen MA] [--bootstrap MA] [--api-port N]')
       const { ui } = await import('./ui.ts')
       const apiPort = port(v['api-port'], 0, '--api-port')
-      await ui(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort, open: !v['no-open'] }, o)
+      await ui(
+        dataDir,
+        { listen: v.listen, bootstrap: v.bootstrap, apiPort, ...relayOptions(v), open: !v['no-open'] },
+        o,
+      )
       return 0
     }
     case 'demo': {

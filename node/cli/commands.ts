@@ -37,6 +37,11 @@ export interface StartOptions {
   listen: string[]
   bootstrap: string[]
   apiPort: number
+  /** --relay: serve as a circuit relay (with at most --relay-max-reservations slots) */
+  relay?: boolean
+  relayReservations?: number
+  /** --relay-via: relays to reserve a slot on */
+  relayVia?: string[]
 }
 
 /** What a command adds to a running node (the gateway's broker): info for node.json, lines to print, how to stop it. */
@@ -76,6 +81,11 @@ export async function runNode(
     passphrase: passphrase(),
     listen: opts.listen.length > 0 ? opts.listen : undefined,
     bootstrap: opts.bootstrap,
+    traversal: {
+      relay: opts.relay === true,
+      relayVia: opts.relayVia ?? [],
+      ...(opts.relayReservations === undefined ? {} : { relayReservations: opts.relayReservations }),
+    },
   })
   const ingest = new Ingestions(node)
   let api: ApiServer | undefined
@@ -138,8 +148,24 @@ export async function status(dataDir: string, o: Output): Promise<void> {
   print(
     o,
     s,
-    `peer:   ${s.peerId}\ndid:    ${s.did}\naddresses:\n${s.addresses.map((a: string) => `  ${a}`).join('\n')}\nconnected peers: ${s.peers.length}\nrefused policy changes: ${s.refusedPolicyChanges}\ncached keys: ${s.cachedKeys}\nspaces:\n${spaces || '  (none)'}${s.audit === undefined ? '' : `\n${auditStatusLines(s.audit).join('\n')}`}`,
+    `peer:   ${s.peerId}\ndid:    ${s.did}\naddresses:\n${s.addresses.map((a: string) => `  ${a}`).join('\n')}\nconnected peers: ${s.peers.length}\n${traversalLines(s.traversal).join('')}refused policy changes: ${s.refusedPolicyChanges}\ncached keys: ${s.cachedKeys}\nspaces:\n${spaces || '  (none)'}${s.audit === undefined ? '' : `\n${auditStatusLines(s.audit).join('\n')}`}`,
   )
+}
+
+/** The status's relay lines: serving, each reservation with its state, and the public addresses AutoNAT confirmed. */
+function traversalLines(t: Record<string, any> | undefined): string[] {
+  if (t === undefined) return []
+  const lines: string[] = []
+  if (t.relay) lines.push('relay: serving peers behind NAT\n')
+  for (const r of t.reservations as Record<string, any>[]) {
+    const until = r.expiresAt === undefined ? '' : ` until ${new Date(r.expiresAt).toISOString()}`
+    lines.push(`relay ${r.relay}: ${r.state}${until}${r.reason === undefined ? '' : ` (${r.reason})`}\n`)
+  }
+  const pub = t.reachability.public as string[]
+  lines.push(
+    `reachable directly: ${pub.length > 0 ? pub.join(' ') : 'not confirmed (behind NAT, or not yet checked)'}\n`,
+  )
+  return lines
 }
 
 /** `space create NAME`: create a space this node owns; prints its id. */

@@ -71,7 +71,7 @@ const log = logger('edgeward:audit')
 /** What the audit service uses of a node; a node's components are one. */
 export interface AuditComponents {
   /** gossip of tree heads on the audit topics, and the proof protocol both ways */
-  libp2p: Pick<EdgewardLibp2p, 'services' | 'handle' | 'dialProtocol'>
+  libp2p: Pick<EdgewardLibp2p, 'services' | 'handle' | 'dialProtocol' | 'getConnections'>
   /** the `audit` sublevel, which only this service reads or writes (layout: `keys` below) */
   store: Pick<Store, 'audit'>
   /** the keys that sign this node's tree heads, and the peer id that names its log */

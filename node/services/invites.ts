@@ -86,7 +86,7 @@ interface StoredInvite {
 export interface InvitesComponents {
   identity: Pick<Identity, 'principal' | 'peerId'>
   store: Pick<Store, 'invites'>
-  libp2p: Pick<EdgewardLibp2p, 'handle' | 'dial' | 'dialProtocol'>
+  libp2p: Pick<EdgewardLibp2p, 'handle' | 'dial' | 'dialProtocol' | 'getConnections'>
   metrics: Metrics
   /** the clock; the simulator passes virtual time */
   now: () => number

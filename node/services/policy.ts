@@ -66,7 +66,10 @@ const changeKey = (space: string, hash: string): string => `${space}!${hash}`
 const changesOf = (space: string): { gt: string; lt: string } => ({ gt: `${space}!`, lt: `${space}!~` })
 
 /** The libp2p methods the policy service calls: catch-up streams, connection events, connected peers, gossip. */
-export type PolicyNetwork = Pick<EdgewardLibp2p, 'handle' | 'dialProtocol' | 'getPeers' | 'addEventListener'> & {
+export type PolicyNetwork = Pick<
+  EdgewardLibp2p,
+  'handle' | 'dialProtocol' | 'getConnections' | 'getPeers' | 'addEventListener'
+> & {
   services: { pubsub: Pick<EdgewardLibp2p['services']['pubsub'], 'publish' | 'subscribe' | 'topicValidators'> }
 }
 
