@@ -11,23 +11,20 @@
  * UPDATE_SCREENSHOTS=1.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { BrowserContext, Page } from 'playwright-core'
-import { type CliResult, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import type { Page } from 'playwright-core'
+import type { CliResult, LocalPeer } from '../../node/cli/local-network.ts'
 import type { AccessRequestView, GrantsListing, GrantView, RequestsListing } from '../../node/ui/contract-access.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
+import { type People, startPeople } from './people.ts'
 
 const HOUR = 3_600_000
 
 describe('Access screen in a browser, owner and reader as real processes', { timeout: 180_000 }, () => {
-  let root = ''
+  let people: People<'owner' | 'reader'>
   let shots = ''
-  const peers: LocalPeer[] = []
   let owner: LocalPeer
   let reader: LocalPeer
   let readerDid = ''
@@ -35,10 +32,8 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   let tempGrant = ''
   let humRequest = ''
   let pressureRequest = ''
-  let context: BrowserContext
-  let closeBrowser: () => Promise<void> = async () => {}
   let page: Page
-  const errors: string[] = []
+  let errors: string[] = []
 
   const json = (r: CliResult): Record<string, any> => {
     assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`)
@@ -52,13 +47,10 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   const revokeTempButton = () => page.getByRole('button', { name: `Revoke grant ${tempGrant.slice(0, 8)} of ` })
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-access-'))
-    await initData(join(root, 'owner'))
-    readerDid = await initData(join(root, 'reader'))
-    owner = await startPeer('owner', join(root, 'owner'), { timeoutMs: 60_000 })
-    peers.push(owner)
-    reader = await startPeer('reader', join(root, 'reader'), { timeoutMs: 60_000, bootstrap: owner.info.addresses })
-    peers.push(reader)
+    people = await startPeople('access', ['owner', 'reader'], { start: { timeoutMs: 60_000 } })
+    ;({ shots, errors } = people)
+    ;({ owner, reader } = people.peers)
+    readerDid = people.dids.reader
     // setup that is not under test goes through the local API
     const api = await owner.api()
     space = (await api.call<{ space: string }>('POST', '/v1/spaces', { name: 'plant-7' })).space
@@ -94,24 +86,10 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
       (await requestsOn(owner)).some(r => r.id === humRequest) ? true : undefined,
     )
 
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
-    ;({ context, close: closeBrowser } = await openBrowser())
-    page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', err => errors.push(err.message))
-    page.on('console', m => {
-      if (m.type() === 'error') errors.push(m.text())
-    })
-    await page.goto((await loginLink(owner.dataDir)).url)
-    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await page.getByRole('link', { name: /^Access/ }).click()
-    await page.getByRole('heading', { level: 1, name: 'Access' }).waitFor()
+    page = await people.signIn('owner', 'Access')
   })
 
-  after(async () => {
-    await closeBrowser()
-    await stopPeers(peers, root)
-  })
+  after(() => people?.stop())
 
   it('shows who holds each stream through which grant, with a live countdown, and the request with its reason', async () => {
     const temp = page.getByRole('table', { name: 'temp' })
@@ -256,17 +234,9 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   })
 
   it('tells a plain member what the screen is for and where to ask', async () => {
-    const other = await openBrowser()
-    try {
-      const p = other.context.pages()[0] ?? (await other.context.newPage())
-      await p.goto((await loginLink(reader.dataDir)).url)
-      await p.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-      await p.getByRole('link', { name: /^Access/ }).click()
-      await p.getByRole('heading', { name: 'You manage no space' }).waitFor()
-      assert.match((await p.locator('main').textContent()) ?? '', /member of plant-7.*ask its owner from your Inbox/)
-    } finally {
-      await other.close()
-    }
+    const p = await people.signIn('reader', 'Access')
+    await p.getByRole('heading', { name: 'You manage no space' }).waitFor()
+    assert.match((await p.locator('main').textContent()) ?? '', /member of plant-7.*ask its owner from your Inbox/)
   })
 
   it('had no script error', () => {

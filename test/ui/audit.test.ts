@@ -9,18 +9,17 @@
  * with UPDATE_SCREENSHOTS=1.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { BrowserContext, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { readApiToken } from '../../node/api-token.ts'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli } from '../../node/cli/local-network.ts'
 import type { AuditReportFile } from '../../node/ui/contract-audit.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
+import { type People, startPeople } from './people.ts'
 
 const STREAM = 'temperature'
 
@@ -28,16 +27,15 @@ const STREAM = 'temperature'
 const shortDid = (did: string) => `did:key:${did.slice(8, 12)}…${did.slice(-4)}`
 
 describe('the Audit screen in a browser', { timeout: 180_000 }, () => {
+  let people: People<'owner' | 'reader'>
   let root = ''
   let shots = ''
-  const peers: Record<string, LocalPeer> = {}
-  const dids: Record<string, string> = {}
+  let peers: People<'owner' | 'reader'>['peers']
+  let dids: People<'owner' | 'reader'>['dids']
   let space = ''
-  let context: BrowserContext
-  let closeBrowser: () => Promise<void> = async () => {}
   let page: Page
   let exported = ''
-  const errors: string[] = []
+  let errors: string[] = []
 
   const status = async (p: LocalPeer) => (await p.api()).call<Record<string, any>>('GET', '/v1/status')
   const spaceStatus = async (p: LocalPeer) => (await status(p)).spaces.find((s: { id: string }) => s.id === space)
@@ -46,12 +44,8 @@ describe('the Audit screen in a browser', { timeout: 180_000 }, () => {
   const ok = (r: { code: number; stderr: string }) => assert.equal(r.code, 0, r.stderr)
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-audit-'))
-    for (const name of ['owner', 'reader']) dids[name] = await initData(join(root, name))
-    peers.owner = await startPeer('owner', join(root, 'owner'))
-    peers.reader = await startPeer('reader', join(root, 'reader'), { bootstrap: peers.owner.info.addresses })
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
+    people = await startPeople('audit', ['owner', 'reader'])
+    ;({ root, shots, peers, dids, errors } = people)
 
     // the owner's space; the reader joins it and gets readings and a file
     const created = await peers.owner.cli(['space', 'create', 'plant-9'])
@@ -88,26 +82,13 @@ describe('the Audit screen in a browser', { timeout: 180_000 }, () => {
     assert.equal(read.stdout.trim().split('\n').length, 3)
     ok(await peers.reader.cli(['open', space, object.object, '--out', join(root, 'opened.txt')]))
     ok(await peers.owner.cli(['revoke', space, '--grant', grant]))
-
-    ;({ context, close: closeBrowser } = await openBrowser())
-    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: peers.owner.info.api })
-    page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', err => errors.push(err.message))
-    page.on('console', m => {
-      if (m.type() === 'error') errors.push(m.text())
-    })
   })
 
-  after(async () => {
-    await closeBrowser()
-    await stopPeers(Object.values(peers), root)
-  })
+  after(() => people?.stop())
 
   it("shows the reader's row with each held interval in minutes", async () => {
-    await page.goto((await loginLink(peers.owner.dataDir)).url)
-    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await page.getByRole('link', { name: /^Audit/ }).click()
-    await page.getByRole('heading', { level: 1, name: 'Audit' }).waitFor()
+    page = await people.signIn('owner', 'Audit')
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: peers.owner.info.api })
     assert.equal(await page.getByLabel('Space').locator('option:checked').textContent(), 'plant-9')
 
     const reader = page.getByRole('region', { name: `Holdings of ${shortDid(dids.reader)}` })
@@ -215,10 +196,9 @@ describe('the Audit screen in a browser', { timeout: 180_000 }, () => {
   })
 
   it("says on the reader's node that it keeps no audit log for the space, and what to do", async () => {
-    const other = await context.newPage()
+    // the node without a log answers 404, which the browser logs and the page says in words
+    const other = await people.signIn('reader', undefined, { allow: /status of 404/ })
     try {
-      await other.goto((await loginLink(peers.reader.dataDir)).url)
-      await other.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
       await other.evaluate(() => {
         ;(globalThis as any).location.hash = '#/audit'
       })

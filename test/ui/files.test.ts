@@ -10,31 +10,27 @@
  * with UPDATE_SCREENSHOTS=1 (else to the test's own folder).
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { Page } from 'playwright-core'
 import { readApiToken } from '../../node/api-token.ts'
-import { type LocalPeer, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import { type LocalPeer, waitFor } from '../../node/cli/local-network.ts'
 import type { Inbox } from '../../node/ui/contract-inbox.ts'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
+import { type People, startPeople } from './people.ts'
 
 const HOUR = 3_600_000
 const short = (did: string) => `did:key:${did.slice(8, 12)}…${did.slice(-4)}`
 
 describe('Files screen in a browser', { timeout: 240_000 }, () => {
-  let root = ''
+  let people: People<'owner' | 'reader'>
   let shots = ''
   let owner: LocalPeer
   let reader: LocalPeer
   let ownerDid = ''
   let readerDid = ''
   let space = ''
-  const browsers: (() => Promise<void>)[] = []
-  const errors: string[] = []
+  let errors: string[] = []
 
   const inboxOf = async (p: LocalPeer): Promise<Inbox> => {
     const r = await p.cli(['inbox', '--json'])
@@ -42,48 +38,16 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     return JSON.parse(r.stdout)
   }
 
-  async function signedIn(peer: LocalPeer): Promise<Page> {
-    const { context, close } = await openBrowser()
-    browsers.push(close)
-    const page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', err => errors.push(err.message))
-    page.on('console', m => {
-      if (m.type() === 'error') errors.push(m.text())
-    })
-    await page.goto((await loginLink(peer.dataDir)).url)
-    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await page.getByRole('link', { name: 'Files' }).click()
-    await page.getByRole('heading', { level: 1, name: 'Files' }).waitFor()
-    return page
-  }
+  const signedIn = (who: 'owner' | 'reader') => people.signIn(who, 'Files')
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-files-'))
-    ownerDid = await initData(join(root, 'owner'))
-    readerDid = await initData(join(root, 'reader'))
-    owner = await startPeer('owner', join(root, 'owner'))
-    const created = await owner.cli(['space', 'create', 'Design review'])
-    assert.equal(created.code, 0, created.stderr)
-    space = created.stdout.trim()
-    reader = await startPeer('reader', join(root, 'reader'), { bootstrap: owner.info.addresses })
-    assert.equal((await reader.cli(['space', 'join', space])).code, 0)
-    await waitFor('the reader to receive the space', async () => {
-      const s = JSON.parse((await reader.cli(['status', '--json'])).stdout)
-      return s.spaces.find((x: { id: string; synchronised: boolean }) => x.id === space)?.synchronised
-        ? true
-        : undefined
-    })
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
+    people = await startPeople('files', ['owner', 'reader'], { space: 'Design review' })
+    ;({ shots, space, errors } = people)
+    ;({ owner, reader } = people.peers)
+    ;({ owner: ownerDid, reader: readerDid } = people.dids)
   })
 
-  after(async () => {
-    for (const close of browsers) await close()
-    await stopPeers(
-      [owner, reader].filter(p => p !== undefined),
-      root,
-    )
-  })
+  after(() => people?.stop())
 
   it('refuses a share with a malformed recipient (400), and lists objects a page at a time', async () => {
     const token = await readApiToken(owner.dataDir)
@@ -134,7 +98,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('shares a dropped file with the reader, view only, for 48 h', async () => {
-    const page = await signedIn(owner)
+    const page = await signedIn('owner')
     await page.getByRole('heading', { name: 'Share a file' }).waitFor()
     // a recipient that is not an id is refused where it is typed
     const to = page.getByRole('textbox', { name: 'Share with' })
@@ -184,7 +148,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('shares a file chosen with the button, download allowed, for 1 h', async () => {
-    const page = await signedIn(owner)
+    const page = await signedIn('owner')
     await page.getByRole('button', { name: 'Choose file' }).waitFor()
     await page.getByTestId('file-input').setInputFiles({
       name: 'minutes.txt',
@@ -213,7 +177,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('lists what was shared with the reader, counting down, with Download only where allowed', async () => {
-    const page = await signedIn(reader)
+    const page = await signedIn('reader')
     await page.getByText("Only the space's key holder can share into it today", { exact: false }).waitFor()
     const list = page.getByRole('list', { name: 'Files shared with you' })
     await list.getByRole('listitem').nth(1).waitFor({ timeout: 20_000 })

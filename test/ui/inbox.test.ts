@@ -7,29 +7,28 @@
  * item offers "Request access", and the request appears as requested.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { BrowserContext, Page } from 'playwright-core'
 import { readApiToken } from '../../node/api-token.ts'
-import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import type { LocalPeer } from '../../node/cli/local-network.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
 import { tinyPdf } from './pdf.ts'
+import { type People, startPeople } from './people.ts'
 
 describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
+  let people: People<'owner' | 'reader'>
   let root = ''
   let shots = ''
   let owner: LocalPeer
   let reader: LocalPeer
-  const dids: Record<string, string> = {}
+  let dids: People<'owner' | 'reader'>['dids']
   let space = ''
   let context: BrowserContext
-  let closeBrowser: () => Promise<void> = async () => {}
   let page: Page
-  const errors: string[] = []
+  let errors: string[] = []
   let pdf: { object: string; grant: string }
 
   const cli = async (p: LocalPeer, args: string[]) => {
@@ -40,37 +39,15 @@ describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
   const inboxOf = async (p: LocalPeer) => (await cli(p, ['inbox'])).items as any[]
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-inbox-'))
-    for (const name of ['owner', 'reader']) dids[name] = await initData(join(root, name))
-    owner = await startPeer('owner', join(root, 'owner'))
-    reader = await startPeer('reader', join(root, 'reader'), { bootstrap: owner.info.addresses })
-    const created = await owner.cli(['space', 'create', 'Plant 7 drawings'])
-    assert.equal(created.code, 0, created.stderr)
-    space = created.stdout.trim()
-    assert.equal((await reader.cli(['space', 'join', space])).code, 0)
-    await waitFor('the reader to synchronise', async () =>
-      (await cli(reader, ['status'])).spaces.find((s: any) => s.id === space)?.synchronised ? true : undefined,
-    )
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
-    ;({ context, close: closeBrowser } = await openBrowser())
-    page = await context.newPage()
-    page.on('pageerror', err => errors.push(err.message))
-    page.on('console', m => {
-      if (m.type() === 'error' && !/status of 403/.test(m.text())) errors.push(m.text())
-    })
-    await page.goto((await loginLink(reader.dataDir)).url)
-    await page.getByRole('link', { name: /^Inbox/ }).click()
-    await page.getByRole('heading', { level: 1, name: 'Inbox' }).waitFor()
+    // a refusal (403) is logged by the browser itself; the page shows it in words
+    people = await startPeople('inbox', ['owner', 'reader'], { space: 'Plant 7 drawings', allow: /status of 403/ })
+    ;({ root, shots, dids, space, errors } = people)
+    ;({ owner, reader } = people.peers)
+    page = await people.signIn('reader', 'Inbox')
+    context = page.context()
   })
 
-  after(async () => {
-    await closeBrowser()
-    await stopPeers(
-      [owner, reader].filter(p => p !== undefined),
-      root,
-    )
-  })
+  after(() => people?.stop())
 
   it('shows what is shared, as it is shared, without a reload', async () => {
     await page.getByText('Nothing has been shared with you yet.').waitFor()

@@ -8,22 +8,20 @@
  * UPDATE_SCREENSHOTS=1 (else to the test's own folder).
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
-import { type LocalPeer, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import type { LocalPeer } from '../../node/cli/local-network.ts'
 import type { Inbox } from '../../node/ui/contract-inbox.ts'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
+import { type People, startPeople } from './people.ts'
 
 const short = (did: string) => `did:key:${did.slice(8, 12)}…${did.slice(-4)}`
 const inPage = (page: Page, expr: string) => page.evaluate(expr)
 
 describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
-  let root = ''
+  let people: People<'owner' | 'reader'>
   let shots = ''
   let owner: LocalPeer
   let reader: LocalPeer
@@ -32,54 +30,24 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
   let space = ''
   let ownerPage: Page
   let readerPage: Page
-  const browsers: (() => Promise<void>)[] = []
-  const errors: string[] = []
+  let errors: string[] = []
 
-  async function messagesOf(peer: LocalPeer): Promise<Page> {
-    const { context, close } = await openBrowser()
-    browsers.push(close)
-    const page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', err => errors.push(`${peer.name}: ${err.message}`))
-    page.on('console', m => {
-      if (m.type() === 'error') errors.push(`${peer.name}: ${m.text()}`)
-    })
-    await page.goto((await loginLink(peer.dataDir)).url)
-    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await page.getByRole('link', { name: 'Messages' }).click()
-    await page.getByRole('heading', { level: 1, name: 'Messages' }).waitFor()
+  async function messagesOf(who: 'owner' | 'reader'): Promise<Page> {
+    const page = await people.signIn(who, 'Messages')
     await page.getByRole('heading', { level: 2, name: 'Night shift' }).waitFor()
     return page
   }
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-messages-'))
-    ownerDid = await initData(join(root, 'owner'))
-    readerDid = await initData(join(root, 'reader'))
-    owner = await startPeer('owner', join(root, 'owner'))
-    const created = await owner.cli(['space', 'create', 'Night shift'])
-    assert.equal(created.code, 0, created.stderr)
-    space = created.stdout.trim()
-    reader = await startPeer('reader', join(root, 'reader'), { bootstrap: owner.info.addresses })
-    assert.equal((await reader.cli(['space', 'join', space])).code, 0)
-    await waitFor('the reader to receive the space', async () => {
-      const s = JSON.parse((await reader.cli(['status', '--json'])).stdout)
-      return s.spaces.find((x: { id: string; synchronised: boolean }) => x.id === space)?.synchronised
-        ? true
-        : undefined
-    })
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
-    ownerPage = await messagesOf(owner)
-    readerPage = await messagesOf(reader)
+    people = await startPeople('messages', ['owner', 'reader'], { space: 'Night shift' })
+    ;({ shots, space, errors } = people)
+    ;({ owner, reader } = people.peers)
+    ;({ owner: ownerDid, reader: readerDid } = people.dids)
+    ownerPage = await messagesOf('owner')
+    readerPage = await messagesOf('reader')
   })
 
-  after(async () => {
-    for (const close of browsers) await close()
-    await stopPeers(
-      [owner, reader].filter(p => p !== undefined),
-      root,
-    )
-  })
+  after(() => people?.stop())
 
   it('the owner writes to the reader: Enter sends, Shift+Enter is a new line', async () => {
     await inPage(readerPage, 'window.notReloaded = true')

@@ -8,72 +8,46 @@
  * go to docs/screenshots/ with UPDATE_SCREENSHOTS=1 (else to the test's own folder).
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { BrowserContext, Page } from 'playwright-core'
-import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import type { Page } from 'playwright-core'
+import type { LocalPeer } from '../../node/cli/local-network.ts'
 import { decodeInvite } from '../../protocols/invites.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
+import { type People, startPeople } from './people.ts'
 
 type Json = Record<string, any>
 const NAME = 'Plant 7 sensors'
 
 describe('Spaces screen in a browser', { timeout: 240_000 }, () => {
-  let root = ''
+  let people: People<'owner' | 'guest'>
   let shots = ''
   let owner: LocalPeer
-  let guest: LocalPeer
-  const browsers: { context: BrowserContext; close: () => Promise<void> }[] = []
   let page: Page
   let guestPage: Page
   let code = ''
-  const errors: string[] = []
-
-  const watch = (p: Page) => {
-    p.on('pageerror', err => errors.push(err.message))
-    p.on('console', m => {
-      if (m.type() === 'error' && !/status of (400|403|503)/.test(m.text())) errors.push(m.text())
-    })
-  }
+  let errors: string[] = []
   const assertNamed = async (p: Page) => {
     const unnamed = (await interactiveNames(p)).filter(c => c.name === '')
     assert.deepEqual(unnamed, [], 'every control has an accessible name')
   }
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-spaces-'))
-    await initData(join(root, 'owner'))
-    await initData(join(root, 'guest'))
-    owner = await startPeer('owner', join(root, 'owner'), { timeoutMs: 60_000 })
-    // no --bootstrap: the code is all the guest gets
-    guest = await startPeer('guest', join(root, 'guest'), { timeoutMs: 60_000 })
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
-    // a browser each: their cookies would otherwise share 127.0.0.1
-    for (let i = 0; i < 2; i++) browsers.push(await openBrowser())
-    await browsers[0].context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: owner.info.api })
-    page = browsers[0].context.pages()[0] ?? (await browsers[0].context.newPage())
-    guestPage = browsers[1].context.pages()[0] ?? (await browsers[1].context.newPage())
-    watch(page)
-    watch(guestPage)
+    // no bootstrap: the code is all the guest gets; refusals (400, 403, 503) the pages say in words
+    people = await startPeople('spaces', ['owner', 'guest'], {
+      bootstrap: false,
+      start: { timeoutMs: 60_000 },
+      allow: /status of (400|403|503)/,
+    })
+    ;({ shots, errors } = people)
+    owner = people.peers.owner
   })
 
-  after(async () => {
-    for (const b of browsers) await b.close()
-    await stopPeers(
-      [owner, guest].filter(p => p !== undefined),
-      root,
-    )
-  })
+  after(() => people?.stop())
 
   it('the owner creates a space in the page; it shows as a card by its name, its id only under Details', async () => {
-    await page.goto((await loginLink(owner.dataDir)).url)
-    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await page.getByRole('link', { name: 'Spaces' }).click()
-    await page.getByRole('heading', { level: 1, name: 'Spaces' }).waitFor()
+    page = await people.signIn('owner', 'Spaces')
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: owner.info.api })
     await page.getByText('No space yet').waitFor()
     await page.getByRole('textbox', { name: 'Name' }).fill(NAME)
     await page.getByRole('button', { name: 'Create space' }).click()
@@ -109,9 +83,7 @@ describe('Spaces screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('the guest pastes the code and sees the space appear by its name, with its access in words', async () => {
-    await guestPage.goto((await loginLink(guest.dataDir)).url)
-    await guestPage.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await guestPage.getByRole('link', { name: 'Spaces' }).click()
+    guestPage = await people.signIn('guest', 'Spaces')
     await guestPage.getByText('No space yet').waitFor()
     await guestPage.getByRole('textbox', { name: 'Invite code' }).fill('ew1-thisisnotacode')
     await guestPage.getByRole('button', { name: 'Join' }).click()

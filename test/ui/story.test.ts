@@ -11,29 +11,28 @@
  * the report she exports verifies. Every control of every screen has an accessible name.
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
 import { readApiToken } from '../../node/api-token.ts'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import { type LocalPeer, runCli } from '../../node/cli/local-network.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
 import { tinyPdf } from './pdf.ts'
+import { type People, startPeople } from './people.ts'
 
 const PEOPLE = ['ana', 'ben', 'cleo'] as const
 type Who = (typeof PEOPLE)[number]
 
 describe('the story in three browsers', { timeout: 300_000 }, () => {
+  let people: People<Who>
   let root = ''
   let shots = ''
-  const peers = {} as Record<Who, LocalPeer>
-  const dids = {} as Record<Who, string>
+  let peers = {} as Record<Who, LocalPeer>
+  let dids = {} as Record<Who, string>
   const pages = {} as Record<Who, Page>
-  const closers: (() => Promise<void>)[] = []
-  const errors: string[] = []
+  let errors: string[] = []
   let space = ''
   let pdf = { object: '', grant: '' }
 
@@ -55,36 +54,14 @@ describe('the story in three browsers', { timeout: 300_000 }, () => {
     )
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-story-'))
-    for (const who of PEOPLE) dids[who] = await initData(join(root, who))
-    peers.ana = await startPeer('ana', join(root, 'ana'))
-    // Ben and Cleo know nobody's address: the invitation carries Ana's
-    peers.ben = await startPeer('ben', join(root, 'ben'))
-    peers.cleo = await startPeer('cleo', join(root, 'cleo'))
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
-    for (const who of PEOPLE) {
-      const { context, close } = await openBrowser()
-      closers.push(close)
-      const page = context.pages()[0] ?? (await context.newPage())
-      page.on('pageerror', err => errors.push(`${who}: ${err.message}`))
-      page.on('console', m => {
-        // a refused request is logged by the browser itself; the page shows it in words
-        if (m.type() === 'error' && !/status of 40[34]/.test(m.text())) errors.push(`${who}: ${m.text()}`)
-      })
-      await page.goto((await loginLink(peers[who].dataDir)).url)
-      await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-      pages[who] = page
-    }
+    // Ben and Cleo know nobody's address: the invitation carries Ana's. A refused request is
+    // logged by the browser itself; the page shows it in words.
+    people = await startPeople('story', PEOPLE, { bootstrap: false, allow: /status of 40[34]/ })
+    ;({ root, shots, peers, dids, errors } = people)
+    for (const who of PEOPLE) pages[who] = await people.signIn(who)
   })
 
-  after(async () => {
-    for (const close of closers) await close()
-    await stopPeers(
-      PEOPLE.map(w => peers[w]).filter(p => p !== undefined),
-      root,
-    )
-  })
+  after(() => people?.stop())
 
   it('Ana creates a space and an invitation; Ben joins with the code, from the keyboard', async () => {
     const ana = pages.ana

@@ -11,17 +11,15 @@
  * UPDATE_SCREENSHOTS=1 (else to the test's own folder).
  */
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import mqtt from 'mqtt'
-import type { BrowserContext, Page } from 'playwright-core'
-import { type LocalPeer, startPeer, waitFor } from '../../node/cli/local-network.ts'
+import type { Page } from 'playwright-core'
+import { type LocalPeer, waitFor } from '../../node/cli/local-network.ts'
 import type { IngestionList, StreamList } from '../../node/ui/contract-streams.ts'
 import { credentialsIn } from '../mqtt/brokers.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { interactiveNames } from './browser.ts'
+import { type People, startPeople } from './people.ts'
 
 type GatewayInfo = LocalPeer['info'] & { mqtt: string; ingestSpace: string }
 
@@ -34,52 +32,30 @@ function history(count: number): string {
 }
 
 describe('Streams screen in a browser', { timeout: 240_000 }, () => {
-  let root = ''
+  let people: People<'gateway' | 'reader'>
   let shots = ''
   let gateway: LocalPeer
   let reader: LocalPeer
   let readerDid = ''
   let space = ''
-  let context: BrowserContext
-  let closeBrowser: () => Promise<void> = async () => {}
   let page: Page
-  const errors: string[] = []
+  let errors: string[] = []
   const requests: string[] = []
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-ui-streams-'))
-    await initData(join(root, 'gateway'))
-    readerDid = await initData(join(root, 'reader'))
-    gateway = await startPeer('gateway', join(root, 'gateway'), {
-      command: 'gateway',
-      args: ['--mqtt-port', '0', '--space', 'plant-7'],
+    people = await startPeople('streams', ['gateway', 'reader'], {
+      startOf: { gateway: { command: 'gateway', args: ['--mqtt-port', '0', '--space', 'plant-7'] } },
     })
+    ;({ shots, errors } = people)
+    ;({ gateway, reader } = people.peers)
+    readerDid = people.dids.reader
     space = (gateway.info as GatewayInfo).ingestSpace
-    reader = await startPeer('reader', join(root, 'reader'), { bootstrap: gateway.info.addresses })
-    shots = screenshotDir(join(root, 'screenshots'))
-    await mkdir(shots, { recursive: true })
-    ;({ context, close: closeBrowser } = await openBrowser())
-    page = context.pages()[0] ?? (await context.newPage())
-    page.on('pageerror', err => errors.push(err.message))
-    page.on('console', m => {
-      if (m.type() === 'error') errors.push(m.text())
-    })
-    page.on('request', r => requests.push(r.url()))
   })
 
-  after(async () => {
-    await closeBrowser()
-    await stopPeers(
-      [gateway, reader].filter(p => p !== undefined),
-      root,
-    )
-  })
+  after(() => people?.stop())
 
   it('tells the owner of a space with no stream how to create one', async () => {
-    await page.goto((await loginLink(gateway.dataDir)).url)
-    await page.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await page.getByRole('link', { name: 'Streams' }).click()
-    await page.getByRole('heading', { level: 1, name: 'Streams' }).waitFor()
+    page = await people.signIn('gateway', 'Streams', { watch: p => p.on('request', r => requests.push(r.url())) })
     await page.getByRole('heading', { level: 2, name: 'No streams in plant-7 yet' }).waitFor()
     assert.ok(await page.getByText('edgeward stream create SPACE NAME').isVisible())
     assert.equal(await selected(page, 'Space'), 'plant-7', 'the space by its name')
@@ -213,11 +189,8 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('on a node in no space, says how to begin; once joined, a read without a grant is refused in words', async () => {
-    const other = await context.newPage()
-    other.on('pageerror', err => errors.push(err.message))
-    await other.goto((await loginLink(reader.dataDir)).url)
-    await other.getByRole('heading', { level: 1, name: 'Your identity' }).waitFor()
-    await other.getByRole('link', { name: 'Streams' }).click()
+    // refusals (a read without a grant) are logged by the browser and said on the page in words
+    const other = await people.signIn('reader', 'Streams', { allow: /status of \d{3}/ })
     await other.getByRole('heading', { level: 2, name: 'You are in no space yet' }).waitFor()
     assert.ok(await other.getByText('edgeward space join SPACE_ID').isVisible())
 
