@@ -16,7 +16,6 @@ import { HealthScreen } from './screens/health.tsx'
 import { IdentityScreen } from './screens/identity.tsx'
 import { InboxScreen } from './screens/inbox.tsx'
 import { MessagesScreen } from './screens/messages.tsx'
-import { NotBuiltScreen } from './screens/not-built.tsx'
 import type { ScreenProps } from './screens/props.ts'
 import { SignInScreen } from './screens/sign-in.tsx'
 import { SpacesScreen } from './screens/spaces.tsx'
@@ -115,11 +114,11 @@ function Shell() {
         </div>
         <ul class="nav">
           {SCREENS.filter(s => s.id !== 'identity').map(s => (
-            <NavItem key={s.id} id={s.id} title={s.title} current={current} built={s.built} health={state?.health} />
+            <NavItem key={s.id} id={s.id} title={s.title} current={current} health={state?.health} />
           ))}
         </ul>
         <ul class="nav nav-bottom">
-          <NavItem id="identity" title="Your identity" current={current} built />
+          <NavItem id="identity" title="Your identity" current={current} />
         </ul>
       </nav>
       <main id="main" class="content" tabIndex={-1}>
@@ -131,13 +130,7 @@ function Shell() {
         <h1 ref={heading} tabIndex={-1}>
           {screen.title}
         </h1>
-        {!screen.built ? (
-          <NotBuiltScreen screen={screen} />
-        ) : state === undefined ? (
-          <p class="muted">Waiting for the node…</p>
-        ) : (
-          <Current state={state} />
-        )}
+        {state === undefined ? <p class="muted">Waiting for the node…</p> : <Current state={state} />}
       </main>
     </div>
   )
@@ -149,7 +142,7 @@ const HEALTH_WORD: Record<Health['verdict'], string> = {
   trouble: 'trouble',
 }
 
-function NavItem(props: { id: ScreenId; title: string; current: ScreenId; built: boolean; health?: Health }) {
+function NavItem(props: { id: ScreenId; title: string; current: ScreenId; health?: Health }) {
   const here = props.id === props.current
   return (
     <li>
@@ -160,7 +153,6 @@ function NavItem(props: { id: ScreenId; title: string; current: ScreenId; built:
             <span class="visually-hidden">: {HEALTH_WORD[props.health.verdict]}</span>
           </span>
         )}
-        {!props.built && <span class="soon">soon</span>}
       </a>
     </li>
   )
