@@ -8,8 +8,9 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
@@ -21,9 +22,14 @@ export type EdgewardLibp2p = Libp2p<{
   dht: KadDHT
   identify: unknown
   ping: unknown
+  /** present when `mdns` is set: its `peer` events are the peers found on the LAN */
+  mdns?: PeerDiscovery
   /** relays and reachability (relay.ts); absent from a network that does not traverse NAT */
   traversal?: Reservations
 }>
+
+/** The mDNS service name of edgeward peers: only they answer it, not every libp2p node on the LAN. */
+export const MDNS_SERVICE_TAG = '_edgeward._udp.local'
 
 export interface NetworkOptions {
   privateKey: PrivateKey
@@ -46,6 +52,11 @@ export interface NetworkOptions {
    * one host past 5 a second; the simulator's TCP mode, whose peers are all 127.0.0.1, allows it
    */
   allow?: string[]
+  /**
+   * find peers on the LAN by multicast DNS, asking every `intervalMs` (default 10 s); default
+   * off (the node's CLI turns it on; tests and the simulator must not find each other)
+   */
+  mdns?: { intervalMs?: number }
   /**
    * relaying, reservations, AutoNAT and hole punching (relay.ts). On by default with the default
    * transport (TCP); a caller that passes its own transports (the simulator's memory transport,
@@ -96,6 +107,9 @@ export async function createNetwork(opts: NetworkOptions): Promise<EdgewardLibp2
         maxInboundDataLength: 1024 * 1024,
         ...opts.gossip,
       }),
+      ...(opts.mdns === undefined
+        ? {}
+        : { mdns: mdns({ serviceTag: MDNS_SERVICE_TAG, interval: opts.mdns.intervalMs ?? 10_000 }) }),
       ...traversal?.services,
     },
   })) as unknown as EdgewardLibp2p

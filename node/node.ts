@@ -4,8 +4,9 @@
  */
 
 import { join } from 'node:path'
+import type { PeerInfo } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { multiaddr } from '@multiformats/multiaddr'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { decodeCanonical, encodeCanonical } from '../crypto/encoding.ts'
 import { UsageError } from './errors.ts'
 import { type Identity, loadIdentity } from './identity.ts'
@@ -161,6 +162,8 @@ export class EdgewardNode {
   }
 
   async start(): Promise<void> {
+    // before libp2p starts: mDNS asks the LAN as it starts, and the first answers come at once
+    this.libp2p.services.mdns?.addEventListener('peer', evt => this.dialLanPeer(evt.detail))
     await this.libp2p.start()
     await this.policy.start()
     await this.audit?.start()
@@ -227,6 +230,25 @@ export class EdgewardNode {
     return failed
   }
 
+  /**
+   * Dial a peer mDNS found on the LAN, unless connected already (it answers every query); once
+   * connected, identify gives its addresses and the peers sublevel keeps them for redial.
+   */
+  private dialLanPeer(peer: PeerInfo): void {
+    const id = peer.id.toString()
+    if (id === this.identity.peerId || this.libp2p.getConnections(peer.id).length > 0) return
+    log('found %s on the LAN at %s', id, peer.multiaddrs.join(' '))
+    this.libp2p
+      .dial(
+        peer.multiaddrs.map(a => a.encapsulate(`/p2p/${id}`)),
+        { signal: AbortSignal.timeout(3000) },
+      )
+      .then(
+        () => log('connected to %s, found on the LAN', id),
+        (err: Error) => log('dial %s found on the LAN failed: %s', id, dialFailure(err)),
+      )
+  }
+
   /** Join a space: catch up its policy, receive its readings. */
   async joinSpace(space: string): Promise<void> {
     await this.policy.joinSpace(space)
@@ -247,8 +269,17 @@ export class EdgewardNode {
     this.fetch.provide(space)
   }
 
+  /**
+   * The addresses others can dial, each ending in /p2p/<peer>: the interfaces' addresses of
+   * what the node listens on (never 0.0.0.0 or ::) and those its peers observed, loopback last.
+   */
   addresses(): string[] {
-    return this.libp2p.getMultiaddrs().map(a => a.toString())
+    const all = this.libp2p.getMultiaddrs()
+    const isLoopback = (a: Multiaddr) =>
+      a
+        .getComponents()
+        .some(c => (c.name === 'ip4' && c.value?.startsWith('127.')) || (c.name === 'ip6' && c.value === '::1'))
+    return [...all.filter(a => !isLoopback(a)), ...all.filter(isLoopback)].map(a => a.toString())
   }
 
   /** Relay reservations and reachability, when this node traverses NAT (undefined otherwise: the simulator's). */

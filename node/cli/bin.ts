@@ -20,8 +20,10 @@ usage: edgeward <command> [options]
 
 commands:
   init [--force]                         create the identity and the data directory
-  start [--listen MA]... [--bootstrap MA]... [--api-port N]
-                                         run the node in the foreground until SIGINT/SIGTERM
+  start [--listen MA]... [--bootstrap MA]... [--api-port N] [--no-mdns]
+                                         run the node in the foreground until SIGINT/SIGTERM; it listens on
+                                         every interface (IPv4 and IPv6) at the port init chose (DIR/config.json),
+                                         or on --listen; finds peers on the LAN by mDNS unless --no-mdns
     [--relay [--relay-max-reservations N]] [--relay-via MA]...
                                          --relay: serve as a circuit relay for peers behind NAT (128 slots of
                                          1 h; a relayed connection carries 16 MiB for 10 min at most);
@@ -156,6 +158,7 @@ const OPTIONS = {
   space: { type: 'string' },
   owner: { type: 'string' },
   'no-open': { type: 'boolean', default: false },
+  'no-mdns': { type: 'boolean', default: false },
   relay: { type: 'boolean', default: false },
   'relay-via': { type: 'string', multiple: true, default: [] as string[] },
   'relay-max-reservations': { type: 'string' },
@@ -169,8 +172,8 @@ const RELAY_OPTIONS = ['relay', 'relay-via', 'relay-max-reservations']
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
 const ALLOWED: Record<string, string[]> = {
   init: ['force'],
-  start: ['listen', 'bootstrap', 'api-port', ...RELAY_OPTIONS],
-  gateway: ['listen', 'bootstrap', 'api-port', ...RELAY_OPTIONS, 'mqtt-port', 'space'],
+  start: ['listen', 'bootstrap', 'api-port', 'no-mdns', ...RELAY_OPTIONS],
+  gateway: ['listen', 'bootstrap', 'api-port', 'no-mdns', ...RELAY_OPTIONS, 'mqtt-port', 'space'],
   ingest: ['mqtt', 'topic', 'map', 'mqtt-version'],
   status: [],
   space: [],
@@ -209,7 +212,7 @@ const ALLOWED: Record<string, string[]> = {
   stream: ['epoch', 'form', 'aggregate'],
   retention: ['max-age', 'max-count'],
   demo: ['keep'],
-  ui: ['no-open', 'listen', 'bootstrap', 'api-port', ...RELAY_OPTIONS],
+  ui: ['no-open', 'listen', 'bootstrap', 'api-port', 'no-mdns', ...RELAY_OPTIONS],
   invite: ['for', 'uses', 'stream', 'access', 'no-download'],
   join: [],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space', 'owner'],
@@ -317,7 +320,11 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       positionals(rest, 0, 'start [--listen MA] [--bootstrap MA] [--api-port N]')
       const apiPort = port(v['api-port'], 0, '--api-port')
-      await cmd.start(dataDir, { listen: v.listen, bootstrap: v.bootstrap, apiPort, ...relayOptions(v) }, o)
+      await cmd.start(
+        dataDir,
+        { listen: v.listen, bootstrap: v.bootstrap, apiPort, noMdns: v['no-mdns'], ...relayOptions(v) },
+        o,
+      )
       return 0
     }
     case 'gateway': {
@@ -327,6 +334,7 @@ async function main(argv: string[]): Promise<number> {
         listen: v.listen,
         bootstrap: v.bootstrap,
         apiPort: port(v['api-port'], 0, '--api-port'),
+        noMdns: v['no-mdns'],
         ...relayOptions(v),
         mqttPort: port(v['mqtt-port'], 1883, '--mqtt-port'),
       }
@@ -556,7 +564,14 @@ async function main(argv: string[]): Promise<number> {
       const apiPort = port(v['api-port'], 0, '--api-port')
       await ui(
         dataDir,
-        { listen: v.listen, bootstrap: v.bootstrap, apiPort, ...relayOptions(v), open: !v['no-open'] },
+        {
+          listen: v.listen,
+          bootstrap: v.bootstrap,
+          apiPort,
+          noMdns: v['no-mdns'],
+          ...relayOptions(v),
+          open: !v['no-open'],
+        },
         o,
       )
       return 0

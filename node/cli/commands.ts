@@ -22,21 +22,27 @@ const passphrase = (): string | undefined => process.env.EDGEWARD_PASSPHRASE || 
 export async function init(dataDir: string, force: boolean, o: Output): Promise<void> {
   // the node's modules load only for the commands that need them, so the others start fast
   const { createIdentity } = await import('../identity.ts')
+  const { loadOrCreateConfig } = await import('../config.ts')
   const id = await createIdentity(dataDir, { passphrase: passphrase(), force, now: Date.now() })
+  // the port is chosen once: a forced init keeps the configuration, and so the node's address
+  const { config } = await loadOrCreateConfig(dataDir)
   if (id.developmentMode) {
     o.err('warning: development mode: private keys are stored unencrypted (set EDGEWARD_PASSPHRASE to encrypt them)')
   }
   print(
     o,
-    { did: id.principal.did, peerId: id.peerId, dataDir },
-    `initialised ${dataDir}\ndid:    ${id.principal.did}\npeer:   ${id.peerId}`,
+    { did: id.principal.did, peerId: id.peerId, dataDir, port: config.port },
+    `initialised ${dataDir}\ndid:    ${id.principal.did}\npeer:   ${id.peerId}\nport:   ${config.port} (TCP, kept in config.json)`,
   )
 }
 
 export interface StartOptions {
+  /** multiaddrs to listen on (--listen): instead of the configuration's */
   listen: string[]
   bootstrap: string[]
   apiPort: number
+  /** --no-mdns: find no peers on the LAN, whatever the configuration says */
+  noMdns?: boolean
   /** --relay: serve as a circuit relay (with at most --relay-max-reservations slots) */
   relay?: boolean
   relayReservations?: number
@@ -73,14 +79,28 @@ export async function runNode(
     process.once('SIGINT', () => resolve())
     process.once('SIGTERM', () => resolve())
   })
+  const config = await import('../config.ts')
+  // before anything is written: a usage error is one line
+  config.checkMultiaddrs(opts.listen, '--listen')
+  config.checkMultiaddrs(opts.bootstrap, '--bootstrap')
   const { EdgewardNode } = await import('../node.ts')
   const { ApiServer: Server } = await import('../api.ts')
   const { MqttIngestions: Ingestions } = await import('../services/mqtt.ts')
+  const { hasIdentity } = await import('../identity.ts')
+  // without an identity, create() says to run init: no configuration is written there first
+  const { config: conf, created } = hasIdentity(dataDir)
+    ? await config.loadOrCreateConfig(dataDir)
+    : { config: undefined, created: false }
+  if (created && conf !== undefined)
+    o.err(`${config.configPath(dataDir)} written: this node listens at TCP port ${conf.port} from now on`)
+  const listen = conf === undefined ? opts.listen : config.listenAddresses(conf, opts.listen)
+  const mdns = conf !== undefined && config.isMdnsOn(conf, opts.noMdns === true)
   const node = await EdgewardNode.create({
     dataDir,
     passphrase: passphrase(),
-    listen: opts.listen.length > 0 ? opts.listen : undefined,
+    listen: listen.length > 0 ? listen : undefined,
     bootstrap: opts.bootstrap,
+    ...(mdns ? { network: { mdns: {} } } : {}),
     traversal: {
       relay: opts.relay === true,
       relayVia: opts.relayVia ?? [],
@@ -107,8 +127,13 @@ export async function runNode(
       addresses: node.addresses(),
       api: url,
       pid: process.pid,
+      mdns,
       ...extension?.info,
     }
+    // libp2p goes on with IPv4 alone when every IPv6 address fails to listen
+    const isIp6 = (a: string) => a.startsWith('/ip6/')
+    if (listen.some(isIp6) && !info.addresses.some(isIp6))
+      o.err('warning: IPv6 is not available on this machine: listening on IPv4 only')
     await writeFile(`${nodeInfoPath(dataDir)}.tmp`, JSON.stringify(info, null, 2), { mode: 0o600 })
     await rename(`${nodeInfoPath(dataDir)}.tmp`, nodeInfoPath(dataDir))
     if (node.identity.developmentMode) o.err('warning: development mode: private keys are stored unencrypted')
@@ -122,6 +147,7 @@ export async function runNode(
         `did:  ${info.did}`,
         ...info.addresses.map(a => `listening on ${a}`),
         `api:  ${url}`,
+        ...(mdns ? ['finding peers on the LAN by mDNS (--no-mdns: not)'] : []),
         ...(extension?.lines ?? []),
       ].join('\n'),
     )

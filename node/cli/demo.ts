@@ -7,7 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ProcessExitError } from '../errors.ts'
-import { type CliResult, isReadRefused, type LocalPeer, runCli, startPeer, waitFor } from './local-network.ts'
+import {
+  type CliResult,
+  isReadRefused,
+  LOOPBACK_LISTEN,
+  type LocalPeer,
+  runCli,
+  startPeer,
+  waitFor,
+} from './local-network.ts'
 
 /** `demo`: three real peers as processes, and the story of grant, read, refusal and revocation told with the real commands. */
 export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<void> {
@@ -36,10 +44,12 @@ export async function runDemo(opts: { keep: boolean; json: boolean }): Promise<v
       if (r.code !== 0) throw new ProcessExitError(`init ${name} failed: ${r.stderr}`)
       dids[name] = JSON.parse(r.stdout).did
     }
-    const gateway = await startPeer('gateway', join(root, 'gateway'))
+    // loopback only and no mDNS: the demo's peers must not find, nor be found by, other nodes on the LAN
+    const local = { listen: LOOPBACK_LISTEN, mdns: false }
+    const gateway = await startPeer('gateway', join(root, 'gateway'), local)
     peers.push(gateway)
     for (const name of names.slice(1))
-      peers.push(await startPeer(name, join(root, name), { bootstrap: gateway.info.addresses }))
+      peers.push(await startPeer(name, join(root, name), { ...local, bootstrap: gateway.info.addresses }))
     const [, a, b] = peers
     for (const p of peers) process.stdout.write(`  ${p.name.padEnd(9)} ${p.info.peerId}  ${p.info.addresses[0]}\n`)
 

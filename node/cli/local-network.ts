@@ -1,6 +1,8 @@
 /**
  * Real OS processes of `edgeward` on one machine: what the demo and the end-to-end tests
- * use to start peers, run commands against them, and stop everything they started.
+ * use to start peers, run commands against them, and stop everything they started. Peers
+ * listen on 127.0.0.1 and run no mDNS unless asked (peers of one suite must not find those of
+ * another); a peer may run in a Linux network namespace (`ip netns exec`), and so its commands.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -18,11 +20,19 @@ export interface CliResult {
   ms: number
 }
 
-/** Run one `edgeward` command to completion. */
-export function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+/** The program and arguments that run `node args` (inside network namespace `netns` when given). */
+function nodeCommand(args: string[], netns: string | undefined): [string, string[]] {
+  return netns === undefined ? [process.execPath, args] : ['ip', ['netns', 'exec', netns, process.execPath, ...args]]
+}
+
+/** Run one `edgeward` command to completion (inside network namespace `netns` when given). */
+export function runCli(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; netns?: string } = {},
+): Promise<CliResult> {
   const t0 = performance.now()
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [BIN, ...args], {
+    const p = spawn(...nodeCommand([BIN, ...args], opts.netns), {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     })
@@ -36,27 +46,34 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
   })
 }
 
-/** A node running as its own process on 127.0.0.1, with its data directory, and the CLI pointed at it. */
+/** A node running as its own process (on 127.0.0.1 unless told), with its data directory, and the CLI pointed at it. */
 export class LocalPeer {
   readonly name: string
   readonly dataDir: string
   readonly process: ChildProcess
   info: NodeInfo
+  /** everything it wrote on stderr, from its start */
   stderr = ''
+  /** the network namespace it runs in, if any: its commands run there too */
+  readonly netns: string | undefined
 
-  constructor(name: string, dataDir: string, proc: ChildProcess, info: NodeInfo) {
+  constructor(name: string, dataDir: string, proc: ChildProcess, info: NodeInfo, netns?: string) {
     this.name = name
     this.dataDir = dataDir
     this.process = proc
     this.info = info
+    this.netns = netns
   }
 
-  /** Run a command against this peer's data directory. */
+  /** Run a command against this peer's data directory (in its network namespace). */
   cli(args: string[], opts: { input?: string } = {}): Promise<CliResult> {
-    return runCli([...args, '--data', this.dataDir], opts)
+    return runCli([...args, '--data', this.dataDir], { ...opts, netns: this.netns })
   }
 
-  /** The peer's local API, for tests and measurements that must not pay a process start per call. */
+  /**
+   * The peer's local API, for tests and measurements that must not pay a process start per call
+   * (not for a peer in a network namespace: its API listens on that namespace's 127.0.0.1).
+   */
   api(): Promise<ApiClient> {
     return ApiClient.connect(this.dataDir)
   }
@@ -73,9 +90,14 @@ export class LocalPeer {
   }
 }
 
+/** Where a peer of the tests listens unless told: loopback only, any free port. */
+export const LOOPBACK_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+
 /**
  * Start `edgeward start` (or `gateway`, with `args` such as `--mqtt-port 0`) for an
- * initialised data directory and wait until it is listening.
+ * initialised data directory and wait until it is listening. It listens on `listen` (default
+ * LOOPBACK_LISTEN; `[]`: what the data directory's configuration says) and runs mDNS only
+ * with `mdns: true`; with `netns`, inside that Linux network namespace.
  */
 export async function startPeer(
   name: string,
@@ -83,6 +105,8 @@ export async function startPeer(
   opts: {
     bootstrap?: string[]
     listen?: string[]
+    mdns?: boolean
+    netns?: string
     timeoutMs?: number
     env?: NodeJS.ProcessEnv
     command?: 'start' | 'gateway'
@@ -91,8 +115,9 @@ export async function startPeer(
 ): Promise<LocalPeer> {
   const args = [BIN, opts.command ?? 'start', '--data', dataDir, '--json', ...(opts.args ?? [])]
   for (const b of opts.bootstrap ?? []) args.push('--bootstrap', b)
-  for (const l of opts.listen ?? []) args.push('--listen', l)
-  const proc = spawn(process.execPath, args, {
+  for (const l of opts.listen ?? LOOPBACK_LISTEN) args.push('--listen', l)
+  if (opts.mdns !== true) args.push('--no-mdns')
+  const proc = spawn(...nodeCommand(args, opts.netns), {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -120,7 +145,9 @@ export async function startPeer(
       reject(new ProcessExitError(`${name} exited with ${code}: ${stderr.trim()}`))
     })
   })
-  const peer = new LocalPeer(name, dataDir, proc, info)
+  const peer = new LocalPeer(name, dataDir, proc, info, opts.netns)
+  // what it said while starting, then what it says as it runs
+  peer.stderr = stderr
   proc.stderr.on('data', d => (peer.stderr += d))
   return peer
 }

@@ -14,6 +14,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { LOOPBACK_LISTEN } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { createNetwork, type EdgewardLibp2p } from '../../node/network.ts'
 import { EdgewardNode, type NodeOptions } from '../../node/node.ts'
@@ -57,10 +58,13 @@ export class Peers {
     return dir
   }
 
-  /** Create and start a node on a data directory (with an identity already there). */
+  /**
+   * Create and start a node on a data directory (with an identity already there): on loopback
+   * (LOOPBACK_LISTEN) unless `opts.listen` says otherwise, and without mDNS unless asked.
+   */
   async start(dataDir: string, opts: Omit<NodeOptions, 'dataDir'> = {}): Promise<EdgewardNode> {
     if (this.closed) throw new Error('the suite has ended: no more nodes')
-    const node = await EdgewardNode.create({ dataDir, ...opts })
+    const node = await EdgewardNode.create({ dataDir, listen: LOOPBACK_LISTEN, ...opts })
     this.running.add(node)
     await node.start()
     if (this.closed) {
@@ -84,7 +88,7 @@ export class Peers {
 
   /** A bare libp2p peer with a fresh key: no identity, no certificate, no services of ours. */
   async attacker(): Promise<EdgewardLibp2p> {
-    const p = await createNetwork({ privateKey: await generateKeyPair('Ed25519') })
+    const p = await createNetwork({ privateKey: await generateKeyPair('Ed25519'), listen: LOOPBACK_LISTEN })
     this.raw.add(p)
     await p.start()
     return p
