@@ -6,6 +6,8 @@ set -u
 missing=()
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then missing+=(mosquitto); fi
 if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+# iproute2: the LAN tests make network namespaces with `ip netns` (test/support/lan.ts)
+if ! command -v ip >/dev/null && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then missing+=(iproute2); fi
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "[test setup] installing ${missing[*]} (Debian packages) for the tests" >&2
