@@ -557,7 +557,7 @@ function VerifyPanel({ api, spaces, state }: { api: NodeApi; spaces: SpaceView[]
   return (
     <section class="card" aria-labelledby="verify-heading">
       <h2 id="verify-heading">Check a report</h2>
-      <div class={dragging ? 'audit-drop audit-drop-active' : 'audit-drop'}>
+      <div class={dragging ? 'drop-zone audit-drop drop-zone-over' : 'drop-zone audit-drop'}>
         <UploadIcon />
         <p>
           <strong>Drop a report file anywhere on this screen</strong>

@@ -164,7 +164,7 @@ function ShareForm({
     <form class="card files-share" aria-labelledby="share-heading" onSubmit={submit} noValidate>
       <h2 id="share-heading">Share a file</h2>
       <section
-        class={`files-drop${over ? ' files-drop-over' : ''}${file !== undefined ? ' files-drop-chosen' : ''}`}
+        class={`drop-zone files-drop${over ? ' drop-zone-over' : ''}${file !== undefined ? ' files-drop-chosen' : ''}`}
         data-testid="drop-zone"
         aria-label="Drop a file here to share it"
         onDragEnter={e => {
