@@ -205,8 +205,12 @@ export class EdgewardNode {
       bootstrap: true,
     }))
     for await (const [id, v] of this.store.peers.iterator()) {
+      // with its peer id: a known peer's address now held by another node is not that peer
       if (!connected.has(id) && id !== this.identity.peerId)
-        targets.push({ addrs: decodeCanonical(v, 64 * 1024) as string[], bootstrap: false })
+        targets.push({
+          addrs: (decodeCanonical(v, 64 * 1024) as string[]).map(a => (a.includes('/p2p/') ? a : `${a}/p2p/${id}`)),
+          bootstrap: false,
+        })
     }
     const failed: { address: string; reason: string }[] = []
     await Promise.all(
