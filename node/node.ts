@@ -208,7 +208,9 @@ export class EdgewardNode {
       // with its peer id: a known peer's address now held by another node is not that peer
       if (!connected.has(id) && id !== this.identity.peerId)
         targets.push({
-          addrs: (decodeCanonical(v, 64 * 1024) as string[]).map(a => (a.includes('/p2p/') ? a : `${a}/p2p/${id}`)),
+          addrs: (decodeCanonical(v, 64 * 1024) as string[]).map(a =>
+            a.endsWith(`/p2p/${id}`) ? a : `${a}/p2p/${id}`,
+          ),
           bootstrap: false,
         })
     }
