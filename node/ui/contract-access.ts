@@ -115,6 +115,8 @@ export interface RevokeBody {
 export interface ApproveBody {
   durationMs?: number
   readmit?: boolean
+  /** only these of the request's streams (default: all it asks for) */
+  streams?: string[]
 }
 
 /** What approving answers: the grant it issued and when that ends (ISO 8601). */

@@ -223,6 +223,32 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     await page.screenshot({ path: join(shots, 'access-decided.png'), fullPage: true })
   })
 
+  it('approves part of a request: only the streams left ticked are granted', async () => {
+    const id = json(
+      await reader.cli([
+        'request',
+        space,
+        '--stream',
+        'pressure',
+        '--stream',
+        'flow',
+        '--for',
+        '1h',
+        '--reason',
+        'pump trial',
+        '--json',
+      ]),
+    ).request
+    const card = requestCard('pump trial')
+    await card.waitFor({ timeout: 30_000 })
+    await card.getByRole('checkbox', { name: 'flow' }).uncheck()
+    await card.getByRole('button', { name: /^Approve the request of/ }).click()
+    await page.locator('.access-said-ok', { hasText: /has access to pressure until/ }).waitFor()
+    const approved = (await requestsOn(owner)).find(r => r.id === id)
+    const grant = (await grantsOn(owner)).find(g => g.id === approved?.grant)
+    assert.deepEqual(grant?.streams, ['pressure'], 'flow was left out')
+  })
+
   it('gives every control an accessible name', async () => {
     const controls = await interactiveNames(page)
     assert.ok(controls.length >= 12, `controls found: ${controls.length}`)

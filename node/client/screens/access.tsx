@@ -258,7 +258,7 @@ function SpaceAccess({ space, state, version }: { space: SpaceView; state: Peopl
         onApprove={(r, body) =>
           act(async () => {
             const a = await api.send<ApproveAnswer>('POST', `${base}/requests/${r.id}/approve`, body)
-            return `Approved: ${personName(r.for, state)} has access to ${coverage(r.streams)} until ${formatWhen(Date.parse(a!.notAfter))}.`
+            return `Approved: ${personName(r.for, state)} has access to ${coverage(body.streams ?? r.streams)} until ${formatWhen(Date.parse(a!.notAfter))}.`
           })
         }
         onDeny={r => confirm({ kind: 'deny', request: r })}
@@ -613,11 +613,13 @@ function PendingRequest(props: {
   const [duration, setDuration] = useState(r.durationMs)
   const [readmit, setReadmit] = useState(false)
   const [busy, setBusy] = useState(false)
+  const [chosen, setChosen] = useState(() => new Set(r.streams))
+  const narrowed = chosen.size < r.streams.length
   const options = DURATIONS.some(d => d.ms === r.durationMs)
     ? DURATIONS
     : [{ ms: r.durationMs, label: `${formatDuration(r.durationMs)} (as asked)` }, ...DURATIONS]
   const who = personName(r.for, state)
-  const ids = { duration: `duration-${r.id}`, readmit: `readmit-${r.id}` }
+  const ids = { duration: `duration-${r.id}`, readmit: `readmit-${r.id}`, streams: `streams-${r.id}` }
   return (
     <li class="access-request">
       <div class="card-head access-request-head">
@@ -637,6 +639,26 @@ function PendingRequest(props: {
         )}
       </p>
       <blockquote class="access-reason">{r.reason}</blockquote>
+      {r.streams.length > 1 && (
+        <fieldset class="access-streams" aria-describedby={ids.streams}>
+          <legend id={ids.streams}>Grant these of what was asked</legend>
+          {r.streams.map(s => (
+            <label key={s} class="access-check">
+              <input
+                type="checkbox"
+                checked={chosen.has(s)}
+                onChange={e => {
+                  const next = new Set(chosen)
+                  if ((e.target as HTMLInputElement).checked) next.add(s)
+                  else next.delete(s)
+                  setChosen(next)
+                }}
+              />
+              {s}
+            </label>
+          ))}
+        </fieldset>
+      )}
       <div class="access-decide">
         <label for={ids.duration}>Grant for</label>
         <select
@@ -665,11 +687,15 @@ function PendingRequest(props: {
           <button
             type="button"
             class="button button-primary"
-            disabled={busy}
+            disabled={busy || chosen.size === 0}
             aria-label={`Approve the request of ${who} for ${coverage(r.streams)}`}
             onClick={async () => {
               setBusy(true)
-              await props.onApprove(r, { durationMs: duration, ...(readmit ? { readmit } : {}) })
+              await props.onApprove(r, {
+                durationMs: duration,
+                ...(readmit ? { readmit } : {}),
+                ...(narrowed ? { streams: r.streams.filter(s => chosen.has(s)) } : {}),
+              })
               setBusy(false)
             }}
           >
