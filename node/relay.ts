@@ -8,7 +8,7 @@
  *   while it has none of those, on one connected peer that advertises the hop protocol. Its
  *   /p2p-circuit address then appears in its addresses (status, invites). A refusal is a state
  *   the status shows, never an exception: `relay refused the reservation`, `relay at its limit`.
- * - AutoNAT (`@libp2p/autonat`): peers dial this node back to tell whether it is reachable.
+ * - AutoNAT v2 (`@libp2p/autonat-v2`): peers dial this node back to tell whether it is reachable.
  *   libp2p's identify ignores the TCP addresses peers observe (the source port of an outgoing
  *   TCP connection is not the listening one: Node.js cannot reuse the listening port), so the
  *   address a peer on a public IP saw is offered as a candidate with this node's listening port
@@ -20,7 +20,7 @@
  * Assumes: libp2p's components as its services receive them (a service reads the transport
  * manager and the address manager the way dcutr and autonat do).
  */
-import { autoNAT } from '@libp2p/autonat'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { identifyPush } from '@libp2p/identify'
@@ -108,7 +108,7 @@ export function traversalParts(opts: TraversalOptions): {
     traversal: (components: ReservationComponents) => new Reservations(components, opts),
   }
   if (opts.holePunch !== false) {
-    services.autoNAT = autoNAT()
+    services.autoNAT = autoNATv2()
     services.dcutr = dcutr()
     services.publicMapping = (components: PublicMappingComponents) => new PublicMapping(components)
   }
@@ -149,11 +149,20 @@ export interface ReachabilityView {
   unconfirmed: string[]
 }
 
+/** One open connection: to whom, at which address, and whether through a relay (a DCUtR upgrade replaces it with a direct one). */
+export interface ConnectionView {
+  peer: string
+  address: string
+  relayed: boolean
+  direction: 'inbound' | 'outbound'
+}
+
 /** The relay, AutoNAT and hole punching state a status shows. */
 export interface TraversalStatus {
   relay: boolean
   reservations: ReservationView[]
   reachability: ReachabilityView
+  connections: ConnectionView[]
 }
 
 /** Why a reservation attempt failed, in words; `refused` for the relay's answers, `unreachable` for the rest. */
@@ -193,6 +202,7 @@ interface ReservationComponents {
     unregister(id: string): void
   }
   addressManager: { getAddressesWithMetadata(): { multiaddr: Multiaddr; verified: boolean }[] }
+  connectionManager: { getConnections(): Connection[] }
   logger: ComponentLogger
 }
 
@@ -277,6 +287,15 @@ export class Reservations implements Startable {
       relay: this.relayServer,
       reservations: [...this.targets.values()].map(t => ({ ...t.view })),
       reachability: reachabilityOf(this.c.addressManager.getAddressesWithMetadata()),
+      connections: this.c.connectionManager
+        .getConnections()
+        .filter(c => c.status === 'open')
+        .map(c => ({
+          peer: c.remotePeer.toString(),
+          address: c.remoteAddr.toString(),
+          relayed: c.limits !== undefined || isRelayed(c.remoteAddr),
+          direction: c.direction,
+        })),
     }
   }
 

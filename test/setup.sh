@@ -6,6 +6,8 @@ set -u
 missing=()
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then missing+=(mosquitto); fi
 if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+# nftables: the NAT tests put routers with NAT between namespaces (test/support/netns.ts)
+if ! command -v nft >/dev/null && [ ! -x /usr/sbin/nft ]; then missing+=(nftables); fi
 # iproute2: the LAN tests make network namespaces with `ip netns` (test/support/lan.ts)
 if ! command -v ip >/dev/null && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then missing+=(iproute2); fi
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
