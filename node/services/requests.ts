@@ -26,6 +26,7 @@ import type { Identity } from '../identity.ts'
 import type { Metrics } from '../metrics.ts'
 import type { EdgewardLibp2p } from '../network.ts'
 import type { Store } from '../store.ts'
+import type { AccessRequestView, RequestStatusView } from '../ui/contract-access.ts'
 import type { PolicyService } from './policy.ts'
 
 const log = logger('edgeward:requests')
@@ -71,30 +72,8 @@ export type RequestsPolicy = Pick<
   'spaces' | 'holds' | 'synced' | 'document' | 'approveRequest' | 'denyRequest'
 >
 
-/** Where an access request stands. */
-export type RequestStatus = 'pending' | 'approved' | 'denied'
-
-/** An access request as the owner's list shows it. */
-export interface RequestView {
-  id: string
-  space: string
-  /** who asked (for a forwarded request: the holder who forwarded it) */
-  from: string
-  /** who access is for */
-  for: string
-  via?: string
-  /** older pending requests of the same requester for the same subject, not listed */
-  older?: number
-  streams: string[]
-  forms: string[]
-  durationMs: number
-  reason: string
-  at: number
-  status: RequestStatus
-  grant?: string
-  decisionReason?: string
-  decidedBy?: string
-}
+/** Where an access request stands (the API's type: the list below is what the API answers). */
+export type RequestStatus = RequestStatusView
 
 function bump(counts: Map<string, number>, key: string): void {
   counts.set(key, (counts.get(key) ?? 0) + 1)
@@ -238,7 +217,7 @@ export class RequestsService {
   }
 
   /** The space's requests, pending first-come, with each decision; older pending ones of a requester counted. */
-  async list(space: string): Promise<RequestView[]> {
+  async list(space: string): Promise<AccessRequestView[]> {
     const state = this.policy.synced(space).state
     const seen = new Map<string, OpenedRecord<AccessRequest>>()
     for await (const v of this.c.store.requests.values(requestsOf(space))) {
@@ -249,7 +228,7 @@ export class RequestsService {
     for (const d of state.decisions()) seen.set(d.accessRequest.id, d.accessRequest)
     const views = [...seen.values()].map(r => {
       const d = state.decisionOn(r.id)
-      const view: RequestView = {
+      const view: AccessRequestView = {
         id: r.id,
         space,
         from: r.issuer,
@@ -270,7 +249,7 @@ export class RequestsService {
       return view
     })
     // of the pending requests of one requester for one subject, the newest is listed, the others counted
-    const newest = new Map<string, RequestView>()
+    const newest = new Map<string, AccessRequestView>()
     for (const v of views) {
       if (v.status !== 'pending') continue
       const k = `${v.from}|${v.for}`
