@@ -36,13 +36,14 @@ import { MAX_VALUE_JSON, type Reading, validateReadingInput } from '../../protoc
 import { ID_PATTERN, NAME_PATTERN } from '../../protocols/validate.ts'
 import { DeadlineError, MqttError, NotFoundError, UnreachableError, UsageError } from '../errors.ts'
 import type { Metrics } from '../metrics.ts'
+import type { IngestErrorReason, IngestionView, IngestStats } from '../ui/contract-streams.ts'
 import type { DataService } from './data/index.ts'
 import type { PolicyService } from './policy.ts'
 
 const log = logger('edgeward:mqtt')
 
-/** Why a message did not become a reading (the `reason` label of edgeward_mqtt_messages_total). */
-export type IngestErrorReason = 'too-large' | 'not-json' | 'not-a-reading' | 'bad-stream-name' | 'unmapped-topic'
+/** The API's types, written once in node/ui/contract-streams.ts; named here too for the CLI. */
+export type { IngestErrorReason, IngestStats }
 
 /** A payload bigger than this is refused before parsing. */
 export const MAX_PAYLOAD_BYTES = MAX_VALUE_JSON + 256
@@ -151,24 +152,6 @@ export interface IngestComponents {
   data: Pick<DataService, 'publish'>
   metrics: Metrics
   now?: () => number
-}
-
-export interface IngestStats {
-  /** messages received (a redelivered message counts again) */
-  received: number
-  /** messages stored as readings */
-  ok: number
-  /** messages refused, by reason */
-  errors: Partial<Record<IngestErrorReason, number>>
-  /** readings waiting in a batch or being stored */
-  pending: number
-  /** messages received and not yet acknowledged */
-  unacked: number
-  /** failed attempts to store a batch (each is retried) */
-  storageFailures: number
-  connected: boolean
-  reconnects: number
-  lastError?: string
 }
 
 /** The marker that tells mqtt.js to go on without acknowledging (see the module comment). */
@@ -577,16 +560,8 @@ function checkIngestOptions(o: MqttIngestOptions): void {
     throw new UsageError('the MQTT protocol version must be 4 (3.1.1) or 5')
 }
 
-export interface IngestionInfo {
-  id: string
-  space: string
-  url: string
-  topic: string
-  map?: Record<string, string>
-  protocolVersion: 4 | 5
-  clientId: string
-  stats: IngestStats
-}
+/** One ingestion as the node's API lists it (`GET /v1/ingest`). */
+export type IngestionInfo = IngestionView
 
 /** What MqttIngestions needs of a node; an EdgewardNode is one. */
 export interface IngestionsComponents extends IngestComponents {

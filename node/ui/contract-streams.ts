@@ -61,8 +61,27 @@ export interface ErrorLine {
   error: { name: string; message: string; code?: string }
 }
 
-/** Why an MQTT message did not become a reading. */
+/** Why an MQTT message did not become a reading (the `reason` label of edgeward_mqtt_messages_total). */
 export type IngestErrorReason = 'too-large' | 'not-json' | 'not-a-reading' | 'bad-stream-name' | 'unmapped-topic'
+
+/** The counters of one MQTT ingestion, as the node keeps them. */
+export interface IngestStats {
+  /** messages received (a redelivered message counts again) */
+  received: number
+  /** messages stored as readings */
+  ok: number
+  /** messages refused, by reason */
+  errors: Partial<Record<IngestErrorReason, number>>
+  /** readings waiting in a batch or being stored */
+  pending: number
+  /** messages received and not yet acknowledged */
+  unacked: number
+  /** failed attempts to store a batch (each is retried) */
+  storageFailures: number
+  connected: boolean
+  reconnects: number
+  lastError?: string
+}
 
 /** One MQTT ingestion of the node, as `GET /v1/ingest` lists it. */
 export interface IngestionView {
@@ -76,17 +95,7 @@ export interface IngestionView {
   map?: Record<string, string>
   protocolVersion: 4 | 5
   clientId: string
-  stats: {
-    received: number
-    ok: number
-    errors: Partial<Record<IngestErrorReason, number>>
-    pending: number
-    unacked: number
-    storageFailures: number
-    connected: boolean
-    reconnects: number
-    lastError?: string
-  }
+  stats: IngestStats
 }
 
 /** What `GET /v1/ingest` answers (404 when the node runs no MQTT ingestion service). */
