@@ -2,17 +2,19 @@
  * The JSON of the objects endpoints (files and messages) as the client's Files and Messages
  * screens call them: `GET /v1/spaces/:id/objects` (the sender's view of what was shared) and
  * `POST /v1/spaces/:id/objects` (a share). Written once, imported by the node
- * (node/api-objects.ts), the client and the tests. No imports: the browser bundle includes it.
+ * (node/api-objects.ts), the client and the tests. The browser bundle includes it, so it imports
+ * nothing but the types of another contract.
  */
+import type { ForwardView, GrantStatusView } from './contract-access.ts'
 
 /** What an object is: a file or a message (its stream record says so, in the clear). */
 export type ObjectMedia = 'file' | 'message'
 
-/** Where one grant of an object stands on the node's clock (`pending`: it starts later). */
-export type ObjectGrantStatus = 'active' | 'expired' | 'revoked' | 'pending' | 'not-honoured'
+/** Where one grant of an object stands on the node's clock, as any grant does (`pending`: it starts later). */
+export type ObjectGrantStatus = GrantStatusView
 
 /** Who may forward an object: nobody, the reader by asking the owner, or the reader at will. */
-export type ObjectForward = 'never' | 'ask-owner' | 'allowed'
+export type ObjectForward = ForwardView
 
 /** One grant of an object: one recipient. */
 export interface ObjectGrantView {
