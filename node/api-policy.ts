@@ -219,11 +219,15 @@ export function listGrants(node: EdgewardNode, space: string): Body {
           : 'active',
   }))
   // coverage is the node's to decide: the client shows, per item, the grants listed here
-  const items: AccessItem[] = [...state.streams.values()].map(s => ({
-    name: s.body.name,
-    kind: s.body.media ?? 'stream',
-    grants: grants.filter(g => streamsCover(g.streams, s.body.name)).map(g => g.id),
-  }))
+  const items: AccessItem[] = [...state.streams.values()].map(s => {
+    const label = s.body.media === undefined ? undefined : node.objects.knownName(space, s.body.name)
+    return {
+      name: s.body.name,
+      kind: s.body.media ?? 'stream',
+      ...(label === undefined ? {} : { label }),
+      grants: grants.filter(g => streamsCover(g.streams, s.body.name)).map(g => g.id),
+    }
+  })
   return { space, grants, delegations, items }
 }
 

@@ -56,6 +56,8 @@ export interface AccessItem {
   /** the stream's name, or the object's id (`obj-<16 hex>`) */
   name: string
   kind: AccessItemKind
+  /** an object's file name, when this node knows it (it shared or opened the object) */
+  label?: string
   /** ids of the grants (of `grants`) whose streams cover this item */
   grants: string[]
 }

@@ -8,7 +8,9 @@
  * a second file shared with Ben for a few seconds runs out, Ben requests it again from his
  * Inbox and Ana approves it in her Access screen; Ana revokes the PDF in her Access screen and
  * Ben's open view closes within seconds, saying why; Ana's Audit shows Ben's held interval and
- * the report she exports verifies. Every control of every screen has an accessible name.
+ * the report she exports verifies. Each names themselves once, and the invitation carries the
+ * names: every screen says "Ana Ruiz" and "Ben Okafor", not ids. Every control of every screen
+ * has an accessible name.
  */
 import assert from 'node:assert/strict'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -63,6 +65,18 @@ describe('the story in three browsers', { timeout: 300_000 }, () => {
 
   after(() => people?.stop())
 
+  it('each names themselves on Your identity', async () => {
+    for (const [who, name] of [
+      ['ana', 'Ana Ruiz'],
+      ['ben', 'Ben Okafor'],
+    ] as const) {
+      const page = pages[who]
+      await page.getByRole('textbox', { name: 'Your name' }).fill(name)
+      await page.getByRole('button', { name: 'Save' }).click()
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor()
+    }
+  })
+
   it('Ana creates a space and an invitation; Ben joins with the code, from the keyboard', async () => {
     const ana = pages.ana
     await go('ana', 'Spaces', 'Spaces')
@@ -84,6 +98,12 @@ describe('the story in three browsers', { timeout: 300_000 }, () => {
     await ben.keyboard.press('Tab')
     await ben.keyboard.press('Enter')
     await ben.getByRole('heading', { level: 3, name: 'Plant 7 drawings' }).waitFor({ timeout: 30_000 })
+    // the code carried Ana's name, the redemption Ben's: each knows the other by name now
+    await waitFor('the names to arrive', async () => {
+      const [onBen, onAna] = await Promise.all([json('ben', ['contacts']), json('ana', ['contacts'])])
+      const has = (r: any, did: string, name: string) => r.contacts.some((c: any) => c.did === did && c.name === name)
+      return has(onBen, dids.ana, 'Ana Ruiz') && has(onAna, dids.ben, 'Ben Okafor') ? true : undefined
+    })
     // Cleo is in the space too, with no grant: by a code of her own, from the command line
     const cleoCode = (await json('ana', ['invite', space])).invite
     await json('cleo', ['join', cleoCode])
@@ -131,7 +151,9 @@ describe('the story in three browsers', { timeout: 300_000 }, () => {
     await go('ben', 'Inbox', 'Inbox')
     await ben.locator('.inbox-row[data-kind="file"][data-state="active"]').waitFor({ timeout: 30_000 })
     await ben.locator('.inbox-row[data-kind="message"]').waitFor()
+    assert.match((await ben.locator('.inbox-row[data-kind="file"]').textContent()) ?? '', /Ana Ruiz · Plant 7 drawings/)
     await noUnnamedControls('ben', 'Inbox')
+    await ben.screenshot({ path: join(shots, 'story-inbox.png') })
 
     await go('ben', 'Messages', 'Messages')
     await ben.getByText('The pump curves for the audit are in Files.').waitFor({ timeout: 30_000 })
@@ -192,6 +214,8 @@ describe('the story in three browsers', { timeout: 300_000 }, () => {
     )
     await ben.locator('.inbox-row[data-kind="file"][data-state="active"]').nth(1).waitFor({ timeout: 30_000 })
     await noUnnamedControls('ana', 'Access')
+    await ana.getByText('Ben Okafor').first().waitFor()
+    await ana.screenshot({ path: join(shots, 'story-access.png'), fullPage: true })
   })
 
   it('Ana revokes the PDF in Access: Ben’s open view closes within seconds and says why', async () => {
@@ -225,6 +249,8 @@ describe('the story in three browsers', { timeout: 300_000 }, () => {
       .getByText(/held .* min/)
       .first()
       .waitFor({ timeout: 30_000 })
+    await ana.getByRole('region', { name: 'Holdings of Ben Okafor' }).waitFor()
+    await ana.screenshot({ path: join(shots, 'story-audit.png'), fullPage: true })
     const [download] = await Promise.all([
       ana.waitForEvent('download'),
       ana.getByRole('button', { name: 'Export report' }).click(),

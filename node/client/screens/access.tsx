@@ -64,15 +64,28 @@ function ago(t: number, now: number): string {
   return now - t < 60_000 ? 'just now' : `${formatSpan(now - t)} ago`
 }
 
-/** An item as a person reads it: a stream by its name, an object by its kind and a short id. */
+/** Objects' file names as the node's last listing gave them (names travel encrypted: known once shared or opened here). */
+const labels = new Map<string, string>()
+
+/** An item as a person reads it: a stream by its name, an object by its file name, else its kind and a short id. */
 function itemName(name: string, kind: AccessItemKind): string {
-  return kind === 'stream' ? name : `${KIND[kind].toLowerCase()} ${name.slice(0, 12)}…`
+  if (kind === 'stream') return name
+  return labels.get(name) ?? `${KIND[kind].toLowerCase()} ${name.slice(0, 12)}…`
 }
 
-/** What a grant covers, in words: its stream names and patterns. */
+/** What a grant covers, in words: its stream names and patterns, its objects by name. */
 function coverage(streams: string[]): string {
-  return streams.map(s => (s === '*' ? 'every stream' : s.endsWith('*') ? `streams ${s}` : s)).join(', ')
+  return streams
+    .map(s =>
+      s === '*'
+        ? 'every stream'
+        : s.endsWith('*')
+          ? `streams ${s}`
+          : (labels.get(s) ?? (OBJECT_ID.test(s) ? `${s.slice(0, 12)}…` : s)),
+    )
+    .join(', ')
 }
+const OBJECT_ID = /^obj-[0-9a-f]{16}$/
 
 /** A short grant reference for a person and a screen reader: 8 hex digits, as the CLI accepts. */
 const grantRef = (id: string) => id.slice(0, 8)
@@ -96,6 +109,7 @@ function useSpaceAccess(space: string, version: number) {
     Promise.all([api.get<GrantsListing>(`${base}/grants`), api.get<RequestsListing>(`${base}/requests`)]).then(
       ([listing, requests]) => {
         if (!current) return
+        for (const i of listing.items) if (i.label !== undefined) labels.set(i.name, i.label)
         setLoaded({ listing, requests: requests.requests })
         setError(undefined)
       },

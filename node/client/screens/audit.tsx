@@ -14,6 +14,7 @@ import {
   type HoldingView,
   type VerifyAnswer,
 } from '../../ui/contract-audit.ts'
+import type { ObjectList } from '../../ui/contract-objects.ts'
 import { ApiError, type NodeApi, useApi } from '../api.ts'
 import { type People, Person, personName, shortDid } from '../parts/person.tsx'
 import { SpaceSelect } from '../parts/space-picker.tsx'
@@ -52,7 +53,10 @@ const LEGEND: { endedBy: HeldInterval['endedBy']; label: string }[] = [
 
 const OBJECT = /^obj-[0-9a-f]{16}$/
 const isObject = (resource: string): boolean => OBJECT.test(resource)
-const itemLabel = (resource: string): string => (isObject(resource) ? `File ${resource.slice(4, 10)}…` : resource)
+/** Object names this node knows (names travel encrypted: known where the object was shared or opened). */
+const objectNames = new Map<string, string>()
+const itemLabel = (resource: string): string =>
+  isObject(resource) ? (objectNames.get(resource) ?? `File ${resource.slice(4, 10)}…`) : resource
 const itemKind = (resource: string): string => (isObject(resource) ? 'file or message' : 'stream')
 
 /** Minutes as a person reads them: "0.05", "3.5", "12". */
@@ -176,9 +180,18 @@ function Holdings({ api, space, spaces, state, onSpace }: HoldingsProps) {
   useEffect(() => {
     let current = true
     setLoaded({ kind: 'loading' })
+    const names = api
+      .get<ObjectList>(`/v1/spaces/${space.id}/objects?limit=1000`)
+      .then(list => {
+        for (const o of list.objects) if (o.name !== undefined) objectNames.set(o.object, o.name)
+      })
+      .catch(() => {})
     api
       .get<AuditReportFile>(reportPath(space.id, { from: fromOf(period) }))
-      .then(report => current && setLoaded({ kind: 'ready', report, asOf: Date.now() }))
+      .then(async report => {
+        await names
+        if (current) setLoaded({ kind: 'ready', report, asOf: Date.now() })
+      })
       .catch((err: Error) => {
         if (!current) return
         const noLog = err.name === ApiError.name && (err as ApiError).status === 404

@@ -10,7 +10,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type { Inbox, InboxItem, InboxState } from '../../ui/contract-inbox.ts'
 import { useApi } from '../api.ts'
 import { Person, personName } from '../parts/person.tsx'
-import { ACCESS_DURATIONS, DAY, formatSpan, useNow } from '../parts/time.ts'
+import { ACCESS_DURATIONS, DAY, formatSpan, formatWhen, useNow } from '../parts/time.ts'
 import { Viewer } from '../parts/viewer.tsx'
 import './inbox.css'
 import type { ScreenProps } from './props.ts'
@@ -230,8 +230,7 @@ function Row(props: {
       <div class="inbox-main">
         <span class="inbox-name">{name}</span>
         <span class="muted small">
-          {item.kind} in <strong>{item.spaceName}</strong> · from <Person did={item.from} state={props.people} /> ·{' '}
-          {new Date(item.at).toLocaleString()}
+          <Person did={item.from} state={props.people} /> · {item.spaceName} · {formatWhen(item.at)}
           {!item.download && item.kind !== 'stream' && ' · view only'}
         </span>
       </div>
