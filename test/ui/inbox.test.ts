@@ -4,7 +4,8 @@
  * reload, opens the PDF in the viewer (drawn by pdf.js, with a watermark and no download
  * control), while the node refuses that plaintext to the bearer token and to a navigation;
  * when the owner revokes, the reader's open view closes by itself and says why; the revoked
- * item offers "Request access", and the request appears as requested.
+ * item offers "Request access", and the request appears as requested. Images and plain text
+ * render too; a kind the viewer cannot show says so.
  */
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
@@ -17,6 +18,9 @@ import { waitFor } from '../support/wait.ts'
 import { interactiveNames } from './browser.ts'
 import { tinyPdf } from './pdf.ts'
 import { type People, startPeople } from './people.ts'
+
+/** a 1×1 PNG */
+const ONE_PIXEL_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
 
 describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
   let people: People<'owner' | 'reader'>
@@ -141,6 +145,50 @@ describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
         : undefined,
     )
     assert.ok(Array.isArray(requests.requests))
+    assert.deepEqual(errors, [])
+  })
+
+  it('renders an image and plain text in the viewer, and says so for a kind it cannot show', async () => {
+    const files: [string, Buffer][] = [
+      ['valve.png', Buffer.from(ONE_PIXEL_PNG, 'base64')],
+      ['notes.txt', Buffer.from('Valve V-12 stays shut until Monday.')],
+      ['firmware.bin', Buffer.from([0, 1, 2, 3])],
+    ]
+    for (const [name, bytes] of files) {
+      await writeFile(join(root, name), bytes)
+      await cli(owner, ['share', space, join(root, name), '--to', dids.reader, '--for', '1h', '--no-download'])
+    }
+    await waitFor('the three in the reader’s inbox', async () =>
+      (await inboxOf(reader)).filter(i => i.state === 'active' && i.kind === 'file').length >= 3 ? true : undefined,
+    )
+    const open = async (n: number) => {
+      await page
+        .locator('.inbox-row[data-kind="file"][data-state="active"]')
+        .nth(n)
+        .getByRole('button', { name: /^Open/ })
+        .click()
+      const viewer = page.getByRole('dialog', { name: /^Viewer: / })
+      await viewer.locator('.viewer-body:not([data-state="loading"])').waitFor()
+      return viewer
+    }
+    const seen = new Set<string>()
+    for (let n = 0; n < 3; n++) {
+      const viewer = await open(n)
+      const state = (await viewer.locator('.viewer-body').getAttribute('data-state')) ?? ''
+      seen.add(state)
+      if (state === 'image')
+        await waitFor('the image to decode', async () =>
+          (await viewer.locator('img.viewer-image').evaluate(img => (img as unknown as { naturalWidth: number }).naturalWidth)) === 1
+            ? true
+            : undefined,
+        )
+      if (state === 'text')
+        assert.equal(await viewer.locator('pre.viewer-text').textContent(), 'Valve V-12 stays shut until Monday.')
+      if (state === 'unsupported') assert.match((await viewer.textContent()) ?? '', /cannot be shown here/)
+      await viewer.getByRole('button', { name: 'Close' }).click()
+      await viewer.waitFor({ state: 'hidden' })
+    }
+    assert.deepEqual([...seen].sort(), ['image', 'text', 'unsupported'])
     assert.deepEqual(errors, [])
   })
 })
