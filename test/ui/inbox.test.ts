@@ -178,7 +178,9 @@ describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
       seen.add(state)
       if (state === 'image')
         await waitFor('the image to decode', async () =>
-          (await viewer.locator('img.viewer-image').evaluate(img => (img as unknown as { naturalWidth: number }).naturalWidth)) === 1
+          (await viewer
+            .locator('img.viewer-image')
+            .evaluate(img => (img as unknown as { naturalWidth: number }).naturalWidth)) === 1
             ? true
             : undefined,
         )
