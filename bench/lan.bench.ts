@@ -109,7 +109,7 @@ const lan: Suite = async ({ quick }) => {
           '"running" to first peer found by mDNS',
           'ms',
           after(mdns),
-          'with a --bootstrap address (dialled before that line: the floor of the measurement)',
+          'with a --bootstrap address: the floor',
           after(boot),
         ),
         note: `after the node's running line, ${runs} starts: mDNS ${p(after(mdns))}; bootstrap ${p(after(boot))}`,

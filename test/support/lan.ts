@@ -3,7 +3,8 @@
  * with an `eth0` on one Ethernet segment (a bridge in a namespace of its own, so nothing is
  * added to the machine's own network), IPv4 10.77.0.0/24 and IPv6 link-local, multicast
  * routed on it (mDNS). Peers run inside a host with `ip netns exec` (startPeer's `netns`).
- * `remove()` deletes every namespace it made, ending what still runs in them first.
+ * `remove()` deletes every namespace it made, ending what still runs in them first; a LAN
+ * left behind by a test process that was killed is removed by the next `createLan`.
  *
  * Needs root and iproute2's `ip`; without them `createLan` fails with a message that says so
  * (CI runs as root; test/setup.sh installs iproute2).
@@ -52,6 +53,7 @@ export function lanUnavailable(): string | undefined {
 export async function createLan(hosts: number, opts: { ipv6?: boolean } = {}): Promise<Lan> {
   const why = lanUnavailable()
   if (why !== undefined) throw new Error(`the LAN tests make Linux network namespaces: ${why}`)
+  await removeLeftovers()
   const prefix = `ewlan-${process.pid}-${made++}`
   const hub = `${prefix}-hub`
   const names = Array.from({ length: hosts }, (_, i) => `${prefix}-${i}`)
@@ -85,6 +87,24 @@ export async function createLan(hosts: number, opts: { ipv6?: boolean } = {}): P
     throw err
   }
   return { hosts: names, ipv4: i => `10.77.0.${i + 1}`, remove }
+}
+
+/** Namespaces of LANs whose process is gone (killed before it could remove them): ours by name, so removed. */
+async function removeLeftovers(): Promise<void> {
+  for (const line of (await ip('netns', 'list')).split('\n')) {
+    const m = /^(ewlan-(\d+)-\S+)/.exec(line)
+    if (m === null || isAlive(Number(m[2]))) continue
+    await removeNamespace(m[1])
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 /** End what still runs in a namespace (only ours: we made it), then delete it. */
