@@ -201,6 +201,18 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
     assert.equal(await selected(other, 'Space'), 'plant-7')
     assert.ok(await other.getByText(/edgeward request SPACE --stream temperature/).isVisible())
     await other.screenshot({ path: join(shots, 'streams-refused.png') })
+    // asked from the page: the request reaches the gateway with its reason
+    await refused.getByRole('button', { name: 'Request access' }).click()
+    const ask = other.getByRole('dialog', { name: /Request access to temperature/ })
+    await ask.getByLabel('Why do you need it?').fill('commissioning the chiller')
+    await ask.getByRole('button', { name: 'Send request' }).click()
+    await ask.waitFor({ state: 'hidden' })
+    await waitFor('the gateway to receive the request', async () => {
+      const r = JSON.parse((await gateway.cli(['requests', space, '--json'])).stdout)
+      return r.requests.some((q: any) => q.reason === 'commissioning the chiller' && q.streams[0] === 'temperature')
+        ? true
+        : undefined
+    })
 
     const granted = await gateway.cli(['grant', space, '--to', readerDid, '--for', '1h', '--stream', 'temperature'])
     assert.equal(granted.code, 0, granted.stderr)

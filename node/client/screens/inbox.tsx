@@ -10,7 +10,8 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type { Inbox, InboxItem, InboxState } from '../../ui/contract-inbox.ts'
 import { useApi } from '../api.ts'
 import { Person, personName } from '../parts/person.tsx'
-import { ACCESS_DURATIONS, DAY, formatSpan, formatWhen, useNow } from '../parts/time.ts'
+import { RequestDialog } from '../parts/request-dialog.tsx'
+import { DAY, formatSpan, formatWhen, useNow } from '../parts/time.ts'
 import { Viewer } from '../parts/viewer.tsx'
 import './inbox.css'
 import type { ScreenProps } from './props.ts'
@@ -167,7 +168,15 @@ export function InboxScreen({ state }: ScreenProps) {
           onClose={() => setOpen(undefined)}
         />
       )}
-      {asking !== undefined && <RequestDialog item={asking} onDone={() => setAsking(undefined)} />}
+      {asking !== undefined && (
+        <RequestDialog
+          space={asking.space}
+          spaceName={asking.spaceName}
+          resource={asking.resource}
+          title={title(asking)}
+          onDone={() => setAsking(undefined)}
+        />
+      )}
     </section>
   )
 }
@@ -266,72 +275,5 @@ function Row(props: {
         )}
       </div>
     </li>
-  )
-}
-
-/** Ask the owner for access again: a reason and a duration; the request appears in the inbox as requested. */
-function RequestDialog({ item, onDone }: { item: InboxItem; onDone: () => void }) {
-  const api = useApi()
-  const dialog = useRef<HTMLDialogElement>(null)
-  const [reason, setReason] = useState('')
-  const [duration, setDuration] = useState(ACCESS_DURATIONS[2].ms)
-  const [error, setError] = useState<string>()
-  const [busy, setBusy] = useState(false)
-  useEffect(() => dialog.current?.showModal(), [])
-  const submit = async (e: Event) => {
-    e.preventDefault()
-    setBusy(true)
-    try {
-      await api.send('POST', `/v1/spaces/${item.space}/requests`, {
-        streams: [item.resource],
-        durationMs: duration,
-        reason: reason.trim(),
-      })
-      dialog.current?.close()
-    } catch (err) {
-      setError((err as Error).message)
-      setBusy(false)
-    }
-  }
-  return (
-    <dialog ref={dialog} class="dialog" aria-labelledby="ask-title" onClose={onDone}>
-      <form onSubmit={submit}>
-        <h2 id="ask-title">Request access to {title(item)}</h2>
-        <p class="muted">The owner of {item.spaceName} decides; you will see the answer here.</p>
-        <label class="field-label">
-          Why do you need it?
-          <textarea
-            class="field"
-            required
-            maxLength={512}
-            value={reason}
-            onInput={e => setReason(e.currentTarget.value)}
-          />
-        </label>
-        <label class="field-label">
-          For how long
-          <select class="field" value={duration} onChange={e => setDuration(Number(e.currentTarget.value))}>
-            {ACCESS_DURATIONS.map(d => (
-              <option key={d.ms} value={d.ms}>
-                {d.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        {error !== undefined && (
-          <p class="notice" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="dialog-actions">
-          <button type="button" class="button button-quiet" onClick={() => dialog.current?.close()}>
-            Cancel
-          </button>
-          <button type="submit" class="button button-primary" disabled={busy || reason.trim() === ''}>
-            Send request
-          </button>
-        </div>
-      </form>
-    </dialog>
   )
 }

@@ -24,6 +24,7 @@ import type {
   ViewerLine,
 } from '../../ui/contract-streams.ts'
 import { ApiError, useApi } from '../api.ts'
+import { RequestDialog } from '../parts/request-dialog.tsx'
 import { SpaceSelect, spaceLabels } from '../parts/space-picker.tsx'
 import type { ScreenProps } from './props.ts'
 
@@ -401,6 +402,7 @@ const RANGE_NOW = (range: RangeId): number => {
 function Readings(props: { space: SpaceView; stream: StreamInfo; form: string; range: RangeId }) {
   const { space, stream, form, range } = props
   const [attempt, setAttempt] = useState(0)
+  const [asking, setAsking] = useState(false)
   // the start of the range, fixed when the read opens (a new attempt moves it)
   const since = useMemo(() => RANGE_NOW(range), [range, attempt])
   const { feed, readings, version } = useReadings(space.id, stream.name, form, since, attempt)
@@ -424,16 +426,30 @@ function Readings(props: { space: SpaceView; stream: StreamInfo; form: string; r
           <p class="stream-outcome-title">{refusalSentence(feed.status, feed.code)}</p>
           <p class="muted small">The node said: {feed.message}</p>
           {feed.status === 403 && (
-            <>
-              <p class="small">Ask the space’s owner for access, from the command line:</p>
-              <pre class="command">
-                <code>{`edgeward request SPACE --stream ${stream.name} --for 7d --reason TEXT`}</code>
-              </pre>
-            </>
+            <p class="small">
+              Ask the space’s owner for access here, or from the command line:{' '}
+              <code>{`edgeward request SPACE --stream ${stream.name} --for 7d --reason TEXT`}</code>
+            </p>
           )}
-          <button type="button" class="button" onClick={retry}>
-            Try again
-          </button>
+          <span class="stream-outcome-actions">
+            {feed.status === 403 && (
+              <button type="button" class="button button-primary" onClick={() => setAsking(true)}>
+                Request access
+              </button>
+            )}
+            <button type="button" class="button" onClick={retry}>
+              Try again
+            </button>
+          </span>
+          {asking && (
+            <RequestDialog
+              space={space.id}
+              spaceName={space.name ?? 'this space'}
+              resource={stream.name}
+              title={stream.name}
+              onDone={() => setAsking(false)}
+            />
+          )}
         </div>
       ) : feed.kind === 'view-only' ? (
         <div class="stream-outcome" role="status">

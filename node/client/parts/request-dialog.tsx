@@ -1,0 +1,80 @@
+/** Asking a space's owner for access to an item, from the Inbox (what ended) or Streams (what was refused). */
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { useApi } from '../api.ts'
+import { ACCESS_DURATIONS } from './time.ts'
+
+/** Ask the owner for access to one item: a reason and a duration; the request shows in the inbox as requested. */
+export function RequestDialog(props: {
+  space: string
+  spaceName: string
+  /** a stream name or an object id */
+  resource: string
+  /** the item as the person knows it */
+  title: string
+  onDone: () => void
+}) {
+  const { space, spaceName, resource, title, onDone } = props
+  const api = useApi()
+  const dialog = useRef<HTMLDialogElement>(null)
+  const [reason, setReason] = useState('')
+  const [duration, setDuration] = useState(ACCESS_DURATIONS[2].ms)
+  const [error, setError] = useState<string>()
+  const [busy, setBusy] = useState(false)
+  useEffect(() => dialog.current?.showModal(), [])
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    setBusy(true)
+    try {
+      await api.send('POST', `/v1/spaces/${space}/requests`, {
+        streams: [resource],
+        durationMs: duration,
+        reason: reason.trim(),
+      })
+      dialog.current?.close()
+    } catch (err) {
+      setError((err as Error).message)
+      setBusy(false)
+    }
+  }
+  return (
+    <dialog ref={dialog} class="dialog" aria-labelledby="ask-title" onClose={onDone}>
+      <form onSubmit={submit}>
+        <h2 id="ask-title">Request access to {title}</h2>
+        <p class="muted">The owner of {spaceName} decides; you will see the answer here.</p>
+        <label class="field-label">
+          Why do you need it?
+          <textarea
+            class="field"
+            required
+            maxLength={512}
+            value={reason}
+            onInput={e => setReason(e.currentTarget.value)}
+          />
+        </label>
+        <label class="field-label">
+          For how long
+          <select class="field" value={duration} onChange={e => setDuration(Number(e.currentTarget.value))}>
+            {ACCESS_DURATIONS.map(d => (
+              <option key={d.ms} value={d.ms}>
+                {d.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        {error !== undefined && (
+          <p class="notice" role="alert">
+            {error}
+          </p>
+        )}
+        <div class="dialog-actions">
+          <button type="button" class="button button-quiet" onClick={() => dialog.current?.close()}>
+            Cancel
+          </button>
+          <button type="submit" class="button button-primary" disabled={busy || reason.trim() === ''}>
+            Send request
+          </button>
+        </div>
+      </form>
+    </dialog>
+  )
+}
