@@ -4,6 +4,7 @@
  * where "fine", "needs attention" and "trouble" are defined. Pure: same input, same answer.
  */
 import type {
+  CheckId,
   CheckState,
   ClientState,
   CounterView,
@@ -76,42 +77,47 @@ const short = (id: string): string => (id.length > 16 ? `${id.slice(0, 8)}…${i
 const spaceName = (s: NodeStatus['spaces'][number]): string => s.name ?? `space ${short(s.id)}`
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
 
+/** What each check is called on the screen. */
+const TITLES: Record<CheckId, string> = {
+  peers: 'Peers',
+  spaces: 'Spaces',
+  'key-holders': 'Key holders',
+  equivocations: 'Audit logs agree',
+  'audit-logs': 'Audit logs checked',
+  'refused-changes': 'Refused changes',
+}
+
+/** A check with its title, in the field order the API answers. */
+function check(id: CheckId, state: CheckState, summary: string, details: string[] = []): HealthCheck {
+  return { id, title: TITLES[id], state, summary, details }
+}
+
 function peersCheck(s: NodeStatus): HealthCheck {
   const n = s.peers.length
   if (n > 0)
-    return {
-      id: 'peers',
-      title: 'Peers',
-      state: 'ok',
-      summary: `${plural(n, 'peer')} connected.`,
-      details: s.peers.map(p => `connected: ${p}`),
-    }
-  return {
-    id: 'peers',
-    title: 'Peers',
-    state: s.spaces.length === 0 ? 'ok' : 'attention',
-    summary:
-      s.spaces.length === 0
-        ? 'No peer connected, and this node is in no space yet: nothing to exchange.'
-        : 'No peer connected: changes and readings wait here until one connects.',
-    details: [],
-  }
+    return check(
+      'peers',
+      'ok',
+      `${plural(n, 'peer')} connected.`,
+      s.peers.map(p => `connected: ${p}`),
+    )
+  if (s.spaces.length === 0)
+    return check('peers', 'ok', 'No peer connected, and this node is in no space yet: nothing to exchange.')
+  return check('peers', 'attention', 'No peer connected: changes and readings wait here until one connects.')
 }
 
 function spacesCheck(s: NodeStatus): HealthCheck {
   const waiting = s.spaces.filter(sp => !sp.synchronised)
-  if (s.spaces.length === 0)
-    return { id: 'spaces', title: 'Spaces', state: 'ok', summary: 'This node is in no space yet.', details: [] }
-  return {
-    id: 'spaces',
-    title: 'Spaces',
-    state: waiting.length === 0 ? 'ok' : 'attention',
-    summary:
-      waiting.length === 0
-        ? `${plural(s.spaces.length, 'space')}, each with its policy here.`
-        : `${plural(waiting.length, 'space')} waiting for a peer that has the space's policy.`,
-    details: s.spaces.map(sp => `${spaceName(sp)}: ${sp.synchronised ? 'policy here' : 'waiting for a peer'}`),
-  }
+  if (s.spaces.length === 0) return check('spaces', 'ok', 'This node is in no space yet.')
+  const details = s.spaces.map(sp => `${spaceName(sp)}: ${sp.synchronised ? 'policy here' : 'waiting for a peer'}`)
+  if (waiting.length === 0)
+    return check('spaces', 'ok', `${plural(s.spaces.length, 'space')}, each with its policy here.`, details)
+  return check(
+    'spaces',
+    'attention',
+    `${plural(waiting.length, 'space')} waiting for a peer that has the space's policy.`,
+    details,
+  )
 }
 
 /**
@@ -133,84 +139,69 @@ function keyHoldersCheck(s: NodeStatus): HealthCheck {
           ? `${spaceName(sp)}: no key holder connected (${(sp.holders ?? []).map(h => short(h.peer)).join(', ')})`
           : `${spaceName(sp)}: held by another peer`,
   )
-  if (elsewhere.length === 0)
-    return {
-      id: 'key-holders',
-      title: 'Key holders',
-      state: 'ok',
-      summary: synced.length === 0 ? 'No space whose keys are needed yet.' : 'This node holds the keys of its spaces.',
-      details,
-    }
+  if (elsewhere.length === 0) {
+    const summary =
+      synced.length === 0 ? 'No space whose keys are needed yet.' : 'This node holds the keys of its spaces.'
+    return check('key-holders', 'ok', summary, details)
+  }
   const cut = elsewhere.filter(sp => reachable(sp) === false)
   if (cut.length > 0)
-    return {
-      id: 'key-holders',
-      title: 'Key holders',
-      state: 'attention',
-      summary: `No key holder of ${plural(cut.length, 'space')} is connected: what you hold keys for stays readable until the keys' leases end; nothing new opens.`,
+    return check(
+      'key-holders',
+      'attention',
+      `No key holder of ${plural(cut.length, 'space')} is connected: what you hold keys for stays readable until the keys' leases end; nothing new opens.`,
       details,
-    }
+    )
   if (elsewhere.every(sp => reachable(sp) === true))
-    return {
-      id: 'key-holders',
-      title: 'Key holders',
-      state: 'ok',
-      summary: `A key holder of every space is connected.`,
-      details,
-    }
-  return {
-    id: 'key-holders',
-    title: 'Key holders',
-    state: 'unknown',
-    summary: `Not known yet whether the key holder of ${plural(elsewhere.length, 'space')} is reachable.`,
+    return check('key-holders', 'ok', `A key holder of every space is connected.`, details)
+  return check(
+    'key-holders',
+    'unknown',
+    `Not known yet whether the key holder of ${plural(elsewhere.length, 'space')} is reachable.`,
     details,
-  }
+  )
 }
 
 function equivocationsCheck(s: NodeStatus): HealthCheck {
   const ev = s.audit?.equivocations ?? []
-  return {
-    id: 'equivocations',
-    title: 'Audit logs agree',
-    state: ev.length === 0 ? 'ok' : 'trouble',
-    summary:
-      ev.length === 0
-        ? 'No evidence that a key holder showed two different histories.'
-        : `Evidence that ${plural(ev.length, 'audit log')} showed two histories that cannot both be true.`,
-    details: ev.map(e => `log ${short(e.log)} at ${new Date(e.seenAt).toISOString()}: ${e.reason}`),
-  }
+  const details = ev.map(e => `log ${short(e.log)} at ${new Date(e.seenAt).toISOString()}: ${e.reason}`)
+  if (ev.length === 0)
+    return check('equivocations', 'ok', 'No evidence that a key holder showed two different histories.', details)
+  return check(
+    'equivocations',
+    'trouble',
+    `Evidence that ${plural(ev.length, 'audit log')} showed two histories that cannot both be true.`,
+    details,
+  )
 }
 
 function auditLogsCheck(s: NodeStatus): HealthCheck {
   const un = s.audit?.unverifiable ?? []
-  return {
-    id: 'audit-logs',
-    title: 'Audit logs checked',
-    state: un.length === 0 ? 'ok' : 'attention',
-    summary:
-      un.length === 0
-        ? 'Every audit log head this node received could be checked.'
-        : `${plural(un.length, 'audit log')} whose newest head could not be checked against the last one.`,
-    details: un.map(
-      u =>
-        `log ${short(u.log)}: no proof from size ${u.acceptedSize} to ${u.uncheckedSize} since ${new Date(u.since).toISOString()} (${plural(u.tries, 'try', 'tries')})`,
-    ),
-  }
+  const details = un.map(
+    u =>
+      `log ${short(u.log)}: no proof from size ${u.acceptedSize} to ${u.uncheckedSize} since ${new Date(u.since).toISOString()} (${plural(u.tries, 'try', 'tries')})`,
+  )
+  if (un.length === 0)
+    return check('audit-logs', 'ok', 'Every audit log head this node received could be checked.', details)
+  return check(
+    'audit-logs',
+    'attention',
+    `${plural(un.length, 'audit log')} whose newest head could not be checked against the last one.`,
+    details,
+  )
 }
 
 function refusedChangesCheck(s: NodeStatus, metrics: Map<string, Metric>): HealthCheck {
   const n = s.refusedPolicyChanges
   const series = metrics.get('edgeward_policy_changes_refused_total')?.series ?? []
-  return {
-    id: 'refused-changes',
-    title: 'Refused changes',
-    state: n === 0 ? 'ok' : 'attention',
-    summary:
-      n === 0
-        ? 'No peer sent a policy change this node had to refuse.'
-        : `${plural(n, 'policy change')} refused: a peer sent changes the space's rules do not allow, and this node kept them out.`,
-    details: [...series].sort((a, b) => b.value - a.value).map(x => `${x.value}× ${x.labels}`),
-  }
+  const details = [...series].sort((a, b) => b.value - a.value).map(x => `${x.value}× ${x.labels}`)
+  if (n === 0) return check('refused-changes', 'ok', 'No peer sent a policy change this node had to refuse.', details)
+  return check(
+    'refused-changes',
+    'attention',
+    `${plural(n, 'policy change')} refused: a peer sent changes the space's rules do not allow, and this node kept them out.`,
+    details,
+  )
 }
 
 const RANK: Record<CheckState, number> = { unknown: 0, ok: 0, attention: 1, trouble: 2 }
