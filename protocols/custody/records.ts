@@ -12,10 +12,10 @@
  * A set's id (its record id) is what deals name.
  */
 import { toHex } from '../../crypto/encoding.ts'
-import type { SigningKeyPair } from '../../crypto/identity.ts'
-import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
 import { InvalidMessageError } from '../errors.ts'
-import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, PEER_ID_PATTERN, str, time } from '../validate.ts'
+import { checkSpaceRecordHead, recordKind, type Signer } from '../record-kind.ts'
+import { asMap, bytes, did, type Fields, int, list, PEER_ID_PATTERN, str, time } from '../validate.ts'
 import { MAX_CUSTODIANS } from './shares.ts'
 
 export const CUSTODIAN_SET_TAG = 'edgeward/custodian-set/v1'
@@ -42,7 +42,7 @@ export interface CustodianSet {
 
 /** Sign a custodian set for `space`: the custodians (by index) and the threshold k. */
 export function createCustodianSet(
-  owner: SigningKeyPair & { did: string },
+  owner: Signer,
   space: string,
   custodians: readonly Custodian[],
   k: number,
@@ -56,15 +56,12 @@ export function createCustodianSet(
     k,
     iat: now,
   }
-  checkCustodianSet(body as unknown as Fields)
-  return signRecord(CUSTODIAN_SET_TAG, body, owner)
+  return CUSTODIAN_SET.sign(body, owner)
 }
 
 function checkCustodianSet(m: Fields): void {
   asMap(m, 'custodian set', ['t', 'iss', 'space', 'custodians', 'k', 'iat'])
-  if (m.t !== 'custodian-set') throw new InvalidMessageError('not a custodian set')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'custodian-set', 'a custodian set')
   time(m, 'iat')
   const custodians = list(m, 'custodians', MAX_CUSTODIANS, v => {
     const c = asMap(v, 'custodian', ['peer', 'xpk', 'did'])
@@ -84,9 +81,9 @@ function checkCustodianSet(m: Fields): void {
   int(m, 'k', 1, custodians.length)
 }
 
+const CUSTODIAN_SET = recordKind<CustodianSet>(CUSTODIAN_SET_TAG, MAX_CUSTODIAN_SET_BYTES, checkCustodianSet)
+
 /** Decode and verify a signed custodian set; throws a typed error. */
 export function openCustodianSet(data: Uint8Array): OpenedRecord<CustodianSet> {
-  const rec = openSignedRecord<CustodianSet>(CUSTODIAN_SET_TAG, data, MAX_CUSTODIAN_SET_BYTES)
-  checkCustodianSet(rec.body as unknown as Fields)
-  return rec
+  return CUSTODIAN_SET.open(data)
 }

@@ -13,9 +13,9 @@
  * state, not here.
  */
 import { randomBytes } from '../../crypto/hash.ts'
-import type { SigningKeyPair } from '../../crypto/identity.ts'
-import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
 import { InvalidMessageError } from '../errors.ts'
+import { checkSpaceRecordHead, recordKind, type Signer } from '../record-kind.ts'
 import {
   asMap,
   bytes,
@@ -186,15 +186,13 @@ export interface DeviceCert {
 const nonce = (): Uint8Array => randomBytes(16)
 
 /** Sign the genesis record of a new space: its owner, name and key holders. */
-export function createGenesis(owner: SigningKeyPair & { did: string }, name: string, holders: string[], now: number) {
-  const body: SpaceGenesis = { t: 'space', iss: owner.did, name, iat: now, nonce: nonce(), holders }
-  checkGenesis(body as unknown as Fields)
-  return signRecord(TAGS.genesis, body, owner)
+export function createGenesis(owner: Signer, name: string, holders: string[], now: number) {
+  return GENESIS.sign({ t: 'space', iss: owner.did, name, iat: now, nonce: nonce(), holders }, owner)
 }
 
 /** Sign the record that creates a stream in a space, with its epoch length and (optionally) its forms. */
 export function createStream(
-  owner: SigningKeyPair & { did: string },
+  owner: Signer,
   space: string,
   name: string,
   epochMs: number,
@@ -205,8 +203,7 @@ export function createStream(
   const body: StreamRecord = { t: 'stream', iss: owner.did, space, name, epochMs, iat: now }
   if (forms !== undefined) body.forms = forms
   if (media !== undefined) body.media = media
-  checkStream(body as unknown as Fields)
-  return signRecord(TAGS.stream, body, owner)
+  return STREAM.sign(body, owner)
 }
 
 /** Optional fields that are undefined are left out: canonical bytes have no undefined. */
@@ -217,30 +214,25 @@ function withoutUndefined<T extends object>(o: T): T {
 export type GrantFields = Omit<Grant, 't' | 'iss' | 'nonce' | 'iat'>
 
 /** Sign a grant from `issuer` with `fields`, dated `now`. */
-export function createGrant(
-  issuer: SigningKeyPair & { did: string },
-  fields: GrantFields,
-  now: number,
-): OpenedRecord<Grant> {
-  const body = withoutUndefined<Grant>({ t: 'grant', iss: issuer.did, ...fields, iat: now, nonce: nonce() })
-  checkGrant(body as unknown as Fields)
-  return signRecord(TAGS.grant, body, issuer)
+export function createGrant(issuer: Signer, fields: GrantFields, now: number): OpenedRecord<Grant> {
+  return GRANT.sign(
+    withoutUndefined<Grant>({ t: 'grant', iss: issuer.did, ...fields, iat: now, nonce: nonce() }),
+    issuer,
+  )
 }
 
 /** Sign a delegation: the owner makes an admin for part of the space, for a time. */
 export function createDelegation(
-  owner: SigningKeyPair & { did: string },
+  owner: Signer,
   fields: Omit<Delegation, 't' | 'iss' | 'nonce' | 'iat'>,
   now: number,
 ): OpenedRecord<Delegation> {
-  const body: Delegation = { t: 'delegation', iss: owner.did, ...fields, iat: now, nonce: nonce() }
-  checkDelegation(body as unknown as Fields)
-  return signRecord(TAGS.delegation, body, owner)
+  return DELEGATION.sign({ t: 'delegation', iss: owner.did, ...fields, iat: now, nonce: nonce() }, owner)
 }
 
 /** Sign a revocation of a grant, a subject, a device or a delegation. */
 export function createRevocation(
-  issuer: SigningKeyPair & { did: string },
+  issuer: Signer,
   space: string,
   target: RevocationTarget,
   now: number,
@@ -248,21 +240,12 @@ export function createRevocation(
 ): OpenedRecord<Revocation> {
   const body: Revocation = { t: 'revocation', iss: issuer.did, space, target, iat: now }
   if (reason !== undefined) body.reason = reason
-  checkRevocation(body as unknown as Fields)
-  return signRecord(TAGS.revocation, body, issuer)
+  return REVOCATION.sign(body, issuer)
 }
 
 /** Sign a device certificate: the principal binds a peer and its X25519 key for [nbf, exp). */
-export function createDeviceCert(
-  principal: SigningKeyPair & { did: string },
-  peer: string,
-  xpk: Uint8Array,
-  nbf: number,
-  exp: number,
-): OpenedRecord<DeviceCert> {
-  const body: DeviceCert = { t: 'device', iss: principal.did, peer, xpk, nbf, exp }
-  checkDevice(body as unknown as Fields)
-  return signRecord(TAGS.device, body, principal)
+export function createDeviceCert(principal: Signer, peer: string, xpk: Uint8Array, nbf: number, exp: number) {
+  return DEVICE.sign({ t: 'device', iss: principal.did, peer, xpk, nbf, exp }, principal)
 }
 
 function checkGenesis(m: Fields): void {
@@ -291,9 +274,7 @@ function checkStream(m: Fields): void {
       throw new InvalidMessageError('a stream produces the raw form, and each form once')
     }
   }
-  if (m.t !== 'stream') throw new InvalidMessageError('not a stream record')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'stream', 'a stream record')
   str(m, 'name', 64, NAME_PATTERN)
   int(m, 'epochMs', MIN_EPOCH_MS, MAX_EPOCH_MS)
   time(m, 'iat')
@@ -332,9 +313,7 @@ function checkGrant(m: Fields): void {
     'purpose',
     'parent',
   ])
-  if (m.t !== 'grant') throw new InvalidMessageError('not a grant')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'grant', 'a grant')
   did(m, 'sub')
   streamPatterns(m, 'grant')
   const forms = formList(m)
@@ -362,9 +341,7 @@ function checkGrant(m: Fields): void {
 
 function checkDelegation(m: Fields): void {
   asMap(m, 'delegation', ['t', 'iss', 'space', 'admin', 'streams', 'nbf', 'exp', 'iat', 'nonce'])
-  if (m.t !== 'delegation') throw new InvalidMessageError('not a delegation')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'delegation', 'a delegation')
   did(m, 'admin')
   streamPatterns(m, 'delegation')
   timeWindow(m, 'nbf', 'exp', 'a delegation')
@@ -374,9 +351,7 @@ function checkDelegation(m: Fields): void {
 
 function checkRevocation(m: Fields): void {
   asMap(m, 'revocation', ['t', 'iss', 'space', 'target', 'iat', 'reason'])
-  if (m.t !== 'revocation') throw new InvalidMessageError('not a revocation')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'revocation', 'a revocation')
   time(m, 'iat')
   optStr(m, 'reason', 512, TEXT_PATTERN)
   const target = asMap(m.target, 'target', ['grant', 'subject', 'device', 'delegation'])
@@ -397,20 +372,19 @@ function checkDevice(m: Fields): void {
   timeWindow(m, 'nbf', 'exp', 'a device certificate')
 }
 
-function opener<T extends { iss: string }>(tag: string, check: (m: Fields) => void) {
-  return (data: Uint8Array): OpenedRecord<T> => {
-    const rec = openSignedRecord<T>(tag, data, MAX_RECORD_BYTES)
-    check(rec.body as unknown as Fields)
-    return rec
-  }
-}
+const GENESIS = recordKind<SpaceGenesis>(TAGS.genesis, MAX_RECORD_BYTES, checkGenesis)
+const STREAM = recordKind<StreamRecord>(TAGS.stream, MAX_RECORD_BYTES, checkStream)
+const GRANT = recordKind<Grant>(TAGS.grant, MAX_RECORD_BYTES, checkGrant)
+const REVOCATION = recordKind<Revocation>(TAGS.revocation, MAX_RECORD_BYTES, checkRevocation)
+const DEVICE = recordKind<DeviceCert>(TAGS.device, MAX_RECORD_BYTES, checkDevice)
+const DELEGATION = recordKind<Delegation>(TAGS.delegation, MAX_RECORD_BYTES, checkDelegation)
 
-export const openGenesis = opener<SpaceGenesis>(TAGS.genesis, checkGenesis)
-export const openStream = opener<StreamRecord>(TAGS.stream, checkStream)
-export const openGrant = opener<Grant>(TAGS.grant, checkGrant)
-export const openRevocation = opener<Revocation>(TAGS.revocation, checkRevocation)
-export const openDeviceCert = opener<DeviceCert>(TAGS.device, checkDevice)
-export const openDelegation = opener<Delegation>(TAGS.delegation, checkDelegation)
+export const openGenesis = GENESIS.open
+export const openStream = STREAM.open
+export const openGrant = GRANT.open
+export const openRevocation = REVOCATION.open
+export const openDeviceCert = DEVICE.open
+export const openDelegation = DELEGATION.open
 
 /** The id of a space is the id of its signed genesis record. */
 export function spaceIdOf(genesis: OpenedRecord<SpaceGenesis>): string {

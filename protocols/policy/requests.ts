@@ -9,9 +9,9 @@
  * written to the policy document, so the requester sees the outcome wherever it is.
  */
 import { randomBytes } from '../../crypto/hash.ts'
-import type { SigningKeyPair } from '../../crypto/identity.ts'
-import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
+import type { OpenedRecord } from '../../crypto/signed.ts'
 import { InvalidMessageError } from '../errors.ts'
+import { checkSpaceRecordHead, recordKind, type Signer } from '../record-kind.ts'
 import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, optStr, str, TEXT_PATTERN, time } from '../validate.ts'
 import { isForm, MAX_RECORD_BYTES, STREAM_PATTERN } from './records.ts'
 
@@ -59,14 +59,13 @@ export type OpenedDecision = OpenedRecord<Decision> & { accessRequest: OpenedRec
 
 /** Sign an access request from `issuer`, dated `now`, with a fresh nonce. */
 export function createAccessRequest(
-  issuer: SigningKeyPair & { did: string },
+  issuer: Signer,
   fields: Omit<AccessRequest, 't' | 'iss' | 'iat' | 'nonce'>,
   now: number,
 ): OpenedRecord<AccessRequest> {
   const body: AccessRequest = { t: 'access-request', iss: issuer.did, ...fields, iat: now, nonce: randomBytes(16) }
   if (body.via === undefined) delete body.via
-  checkRequest(body as unknown as Fields)
-  return signRecord(REQUEST_TAG, body, issuer)
+  return REQUEST.sign(body, issuer)
 }
 
 function checkRequest(m: Fields): void {
@@ -83,9 +82,7 @@ function checkRequest(m: Fields): void {
     'iat',
     'nonce',
   ])
-  if (m.t !== 'access-request') throw new InvalidMessageError('not an access request')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'access-request', 'an access request')
   did(m, 'sub')
   const streams = list(m, 'streams', 16, v => {
     if (typeof v !== 'string' || !STREAM_PATTERN.test(v)) throw new InvalidMessageError('bad stream')
@@ -106,16 +103,15 @@ function checkRequest(m: Fields): void {
   bytes(m, 'nonce', 16, 16)
 }
 
+const REQUEST = recordKind<AccessRequest>(REQUEST_TAG, MAX_REQUEST_BYTES, checkRequest)
+const DECISION = recordKind<Decision>(DECISION_TAG, MAX_RECORD_BYTES, checkDecision)
+
 /** Decode, verify and check a signed access request; throws a typed error. */
-export function openAccessRequest(data: Uint8Array): OpenedRecord<AccessRequest> {
-  const rec = openSignedRecord<AccessRequest>(REQUEST_TAG, data, MAX_REQUEST_BYTES)
-  checkRequest(rec.body as unknown as Fields)
-  return rec
-}
+export const openAccessRequest = REQUEST.open
 
 /** Sign the owner's decision on a request: approved with the grant made, or denied with a reason. */
 export function createDecision(
-  decider: SigningKeyPair & { did: string },
+  decider: Signer,
   request: OpenedRecord<AccessRequest>,
   outcome: { approved: true; grant: string } | { approved: false; reason: string },
   now: number,
@@ -129,15 +125,12 @@ export function createDecision(
     iat: now,
     ...(outcome.approved ? { grant: outcome.grant } : { reason: outcome.reason }),
   }
-  checkDecision(body as unknown as Fields)
-  return { ...signRecord(DECISION_TAG, body, decider), accessRequest: request }
+  return { ...DECISION.sign(body, decider), accessRequest: request }
 }
 
 function checkDecision(m: Fields): void {
   asMap(m, 'decision', ['t', 'iss', 'space', 'request', 'approved', 'grant', 'reason', 'iat'])
-  if (m.t !== 'decision') throw new InvalidMessageError('not a decision')
-  did(m, 'iss')
-  str(m, 'space', 64, ID_PATTERN)
+  checkSpaceRecordHead(m, 'decision', 'a decision')
   bytes(m, 'request', 1, MAX_REQUEST_BYTES)
   if (typeof m.approved !== 'boolean') throw new InvalidMessageError('approved is a boolean')
   if (m.approved) str(m, 'grant', 64, ID_PATTERN)
@@ -151,8 +144,7 @@ function checkDecision(m: Fields): void {
 
 /** Opens a decision and the request inside it (whose signature is checked too). */
 export function openDecision(data: Uint8Array): OpenedDecision {
-  const rec = openSignedRecord<Decision>(DECISION_TAG, data, MAX_RECORD_BYTES)
-  checkDecision(rec.body as unknown as Fields)
+  const rec = DECISION.open(data)
   const accessRequest = openAccessRequest(rec.body.request)
   if (accessRequest.body.space !== rec.body.space)
     throw new InvalidMessageError('the decided request is for another space')
