@@ -7,7 +7,7 @@
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { taggedHash } from '../../crypto/hash.ts'
 import { InvalidMessageError } from '../errors.ts'
-import { FORM_PATTERN } from '../policy/records.ts'
+import { FORM_PATTERN, STREAM_PATTERN } from '../policy/records.ts'
 import {
   asMap,
   bytes,
@@ -226,7 +226,7 @@ function checkEntry(v: Fields): void {
       did(m, 'subject')
       did(m, 'requester')
       did(m, 'decidedBy')
-      list(m, 'streams', 64, stringList(64, /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63}\*?)$/))
+      list(m, 'streams', 64, stringList(64, STREAM_PATTERN))
       if (typeof m.approved !== 'boolean') throw new InvalidMessageError('approved must be a boolean')
       optStr(m, 'grant', 64, ID_PATTERN)
       optStr(m, 'reason', 512)
