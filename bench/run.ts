@@ -18,6 +18,7 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   hostile: () => import('./hostile.bench.ts'),
   sim: () => import('./sim.bench.ts'),
   client: () => import('./client.bench.ts'),
+  nat: () => import('./nat.bench.ts'),
   lan: () => import('./lan.bench.ts'),
 }
 
