@@ -105,6 +105,17 @@ export interface MemorySample {
   arrayBuffersBytes: number
 }
 
+/** Growth of RSS and heap from the first sample (before any peer) to the latest, per peer then running. */
+export function memoryGrowthPerPeer(memory: readonly MemorySample[]): { rssBytes: number; heapUsedBytes: number } {
+  const first = memory[0]
+  const last = memory[memory.length - 1]
+  const n = Math.max(1, last.peers)
+  return {
+    rssBytes: Math.round((last.rssBytes - first.rssBytes) / n),
+    heapUsedBytes: Math.round((last.heapUsedBytes - first.heapUsedBytes) / n),
+  }
+}
+
 /** What a connection cut by a partition is aborted with. */
 export class PartitionedError extends Error {
   static override name = 'PartitionedError'
@@ -395,13 +406,7 @@ export class SimNetwork {
 
   /** Growth of RSS and heap from the empty network to the latest sample, per running peer. */
   memoryPerPeer(): { rssBytes: number; heapUsedBytes: number } {
-    const first = this.memory[0]
-    const last = this.memory[this.memory.length - 1]
-    const n = Math.max(1, last.peers)
-    return {
-      rssBytes: Math.round((last.rssBytes - first.rssBytes) / n),
-      heapUsedBytes: Math.round((last.heapUsedBytes - first.heapUsedBytes) / n),
-    }
+    return memoryGrowthPerPeer(this.memory)
   }
 
   /** Stop every running peer and remove the network's temp directory. */

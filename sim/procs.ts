@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url'
 import { NodeStateError } from '../node/errors.ts'
 import { policyTopic } from '../protocols/sync/messages.ts'
 import { ScenarioError } from './errors.ts'
-import { type MemorySample, SIMULATION_DEFAULTS, type SimNetworkOptions } from './network.ts'
+import { type MemorySample, memoryGrowthPerPeer, SIMULATION_DEFAULTS, type SimNetworkOptions } from './network.ts'
 import { mulberry32, sample } from './random.ts'
 import {
   type ReadAttempt,
@@ -244,13 +244,7 @@ export class ProcNetwork {
 
   /** Growth of the workers' RSS and heap from before any peer to the latest sample, per peer. */
   memoryPerPeer(): { rssBytes: number; heapUsedBytes: number } {
-    const first = this.memory[0]
-    const last = this.memory[this.memory.length - 1]
-    const n = Math.max(1, last.peers)
-    return {
-      rssBytes: Math.round((last.rssBytes - first.rssBytes) / n),
-      heapUsedBytes: Math.round((last.heapUsedBytes - first.heapUsedBytes) / n),
-    }
+    return memoryGrowthPerPeer(this.memory)
   }
 
   get failedDials(): number {
