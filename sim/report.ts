@@ -3,7 +3,7 @@
  * and the machine) and report.html (one self-contained file: tables and inline SVG charts).
  */
 import os from 'node:os'
-import { barChart, escapeXml, lineChart } from './chart.ts'
+import { barChart, escapeXml, type LineChart, lineChart } from './chart.ts'
 import type { LinkSpec } from './link.ts'
 import type { MemorySample, StoreKind } from './network.ts'
 import type { AdversaryResult } from './scenarios/adversary.ts'
@@ -253,16 +253,19 @@ function hops(xs: (number | undefined)[]): string {
   return `${h.mean} / ${h.max}`
 }
 
+/** A chart of fractions (of peers, of joins) from 0 to 1, whose curves rise: the legend goes bottom right. */
+function fractionChart(c: Omit<LineChart, 'yMax' | 'legend'>): string {
+  return lineChart({ ...c, yMax: 1, legend: 'bottom-right' })
+}
+
 function revokeSection(r: RevokeResult): string {
   return r.rounds
     .map((round, i) => {
       const stats = (s: typeof round.revocation) => [s.p50, s.p90, s.p99, s.max].map(v => ms(v))
-      const chart = lineChart({
+      const chart = fractionChart({
         title: `Revocation propagation${r.rounds.length > 1 ? `, round ${i + 1}` : ''}: fraction of peers (CDF)`,
         xLabel: 'ms after the revoke call (baseline: after publishing)',
         yLabel: 'fraction of peers',
-        yMax: 1,
-        legend: 'bottom-right',
         series: [
           { name: 'revocation applied', color: '#c0392b', points: round.revocationCdf, step: true },
           { name: `plain gossip, ${round.messageBytes} B`, color: '#2c7fb8', points: round.baselineCdf, step: true },
@@ -305,12 +308,10 @@ ${chart}`
 }
 
 function partitionSection(r: PartitionHealResult): string {
-  const chart = lineChart({
+  const chart = fractionChart({
     title: 'Convergence after the heal: fraction of peers at the final policy heads',
     xLabel: 'ms after the heal call',
     yLabel: 'fraction of peers',
-    yMax: 1,
-    legend: 'bottom-right',
     series: [{ name: 'peers converged', color: '#8e44ad', points: r.timeline, step: true }],
     markers: [{ x: r.healMs, label: 'links redialled', color: '#7f8c8d' }],
   })
@@ -340,12 +341,10 @@ function median(xs: (number | undefined)[]): number | undefined {
 }
 
 function churnSection(r: ChurnResult): string {
-  const ratio = lineChart({
+  const ratio = fractionChart({
     title: 'Delivery to the readers online, by when a reading was published',
     xLabel: 'ms after the churn started',
     yLabel: 'fraction',
-    yMax: 1,
-    legend: 'bottom-right',
     series: [
       {
         name: 'delivery ratio',
@@ -355,12 +354,10 @@ function churnSection(r: ChurnResult): string {
       { name: 'readers online', color: '#7f8c8d', points: r.timeline.map(b => [b.tMs, b.online] as [number, number]) },
     ],
   })
-  const first = lineChart({
+  const first = fractionChart({
     title: 'Time to first decrypted reading after joining (CDF)',
     xLabel: "ms from starting the reader's node",
     yLabel: 'fraction of joins',
-    yMax: 1,
-    legend: 'bottom-right',
     series: [
       { name: 'newcomers', color: '#c0392b', points: r.firstReadingCdf.newcomer, step: true },
       { name: 'returning', color: '#27ae60', points: r.firstReadingCdf.returning, step: true },
