@@ -10,20 +10,11 @@
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { signRecord } from '../../crypto/signed.ts'
-import {
-  actorFor,
-  type ChangeEnvelope,
-  ENVELOPE_TAG,
-  openEnvelope,
-  PolicyDocument,
-} from '../../protocols/policy/document.ts'
+import { actorFor, openEnvelope, PolicyDocument } from '../../protocols/policy/document.ts'
 import { createGenesis, createGrant, createStream } from '../../protocols/policy/records.ts'
-import { newPeerId, newPrincipal } from '../protocols/fixtures.ts'
+import { envelopeFor, HOUR, newPeerId, newPrincipal, T0 } from '../protocols/fixtures.ts'
 import { budget, decodeTyped, mutatedBytes, randomBytes, SIGNED_ERRORS, SUITE, show } from './fuzz.ts'
 
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
 const owner = newPrincipal()
 const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
 const space = genesis.id
@@ -54,9 +45,7 @@ function withChecksum(b: Uint8Array): Uint8Array {
   return out
 }
 
-function envelopeOf(change: Uint8Array): Uint8Array {
-  return signRecord<ChangeEnvelope>(ENVELOPE_TAG, { t: 'change', iss: owner.did, space, change }, owner).bytes
-}
+const envelopeOf = (change: Uint8Array): Uint8Array => envelopeFor(owner, space, change)
 
 const changeBytes = fc.oneof(
   { weight: 4, arbitrary: mutatedBytes(fc.constantFrom(...changes)).map(withChecksum) },

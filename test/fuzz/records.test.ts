@@ -33,11 +33,9 @@ import {
   openDecision,
   REQUEST_TAG,
 } from '../../protocols/policy/requests.ts'
-import { fakeId, newPeerId, newPrincipal, type Principal } from '../protocols/fixtures.ts'
+import { fakeId, HOUR, newPeerId, newPrincipal, type Principal, T0 } from '../protocols/fixtures.ts'
 import { checkSigned, SIGNED_ERRORS, type SignedSample, SUITE } from './fuzz.ts'
 
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
 const owner = newPrincipal()
 const reader = newPrincipal()
 const genesis = createGenesis(owner, 'facility', [newPeerId(), newPeerId()], T0)

@@ -41,12 +41,8 @@ import {
 } from '../../protocols/policy/records.ts'
 import { createAccessRequest, createDecision } from '../../protocols/policy/requests.ts'
 import { type AccessQuery, PolicyState } from '../../protocols/policy/state.ts'
-import { newPeerId, newPrincipal, type Principal } from '../protocols/fixtures.ts'
+import { EXP, HOUR, NBF, newPeerId, newPrincipal, type Principal, T0 } from '../protocols/fixtures.ts'
 
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
-const NBF = T0 + 10 * HOUR
-const EXP = NBF + 48 * HOUR
 const at = (hours: number) => T0 + hours * HOUR
 
 const owner = newPrincipal()

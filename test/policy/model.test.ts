@@ -40,15 +40,20 @@ import {
   type PolicyState,
   patternsWithin,
 } from '../../protocols/policy/state.ts'
-import { flipSignatureBit, newPeerId, newPrincipal, type Principal, Timeline } from '../protocols/fixtures.ts'
+import {
+  EXP,
+  flipSignatureBit,
+  HOUR,
+  INSIDE,
+  NBF,
+  newPeerId,
+  newPrincipal,
+  type Principal,
+  T0,
+  Timeline,
+} from '../protocols/fixtures.ts'
 
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
 const YEAR = 365 * 24 * HOUR
-/** the validity window of most grants */
-const NBF = T0 + 10 * HOUR
-const EXP = NBF + 48 * HOUR
-const INSIDE = NBF + HOUR
 /** when most grants are issued */
 const ISSUED = T0 + 5 * HOUR
 /** the admin's delegation */

@@ -7,12 +7,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Automerge from '@automerge/automerge'
-import { signRecord } from '../../crypto/signed.ts'
 import {
   type AppliedRecord,
   actorFor,
-  type ChangeEnvelope,
-  ENVELOPE_TAG,
   openEnvelope,
   PolicyDocument,
   SHARDS,
@@ -25,10 +22,7 @@ import {
   createRevocation,
   createStream,
 } from '../../protocols/policy/records.ts'
-import { flipSignatureBit, newPeerId, newPrincipal, type Principal } from './fixtures.ts'
-
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
+import { envelopeFor, flipSignatureBit, HOUR, newPeerId, newPrincipal, type Principal, T0 } from './fixtures.ts'
 
 const owner = newPrincipal()
 const admin = newPrincipal()
@@ -75,7 +69,7 @@ function craft(envelopes: Uint8Array[], signer: Principal, actor: string, edit: 
   )
   const change = Automerge.getLastLocalChange(Automerge.change(doc, { time: 0 }, edit))
   assert.ok(change !== undefined)
-  return signRecord<ChangeEnvelope>(ENVELOPE_TAG, { t: 'change', iss: signer.did, space, change }, signer).bytes
+  return envelopeFor(signer, space, change)
 }
 
 function summary(doc: PolicyDocument) {

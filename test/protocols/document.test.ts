@@ -4,13 +4,10 @@ import * as Automerge from '@automerge/automerge'
 import { toHex } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
-import { signRecord } from '../../crypto/signed.ts'
 import {
   type ApplyOutcome,
   actorFor,
   actorPrefix,
-  type ChangeEnvelope,
-  ENVELOPE_TAG,
   openEnvelope,
   PolicyDocument,
   SHARDS,
@@ -24,10 +21,8 @@ import {
   createStream,
 } from '../../protocols/policy/records.ts'
 import { MAX_CLOCK_SKEW_MS } from '../../protocols/policy/state.ts'
-import { fakeId, flipSignatureBit, newPeerId, newPrincipal, type Principal } from './fixtures.ts'
+import { envelopeFor, fakeId, flipSignatureBit, HOUR, newPeerId, newPrincipal, type Principal, T0 } from './fixtures.ts'
 
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
 const INSIDE = T0 + 2 * HOUR
 
 const owner = newPrincipal()
@@ -144,15 +139,7 @@ function craft(
   const next = Automerge.change(automergeAt(envelopes, actor), { time: 0 }, edit)
   const change = Automerge.getLastLocalChange(next)
   assert.ok(change !== undefined, 'the edit made no change')
-  return wrap(signer, change, envelopeSpace)
-}
-
-function wrap(signer: Principal, change: Uint8Array, envelopeSpace = space): Uint8Array {
-  return signRecord<ChangeEnvelope>(
-    ENVELOPE_TAG,
-    { t: 'change', iss: signer.did, space: envelopeSpace, change },
-    signer,
-  ).bytes
+  return envelopeFor(signer, envelopeSpace, change)
 }
 
 function snapshot(doc: PolicyDocument) {
@@ -572,7 +559,7 @@ describe('PolicyDocument: refused envelopes', () => {
     },
     {
       name: 'an envelope whose change is not an Automerge change',
-      envelope: () => wrap(owner, randomBytes(64)),
+      envelope: () => envelopeFor(owner, space, randomBytes(64)),
       error: 'InvalidMessageError',
       message: /not an Automerge change/,
     },

@@ -1,8 +1,8 @@
 /**
  * Fixtures shared by the protocol tests: principals with their did:key, libp2p-shaped peer
  * ids, a table of malformed messages a decoder refuses, byte surgery on signed records (the
- * tampering the decoders must refuse), and a causal history for policy states built without a
- * document.
+ * tampering the decoders must refuse), a causal history for policy states built without a
+ * document, the clock the policy tests start at, and change envelopes signed by hand.
  */
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
@@ -10,12 +10,20 @@ import { base58 } from '@scure/base'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
 import { didFromPublicKey, generateSigningKeyPair, type SigningKeyPair } from '../../crypto/identity.ts'
-import type { OpenedRecord } from '../../crypto/signed.ts'
-import { type AppliedRecord, addTo } from '../../protocols/policy/document.ts'
+import { type OpenedRecord, signRecord } from '../../crypto/signed.ts'
+import { type AppliedRecord, addTo, type ChangeEnvelope, ENVELOPE_TAG } from '../../protocols/policy/document.ts'
 import type { SpaceGenesis } from '../../protocols/policy/records.ts'
 import { type AddResult, type CausalHistory, PolicyState } from '../../protocols/policy/state.ts'
 
 export type Principal = SigningKeyPair & { did: string }
+
+/** The time the policy tests start at (November 2023), and an hour, in ms. */
+export const T0 = 1_700_000_000_000
+export const HOUR = 3_600_000
+/** The validity window of most grants in the policy tests, and a time inside it. */
+export const NBF = T0 + 10 * HOUR
+export const EXP = NBF + 48 * HOUR
+export const INSIDE = NBF + HOUR
 
 export function newPrincipal(): Principal {
   const kp = generateSigningKeyPair()
@@ -55,6 +63,11 @@ export function splitSigned(bytes: Uint8Array): SignedParts {
 
 export function joinSigned(parts: SignedParts): Uint8Array {
   return encodeCanonical({ body: parts.body, sig: parts.sig })
+}
+
+/** A change envelope of `space` around `change`, signed by `signer`: how a test sends an Automerge change it made by hand. */
+export function envelopeFor(signer: Principal, space: string, change: Uint8Array): Uint8Array {
+  return signRecord<ChangeEnvelope>(ENVELOPE_TAG, { t: 'change', iss: signer.did, space, change }, signer).bytes
 }
 
 /** The same signed record with one bit of its signature flipped. */

@@ -36,15 +36,13 @@ import {
   TAGS,
 } from '../../protocols/policy/records.ts'
 import { MAX_TIME_MS } from '../../protocols/validate.ts'
-import { newPeerId, newPrincipal } from './fixtures.ts'
+import { HOUR, newPeerId, newPrincipal, T0 } from './fixtures.ts'
 
 const owner = newPrincipal()
 const reader = newPrincipal()
 const holder = newPeerId()
 const devicePeer = newPeerId()
 const xpk = generateSealingKeyPair().publicKey
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
 /** a safe integer past JavaScript's Date range (±8.64e15 ms): the value that once broke every peer's listing */
 const PAST_DATE_RANGE = 9_000_000_000_000_000
 

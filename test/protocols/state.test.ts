@@ -17,14 +17,18 @@ import {
   type StreamRecord,
 } from '../../protocols/policy/records.ts'
 import { type AccessDecision, type AccessQuery, leaseEnd, PolicyState } from '../../protocols/policy/state.ts'
-import { newPeerId, newPrincipal, type Principal, TestHistory, Timeline } from './fixtures.ts'
-
-const T0 = 1_700_000_000_000
-const HOUR = 3_600_000
-/** the reader's grant window in most cases */
-const NBF = T0 + 10 * HOUR
-const EXP = NBF + 48 * HOUR
-const INSIDE = NBF + HOUR
+import {
+  EXP,
+  HOUR,
+  INSIDE,
+  NBF,
+  newPeerId,
+  newPrincipal,
+  type Principal,
+  T0,
+  TestHistory,
+  Timeline,
+} from './fixtures.ts'
 
 const owner = newPrincipal()
 const reader = newPrincipal()
