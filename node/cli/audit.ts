@@ -54,7 +54,8 @@ export function holdingsTable(holdings: HoldingLike[]): string {
     .join('\n')
 }
 
-interface AuditStatus {
+/** The `audit` part of `GET /v1/status` (and of `edgeward status --json`), as the CLI shows it. */
+export interface AuditStatus {
   size: number
   head?: number
   equivocations: { log: string; reason: string; seenAt: number }[]

@@ -21,6 +21,7 @@ import { randomBytes } from '../../crypto/hash.ts'
 import { leafHash, rootFromLeafHashes } from '../../crypto/merkle.ts'
 import { ApiServer } from '../../node/api.ts'
 import { ensureApiToken } from '../../node/api-token.ts'
+import type { AuditStatus } from '../../node/cli/audit.ts'
 import { status as statusCommand } from '../../node/cli/commands.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import {
@@ -66,14 +67,8 @@ async function proofHandler(g: EdgewardNode, mode: () => ProofMode): Promise<{ r
   return seen
 }
 
-interface ShownUnverifiable {
-  log: string
-  acceptedSize: number
-  uncheckedSize: number
-  tries: number
-  since: number
-  lastError: string
-}
+/** A log the status shows as unverifiable. */
+type ShownUnverifiable = NonNullable<AuditStatus['unverifiable']>[number]
 
 const statusOf = (r: EdgewardNode) =>
   new ApiServer(r, 'unused').status() as {
