@@ -31,8 +31,12 @@ export interface NodeConfig {
 
 const CONFIG_FILE = 'config.json'
 const KEYS = new Set(['port', 'listen', 'mdns'])
-/** IANA's dynamic (private) ports, RFC 6335 */
-export const DYNAMIC_PORTS = { min: 49152, max: 65535 }
+/**
+ * Where a node's port is chosen: the top of IANA's dynamic ports (RFC 6335) above Linux's
+ * default ephemeral range (32768–60999), so that an outgoing connection of this machine never
+ * holds a node's port while the node is stopped.
+ */
+export const DYNAMIC_PORTS = { min: 61000, max: 65535 }
 
 /** Where a data directory keeps its configuration. */
 export function configPath(dataDir: string): string {

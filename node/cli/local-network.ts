@@ -92,6 +92,8 @@ export class LocalPeer {
 
 /** Where a peer of the tests listens unless told: loopback only, any free port. */
 export const LOOPBACK_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+/** The flags that keep a node a test starts by hand on loopback, and off the LAN's mDNS. */
+export const LOOPBACK_FLAGS = ['--listen', LOOPBACK_LISTEN[0], '--no-mdns']
 
 /**
  * Start `edgeward start` (or `gateway`, with `args` such as `--mqtt-port 0`) for an

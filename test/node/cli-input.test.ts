@@ -13,7 +13,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, type CliResult, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
+import { BIN, type CliResult, LOOPBACK_FLAGS, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { createIdentity } from '../../node/identity.ts'
 import { freePort } from '../mqtt/brokers.ts'
 import { stopPeers } from '../support/local-peers.ts'
@@ -233,7 +233,15 @@ describe('bad input to the CLI: one line, the right exit code, nothing written',
     const address = `/ip4/127.0.0.1/tcp/${port}/p2p/${otherPeer}`
     await createIdentity(join(root, 'lonely'), { now: Date.now() })
     // a process of its own: the warning comes right after the first line, which startPeer keeps for itself
-    const p = spawn(process.execPath, [BIN, 'start', '--bootstrap', address, '--data', join(root, 'lonely')])
+    const p = spawn(process.execPath, [
+      BIN,
+      'start',
+      ...LOOPBACK_FLAGS,
+      '--bootstrap',
+      address,
+      '--data',
+      join(root, 'lonely'),
+    ])
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', d => (stdout += d))

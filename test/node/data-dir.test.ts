@@ -13,7 +13,7 @@ import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile }
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, runCli } from '../../node/cli/local-network.ts'
+import { BIN, LOOPBACK_FLAGS, runCli } from '../../node/cli/local-network.ts'
 import { runToExit } from '../support/run-script.ts'
 
 /** Every path under `dir` (itself included) whose mode is not 0700 (directory) or 0600 (file). */
@@ -46,7 +46,9 @@ interface Running {
 
 /** `edgeward start` on `dir`, with all of its stderr kept (from the first byte), once it listens. */
 async function start(dir: string): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, 'start', '--data', dir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [BIN, 'start', ...LOOPBACK_FLAGS, '--data', dir, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stderr = ''
   proc.stderr!.on('data', d => (stderr += d))
   const exited = new Promise<number | null>(resolve => proc.once('exit', code => resolve(code)))
@@ -172,14 +174,14 @@ describe('data directory modes, whatever the umask (real processes)', { timeout:
     const dir = fresh()
     await init(dir)
     await chown(join(dir, 'identity.cbor'), 65534, 65534)
-    const r = await runToExit(['start', '--data', dir])
+    const r = await runToExit(['start', ...LOOPBACK_FLAGS, '--data', dir])
     assert.equal(r.code, 1, r.stderr)
     const out = r.stderr.trim().split('\n')
     assert.equal(out.length, 1, r.stderr)
     assert.match(out[0], /^edgeward: error: .*identity\.cbor.*another user/)
     await chown(dir, 65534, 65534)
     await chown(join(dir, 'identity.cbor'), 0, 0)
-    const r2 = await runToExit(['start', '--data', dir])
+    const r2 = await runToExit(['start', ...LOOPBACK_FLAGS, '--data', dir])
     assert.equal(r2.code, 1, r2.stderr)
     assert.match(r2.stderr, /^edgeward: error: .*another user[^\n]*\n$/)
   })

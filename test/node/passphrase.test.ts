@@ -11,7 +11,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { LOOPBACK_FLAGS, type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
 import { runToExit } from '../support/run-script.ts'
 
@@ -25,7 +25,8 @@ function envWith(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /** `edgeward start` that should fail: its exit code and stderr, or -1 if it still ran after 20 s. */
-const startExpectingFailure = (dir: string, env: NodeJS.ProcessEnv) => runToExit(['start', '--data', dir], env)
+const startExpectingFailure = (dir: string, env: NodeJS.ProcessEnv) =>
+  runToExit(['start', ...LOOPBACK_FLAGS, '--data', dir], env)
 
 function assertOneLine(r: { code: number; stderr: string }, pattern: RegExp): void {
   assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`)

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, runCli } from '../../node/cli/local-network.ts'
+import { BIN, LOOPBACK_FLAGS, runCli } from '../../node/cli/local-network.ts'
 
 /** Start a node and send `signal` the moment its node.json appears; resolves with how the process ended. */
 function startAndSignal(
@@ -19,7 +19,9 @@ function startAndSignal(
   signal: NodeJS.Signals,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'start', '--data', dir], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const proc = spawn(process.execPath, [BIN, 'start', ...LOOPBACK_FLAGS, '--data', dir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     let stderr = ''
     proc.stderr.on('data', d => (stderr += d))
     const kill = () => proc.kill(signal)

@@ -14,7 +14,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, runCli } from '../../node/cli/local-network.ts'
+import { BIN, LOOPBACK_FLAGS, runCli } from '../../node/cli/local-network.ts'
 import type { LoginLink } from '../../node/ui/contract.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -29,7 +29,9 @@ function headlessEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** `edgeward ui` that runs a node: the process and the link it printed. */
 async function uiRunningNode(dir: string): Promise<{ proc: ChildProcessWithoutNullStreams; url: string }> {
-  const proc = spawn(process.execPath, [BIN, 'ui', '--no-open', '--data', dir], { env: headlessEnv() })
+  const proc = spawn(process.execPath, [BIN, 'ui', '--no-open', ...LOOPBACK_FLAGS, '--data', dir], {
+    env: headlessEnv(),
+  })
   let out = ''
   let err = ''
   proc.stderr.on('data', d => (err += d))
@@ -118,7 +120,7 @@ describe('edgeward ui', { timeout: 90_000 }, () => {
   })
 
   it('with no display and no browser, says so and prints the link', async () => {
-    const r = await runCli(['ui', '--data', dir], { env: headlessEnv() })
+    const r = await runCli(['ui', ...LOOPBACK_FLAGS, '--data', dir], { env: headlessEnv() })
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, /no display to open a browser on/)
     assert.match(r.stdout, /^edgeward client: http:\/\/127\.0\.0\.1:\d+\/#login=/)
