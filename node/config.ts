@@ -9,7 +9,8 @@
  * ```
  *
  * `port`: the port of the default listen addresses (every interface, IPv4 and IPv6); `listen`
- * (optional): the multiaddrs to listen on instead; `mdns` (optional, default true): find peers
+ * (optional): the multiaddrs to listen on instead; `relay` (optional, default false): serve
+ * as a circuit relay, as `--relay` does; `mdns` (optional, default true): find peers
  * on the LAN by multicast DNS. A malformed file, an unknown key or a malformed multiaddr is
  * refused with a UsageError naming the file.
  */
@@ -27,10 +28,12 @@ export interface NodeConfig {
   listen?: string[]
   /** find peers on the LAN by mDNS (default true) */
   mdns?: boolean
+  /** serve as a circuit relay for peers behind NAT, as `--relay` does (default false) */
+  relay?: boolean
 }
 
 const CONFIG_FILE = 'config.json'
-const KEYS = new Set(['port', 'listen', 'mdns'])
+const KEYS = new Set(['port', 'listen', 'mdns', 'relay'])
 /**
  * Where a node's port is chosen: the top of IANA's dynamic ports (RFC 6335) above Linux's
  * default ephemeral range (32768–60999), so that an outgoing connection of this machine never
@@ -76,6 +79,10 @@ export function parseConfig(doc: unknown, where: string): NodeConfig {
   if (o.mdns !== undefined) {
     if (typeof o.mdns !== 'boolean') throw new UsageError(`${where}: "mdns" must be true or false`)
     config.mdns = o.mdns
+  }
+  if (o.relay !== undefined) {
+    if (typeof o.relay !== 'boolean') throw new UsageError(`${where}: "relay" must be true or false`)
+    config.relay = o.relay
   }
   return config
 }

@@ -102,7 +102,7 @@ export async function runNode(
     bootstrap: opts.bootstrap,
     ...(mdns ? { network: { mdns: {} } } : {}),
     traversal: {
-      relay: opts.relay === true,
+      relay: opts.relay === true || conf?.relay === true,
       relayVia: opts.relayVia ?? [],
       ...(opts.relayReservations === undefined ? {} : { relayReservations: opts.relayReservations }),
     },

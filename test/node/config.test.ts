@@ -40,6 +40,10 @@ describe('configuration', () => {
     const accepted: [unknown, NodeConfig][] = [
       [{ port: 50000 }, { port: 50000 }],
       [
+        { port: 50000, relay: true },
+        { port: 50000, relay: true },
+      ],
+      [
         { port: 50000, listen: ['/ip4/0.0.0.0/tcp/4001'], mdns: false },
         { port: 50000, listen: ['/ip4/0.0.0.0/tcp/4001'], mdns: false },
       ],
@@ -62,6 +66,7 @@ describe('configuration', () => {
       [{ port: 50000, listen: ['/ip4/300.0.0.1/tcp/1'] }, /listen \/ip4\/300.0.0.1\/tcp\/1 is not a multiaddr/],
       [{ port: 50000, listen: ['ip4/1.2.3.4'] }, /is not a multiaddr/],
       [{ port: 50000, mdns: 'no' }, /"mdns" must be true or false/],
+      [{ port: 50000, relay: 1 }, /"relay" must be true or false/],
     ]
     for (const [doc, message] of refused) {
       assert.throws(
