@@ -96,6 +96,42 @@ export const LOOPBACK_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 export const LOOPBACK_FLAGS = ['--listen', LOOPBACK_LISTEN[0], '--no-mdns']
 
 /**
+ * What a node started with `--json` says first: its info line, once it listens. The deadline
+ * kills it; an exit before that line rejects with what it said on stderr.
+ */
+export async function startedInfo(
+  proc: ChildProcess,
+  name: string,
+  timeoutMs: number,
+): Promise<{ info: NodeInfo; stderr: string }> {
+  let stderr = ''
+  proc.stderr?.on('data', d => (stderr += d))
+  const info = await new Promise<NodeInfo>((resolve, reject) => {
+    let stdout = ''
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new DeadlineError(`${name} did not start within ${timeoutMs} ms: ${stderr}`))
+    }, timeoutMs)
+    proc.stdout?.on('data', d => {
+      stdout += d
+      const nl = stdout.indexOf('\n')
+      if (nl < 0) return
+      clearTimeout(timer)
+      try {
+        resolve(JSON.parse(stdout.slice(0, nl)) as NodeInfo)
+      } catch (err) {
+        reject(err)
+      }
+    })
+    proc.once('exit', code => {
+      clearTimeout(timer)
+      reject(new ProcessExitError(`${name} exited with ${code}: ${stderr.trim()}`))
+    })
+  })
+  return { info, stderr }
+}
+
+/**
  * Start `edgeward start` (or `gateway`, with `args` such as `--mqtt-port 0`) for an
  * initialised data directory and wait until it is listening. It listens on `listen` (default
  * LOOPBACK_LISTEN; `[]`: what the data directory's configuration says) and runs mDNS only
@@ -123,30 +159,7 @@ export async function startPeer(
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let stderr = ''
-  proc.stderr.on('data', d => (stderr += d))
-  const info = await new Promise<NodeInfo>((resolve, reject) => {
-    let stdout = ''
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      reject(new DeadlineError(`${name} did not start within ${opts.timeoutMs ?? 20_000} ms: ${stderr}`))
-    }, opts.timeoutMs ?? 20_000)
-    proc.stdout.on('data', d => {
-      stdout += d
-      const nl = stdout.indexOf('\n')
-      if (nl < 0) return
-      clearTimeout(timer)
-      try {
-        resolve(JSON.parse(stdout.slice(0, nl)) as NodeInfo)
-      } catch (err) {
-        reject(err)
-      }
-    })
-    proc.once('exit', code => {
-      clearTimeout(timer)
-      reject(new ProcessExitError(`${name} exited with ${code}: ${stderr.trim()}`))
-    })
-  })
+  const { info, stderr } = await startedInfo(proc, name, opts.timeoutMs ?? 20_000)
   const peer = new LocalPeer(name, dataDir, proc, info, opts.netns)
   // what it said while starting, then what it says as it runs
   peer.stderr = stderr

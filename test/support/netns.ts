@@ -24,8 +24,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 import type { NodeInfo } from '../../node/cli/client.ts'
-import { BIN, type CliResult, LocalPeer } from '../../node/cli/local-network.ts'
-import { DeadlineError, ProcessExitError } from '../../node/errors.ts'
+import { BIN, type CliResult, LocalPeer, startedInfo } from '../../node/cli/local-network.ts'
 
 const run = promisify(execFile)
 
@@ -223,30 +222,7 @@ export async function startNsPeer(
     ['netns', 'exec', ns, process.execPath, BIN, 'start', '--data', dataDir, '--json', '--no-mdns', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )
-  let stderr = ''
-  proc.stderr.on('data', d => (stderr += d))
-  const info = await new Promise<NodeInfo>((resolve, reject) => {
-    let stdout = ''
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      reject(new DeadlineError(`${name} did not start within ${timeoutMs} ms: ${stderr}`))
-    }, timeoutMs)
-    proc.stdout.on('data', d => {
-      stdout += d
-      const nl = stdout.indexOf('\n')
-      if (nl < 0) return
-      clearTimeout(timer)
-      try {
-        resolve(JSON.parse(stdout.slice(0, nl)) as NodeInfo)
-      } catch (err) {
-        reject(err)
-      }
-    })
-    proc.once('exit', code => {
-      clearTimeout(timer)
-      reject(new ProcessExitError(`${name} exited with ${code}: ${stderr.trim()}`))
-    })
-  })
+  const { info, stderr } = await startedInfo(proc, name, timeoutMs)
   const peer = new NsPeer(ns, name, dataDir, proc, info)
   peer.stderr = stderr
   proc.stderr.on('data', d => (peer.stderr += d))
