@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { useApi } from '../api.ts'
 import { ACCESS_DURATIONS } from './time.ts'
+import { useSubmit } from './use-submit.ts'
 
 /** Ask the owner for access to one item: a reason and a duration; the request shows in the inbox as requested. */
 export function RequestDialog(props: {
@@ -18,24 +19,15 @@ export function RequestDialog(props: {
   const dialog = useRef<HTMLDialogElement>(null)
   const [reason, setReason] = useState('')
   const [duration, setDuration] = useState(ACCESS_DURATIONS[2].ms)
-  const [error, setError] = useState<string>()
-  const [busy, setBusy] = useState(false)
   useEffect(() => dialog.current?.showModal(), [])
-  const submit = async (e: Event) => {
-    e.preventDefault()
-    setBusy(true)
-    try {
-      await api.send('POST', `/v1/spaces/${space}/requests`, {
-        streams: [resource],
-        durationMs: duration,
-        reason: reason.trim(),
-      })
-      dialog.current?.close()
-    } catch (err) {
-      setError((err as Error).message)
-      setBusy(false)
-    }
-  }
+  const { busy, error, submit } = useSubmit(async () => {
+    await api.send('POST', `/v1/spaces/${space}/requests`, {
+      streams: [resource],
+      durationMs: duration,
+      reason: reason.trim(),
+    })
+    dialog.current?.close()
+  })
   return (
     <dialog ref={dialog} class="dialog" aria-labelledby="ask-title" onClose={onDone}>
       <form onSubmit={submit}>
@@ -61,7 +53,7 @@ export function RequestDialog(props: {
             ))}
           </select>
         </label>
-        {error !== undefined && (
+        {error !== '' && (
           <p class="notice" role="alert">
             {error}
           </p>

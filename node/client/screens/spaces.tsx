@@ -14,6 +14,7 @@ import { Copyable } from '../parts/copyable.tsx'
 import { type People, Person } from '../parts/person.tsx'
 import { spaceName } from '../parts/space-picker.tsx'
 import { ACCESS_DURATIONS, DAY, formatWhen, HOUR } from '../parts/time.ts'
+import { useSubmit } from '../parts/use-submit.ts'
 import type { ScreenProps } from './props.ts'
 import './spaces.css'
 
@@ -139,28 +140,17 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
   const [streams, setStreams] = useState<string[]>([])
   const [accessFor, setAccessFor] = useState(48 * HOUR)
   const [viewOnly, setViewOnly] = useState(false)
-  const [busy, setBusy] = useState(false)
-  const [error, setError] = useState('')
   const [made, setMade] = useState<InviteCreated>()
   const name = space.name ?? 'the space'
   const n = Number(uses)
 
-  const submit = async (e: Event) => {
-    e.preventDefault()
-    setError('')
-    if (!Number.isInteger(n) || n < 1 || n > 1000) return setError('Uses: a whole number from 1 to 1000.')
-    if (withAccess && streams.length === 0) return setError('Choose the streams the invite gives access to.')
+  const { busy, error, submit } = useSubmit(async () => {
+    if (!Number.isInteger(n) || n < 1 || n > 1000) return 'Uses: a whole number from 1 to 1000.'
+    if (withAccess && streams.length === 0) return 'Choose the streams the invite gives access to.'
     const body: InviteRequest = { for: validFor, uses: n }
     if (withAccess) Object.assign(body, { streams, accessMs: accessFor, download: !viewOnly })
-    setBusy(true)
-    try {
-      setMade(await api.send<InviteCreated>('POST', `/v1/spaces/${space.id}/invites`, body))
-    } catch (err) {
-      setError((err as Error).message)
-    } finally {
-      setBusy(false)
-    }
-  }
+    setMade(await api.send<InviteCreated>('POST', `/v1/spaces/${space.id}/invites`, body))
+  })
 
   if (made !== undefined) {
     return (
@@ -274,26 +264,15 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
 function NewSpace() {
   const api = useApi()
   const [name, setName] = useState('')
-  const [busy, setBusy] = useState(false)
   const [said, setSaid] = useState('')
-  const [error, setError] = useState('')
 
-  const submit = async (e: Event) => {
-    e.preventDefault()
+  const { busy, error, submit } = useSubmit(async () => {
     const trimmed = name.trim()
-    if (trimmed === '') return setError('Give the space a name.')
-    setBusy(true)
-    setError('')
-    try {
-      await api.send('POST', '/v1/spaces', { name: trimmed })
-      setSaid(`Created ${trimmed}.`)
-      setName('')
-    } catch (err) {
-      setError((err as Error).message)
-    } finally {
-      setBusy(false)
-    }
-  }
+    if (trimmed === '') return 'Give the space a name.'
+    await api.send('POST', '/v1/spaces', { name: trimmed })
+    setSaid(`Created ${trimmed}.`)
+    setName('')
+  })
 
   return (
     <section class="card" aria-labelledby="new-space">
@@ -328,25 +307,14 @@ function NewSpace() {
 function JoinSpace() {
   const api = useApi()
   const [code, setCode] = useState('')
-  const [busy, setBusy] = useState(false)
   const [joined, setJoined] = useState<JoinResult>()
-  const [error, setError] = useState('')
 
-  const submit = async (e: Event) => {
-    e.preventDefault()
-    if (code.trim() === '') return setError('Paste the invite code you were sent.')
-    setBusy(true)
-    setError('')
+  const { busy, error, submit } = useSubmit(async () => {
+    if (code.trim() === '') return 'Paste the invite code you were sent.'
     setJoined(undefined)
-    try {
-      setJoined(await api.send<JoinResult>('POST', '/v1/join', { invite: code.trim() }))
-      setCode('')
-    } catch (err) {
-      setError(joinProblem(err))
-    } finally {
-      setBusy(false)
-    }
-  }
+    setJoined(await api.send<JoinResult>('POST', '/v1/join', { invite: code.trim() }))
+    setCode('')
+  }, joinProblem)
 
   return (
     <section class="card" aria-labelledby="join-space">
