@@ -19,12 +19,11 @@ import { type LocalPeer, runCli } from '../../node/cli/local-network.ts'
 import type { AuditReportFile } from '../../node/ui/contract-audit.ts'
 import { waitFor } from '../support/wait.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, startPeople } from './people.ts'
+import { type People, shortDid, startPeople } from './people.ts'
 
 const STREAM = 'temperature'
 
 /** `did:key:z6Mk…abcd`, as the screen shows a person. */
-const shortDid = (did: string) => `did:key:${did.slice(8, 12)}…${did.slice(-4)}`
 
 describe('the Audit screen in a browser', { timeout: 180_000 }, () => {
   let people: People<'owner' | 'reader'>

@@ -17,10 +17,9 @@ import { type LocalPeer, waitFor } from '../../node/cli/local-network.ts'
 import type { Inbox } from '../../node/ui/contract-inbox.ts'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, startPeople } from './people.ts'
+import { type People, shortDid, startPeople } from './people.ts'
 
 const HOUR = 3_600_000
-const short = (did: string) => `did:key:${did.slice(8, 12)}…${did.slice(-4)}`
 
 describe('Files screen in a browser', { timeout: 240_000 }, () => {
   let people: People<'owner' | 'reader'>
@@ -107,7 +106,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await page.getByRole('alert').filter({ hasText: 'is not a person' }).waitFor()
     await to.fill(readerDid)
     await to.press('Enter')
-    await page.getByRole('button', { name: `Remove ${short(readerDid)}` }).waitFor()
+    await page.getByRole('button', { name: `Remove ${shortDid(readerDid)}` }).waitFor()
 
     // a drop as the browser makes it: a DataTransfer holding a File, made in the page (the test has no DOM)
     const dataTransfer = await page.evaluateHandle(`(() => {
@@ -122,7 +121,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Share', exact: true }).click()
     await page
       .getByRole('status')
-      .filter({ hasText: `Shared handover.txt with ${short(readerDid)} for 48 hours.` })
+      .filter({ hasText: `Shared handover.txt with ${shortDid(readerDid)} for 48 hours.` })
       .waitFor({ timeout: 20_000 })
 
     const list = page.getByRole('list', { name: 'Files shared by you' })
@@ -130,7 +129,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await row.waitFor()
     assert.match(
       (await row.textContent()) ?? '',
-      new RegExp(`${short(readerDid)}ActiveView onlyexpires in (2 d|1 d 23 h)`),
+      new RegExp(`${shortDid(readerDid)}ActiveView onlyexpires in (2 d|1 d 23 h)`),
     )
 
     const shared = (await (await owner.api()).call<ObjectList>('GET', `/v1/spaces/${space}/objects`)).objects.find(
@@ -156,7 +155,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
       buffer: Buffer.from('Minutes of the design review.\n'.repeat(2000)),
     })
     await page.locator('#chosen-file').filter({ hasText: 'minutes.txt' }).waitFor()
-    await page.getByRole('button', { name: `Add ${short(readerDid)}` }).click()
+    await page.getByRole('button', { name: `Add ${shortDid(readerDid)}` }).click()
     await page.getByRole('radio', { name: '1 hour' }).check()
     await page.getByRole('radio', { name: 'Download' }).check()
     await page.getByLabel('Forwarding').selectOption('ask-owner')
@@ -185,7 +184,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     assert.equal(await rows.count(), 2)
     const texts = await rows.allTextContents()
     assert.ok(
-      texts.every(t => t.includes(`From ${short(ownerDid)} in Design review`)),
+      texts.every(t => t.includes(`From ${shortDid(ownerDid)} in Design review`)),
       texts.join('\n'),
     )
     assert.ok(

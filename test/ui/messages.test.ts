@@ -15,9 +15,8 @@ import type { LocalPeer } from '../../node/cli/local-network.ts'
 import type { Inbox } from '../../node/ui/contract-inbox.ts'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, startPeople } from './people.ts'
+import { type People, shortDid, startPeople } from './people.ts'
 
-const short = (did: string) => `did:key:${did.slice(8, 12)}…${did.slice(-4)}`
 const inPage = (page: Page, expr: string) => page.evaluate(expr)
 
 describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
@@ -65,7 +64,7 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
     const mine = log.getByRole('listitem').filter({ hasText: 'Pump 3 is back on line.' })
     await mine.waitFor({ timeout: 20_000 })
     assert.equal(await box.inputValue(), '', 'the composer is cleared once sent')
-    assert.match((await mine.textContent()) ?? '', new RegExp(`^You to ${short(readerDid)}`))
+    assert.match((await mine.textContent()) ?? '', new RegExp(`^You to ${shortDid(readerDid)}`))
     assert.match((await mine.textContent()) ?? '', /Readable for (23 h 59 min|1 d)/)
     // what the node recorded: one message, to the reader, for a day
     const list = await (await owner.api()).call<ObjectList>('GET', `/v1/spaces/${space}/objects`)
@@ -82,7 +81,7 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
     const item = log.getByRole('listitem').filter({ hasText: 'Pressure holds at 4 bar.' })
     await item.waitFor({ timeout: 30_000 })
     assert.equal(await inPage(readerPage, 'window.notReloaded'), true)
-    assert.match((await item.textContent()) ?? '', new RegExp(`^${short(ownerDid)}`))
+    assert.match((await item.textContent()) ?? '', new RegExp(`^${shortDid(ownerDid)}`))
     assert.match((await item.textContent()) ?? '', /Disappears in (23 h 59 min|1 d)/)
     assert.equal(
       await readerPage.getByText("Only the space's key holder can share into it today", { exact: false }).count(),
@@ -113,7 +112,7 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
     const log = readerPage.getByRole('log', { name: 'Messages in Night shift' })
     await log
       .getByRole('listitem')
-      .filter({ hasText: `Revoked by ${short(ownerDid)} at ` })
+      .filter({ hasText: `Revoked by ${shortDid(ownerDid)} at ` })
       .waitFor({ timeout: 30_000 })
     assert.equal(await log.getByText('Pressure holds at 4 bar.').count(), 0, 'the text is gone from the page')
     assert.equal(await inPage(readerPage, 'window.notReloaded'), true)
