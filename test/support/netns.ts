@@ -24,7 +24,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 import type { NodeInfo } from '../../node/cli/client.ts'
-import { BIN, type CliResult, LocalPeer, startedInfo } from '../../node/cli/local-network.ts'
+import { BIN, type CliResult, LocalPeer, runCli, startedInfo } from '../../node/cli/local-network.ts'
 
 const run = promisify(execFile)
 
@@ -195,17 +195,7 @@ export class NsPeer extends LocalPeer {
 
 /** Run one `edgeward` command in namespace `ns`. */
 export function nsCli(ns: string, args: string[], opts: { input?: string } = {}): Promise<CliResult> {
-  const t0 = performance.now()
-  return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', d => (stdout += d))
-    p.stderr.on('data', d => (stderr += d))
-    p.on('error', reject)
-    p.on('close', code => resolve({ code: code ?? -1, stdout, stderr, ms: performance.now() - t0 }))
-    p.stdin.end(opts.input ?? '')
-  })
+  return runCli(args, { ...opts, netns: ns })
 }
 
 /** Start `edgeward start` in namespace `ns` on an initialised data directory (no mDNS), and wait until it listens. */
