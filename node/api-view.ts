@@ -65,7 +65,6 @@ export async function view(
 ): Promise<void> {
   refuseOutsideTheClient(req, viaSession)
   const opened = await node.objects.open(space, object)
-  node.inbox.touch()
   const id = node.objects.openView(opened)
   const m = opened.manifest
   res.writeHead(200, {

@@ -342,10 +342,7 @@ export class ApiServer {
     if (parts[3] === 'objects') {
       if (m === 'POST' && parts.length === 4) return send(res, 200, await objectsApi.share(n, space, url, req))
       if (m === 'GET' && parts.length === 4) return send(res, 200, objectsApi.list(n, space, url))
-      if (m === 'GET' && parts.length === 5) {
-        await objectsApi.open(n, space, parts[4], res, send)
-        return n.inbox.touch()
-      }
+      if (m === 'GET' && parts.length === 5) return objectsApi.open(n, space, parts[4], res, send)
       if (m === 'GET' && parts.length === 6 && parts[5] === 'view')
         return viewApi.view(n, space, parts[4], req, res, viaSession)
       if (m === 'GET' && parts.length === 6 && parts[5] === 'access')

@@ -25,7 +25,7 @@ export interface InboxComponents {
   now: () => number
   policy: Pick<PolicyService, 'spaces' | 'document' | 'onRecords'>
   requests: Pick<RequestsService, 'list' | 'onRequest'>
-  objects: Pick<ObjectsService, 'knownName'>
+  objects: Pick<ObjectsService, 'knownName' | 'namesVersion'>
   /** the name this person gave someone, if any */
   nameOf: (did: string) => string | undefined
 }
@@ -41,27 +41,22 @@ export class InboxService {
   }
 
   start(): void {
-    this.unsubscribe = [this.c.policy.onRecords(() => this.touch()), this.c.requests.onRequest(() => this.touch())]
+    this.unsubscribe = [this.c.policy.onRecords(() => this.changes++), this.c.requests.onRequest(() => this.changes++)]
   }
 
   stop(): void {
     for (const u of this.unsubscribe) u()
   }
 
-  /** Something that may change the inbox happened (a request filed or arriving, an object opened). */
-  touch(): void {
-    this.changes++
-  }
-
-  /** Changes whenever the inbox may have. */
+  /** Changes whenever the inbox may have: a policy record or a request arrived, an object's name was learnt. */
   get version(): number {
-    return this.changes
+    return this.changes + this.c.objects.namesVersion
   }
 
   /** Everything shared with this person, newest first. */
   async list(): Promise<Inbox> {
     const now = this.c.now()
-    const version = this.changes
+    const version = this.version
     const items: InboxItem[] = []
     for (const space of this.c.policy.spaces()) {
       const doc = this.c.policy.document(space)

@@ -213,6 +213,7 @@ export class ObjectsService {
   private readonly viewDir: string
   private readonly viewers = new Map<string, Viewer>()
   private readonly names = new Map<string, string>()
+  private namesLearnt = 0
   private readonly clientViews = new Map<string, ClientView>()
   private readonly removals = new Set<Promise<void>>()
   private sweep: NodeJS.Timeout | undefined
@@ -311,8 +312,14 @@ export class ObjectsService {
     return this.names.get(`${space}/${object}`)
   }
 
+  /** Changes whenever this node learns an object's name (for the inbox's version). */
+  get namesVersion(): number {
+    return this.namesLearnt
+  }
+
   private remember(space: string, object: string, name: string): void {
     const key = `${space}/${object}`
+    if (this.names.get(key) !== name) this.namesLearnt++
     this.names.delete(key)
     this.names.set(key, name)
     if (this.names.size > MAX_KNOWN_NAMES) this.names.delete(this.names.keys().next().value!)
