@@ -803,9 +803,13 @@ function ConfirmDialog(props: {
 
   useEffect(() => {
     const opener = document.activeElement as HTMLElement | null
-    dialog.current?.showModal()
+    const modal = dialog.current
+    modal?.showModal()
     ;(c.kind === 'deny' ? reasonField.current : first.current)?.focus()
     return () => {
+      // Escape was held back (preventDefault) so the dialog is still modal here, and while it
+      // is, the page behind it is inert and refuses focus: close it first, then move focus.
+      if (modal?.open) modal.close()
       // the control that opened it, or (gone with what it revoked) the screen's heading
       if (opener?.isConnected) opener.focus()
       else document.querySelector<HTMLElement>('main h1')?.focus()
