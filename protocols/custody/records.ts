@@ -3,10 +3,11 @@
  * threshold k of them that together release a key. Signed by the space's owner.
  *
  * Guarantees: `openCustodianSet` verifies the signature, decodes with a size limit, and
- * checks every field: 1..MAX_CUSTODIANS custodians, each a peer id with a 32-byte X25519 key
+ * checks every field: 2..MAX_CUSTODIANS custodians, each a peer id with a 32-byte X25519 key
  * and optionally the did:key of the principal that runs it; no peer, key or did twice (one
- * party holding two shares would need fewer than k others); 1 <= k <= n. A custodian's index
- * is its position in the list: shares and releases name custodians by it.
+ * party holding two shares would need fewer than k others); 2 <= k <= n, so that no custodian
+ * ever releases a key alone. A custodian's index is its position in the list: shares and
+ * releases name custodians by it.
  * Assumes, and does not check: that the issuer is the owner of `space`, and that this set is
  * the one in force. That is the policy state's job; this module only knows the record.
  * A set's id (its record id) is what deals name.
@@ -69,7 +70,10 @@ function checkCustodianSet(m: Fields): void {
     if (c.did !== undefined) entry.did = did(c, 'did')
     return entry
   })
-  if (custodians.length === 0) throw new InvalidMessageError('a custodian set names at least one custodian')
+  // k >= 2 needs n >= 2: said on its own, since a one-custodian set is the likelier mistake
+  if (custodians.length < 2) {
+    throw new InvalidMessageError('a custodian set names at least two custodians: no custodian may release alone')
+  }
   const distinct = (values: string[]) => new Set(values).size === values.length
   if (!distinct(custodians.map(c => c.peer))) throw new InvalidMessageError('a custodian set names each peer once')
   if (!distinct(custodians.map(c => toHex(c.xpk)))) {
@@ -78,7 +82,8 @@ function checkCustodianSet(m: Fields): void {
   if (!distinct(custodians.flatMap(c => (c.did === undefined ? [] : [c.did])))) {
     throw new InvalidMessageError('a custodian set names each principal once')
   }
-  int(m, 'k', 1, custodians.length)
+  // a threshold of one would let any single custodian release the key
+  int(m, 'k', 2, custodians.length)
 }
 
 const CUSTODIAN_SET = recordKind<CustodianSet>(CUSTODIAN_SET_TAG, MAX_CUSTODIAN_SET_BYTES, checkCustodianSet)

@@ -26,6 +26,7 @@ import {
   verifyShare,
 } from '../../protocols/custody/deal.ts'
 import {
+  CUSTODIAN_SET_TAG,
   type Custodian,
   type CustodianSet,
   createCustodianSet,
@@ -128,9 +129,9 @@ const pick = (n: number, count: number): number[] => {
 }
 
 describe('custody: deal, release, combine', () => {
+  // a set's threshold is at least 2: no custodian releases alone
   for (const [k, n] of [
-    [1, 1],
-    [1, 3],
+    [2, 2],
     [2, 3],
     [3, 5],
     [16, 16],
@@ -461,27 +462,38 @@ describe('custody: custodian sets', () => {
       owner,
       space,
       entries.map(({ peer, xpk }) => ({ peer, xpk })),
-      1,
+      2,
       T0,
     )
     assert.equal(openCustodianSet(anonymous.bytes).body.custodians[0].did, undefined)
   })
 
-  it('refuses a threshold outside 1..n, no custodians, more than 16, or one party twice', () => {
+  it('refuses a threshold outside 2..n, fewer than two custodians, more than 16, or one party twice', () => {
     const bad: [string, Custodian[], number][] = [
       ['k = 0', entries, 0],
+      ['k = 1: one custodian would release alone', entries, 1],
       ['k > n', entries, 5],
-      ['no custodians', [], 1],
+      ['no custodians', [], 2],
+      ['one custodian, k = 1', [entries[0]], 1],
+      ['one custodian, k = 2', [entries[0]], 2],
       ['17 custodians', [...nodes.map(entryOf), entryOf(custodianNode())], 2],
       ['a peer twice', [...entries, { ...entryOf(custodianNode()), peer: entries[0].peer }], 2],
       ['a sealing key twice', [...entries, { ...entryOf(custodianNode()), xpk: entries[1].xpk }], 2],
       ['a principal twice', [...entries, { ...entryOf(custodianNode()), did: entries[2].did }], 2],
-      ['a bad key', [{ ...entries[0], xpk: new Uint8Array(31) }], 1],
-      ['a bad peer', [{ ...entries[0], peer: 'not a peer' }], 1],
+      ['a bad key', [{ ...entries[0], xpk: new Uint8Array(31) }, entries[1]], 2],
+      ['a bad peer', [{ ...entries[0], peer: 'not a peer' }, entries[1]], 2],
     ]
     for (const [why, list, k] of bad) {
       assert.throws(() => createCustodianSet(owner, space, list, k, T0), InvalidMessageError, why)
     }
+    // the smallest set there is: two custodians, both needed
+    assert.equal(createCustodianSet(owner, space, entries.slice(0, 2), 2, T0).body.k, 2)
+  })
+
+  it('refuses a re-signed set whose threshold is 1', () => {
+    const set = createCustodianSet(owner, space, entries, 2, T0)
+    const lowK = signRecord(CUSTODIAN_SET_TAG, { ...set.body, k: 1 }, owner)
+    assert.throws(() => openCustodianSet(lowK.bytes), InvalidMessageError)
   })
 
   it('refuses a changed set or signature', () => {
