@@ -10,21 +10,7 @@ import { describe, it } from 'node:test'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
 import { actorFor, ENVELOPE_TAG, openEnvelope, PolicyDocument } from '../../protocols/policy/document.ts'
-import {
-  createDelegation,
-  createDeviceCert,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-  openDelegation,
-  openDeviceCert,
-  openGenesis,
-  openGrant,
-  openRevocation,
-  openStream,
-  TAGS,
-} from '../../protocols/policy/records.ts'
+import * as records from '../../protocols/policy/records.ts'
 import {
   createAccessRequest,
   createDecision,
@@ -38,7 +24,7 @@ import { checkSigned, SIGNED_ERRORS, type SignedSample, SUITE } from './fuzz.ts'
 
 const owner = newPrincipal()
 const reader = newPrincipal()
-const genesis = createGenesis(owner, 'facility', [newPeerId(), newPeerId()], T0)
+const genesis = records.createGenesis(owner, 'facility', [newPeerId(), newPeerId()], T0)
 const space = genesis.id
 
 function sample(tag: string, signer: Principal, rec: OpenedRecord<object>): SignedSample {
@@ -46,7 +32,7 @@ function sample(tag: string, signer: Principal, rec: OpenedRecord<object>): Sign
 }
 
 const grantFields = { space, sub: reader.did, streams: ['temp', 'line-1.*'], forms: ['raw'], nbf: T0, exp: T0 + HOUR }
-const fullGrant = createGrant(
+const fullGrant = records.createGrant(
   owner,
   {
     ...grantFields,
@@ -84,16 +70,22 @@ const forwarded = createAccessRequest(
 
 describe('fuzz: signed records of the policy document', SUITE, () => {
   it('openGenesis', () => {
-    checkSigned(openGenesis, SIGNED_ERRORS, [sample(TAGS.genesis, owner, genesis)], { strictFields: true })
+    checkSigned(records.openGenesis, SIGNED_ERRORS, [sample(records.TAGS.genesis, owner, genesis)], {
+      strictFields: true,
+    })
   })
 
   it('openStream', () => {
     checkSigned(
-      openStream,
+      records.openStream,
       SIGNED_ERRORS,
       [
-        sample(TAGS.stream, owner, createStream(owner, space, 'temp', HOUR, T0)),
-        sample(TAGS.stream, owner, createStream(owner, space, 'hum', HOUR, T0, ['raw', 'aggregate:1h'])),
+        sample(records.TAGS.stream, owner, records.createStream(owner, space, 'temp', HOUR, T0)),
+        sample(
+          records.TAGS.stream,
+          owner,
+          records.createStream(owner, space, 'hum', HOUR, T0, ['raw', 'aggregate:1h']),
+        ),
       ],
       { strictFields: true },
     )
@@ -101,35 +93,46 @@ describe('fuzz: signed records of the policy document', SUITE, () => {
 
   it('openGrant', () => {
     checkSigned(
-      openGrant,
+      records.openGrant,
       SIGNED_ERRORS,
-      [sample(TAGS.grant, owner, createGrant(owner, grantFields, T0)), sample(TAGS.grant, owner, fullGrant)],
+      [
+        sample(records.TAGS.grant, owner, records.createGrant(owner, grantFields, T0)),
+        sample(records.TAGS.grant, owner, fullGrant),
+      ],
       { strictFields: true, weight: 1.5 },
     )
   })
 
   it('openRevocation', () => {
     checkSigned(
-      openRevocation,
+      records.openRevocation,
       SIGNED_ERRORS,
       [
-        sample(TAGS.revocation, owner, createRevocation(owner, space, { grant: fakeId('c') }, T0, 'left')),
-        sample(TAGS.revocation, owner, createRevocation(owner, space, { subject: reader.did }, T0)),
-        sample(TAGS.revocation, owner, createRevocation(owner, space, { device: newPeerId() }, T0)),
-        sample(TAGS.revocation, owner, createRevocation(owner, space, { delegation: fakeId('d') }, T0)),
+        sample(
+          records.TAGS.revocation,
+          owner,
+          records.createRevocation(owner, space, { grant: fakeId('c') }, T0, 'left'),
+        ),
+        sample(records.TAGS.revocation, owner, records.createRevocation(owner, space, { subject: reader.did }, T0)),
+        sample(records.TAGS.revocation, owner, records.createRevocation(owner, space, { device: newPeerId() }, T0)),
+        sample(records.TAGS.revocation, owner, records.createRevocation(owner, space, { delegation: fakeId('d') }, T0)),
       ],
       { strictFields: true },
     )
   })
 
   it('openDelegation', () => {
-    const d = createDelegation(owner, { space, admin: reader.did, streams: ['*'], nbf: T0, exp: T0 + HOUR }, T0)
-    checkSigned(openDelegation, SIGNED_ERRORS, [sample(TAGS.delegation, owner, d)], { strictFields: true })
+    const d = records.createDelegation(owner, { space, admin: reader.did, streams: ['*'], nbf: T0, exp: T0 + HOUR }, T0)
+    checkSigned(records.openDelegation, SIGNED_ERRORS, [sample(records.TAGS.delegation, owner, d)], {
+      strictFields: true,
+    })
   })
 
   it('openDeviceCert', () => {
-    const cert = createDeviceCert(reader, newPeerId(), generateSealingKeyPair().publicKey, T0, T0 + HOUR)
-    checkSigned(openDeviceCert, SIGNED_ERRORS, [sample(TAGS.device, reader, cert)], { strictFields: true })
+    const cert = records.createDeviceCert(reader, newPeerId(), generateSealingKeyPair().publicKey, T0, T0 + HOUR)
+    checkSigned(records.openDeviceCert, SIGNED_ERRORS, [sample(records.TAGS.device, reader, cert)], {
+      strictFields: true,
+    })
   })
 })
 
@@ -162,7 +165,7 @@ describe('fuzz: access requests and decisions', SUITE, () => {
 describe('fuzz: the policy topic', SUITE, () => {
   it('openEnvelope', () => {
     const { document, envelope } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
-    const write = document.write(owner, [{ kind: 'grant', record: createGrant(owner, grantFields, T0) }], T0)
+    const write = document.write(owner, [{ kind: 'grant', record: records.createGrant(owner, grantFields, T0) }], T0)
     const samples = [envelope, write.envelope].map(bytes => {
       const rec = openEnvelope(bytes)
       return { tag: ENVELOPE_TAG, secretKey: owner.secretKey, body: { ...rec.body }, bytes }

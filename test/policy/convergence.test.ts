@@ -27,18 +27,7 @@ import {
   openEnvelope,
   PolicyDocument,
 } from '../../protocols/policy/document.ts'
-import {
-  createDelegation,
-  createDeviceCert,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-  type DeviceCert,
-  type Grant,
-  type GrantFields,
-  type RevocationTarget,
-} from '../../protocols/policy/records.ts'
+import * as records from '../../protocols/policy/records.ts'
 import { createAccessRequest, createDecision } from '../../protocols/policy/requests.ts'
 import { type AccessQuery, PolicyState } from '../../protocols/policy/state.ts'
 import { EXP, HOUR, NBF, newPeerId, newPrincipal, type Principal, T0 } from '../protocols/fixtures.ts'
@@ -51,29 +40,34 @@ const admin2 = newPrincipal()
 const forwarder = newPrincipal()
 const readers = [newPrincipal(), newPrincipal(), newPrincipal(), newPrincipal()]
 const [R1, R2, R3, R4] = readers
-const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
+const genesis = records.createGenesis(owner, 'facility', [newPeerId()], T0)
 const space = genesis.id
 
 interface Device {
   who: Principal
-  cert: OpenedRecord<DeviceCert>
+  cert: OpenedRecord<records.DeviceCert>
 }
 const devices: Device[] = [...readers, admin, forwarder].map(who => ({
   who,
-  cert: createDeviceCert(who, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
+  cert: records.createDeviceCert(who, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
 }))
 // R4 has a second device, which the owner revokes
 const r4second: Device = {
   who: R4,
-  cert: createDeviceCert(R4, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
+  cert: records.createDeviceCert(R4, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
 }
 devices.push(r4second)
 
-function grant(by: Principal, to: Principal, iat: number, over: Partial<GrantFields> = {}) {
-  return createGrant(by, { space, sub: to.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over }, iat)
+function grant(by: Principal, to: Principal, iat: number, over: Partial<records.GrantFields> = {}) {
+  return records.createGrant(
+    by,
+    { space, sub: to.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over },
+    iat,
+  )
 }
-const revoke = (by: Principal, target: RevocationTarget, iat: number) => createRevocation(by, space, target, iat)
-const G = (record: OpenedRecord<Grant>): AppliedRecord => ({ kind: 'grant', record })
+const revoke = (by: Principal, target: records.RevocationTarget, iat: number) =>
+  records.createRevocation(by, space, target, iat)
+const G = (record: OpenedRecord<records.Grant>): AppliedRecord => ({ kind: 'grant', record })
 const Rv = (record: ReturnType<typeof revoke>): AppliedRecord => ({ kind: 'revocation', record })
 
 /** One envelope of the pool, with a label for failure messages and the hash of its change. */
@@ -115,13 +109,13 @@ function buildPool() {
   }
   record('genesis', g)
 
-  const delegation = createDelegation(
+  const delegation = records.createDelegation(
     owner,
     { space, admin: admin.did, streams: ['temp'], nbf: T0, exp: at(100) },
     at(1),
   )
   // a second admin whose delegation expires at 12 h, while grants run on
-  const shortDelegation = createDelegation(
+  const shortDelegation = records.createDelegation(
     owner,
     { space, admin: admin2.did, streams: ['temp'], nbf: T0, exp: at(12) },
     at(1),
@@ -131,8 +125,8 @@ function buildPool() {
     a.write(
       owner,
       [
-        { kind: 'stream', record: createStream(owner, space, 'temp', HOUR, at(1)) },
-        { kind: 'stream', record: createStream(owner, space, 'hum', HOUR, at(1)) },
+        { kind: 'stream', record: records.createStream(owner, space, 'temp', HOUR, at(1)) },
+        { kind: 'stream', record: records.createStream(owner, space, 'hum', HOUR, at(1)) },
         { kind: 'delegation', record: delegation },
         { kind: 'delegation', record: shortDelegation },
       ],

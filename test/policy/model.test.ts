@@ -10,21 +10,7 @@ import { describe, it } from 'node:test'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
-import {
-  createDelegation,
-  createDeviceCert,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-  type Delegation,
-  type DeviceCert,
-  type Grant,
-  type GrantFields,
-  openGrant,
-  type Revocation,
-  type RevocationTarget,
-} from '../../protocols/policy/records.ts'
+import * as records from '../../protocols/policy/records.ts'
 import {
   type AccessRequest,
   createAccessRequest,
@@ -68,19 +54,19 @@ const child = newPrincipal()
 const grandchild = newPrincipal()
 
 const xpk = () => generateSealingKeyPair().publicKey
-const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
+const genesis = records.createGenesis(owner, 'facility', [newPeerId()], T0)
 const space = genesis.id
 const STREAMS = ['temp', 'hum', 'line-1.a', 'line-1.b', 'line-1.a.x', 'line-10', 'line-2.a']
-const streamRecords = STREAMS.map((name, i) => createStream(owner, space, name, HOUR, T0 + i))
+const streamRecords = STREAMS.map((name, i) => records.createStream(owner, space, name, HOUR, T0 + i))
 
 interface Who {
   p: Principal
   peer: string
-  device: OpenedRecord<DeviceCert>
+  device: OpenedRecord<records.DeviceCert>
 }
 function withDevice(p: Principal): Who {
   const peer = newPeerId()
-  return { p, peer, device: createDeviceCert(p, peer, xpk(), T0, T0 + YEAR) }
+  return { p, peer, device: records.createDeviceCert(p, peer, xpk(), T0, T0 + YEAR) }
 }
 const R = withDevice(reader)
 const C = withDevice(child)
@@ -88,37 +74,54 @@ const E = withDevice(grandchild)
 const S = withDevice(stranger)
 /** a second device of the reader */
 const R2peer = newPeerId()
-const R2device = createDeviceCert(reader, R2peer, xpk(), T0, T0 + YEAR)
+const R2device = records.createDeviceCert(reader, R2peer, xpk(), T0, T0 + YEAR)
 
-function grant(by: Principal, to: Principal, over: Partial<GrantFields> = {}, iat = ISSUED): OpenedRecord<Grant> {
-  return createGrant(by, { space, sub: to.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over }, iat)
+function grant(
+  by: Principal,
+  to: Principal,
+  over: Partial<records.GrantFields> = {},
+  iat = ISSUED,
+): OpenedRecord<records.Grant> {
+  return records.createGrant(
+    by,
+    { space, sub: to.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over },
+    iat,
+  )
 }
-function revoke(by: Principal, target: RevocationTarget, iat = T0 + 6 * HOUR): OpenedRecord<Revocation> {
-  return createRevocation(by, space, target, iat)
+function revoke(
+  by: Principal,
+  target: records.RevocationTarget,
+  iat = T0 + 6 * HOUR,
+): OpenedRecord<records.Revocation> {
+  return records.createRevocation(by, space, target, iat)
 }
 function delegate(
   streams: string[],
   over: Partial<{ nbf: number; exp: number }> = {},
   to: Principal = admin,
-): OpenedRecord<Delegation> {
-  return createDelegation(owner, { space, admin: to.did, streams, nbf: DEL_NBF, exp: DEL_EXP, ...over }, T0 + HOUR)
+): OpenedRecord<records.Delegation> {
+  return records.createDelegation(
+    owner,
+    { space, admin: to.did, streams, nbf: DEL_NBF, exp: DEL_EXP, ...over },
+    T0 + HOUR,
+  )
 }
 
-const g = (record: OpenedRecord<Grant>): AppliedRecord => ({ kind: 'grant', record })
-const r = (record: OpenedRecord<Revocation>): AppliedRecord => ({ kind: 'revocation', record })
-const d = (record: OpenedRecord<Delegation>): AppliedRecord => ({ kind: 'delegation', record })
+const g = (record: OpenedRecord<records.Grant>): AppliedRecord => ({ kind: 'grant', record })
+const r = (record: OpenedRecord<records.Revocation>): AppliedRecord => ({ kind: 'revocation', record })
+const d = (record: OpenedRecord<records.Delegation>): AppliedRecord => ({ kind: 'delegation', record })
 const dec = (record: OpenedDecision): AppliedRecord => ({ kind: 'decision', record })
 
-/** A timeline with the streams, then `records`, each written knowing the ones before it in the list. */
-function timelineWith(records: AppliedRecord[]): Timeline {
+/** A timeline with the streams, then `history`, each written knowing the ones before it in the list. */
+function timelineWith(history: AppliedRecord[]): Timeline {
   const t = new Timeline(genesis)
   for (const s of streamRecords) assert.deepEqual(t.add({ kind: 'stream', record: s }), { added: true })
-  for (const x of records) assert.deepEqual(t.add(x), { added: true }, `${x.kind} ${x.record.id} is added`)
+  for (const x of history) assert.deepEqual(t.add(x), { added: true }, `${x.kind} ${x.record.id} is added`)
   return t
 }
 
-function stateWith(records: AppliedRecord[]): PolicyState {
-  return timelineWith(records).state
+function stateWith(history: AppliedRecord[]): PolicyState {
+  return timelineWith(history).state
 }
 
 function ask(who: Who, over: Partial<AccessQuery> = {}): AccessQuery {
@@ -134,13 +137,13 @@ function answer(state: PolicyState, q: AccessQuery, now = INSIDE): string {
   return summary(state.evaluateAccess(q, now))
 }
 
-const allowedBy = (rec: OpenedRecord<Grant>) => `allowed:${rec.id}`
+const allowedBy = (rec: OpenedRecord<records.Grant>) => `allowed:${rec.id}`
 
 describe('data window', () => {
   const windowed = grant(owner, reader, { dataFrom: T0 - 24 * HOUR, dataUntil: T0 - 12 * HOUR })
 
   it('is carried in the signed grant and survives decoding', () => {
-    const opened = openGrant(windowed.bytes)
+    const opened = records.openGrant(windowed.bytes)
     assert.equal(opened.body.dataFrom, T0 - 24 * HOUR)
     assert.equal(opened.body.dataUntil, T0 - 12 * HOUR)
     assert.equal(opened.id, windowed.id)
@@ -237,9 +240,9 @@ describe('which refusal a reader is given when several grants were tried', () =>
 describe('objects (files and messages): covered only by a grant that names them', () => {
   const file = 'obj-0123456789abcdef'
   const other = 'obj-fedcba9876543210'
-  const objects = [file, other].map((name, i) => createStream(owner, space, name, YEAR, T0 + 100 + i))
-  function withObjects(records: AppliedRecord[]): PolicyState {
-    return stateWith([...objects.map(record => ({ kind: 'stream', record }) as AppliedRecord), ...records])
+  const objects = [file, other].map((name, i) => records.createStream(owner, space, name, YEAR, T0 + 100 + i))
+  function withObjects(history: AppliedRecord[]): PolicyState {
+    return stateWith([...objects.map(record => ({ kind: 'stream', record }) as AppliedRecord), ...history])
   }
 
   for (const patterns of [['*'], ['obj-*'], ['obj-0*'], ['temp', '*']]) {
@@ -368,7 +371,7 @@ describe('admins: delegated authority', () => {
   })
 
   it('a delegation issued by someone other than the owner is refused, and gives no authority', () => {
-    const forged = createDelegation(
+    const forged = records.createDelegation(
       stranger,
       { space, admin: admin.did, streams: ['*'], nbf: DEL_NBF, exp: DEL_EXP },
       T0,
@@ -523,7 +526,7 @@ describe('admins: delegated authority', () => {
     const kinds = (author: Principal) => ({
       stream: state.mayWrite(author.did, {
         kind: 'stream',
-        body: createStream(author, space, 'wind', HOUR, T0).body as never,
+        body: records.createStream(author, space, 'wind', HOUR, T0).body as never,
       }),
       delegation: state.mayWrite(author.did, {
         kind: 'delegation',
@@ -565,7 +568,7 @@ describe('admins: delegated authority', () => {
         unset: grant(owner, reader),
       }
       const s = stateWith(Object.values(parents).map(g))
-      const childOf = (parent: OpenedRecord<Grant>, by: Principal) =>
+      const childOf = (parent: OpenedRecord<records.Grant>, by: Principal) =>
         s.mayWrite(by.did, { kind: 'grant', body: grant(by, child, { parent: parent.id }).body as never })
       assert.equal(childOf(parents.allowed, reader), undefined)
       assert.notEqual(childOf(parents.allowed, stranger), undefined, 'not the subject of the parent')
@@ -585,7 +588,7 @@ describe('admins: delegated authority', () => {
       const parent = grant(owner, reader, { forward: 'allowed' })
       const kid = grant(reader, child, { parent: parent.id })
       const s = stateWith([g(parent), g(kid)])
-      const revokes = (target: RevocationTarget) =>
+      const revokes = (target: records.RevocationTarget) =>
         s.mayWrite(reader.did, { kind: 'revocation', body: revoke(reader, target).body as never })
       assert.equal(revokes({ grant: kid.id }), undefined)
       assert.notEqual(revokes({ grant: parent.id }), undefined)
@@ -597,7 +600,7 @@ describe('admins: delegated authority', () => {
 describe('forwarding: child grants that only narrow their parent', () => {
   const DF = T0 - 100 * HOUR
   const DU = T0 - 10 * HOUR
-  const parentFields: Partial<GrantFields> = {
+  const parentFields: Partial<records.GrantFields> = {
     streams: ['line-1.*', 'temp'],
     forms: ['raw', 'hashed'],
     dataFrom: DF,
@@ -608,7 +611,7 @@ describe('forwarding: child grants that only narrow their parent', () => {
     maxReleases: 10,
   }
   const parent = grant(owner, reader, parentFields)
-  const narrowFields: Partial<GrantFields> = {
+  const narrowFields: Partial<records.GrantFields> = {
     streams: ['line-1.a'],
     forms: ['raw'],
     nbf: NBF + HOUR,
@@ -622,7 +625,7 @@ describe('forwarding: child grants that only narrow their parent', () => {
     parent: parent.id,
   }
   const narrow = grant(reader, child, narrowFields)
-  const askChild = (rec: OpenedRecord<Grant>) => ask(C, { stream: 'line-1.a', grantId: rec.id })
+  const askChild = (rec: OpenedRecord<records.Grant>) => ask(C, { stream: 'line-1.a', grantId: rec.id })
   const AT = NBF + 2 * HOUR
 
   it('a child issued by the parent’s subject, narrowing every field, is honoured', () => {
@@ -637,7 +640,7 @@ describe('forwarding: child grants that only narrow their parent', () => {
     assert.equal(answer(stateWith([g(parent), g(same)]), askChild(same), AT), allowedBy(same))
   })
 
-  const widenings: { name: string; over: Partial<GrantFields>; reason: RegExp }[] = [
+  const widenings: { name: string; over: Partial<records.GrantFields>; reason: RegExp }[] = [
     { name: 'an extra stream', over: { streams: ['line-1.a', 'hum'] }, reason: /streams/ },
     { name: 'every stream', over: { streams: ['*'] }, reason: /streams/ },
     { name: 'a wider prefix', over: { streams: ['line-1*'] }, reason: /streams/ },
@@ -745,7 +748,7 @@ describe('forwarding: child grants that only narrow their parent', () => {
 
   it('a chain of 8 links is followed; one of 9 links (longer than 8) is refused', () => {
     const people = Array.from({ length: 10 }, () => newPrincipal())
-    const chain: OpenedRecord<Grant>[] = [grant(owner, people[0], { forward: 'allowed' })]
+    const chain: OpenedRecord<records.Grant>[] = [grant(owner, people[0], { forward: 'allowed' })]
     for (let i = 1; i < people.length; i++) {
       chain.push(grant(people[i - 1], people[i], { forward: 'allowed', parent: chain[i - 1].id }))
     }
@@ -799,7 +802,7 @@ describe('revocation targets', () => {
   })
 
   it('a device: permanent, whatever grant is issued or certificate signed later', () => {
-    const recertified = createDeviceCert(reader, R.peer, xpk(), T0 + 8 * HOUR, T0 + YEAR)
+    const recertified = records.createDeviceCert(reader, R.peer, xpk(), T0 + 8 * HOUR, T0 + YEAR)
     const state = stateWith([g(first), g(later), r(revoke(owner, { device: R.peer }))])
     assert.equal(answer(state, ask(R)), 'refused:device-revoked')
     assert.equal(answer(state, ask(R, { device: recertified })), 'refused:device-revoked')
@@ -923,7 +926,7 @@ describe('access requests and decisions', () => {
   })
 
   it('openDecision refuses a decision on a request of another space', () => {
-    const elsewhere = createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+    const elsewhere = records.createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
     const req = createAccessRequest(reader, fields({ space: elsewhere }), T0)
     const decision = createDecision(owner, req, { approved: false, reason: 'no' }, T0 + 1)
     const relabelled = createDecision(
@@ -989,7 +992,7 @@ describe('grantStatus', () => {
   const delegation = delegate(['temp'])
   const cases: {
     name: string
-    records: () => { target: OpenedRecord<Grant>; others: AppliedRecord[] }
+    records: () => { target: OpenedRecord<records.Grant>; others: AppliedRecord[] }
     now?: number
     status: string
     reason?: RegExp

@@ -13,28 +13,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import { type OpenedRecord, signRecord } from '../../crypto/signed.ts'
-import {
-  createDelegation,
-  createDeviceCert,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-  type Delegation,
-  type GrantFields,
-  isForm,
-  MAX_AGGREGATE_WINDOW_MS,
-  MAX_EPOCH_MS,
-  openDelegation,
-  openDeviceCert,
-  openGenesis,
-  openGrant,
-  openRevocation,
-  openStream,
-  type RevocationTarget,
-  spaceIdOf,
-  TAGS,
-} from '../../protocols/policy/records.ts'
+import * as records from '../../protocols/policy/records.ts'
 import { MAX_TIME_MS } from '../../protocols/validate.ts'
 import { HOUR, newPeerId, newPrincipal, T0 } from './fixtures.ts'
 
@@ -46,17 +25,21 @@ const xpk = generateSealingKeyPair().publicKey
 /** a safe integer past JavaScript's Date range (±8.64e15 ms): the value that once broke every peer's listing */
 const PAST_DATE_RANGE = 9_000_000_000_000_000
 
-const genesis = createGenesis(owner, 'facility-7', [holder], T0)
-const space = spaceIdOf(genesis)
-const stream = createStream(owner, space, 'temp', HOUR, T0)
-const grant = createGrant(
+const genesis = records.createGenesis(owner, 'facility-7', [holder], T0)
+const space = records.spaceIdOf(genesis)
+const stream = records.createStream(owner, space, 'temp', HOUR, T0)
+const grant = records.createGrant(
   owner,
   { space, sub: reader.did, streams: ['temp'], forms: ['raw'], nbf: T0, exp: T0 + 48 * HOUR },
   T0,
 )
-const delegation = createDelegation(owner, { space, admin: reader.did, streams: ['*'], nbf: T0, exp: T0 + HOUR }, T0)
-const revocation = createRevocation(owner, space, { grant: grant.id }, T0, 'contract ended')
-const device = createDeviceCert(reader, devicePeer, xpk, T0, T0 + HOUR)
+const delegation = records.createDelegation(
+  owner,
+  { space, admin: reader.did, streams: ['*'], nbf: T0, exp: T0 + HOUR },
+  T0,
+)
+const revocation = records.createRevocation(owner, space, { grant: grant.id }, T0, 'contract ended')
+const device = records.createDeviceCert(reader, devicePeer, xpk, T0, T0 + HOUR)
 
 type Body = Record<string, any>
 type Kind = 'genesis' | 'stream' | 'grant' | 'delegation' | 'revocation' | 'device'
@@ -68,40 +51,40 @@ const KINDS: Record<
 > = {
   genesis: {
     good: genesis,
-    create: b => createGenesis(owner, b.name, b.holders, b.iat),
-    open: openGenesis,
-    tag: TAGS.genesis,
+    create: b => records.createGenesis(owner, b.name, b.holders, b.iat),
+    open: records.openGenesis,
+    tag: records.TAGS.genesis,
   },
   stream: {
     good: stream,
-    create: b => createStream(owner, b.space, b.name, b.epochMs, b.iat, b.forms),
-    open: openStream,
-    tag: TAGS.stream,
+    create: b => records.createStream(owner, b.space, b.name, b.epochMs, b.iat, b.forms),
+    open: records.openStream,
+    tag: records.TAGS.stream,
   },
   grant: {
     good: grant,
-    create: ({ t, iss, iat, nonce, ...fields }) => createGrant(owner, fields as GrantFields, iat),
-    open: openGrant,
-    tag: TAGS.grant,
+    create: ({ t, iss, iat, nonce, ...fields }) => records.createGrant(owner, fields as records.GrantFields, iat),
+    open: records.openGrant,
+    tag: records.TAGS.grant,
   },
   delegation: {
     good: delegation,
     create: ({ t, iss, iat, nonce, ...fields }) =>
-      createDelegation(owner, fields as Omit<Delegation, 't' | 'iss' | 'nonce' | 'iat'>, iat),
-    open: openDelegation,
-    tag: TAGS.delegation,
+      records.createDelegation(owner, fields as Omit<records.Delegation, 't' | 'iss' | 'nonce' | 'iat'>, iat),
+    open: records.openDelegation,
+    tag: records.TAGS.delegation,
   },
   revocation: {
     good: revocation,
-    create: b => createRevocation(owner, b.space, b.target as RevocationTarget, b.iat, b.reason),
-    open: openRevocation,
-    tag: TAGS.revocation,
+    create: b => records.createRevocation(owner, b.space, b.target as records.RevocationTarget, b.iat, b.reason),
+    open: records.openRevocation,
+    tag: records.TAGS.revocation,
   },
   device: {
     good: device,
-    create: b => createDeviceCert(reader, b.peer, b.xpk, b.nbf, b.exp),
-    open: openDeviceCert,
-    tag: TAGS.device,
+    create: b => records.createDeviceCert(reader, b.peer, b.xpk, b.nbf, b.exp),
+    open: records.openDeviceCert,
+    tag: records.TAGS.device,
   },
 }
 
@@ -138,7 +121,7 @@ const REFUSED: [string, Kind, Body][] = [
   ['stream producing an aggregate window over 366 days', 'stream', { forms: ['raw', 'aggregate:8785h'] }],
   // epochs the data plane runs: 1 s to 366 days
   ['stream with epochs of 999 ms', 'stream', { epochMs: 999 }],
-  ['stream with epochs over 366 days', 'stream', { epochMs: MAX_EPOCH_MS + 1 }],
+  ['stream with epochs over 366 days', 'stream', { epochMs: records.MAX_EPOCH_MS + 1 }],
   ['stream with epochs past the Date range', 'stream', { epochMs: PAST_DATE_RANGE }],
   ['stream with fractional epochs', 'stream', { epochMs: 1500.5 }],
   // counts of at least one
@@ -178,7 +161,7 @@ describe('record field rules: the limits themselves are allowed', () => {
     ['grant allowing one key release', 'grant', { maxReleases: 1 }],
     ['grant with a purpose of 256 characters', 'grant', { purpose: 'p'.repeat(256) }],
     ['stream with epochs of 1 s', 'stream', { epochMs: 1000 }],
-    ['stream with epochs of 366 days', 'stream', { epochMs: MAX_EPOCH_MS }],
+    ['stream with epochs of 366 days', 'stream', { epochMs: records.MAX_EPOCH_MS }],
     ['stream producing an aggregate of 8784h (366 days)', 'stream', { forms: ['raw', 'aggregate:8784h'] }],
     ['revocation with a reason in another script', 'revocation', { reason: 'Vertrag beendet – 契約終了' }],
     ['device certificate until year 9999', 'device', { exp: MAX_TIME_MS }],
@@ -195,14 +178,14 @@ describe('record field rules: the limits themselves are allowed', () => {
 
   it('MAX_TIME_MS is a Date every peer prints with a four-digit year', () => {
     assert.equal(new Date(MAX_TIME_MS).toISOString(), '9999-12-31T23:59:59.999Z')
-    assert.equal(MAX_AGGREGATE_WINDOW_MS, 366 * 24 * HOUR)
+    assert.equal(records.MAX_AGGREGATE_WINDOW_MS, 366 * 24 * HOUR)
   })
 
   it('isForm is the rule both sides use: raw, hashed and aggregates of 1 s to 366 days', () => {
     for (const f of ['raw', 'hashed', 'aggregate:1s', 'aggregate:15m', 'aggregate:24h', 'aggregate:366d'])
-      assert.ok(isForm(f), f)
+      assert.ok(records.isForm(f), f)
     for (const f of ['', 'csv', 'aggregate:', 'aggregate:0m', 'aggregate:01h', 'aggregate:367d', 'aggregate:1w', 7])
-      assert.ok(!isForm(f), String(f))
+      assert.ok(!records.isForm(f), String(f))
   })
 })
 
@@ -218,13 +201,13 @@ describe('record field rules: what is signed can be shown (property)', () => {
       fc.property(t, dataUntil => {
         let rec: OpenedRecord<Body>
         try {
-          rec = createGrant(owner, { ...fields, dataUntil }, T0)
+          rec = records.createGrant(owner, { ...fields, dataUntil }, T0)
         } catch (err) {
           assert.equal((err as Error).name, 'InvalidMessageError')
           assert.ok(dataUntil > MAX_TIME_MS, `refused ${dataUntil}, which a Date shows`)
           return
         }
-        const opened = openGrant(rec.bytes)
+        const opened = records.openGrant(rec.bytes)
         assert.match(new Date(opened.body.dataUntil as number).toISOString(), /^\d{4}-/)
       }),
       { numRuns: 300 },

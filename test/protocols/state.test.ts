@@ -4,18 +4,7 @@ import fc from 'fast-check'
 import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
-import {
-  createDeviceCert,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-  type DeviceCert,
-  type Grant,
-  type Revocation,
-  type RevocationTarget,
-  type StreamRecord,
-} from '../../protocols/policy/records.ts'
+import * as records from '../../protocols/policy/records.ts'
 import { type AccessDecision, type AccessQuery, leaseEnd, PolicyState } from '../../protocols/policy/state.ts'
 import {
   EXP,
@@ -34,34 +23,38 @@ const owner = newPrincipal()
 const reader = newPrincipal()
 const other = newPrincipal()
 const xpk = () => generateSealingKeyPair().publicKey
-const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
+const genesis = records.createGenesis(owner, 'facility', [newPeerId()], T0)
 const space = genesis.id
-const temp = createStream(owner, space, 'temp', HOUR, T0 + 1)
-const hum = createStream(owner, space, 'hum', HOUR, T0 + 2)
+const temp = records.createStream(owner, space, 'temp', HOUR, T0 + 1)
+const hum = records.createStream(owner, space, 'hum', HOUR, T0 + 2)
 
 const readerPeer = newPeerId()
-const device = createDeviceCert(reader, readerPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
+const device = records.createDeviceCert(reader, readerPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
 const otherPeer = newPeerId()
-const otherDevice = createDeviceCert(other, otherPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
+const otherDevice = records.createDeviceCert(other, otherPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
 
-type GrantFields = Parameters<typeof createGrant>[1]
-function grantTo(sub: Principal, over: Partial<GrantFields> = {}, iat = T0 + 5 * HOUR): OpenedRecord<Grant> {
-  return createGrant(
+type GrantFields = Parameters<typeof records.createGrant>[1]
+function grantTo(sub: Principal, over: Partial<GrantFields> = {}, iat = T0 + 5 * HOUR): OpenedRecord<records.Grant> {
+  return records.createGrant(
     owner,
     { space, sub: sub.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over },
     iat,
   )
 }
-function revoke(target: RevocationTarget, iat = T0 + 6 * HOUR, by: Principal = owner): OpenedRecord<Revocation> {
-  return createRevocation(by, space, target, iat)
+function revoke(
+  target: records.RevocationTarget,
+  iat = T0 + 6 * HOUR,
+  by: Principal = owner,
+): OpenedRecord<records.Revocation> {
+  return records.createRevocation(by, space, target, iat)
 }
 
 type AnyRecord =
-  | { kind: 'stream'; rec: OpenedRecord<StreamRecord> }
-  | { kind: 'grant'; rec: OpenedRecord<Grant> }
-  | { kind: 'revocation'; rec: OpenedRecord<Revocation> }
-const g = (rec: OpenedRecord<Grant>): AnyRecord => ({ kind: 'grant', rec })
-const r = (rec: OpenedRecord<Revocation>): AnyRecord => ({ kind: 'revocation', rec })
+  | { kind: 'stream'; rec: OpenedRecord<records.StreamRecord> }
+  | { kind: 'grant'; rec: OpenedRecord<records.Grant> }
+  | { kind: 'revocation'; rec: OpenedRecord<records.Revocation> }
+const g = (rec: OpenedRecord<records.Grant>): AnyRecord => ({ kind: 'grant', rec })
+const r = (rec: OpenedRecord<records.Revocation>): AnyRecord => ({ kind: 'revocation', rec })
 
 /** Add a record with its id as the change that carried it (the history says how changes relate). */
 function addTo(state: PolicyState, x: AnyRecord) {
@@ -72,16 +65,16 @@ function addTo(state: PolicyState, x: AnyRecord) {
 
 const applied = (x: AnyRecord): AppliedRecord => ({ kind: x.kind, record: x.rec }) as AppliedRecord
 
-/** The streams, then `records`, each written knowing those before it in the list. */
-function timelineWith(records: AnyRecord[]): Timeline {
+/** The streams, then `history`, each written knowing those before it in the list. */
+function timelineWith(history: AnyRecord[]): Timeline {
   const t = new Timeline(genesis)
   for (const s of [temp, hum]) assert.deepEqual(t.add({ kind: 'stream', record: s }), { added: true })
-  for (const x of records) assert.deepEqual(t.add(applied(x)), { added: true })
+  for (const x of history) assert.deepEqual(t.add(applied(x)), { added: true })
   return t
 }
 
-function stateWith(records: AnyRecord[]): PolicyState {
-  return timelineWith(records).state
+function stateWith(history: AnyRecord[]): PolicyState {
+  return timelineWith(history).state
 }
 
 function query(over: Partial<AccessQuery> = {}): AccessQuery {
@@ -100,10 +93,10 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
   const everyStream = grantTo(reader, { streams: ['*'], forms: ['hashed'] })
   const expired = grantTo(reader, { nbf: T0, exp: T0 + HOUR })
   const forOther = grantTo(other)
-  const deviceByOther = createDeviceCert(other, readerPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
-  const deviceExpired = createDeviceCert(reader, readerPeer, xpk(), T0, NBF)
-  const deviceNotYet = createDeviceCert(reader, readerPeer, xpk(), EXP - HOUR, EXP + HOUR)
-  const deviceRecertified = createDeviceCert(reader, readerPeer, xpk(), T0 + 7 * HOUR, T0 + 365 * 24 * HOUR)
+  const deviceByOther = records.createDeviceCert(other, readerPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
+  const deviceExpired = records.createDeviceCert(reader, readerPeer, xpk(), T0, NBF)
+  const deviceNotYet = records.createDeviceCert(reader, readerPeer, xpk(), EXP - HOUR, EXP + HOUR)
+  const deviceRecertified = records.createDeviceCert(reader, readerPeer, xpk(), T0 + 7 * HOUR, T0 + 365 * 24 * HOUR)
 
   const cases: {
     name: string
@@ -312,7 +305,11 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
 describe('PolicyState: authority and idempotence', () => {
   it('does not honour a grant signed by someone who is neither the owner nor an admin', () => {
     const state = stateWith([])
-    const forged = createGrant(other, { space, sub: other.did, streams: ['*'], forms: ['raw'], nbf: NBF, exp: EXP }, T0)
+    const forged = records.createGrant(
+      other,
+      { space, sub: other.did, streams: ['*'], forms: ['raw'], nbf: NBF, exp: EXP },
+      T0,
+    )
     assert.ok(
       state.mayWrite(other.did, { kind: 'grant', body: forged.body as never }) !== undefined,
       'may not write it',
@@ -335,25 +332,25 @@ describe('PolicyState: authority and idempotence', () => {
 
   it('refuses a stream defined by someone other than the owner', () => {
     const state = stateWith([])
-    const res = state.addStream(createStream(other, space, 'pressure', HOUR, T0))
+    const res = state.addStream(records.createStream(other, space, 'pressure', HOUR, T0))
     assert.ok(!res.added && !res.duplicate)
     assert.equal(state.streams.has('pressure'), false)
   })
 
   it('refuses owner-signed records that belong to another space', () => {
-    const otherSpace = createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+    const otherSpace = records.createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
     const state = stateWith([])
-    const grant = createGrant(
+    const grant = records.createGrant(
       owner,
       { space: otherSpace, sub: reader.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP },
       T0,
     )
     const res = state.addGrant(grant)
     assert.ok(!res.added && !res.duplicate && /another space/.test(res.reason))
-    const rev = createRevocation(owner, otherSpace, { subject: reader.did }, T0)
+    const rev = records.createRevocation(owner, otherSpace, { subject: reader.did }, T0)
     const res2 = state.addRevocation(rev)
     assert.ok(!res2.added && !res2.duplicate && /another space/.test(res2.reason))
-    const res3 = state.addStream(createStream(owner, otherSpace, 'pressure', HOUR, T0))
+    const res3 = state.addStream(records.createStream(owner, otherSpace, 'pressure', HOUR, T0))
     assert.ok(!res3.added && !res3.duplicate && /another space/.test(res3.reason))
     assert.equal(state.grants.size + state.revocations.size, 0)
     assert.equal(state.streams.has('pressure'), false)
@@ -362,8 +359,8 @@ describe('PolicyState: authority and idempotence', () => {
   it('a refused revocation from another space does not revoke a grant of this one', () => {
     const grant = grantTo(reader)
     const state = stateWith([g(grant)])
-    const otherSpace = createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
-    state.addRevocation(createRevocation(owner, otherSpace, { grant: grant.id }, T0))
+    const otherSpace = records.createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+    state.addRevocation(records.createRevocation(owner, otherSpace, { grant: grant.id }, T0))
     assert.equal(summary(state.evaluateAccess(query(), INSIDE)), `allowed:${grant.id}`)
   })
 
@@ -379,8 +376,8 @@ describe('PolicyState: authority and idempotence', () => {
   })
 
   it('two definitions of one stream converge on the smaller id whatever the order', () => {
-    const a = createStream(owner, space, 'pressure', HOUR, T0)
-    const b = createStream(owner, space, 'pressure', 2 * HOUR, T0)
+    const a = records.createStream(owner, space, 'pressure', HOUR, T0)
+    const b = records.createStream(owner, space, 'pressure', 2 * HOUR, T0)
     const [small, large] = a.id < b.id ? [a, b] : [b, a]
     const one = new PolicyState(genesis)
     const two = new PolicyState(genesis)
@@ -451,13 +448,13 @@ describe('PolicyState properties', () => {
   const subjects = [newPrincipal(), newPrincipal(), newPrincipal()]
   const stranger = newPrincipal()
   // device certificates start at t=20, so a device revocation at t=10 misses and one at t=100 hits
-  const devices = new Map<string, OpenedRecord<DeviceCert>>(
-    [...subjects, stranger].map(s => [s.did, createDeviceCert(s, newPeerId(), xpk(), 20, 10_000)]),
+  const devices = new Map<string, OpenedRecord<records.DeviceCert>>(
+    [...subjects, stranger].map(s => [s.did, records.createDeviceCert(s, newPeerId(), xpk(), 20, 10_000)]),
   )
   // pressure is defined twice (two ids) and only by records in the pool
   const pool: AnyRecord[] = [
-    { kind: 'stream', rec: createStream(owner, space, 'pressure', HOUR, 1) },
-    { kind: 'stream', rec: createStream(owner, space, 'pressure', 2 * HOUR, 1) },
+    { kind: 'stream', rec: records.createStream(owner, space, 'pressure', HOUR, 1) },
+    { kind: 'stream', rec: records.createStream(owner, space, 'pressure', 2 * HOUR, 1) },
   ]
   const streamSets = [['temp'], ['hum'], ['*'], ['temp', 'pressure']]
   const formSets = [['raw'], ['hashed'], ['raw', 'hashed']]
@@ -468,11 +465,11 @@ describe('PolicyState properties', () => {
   ]
   const iats = [10, 60, 120]
   let n = 0
-  const grants: OpenedRecord<Grant>[] = []
+  const grants: OpenedRecord<records.Grant>[] = []
   for (const s of subjects) {
     for (let i = 0; i < 7; i++, n++) {
       const [nbf, exp] = windows[n % windows.length]
-      const rec = createGrant(
+      const rec = records.createGrant(
         owner,
         {
           space,
@@ -641,7 +638,7 @@ describe('PolicyState properties', () => {
             dev.nbf <= now &&
             now < dev.exp &&
             !revs.some(v => 'device' in v.target && v.target.device === dev.peer)
-          const usable = (x: OpenedRecord<Grant>) =>
+          const usable = (x: OpenedRecord<records.Grant>) =>
             x.body.sub === q.subject &&
             x.body.nbf <= now &&
             now < x.body.exp &&
