@@ -9,7 +9,7 @@
  *   one batch (PolicyDocument.applyEnvelopes: every envelope checked, and refused, on its own;
  *   one Automerge call for the rest) and stored in one synced write; so are the stored changes
  *   when the node starts.
- * - Writes: `grant`, `delegate`, `revoke` and the decisions on access requests sign with the
+ * - Writes: `grant`, `delegate`, `revoke`, `setCustodians` and the decisions on access requests sign with the
  *   node's principal on the node's clock, check, write and gossip, and return the record; a
  *   write the principal may not make is AccessRefusedError `not-authorized`. Callers (the local
  *   API, the requests and objects services, the simulator) build no policy records themselves.
@@ -21,6 +21,7 @@ import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
+import { type Custodian, type CustodianSet, createCustodianSet } from '../../protocols/custody/records.ts'
 import { InvalidMessageError, PolicyWriteError, UnauthorizedChangeError } from '../../protocols/errors.ts'
 import { type AppliedRecord, type ApplyOutcome, actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
 import {
@@ -325,6 +326,28 @@ export class PolicyService {
     this.synced(space)
     const record = createRevocation(this.c.identity.principal, space, target, this.c.now(), reason)
     return { record, change: await this.writeOwn(space, [{ kind: 'revocation', record }]) }
+  }
+
+  /**
+   * Name the space's custodians and the threshold k of them that together release a key, as
+   * this node's principal (the owner), on the node's clock. The set is in force once written
+   * (PolicyState.custodianSet) and replaces the one before. Refused before anything is written:
+   * AccessRefusedError `not-authorized` if this node's principal is not the owner; UsageError for
+   * a set that is not valid (k outside 2..n, a custodian named twice, a bad key).
+   */
+  async setCustodians(space: string, custodians: Custodian[], k: number): Promise<Written<CustodianSet>> {
+    const state = this.synced(space).state
+    const me = this.c.identity.principal
+    const may = state.mayWrite(me.did, { kind: 'custodian-set', body: { space } })
+    if (may !== undefined) throw new AccessRefusedError('not-authorized', may)
+    let record: OpenedRecord<CustodianSet>
+    try {
+      record = createCustodianSet(me, space, custodians, k, this.c.now())
+    } catch (err) {
+      if ((err as Error).name === InvalidMessageError.name) throw new UsageError((err as Error).message)
+      throw err
+    }
+    return { record, change: await this.writeOwn(space, [{ kind: 'custodian-set', record }]) }
   }
 
   /** Approve an access request: the grant of `fields` and the decision naming it, in one change. */

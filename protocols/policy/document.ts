@@ -3,8 +3,9 @@
  * signed envelope, and the verified PolicyState built from the records it carries.
  *
  * Document shape: `{ genesis: bytes, streams: {name: bytes}, delegations: {id: bytes},
- * grants: {shard: {id: bytes}}, revocations: {shard: {id: bytes}}, decisions: {shard: {id: bytes}} }`;
- * each value is a signed record (records.ts, requests.ts). The collections that grow with use
+ * custodians: {id: bytes}, grants: {shard: {id: bytes}}, revocations: {shard: {id: bytes}},
+ * decisions: {shard: {id: bytes}} }`; each value is a signed record (records.ts, requests.ts,
+ * custody/records.ts: `custodians` holds every custodian set the owner wrote). The collections that grow with use
  * (grants, revocations, decisions) are split into 256 fixed shards, made in the genesis change
  * and named by the first two hex digits of the record id: Automerge's cost of adding a key
  * grows with the map it goes into, so a change touches small maps only, whatever the number of
@@ -34,6 +35,7 @@ import { InvalidDidError, InvalidEncodingError, InvalidSignatureError } from '..
 import { taggedHash } from '../../crypto/hash.ts'
 import { publicKeyFromDid, type SigningKeyPair } from '../../crypto/identity.ts'
 import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/signed.ts'
+import { type CustodianSet, openCustodianSet } from '../custody/records.ts'
 import { FutureDatedError, InvalidMessageError, PolicyWriteError, UnauthorizedChangeError } from '../errors.ts'
 import { asMap, bytes, did, ID_PATTERN, str } from '../validate.ts'
 import {
@@ -78,6 +80,7 @@ export type AppliedRecord =
   | { kind: 'revocation'; record: OpenedRecord<Revocation> }
   | { kind: 'delegation'; record: OpenedRecord<Delegation> }
   | { kind: 'decision'; record: OpenedDecision }
+  | { kind: 'custodian-set'; record: OpenedRecord<CustodianSet> }
 
 type Kind = AppliedRecord['kind']
 
@@ -91,6 +94,12 @@ const COLLECTIONS = {
   revocations: { kind: 'revocation', open: openRevocation, key: (r: OpenedRecord<any>) => r.id, sharded: true },
   delegations: { kind: 'delegation', open: openDelegation, key: (r: OpenedRecord<any>) => r.id, sharded: false },
   decisions: { kind: 'decision', open: openDecision, key: (r: OpenedRecord<any>) => r.id, sharded: true },
+  custodians: {
+    kind: 'custodian-set',
+    open: openCustodianSet,
+    key: (r: OpenedRecord<any>) => r.id,
+    sharded: false,
+  },
 } as const
 type Collection = keyof typeof COLLECTIONS
 const COLLECTION_NAMES = Object.keys(COLLECTIONS) as Collection[]
@@ -100,6 +109,7 @@ const COLLECTION_OF: Record<Kind, Collection> = {
   revocation: 'revocations',
   delegation: 'delegations',
   decision: 'decisions',
+  'custodian-set': 'custodians',
 }
 
 export type ApplyOutcome =
@@ -769,6 +779,8 @@ export function addTo(state: PolicyState, r: AppliedRecord, origin?: string): Ad
       return state.addDelegation(r.record, origin)
     case 'decision':
       return state.addDecision(r.record, origin)
+    case 'custodian-set':
+      return state.addCustodianSet(r.record, origin)
   }
 }
 

@@ -32,11 +32,15 @@
  * - Objects (streams named `obj-<16 hex>`: files and messages) are covered only by a grant or
  *   delegation that names them: no wildcard or prefix matches an object.
  * - Evaluation is indexed by grant id, by subject and by admin: it never scans all grants.
+ * - Custodian sets: every set the owner wrote is kept (deals name the set they were made for);
+ *   the one in force is the same on every replica: of the sets no other set was written
+ *   knowing (causally after), the greatest by (claimed time, id).
  * Assumes: records were opened (signature and shape verified) by records.ts; records written
  * in the future beyond MAX_CLOCK_SKEW_MS were refused on arrival (document.ts).
- * Refuses: records of another space, streams and delegations not signed by the owner.
+ * Refuses: records of another space, streams, delegations and custodian sets not signed by the owner.
  */
 import type { OpenedRecord } from '../../crypto/signed.ts'
+import type { CustodianSet } from '../custody/records.ts'
 import { isObjectStream } from '../data/objects.ts'
 import type { Delegation, DeviceCert, Grant, Revocation, SpaceGenesis, StreamRecord } from './records.ts'
 import type { OpenedDecision } from './requests.ts'
@@ -191,6 +195,10 @@ export class PolicyState {
   readonly grants = new Map<string, OpenedRecord<Grant>>()
   readonly revocations = new Map<string, OpenedRecord<Revocation>>()
   readonly delegations = new Map<string, OpenedRecord<Delegation>>()
+  /** every custodian set the owner wrote, by record id: deals made to an old set still name it */
+  readonly custodianSets = new Map<string, OpenedRecord<CustodianSet>>()
+  /** the set in force, once worked out; forgotten when a set is added */
+  private custodianSetInForce: { set: OpenedRecord<CustodianSet> | undefined } | undefined
   private readonly history: CausalHistory
   /** the change that carried each record, by record id (records added without one have none) */
   private readonly origins = new Map<string, string>()
@@ -222,13 +230,16 @@ export class PolicyState {
 
   /**
    * May `author` write `kind` records to the document at all? (Whether a record is honoured
-   * is decided at evaluation.) Owner: anything. An admin with a delegation: grants and
+   * is decided at evaluation.) Owner: anything, and alone streams, delegations and custodian
+   * sets. An admin with a delegation: grants and
    * revocations. The subject of a grant that allows forwarding: child grants of it. The
    * issuer of a grant: revocations of that grant.
    */
   mayWrite(author: string, rec: { kind: string; body: Record<string, unknown> }): string | undefined {
     if (author === this.owner) return undefined
-    if (rec.kind === 'stream' || rec.kind === 'delegation') return 'only the owner may write streams and delegations'
+    if (rec.kind === 'stream' || rec.kind === 'delegation' || rec.kind === 'custodian-set') {
+      return 'only the owner may write streams, delegations and custodian sets'
+    }
     if (this.delegationsByAdmin.has(author)) return undefined
     if (rec.kind === 'decision') return 'only the owner or an admin may decide on access requests'
     if (rec.kind === 'grant') {
@@ -280,7 +291,13 @@ export class PolicyState {
   }
 
   private isRecorded(id: string): boolean {
-    return this.grants.has(id) || this.revocations.has(id) || this.delegations.has(id) || this.origins.has(id)
+    return (
+      this.grants.has(id) ||
+      this.revocations.has(id) ||
+      this.delegations.has(id) ||
+      this.custodianSets.has(id) ||
+      this.origins.has(id)
+    )
   }
 
   addStream(rec: OpenedRecord<StreamRecord>, origin?: string): AddResult {
@@ -304,6 +321,38 @@ export class PolicyState {
     this.setOrigin(rec.id, origin)
     addTo(this.delegationsByAdmin, rec.body.admin, rec.id)
     return { added: true }
+  }
+
+  addCustodianSet(rec: OpenedRecord<CustodianSet>, origin?: string): AddResult {
+    const problem =
+      this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
+    if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
+    if (this.custodianSets.has(rec.id)) return { added: false, duplicate: true }
+    this.custodianSets.set(rec.id, rec)
+    this.setOrigin(rec.id, origin)
+    this.custodianSetInForce = undefined
+    return { added: true }
+  }
+
+  /**
+   * The custodian set in force, the same on every replica whatever the order of arrival: a set
+   * is superseded by any set written knowing it (causally after it); of the sets not superseded
+   * (written concurrently), the greatest by claimed time, then id. Undefined before the owner
+   * writes one.
+   */
+  get custodianSet(): OpenedRecord<CustodianSet> | undefined {
+    if (this.custodianSetInForce === undefined) {
+      const sets = [...this.custodianSets.values()]
+      let best: OpenedRecord<CustodianSet> | undefined
+      for (const a of sets) {
+        if (sets.some(b => b !== a && this.precedes(a, b))) continue
+        if (best === undefined || a.body.iat > best.body.iat || (a.body.iat === best.body.iat && a.id > best.id)) {
+          best = a
+        }
+      }
+      this.custodianSetInForce = { set: best }
+    }
+    return this.custodianSetInForce.set
   }
 
   addGrant(rec: OpenedRecord<Grant>, origin?: string): AddResult {

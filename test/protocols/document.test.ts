@@ -111,14 +111,18 @@ function put(collection: unknown, record: { id: string; bytes: Uint8Array }, key
   shard(collection, key)[key] = record.bytes
 }
 
-/** The collections as the genesis change makes them. */
-function makeCollections(d: Shape): void {
+/** The collections as the genesis change makes them (all but `without`, to make a wrong one). */
+function makeCollections(d: Shape, without?: string): void {
   const shards = () => Object.fromEntries(SHARDS.map(s => [s, {}]))
-  d.streams = {}
-  d.grants = shards()
-  d.revocations = shards()
-  d.delegations = {}
-  d.decisions = shards()
+  const collections: Record<string, () => unknown> = {
+    streams: () => ({}),
+    grants: shards,
+    revocations: shards,
+    delegations: () => ({}),
+    decisions: shards,
+    custodians: () => ({}),
+  }
+  for (const [name, make] of Object.entries(collections)) if (name !== without) d[name] = make()
 }
 
 /** An Automerge doc holding the changes of these envelopes, writing as `actor`. */
@@ -607,6 +611,22 @@ describe('PolicyDocument: refused envelopes', () => {
     })
     assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError', message: /space id/ })
     assert.equal(replica.hasGenesis, false)
+  })
+
+  it('a fresh replica refuses a genesis change that leaves out the custodian sets', () => {
+    const replica = new PolicyDocument(space)
+    const envelope = craft([], owner, actorFor(owner.did, 'a'), d => {
+      d.genesis = genesis.bytes
+      makeCollections(d, 'custodians')
+    })
+    assert.throws(() => replica.applyEnvelope(envelope), { name: 'UnauthorizedChangeError' })
+    assert.equal(replica.hasGenesis, false)
+    // the same change with them is the genesis
+    const whole = craft([], owner, actorFor(owner.did, 'a'), d => {
+      d.genesis = genesis.bytes
+      makeCollections(d)
+    })
+    assert.equal(replica.applyEnvelope(whole).status, 'applied')
   })
 
   it('a fresh replica refuses a first change that is not shaped like a genesis', () => {
