@@ -1,6 +1,7 @@
 /** Asking a space's owner for access to an item, from the Inbox (what ended) or Streams (what was refused). */
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { useApi } from '../api.ts'
+import { Choice } from './choice.tsx'
 import { ACCESS_DURATIONS } from './time.ts'
 import { useSubmit } from './use-submit.ts'
 
@@ -45,13 +46,7 @@ export function RequestDialog(props: {
         </label>
         <label class="field-label">
           For how long
-          <select class="field" value={duration} onChange={e => setDuration(Number(e.currentTarget.value))}>
-            {ACCESS_DURATIONS.map(d => (
-              <option key={d.ms} value={d.ms}>
-                {d.label}
-              </option>
-            ))}
-          </select>
+          <Choice class="field" options={ACCESS_DURATIONS} by="ms" value={duration} onChange={setDuration} />
         </label>
         {error !== '' && (
           <p class="notice" role="alert">

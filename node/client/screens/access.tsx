@@ -31,6 +31,7 @@ import { ACCESS_DURATIONS, formatSpan, formatWhen, useNow } from '../parts/time.
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './access.css'
+import { Choice } from '../parts/choice.tsx'
 
 // ---- words and times ----
 
@@ -675,17 +676,7 @@ function PendingRequest(props: {
       )}
       <div class="access-decide">
         <label for={ids.duration}>Grant for</label>
-        <select
-          id={ids.duration}
-          value={String(duration)}
-          onChange={e => setDuration(Number((e.target as HTMLSelectElement).value))}
-        >
-          {options.map(o => (
-            <option key={o.ms} value={String(o.ms)}>
-              {o.label}
-            </option>
-          ))}
-        </select>
+        <Choice id={ids.duration} options={options} by="ms" value={duration} onChange={setDuration} />
         {props.readmit && (
           <label class="access-check" for={ids.readmit}>
             <input

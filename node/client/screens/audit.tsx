@@ -16,6 +16,7 @@ import {
 } from '../../ui/contract-audit.ts'
 import type { ObjectList } from '../../ui/contract-objects.ts'
 import { ApiError, type NodeApi, useApi } from '../api.ts'
+import { Choice } from '../parts/choice.tsx'
 import { type People, Person, personName, shortDid } from '../parts/person.tsx'
 import { SpaceSelect } from '../parts/space-picker.tsx'
 import { DAY, HOUR, MINUTE } from '../parts/time.ts'
@@ -262,13 +263,7 @@ function Holdings({ api, space, spaces, state, onSpace }: HoldingsProps) {
         </label>
         <label class="filter-field">
           <span>Period</span>
-          <select value={period} onChange={e => setPeriod(e.currentTarget.value as Period)}>
-            {PERIODS.map(p => (
-              <option key={p.id} value={p.id}>
-                {p.label}
-              </option>
-            ))}
-          </select>
+          <Choice options={PERIODS} by="id" value={period} onChange={setPeriod} />
         </label>
         {loaded.kind !== 'no-log' && (
           <>

@@ -27,6 +27,7 @@ import { Viewer } from '../parts/viewer.tsx'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './files.css'
+import { Choice } from '../parts/choice.tsx'
 
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
@@ -269,17 +270,13 @@ function ShareForm({
               value={custom.amount}
               onInput={e => setCustom({ ...custom, amount: (e.target as HTMLInputElement).value })}
             />
-            <select
+            <Choice
               aria-label="Unit"
-              value={String(custom.unit)}
-              onChange={e => setCustom({ ...custom, unit: Number((e.target as HTMLSelectElement).value) })}
-            >
-              {UNITS.map(u => (
-                <option key={u.ms} value={String(u.ms)}>
-                  {u.label}
-                </option>
-              ))}
-            </select>
+              options={UNITS}
+              by="ms"
+              value={custom.unit}
+              onChange={unit => setCustom({ ...custom, unit })}
+            />
           </div>
         )}
       </fieldset>
@@ -302,17 +299,7 @@ function ShareForm({
           <label class="field-title" for="share-forward">
             Forwarding
           </label>
-          <select
-            id="share-forward"
-            value={forward}
-            onChange={e => setForward((e.target as HTMLSelectElement).value as ObjectForward)}
-          >
-            {FORWARD.map(f => (
-              <option key={f.value} value={f.value}>
-                {f.label}
-              </option>
-            ))}
-          </select>
+          <Choice id="share-forward" options={FORWARD} by="value" value={forward} onChange={setForward} />
         </div>
       </div>
       <p class="form-hint">

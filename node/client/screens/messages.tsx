@@ -21,6 +21,7 @@ import { useFetched } from '../parts/use-fetched.ts'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './messages.css'
+import { Choice } from '../parts/choice.tsx'
 
 /** One message of the conversation, from whichever side. */
 interface Message {
@@ -285,17 +286,7 @@ function Composer({
           <label class="field-title" for="msg-expiry">
             Disappears after
           </label>
-          <select
-            id="msg-expiry"
-            value={String(forMs)}
-            onChange={e => setForMs(Number((e.target as HTMLSelectElement).value))}
-          >
-            {EXPIRIES.map(x => (
-              <option key={x.ms} value={String(x.ms)}>
-                {x.label}
-              </option>
-            ))}
-          </select>
+          <Choice id="msg-expiry" options={EXPIRIES} by="ms" value={forMs} onChange={setForMs} />
         </div>
       </div>
       <div class="msg-write">

@@ -6,6 +6,7 @@
  * in words. Names, not ids: a space's id shows only in its "Details". The node decides who may
  * invite and what a code is worth; the screen sends the person's choices and shows the answers.
  */
+import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
 import type { SpaceView } from '../../ui/contract.ts'
 import type { InviteCreated, InviteRequest, JoinResult } from '../../ui/contract-spaces.ts'
@@ -17,6 +18,7 @@ import { ACCESS_DURATIONS, DAY, formatWhen, HOUR } from '../parts/time.ts'
 import { useSubmit } from '../parts/use-submit.ts'
 import type { ScreenProps } from './props.ts'
 import './spaces.css'
+import { Choice } from '../parts/choice.tsx'
 
 const VALID_FOR: { ms: number; label: string }[] = [
   { ms: HOUR, label: '1 hour' },
@@ -25,7 +27,10 @@ const VALID_FOR: { ms: number; label: string }[] = [
   { ms: 30 * DAY, label: '30 days' },
 ]
 
-const ACCESS_FOR: { ms: number; label: string }[] = [...ACCESS_DURATIONS, { ms: 30 * DAY, label: '30 days' }]
+/** how long the access an invite gives lasts, counted from joining, as its options say */
+const ACCESS_FOR: { ms: number; label: string }[] = [...ACCESS_DURATIONS, { ms: 30 * DAY, label: '30 days' }].map(
+  d => ({ ms: d.ms, label: `${d.label} from joining` }),
+)
 
 const ROLE: Record<SpaceView['role'], string> = { owner: 'You own it', admin: 'You are an admin', member: 'Member' }
 
@@ -159,7 +164,7 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
           Send this code to the person you invite. It works {n === 1 ? 'once' : `${n} times`}, until{' '}
           {formatWhen(made.expiresAt)}
           {withAccess
-            ? `, and gives ${streams.join(', ')} for ${ACCESS_FOR.find(a => a.ms === accessFor)?.label} from joining${viewOnly ? ', view only' : ''}.`
+            ? `, and gives ${streams.join(', ')} for ${ACCESS_FOR.find(a => a.ms === accessFor)?.label}${viewOnly ? ', view only' : ''}.`
             : '.'}
         </p>
         <Copyable id={`invite-${space.id.slice(0, 12)}`} value={made.invite} label={`the invite code for ${name}`} />
@@ -175,18 +180,14 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
       <div class="invite-row">
         <label class="field-label">
           Valid for
-          <select
+          <Choice
             class="field"
             aria-label="Valid for"
+            options={VALID_FOR}
+            by="ms"
             value={validFor}
-            onChange={e => setValidFor(Number(e.currentTarget.value))}
-          >
-            {VALID_FOR.map(v => (
-              <option key={v.ms} value={v.ms}>
-                {v.label}
-              </option>
-            ))}
-          </select>
+            onChange={setValidFor}
+          />
         </label>
         <label class="field-label">
           Uses
@@ -225,18 +226,14 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
           )}
           <label class="field-label">
             Access lasts
-            <select
+            <Choice
               class="field"
               aria-label="Access lasts"
+              options={ACCESS_FOR}
+              by="ms"
               value={accessFor}
-              onChange={e => setAccessFor(Number(e.currentTarget.value))}
-            >
-              {ACCESS_FOR.map(v => (
-                <option key={v.ms} value={v.ms}>
-                  {v.label} from joining
-                </option>
-              ))}
-            </select>
+              onChange={setAccessFor}
+            />
           </label>
           <label class="checkbox">
             <input type="checkbox" checked={viewOnly} onChange={e => setViewOnly(e.currentTarget.checked)} />
@@ -266,7 +263,7 @@ function NewSpace() {
   const [name, setName] = useState('')
   const [said, setSaid] = useState('')
 
-  const { busy, error, submit } = useSubmit(async () => {
+  const submitting = useSubmit(async () => {
     const trimmed = name.trim()
     if (trimmed === '') return 'Give the space a name.'
     await api.send('POST', '/v1/spaces', { name: trimmed })
@@ -275,32 +272,18 @@ function NewSpace() {
   })
 
   return (
-    <section class="card" aria-labelledby="new-space">
-      <h2 id="new-space">New space</h2>
-      <form onSubmit={submit}>
-        <label class="field-label">
-          Name
-          <input
-            class="field"
-            value={name}
-            maxLength={128}
-            placeholder="e.g. Plant 7 sensors"
-            onInput={e => setName(e.currentTarget.value)}
-          />
-        </label>
-        <button type="submit" class="button button-primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Create space'}
-        </button>
-        <span class="spaces-said" role="status" aria-live="polite">
-          {said}
-        </span>
-        {error !== '' && (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        )}
-      </form>
-    </section>
+    <CardForm id="new-space" title="New space" action="Create space" doing="Creating…" said={said} {...submitting}>
+      <label class="field-label">
+        Name
+        <input
+          class="field"
+          value={name}
+          maxLength={128}
+          placeholder="e.g. Plant 7 sensors"
+          onInput={e => setName(e.currentTarget.value)}
+        />
+      </label>
+    </CardForm>
   )
 }
 
@@ -309,40 +292,62 @@ function JoinSpace() {
   const [code, setCode] = useState('')
   const [joined, setJoined] = useState<JoinResult>()
 
-  const { busy, error, submit } = useSubmit(async () => {
+  const submitting = useSubmit(async () => {
     if (code.trim() === '') return 'Paste the invite code you were sent.'
     setJoined(undefined)
     setJoined(await api.send<JoinResult>('POST', '/v1/join', { invite: code.trim() }))
     setCode('')
   }, joinProblem)
 
+  const said = submitting.busy
+    ? 'Reaching the person who invited you, then waiting for the space to arrive…'
+    : joined !== undefined
+      ? joinedWords(joined)
+      : ''
   return (
-    <section class="card" aria-labelledby="join-space">
-      <h2 id="join-space">Join a space</h2>
-      <form onSubmit={submit}>
-        <label class="field-label">
-          Invite code
-          <textarea
-            class="field mono join-code"
-            value={code}
-            spellcheck={false}
-            placeholder="ew1-…"
-            onInput={e => setCode(e.currentTarget.value)}
-          />
-        </label>
-        <button type="submit" class="button button-primary" disabled={busy}>
-          {busy ? 'Joining…' : 'Join'}
+    <CardForm id="join-space" title="Join a space" action="Join" doing="Joining…" said={said} {...submitting}>
+      <label class="field-label">
+        Invite code
+        <textarea
+          class="field mono join-code"
+          value={code}
+          spellcheck={false}
+          placeholder="ew1-…"
+          onInput={e => setCode(e.currentTarget.value)}
+        />
+      </label>
+    </CardForm>
+  )
+}
+
+interface CardFormProps {
+  /** the id of its heading, which names the card */
+  id: string
+  title: string
+  /** the submit button's words, and its words while the form is busy */
+  action: string
+  doing: string
+  /** what came of the last submit, read out politely; '' for nothing */
+  said: string
+  children: ComponentChildren
+}
+
+/** A card holding one small form of this screen: its fields, the submit button, what came of it and what went wrong. */
+function CardForm(props: CardFormProps & ReturnType<typeof useSubmit>) {
+  return (
+    <section class="card" aria-labelledby={props.id}>
+      <h2 id={props.id}>{props.title}</h2>
+      <form onSubmit={props.submit}>
+        {props.children}
+        <button type="submit" class="button button-primary" disabled={props.busy}>
+          {props.busy ? props.doing : props.action}
         </button>
         <span class="spaces-said" role="status" aria-live="polite">
-          {busy
-            ? 'Reaching the person who invited you, then waiting for the space to arrive…'
-            : joined !== undefined
-              ? joinedWords(joined)
-              : ''}
+          {props.said}
         </span>
-        {error !== '' && (
+        {props.error !== '' && (
           <p class="form-error" role="alert">
-            {error}
+            {props.error}
           </p>
         )}
       </form>

@@ -24,6 +24,7 @@ import type {
   ViewerLine,
 } from '../../ui/contract-streams.ts'
 import { ApiError, useApi } from '../api.ts'
+import { Choice } from '../parts/choice.tsx'
 import { RequestDialog } from '../parts/request-dialog.tsx'
 import { SpaceSelect, spaceLabels } from '../parts/space-picker.tsx'
 import type { ScreenProps } from './props.ts'
@@ -121,18 +122,14 @@ export function StreamsScreen({ state }: ScreenProps) {
               </label>
               <label class="filter-field">
                 <span>Time range</span>
-                <select
+                <Choice
                   id="stream-range"
+                  options={RANGES}
+                  by="id"
                   value={range}
                   disabled={stream === undefined}
-                  onChange={e => setRange((e.target as HTMLSelectElement).value as RangeId)}
-                >
-                  {RANGES.map(r => (
-                    <option key={r.id} value={r.id}>
-                      {r.label}
-                    </option>
-                  ))}
-                </select>
+                  onChange={setRange}
+                />
               </label>
             </div>
           </section>
