@@ -5,15 +5,14 @@
  * offline, and refuses it (exit 1, one line naming what failed) after any tampering.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import { auditVerify, ReportInvalidError } from '../../node/cli/audit.ts'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
+import { type LocalPeer, runCli } from '../../node/cli/local-network.ts'
 import { UsageError } from '../../node/errors.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import { suiteLocalPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -31,9 +30,8 @@ interface Holding {
 }
 
 describe('edgeward audit report / verify across real processes', { timeout: 90_000 }, () => {
-  let root: string
-  const peers: Record<string, LocalPeer> = {}
-  const dids: Record<string, string> = {}
+  const local = suiteLocalPeers('audit-cli', ['gateway', 'a'])
+  const { peers, dids } = local
   let space: string
   let reportFile: string
   const times = { readStart: 0, readEnd: 0, revokeStart: 0, revokeEnd: 0 }
@@ -44,14 +42,8 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
   const oneLine = (stderr: string) => assert.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`)
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-audit-cli-'))
-    reportFile = join(root, 'report.json')
-    for (const name of ['gateway', 'a']) dids[name] = await initData(join(root, name))
-    peers.gateway = await startPeer('gateway', join(root, 'gateway'))
-    peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })
+    reportFile = join(local.root, 'report.json')
   })
-
-  after(() => stopPeers(Object.values(peers), root))
 
   it('reads, revokes, and reports the interval A held a key, which verifies offline', async () => {
     const created = await peers.gateway.cli(['space', 'create', 'plant-9'])
@@ -165,7 +157,7 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
     const verifyTampered = async (edit: (r: typeof original) => void, args: string[] = []) => {
       const r = structuredClone(original)
       edit(r)
-      const file = join(root, `tampered-${n++}.json`)
+      const file = join(local.root, `tampered-${n++}.json`)
       await writeFile(file, JSON.stringify(r, null, 2))
       return runCli(['audit', 'verify', file, ...args])
     }
@@ -259,7 +251,7 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
         ['text', new TextEncoder().encode('{"format": "edgeward-audit-report/v1",\r\n\u001b[2J oops\n\n}')],
       ]
       for (const [what, bytes] of junk) {
-        const file = join(root, `junk-${what}.bin`)
+        const file = join(local.root, `junk-${what}.bin`)
         await writeFile(file, bytes)
         const r = await runCli(['audit', 'verify', file])
         assert.equal(r.code, 1, `${what}: ${r.stderr}`)
@@ -271,9 +263,9 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
     })
 
     it('a file that is not JSON, or is missing: exit 1', async () => {
-      const file = join(root, 'not-json.txt')
+      const file = join(local.root, 'not-json.txt')
       await writeFile(file, 'this is not a report\n')
-      for (const f of [file, join(root, 'missing.json')]) {
+      for (const f of [file, join(local.root, 'missing.json')]) {
         const r = await runCli(['audit', 'verify', f])
         assert.equal(r.code, 1, r.stderr)
         oneLine(r.stderr)
@@ -295,7 +287,7 @@ describe('edgeward audit report / verify across real processes', { timeout: 90_0
         '--subject',
         'did:key:nope',
         '--out',
-        join(root, 'x.json'),
+        join(local.root, 'x.json'),
       ])
       assert.equal(badSubject.code, 2, badSubject.stderr)
       assert.match(badSubject.stderr, /not a did:key/)

@@ -6,10 +6,8 @@
  * readings use a new key, and restarted nodes keep their state and catch up.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import * as Automerge from '@automerge/automerge'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -21,15 +19,14 @@ import { createNetwork } from '../../node/network.ts'
 import { actorFor, ENVELOPE_TAG } from '../../protocols/policy/document.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
-import { initData, jsonLines as readLines, stopPeers } from '../support/local-peers.ts'
+import { jsonLines as readLines, suiteLocalPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
 
 describe('a governed stream end to end across real peer processes', { timeout: 240_000 }, () => {
-  let root: string
-  const peers: Record<string, LocalPeer> = {}
-  const dids: Record<string, string> = {}
+  const local = suiteLocalPeers('e2e', ['gateway', 'a', 'b'])
+  const { peers, dids } = local
   let space: string
   let grantA: string
 
@@ -38,24 +35,12 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
   const storedFromGossip = async (p: LocalPeer) =>
     (await status(p)).counters.edgeward_readings_stored_total?.['source="gossip"'] ?? 0
 
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-e2e-'))
-    for (const name of ['gateway', 'a', 'b']) {
-      dids[name] = await initData(join(root, name))
-    }
-    peers.gateway = await startPeer('gateway', join(root, 'gateway'))
-    peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })
-    peers.b = await startPeer('b', join(root, 'b'), { bootstrap: peers.gateway.info.addresses })
-  })
-
-  after(() => stopPeers(Object.values(peers), root))
-
   it('refuses to overwrite an identity or to start twice on one data directory', async () => {
-    const again = await runCli(['init', '--data', join(root, 'a')])
+    const again = await runCli(['init', '--data', join(local.root, 'a')])
     assert.equal(again.code, 1)
     assert.match(again.stderr, /already exists/)
     assert.equal((await status(peers.a)).did, dids.a, 'the identity is unchanged')
-    const second = await runCli(['start', '--data', join(root, 'a')])
+    const second = await runCli(['start', '--data', join(local.root, 'a')])
     assert.equal(second.code, 1)
     assert.match(second.stderr, /already running|in use/)
     assert.equal((await status(peers.a)).peerId, peers.a.info.peerId, 'the first node still runs')
@@ -142,7 +127,7 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
       )
       const gw = await spaceStatus(peers.gateway)
       assert.equal(gw.grants, 1, 'the forged grant was not applied')
-      const r = await runCli(['status', '--data', join(root, 'gateway'), '--json'])
+      const r = await runCli(['status', '--data', join(local.root, 'gateway'), '--json'])
       for (const reason of ['UnauthorizedChangeError', 'InvalidSignatureError', 'InvalidEncodingError']) {
         assert.match(r.stdout, new RegExp(`reason=\\\\"${reason}`), `a ${reason} refusal is counted`)
       }
@@ -209,7 +194,7 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
       assert.match(r.stderr, message)
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one line')
     }
-    const notRunning = await runCli(['status', '--data', join(root, 'nobody')])
+    const notRunning = await runCli(['status', '--data', join(local.root, 'nobody')])
     assert.equal(notRunning.code, 1)
     assert.match(notRunning.stderr, /no node is running/)
   })
@@ -220,7 +205,7 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
     // a policy change B misses while it is down
     const g = await peers.gateway.cli(['grant', space, '--to', dids.b, '--stream', STREAM, '--for', '1h', '--json'])
     assert.equal(g.code, 0, g.stderr)
-    peers.b = await startPeer('b', join(root, 'b'))
+    peers.b = await startPeer('b', join(local.root, 'b'))
     const bAfter = await status(peers.b)
     assert.equal(bAfter.peerId, bBefore.peerId)
     assert.equal(bAfter.did, bBefore.did)
@@ -233,7 +218,7 @@ describe('a governed stream end to end across real peer processes', { timeout: 2
 
     // the gateway restarts on a new port: it redials the peers it knew
     assert.equal(await peers.gateway.stop(), 0)
-    peers.gateway = await startPeer('gateway', join(root, 'gateway'))
+    peers.gateway = await startPeer('gateway', join(local.root, 'gateway'))
     await waitFor('the gateway to reconnect to both readers', async () =>
       (await status(peers.gateway)).peers.length >= 2 ? true : undefined,
     )

@@ -7,21 +7,19 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { randomBytes } from '../../crypto/hash.ts'
-import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import { type LocalPeer, runCli } from '../../node/cli/local-network.ts'
+import { suiteLocalPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
 describe('objects through the CLI across real peer processes', { timeout: 420_000 }, () => {
-  let root: string
-  const peers: Record<string, LocalPeer> = {}
-  const dids: Record<string, string> = {}
+  const local = suiteLocalPeers('objects-cli', ['gateway', 'a'], { space: 'shared-folder' })
+  const { peers, dids } = local
   let space: string
   let shared: { object: string; grant: string; chunks: number }
   let content: Uint8Array
@@ -42,23 +40,11 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
   }
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-objects-cli-'))
-    for (const name of ['gateway', 'a']) dids[name] = await initData(join(root, name))
-    peers.gateway = await startPeer('gateway', join(root, 'gateway'))
-    peers.a = await startPeer('a', join(root, 'a'), { bootstrap: peers.gateway.info.addresses })
-    const created = await peers.gateway.cli(['space', 'create', 'shared-folder'])
-    assert.equal(created.code, 0, created.stderr)
-    space = created.stdout.trim()
-    assert.equal((await peers.a.cli(['space', 'join', space])).code, 0)
-    await waitFor('A to receive the space', async () =>
-      (await status(peers.a)).spaces.find((s: any) => s.id === space)?.synchronised ? true : undefined,
-    )
+    space = local.space
   })
 
-  after(() => stopPeers(Object.values(peers), root))
-
   it('shares a file with A (progress on stderr); A opens the same bytes', async () => {
-    const file = join(root, 'report.pdf')
+    const file = join(local.root, 'report.pdf')
     content = randomBytes(5 * 1024 * 1024)
     await writeFile(file, content)
     const out = await shareWithA(['share', space, file, '--to', dids.a, '--for', '2h'], r => r.chunks + 1)
@@ -68,7 +54,7 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
     assert.equal(out.sha256, sha256(content))
     assert.match(out.stderr, /sent 5\.0 of 5\.0 MiB/)
 
-    const copy = join(root, 'copy.pdf')
+    const copy = join(local.root, 'copy.pdf')
     const r = await peers.a.cli(['open', space, out.object, '--out', copy])
     assert.equal(r.code, 0, r.stderr)
     assert.equal(sha256(await readFile(copy)), sha256(content))
@@ -82,7 +68,7 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
   })
 
   it('sends one message to several people, each by a grant of its own; it is in their inbox', async () => {
-    const other = JSON.parse((await runCli(['init', '--data', join(root, 'other'), '--json'])).stdout).did
+    const other = JSON.parse((await runCli(['init', '--data', join(local.root, 'other'), '--json'])).stdout).did
     const out = await shareWithA(['message', space, '--to', dids.a, '--to', other, 'shift', 'handover'], () => 2)
     assert.deepEqual(
       out.grants.map((g: any) => g.to),
@@ -106,7 +92,7 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
   })
 
   it("a grant of every stream does not open someone else's message: objects are covered only by their own id", async () => {
-    const someoneElse = (await runCli(['init', '--data', join(root, 'someone-else'), '--json'])).stdout
+    const someoneElse = (await runCli(['init', '--data', join(local.root, 'someone-else'), '--json'])).stdout
     const out = await shareWithA(
       ['message', space, '--to', JSON.parse(someoneElse).did, 'for', 'someone', 'else'],
       () => 2,
@@ -121,14 +107,14 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
   })
 
   it('gives a view-only reader the path of a viewer file, and removes it on revocation', async () => {
-    const file = join(root, 'drawing.dwg')
+    const file = join(local.root, 'drawing.dwg')
     const bytes = randomBytes(100_000)
     await writeFile(file, bytes)
     const out = await shareWithA(['share', space, file, '--to', dids.a, '--no-download'], r => r.chunks + 1)
     const r = await peers.a.cli(['open', space, out.object, '--json'])
     assert.equal(r.code, 0, r.stderr)
     const v = JSON.parse(r.stdout)
-    assert.ok(v.viewer.startsWith(join(root, 'a', 'view')), v.viewer)
+    assert.ok(v.viewer.startsWith(join(local.root, 'a', 'view')), v.viewer)
     assert.equal(sha256(await readFile(v.viewer)), sha256(bytes))
     assert.ok(Date.parse(v.until) > Date.now())
     const human = await peers.a.cli(['open', space, out.object])
@@ -152,7 +138,7 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
   it('revokes: A is refused with exit 3 and nothing is written', async () => {
     const keysBefore = (await status(peers.a)).cachedKeys
     assert.equal((await peers.gateway.cli(['revoke', space, '--grant', shared.grant])).code, 0)
-    const copy = join(root, 'after-revoke.pdf')
+    const copy = join(local.root, 'after-revoke.pdf')
     const r = await waitFor('A to be refused', async () => {
       const res = await peers.a.cli(['open', space, shared.object, '--out', copy])
       return res.code === 0 ? undefined : res
@@ -164,8 +150,8 @@ describe('objects through the CLI across real peer processes', { timeout: 420_00
   })
 
   it('refuses bad usage with exit 2', async () => {
-    assert.equal((await peers.gateway.cli(['share', space, join(root, 'missing'), '--to', dids.a])).code, 2)
-    assert.equal((await peers.gateway.cli(['share', space, join(root, 'copy.pdf')])).code, 2)
+    assert.equal((await peers.gateway.cli(['share', space, join(local.root, 'missing'), '--to', dids.a])).code, 2)
+    assert.equal((await peers.gateway.cli(['share', space, join(local.root, 'copy.pdf')])).code, 2)
     assert.equal((await peers.gateway.cli(['message', space, '--to', dids.a])).code, 2)
     assert.equal((await peers.a.cli(['open', space])).code, 2)
     assert.equal((await peers.a.cli(['open', space, 'x', '--to', dids.a])).code, 2)

@@ -9,29 +9,23 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
-import { type CliResult, isReadRefused, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
-import { createIdentity } from '../../node/identity.ts'
-import { jsonLines, stopPeers } from '../support/local-peers.ts'
+import { before, describe, it } from 'node:test'
+import { type CliResult, isReadRefused, type LocalPeer } from '../../node/cli/local-network.ts'
+import { jsonOutput as json, jsonLines, suiteLocalPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 type Json = Record<string, any>
 
 describe('policy commands across real peer processes', { timeout: 180_000 }, () => {
-  let root: string
-  const peers: Record<string, LocalPeer> = {}
-  const dids: Record<string, string> = {}
+  // a loaded machine can take long to start a node: a generous deadline
+  const local = suiteLocalPeers('policy-cli', ['gateway', 'admin', 'b', 'c'], { start: { timeoutMs: 60_000 } })
+  const { peers, dids } = local
   let space: string
   let delegation: string
   let adminGrant: string
 
-  const json = (r: CliResult): Json => {
-    assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`)
-    return JSON.parse(r.stdout)
-  }
   const api = async (p: LocalPeer, path: string): Promise<Json> =>
     (await p.api()).call('GET', `/v1/spaces/${space}${path}`)
   const grantsOn = async (p: LocalPeer): Promise<Json[]> => (await api(p, '/grants')).grants
@@ -64,20 +58,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     )
 
   before(async () => {
-    // setup that is not under test goes through the library and the local API, not a process per step
-    root = await mkdtemp(join(tmpdir(), 'edgeward-policy-cli-'))
-    const names = ['gateway', 'admin', 'b', 'c']
-    for (const n of names) dids[n] = (await createIdentity(join(root, n), { now: Date.now() })).principal.did
-    // a loaded machine can take long to start a node: a generous deadline, and every started peer is kept for after()
-    const startTimeout = { timeoutMs: 60_000 }
-    peers.gateway = await startPeer('gateway', join(root, 'gateway'), startTimeout)
-    const started = await Promise.allSettled(
-      ['admin', 'b', 'c'].map(n =>
-        startPeer(n, join(root, n), { ...startTimeout, bootstrap: peers.gateway.info.addresses }),
-      ),
-    )
-    for (const r of started) if (r.status === 'fulfilled') peers[r.value.name] = r.value
-    for (const r of started) if (r.status === 'rejected') throw r.reason
+    // setup that is not under test goes through the local API, not a process per step
     const others = [peers.admin, peers.b, peers.c]
     const gateway = await peers.gateway.api()
     space = (await gateway.call<Json>('POST', '/v1/spaces', { name: 'plant-7' })).space
@@ -98,8 +79,6 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
       return true
     })
   })
-
-  after(() => stopPeers(Object.values(peers), root))
 
   it('delegate: the admin grants inside its scope (exit 0), is refused outside it (exit 3, not-authorized)', async () => {
     delegation = json(
@@ -354,7 +333,7 @@ describe('policy commands across real peer processes', { timeout: 180_000 }, () 
     await grantSeen(peers.c, grant, 'active')
 
     const out = json(await peers.c.cli(['read', space, 'vib', '--json']))
-    assert.ok(out.viewer.startsWith(join(root, 'c', 'view')), out.viewer)
+    assert.ok(out.viewer.startsWith(join(local.root, 'c', 'view')), out.viewer)
     assert.equal(out.count, 3)
     assert.ok(Date.parse(out.until) > Date.now(), 'kept until the lease ends')
     assert.equal((await stat(out.viewer)).mode & 0o777, 0o600)

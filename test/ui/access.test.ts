@@ -12,33 +12,26 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
-import type { CliResult, LocalPeer } from '../../node/cli/local-network.ts'
+import type { LocalPeer } from '../../node/cli/local-network.ts'
 import type { AccessRequestView, GrantsListing, GrantView, RequestsListing } from '../../node/ui/contract-access.ts'
+import { jsonOutput as json } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, shortDid, startPeople } from './people.ts'
+import { shortDid, suitePeople } from './people.ts'
 
 const HOUR = 3_600_000
 
 describe('Access screen in a browser, owner and reader as real processes', { timeout: 180_000 }, () => {
-  let people: People<'owner' | 'reader'>
-  let shots = ''
-  let owner: LocalPeer
-  let reader: LocalPeer
-  let readerDid = ''
+  const people = suitePeople('access', ['owner', 'reader'], { start: { timeoutMs: 60_000 } })
+  const { peers, dids, errors } = people
   let space = ''
   let tempGrant = ''
   let humRequest = ''
   let pressureRequest = ''
   let page: Page
-  let errors: string[] = []
 
-  const json = (r: CliResult): Record<string, any> => {
-    assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`)
-    return JSON.parse(r.stdout)
-  }
   const grantsOn = async (p: LocalPeer): Promise<GrantView[]> =>
     (await (await p.api()).call<GrantsListing>('GET', `/v1/spaces/${space}/grants`)).grants
   const requestsOn = async (p: LocalPeer): Promise<AccessRequestView[]> =>
@@ -47,30 +40,28 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   const revokeTempButton = () => page.getByRole('button', { name: `Revoke grant ${tempGrant.slice(0, 8)} of ` })
 
   before(async () => {
-    people = await startPeople('access', ['owner', 'reader'], { start: { timeoutMs: 60_000 } })
-    ;({ shots, errors } = people)
-    ;({ owner, reader } = people.peers)
-    readerDid = people.dids.reader
     // setup that is not under test goes through the local API
-    const api = await owner.api()
+    const api = await peers.owner.api()
     space = (await api.call<{ space: string }>('POST', '/v1/spaces', { name: 'plant-7' })).space
     const t = Date.now()
     for (const stream of ['temp', 'hum', 'pressure', 'flow'])
       await api.call('POST', `/v1/spaces/${space}/streams/${stream}/readings`, JSON.stringify({ ts: t, value: 1 }))
-    await (await reader.api()).call('POST', `/v1/spaces/${space}/join`)
+    await (await peers.reader.api()).call('POST', `/v1/spaces/${space}/join`)
     await waitFor('the reader to know the four streams', async () => {
-      const s = (await (await reader.api()).call<any>('GET', '/v1/status')).spaces.find((x: any) => x.id === space)
+      const s = (await (await peers.reader.api()).call<any>('GET', '/v1/status')).spaces.find(
+        (x: any) => x.id === space,
+      )
       return s?.synchronised && s.streams.length === 4 ? true : undefined
     })
 
     // what is under test in the browser starts from what the CLI did
     tempGrant = json(
-      await owner.cli(['grant', space, '--to', readerDid, '--stream', 'temp', '--for', '3h', '--json']),
+      await peers.owner.cli(['grant', space, '--to', dids.reader, '--stream', 'temp', '--for', '3h', '--json']),
     ).grant
     // a short one, whose countdown shows its seconds
-    json(await owner.cli(['grant', space, '--to', readerDid, '--stream', 'flow', '--for', '9m', '--json']))
+    json(await peers.owner.cli(['grant', space, '--to', dids.reader, '--stream', 'flow', '--for', '9m', '--json']))
     humRequest = json(
-      await reader.cli([
+      await peers.reader.cli([
         'request',
         space,
         '--stream',
@@ -83,20 +74,18 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
       ]),
     ).request
     await waitFor('the owner to receive the request', async () =>
-      (await requestsOn(owner)).some(r => r.id === humRequest) ? true : undefined,
+      (await requestsOn(peers.owner)).some(r => r.id === humRequest) ? true : undefined,
     )
 
     page = await people.signIn('owner', 'Access')
   })
 
-  after(() => people?.stop())
-
   it('shows who holds each stream through which grant, with a live countdown, and the request with its reason', async () => {
     const temp = page.getByRole('table', { name: 'temp' })
     const row = temp.getByRole('row').filter({ has: revokeTempButton() })
     await row.waitFor()
-    assert.equal(await row.locator('.person-did').textContent(), shortDid(readerDid), 'the person by a short did')
-    assert.equal(await row.locator('.person-did').getAttribute('title'), readerDid, 'the whole did in the title')
+    assert.equal(await row.locator('.person-did').textContent(), shortDid(dids.reader), 'the person by a short did')
+    assert.equal(await row.locator('.person-did').getAttribute('title'), dids.reader, 'the whole did in the title')
     assert.ok(!((await page.locator('main').textContent()) ?? '').includes(space), 'the space id is never shown')
     assert.equal(await row.locator('.badge').textContent(), 'Active')
     const countdown = row.locator('.access-countdown')
@@ -125,12 +114,12 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     await card.getByLabel('Grant for').selectOption({ label: '8 hours' })
     await card.getByRole('button', { name: /^Approve the request of/ }).click()
     await page.locator('.access-said-ok', { hasText: /^Approved:/ }).waitFor()
-    const approved = (await requestsOn(owner)).find(r => r.id === humRequest)
+    const approved = (await requestsOn(peers.owner)).find(r => r.id === humRequest)
     assert.equal(approved?.status, 'approved')
-    const grant = (await grantsOn(owner)).find(g => g.id === approved?.grant)
+    const grant = (await grantsOn(peers.owner)).find(g => g.id === approved?.grant)
     assert.ok(grant !== undefined, 'the approval issued a grant')
     assert.deepEqual(grant.streams, ['hum'])
-    assert.equal(grant.subject, readerDid)
+    assert.equal(grant.subject, dids.reader)
     assert.equal(
       Date.parse(grant.notAfter) - Date.parse(grant.notBefore),
       8 * HOUR,
@@ -148,11 +137,21 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
 
   it('shows a request filed meanwhile by itself, from the node’s pushed state', async () => {
     pressureRequest = json(
-      await reader.cli(['request', space, '--stream', 'pressure', '--for', '2h', '--reason', 'leak hunt', '--json']),
+      await peers.reader.cli([
+        'request',
+        space,
+        '--stream',
+        'pressure',
+        '--for',
+        '2h',
+        '--reason',
+        'leak hunt',
+        '--json',
+      ]),
     ).request
     await requestCard('leak hunt').waitFor({ timeout: 30_000 })
     assert.equal(await page.locator('.access-tile-attention .access-tile-value').textContent(), '1')
-    await page.screenshot({ path: join(shots, 'access.png'), fullPage: true })
+    await page.screenshot({ path: join(people.shots, 'access.png'), fullPage: true })
   })
 
   it('Escape cancels a revocation: the dialog takes focus, says what will happen, and nothing is revoked', async () => {
@@ -171,7 +170,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     assert.equal(await inPage(page, 'document.activeElement?.textContent'), 'Cancel', 'on the safe choice')
     await page.keyboard.press('Tab')
     assert.equal(await inPage(page, `document.activeElement?.closest('dialog') !== null`), true, 'Tab stays in it')
-    await page.screenshot({ path: join(shots, 'access-revoke.png') })
+    await page.screenshot({ path: join(people.shots, 'access-revoke.png') })
     await page.keyboard.press('Escape')
     await dialog.waitFor({ state: 'detached' })
     assert.equal(
@@ -179,7 +178,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
       await revokeTempButton().getAttribute('aria-label'),
       'focus is back on the button that opened it',
     )
-    assert.equal((await grantsOn(owner)).find(g => g.id === tempGrant)?.status, 'active', 'nothing was revoked')
+    assert.equal((await grantsOn(peers.owner)).find(g => g.id === tempGrant)?.status, 'active', 'nothing was revoked')
   })
 
   it('revokes the grant through the confirmation dialog', async () => {
@@ -189,7 +188,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     await dialog.getByRole('button', { name: 'Revoke grant' }).click()
     await dialog.waitFor({ state: 'detached' })
     await page.locator('.access-said-ok', { hasText: /^Revoked grant/ }).waitFor()
-    const revoked = (await grantsOn(owner)).find(g => g.id === tempGrant)
+    const revoked = (await grantsOn(peers.owner)).find(g => g.id === tempGrant)
     assert.equal(revoked?.status, 'revoked')
     await page.getByRole('table', { name: 'temp' }).getByText('Revoked', { exact: true }).waitFor()
     assert.equal(await revokeTempButton().count(), 0, 'a revoked grant offers no revoke')
@@ -204,27 +203,27 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     assert.equal(await inPage(page, 'document.activeElement?.tagName'), 'TEXTAREA', 'focus on the reason it needs')
     await dialog.getByRole('button', { name: 'Deny request' }).click()
     assert.equal(await reason.getAttribute('aria-invalid'), 'true', 'no reason, no denial')
-    assert.equal((await requestsOn(owner)).find(r => r.id === pressureRequest)?.status, 'pending')
+    assert.equal((await requestsOn(peers.owner)).find(r => r.id === pressureRequest)?.status, 'pending')
     await reason.fill('pressure data is not part of the audit')
     await dialog.getByRole('button', { name: 'Deny request' }).click()
     await dialog.waitFor({ state: 'detached' })
     await page.getByRole('table', { name: 'Decided requests' }).getByText('Denied').waitFor()
 
     const seen = await waitFor('the reader to see the denial', async () => {
-      const r = json(await reader.cli(['requests', space, '--json'])).requests.find(
+      const r = json(await peers.reader.cli(['requests', space, '--json'])).requests.find(
         (q: AccessRequestView) => q.id === pressureRequest,
       )
       return r?.status === 'denied' ? (r as AccessRequestView) : undefined
     })
     assert.equal(seen.decisionReason, 'pressure data is not part of the audit')
-    const text = (await reader.cli(['requests', space])).stdout
+    const text = (await peers.reader.cli(['requests', space])).stdout
     assert.match(text, /denied .*-> pressure data is not part of the audit/)
-    await page.screenshot({ path: join(shots, 'access-decided.png'), fullPage: true })
+    await page.screenshot({ path: join(people.shots, 'access-decided.png'), fullPage: true })
   })
 
   it('approves part of a request: only the streams left ticked are granted', async () => {
     const id = json(
-      await reader.cli([
+      await peers.reader.cli([
         'request',
         space,
         '--stream',
@@ -243,8 +242,8 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     await card.getByRole('checkbox', { name: 'flow' }).uncheck()
     await card.getByRole('button', { name: /^Approve the request of/ }).click()
     await page.locator('.access-said-ok', { hasText: /has access to pressure until/ }).waitFor()
-    const approved = (await requestsOn(owner)).find(r => r.id === id)
-    const grant = (await grantsOn(owner)).find(g => g.id === approved?.grant)
+    const approved = (await requestsOn(peers.owner)).find(r => r.id === id)
+    const grant = (await grantsOn(peers.owner)).find(g => g.id === approved?.grant)
     assert.deepEqual(grant?.streams, ['pressure'], 'flow was left out')
   })
 

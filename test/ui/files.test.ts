@@ -11,25 +11,19 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { readApiToken } from '../../node/api-token.ts'
 import { type LocalPeer, waitFor } from '../../node/cli/local-network.ts'
 import type { Inbox } from '../../node/ui/contract-inbox.ts'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, shortDid, startPeople } from './people.ts'
+import { shortDid, suitePeople } from './people.ts'
 
 const HOUR = 3_600_000
 
 describe('Files screen in a browser', { timeout: 240_000 }, () => {
-  let people: People<'owner' | 'reader'>
-  let shots = ''
-  let owner: LocalPeer
-  let reader: LocalPeer
-  let ownerDid = ''
-  let readerDid = ''
-  let space = ''
-  let errors: string[] = []
+  const people = suitePeople('files', ['owner', 'reader'], { space: 'Design review' })
+  const { peers, dids, errors } = people
 
   const inboxOf = async (p: LocalPeer): Promise<Inbox> => {
     const r = await p.cli(['inbox', '--json'])
@@ -39,18 +33,9 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
 
   const signedIn = (who: 'owner' | 'reader') => people.signIn(who, 'Files')
 
-  before(async () => {
-    people = await startPeople('files', ['owner', 'reader'], { space: 'Design review' })
-    ;({ shots, space, errors } = people)
-    ;({ owner, reader } = people.peers)
-    ;({ owner: ownerDid, reader: readerDid } = people.dids)
-  })
-
-  after(() => people?.stop())
-
   it('refuses a share with a malformed recipient (400), and lists objects a page at a time', async () => {
-    const token = await readApiToken(owner.dataDir)
-    const bad = await fetch(`${owner.info.api}/v1/spaces/${space}/objects?to=bob&for=60000`, {
+    const token = await readApiToken(peers.owner.dataDir)
+    const bad = await fetch(`${peers.owner.info.api}/v1/spaces/${people.space}/objects?to=bob&for=60000`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
       body: 'hello',
@@ -59,11 +44,11 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     assert.match(((await bad.json()) as { error: { message: string } }).error.message, /did:key/)
 
     for (const text of ['first', 'second', 'third']) {
-      const r = await owner.cli(['message', space, '--to', readerDid, '--for', '1h', text])
+      const r = await peers.owner.cli(['message', people.space, '--to', dids.reader, '--for', '1h', text])
       assert.equal(r.code, 0, r.stderr)
     }
-    const api = await owner.api()
-    const all = await api.call<ObjectList>('GET', `/v1/spaces/${space}/objects`)
+    const api = await peers.owner.api()
+    const all = await api.call<ObjectList>('GET', `/v1/spaces/${people.space}/objects`)
     assert.equal(all.objects.length, 3)
     assert.equal(all.next, undefined)
     const times = all.objects.map(o => o.createdAt)
@@ -74,26 +59,26 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     )
     for (const o of all.objects) {
       assert.equal(o.media, 'message')
-      assert.equal(o.creator, ownerDid)
+      assert.equal(o.creator, dids.owner)
       assert.equal(o.name, 'message')
       assert.equal(o.grants.length, 1)
-      assert.equal(o.grants[0].subject, readerDid)
+      assert.equal(o.grants[0].subject, dids.reader)
       assert.equal(o.grants[0].status, 'active')
     }
-    const first = await api.call<ObjectList>('GET', `/v1/spaces/${space}/objects?limit=2`)
+    const first = await api.call<ObjectList>('GET', `/v1/spaces/${people.space}/objects?limit=2`)
     assert.deepEqual(
       first.objects.map(o => o.object),
       all.objects.slice(0, 2).map(o => o.object),
     )
     assert.equal(first.next, all.objects[1].object)
-    const second = await api.call<ObjectList>('GET', `/v1/spaces/${space}/objects?limit=2&before=${first.next}`)
+    const second = await api.call<ObjectList>('GET', `/v1/spaces/${people.space}/objects?limit=2&before=${first.next}`)
     assert.deepEqual(
       second.objects.map(o => o.object),
       [all.objects[2].object],
     )
     assert.equal(second.next, undefined)
     for (const q of ['limit=0', 'limit=1001', 'limit=x', 'before=nope'])
-      await assert.rejects(api.call('GET', `/v1/spaces/${space}/objects?${q}`), /limit|before/)
+      await assert.rejects(api.call('GET', `/v1/spaces/${people.space}/objects?${q}`), /limit|before/)
   })
 
   it('shares a dropped file with the reader, view only, for 48 h', async () => {
@@ -104,9 +89,9 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await to.fill('bob')
     await to.press('Enter')
     await page.getByRole('alert').filter({ hasText: 'is not a person' }).waitFor()
-    await to.fill(readerDid)
+    await to.fill(dids.reader)
     await to.press('Enter')
-    await page.getByRole('button', { name: `Remove ${shortDid(readerDid)}` }).waitFor()
+    await page.getByRole('button', { name: `Remove ${shortDid(dids.reader)}` }).waitFor()
 
     // a drop as the browser makes it: a DataTransfer holding a File, made in the page (the test has no DOM)
     const dataTransfer = await page.evaluateHandle(`(() => {
@@ -121,7 +106,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Share', exact: true }).click()
     await page
       .getByRole('status')
-      .filter({ hasText: `Shared handover.txt with ${shortDid(readerDid)} for 48 hours.` })
+      .filter({ hasText: `Shared handover.txt with ${shortDid(dids.reader)} for 48 hours.` })
       .waitFor({ timeout: 20_000 })
 
     const list = page.getByRole('list', { name: 'Files shared by you' })
@@ -129,20 +114,20 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     await row.waitFor()
     assert.match(
       (await row.textContent()) ?? '',
-      new RegExp(`${shortDid(readerDid)}ActiveView onlyexpires in (2 d|1 d 23 h)`),
+      new RegExp(`${shortDid(dids.reader)}ActiveView onlyexpires in (2 d|1 d 23 h)`),
     )
 
-    const shared = (await (await owner.api()).call<ObjectList>('GET', `/v1/spaces/${space}/objects`)).objects.find(
-      o => o.name === 'handover.txt',
-    )
+    const shared = (
+      await (await peers.owner.api()).call<ObjectList>('GET', `/v1/spaces/${people.space}/objects`)
+    ).objects.find(o => o.name === 'handover.txt')
     assert.ok(shared !== undefined)
     const item = await waitFor('the file in the reader’s inbox', async () =>
-      (await inboxOf(reader)).items.find(i => i.resource === shared.object),
+      (await inboxOf(peers.reader)).items.find(i => i.resource === shared.object),
     )
     assert.equal(item.kind, 'file')
     assert.equal(item.download, false)
     assert.equal(item.state, 'active')
-    assert.equal(item.from, ownerDid)
+    assert.equal(item.from, dids.owner)
     assert.ok(Math.abs(item.notAfter! - (Date.now() + 48 * HOUR)) < 5 * 60_000, 'for 48 h')
   })
 
@@ -155,7 +140,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
       buffer: Buffer.from('Minutes of the design review.\n'.repeat(2000)),
     })
     await page.locator('#chosen-file').filter({ hasText: 'minutes.txt' }).waitFor()
-    await page.getByRole('button', { name: `Add ${shortDid(readerDid)}` }).click()
+    await page.getByRole('button', { name: `Add ${shortDid(dids.reader)}` }).click()
     await page.getByRole('radio', { name: '1 hour' }).check()
     await page.getByRole('radio', { name: 'Download' }).check()
     await page.getByLabel('Forwarding').selectOption('ask-owner')
@@ -172,7 +157,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
       [],
       `every control has a name: ${JSON.stringify(names)}`,
     )
-    await page.screenshot({ path: join(shots, 'files.png'), fullPage: true })
+    await page.screenshot({ path: join(people.shots, 'files.png'), fullPage: true })
   })
 
   it('lists what was shared with the reader, counting down, with Download only where allowed', async () => {
@@ -184,7 +169,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
     assert.equal(await rows.count(), 2)
     const texts = await rows.allTextContents()
     assert.ok(
-      texts.every(t => t.includes(`From ${shortDid(ownerDid)} in Design review`)),
+      texts.every(t => t.includes(`From ${shortDid(dids.owner)} in Design review`)),
       texts.join('\n'),
     )
     assert.ok(
@@ -200,7 +185,7 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
       names.filter(n => n.name === ''),
       [],
     )
-    await page.screenshot({ path: join(shots, 'files-shared-with-you.png'), fullPage: true })
+    await page.screenshot({ path: join(people.shots, 'files-shared-with-you.png'), fullPage: true })
 
     // the view-only file opens in the client's viewer, which offers no download
     await rows

@@ -9,27 +9,20 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import type { Page } from 'playwright-core'
-import type { LocalPeer } from '../../node/cli/local-network.ts'
 import type { Inbox } from '../../node/ui/contract-inbox.ts'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, shortDid, startPeople } from './people.ts'
+import { shortDid, suitePeople } from './people.ts'
 
 const inPage = (page: Page, expr: string) => page.evaluate(expr)
 
 describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
-  let people: People<'owner' | 'reader'>
-  let shots = ''
-  let owner: LocalPeer
-  let reader: LocalPeer
-  let ownerDid = ''
-  let readerDid = ''
-  let space = ''
+  const people = suitePeople('messages', ['owner', 'reader'], { space: 'Night shift' })
+  const { peers, dids, errors } = people
   let ownerPage: Page
   let readerPage: Page
-  let errors: string[] = []
 
   async function messagesOf(who: 'owner' | 'reader'): Promise<Page> {
     const page = await people.signIn(who, 'Messages')
@@ -38,20 +31,14 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    people = await startPeople('messages', ['owner', 'reader'], { space: 'Night shift' })
-    ;({ shots, space, errors } = people)
-    ;({ owner, reader } = people.peers)
-    ;({ owner: ownerDid, reader: readerDid } = people.dids)
     ownerPage = await messagesOf('owner')
     readerPage = await messagesOf('reader')
   })
 
-  after(() => people?.stop())
-
   it('the owner writes to the reader: Enter sends, Shift+Enter is a new line', async () => {
     await inPage(readerPage, 'window.notReloaded = true')
     const page = ownerPage
-    await page.getByRole('textbox', { name: 'To' }).fill(readerDid)
+    await page.getByRole('textbox', { name: 'To' }).fill(dids.reader)
     await page.getByRole('textbox', { name: 'To' }).press('Enter')
     await page.getByLabel('Disappears after').selectOption({ label: '1 day' })
     const box = page.getByRole('textbox', { name: 'Message' })
@@ -64,15 +51,15 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
     const mine = log.getByRole('listitem').filter({ hasText: 'Pump 3 is back on line.' })
     await mine.waitFor({ timeout: 20_000 })
     assert.equal(await box.inputValue(), '', 'the composer is cleared once sent')
-    assert.match((await mine.textContent()) ?? '', new RegExp(`^You to ${shortDid(readerDid)}`))
+    assert.match((await mine.textContent()) ?? '', new RegExp(`^You to ${shortDid(dids.reader)}`))
     assert.match((await mine.textContent()) ?? '', /Readable for (23 h 59 min|1 d)/)
     // what the node recorded: one message, to the reader, for a day
-    const list = await (await owner.api()).call<ObjectList>('GET', `/v1/spaces/${space}/objects`)
+    const list = await (await peers.owner.api()).call<ObjectList>('GET', `/v1/spaces/${people.space}/objects`)
     assert.equal(list.objects.length, 1)
     assert.equal(list.objects[0].media, 'message')
     assert.deepEqual(
       list.objects[0].grants.map(g => g.subject),
-      [readerDid],
+      [dids.reader],
     )
   })
 
@@ -81,7 +68,7 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
     const item = log.getByRole('listitem').filter({ hasText: 'Pressure holds at 4 bar.' })
     await item.waitFor({ timeout: 30_000 })
     assert.equal(await inPage(readerPage, 'window.notReloaded'), true)
-    assert.match((await item.textContent()) ?? '', new RegExp(`^${shortDid(ownerDid)}`))
+    assert.match((await item.textContent()) ?? '', new RegExp(`^${shortDid(dids.owner)}`))
     assert.match((await item.textContent()) ?? '', /Disappears in (23 h 59 min|1 d)/)
     assert.equal(
       await readerPage.getByText("Only the space's key holder can share into it today", { exact: false }).count(),
@@ -101,24 +88,24 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
       `every control has a name: ${JSON.stringify(ownerNames)}`,
     )
     assert.doesNotMatch((await readerPage.locator('main').textContent()) ?? '', /[0-9a-f]{64}/, 'no space id to read')
-    await ownerPage.screenshot({ path: join(shots, 'messages.png') })
+    await ownerPage.screenshot({ path: join(people.shots, 'messages.png') })
   })
 
   it('a revocation by the CLI replaces the text on the reader’s page with who revoked it and when', async () => {
-    const list = await (await owner.api()).call<ObjectList>('GET', `/v1/spaces/${space}/objects`)
+    const list = await (await peers.owner.api()).call<ObjectList>('GET', `/v1/spaces/${people.space}/objects`)
     const grant = list.objects[0].grants[0].id
-    const r = await owner.cli(['revoke', space, '--grant', grant])
+    const r = await peers.owner.cli(['revoke', people.space, '--grant', grant])
     assert.equal(r.code, 0, r.stderr)
     const log = readerPage.getByRole('log', { name: 'Messages in Night shift' })
     await log
       .getByRole('listitem')
-      .filter({ hasText: `Revoked by ${shortDid(ownerDid)} at ` })
+      .filter({ hasText: `Revoked by ${shortDid(dids.owner)} at ` })
       .waitFor({ timeout: 30_000 })
     assert.equal(await log.getByText('Pressure holds at 4 bar.').count(), 0, 'the text is gone from the page')
     assert.equal(await inPage(readerPage, 'window.notReloaded'), true)
-    const inbox = JSON.parse((await reader.cli(['inbox', '--json'])).stdout) as Inbox
+    const inbox = JSON.parse((await peers.reader.cli(['inbox', '--json'])).stdout) as Inbox
     assert.equal(inbox.items.find(i => i.grant === grant)?.state, 'revoked')
-    await readerPage.screenshot({ path: join(shots, 'messages-revoked.png') })
+    await readerPage.screenshot({ path: join(people.shots, 'messages-revoked.png') })
     assert.deepEqual(errors, [])
   })
 })

@@ -12,14 +12,14 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import mqtt from 'mqtt'
 import type { Page } from 'playwright-core'
 import { type LocalPeer, waitFor } from '../../node/cli/local-network.ts'
 import type { IngestionList, StreamList } from '../../node/ui/contract-streams.ts'
 import { credentialsIn } from '../mqtt/brokers.ts'
 import { interactiveNames } from './browser.ts'
-import { type People, startPeople } from './people.ts'
+import { suitePeople } from './people.ts'
 
 type GatewayInfo = LocalPeer['info'] & { mqtt: string; ingestSpace: string }
 
@@ -32,27 +32,17 @@ function history(count: number): string {
 }
 
 describe('Streams screen in a browser', { timeout: 240_000 }, () => {
-  let people: People<'gateway' | 'reader'>
-  let shots = ''
-  let gateway: LocalPeer
-  let reader: LocalPeer
-  let readerDid = ''
+  const people = suitePeople('streams', ['gateway', 'reader'], {
+    startOf: { gateway: { command: 'gateway', args: ['--mqtt-port', '0', '--space', 'plant-7'] } },
+  })
+  const { peers, dids, errors } = people
   let space = ''
   let page: Page
-  let errors: string[] = []
   const requests: string[] = []
 
   before(async () => {
-    people = await startPeople('streams', ['gateway', 'reader'], {
-      startOf: { gateway: { command: 'gateway', args: ['--mqtt-port', '0', '--space', 'plant-7'] } },
-    })
-    ;({ shots, errors } = people)
-    ;({ gateway, reader } = people.peers)
-    readerDid = people.dids.reader
-    space = (gateway.info as GatewayInfo).ingestSpace
+    space = (peers.gateway.info as GatewayInfo).ingestSpace
   })
-
-  after(() => people?.stop())
 
   it('tells the owner of a space with no stream how to create one', async () => {
     page = await people.signIn('gateway', 'Streams', { watch: p => p.on('request', r => requests.push(r.url())) })
@@ -68,18 +58,18 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
       /[0-9a-f]{64}/,
       'no space id where a person reads',
     )
-    await page.screenshot({ path: join(shots, 'streams-empty.png') })
+    await page.screenshot({ path: join(people.shots, 'streams-empty.png') })
   })
 
   it('lists the streams with their forms through the API', async () => {
-    const created = await gateway.cli(['stream', 'create', space, 'temperature', '--aggregate', '1m'])
+    const created = await peers.gateway.cli(['stream', 'create', space, 'temperature', '--aggregate', '1m'])
     assert.equal(created.code, 0, created.stderr)
-    const list = await (await gateway.api()).call<StreamList>('GET', `/v1/spaces/${space}/streams`)
+    const list = await (await peers.gateway.api()).call<StreamList>('GET', `/v1/spaces/${space}/streams`)
     assert.deepEqual(list, {
       space,
       streams: [{ name: 'temperature', forms: ['raw', 'hashed', 'aggregate:1m'], epochMs: 3_600_000 }],
     })
-    const bad = await fetch(`${gateway.info.api}/v1/spaces/not-a-space/streams`, {
+    const bad = await fetch(`${peers.gateway.info.api}/v1/spaces/not-a-space/streams`, {
       headers: { authorization: 'Bearer wrong' },
     })
     assert.equal(bad.status, 401, 'the token is checked before anything else')
@@ -88,7 +78,7 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
   it('charts the readings, loading uPlot only now, with a text alternative that counts them', async () => {
     await inPage(page, 'window.notReloaded = true')
     const chunksBefore = requests.filter(u => /\/ui\/chunk-[\w-]+\.js$/.test(u)).length
-    const published = await gateway.cli(['publish', space, 'temperature'], { input: history(12) })
+    const published = await peers.gateway.cli(['publish', space, 'temperature'], { input: history(12) })
     assert.equal(published.code, 0, published.stderr)
     // the page saw the new stream by itself (server-sent events), and opened it
     const summary = page.locator('#stream-summary')
@@ -108,7 +98,7 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
   it('adds readings published while the page is open, without a reload', async () => {
     const now = Date.now()
     const more = [0, 1, 2].map(i => JSON.stringify({ ts: now + i, value: 30 + i })).join('\n')
-    const published = await gateway.cli(['publish', space, 'temperature'], { input: more })
+    const published = await peers.gateway.cli(['publish', space, 'temperature'], { input: more })
     assert.equal(published.code, 0, published.stderr)
     const summary = page.locator('#stream-summary')
     await summary.filter({ hasText: /^15 readings from / }).waitFor({ timeout: 20_000 })
@@ -128,7 +118,7 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
     assert.equal(await commitments.count(), 15)
     assert.match((await commitments.first().locator('.stream-commitment').textContent()) ?? '', /^[0-9a-f]{64}$/)
     assert.ok(await page.getByText('there is nothing to plot').isVisible(), 'says why there is no chart')
-    await page.screenshot({ path: join(shots, 'streams-hashed.png'), fullPage: true })
+    await page.screenshot({ path: join(people.shots, 'streams-hashed.png'), fullPage: true })
 
     await page.getByLabel('Form').selectOption('aggregate:1m')
     // two whole minutes of history closed two windows; the live readings may have closed one more
@@ -145,18 +135,18 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('shows the MQTT ingestion’s error counts', async () => {
-    const { mqtt: url } = gateway.info as GatewayInfo
+    const { mqtt: url } = peers.gateway.info as GatewayInfo
     const client = await mqtt.connectAsync(url, {
       protocolVersion: 4,
       reconnectPeriod: 0,
-      ...(await credentialsIn(gateway.dataDir)),
+      ...(await credentialsIn(peers.gateway.dataDir)),
     })
     try {
       await client.publishAsync('plant-7/temperature', 'not a number', { qos: 1 })
     } finally {
       await client.endAsync()
     }
-    const listed = await (await gateway.api()).call<IngestionList>('GET', '/v1/ingest')
+    const listed = await (await peers.gateway.api()).call<IngestionList>('GET', '/v1/ingest')
     assert.equal(listed.ingestions[0].stats.errors['not-json'], 1)
     // the node's counters moved: its state event brings the screen to list the ingestions again
     const ingestion = page.getByRole('region', { name: 'MQTT ingestion on this node' })
@@ -166,7 +156,7 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
       .filter({ hasText: /^15 readings/ })
       .waitFor()
     await page.mouse.move(0, 0)
-    await page.screenshot({ path: join(shots, 'streams.png'), fullPage: true })
+    await page.screenshot({ path: join(people.shots, 'streams.png'), fullPage: true })
   })
 
   it('gives every control an accessible name, and can be worked from the keyboard', async () => {
@@ -194,13 +184,13 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
     await other.getByRole('heading', { level: 2, name: 'You are in no space yet' }).waitFor()
     assert.ok(await other.getByText('edgeward space join SPACE_ID').isVisible())
 
-    const joined = await reader.cli(['space', 'join', space])
+    const joined = await peers.reader.cli(['space', 'join', space])
     assert.equal(joined.code, 0, joined.stderr)
     const refused = other.getByRole('alert').filter({ hasText: 'You have no grant for this stream.' })
     await refused.waitFor({ timeout: 30_000 })
     assert.equal(await selected(other, 'Space'), 'plant-7')
     assert.ok(await other.getByText(/edgeward request SPACE --stream temperature/).isVisible())
-    await other.screenshot({ path: join(shots, 'streams-refused.png') })
+    await other.screenshot({ path: join(people.shots, 'streams-refused.png') })
     // asked from the page: the request reaches the gateway with its reason
     await refused.getByRole('button', { name: 'Request access' }).click()
     const ask = other.getByRole('dialog', { name: /Request access to temperature/ })
@@ -208,13 +198,22 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
     await ask.getByRole('button', { name: 'Send request' }).click()
     await ask.waitFor({ state: 'hidden' })
     await waitFor('the gateway to receive the request', async () => {
-      const r = JSON.parse((await gateway.cli(['requests', space, '--json'])).stdout)
+      const r = JSON.parse((await peers.gateway.cli(['requests', space, '--json'])).stdout)
       return r.requests.some((q: any) => q.reason === 'commissioning the chiller' && q.streams[0] === 'temperature')
         ? true
         : undefined
     })
 
-    const granted = await gateway.cli(['grant', space, '--to', readerDid, '--for', '1h', '--stream', 'temperature'])
+    const granted = await peers.gateway.cli([
+      'grant',
+      space,
+      '--to',
+      dids.reader,
+      '--for',
+      '1h',
+      '--stream',
+      'temperature',
+    ])
     assert.equal(granted.code, 0, granted.stderr)
     // the person tries again until the grant has reached the key holder's answer
     await waitFor(
@@ -235,11 +234,11 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
       500,
     )
 
-    const revoked = await gateway.cli(['revoke', space, '--subject', readerDid, '--reason', 'test'])
+    const revoked = await peers.gateway.cli(['revoke', space, '--subject', dids.reader, '--reason', 'test'])
     assert.equal(revoked.code, 0, revoked.stderr)
     // the reader's live read ends when the next reading cannot be decrypted
     await waitFor('the live read to end', async () => {
-      const r = await gateway.cli(['publish', space, 'temperature'], {
+      const r = await peers.gateway.cli(['publish', space, 'temperature'], {
         input: JSON.stringify({ ts: Date.now(), value: 40 }),
       })
       assert.equal(r.code, 0, r.stderr)
@@ -255,7 +254,7 @@ describe('Streams screen in a browser', { timeout: 240_000 }, () => {
   })
 
   it('asked nothing of anyone but the nodes, with no script error', async () => {
-    const own = new Set([new URL(gateway.info.api).origin, new URL(reader.info.api).origin])
+    const own = new Set([new URL(peers.gateway.info.api).origin, new URL(peers.reader.info.api).origin])
     assert.deepEqual(
       requests.filter(u => !own.has(new URL(u).origin)),
       [],
