@@ -25,6 +25,8 @@ export const MAX_KEY_RESPONSE_BYTES = 64 * 1024
 export const MAX_EPOCHS_PER_REQUEST = 256
 /** how far a request's time may be from the key holder's clock */
 export const REQUEST_WINDOW_MS = 2 * 60 * 1000
+/** the most policy heads a key request names */
+export const MAX_REQUEST_HEADS = 32
 /** refusal codes are short kebab-case words, e.g. `no-grant`, `revoked` */
 const REFUSAL_CODE_PATTERN = /^[a-z][a-z0-9-]{0,63}$/
 
@@ -40,6 +42,11 @@ export interface KeyRequest {
   device: Uint8Array
   nonce: Uint8Array
   ts: number
+  /**
+   * the heads of the requester's policy document: a custodian that lacks one of them catches
+   * up (with the requester first) before it decides, or refuses saying so
+   */
+  heads?: string[]
 }
 
 export interface OpenedKeyRequest {
@@ -63,12 +70,13 @@ export function createKeyRequest(
 ): OpenedRecord<KeyRequest> {
   const body: KeyRequest = { t: 'key-request', iss: principal.did, ...fields }
   if (body.grant === undefined) delete body.grant
+  if (body.heads === undefined) delete body.heads
   checkKeyRequest(body as unknown as Record<string, unknown>)
   return signRecord(KEY_REQUEST_TAG, body, principal)
 }
 
 function checkKeyRequest(m: Record<string, unknown>): void {
-  asMap(m, 'key request', ['t', 'iss', 'space', 'stream', 'form', 'epochs', 'grant', 'device', 'nonce', 'ts'])
+  asMap(m, 'key request', ['t', 'iss', 'space', 'stream', 'form', 'epochs', 'grant', 'device', 'nonce', 'ts', 'heads'])
   if (m.t !== 'key-request') throw new InvalidMessageError('not a key request')
   did(m, 'iss')
   str(m, 'space', 64, ID_PATTERN)
@@ -83,6 +91,12 @@ function checkKeyRequest(m: Record<string, unknown>): void {
   bytes(m, 'device', 1, 4096)
   bytes(m, 'nonce', 16, 32)
   time(m, 'ts')
+  if (m.heads !== undefined) {
+    list(m, 'heads', MAX_REQUEST_HEADS, v => {
+      if (typeof v !== 'string' || !ID_PATTERN.test(v)) throw new InvalidMessageError('bad head')
+      return v
+    })
+  }
 }
 
 /** Decode and verify a signed key request and the device certificate it carries; throws a typed error. */
