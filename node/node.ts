@@ -16,6 +16,7 @@ import { relayAddresses, type TraversalOptions, type TraversalStatus } from './r
 import { AuditService, type AuditServiceOptions } from './services/audit.ts'
 import type { NodeComponents } from './services/components.ts'
 import { ContactsService } from './services/contacts.ts'
+import { CustodyService } from './services/custody/index.ts'
 import { DataService, type DataServiceOptions } from './services/data/index.ts'
 import { RecordStore } from './services/data/record-store.ts'
 import { FetchService, type FetchServiceOptions } from './services/fetch.ts'
@@ -76,6 +77,8 @@ export class EdgewardNode {
   readonly contacts: ContactsService
   /** invites made here, and joining spaces by invite */
   readonly invites: InvitesService
+  /** custodian of others' keys, dealer of this node's, and the reader's way to keys when the key holder is away */
+  readonly custody: CustodyService
   private readonly bootstrap: string[]
   /**
    * The bootstrap addresses that could not be dialled when the node started, and why: the
@@ -88,11 +91,18 @@ export class EdgewardNode {
 
   private constructor(
     c: NodeComponents,
-    services: { policy: PolicyService; data: DataService; audit: AuditService | undefined; fetch: FetchService },
+    services: {
+      policy: PolicyService
+      data: DataService
+      audit: AuditService | undefined
+      fetch: FetchService
+      custody: CustodyService
+    },
     opts: NodeOptions,
   ) {
     const { policy, data, audit } = services
     this.audit = audit
+    this.custody = services.custody
     this.requests = new RequestsService(c, policy)
     this.objects = new ObjectsService(
       c,
@@ -153,8 +163,9 @@ export class EdgewardNode {
       const fetch = new FetchService(c, { policy, records }, opts)
       // a read first fetches what this node lacks of the stream
       const backfill = (space: string, stream: string, form: string) => fetch.backfill(space, stream, form)
-      const data = new DataService(c, { policy, audit, records, backfill }, opts)
-      return new EdgewardNode(c, { policy, data, audit, fetch }, opts)
+      const custody = new CustodyService(c, { policy, audit }, opts)
+      const data = new DataService(c, { policy, audit, records, backfill, custody }, opts)
+      return new EdgewardNode(c, { policy, data, audit, fetch, custody }, opts)
     } catch (err) {
       await store.close()
       throw err
@@ -168,6 +179,7 @@ export class EdgewardNode {
     await this.policy.start()
     await this.audit?.start()
     await this.data.start()
+    await this.custody.start()
     await this.requests.start()
     await this.objects.start()
     this.inbox.start()
@@ -304,6 +316,7 @@ export class EdgewardNode {
     await this.invites.stop()
     await this.objects.stop()
     await this.data.stop()
+    await this.custody.stop()
     this.fetch.stop()
     await this.policy.stop()
     await this.audit?.stop()

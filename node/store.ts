@@ -20,6 +20,9 @@
  *   grant it carries (read and written only by node/services/invites.ts)
  * - `contacts`: did -> the name this person gives someone (or themselves), and where it came from
  *   (read and written only by node/services/contacts.ts)
+ * - `custody`: the deals this node holds a share of as a custodian, the deals it made as a
+ *   dealer and which custodians have yet to acknowledge them (read and written only by
+ *   node/services/custody/store.ts, whose module comment gives the layout)
  * Writes that must not be lost are atomic batches and synced.
  */
 import { mkdir } from 'node:fs/promises'
@@ -48,6 +51,7 @@ export interface Store {
   settings: Sub
   invites: Sub
   contacts: Sub
+  custody: Sub
   close(): Promise<void>
 }
 
@@ -104,6 +108,7 @@ function sublevels(db: Db): Store {
     settings: sub('settings'),
     invites: sub('invites'),
     contacts: sub('contacts'),
+    custody: sub('custody'),
     close: () => db.close(),
   }
 }

@@ -44,8 +44,8 @@ export interface RequestGateParts {
 }
 
 /** What the gate remembers and logs, at most. */
-export interface GateLimits {  /** key requests remembered per requesting device for replay protection (default 4096) */
-  replayMaxPerDevice?: number
+export interface GateLimits {
+  /** key requests remembered per requesting device for replay protection (default 4096) */ replayMaxPerDevice?: number
   /** key requests remembered in all, past which only devices under their fair share are served (default 1 000 000) */
   replayMaxEntries?: number
   /** refused key requests of one remote peer written to the audit log per minute (default 30); the rest are counted */

@@ -10,8 +10,9 @@
  * - epochs: `<space>!<stream>` -> the stream's epoch state; `<space>!<stream>!start!<epoch>` ->
  *   when the epoch started (its first key was made); `rotated!<space>` -> revocations a
  *   finished rotation covers; `ends!<space>!<stream>` -> [epoch, at]: the earliest grant end
- * A key is made at most once: it and (for an epoch's first key) the epoch's start go in the
- * caller's batch, and are remembered here only once the caller has written it durably.
+ * A key is made at most once: it, (for an epoch's first key) the epoch's start and (in a space
+ * with custodians) its deal go in the caller's batch, and are remembered here only once the
+ * caller has written it durably.
  *
  * Assumes: this process is the only writer of these sublevels (what it wrote last is kept in
  * memory, so a publish or a release does not read it back), and callers serialise the work
@@ -24,6 +25,7 @@ import { decodeCanonical, encodeCanonical } from '../../../crypto/encoding.ts'
 import type { WindowState } from '../../../protocols/data/forms.ts'
 import type { Identity } from '../../identity.ts'
 import { DURABLE, pad, type Store, unwrapKey, wrapKey } from '../../store.ts'
+import type { KeyDealer } from '../custody/index.ts'
 
 type Batch = ReturnType<Store['db']['batch']>
 
@@ -65,8 +67,12 @@ export class EpochKeys {
   /** counts epoch start writes, so a read that raced one does not cache "not started" */
   private startWrites = 0
 
-  constructor(components: EpochKeysComponents) {
+  private readonly dealer: KeyDealer | undefined
+
+  /** `dealer`: deals each key made to the space's custodians, in the key's own batch (custody). */
+  constructor(components: EpochKeysComponents, dealer?: KeyDealer) {
     this.c = components
+    this.dealer = dealer
   }
 
   /** A stream's epoch state, as a copy the caller may change (it is kept only once durable). */
@@ -145,10 +151,14 @@ export class EpochKeys {
     const key = generateAeadKey()
     // an epoch starts when its first key is made; data windows are checked against these times
     const startKey = epochStartKey(space, stream, epoch)
-    const started = (await this.epochStart(space, stream, epoch)) === undefined ? now : undefined
+    const existingStart = await this.epochStart(space, stream, epoch)
+    const started = existingStart === undefined ? now : undefined
     if (started !== undefined) batch.put(startKey, encodeCanonical(started), { sublevel: this.c.store.epochs } as never)
     batch.put(loc, wrapKey(this.c.identity.storageKey, loc, key), { sublevel: this.c.store.keys } as never)
+    // its deal to the space's custodians (if it has any) goes in the same batch
+    const dealt = await this.dealer?.deal(batch, { space, stream, form, epoch, start: existingStart ?? now }, key)
     const made = () => {
+      dealt?.()
       if (started !== undefined) {
         this.startWrites++
         this.starts.set(startKey, started)

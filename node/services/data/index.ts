@@ -21,10 +21,11 @@ import type { EncryptedReading, Reading } from '../../../protocols/data/reading.
 import type { AppliedRecord } from '../../../protocols/policy/document.ts'
 import type { ObjectMedia } from '../../../protocols/policy/records.ts'
 import type { AuditService } from '../audit.ts'
+import type { KeyDealer } from '../custody/index.ts'
 import type { PolicyService } from '../policy.ts'
 import { EpochKeys, type EpochKeysComponents } from './epoch-keys.ts'
 import { GossipIntake, type GossipIntakeComponents } from './gossip-intake.ts'
-import { KeyCache, type KeyCacheComponents } from './key-cache.ts'
+import { type CustodyFallback, KeyCache, type KeyCacheComponents } from './key-cache.ts'
 import { KeyRelease, type KeyReleaseComponents, type KeyReleaseOptions } from './key-release.ts'
 import { Outbox, type OutboxComponents } from './outbox.ts'
 import { Publisher, type PublisherComponents } from './publisher.ts'
@@ -59,6 +60,8 @@ export interface DataServiceParts {
   records: RecordStore
   /** fetches what this node lacks of a stream before a read (the fetch service's) */
   backfill?: Backfill
+  /** custody's: deals the keys this node makes, and asks custodians when no key holder answers */
+  custody?: { dealer: KeyDealer; reader: CustodyFallback }
 }
 
 /** Told of each encrypted record this node stores (published here or received by gossip). */
@@ -91,11 +94,11 @@ export class DataService {
       for (const l of this.readingListeners) l(r)
     }
     const queue = new StreamQueue()
-    this.epochKeys = new EpochKeys(components)
+    this.epochKeys = new EpochKeys(components, parts.custody?.dealer)
     const epochKeys = this.epochKeys
     this.rotation = new Rotation(components, { policy, audit, epochKeys, queue })
     this.keyRelease = new KeyRelease(components, { policy, audit, epochKeys }, opts)
-    this.keyCache = new KeyCache(components, policy)
+    this.keyCache = new KeyCache(components, policy, parts.custody?.reader)
     this.outbox = new Outbox(components)
     this.publisher = new Publisher(
       components,

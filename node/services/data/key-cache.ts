@@ -10,8 +10,12 @@
  * Assumes: the key holders of a space are the policy's `holders`, asked in that order; a
  * response is sealed to this device's X25519 key and bound to the request it answers.
  *
- * Refuses: throws AccessRefusedError with the key holder's code and reason when it refuses,
- * and UnreachableError when no key holder of the space answers.
+ * When no key holder answers and the space has custodians, the keys come from k of them
+ * (custody/reader.ts), which decide as the key holder would.
+ *
+ * Refuses: throws AccessRefusedError with the key holder's code and reason when it refuses
+ * (or enough custodians do), and UnreachableError when no key holder of the space answers
+ * (nor enough custodians).
  */
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -47,6 +51,20 @@ export interface KeyCacheComponents {
   now: () => number
 }
 
+/** Where keys come from when no key holder answers: the space's custodians (custody/reader.ts). */
+export interface CustodyFallback {
+  /** whether the space has custodians */
+  has(space: string): boolean
+  /** the keys of `epochs` from the custodians' shares (undefined: outside the grant's data window) */
+  keys(
+    space: string,
+    stream: string,
+    form: string,
+    epochs: number[],
+    grant?: string,
+  ): Promise<{ keys: Map<number, Uint8Array | undefined>; lease: number; grant: string }>
+}
+
 interface CachedKey {
   /** undefined: the epoch was asked for and is outside the grant's data window */
   key: Uint8Array | undefined
@@ -60,9 +78,12 @@ export class KeyCache {
   private readonly policy: Pick<PolicyService, 'document'>
   private readonly keys = new Map<string, CachedKey>()
 
-  constructor(components: KeyCacheComponents, policy: Pick<PolicyService, 'document'>) {
+  private readonly custody: CustodyFallback | undefined
+
+  constructor(components: KeyCacheComponents, policy: Pick<PolicyService, 'document'>, custody?: CustodyFallback) {
     this.c = components
     this.policy = policy
+    this.custody = custody
     components.metrics.describe('edgeward_keys_dropped_total', 'cached keys dropped by this reader, by cause')
   }
 
@@ -182,6 +203,19 @@ export class KeyCache {
           key: released.get(epoch),
           lease: res.lease,
           grant: res.grant,
+        })
+      }
+      return
+    }
+    if (this.custody?.has(space)) {
+      // the key holder is away: the custodians decide as it would, and k of them give the key
+      const got = await this.custody.keys(space, stream, form, epochs, active?.id)
+      for (const epoch of epochs) {
+        // a key whose grant this node does not know ('') is dropped on any revocation (recheck)
+        this.keys.set(cacheKey(space, stream, form, epoch), {
+          key: got.keys.get(epoch),
+          lease: got.lease,
+          grant: got.grant,
         })
       }
       return
