@@ -284,3 +284,39 @@ export async function decide(
   await node.requests.deny(space, id, reason.slice(0, 512))
   return { request: id, approved: false, reason }
 }
+
+/** The custodian set of a space as the API shows it: its id, threshold, custodians and when it was written. */
+function custodyView(node: EdgewardNode, space: string): Body {
+  const set = synchronisedState(node, space).custodianSet
+  if (set === undefined) return { space, set: null }
+  return {
+    space,
+    set: {
+      id: set.id,
+      threshold: set.body.k,
+      custodians: set.body.custodians.map(c => ({ peer: c.peer, ...(c.did === undefined ? {} : { did: c.did }) })),
+      writtenAt: new Date(set.body.iat).toISOString(),
+    },
+  }
+}
+
+/** GET custody: the set in force (or none), and what this node holds and has dealt. */
+export async function custody(node: EdgewardNode, space: string): Promise<Body> {
+  return { ...custodyView(node, space), ...(await node.custody.status()) }
+}
+
+/**
+ * POST custody: the owner names the custodians (peer ids) and the threshold; each custodian is
+ * asked for its certificate (its X25519 key and principal), then the set is signed and written.
+ */
+export async function setCustody(node: EdgewardNode, space: string, body: Body): Promise<Body> {
+  synchronisedState(node, space)
+  const peers = stringList(body, 'custodians', '--custodian', PEER_ID_PATTERN, [])
+  if (peers.length < 2) throw new UsageError('custody needs at least two --custodian PEER')
+  const k = body.threshold
+  if (typeof k !== 'number' || !Number.isSafeInteger(k)) throw new UsageError('custody needs --threshold K')
+  if (k < 2 || k > peers.length) throw new UsageError(`--threshold must be 2..${peers.length} (the custodians named)`)
+  const custodians = await Promise.all(peers.map(p => node.custody.describe(p)))
+  await node.policy.setCustodians(space, custodians, k)
+  return custodyView(node, space)
+}

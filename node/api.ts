@@ -265,6 +265,10 @@ export class ApiServer {
       if (m === 'POST')
         return send(res, 200, await n.invites.create(space, inviteRequest(parseJson(await readBody(req)))))
     }
+    if (parts.length === 4 && parts[3] === 'custody') {
+      if (m === 'GET') return send(res, 200, await policyApi.custody(n, space))
+      if (m === 'POST') return send(res, 200, await policyApi.setCustody(n, space, parseJson(await readBody(req))))
+    }
     if (parts.length === 4 && ['grants', 'revocations', 'delegations', 'requests'].includes(parts[3])) {
       if (m === 'GET' && parts[3] === 'grants') return send(res, 200, policyApi.listGrants(n, space))
       if (m === 'GET' && parts[3] === 'requests')

@@ -62,6 +62,10 @@ commands:
   grants SPACE                           every grant with its state (active, expired, revoked, pending) and why
   delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)
                                          make DID an admin who may grant and revoke on those streams
+  custody SPACE [--custodian PEER --custodian PEER... --threshold K]
+                                         the space's custodians: k of them together release a key while the
+                                         key holder is offline, fewer learn nothing; with options (owner),
+                                         names them (each must be reachable) for keys made from now on
   request SPACE --for DURATION --reason TEXT [--stream S]... [--form F]... [--on-behalf-of DID --via GRANT]
                                          ask the owner for access (or, holding an ask-owner grant, for someone else)
   requests SPACE                         access requests with their outcome (pending, approved, denied)
@@ -164,6 +168,8 @@ const OPTIONS = {
   'relay-max-reservations': { type: 'string' },
   uses: { type: 'string' },
   access: { type: 'string' },
+  custodian: { type: 'string', multiple: true, default: [] as string[] },
+  threshold: { type: 'string' },
 } satisfies ParseArgsConfig['options']
 
 /** The options of a running node about NAT: serving as a relay, reserving a slot on one. */
@@ -197,6 +203,7 @@ const ALLOWED: Record<string, string[]> = {
   revoke: ['grant', 'subject', 'device', 'delegation', 'reason'],
   grants: [],
   delegate: ['to', 'stream', 'for', 'from', 'until'],
+  custody: ['custodian', 'threshold'],
   request: ['stream', 'form', 'for', 'reason', 'on-behalf-of', 'via'],
   requests: [],
   approve: ['for', 'readmit', 'stream'],
@@ -451,6 +458,11 @@ async function main(argv: string[]): Promise<number> {
         { to: one(v.to, '--to', 'delegate'), stream: v.stream, for: v.for, from: v.from, until: v.until },
         o,
       )
+      return 0
+    }
+    case 'custody': {
+      const [space] = withSpace(rest, 1, 'custody SPACE [--custodian PEER --custodian PEER... --threshold K]')
+      await policy.custody(dataDir, space, { custodian: v.custodian, threshold: v.threshold }, o)
       return 0
     }
     case 'request': {

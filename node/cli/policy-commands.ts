@@ -130,6 +130,41 @@ export async function delegate(
   print(o, r, `${r.delegation}\nadmin until ${r.notAfter}`)
 }
 
+/**
+ * `custody SPACE`: the custodian set in force; with `--custodian PEER... --threshold K`, the owner
+ * names a new one (keys made from then on are dealt to it).
+ */
+export async function custody(
+  dataDir: string,
+  space: string,
+  opts: { custodian: string[]; threshold?: string },
+  o: Output,
+): Promise<void> {
+  let r: Record<string, any>
+  if (opts.custodian.length === 0 && opts.threshold === undefined) {
+    r = await call(dataDir, 'GET', `${spacePath(space)}/custody`)
+  } else {
+    const k = Number(opts.threshold)
+    if (opts.threshold === undefined || !/^[0-9]+$/.test(opts.threshold)) {
+      throw new UsageError('custody needs --threshold K (a whole number) with its --custodian PEER options')
+    }
+    r = await call(dataDir, 'POST', `${spacePath(space)}/custody`, { custodians: opts.custodian, threshold: k })
+  }
+  const set = r.set as Record<string, any> | null
+  const lines =
+    set === null
+      ? ['(no custodians: the key holder alone releases keys)']
+      : [
+          `set ${set.id.slice(0, 12)}: ${set.threshold} of ${set.custodians.length} custodians release a key (since ${set.writtenAt})`,
+          ...(set.custodians as Record<string, string>[]).map(
+            (c, i) => `  ${i}  ${c.peer}${c.did ? `  ${c.did}` : ''}`,
+          ),
+        ]
+  if (typeof r.held === 'number')
+    lines.push(`this node holds shares of ${r.held} keys; ${r.unacknowledged} deals wait for a custodian`)
+  print(o, r, lines.join('\n'))
+}
+
 /** `request SPACE`: ask the owner for access, for oneself or on behalf of another through a grant. */
 export async function request(
   dataDir: string,
