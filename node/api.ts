@@ -390,6 +390,18 @@ export class ApiServer {
                 : 'member',
           keyHolder: s.holders.includes(n.identity.peerId),
           holders: s.holders.map(peer => ({ peer, connected: peer === n.identity.peerId || connected.has(peer) })),
+          // k of these release a key when no key holder answers
+          ...(s.custodianSet === undefined
+            ? {}
+            : {
+                custody: {
+                  threshold: s.custodianSet.body.k,
+                  custodians: s.custodianSet.body.custodians.map(({ peer }) => ({
+                    peer,
+                    connected: peer === n.identity.peerId || connected.has(peer),
+                  })),
+                },
+              }),
           streams: [...s.streams.keys()],
           grants: s.grants.size,
           revocations: s.revocations.size,

@@ -61,6 +61,11 @@ describe('custody through the CLI across real peer processes', { timeout: 300_00
         (await custody(p)).set?.threshold === 2 ? true : undefined,
       )
     }
+    await waitFor('the reader to reach every custodian', async () => {
+      const status = JSON.parse((await peers.reader.cli(['status', '--json'])).stdout)
+      const space = status.spaces.find((x: { id: string }) => x.id === local.space)
+      return space?.custody?.custodians.every((c: { connected: boolean }) => c.connected) ? true : undefined
+    })
     const set = (await custody(peers.reader)).set
     assert.deepEqual(
       set.custodians.map((c: { peer: string; did: string }) => [c.peer, c.did]),

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { randomBytes } from '../../crypto/hash.ts'
 import { AccessRefusedError } from '../../node/errors.ts'
-import type { EdgewardNode } from '../../node/node.ts'
+import type { EdgewardNode, NodeOptions } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import { createKeyRequest } from '../../protocols/access/messages.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
@@ -20,13 +20,13 @@ import {
   decodeCustodyReleaseResponse,
   MAX_CUSTODY_RESPONSE_BYTES,
 } from '../../protocols/custody/messages.ts'
-import { grantTo, HOUR, publish, revoke, STREAM, suitePeers } from '../support/peers.ts'
+import { cut, grantTo, HOUR, publish, revoke, STREAM, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const counter = (n: EdgewardNode, name: string) => n.metrics.total(name)
 
 /** Owner, reader and three custodians in one space; the owner names the custodians, k = 2. */
-function custodySuite(prefix: string) {
+function custodySuite(prefix: string, custodianOptions: Omit<NodeOptions, 'dataDir'> = {}) {
   const peers = suitePeers(prefix)
   const s = {
     peers,
@@ -47,7 +47,9 @@ function custodySuite(prefix: string) {
       s.owner = await peers.node('owner')
       const bootstrap = { bootstrap: s.owner.addresses() }
       s.reader = await peers.node('reader', bootstrap)
-      for (const name of ['c1', 'c2', 'c3']) s.custodians.push(await peers.node(name, bootstrap))
+      for (const name of ['c1', 'c2', 'c3']) {
+        s.custodians.push(await peers.node(name, { ...bootstrap, ...custodianOptions }))
+      }
       s.space = await s.owner.createSpace('plant-7')
       for (const n of [s.reader, ...s.custodians]) await n.joinSpace(s.space)
       await waitFor('everyone to receive the space', async () =>
@@ -59,6 +61,10 @@ function custodySuite(prefix: string) {
         [s.reader, ...s.custodians].every(n => n.policy.document(s.space).state.custodianSet?.id === set.id)
           ? true
           : undefined,
+      )
+      // the reader reaches the custodians while the owner, its way to them, is there
+      await waitFor('the reader to connect to every custodian', async () =>
+        s.custodians.every(c => s.reader.connectedPeers().includes(c.identity.peerId)) ? true : undefined,
       )
     },
     grantReader: async () => {
@@ -156,6 +162,11 @@ describe('custody: no custodian alone', { timeout: 120_000 }, () => {
     await waitFor('the custodians to know the revocation', async () =>
       s.custodians.every(c => c.policy.document(s.space).state.revocations.has(rv.id)) ? true : undefined,
     )
+    // the revocation rotated the stream's epoch: what is published now is under a key dealt after it
+    await publish(s.owner, [s.reader, ...s.custodians], s.space, STREAM, [8])
+    await s.dealt(2)
+    const fresh = await (s.custodians[1].custody as any).store.held(s.space, STREAM, 'raw', 1)
+    assert.ok(fresh.deal.body.iat >= rv.body.iat, 'the new epoch was dealt after the revocation')
     // the first custodian is modified: it admits every request, whatever the policy says
     const modified = s.custodians[0]
     const gate = (modified.custody as any).custodian.gate
@@ -188,5 +199,39 @@ describe('custody: no custodian alone', { timeout: 120_000 }, () => {
       counter(modified, 'edgeward_custody_releases_total') === 1 ? true : undefined,
     )
     assert.equal(counter(s.reader, 'edgeward_custody_keys_combined_total'), 0, 'one share made no key')
+  })
+})
+
+describe('custody: a custodian behind the reader catches up first', { timeout: 120_000 }, () => {
+  // no catch-up on a timer during the test: only a connection or a request makes them catch up
+  const s = custodySuite('custody-behind', { syncIntervalMs: 600_000 })
+
+  it('custodians cut off while the reader was granted catch up before they decide, then release', async () => {
+    await s.setUp()
+    await s.owner.data.publish(s.space, STREAM, [{ ts: Date.now(), value: 42 }])
+    await s.dealt(1)
+    await waitFor('the reader to store the reading', async () =>
+      (await s.reader.data.storedReadings(s.space, STREAM)).length > 0 ? true : undefined,
+    )
+    const apart = await cut([s.owner, s.reader], s.custodians)
+    const now = Date.now()
+    const g = await grantTo(s.owner, s.space, s.reader.identity.principal.did, { nbf: now - 1000, exp: now + HOUR })
+    await waitFor('the reader to know the grant', async () =>
+      s.reader.policy.document(s.space).state.grants.has(g.id) ? true : undefined,
+    )
+    await s.peers.stop(s.owner)
+    assert.ok(
+      s.custodians.every(c => !c.policy.document(s.space).state.grants.has(g.id)),
+      'no custodian knows the grant',
+    )
+    apart.heal()
+    const read = await s.reader.data.read(s.space, STREAM)
+    assert.deepEqual(
+      read.map(r => r.value),
+      [42],
+    )
+    const released = s.custodians.filter(c => c.metrics.total('edgeward_custody_releases_total') > 0)
+    assert.ok(released.length >= 2)
+    for (const c of released) assert.ok(c.policy.document(s.space).state.grants.has(g.id), 'it caught up first')
   })
 })

@@ -9,6 +9,7 @@
  * The custodian set itself is a policy record (protocols/custody/records.ts), written by the
  * space's owner through the policy service; `describe` asks a peer for what the set names of it.
  */
+import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CUSTODY_INFO_PROTOCOL, MAX_INFO_RESPONSE_BYTES } from '../../../protocols/custody/messages.ts'
 import type { Custodian as CustodianEntry } from '../../../protocols/custody/records.ts'
@@ -24,6 +25,9 @@ import { CustodyReader, type CustodyReaderComponents } from './reader.ts'
 import { CustodyStore } from './store.ts'
 
 export type { KeyDealer } from './dealer.ts'
+
+const log = logger('edgeward:custody')
+
 export type { CustodyKeys } from './reader.ts'
 
 /** What custody uses of its node, together. */
@@ -47,6 +51,8 @@ export class CustodyService {
   private readonly store: CustodyStore
   private readonly c: CustodyComponents
   private sweep: NodeJS.Timeout | undefined
+  private readonly policy: PolicyService
+  private stopListening: (() => void) | undefined
 
   constructor(
     components: CustodyComponents,
@@ -54,6 +60,7 @@ export class CustodyService {
     opts: CustodianOptions = {},
   ) {
     this.c = components
+    this.policy = parts.policy
     this.store = new CustodyStore(components)
     this.dealer = new Dealer(components, parts.policy, this.store)
     this.custodian = new Custodian(components, { ...parts, store: this.store }, opts)
@@ -63,13 +70,41 @@ export class CustodyService {
   async start(): Promise<void> {
     await this.custodian.start()
     this.dealer.start()
-    this.sweep = setInterval(() => this.custodian.sweep(this.c.now()), 1000)
+    // a reader must reach the custodians when the key holder, its way to them, is gone: connect
+    // once while it is there (the node then keeps their addresses and redials them)
+    this.stopListening = this.policy.onRecords((space, records) => {
+      if (records.some(r => r.kind === 'custodian-set')) this.connectCustodians(space)
+    })
+    for (const space of this.policy.spaces()) this.connectCustodians(space)
+    let tick = 0
+    this.sweep = setInterval(() => {
+      this.custodian.sweep(this.c.now())
+      // custodians not reached yet (their addresses come through the peers that know them)
+      if (++tick % 10 === 0) for (const space of this.policy.spaces()) this.connectCustodians(space)
+    }, 1000)
     this.sweep.unref()
   }
 
   async stop(): Promise<void> {
+    this.stopListening?.()
     clearInterval(this.sweep)
     await this.dealer.stop()
+  }
+
+  /** Dial the custodians of the set in force that this node is not connected to (found through its peers). */
+  private connectCustodians(space: string): void {
+    const doc = this.policy.document(space)
+    const set = doc.hasGenesis ? doc.state.custodianSet : undefined
+    if (set === undefined) return
+    const me = this.c.identity.peerId
+    for (const { peer } of set.body.custodians) {
+      if (peer === me) continue
+      const id = peerIdFromString(peer)
+      if (this.c.libp2p.getConnections(id).length > 0) continue
+      this.c.libp2p.dial(id, { signal: AbortSignal.timeout(10_000) }).catch(err => {
+        log('custodian %s not reached: %s', peer, (err as Error).message)
+      })
+    }
   }
 
   /**

@@ -197,7 +197,7 @@ export class CustodyReader {
       }
       done.reject(
         new UnreachableError(
-          `no key holder of the space answered, and too few custodians did: ${counts}${failures.length > 0 ? `; ${failures[0]}` : ''}`,
+          `no key holder of the space answered, and too few custodians did: ${counts}${failures.length > 0 ? `; ${failures.join('; ')}` : ''}`,
         ),
       )
     }
