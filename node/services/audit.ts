@@ -23,17 +23,25 @@
  * forked head and answers no proof request is so reported rather than trusted.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Connection } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { bytesEqual, decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
+import { bytesEqual, decodeCanonical, encodeCanonical, toBase64url } from '../../crypto/encoding.ts'
 import {
   consistencyProofFrom,
   inclusionProofFrom,
   leafHash,
   MerkleFrontier,
   verifyConsistency,
+  verifyInclusion,
 } from '../../crypto/merkle.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
+import {
+  type CustodianLogSection,
+  type CustodyReport,
+  computeCustodyHoldings,
+  shapes,
+} from '../../protocols/audit/custody-report.ts'
 import {
   type AuditEntry,
   decodeEntry,
@@ -42,6 +50,22 @@ import {
   type ReleaseEntry,
   type RevocationEntry,
 } from '../../protocols/audit/entries.ts'
+import {
+  AUDIT_ENTRIES_PROTOCOL,
+  createEntriesRequest,
+  decodeEntriesResponse,
+  ENTRIES_PAGE_BYTES,
+  ENTRIES_REQUEST_WINDOW_MS,
+  type EntriesRequest,
+  type EntriesResponse,
+  encodeEntriesResponse,
+  MAX_ENTRIES_PER_PAGE,
+  MAX_ENTRIES_REQUEST_BYTES,
+  MAX_ENTRIES_RESPONSE_BYTES,
+  openEntriesRequest,
+  type PagedEntry,
+  queryOf,
+} from '../../protocols/audit/entries-request.ts'
 import {
   AUDIT_PROOF_PROTOCOL,
   auditTopic,
@@ -58,6 +82,8 @@ import {
 } from '../../protocols/audit/heads.ts'
 import { type AuditReport, buildReport, matchesQuery, type ReportQuery } from '../../protocols/audit/report.ts'
 import type { AppliedRecord } from '../../protocols/policy/document.ts'
+import { openDeviceCert } from '../../protocols/policy/records.ts'
+import type { PolicyState } from '../../protocols/policy/state.ts'
 import { NotFoundError } from '../errors.ts'
 import type { Identity } from '../identity.ts'
 import type { Metrics } from '../metrics.ts'
@@ -74,8 +100,11 @@ export interface AuditComponents {
   libp2p: Pick<EdgewardLibp2p, 'services' | 'handle' | 'dialProtocol' | 'getConnections'>
   /** the `audit` sublevel, which only this service reads or writes (layout: `keys` below) */
   store: Pick<Store, 'audit'>
-  /** the keys that sign this node's tree heads, and the peer id that names its log */
-  identity: Pick<Identity, 'principal' | 'peerId'>
+  /**
+   * the keys that sign this node's tree heads and its requests for custodians' entries, the
+   * peer id that names its log, and the device certificate that binds the two
+   */
+  identity: Pick<Identity, 'principal' | 'peerId' | 'device'>
   metrics: Metrics
   now: () => number
 }
@@ -96,6 +125,9 @@ export interface AuditServiceOptions {
    */
   proofRetryMs?: number
 }
+
+/** the most pages of entries asked of one custodian for one report */
+const MAX_ENTRIES_PAGES = 64
 
 /** A head of another log that no consistency proof has linked to the head accepted before it. */
 export interface UncheckedHead {
@@ -251,6 +283,12 @@ export class AuditService {
       'consistency proofs asked of a key holder that did not come (refused, unanswered or unreachable), by log',
     )
     m.describe(
+      'edgeward_audit_entries_requests_refused_total',
+      'requests for this node’s entries as a custodian that it refused, by reason',
+    )
+    m.describe('edgeward_audit_entries_requests_answered_total', 'pages of entries this node gave its spaces’ owners')
+    m.describe('edgeward_audit_custodian_logs_total', 'custodians’ logs asked for a report, by outcome')
+    m.describe(
       'edgeward_audit_log_unverifiable',
       '1 while a key holder’s log has a head that no consistency proof could link to the head accepted before it, after every try',
     )
@@ -284,6 +322,14 @@ export class AuditService {
       64 * (MAX_PROOF_HASHES + 2),
       async body => encodeProofResponse(await this.answerProof(body)),
       err => log('proof request failed: %s', err.message),
+    )
+    await handle(
+      this.c.libp2p,
+      AUDIT_ENTRIES_PROTOCOL,
+      MAX_ENTRIES_REQUEST_BYTES,
+      MAX_ENTRIES_RESPONSE_BYTES,
+      async (body, conn) => encodeEntriesResponse(await this.answerEntries(body, conn)),
+      err => this.refuseEntries('failed', err.message),
     )
     this.policy.onRecords((space, records) => {
       this.onPolicyRecords(space, records).catch(err =>
@@ -490,7 +536,7 @@ export class AuditService {
     }
     const message = encodeAuditMessage({ t: 'head', head: this.head.bytes })
     // the head is signed and stored: a space whose gossip fails now gets it at the next interval
-    for (const space of this.heldSpaces()) {
+    for (const space of this.loggedSpaces()) {
       try {
         await this.c.libp2p.services.pubsub.publish(auditTopic(space), message)
       } catch (err) {
@@ -503,6 +549,16 @@ export class AuditService {
 
   private heldSpaces(): string[] {
     return this.policy.spaces().filter(s => this.policy.holds(s))
+  }
+
+  /** The spaces whose members witness this node's log: those it holds keys of or is a custodian of. */
+  private loggedSpaces(): string[] {
+    const me = this.c.identity.peerId
+    return this.policy.spaces().filter(s => {
+      if (this.policy.holds(s)) return true
+      const doc = this.policy.document(s)
+      return doc.hasGenesis && custodiansOf(doc.state).has(me)
+    })
   }
 
   private async answerProof(body: Uint8Array): Promise<Uint8Array[]> {
@@ -562,14 +618,196 @@ export class AuditService {
     await this.flushing
     const head = (await this.publishHead())!
     const entries: { index: number; bytes: Uint8Array; proof: Uint8Array[] }[] = []
+    const revocations: RevocationEntry[] = []
     for await (const [k, v] of this.c.store.audit.iterator(keys.entries)) {
       const index = keys.entryIndex(k)
       if (index >= head.body.size) break
       this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'report' })
-      if (!matchesQuery(decodeEntry(v), query)) continue
+      const entry = decodeEntry(v)
+      if (!matchesQuery(entry, query)) continue
+      if (entry.t === 'revocation') revocations.push(entry)
       entries.push({ index, bytes: v, proof: await this.inclusionProof(index, head.body.size) })
     }
-    return buildReport(query, doc.state.genesis.bytes, head, entries)
+    const custody = await this.custodyPart(query, doc.state, revocations)
+    return buildReport(query, doc.state.genesis.bytes, head, entries, custody)
+  }
+
+  // ---- custodians' logs in a report ----
+
+  /**
+   * The custody part of a report for `query`: every custodian of every set the space has had,
+   * asked for its matching entries (those that do not answer are named, with why), and the
+   * intervals during which a subject held k shares. Undefined when the space has no custodians.
+   */
+  private async custodyPart(
+    query: ReportQuery,
+    state: PolicyState,
+    holderRevocations: RevocationEntry[],
+  ): Promise<CustodyReport | undefined> {
+    const sets = [...state.custodianSets.values()]
+    if (sets.length === 0) return undefined
+    const peers = [...custodiansOf(state)]
+    const answers = await Promise.all(
+      peers.map(async peer => {
+        try {
+          const got = await this.custodianLog(peer, query, state.owner)
+          this.c.metrics.inc('edgeward_audit_custodian_logs_total', { outcome: 'answered' })
+          return got
+        } catch (err) {
+          this.c.metrics.inc('edgeward_audit_custodian_logs_total', { outcome: 'missing' })
+          log('custodian %s gave no entries for a report: %s', peer, (err as Error).message)
+          return { peer, reason: oneLine((err as Error).message) }
+        }
+      }),
+    )
+    const logs = answers.filter((a): a is Gathered => 'section' in a)
+    return {
+      sets: sets.map(s => toBase64url(s.bytes)),
+      logs: logs.map(l => l.section),
+      missing: answers.filter((a): a is { peer: string; reason: string } => 'reason' in a),
+      holdings: computeCustodyHoldings(
+        shapes(sets),
+        logs.map(l => ({ peer: l.section.peer, entries: l.entries, asOf: l.asOf })),
+        holderRevocations,
+      ),
+    }
+  }
+
+  /**
+   * Ask custodian `peer` for its entries matching `query`, page by page, each checked against
+   * the head of its first page (its log, signed by the principal its device certificate names):
+   * a custodian's answer is in a report only if it proves what it shows. Throws saying why not.
+   */
+  private async custodianLog(peer: string, query: ReportQuery, owner: string): Promise<Gathered> {
+    const me = this.c.identity
+    if (me.principal.did !== owner)
+      throw new Error("not asked: this node does not run as the space's owner, the only one custodians answer")
+    let head: OpenedRecord<TreeHead> | undefined
+    let device: Uint8Array | undefined
+    const paged: PagedEntry[] = []
+    let start = 0
+    for (let page = 0; page < MAX_ENTRIES_PAGES; page++) {
+      const req = createEntriesRequest(
+        me.principal,
+        me.peerId,
+        query,
+        this.c.now(),
+        head === undefined ? undefined : { size: head.body.size, start },
+      )
+      const res =
+        peer === me.peerId
+          ? await this.entriesPage(req.body, me.peerId)
+          : decodeEntriesResponse(
+              await request(
+                this.c.libp2p,
+                peerIdFromString(peer),
+                AUDIT_ENTRIES_PROTOCOL,
+                req.bytes,
+                MAX_ENTRIES_RESPONSE_BYTES,
+              ),
+            )
+      if (!res.ok) throw new Error(`refused (${res.code}): ${res.reason}`)
+      if (head === undefined) {
+        if (res.head === undefined || res.device === undefined)
+          throw new Error('answered without its signed tree head and device certificate')
+        head = openTreeHead(res.head)
+        const cert = openDeviceCert(res.device)
+        if (head.body.log !== peer || cert.body.peer !== peer) throw new Error("answered with another log's head")
+        if (head.issuer !== cert.issuer)
+          throw new Error('answered with a head its device certificate does not vouch for')
+        device = res.device
+      }
+      for (const e of res.entries) {
+        if (e.index < start || e.index >= head.body.size)
+          throw new Error(`answered with entry ${e.index}, out of order`)
+        if (!verifyInclusion(leafHash(e.entry), e.index, head.body.size, e.proof, head.body.root))
+          throw new Error(`answered with entry ${e.index}, whose inclusion proof does not verify against its head`)
+        paged.push(e)
+        start = e.index + 1
+      }
+      if (res.next === undefined) {
+        const entries = paged.map(e => decodeEntry(e.entry))
+        const section: CustodianLogSection = {
+          peer,
+          device: toBase64url(device!),
+          head: toBase64url(head.bytes),
+          entries: paged.map(e => ({ index: e.index, entry: toBase64url(e.entry), proof: e.proof.map(toBase64url) })),
+        }
+        return { section, entries, asOf: head.body.ts }
+      }
+      if (res.next < start || res.next > head.body.size) throw new Error(`answered with a next page at ${res.next}`)
+      start = res.next
+    }
+    throw new Error(`more than ${MAX_ENTRIES_PAGES} pages of entries`)
+  }
+
+  private refuseEntries(code: string, reason: string): EntriesResponse {
+    this.c.metrics.inc('edgeward_audit_entries_requests_refused_total', { reason: code })
+    log('refused a request for entries: %s (%s)', code, reason)
+    return { ok: false, code, reason }
+  }
+
+  /** Answer a request for this node's entries as a custodian of a space (one page). */
+  private async answerEntries(body: Uint8Array, conn: Connection): Promise<EntriesResponse> {
+    let req: OpenedRecord<EntriesRequest>
+    try {
+      req = openEntriesRequest(body)
+    } catch (err) {
+      return this.refuseEntries('malformed', `invalid request for entries: ${(err as Error).message}`)
+    }
+    return this.entriesPage(req.body, conn.remotePeer.toString())
+  }
+
+  /**
+   * One page of this node's entries for `r`, sent by peer `from`: only for the space's owner
+   * (who signed it), from the peer it names, while fresh, and of a space this node is a
+   * custodian of. The first page signs a head for the log's size now; a later page proves
+   * against the size the first one did.
+   */
+  private async entriesPage(r: EntriesRequest, from: string): Promise<EntriesResponse> {
+    if (r.peer !== from) return this.refuseEntries('not-the-sender', 'the request names another peer than its sender')
+    if (Math.abs(this.c.now() - r.ts) > ENTRIES_REQUEST_WINDOW_MS)
+      return this.refuseEntries('stale', "the request's time is too far from this custodian's clock")
+    const doc = this.policy.spaces().includes(r.space) ? this.policy.document(r.space) : undefined
+    if (doc === undefined || !doc.hasGenesis)
+      return this.refuseEntries('unknown-space', 'this node is not in that space')
+    const state = doc.state
+    if (r.iss !== state.owner)
+      return this.refuseEntries('not-the-owner', "only the space's owner may read a custodian's log of it")
+    if (!custodiansOf(state).has(this.c.identity.peerId))
+      return this.refuseEntries('not-a-custodian', 'this node is not a custodian of that space')
+    await this.flushing
+    let size: number
+    let head: OpenedRecord<TreeHead> | undefined
+    if (r.size === undefined) {
+      head = (await this.publishHead())!
+      size = head.body.size
+    } else if (r.size > this.frontier.size) {
+      return this.refuseEntries('malformed', 'this log has no such size')
+    } else {
+      size = r.size
+    }
+    const query = queryOf(r)
+    const entries: PagedEntry[] = []
+    let bytes = 0
+    let next: number | undefined
+    for await (const [k, v] of this.c.store.audit.iterator({ gte: keys.entry(r.start ?? 0), lt: keys.entry(size) })) {
+      const index = keys.entryIndex(k)
+      this.c.metrics.inc('edgeward_audit_entries_read_total', { by: 'custodian-report' })
+      if (!matchesQuery(decodeEntry(v), query)) continue
+      const proof = await this.inclusionProof(index, size)
+      entries.push({ index, entry: v, proof })
+      bytes += v.byteLength + 32 * proof.length
+      if (entries.length >= MAX_ENTRIES_PER_PAGE || bytes >= ENTRIES_PAGE_BYTES) {
+        if (index + 1 < size) next = index + 1
+        break
+      }
+    }
+    this.c.metrics.inc('edgeward_audit_entries_requests_answered_total')
+    const res: EntriesResponse = { ok: true, entries }
+    if (head !== undefined) Object.assign(res, { head: head.bytes, device: this.c.identity.device.bytes })
+    if (next !== undefined) res.next = next
+    return res
   }
 
   // ---- watching other logs ----
@@ -604,8 +842,7 @@ export class AuditService {
       return this.refuseHead((err as Error).name)
     }
     for (const h of heads) {
-      if (h.issuer !== doc.state.owner || !doc.state.holders.includes(h.body.log))
-        return this.refuseHead('not-a-log-of-the-space')
+      if (!isLogOf(doc.state, h)) return this.refuseHead('not-a-log-of-the-space')
     }
     for (const h of heads) this.check(h)
     return TopicValidatorResult.Accept
@@ -806,11 +1043,44 @@ export class AuditService {
     const message = encodeAuditMessage({ t: 'equivocation', a: a.bytes, b: b.bytes, reason })
     for (const space of this.policy.spaces()) {
       const doc = this.policy.document(space)
-      if (doc.hasGenesis && doc.state.holders.includes(logId)) {
+      if (doc.hasGenesis && (doc.state.holders.includes(logId) || custodiansOf(doc.state).has(logId))) {
         await this.c.libp2p.services.pubsub.publish(auditTopic(space), message).catch(() => undefined)
       }
     }
   }
+}
+
+/** What a custodian gave for a report: its section, its entries decoded, and its head's time. */
+interface Gathered {
+  section: CustodianLogSection
+  entries: AuditEntry[]
+  asOf: number
+}
+
+/** Every custodian of every custodian set a space has had (peer ids). */
+function custodiansOf(state: PolicyState): Set<string> {
+  const out = new Set<string>()
+  for (const set of state.custodianSets.values()) for (const c of set.body.custodians) out.add(c.peer)
+  return out
+}
+
+/**
+ * Is `head` of a log of the space, signed by whom it must be: a key holder's, signed by the
+ * owner; or a custodian's, signed by the principal a custodian set names for that peer (a set
+ * that names none for it gives no one to check the signer against, so its heads are not taken).
+ */
+function isLogOf(state: PolicyState, head: OpenedRecord<TreeHead>): boolean {
+  const logId = head.body.log
+  if (head.issuer === state.owner && state.holders.includes(logId)) return true
+  for (const set of state.custodianSets.values()) {
+    if (set.body.custodians.some(c => c.peer === logId && c.did === head.issuer)) return true
+  }
+  return false
+}
+
+/** Text for one line: control characters and line separators as spaces, at most 200 characters. */
+function oneLine(text: string): string {
+  return text.replace(/[\p{Cc}\p{Zl}\p{Zp}]/gu, ' ').slice(0, 200)
 }
 
 /** Two ascending lists of distinct indexes as one ascending list. */
