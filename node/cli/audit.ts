@@ -1,8 +1,10 @@
 /**
- * `edgeward audit report` (asks the running key holder for a report and writes it to a
- * file) and `edgeward audit verify` (checks a report offline: no node, no network).
+ * `edgeward audit report` (asks the running key holder for a report, which gathers the
+ * entries of the space's custodians' logs too, and writes it to a file) and `edgeward audit
+ * verify` (checks a report offline, every log's part of it: no node, no network).
  */
 import { readFile, rename, stat, writeFile } from 'node:fs/promises'
+import type { VerifiedCustody } from '../../protocols/audit/custody-report.ts'
 import { UsageError } from '../errors.ts'
 import { ApiClient } from './client.ts'
 import { parseTimeArg } from './duration.ts'
@@ -13,6 +15,18 @@ interface HoldingLike {
   resource: string
   intervals: { from: number; until: number; endedBy: string }[]
   minutes: number
+}
+
+interface CustodyHoldingLike extends HoldingLike {
+  epoch: number
+  releasedBy: string[]
+}
+
+/** The custodians' part of a report, as the CLI shows it. */
+interface CustodyLike {
+  logs: { peer: string; head: string; entries: unknown[] }[]
+  missing: { peer: string; reason: string }[]
+  holdings: CustodyHoldingLike[]
 }
 
 /** Verification failed: exit 1 with the first thing that failed. */
@@ -43,6 +57,11 @@ export function holdingsTable(holdings: HoldingLike[]): string {
     })
     if (h.intervals.length > 1) rows.push(['', '', '', '', 'total', h.minutes.toFixed(2)])
   }
+  return columns(rows)
+}
+
+/** Rows of cells as aligned columns. */
+function columns(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)))
   return rows
     .map(r =>
@@ -52,6 +71,41 @@ export function holdingsTable(holdings: HoldingLike[]): string {
         .trimEnd(),
     )
     .join('\n')
+}
+
+/**
+ * The keys held through custodians, as a table: k shares of an epoch's key at once, from when
+ * until when; a release that never met k others shows as never held.
+ */
+export function custodyHoldingsTable(holdings: CustodyHoldingLike[]): string {
+  if (holdings.length === 0) return '(no custodian released a share in this range)'
+  const rows = [['subject', 'resource', 'epoch', 'custodians', 'from', 'until', 'ended by', 'minutes']]
+  for (const h of holdings) {
+    const head = [h.subject, h.resource, String(h.epoch), String(h.releasedBy.length)]
+    if (h.intervals.length === 0) rows.push([...head, '(never k shares at once)', '', '', '0.00'])
+    h.intervals.forEach((i, n) => {
+      rows.push([
+        ...(n === 0 ? head : ['', '', '', '']),
+        new Date(i.from).toISOString(),
+        new Date(i.until).toISOString(),
+        i.endedBy,
+        ((i.until - i.from) / 60_000).toFixed(2),
+      ])
+    })
+    if (h.intervals.length > 1) rows.push(['', '', '', '', '', '', 'total', h.minutes.toFixed(2)])
+  }
+  return columns(rows)
+}
+
+/** What a report says of the custodians' logs, a line each: which answered with how many entries, which are missing and why. */
+function custodyLines(c: CustodyLike | undefined): string {
+  if (c === undefined) return ''
+  const lines = [`custodians: ${c.logs.length} answered, ${c.missing.length} missing`]
+  for (const l of c.logs)
+    lines.push(`  custodian ${oneLine(l.peer)}: ${l.entries.length} entries with inclusion proofs`)
+  for (const m of c.missing) lines.push(`  custodian ${oneLine(m.peer)}: missing (${oneLine(m.reason)})`)
+  lines.push('keys held through custodians (k shares at once):', custodyHoldingsTable(c.holdings))
+  return `\n${lines.join('\n')}`
 }
 
 /** The `audit` part of `GET /v1/status` (and of `edgeward status --json`), as the CLI shows it. */
@@ -96,17 +150,33 @@ export async function auditReport(
   const until = opts.until === undefined ? undefined : parseTimeArg(opts.until, '--until')
   if (from !== undefined) q.set('from', String(from))
   if (until !== undefined) q.set('until', String(until))
-  const report = await (await ApiClient.connect(dataDir)).call<{ entries: unknown[]; holdings: HoldingLike[] }>(
+  const client = await ApiClient.connect(dataDir)
+  if (!o.json) o.err("asking the node for a report (it asks the space's custodians for their entries too)…")
+  const report = await client.call<{ entries: unknown[]; holdings: HoldingLike[]; custody?: CustodyLike }>(
     'GET',
     `/v1/spaces/${encodeURIComponent(space)}/audit/report?${q}`,
   )
   await writeFile(`${opts.out}.tmp`, `${JSON.stringify(report, null, 2)}\n`)
   await rename(`${opts.out}.tmp`, opts.out)
-  const summary = { out: opts.out, entries: report.entries.length, holdings: report.holdings }
+  const c = report.custody
+  const summary = {
+    out: opts.out,
+    entries: report.entries.length,
+    holdings: report.holdings,
+    ...(c === undefined
+      ? {}
+      : {
+          custodians: {
+            answered: c.logs.map(l => ({ peer: l.peer, entries: l.entries.length })),
+            missing: c.missing,
+            holdings: c.holdings,
+          },
+        }),
+  }
   o.out(
     o.json
       ? JSON.stringify(summary)
-      : `wrote ${opts.out}: ${report.entries.length} entries with inclusion proofs\n${holdingsTable(report.holdings)}`,
+      : `wrote ${opts.out}: ${report.entries.length} entries with inclusion proofs\n${holdingsTable(report.holdings)}${custodyLines(c)}`,
   )
 }
 
@@ -165,6 +235,21 @@ export async function auditVerify(file: string, opts: VerifyOptions, o: Output):
     headTime: new Date(result.head.ts).toISOString(),
     entries: result.entries.length,
     holdings: result.holdings,
+    ...(result.custody === undefined
+      ? {}
+      : {
+          custodians: {
+            verified: result.custody.logs.map(l => ({
+              peer: l.peer,
+              principal: l.principal,
+              treeSize: l.head.size,
+              headTime: new Date(l.head.ts).toISOString(),
+              entries: l.entries.length,
+            })),
+            missing: result.custody.missing,
+            holdings: result.custody.holdings,
+          },
+        }),
   }
   const vouches = `space ${oneLine(JSON.stringify(space.name))} (${space.id}), owner ${space.owner}, key holder ${space.keyHolder}`
   // the space id hashes its genesis, which names the owner: --space pins both, --owner the owner
@@ -175,6 +260,20 @@ export async function auditVerify(file: string, opts: VerifyOptions, o: Output):
   o.out(
     o.json
       ? JSON.stringify(summary)
-      : `verified: ${result.entries.length} entries, each proven in log ${result.head.log} at size ${result.head.size} (head signed ${summary.headTime})\nfor ${vouches}${caveat}\n${holdingsTable(result.holdings)}`,
+      : `verified: ${result.entries.length} entries, each proven in log ${result.head.log} at size ${result.head.size} (head signed ${summary.headTime})\nfor ${vouches}${caveat}\n${holdingsTable(result.holdings)}${verifiedCustodyLines(result.custody)}`,
   )
+}
+
+/** What verify says of the custodians' logs: each one's entries proven against its own head, and which are missing. */
+function verifiedCustodyLines(c: VerifiedCustody | undefined): string {
+  if (c === undefined) return ''
+  const lines = [`custodians' logs: ${c.logs.length} verified, ${c.missing.length} missing`]
+  for (const l of c.logs) {
+    lines.push(
+      `  custodian ${l.peer} (${l.principal}): ${l.entries.length} entries, each proven in its log at size ${l.head.size} (head signed ${new Date(l.head.ts).toISOString()})`,
+    )
+  }
+  for (const m of c.missing) lines.push(`  custodian ${m.peer}: missing (${oneLine(m.reason)})`)
+  lines.push('keys held through custodians (k shares at once):', custodyHoldingsTable(c.holdings))
+  return `\n${lines.join('\n')}`
 }

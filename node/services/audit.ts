@@ -526,10 +526,13 @@ export class AuditService {
     return consistencyProofFrom(this.readNode, from, to)
   }
 
-  /** Sign a head for the current size (if it grew) and publish it on every space held. */
-  async publishHead(): Promise<OpenedRecord<TreeHead> | undefined> {
+  /**
+   * Sign a head for the current size (if it grew, or if asked for a `fresh` one: a head of
+   * the time now) and publish it on every space whose members witness this log.
+   */
+  async publishHead(fresh = false): Promise<OpenedRecord<TreeHead> | undefined> {
     const size = this.frontier.size
-    if (this.head === undefined || this.head.body.size !== size) {
+    if (fresh || this.head === undefined || this.head.body.size !== size) {
       const { principal, peerId } = this.c.identity
       this.head = signTreeHead(principal, peerId, size, this.frontier.root(), this.c.now())
       await this.c.store.audit.put(keys.head, this.head.bytes, DURABLE)
@@ -780,7 +783,8 @@ export class AuditService {
     let size: number
     let head: OpenedRecord<TreeHead> | undefined
     if (r.size === undefined) {
-      head = (await this.publishHead())!
+      // a head of now: the custodian vouches for its log as of the report, not as of its last release
+      head = (await this.publishHead(true))!
       size = head.body.size
     } else if (r.size > this.frontier.size) {
       return this.refuseEntries('malformed', 'this log has no such size')

@@ -8,9 +8,11 @@
  * missing. Custodians' heads are gossiped to the space's members, which catch them equivocating.
  */
 import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
+import { runCli } from '../../node/cli/local-network.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
 import {
@@ -61,6 +63,7 @@ describe('audit: reports across custodians', { timeout: 180_000 }, () => {
 
   it('the owner’s report carries each releasing custodian’s entries, proven, and the reader’s two-share interval', async () => {
     s.owner = await s.peers.start(s.peers.dir('owner'), { bootstrap: s.custodians.flatMap(c => c.addresses()) })
+    const asked = Date.now()
     report = await s.owner.audit!.report({ space: s.space })
     const custody = report.custody!
     assert.ok(custody !== undefined, 'the report has a custody part')
@@ -85,6 +88,8 @@ describe('audit: reports across custodians', { timeout: 180_000 }, () => {
     assert.equal(held.intervals.length, 1)
     assert.equal(held.intervals[0].endedBy, 'open')
     assert.ok(held.intervals[0].until > held.intervals[0].from)
+    // each custodian vouches for its log as of the report: the shares are still held then
+    assert.ok(held.intervals[0].until >= asked, 'held until the report was made')
     // the key holder released nothing while it was stopped: its own holdings do not show this one
     assert.deepEqual(
       report.holdings.filter(h => h.subject === reader),
@@ -135,6 +140,29 @@ describe('audit: reports across custodians', { timeout: 180_000 }, () => {
     const d = verifyReport(dropped)
     assert.equal(d.ok, false)
     assert.match(d.ok ? '' : d.failure, new RegExp(`custodian ${peer} is neither in the report nor named missing`))
+  })
+
+  it('`edgeward audit verify` (a real process) lists each custodian’s log, and names a changed one with exit 1', async () => {
+    const file = s.peers.dir('report.json')
+    await writeFile(file, JSON.stringify(report))
+    const ok = await runCli(['audit', 'verify', file, '--owner', s.owner.identity.principal.did])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /custodians' logs: 3 verified, 0 missing/)
+    for (const c of releasers) assert.match(ok.stdout, new RegExp(`custodian ${c.identity.peerId} \\(did:key:`))
+    assert.match(ok.stdout, /keys held through custodians/)
+    const json = JSON.parse((await runCli(['audit', 'verify', file, '--json'])).stdout)
+    assert.equal(json.custodians.verified.length, 3)
+    const changed = copy(report)
+    const logIndex = changed.custody!.logs.findIndex(l => l.entries.length > 0)
+    const entry = changed.custody!.logs[logIndex].entries[0]
+    entry.proof = [...entry.proof, toBase64url(new Uint8Array(32))]
+    await writeFile(file, JSON.stringify(changed))
+    const bad = await runCli(['audit', 'verify', file])
+    assert.equal(bad.code, 1)
+    assert.match(
+      bad.stderr,
+      new RegExp(`custodian log ${changed.custody!.logs[logIndex].peer}: entry 0 .*inclusion proof`),
+    )
   })
 
   it('a custodian refuses anyone but the space’s owner, and the owner’s request from another peer', async () => {
