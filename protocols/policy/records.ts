@@ -105,6 +105,11 @@ export interface StreamRecord {
    * it. Every member of the space reads it; the object's name and content stay encrypted.
    */
   media?: ObjectMedia
+  /**
+   * the device (peer id) that publishes the stream, for a member's object (a stream whose
+   * author is not the owner): the only peer whose gossip of it is taken
+   */
+  peer?: string
 }
 
 /** The kinds of object a stream record may name. */
@@ -145,6 +150,11 @@ export interface Grant {
   purpose?: string
   /** the grant this one was derived from (delegation chain); it may only narrow its parent */
   parent?: string
+  /**
+   * may the holder share its own files and messages into the space (objects it encrypts, whose
+   * keys it deals to the space's custodians) and grant people access to them
+   */
+  contribute?: boolean
 }
 
 /** The owner hands part of the space's grant/revoke authority to an admin principal. */
@@ -199,10 +209,12 @@ export function createStream(
   now: number,
   forms?: string[],
   media?: ObjectMedia,
+  peer?: string,
 ) {
   const body: StreamRecord = { t: 'stream', iss: owner.did, space, name, epochMs, iat: now }
   if (forms !== undefined) body.forms = forms
   if (media !== undefined) body.media = media
+  if (peer !== undefined) body.peer = peer
   return STREAM.sign(body, owner)
 }
 
@@ -264,7 +276,8 @@ function checkGenesis(m: Fields): void {
 }
 
 function checkStream(m: Fields): void {
-  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat', 'forms', 'media'])
+  asMap(m, 'stream', ['t', 'iss', 'space', 'name', 'epochMs', 'iat', 'forms', 'media', 'peer'])
+  optStr(m, 'peer', 64, PEER_ID_PATTERN)
   if (m.media !== undefined && !(OBJECT_MEDIA as readonly unknown[]).includes(m.media)) {
     throw new InvalidMessageError('an object is a file or a message')
   }
@@ -312,6 +325,7 @@ function checkGrant(m: Fields): void {
     'maxReleases',
     'purpose',
     'parent',
+    'contribute',
   ])
   checkSpaceRecordHead(m, 'grant', 'a grant')
   did(m, 'sub')
@@ -337,6 +351,7 @@ function checkGrant(m: Fields): void {
   optInt(m, 'maxReleases', 1)
   optStr(m, 'purpose', 256, TEXT_PATTERN)
   optStr(m, 'parent', 64, ID_PATTERN)
+  if (m.contribute !== undefined && m.contribute !== true) throw new InvalidMessageError('contribute is true or absent')
 }
 
 function checkDelegation(m: Fields): void {

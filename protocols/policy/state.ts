@@ -230,13 +230,23 @@ export class PolicyState {
 
   /**
    * May `author` write `kind` records to the document at all? (Whether a record is honoured
-   * is decided at evaluation.) Owner: anything, and alone streams, delegations and custodian
-   * sets. An admin with a delegation: grants and
+   * is decided at evaluation.) Owner: anything, and alone delegations and custodian sets, and
+   * streams but a contributor's own objects. A member granted `contribute`: the stream record
+   * of a file or message of its own, and grants on exactly its own objects. An admin with a
+   * delegation: grants and
    * revocations. The subject of a grant that allows forwarding: child grants of it. The
    * issuer of a grant: revocations of that grant.
    */
   mayWrite(author: string, rec: { kind: string; body: Record<string, unknown> }): string | undefined {
     if (author === this.owner) return undefined
+    if (rec.kind === 'stream' && this.isContributor(author)) {
+      return typeof rec.body.name === 'string' && isObjectStream(rec.body.name) && typeof rec.body.peer === 'string'
+        ? undefined
+        : "a member's stream is a file or message of its own, naming the device that publishes it"
+    }
+    if (rec.kind === 'grant' && rec.body.parent === undefined && this.ownObjects(author, rec.body.streams)) {
+      return undefined
+    }
     if (rec.kind === 'stream' || rec.kind === 'delegation' || rec.kind === 'custodian-set') {
       return 'only the owner may write streams, delegations and custodian sets'
     }
@@ -261,7 +271,7 @@ export class PolicyState {
    * is kept only if so.)
    */
   mayBeAuthor(did: string): boolean {
-    if (did === this.owner || this.delegationsByAdmin.has(did)) return true
+    if (did === this.owner || this.delegationsByAdmin.has(did) || this.isContributor(did)) return true
     return this.grantsOf(did).some(g => g.body.forward === 'allowed')
   }
 
@@ -300,13 +310,37 @@ export class PolicyState {
     )
   }
 
+  /** Has `did` been granted `contribute` (by any grant this replica knows; whether it is honoured is decided at evaluation)? */
+  isContributor(did: string): boolean {
+    return this.grantsOf(did).some(g => g.body.contribute === true)
+  }
+
+  /** Are `streams` (a record's field, unchecked) exact names of objects that `author` wrote the stream records of? */
+  private ownObjects(author: string, streams: unknown): boolean {
+    return (
+      Array.isArray(streams) &&
+      streams.length > 0 &&
+      streams.every(
+        name => typeof name === 'string' && isObjectStream(name) && this.streams.get(name)?.issuer === author,
+      )
+    )
+  }
+
   addStream(rec: OpenedRecord<StreamRecord>, origin?: string): AddResult {
+    const byMember = rec.issuer !== this.owner
     const problem =
-      this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
+      this.spaceProblem(rec) ??
+      (!byMember || (isObjectStream(rec.body.name) && rec.body.peer !== undefined)
+        ? undefined
+        : "a stream not written by the owner is a member's own file or message, naming its device")
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     const existing = this.streams.get(rec.body.name)
-    // two definitions of one name converge on the smaller id
-    if (existing !== undefined && existing.id <= rec.id) return { added: false, duplicate: true }
+    // two definitions of one name converge: the owner's over a member's, else the smaller id
+    if (existing !== undefined) {
+      const existingByMember = existing.issuer !== this.owner
+      if (byMember && !existingByMember) return { added: false, duplicate: true }
+      if (byMember === existingByMember && existing.id <= rec.id) return { added: false, duplicate: true }
+    }
     this.streams.set(rec.body.name, rec)
     this.setOrigin(rec.id, origin)
     return { added: true }
@@ -515,6 +549,7 @@ export class PolicyState {
       return parentStanding
     }
     if (grant.issuer === this.owner) return { until: Number.POSITIVE_INFINITY }
+    if (this.ownObjects(grant.issuer, g.streams)) return this.contributorAuthority(grant, now, depth)
     // a grant is issued under the delegations its admin knew when writing it: a later one does not revive it
     const covering = this.delegationsOf(grant.issuer).filter(
       d => patternsWithin(g.streams, d.body.streams) && this.precedes(d, grant),
@@ -532,6 +567,25 @@ export class PolicyState {
     }
     // whatever is issued under a delegation never outlives it
     return { until: Math.max(...inForce.map(d => d.body.exp)) }
+  }
+
+  /**
+   * A member's grant on its own objects is honoured while a grant to contribute that the member
+   * knew when it wrote it (causally before it) is active now, and never past its end: a member
+   * whose right to contribute was revoked or ran out shares nothing more, and what it shared
+   * ends with it.
+   */
+  private contributorAuthority(grant: OpenedRecord<Grant>, now: number, depth: number): Refusal | { until: number } {
+    if (depth >= MAX_CHAIN) return refuse('issuer-not-authorized', 'the chain of grants is too long')
+    const rights = this.grantsOf(grant.issuer).filter(g => g.body.contribute === true && this.precedes(g, grant))
+    if (rights.length === 0) return refuse('issuer-not-authorized', 'the issuer may not share into the space')
+    const ends = rights.flatMap(r => {
+      const standing = this.standing(r, now, depth + 1)
+      return 'allowed' in standing ? [] : [standing.until]
+    })
+    if (ends.length === 0)
+      return refuse('issuer-not-authorized', "the issuer's right to share into the space has ended")
+    return { until: Math.max(...ends) }
   }
 
   /**
