@@ -62,7 +62,7 @@ export interface FetchComponents {
 
 /** The services and parts the fetch service works with. */
 export interface FetchParts {
-  policy: Pick<PolicyService, 'spaces' | 'document' | 'holds'>
+  policy: Pick<PolicyService, 'spaces' | 'document' | 'holds' | 'makesKeys'>
   /** the stored ciphertext it serves, adds to and deletes from (the data service's record store) */
   records: RecordStore
 }
@@ -195,7 +195,8 @@ export class FetchService {
     const now = this.c.now()
     if (now - (this.lastBackfill.get(key) ?? 0) < this.backfillIntervalMs) return 0
     this.lastBackfill.set(key, now)
-    if (this.policy.holds(space)) return 0
+    // the node that published the stream has all of it
+    if (this.policy.makesKeys(space, stream)) return 0
     const doc = this.policy.document(space)
     // the sequence numbers held here (a record holds one or more)
     const have = await this.records.heldSeqs(space, stream, form)

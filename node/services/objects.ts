@@ -49,6 +49,7 @@ import { InvalidMessageError } from '../../protocols/errors.ts'
 import type { ForwardPermission, Grant, GrantFields } from '../../protocols/policy/records.ts'
 import { type GrantStatus, streamsCover } from '../../protocols/policy/state.ts'
 import { AccessRefusedError, NotFoundError, UsageError } from '../errors.ts'
+import type { Identity } from '../identity.ts'
 import type { Metrics } from '../metrics.ts'
 import type { AuditService } from './audit.ts'
 import type { DataService, DecryptedReading } from './data/index.ts'
@@ -69,13 +70,15 @@ const DAMAGE = new Set([DecryptionError.name, InvalidMessageError.name, InvalidE
 /** What the objects service uses of its node: counters and the clock. */
 export interface ObjectsComponents {
   metrics: Metrics
+  /** whose shares these are (a member shares under its own grant to contribute) */
+  identity: Pick<Identity, 'principal'>
   /** the clock; the simulator passes virtual time */
   now: () => number
 }
 
 /** The services the objects service works through, and what it calls of each. */
 export interface ObjectsServices {
-  policy: Pick<PolicyService, 'synced' | 'document' | 'holds' | 'onRecords' | 'checkGrant' | 'grant'>
+  policy: Pick<PolicyService, 'synced' | 'document' | 'holds' | 'makesKeys' | 'onRecords' | 'checkGrant' | 'grant'>
   data: Pick<DataService, 'createStream' | 'publish' | 'backfill' | 'decryptAll' | 'cachedLease' | 'records'>
   requests: Pick<RequestsService, 'list'>
   /** undefined on a node that keeps no audit log */
@@ -271,10 +274,14 @@ export class ObjectsService {
       download: opts.download === false ? false : undefined,
       forward: opts.forward,
     })
-    // refuse before storing anything if this node could not issue the grant
-    for (const to of recipients) this.policy.checkGrant(space, grantFields(this.c.now(), to))
-
+    // refuse before storing anything if this node could not issue the grant; a member (sharing
+    // under a grant to contribute) may grant on its object only once its record is written,
+    // which the data service refuses to write unless the member may share into the space
+    const member =
+      !this.policy.holds(space) && this.policy.document(space).state.isContributor(this.c.identity.principal.did)
+    if (!member) for (const to of recipients) this.policy.checkGrant(space, grantFields(this.c.now(), to))
     await this.data.createStream(space, object, { epochMs: OBJECT_EPOCH_MS, forms: [RAW], media: mediaType })
+    if (member) for (const to of recipients) this.policy.checkGrant(space, grantFields(this.c.now(), to))
     const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: OBJECT_CHUNK_BYTES }) : source
     const hash = sha256Stream()
     let size = 0
@@ -351,7 +358,7 @@ export class ObjectsService {
     this.remember(space, object, manifest.name)
     const read = (): AsyncIterator<Uint8Array> => this.plaintext(space, object)
     const base = { space, object, manifest, epochs: [...epochs], [Symbol.asyncIterator]: read }
-    if (this.policy.holds(space)) return { ...base, download: true }
+    if (this.policy.makesKeys(space, object)) return { ...base, download: true }
     const held = [...epochs].map(e => this.data.cachedLease(space, object, RAW, e))
     if (held.some(k => k === undefined)) throw new AccessRefusedError('no-key', 'the key was dropped while opening')
     const leaseEnd = Math.min(...held.map(k => k!.lease), Number.MAX_SAFE_INTEGER)
@@ -433,7 +440,7 @@ export class ObjectsService {
    * key holder reads its own data.
    */
   readingsDownloadable(space: string, stream: string, form: string, readings: DecryptedReading[]): boolean {
-    if (this.policy.holds(space)) return true
+    if (this.policy.makesKeys(space, stream)) return true
     const state = this.policy.document(space).state
     for (const epoch of new Set(readings.map(r => r.epoch))) {
       const k = this.data.cachedLease(space, stream, form, epoch)

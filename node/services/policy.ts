@@ -224,6 +224,17 @@ export class PolicyService {
     return doc.hasGenesis && doc.state.holders.includes(this.c.identity.peerId)
   }
 
+  /**
+   * Whether this node makes the keys of `stream`: a key holder makes those of the owner's
+   * streams, a member's device those of its own files and messages (their record names it).
+   */
+  makesKeys(space: string, stream: string): boolean {
+    const doc = this.document(space)
+    if (!doc.hasGenesis) return false
+    const peer = doc.state.streams.get(stream)?.body.peer
+    return peer === undefined ? this.holds(space) : peer === this.c.identity.peerId
+  }
+
   /** The space's document, synchronised or not yet; NotFoundError for a space this node does not know. */
   document(space: string): PolicyDocument {
     const doc = this.docs.get(space)

@@ -10,8 +10,9 @@
  * share's size. `checkDealForSet` says whether a deal matches the custodian set it names
  * (its id, space, k and n). A sealed share opens only with its custodian's key and only as
  * the share of this space, resource, set, index and key commitment (the HPKE info binds them).
- * Assumes, and does not check: that the dealer may encrypt this resource (the policy state's
- * job), and that this is the only deal of the resource (the service keeps the first).
+ * `mayDeal` says whether the deal's signer may deal its key, as the policy stands.
+ * Assumes, and does not check: that this is the only deal of the resource (the service keeps
+ * the first).
  * Not verifiable secret sharing: the shares are checked against the dealer's commitments,
  * and the key they give against the dealer's key commitment, only when they are combined; a
  * dealer that committed to inconsistent shares is found out then, by its signed deal.
@@ -24,6 +25,7 @@ import { type OpenedRecord, openSignedRecord, signRecord } from '../../crypto/si
 import { OBJECT_PATTERN } from '../data/objects.ts'
 import { InvalidMessageError } from '../errors.ts'
 import { isForm } from '../policy/records.ts'
+import type { PolicyState } from '../policy/state.ts'
 import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, NAME_PATTERN, str, time } from '../validate.ts'
 import type { Custodian, CustodianSet } from './records.ts'
 import {
@@ -204,4 +206,16 @@ export async function openDealtShare(
   const share = decodeShare(await openSealed(secretKey, d.shares[index].sealed, info))
   if (!verifyShare(deal, index, share)) throw new InvalidMessageError('the share does not match its commitment')
   return share
+}
+
+/**
+ * May the deal's signer deal the key it names: the space's owner (its key holder) any, a member
+ * the keys of its own files and messages (whose stream record it wrote, naming its device).
+ */
+export function mayDeal(state: Pick<PolicyState, 'owner' | 'streams'>, deal: OpenedRecord<Deal>): boolean {
+  if (deal.issuer === state.owner) return true
+  const r = deal.body.resource
+  if (!('stream' in r)) return false
+  const rec = state.streams.get(r.stream)
+  return rec !== undefined && rec.body.peer !== undefined && rec.issuer === deal.issuer
 }

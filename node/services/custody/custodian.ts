@@ -35,6 +35,7 @@ import {
   checkDealForSet,
   type Deal,
   MAX_DEAL_BYTES,
+  mayDeal,
   openDeal,
   openDealtShare,
 } from '../../../protocols/custody/deal.ts'
@@ -163,16 +164,22 @@ export class Custodian {
     if (!this.p.policy.spaces().includes(space))
       return this.rejectDeal('not-a-custodian', 'this node is not in that space')
     const doc = this.p.policy.document(space)
-    // a set written after this replica last heard: the dealer knows it, so catch up with the dealer
-    if (!doc.hasGenesis || !doc.state.custodianSets.has(deal.body.set)) await this.p.policy.syncWith(conn.remotePeer)
+    // a set (or a member's object) written after this replica last heard: the dealer knows it, so catch up with it
+    if (!doc.hasGenesis || !doc.state.custodianSets.has(deal.body.set) || !mayDeal(doc.state, deal)) {
+      await this.p.policy.syncWith(conn.remotePeer)
+    }
     const state = doc.state
     const set = doc.hasGenesis ? state.custodianSets.get(deal.body.set) : undefined
     if (set === undefined)
       return this.rejectDeal('unknown-set', 'this node does not know the custodian set the deal names')
     const misfit = checkDealForSet(deal, set)
     if (misfit !== undefined) return this.rejectDeal('malformed', misfit)
-    if (deal.issuer !== state.owner)
-      return this.rejectDeal('not-a-dealer', 'only the owner of the space deals its keys')
+    if (!mayDeal(state, deal)) {
+      return this.rejectDeal(
+        'not-a-dealer',
+        "only the owner deals a space's keys, and a member those of its own objects",
+      )
+    }
     const me = this.c.identity
     const index = set.body.custodians.findIndex(c => c.peer === me.peerId)
     if (index < 0) return this.rejectDeal('not-a-custodian', 'this node is not in the custodian set the deal names')

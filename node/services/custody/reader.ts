@@ -5,8 +5,9 @@
  * Guarantees: a key comes back only from k shares that each verify (protocols/custody:
  * the release answers this request, comes from the custodian at its index, is in force; the
  * share matches the deal's commitment; the key matches the deal's key commitment), of a deal
- * signed by the space's owner for exactly the stream, form and epoch asked for, to a custodian
- * set of the space. The answer is taken as soon as every epoch has k good shares or is
+ * signed by the space's owner (or, for a member's own object, by that member: `mayDeal`) for
+ * exactly the stream, form and epoch asked for, to a custodian set of the space. The answer
+ * is taken as soon as every epoch has k good shares or is
  * decided; a custodian that is down costs nothing once k others answered. The key's lease is
  * the earliest lease of the shares used.
  *
@@ -21,7 +22,7 @@ import type { OpenedRecord } from '../../../crypto/signed.ts'
 import { createKeyRequest, MAX_REQUEST_HEADS } from '../../../protocols/access/messages.ts'
 import { requestHash } from '../../../protocols/audit/entries.ts'
 import { combine, type IndexedShare } from '../../../protocols/custody/combine.ts'
-import { type Deal, openDeal } from '../../../protocols/custody/deal.ts'
+import { type Deal, mayDeal, openDeal } from '../../../protocols/custody/deal.ts'
 import {
   CUSTODY_RELEASE_PROTOCOL,
   decodeCustodyReleaseResponse,
@@ -159,7 +160,7 @@ export class CustodyReader {
         const r = deal.body.resource
         const dealSet = state.custodianSets.get(deal.body.set)
         if (
-          deal.issuer !== state.owner ||
+          !mayDeal(state, deal) ||
           dealSet === undefined ||
           !('stream' in r) ||
           r.stream !== stream ||

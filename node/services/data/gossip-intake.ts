@@ -3,7 +3,8 @@
  *
  * Guarantees: a message is stored (not synced: lost, it is fetched again) and forwarded only
  * if it decodes within its size limit, is for the space of its topic, and is signed by a key
- * holder of that space; then each record is told to the listeners.
+ * holder of that space (or, for a member's file or message, by the device its stream record
+ * names); then each record is told to the listeners.
  *
  * Assumes: the policy document of the space says who its key holders are; until its genesis
  * has arrived, messages are ignored (neither forwarded nor penalised).
@@ -69,7 +70,10 @@ export class GossipIntake {
       return TopicValidatorResult.Reject
     }
     const from = msg.type === 'signed' ? msg.from?.toString() : undefined
-    if (records[0].space !== space || from === undefined || !doc.state.holders.includes(from)) {
+    // a key holder gossips any stream; a member's object comes only from the device its record names
+    const state = doc.state
+    const publisher = (stream: string) => state.holders.includes(from!) || state.streams.get(stream)?.body.peer === from
+    if (records[0].space !== space || from === undefined || !records.every(r => publisher(r.stream))) {
       this.c.metrics.inc('edgeward_readings_refused_total', { reason: 'not-from-a-key-holder' }, records.length)
       return TopicValidatorResult.Reject
     }

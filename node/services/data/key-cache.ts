@@ -178,7 +178,9 @@ export class KeyCache {
       ts: this.c.now(),
     })
     let lastError: Error | undefined
-    for (const holder of state.holders) {
+    // a member's file or message: its keys are with the custodians only
+    const holders = state.streams.get(stream)?.body.peer === undefined ? state.holders : []
+    for (const holder of holders) {
       let res: KeyResponse
       try {
         const raw = await request(

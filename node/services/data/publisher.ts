@@ -10,8 +10,9 @@
  * reading comes (`closeDueWindows`, every second). A producer faster than gossip waits for
  * it once more than MAX_OUTBOX_BYTES of a space are waiting.
  *
- * Assumes: this node is a key holder of the space; the work on one stream is serialised
- * (StreamQueue) with rotation.
+ * Assumes: this node is a key holder of the space, or a member granted `contribute` publishing
+ * a file or message of its own (whose keys it deals to the space's custodians); the work on one
+ * stream is serialised (StreamQueue) with rotation.
  *
  * Refuses: UsageError to publish where this node is not a key holder, to a stream that is
  * closed (an object after its manifest), or to create a stream that exists. A reading older
@@ -28,6 +29,7 @@ import {
   isAggregate,
   RAW,
 } from '../../../protocols/data/forms.ts'
+import { isObjectStream } from '../../../protocols/data/objects.ts'
 import { type EncryptedReading, type Reading, readingCount, valueJson } from '../../../protocols/data/reading.ts'
 import { createStream, type ObjectMedia } from '../../../protocols/policy/records.ts'
 import { UsageError } from '../../errors.ts'
@@ -47,7 +49,7 @@ const MAX_OUTBOX_BYTES = 4 * 1024 * 1024
 /** What publishing uses: batches of the store, the principal (to define streams), the metrics and the clock. */
 export interface PublisherComponents {
   store: Pick<Store, 'db'>
-  identity: Pick<Identity, 'principal'>
+  identity: Pick<Identity, 'principal' | 'peerId'>
   metrics: Metrics
   now: () => number
 }
@@ -84,7 +86,8 @@ export class Publisher {
     opts: { epochMs?: number; forms?: string[]; media?: ObjectMedia } = {},
   ): Promise<void> {
     const { policy } = this.p
-    if (!policy.holds(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
+    const problem = this.publishProblem(space, stream)
+    if (problem !== undefined) throw new UsageError(problem)
     if (policy.document(space).state.streams.has(stream)) throw new UsageError(`stream ${stream} exists already`)
     const forms = opts.forms === undefined ? undefined : [...new Set([RAW, ...opts.forms])]
     const rec = createStream(
@@ -95,6 +98,8 @@ export class Publisher {
       this.c.now(),
       forms,
       opts.media,
+      // a member's object names the device that publishes it: the only peer whose gossip of it counts
+      policy.holds(space) ? undefined : this.c.identity.peerId,
     )
     await policy.write(space, [{ kind: 'stream', record: rec }])
   }
@@ -108,9 +113,34 @@ export class Publisher {
    */
   async publish(space: string, stream: string, readings: Reading[], opts: { last?: boolean } = {}): Promise<number[]> {
     const { policy } = this.p
-    if (!policy.holds(space)) throw new UsageError(`this node is not a key holder of space ${space}`)
+    const problem = this.publishProblem(space, stream)
+    if (problem !== undefined) throw new UsageError(problem)
     if (!policy.document(space).state.streams.has(stream)) await this.createStream(space, stream)
     return this.p.queue.run(space, stream, () => this.publishNow(space, stream, readings, opts.last === true))
+  }
+
+  /**
+   * Why this node may not publish `stream` (undefined when it may): a key holder publishes any
+   * stream of its space; a member granted `contribute`, files and messages of its own.
+   */
+  private publishProblem(space: string, stream: string): string | undefined {
+    const { policy } = this.p
+    if (policy.holds(space)) return undefined
+    const state = policy.document(space).state
+    const me = this.c.identity.principal.did
+    if (!isObjectStream(stream) || !state.isContributor(me)) return `this node is not a key holder of space ${space}`
+    const now = this.c.now()
+    if (!state.grantsOf(me).some(g => g.body.contribute === true && state.grantProblem(g, now) === undefined)) {
+      return `your grant to share into space ${space} is not in force`
+    }
+    if (state.custodianSet === undefined) {
+      return `space ${space} has no custodians: a member shares files and messages only into a space that has`
+    }
+    const existing = state.streams.get(stream)
+    if (existing !== undefined && existing.body.peer !== this.c.identity.peerId) {
+      return `stream ${stream} is not published from this device`
+    }
+    return undefined
   }
 
   private async publishNow(space: string, stream: string, readings: Reading[], last: boolean): Promise<number[]> {

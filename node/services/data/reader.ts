@@ -35,7 +35,7 @@ export type Backfill = (space: string, stream: string, form: string) => Promise<
 
 /** The parts and services reading works with. */
 export interface ReaderParts {
-  policy: Pick<PolicyService, 'synced' | 'holds'>
+  policy: Pick<PolicyService, 'synced' | 'makesKeys'>
   keyCache: KeyCache
   epochKeys: EpochKeys
   records: RecordStore
@@ -77,8 +77,8 @@ export class Reader {
     if (stored.length === 0) return []
     const { keyCache, epochKeys } = this.p
     const form = stored[0].form
-    // the key holder reads its own data with the keys it made; everyone else asks for them
-    const holder = this.p.policy.holds(space)
+    // the node that made the keys (the key holder; a member, of its own objects) reads with them; everyone else asks
+    const holder = this.p.policy.makesKeys(space, stream)
     if (!holder) {
       await keyCache.ensure(
         space,

@@ -1,0 +1,112 @@
+/**
+ * Members share into a space, on real nodes in one process: the owner grants a member the
+ * right to contribute; the member's node encrypts a message of its own, deals its key to the
+ * space's custodians and grants the reader; with the owner's node and the member's both
+ * stopped, the reader opens it from the custodians. A member without that right cannot share;
+ * once the owner revokes the right, what the member shared is closed to the reader too.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { EdgewardNode } from '../../node/node.ts'
+import type { OpenedObject } from '../../node/services/objects.ts'
+import { custodySuite } from '../support/custody.ts'
+import { grantTo, HOUR, revoke } from '../support/peers.ts'
+import { waitFor } from '../support/wait.ts'
+
+async function* bytesOf(text: string): AsyncIterable<Uint8Array> {
+  yield new TextEncoder().encode(text)
+}
+
+async function textOf(o: OpenedObject): Promise<string> {
+  const parts: Uint8Array[] = []
+  for await (const p of o) parts.push(p)
+  return Buffer.concat(parts).toString('utf8')
+}
+
+describe('members share into a space, the owner offline', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-members')
+  let member: EdgewardNode
+  let right: string
+  let object: string
+
+  /** every node but the owner knows the records */
+  const everyoneKnows = (what: string, has: (n: EdgewardNode) => boolean) =>
+    waitFor(what, async () => ([s.reader, member, ...s.custodians].every(has) ? true : undefined))
+
+  it('a member without the right to contribute cannot share a message', async () => {
+    await s.setUp()
+    member = await s.peers.node('member', { bootstrap: s.owner.addresses() })
+    await member.joinSpace(s.space)
+    await everyoneKnows('the member to know the set', n => n.policy.document(s.space).state.custodianSet !== undefined)
+    await assert.rejects(
+      member.objects.share(s.space, bytesOf('hello'), {
+        to: s.reader.identity.principal.did,
+        durationMs: HOUR,
+        mediaType: 'message',
+      }),
+      (err: Error) => {
+        assert.equal(err.name, 'AccessRefusedError')
+        assert.equal((err as Error & { code: string }).code, 'not-authorized')
+        return true
+      },
+    )
+  })
+
+  it('granted the right, the member shares a message to the reader; its key goes to the custodians', async () => {
+    const now = Date.now()
+    const g = await grantTo(
+      s.owner,
+      s.space,
+      member.identity.principal.did,
+      { nbf: now - 1000, exp: now + HOUR },
+      { streams: ['obj-*'], contribute: true },
+    )
+    right = g.id
+    await everyoneKnows('everyone to know the right', n => n.policy.document(s.space).state.grants.has(g.id))
+    const shared = await member.objects.share(s.space, bytesOf('valve 3 replaced, by the member'), {
+      to: s.reader.identity.principal.did,
+      durationMs: HOUR,
+      mediaType: 'message',
+    })
+    object = shared.object
+    const state = s.reader.policy.document(s.space).state
+    await everyoneKnows('everyone to know the member’s grant', n =>
+      n.policy.document(s.space).state.grants.has(shared.grant),
+    )
+    assert.equal(state.streams.get(object)?.issuer, member.identity.principal.did)
+    assert.equal(state.streams.get(object)?.body.peer, member.identity.peerId)
+    assert.equal(
+      state.grantProblem(state.grants.get(shared.grant)!, Date.now()),
+      undefined,
+      'the member’s grant is active',
+    )
+    await waitFor('the custodians to hold the message’s key and the member to have dealt it all', async () => {
+      const held = await Promise.all(s.custodians.map(async c => (await c.custody.status()).held))
+      return held.every(h => h >= 1) && (await member.custody.status()).unacknowledged === 0 ? true : undefined
+    })
+    await waitFor('the reader to store the message', async () =>
+      (await s.reader.data.storedReadings(s.space, object)).length > 0 ? true : undefined,
+    )
+  })
+
+  it('with the owner’s node and the member’s stopped, the reader opens it from the custodians', async () => {
+    await s.peers.stop(member)
+    const opened = await s.reader.objects.open(s.space, object)
+    assert.equal(await textOf(opened), 'valve 3 replaced, by the member')
+    assert.equal(opened.download, true)
+  })
+
+  it('once the owner revokes the member’s right, the member’s message is closed to the reader', async () => {
+    const rv = await revoke(s.owner, s.space, { grant: right })
+    await waitFor('the custodians to know the revocation', async () =>
+      s.custodians.every(c => c.policy.document(s.space).state.revocations.has(rv.id)) ? true : undefined,
+    )
+    await waitFor('the reader to drop the key', async () => (s.reader.data.cachedKeyCount() === 0 ? true : undefined))
+    await s.peers.stop(s.owner)
+    await assert.rejects(s.reader.objects.open(s.space, object), (err: Error) => {
+      assert.equal(err.name, 'AccessRefusedError')
+      assert.match(err.message, /right to share into the space has ended|not authorized|issuer/)
+      return true
+    })
+  })
+})
