@@ -91,14 +91,19 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
   const parent =
     body.parent === undefined ? undefined : resolveId(body.parent, state.grants.keys(), 'grant', '--parent', space)
   const parentGrant = parent === undefined ? undefined : state.grants.get(parent)
-  // a grant names what it covers; a child grant covers its parent's streams unless it narrows them
+  if (body.contribute !== undefined && body.contribute !== true) throw new UsageError('--contribute takes no value')
+  const contribute = body.contribute === true
+  // a grant names what it covers; a child grant covers its parent's streams unless it narrows them;
+  // a grant to contribute alone covers no data ('obj-*' names no object: each is covered by its own id)
   const streams = stringList(
     body,
     'streams',
     '--stream',
     STREAM_PATTERN,
     parentGrant?.body.streams ??
-      "name what the grant covers: --stream NAME, PREFIX* or '*' for every stream (files and messages are covered only by their own id)",
+      (contribute
+        ? ['obj-*']
+        : "name what the grant covers: --stream NAME, PREFIX* or '*' for every stream (files and messages are covered only by their own id)"),
   )
   checkStreamsExist(state, streams)
   const forward = body.forward
@@ -129,6 +134,7 @@ export async function grant(node: EdgewardNode, space: string, body: Body): Prom
     maxReleases: maxReleases as number | undefined,
     purpose: purpose as string | undefined,
     parent: parent as string | undefined,
+    contribute: contribute ? true : undefined,
   }
   const { record: rec } = await node.policy.grant(space, fields)
   const status = state.grantStatus(rec, now)

@@ -55,8 +55,10 @@ commands:
   publish SPACE STREAM                   publish NDJSON readings {"ts": <ms>, "value": <number|object>} from stdin
   grant SPACE --to DID (--for DURATION | --until TIME) [--from TIME] [--stream S|PREFIX*]... [--form F]...
         [--data-from TIME] [--data-until TIME] [--no-download] [--forward never|ask-owner|allowed]
-        [--device PEER]... [--max-releases N] [--purpose TEXT] [--parent GRANT]
-                                         grant access; prints the grant id and its end
+        [--device PEER]... [--max-releases N] [--purpose TEXT] [--parent GRANT] [--contribute]
+                                         grant access; prints the grant id and its end. --contribute: DID may
+                                         share files and messages of its own into the space (its keys go to
+                                         the custodians, so it needs them) and grant people access to them
   revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID) [--reason TEXT]
                                          revoke a grant, every grant of a subject, a device, or an admin
   grants SPACE                           every grant with its state (active, expired, revoked, pending) and why
@@ -169,6 +171,7 @@ const OPTIONS = {
   uses: { type: 'string' },
   access: { type: 'string' },
   custodian: { type: 'string', multiple: true, default: [] as string[] },
+  contribute: { type: 'boolean', default: false },
   threshold: { type: 'string' },
 } satisfies ParseArgsConfig['options']
 
@@ -199,6 +202,7 @@ const ALLOWED: Record<string, string[]> = {
     'max-releases',
     'purpose',
     'parent',
+    'contribute',
   ],
   revoke: ['grant', 'subject', 'device', 'delegation', 'reason'],
   grants: [],
@@ -430,6 +434,7 @@ async function main(argv: string[]): Promise<number> {
           maxReleases: v['max-releases'],
           purpose: v.purpose,
           parent: v.parent,
+          contribute: v.contribute,
         },
         o,
       )

@@ -50,6 +50,8 @@ export interface GrantOptions {
   maxReleases?: string
   purpose?: string
   parent?: string
+  /** the subject may share files and messages of its own into the space */
+  contribute?: boolean
 }
 
 /** `grant SPACE --to DID …`: sign and publish a grant with every field of the grant model. */
@@ -73,6 +75,7 @@ export async function grant(dataDir: string, space: string, opts: GrantOptions, 
     maxReleases,
     purpose: opts.purpose,
     parent: opts.parent,
+    contribute: opts.contribute ? true : undefined,
   })
   const note = r.status === 'active' ? '' : `\nstatus: ${r.status}${r.why ? ` (${r.why})` : ''}`
   print(o, r, `${r.grant}\nvalid until ${r.notAfter}${note}`)
