@@ -81,10 +81,13 @@ commands:
                                          removed when the lease ends or a revocation arrives (no --follow)
   audit report SPACE [--subject DID] [--resource STREAM] [--from T] [--until T] --out FILE
                                          on the key holder: entries with inclusion proofs against a
-                                         signed tree head, and who held a key for how long
+                                         signed tree head, and who held a key for how long; with
+                                         custodians, each one's entries against its own head (those
+                                         that do not answer named) and who held k shares for how long
   audit verify FILE [--space ID] [--owner DID]
-                                         check a report offline; prints the space, owner and key holder it
-                                         vouches for; exit 1 naming the first failure or a mismatch
+                                         check a report offline, every log in it; prints the space, owner
+                                         and key holder it vouches for; exit 1 naming the first failure
+                                         or a mismatch
   share SPACE FILE --to DID [--to DID]... [--for DURATION] [--no-download] [--forward never|ask-owner|allowed]
                                          store FILE as an object (encrypted here, in chunks) and grant DID
                                          (default for 7d); prints the object and grant ids
