@@ -7,7 +7,8 @@
  *   not verify is an answer, not an error); 400 when the body is not a JSON object or a pin is
  *   malformed.
  * The check is `verifyReport`'s, the same as `edgeward audit verify`: pure, offline, from the
- * report's own content. It needs no audit log, so any node answers it.
+ * report's own content, the custodians' logs a report carries included (a report whose
+ * custodian part fails does not verify). It needs no audit log, so any node answers it.
  */
 import { isDid } from '../crypto/identity.ts'
 import { verifyReport } from '../protocols/audit/report.ts'

@@ -11,16 +11,24 @@
  * out on the audit topic of every space this node holds, at an interval and after bursts.
  * Proofs are served on `/edgeward/audit-proof/1.0.0`.
  *
- * As a witness: for every log of a space it belongs to, the node keeps the latest head it
- * accepted and checks each new head against it with a consistency proof fetched from the
- * log's holder. Two heads that cannot both be true are kept as evidence, counted, published
- * on the topic and shown in `status`. A head that no proof links to the accepted one, because
- * the holder refuses, does not answer or cannot be reached, is kept and asked about again
- * (at most once per `proofRetryMs`, and by a timer, backing off, until it is settled); after
- * `proofTries` failed requests in a row the log is unverifiable: the two heads are kept on disk
- * and the log is shown in `status` and in `/metrics` until a valid proof links them (the log is
- * verified again) or shows they cannot both be true (equivocation). A holder that gossips a
- * forked head and answers no proof request is so reported rather than trusted.
+ * As a custodian: its log holds the releases of its shares; its heads go out on the audit topic
+ * of every space it is a custodian of, and it answers the space's owner, and no one else, with
+ * its entries that match a report's query on `/edgeward/audit/entries/1.0.0` (a page at a
+ * time, each entry with an inclusion proof against a head signed for the request). A report
+ * made on the owner's key holder asks every custodian of every set the space has had, and names
+ * those that do not answer.
+ *
+ * As a witness: for every log of a space it belongs to (its key holders' and its custodians'),
+ * the node keeps the latest head it accepted and checks each new head against it with a
+ * consistency proof fetched from the log's holder. Two heads that cannot both be true are kept
+ * as evidence, counted, published on the topic and shown in `status`. A head that no proof
+ * links to the accepted one, because the holder refuses, does not answer or cannot be reached,
+ * is kept and asked about again (at most once per `proofRetryMs`, and by a timer, backing off,
+ * until it is settled); after `proofTries` failed requests in a row the log is unverifiable:
+ * the two heads are kept on disk and the log is shown in `status` and in `/metrics` until a
+ * valid proof links them (the log is verified again) or shows they cannot both be true
+ * (equivocation). A holder that gossips a forked head and answers no proof request is so
+ * reported rather than trusted.
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
