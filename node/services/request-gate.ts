@@ -6,7 +6,8 @@
  * Guarantees: in this order, the request decodes (with its signature and device certificate),
  * the answering node serves the space (the caller says), the connection comes from the device
  * the request names, the request is fresh and not a replay, and the policy as it stands now
- * allows it (release limits counted by the caller). Decisions for one subject run one at a
+ * allows it (release limits counted by the caller); a release's lease is `min(grant end,
+ * now + lease max)`. Decisions for one subject run one at a
  * time, so a release limit is checked and counted with no other request of that subject in
  * between. Every refusal is counted (`<prefix>_refusals_total` by reason); the first few per
  * remote peer and minute are also written to the audit log, the rest counted in
@@ -22,7 +23,7 @@ import { decodeKeyRequest, type OpenedKeyRequest, REQUEST_WINDOW_MS } from '../.
 import { RefusalBudget } from '../../protocols/access/refusal-budget.ts'
 import { DeviceReplayGuard } from '../../protocols/access/replay-guard.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
-import type { Permit, PolicyState } from '../../protocols/policy/state.ts'
+import { leaseEnd, type Permit, type PolicyState } from '../../protocols/policy/state.ts'
 import type { Metrics } from '../metrics.ts'
 import type { AuditService } from './audit.ts'
 import type { PolicyService } from './policy.ts'
@@ -43,8 +44,10 @@ export interface RequestGateParts {
   releaseCount: (grant: string) => Promise<number>
 }
 
-/** What the gate remembers and logs, at most. */
+/** What the gate remembers and logs, at most, and the longest lease it lets a release have. */
 export interface GateLimits {
+  /** longest lease of a key release (default 15 min) */
+  leaseMaxMs?: number
   /** key requests remembered per requesting device for replay protection (default 4096) */ replayMaxPerDevice?: number
   /** key requests remembered in all, past which only devices under their fair share are served (default 1 000 000) */
   replayMaxEntries?: number
@@ -77,6 +80,8 @@ export interface Admitted {
   counts: Map<string, number>
   /** whether this release is the last one the grant's limit allows */
   lastRelease: boolean
+  /** the lease of what is released: the grant's authority's end, at most the longest lease from now */
+  lease: number
   now: number
   reqHash: Uint8Array
   /** refuse the request after all, written to the audit log within the peer's budget */
@@ -91,11 +96,13 @@ export class RequestGate {
   private readonly replay: DeviceReplayGuard
   private readonly refusalBudget: RefusalBudget
   private readonly chains = new Map<string, Promise<void>>()
+  private readonly leaseMaxMs: number
 
   constructor(components: RequestGateComponents, parts: RequestGateParts, opts: RequestGateOptions) {
     this.c = components
     this.p = parts
     this.prefix = opts.prefix
+    this.leaseMaxMs = opts.leaseMaxMs ?? 15 * 60 * 1000
     // a request made before this process existed may have been answered by the one before it
     this.replay = new DeviceReplayGuard({
       windowMs: REQUEST_WINDOW_MS,
@@ -204,6 +211,7 @@ export class RequestGate {
     if (!decision.allowed) return refuse(decision.code, decision.reason)
     const max = decision.grant.body.maxReleases
     const lastRelease = max !== undefined && (counts.get(decision.grant.id) ?? 0) + 1 >= max
-    return { ok: true, request: req, permit: decision, state, counts, lastRelease, now, reqHash, refuse }
+    const lease = leaseEnd({ exp: decision.until }, now, this.leaseMaxMs)
+    return { ok: true, request: req, permit: decision, state, counts, lastRelease, lease, now, reqHash, refuse }
   }
 }

@@ -13,7 +13,6 @@ import { randomBytes } from '../../crypto/hash.ts'
 import { AccessRefusedError } from '../../node/errors.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { request } from '../../node/services/stream-io.ts'
-import { createKeyRequest } from '../../protocols/access/messages.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
 import {
   CUSTODY_RELEASE_PROTOCOL,
@@ -21,6 +20,7 @@ import {
   MAX_CUSTODY_RESPONSE_BYTES,
 } from '../../protocols/custody/messages.ts'
 import { custodySuite } from '../support/custody.ts'
+import { keyRequest } from '../support/keys.ts'
 import { cut, grantTo, HOUR, publish, revoke, STREAM } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
@@ -72,16 +72,7 @@ describe('custody: keys while the owner is offline', { timeout: 120_000 }, () =>
 
   it('refuses, naming what it lacks, a request for policy changes no peer can give it', async () => {
     const r = s.reader
-    const req = createKeyRequest(r.identity.principal, {
-      space: s.space,
-      stream: STREAM,
-      form: 'raw',
-      epochs: [0],
-      device: r.identity.device.bytes,
-      nonce: randomBytes(16),
-      ts: Date.now(),
-      heads: [Buffer.from(randomBytes(32)).toString('hex')],
-    })
+    const req = keyRequest(r, { space: s.space, stream: STREAM, heads: [Buffer.from(randomBytes(32)).toString('hex')] })
     const raw = await request(
       r.libp2p,
       peerIdFromString(s.custodians[0].identity.peerId),
@@ -130,6 +121,7 @@ describe('custody: no custodian alone', { timeout: 120_000 }, () => {
         state,
         counts: new Map(),
         lastRelease: false,
+        lease: Date.now() + 60_000,
         now: Date.now(),
         reqHash: requestHash(req.request.bytes),
         refuse: real.refuse,

@@ -54,7 +54,6 @@ import {
   type ReleasedShare,
 } from '../../../protocols/custody/messages.ts'
 import { createShareRelease } from '../../../protocols/custody/release.ts'
-import { leaseEnd } from '../../../protocols/policy/state.ts'
 import type { Identity } from '../../identity.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { EdgewardLibp2p } from '../../network.ts'
@@ -84,24 +83,20 @@ export interface CustodianParts {
   store: CustodyStore
 }
 
-/** A custodian's limits: the gate's and the longest lease (default 15 min, as a key holder's). */
-export interface CustodianOptions extends GateLimits {
-  leaseMaxMs?: number
-}
+/** A custodian's limits: the gate's (the longest lease is 15 min by default, as a key holder's). */
+export type CustodianOptions = GateLimits
 
 /** Holds shares of a space's data keys and releases them after the same checks as a key holder. */
 export class Custodian {
   private readonly c: CustodianComponents
   private readonly p: CustodianParts
   private readonly gate: RequestGate
-  private readonly leaseMaxMs: number
   /** when this node last caught up with its peers, per space, to decide a release */
   private readonly caughtUp = new Map<string, number>()
 
   constructor(components: CustodianComponents, parts: CustodianParts, opts: CustodianOptions = {}) {
     this.c = components
     this.p = parts
-    this.leaseMaxMs = opts.leaseMaxMs ?? 15 * 60 * 1000
     this.gate = new RequestGate(
       components,
       { policy: parts.policy, audit: parts.audit, releaseCount: grant => parts.store.releaseCount(grant) },
@@ -248,7 +243,7 @@ export class Custodian {
     if (stale !== undefined) return refusal(stale)
     const admitted = await this.gate.admit(req, conn)
     if (!admitted.ok) return refusal(admitted)
-    const { permit, now, reqHash, counts } = admitted
+    const { permit, now, reqHash, counts, lease } = admitted
     const g = permit.grant.body
     const found = await Promise.all(
       r.body.epochs.map(async epoch => {
@@ -276,7 +271,6 @@ export class Custodian {
         await admitted.refuse('outside-data-window', "none of the data asked for is inside the grant's data window"),
       )
     }
-    const lease = leaseEnd({ exp: permit.until }, now, this.leaseMaxMs)
     // the release is durable in this custodian's log before any share leaves
     await audit?.append({
       t: 'release',

@@ -29,7 +29,6 @@ import {
   type OpenedKeyRequest,
   releaseInfo,
 } from '../../../protocols/access/messages.ts'
-import { leaseEnd } from '../../../protocols/policy/state.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { EdgewardLibp2p } from '../../network.ts'
 import type { AuditService } from '../audit.ts'
@@ -54,17 +53,13 @@ export interface KeyReleaseParts {
   epochKeys: EpochKeys
 }
 
-/** The key holder's limits on what it releases and remembers (the gate's, and the lease). */
-export interface KeyReleaseOptions extends GateLimits {
-  /** longest lease a key holder grants (default 15 min) */
-  leaseMaxMs?: number
-}
+/** The key holder's limits on what it releases and remembers (the gate's). */
+export type KeyReleaseOptions = GateLimits
 
 /** Decides and answers key requests: the only place a data key leaves the key holder. */
 export class KeyRelease {
   private readonly c: KeyReleaseComponents
   private readonly p: KeyReleaseParts
-  private readonly leaseMaxMs: number
   private readonly gate: RequestGate
   /** lease end of each (subject, grant, stream), to tell renewals from first releases */
   private readonly leases = new Map<string, number>()
@@ -72,7 +67,6 @@ export class KeyRelease {
   constructor(components: KeyReleaseComponents, parts: KeyReleaseParts, opts: KeyReleaseOptions = {}) {
     this.c = components
     this.p = parts
-    this.leaseMaxMs = opts.leaseMaxMs ?? 15 * 60 * 1000
     this.gate = new RequestGate(
       components,
       { policy: parts.policy, audit: parts.audit, releaseCount: grant => parts.epochKeys.releaseCount(grant) },
@@ -108,7 +102,7 @@ export class KeyRelease {
     }
     const admitted = await this.gate.admit(req, conn)
     if (!admitted.ok) return refusal(admitted)
-    const { permit: decision, state, counts, lastRelease, now, reqHash } = admitted
+    const { permit: decision, state, counts, lastRelease, lease, now, reqHash } = admitted
     const refuseLogged = async (code: string, reason: string) => refusal(await admitted.refuse(code, reason))
     const g = decision.grant.body
     // the epochs asked for, looked up together (from memory, once this key holder has used them)
@@ -126,7 +120,6 @@ export class KeyRelease {
     const keys = found.filter(f => f.inWindow).map(f => ({ epoch: f.epoch, key: f.key! }))
     if (keys.length === 0)
       return refuseLogged('outside-data-window', "none of the data asked for is inside the grant's data window")
-    const lease = leaseEnd({ exp: decision.until }, now, this.leaseMaxMs)
     const leaseKey = `${r.issuer}|${decision.grant.id}|${r.body.stream}`
     const renewal = (this.leases.get(leaseKey) ?? 0) > now
     // until when what this release gives can be renewed: the grant's end (its delegation's, its
