@@ -20,6 +20,7 @@ const SUITES: Record<string, () => Promise<{ default: Suite }>> = {
   client: () => import('./client.bench.ts'),
   nat: () => import('./nat.bench.ts'),
   lan: () => import('./lan.bench.ts'),
+  custody: () => import('./custody.bench.ts'),
 }
 
 const { values } = parseArgs({
