@@ -70,22 +70,35 @@ describe('custody: keys while the owner is offline', { timeout: 120_000 }, () =>
     }
   })
 
-  it('refuses, naming what it lacks, a request for policy changes no peer can give it', async () => {
+  it('refuses, naming what it lacks, a request for policy changes no peer can give it; catches up with that peer once a while', async () => {
     const r = s.reader
-    const req = keyRequest(r, { space: s.space, stream: STREAM, heads: [Buffer.from(randomBytes(32)).toString('hex')] })
-    const raw = await request(
-      r.libp2p,
-      peerIdFromString(s.custodians[0].identity.peerId),
-      CUSTODY_RELEASE_PROTOCOL,
-      req.bytes,
-      MAX_CUSTODY_RESPONSE_BYTES,
-    )
-    const res = decodeCustodyReleaseResponse(raw)
-    assert.equal(res.ok, false)
-    if (!res.ok) {
-      assert.equal(res.code, 'stale-policy')
-      assert.match(res.reason, /lacks 1 of the policy changes/)
+    const custodian = s.custodians[0]
+    const before = custodian.metrics.total('edgeward_custody_catchups_total', 'heads')
+    for (let i = 0; i < 3; i++) {
+      const req = keyRequest(r, {
+        space: s.space,
+        stream: STREAM,
+        heads: [Buffer.from(randomBytes(32)).toString('hex')],
+      })
+      const raw = await request(
+        r.libp2p,
+        peerIdFromString(custodian.identity.peerId),
+        CUSTODY_RELEASE_PROTOCOL,
+        req.bytes,
+        MAX_CUSTODY_RESPONSE_BYTES,
+      )
+      const res = decodeCustodyReleaseResponse(raw)
+      assert.equal(res.ok, false)
+      if (!res.ok) {
+        assert.equal(res.code, 'stale-policy')
+        assert.match(res.reason, /lacks 1 of the policy changes/)
+      }
     }
+    assert.equal(
+      custodian.metrics.total('edgeward_custody_catchups_total', 'heads') - before,
+      1,
+      'one catch-up, not three',
+    )
   })
 })
 

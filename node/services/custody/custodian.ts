@@ -67,6 +67,8 @@ const log = logger('edgeward:custody')
 
 /** how old a custodian's last catch-up of a space may be before it catches up again to decide */
 export const FRESHNESS_MS = 30_000
+/** how often a request or a deal from one peer may make this node catch up with that peer */
+const PEER_CATCH_UP_MS = 5_000
 
 /** What a custodian uses: the network, this node's identity, counters and the clock. */
 export interface CustodianComponents {
@@ -93,6 +95,8 @@ export class Custodian {
   private readonly gate: RequestGate
   /** when this node last caught up with its peers, per space, to decide a release */
   private readonly caughtUp = new Map<string, number>()
+  /** when a request or a deal last made this node catch up with the peer that sent it */
+  private readonly syncedWith = new Map<string, number>()
 
   constructor(components: CustodianComponents, parts: CustodianParts, opts: CustodianOptions = {}) {
     this.c = components
@@ -140,6 +144,7 @@ export class Custodian {
   /** Forget what no longer matters at `now` (the gate's replay window and refusal budgets). */
   sweep(now: number): void {
     this.gate.sweep(now)
+    for (const [peer, at] of this.syncedWith) if (now - at >= PEER_CATCH_UP_MS) this.syncedWith.delete(peer)
   }
 
   private rejectDeal(code: string, reason: string): CustodyAnswer {
@@ -161,7 +166,7 @@ export class Custodian {
     const doc = this.p.policy.document(space)
     // a set (or a member's object) written after this replica last heard: the dealer knows it, so catch up with it
     if (!doc.hasGenesis || !doc.state.custodianSets.has(deal.body.set) || !mayDeal(doc.state, deal)) {
-      await this.p.policy.syncWith(conn.remotePeer)
+      await this.catchUpWith(conn, 'deal')
     }
     const state = doc.state
     const set = doc.hasGenesis ? state.custodianSets.get(deal.body.set) : undefined
@@ -200,6 +205,19 @@ export class Custodian {
   }
 
   /**
+   * Catch up with the peer at the other end of `conn`, at most once per PEER_CATCH_UP_MS: a
+   * peer that names heads nobody has, or sends deals nobody wants, costs one catch-up a while.
+   */
+  private async catchUpWith(conn: Connection, cause: 'heads' | 'deal'): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    const now = this.c.now()
+    if (now - (this.syncedWith.get(peer) ?? Number.NEGATIVE_INFINITY) < PEER_CATCH_UP_MS) return
+    this.syncedWith.set(peer, now)
+    this.c.metrics.inc('edgeward_custody_catchups_total', { cause })
+    await this.p.policy.syncWith(conn.remotePeer)
+  }
+
+  /**
    * Catch up before deciding when the request names policy heads this replica lacks (with the
    * requester first: it has them), or when the last catch-up is older than FRESHNESS_MS; a
    * refusal when the named heads are still missing.
@@ -211,8 +229,7 @@ export class Custodian {
     const lacking = () => heads.filter(h => !doc.hasChange(h))
     const now = this.c.now()
     if (lacking().length > 0) {
-      this.c.metrics.inc('edgeward_custody_catchups_total', { cause: 'heads' })
-      await this.p.policy.syncWith(conn.remotePeer)
+      await this.catchUpWith(conn, 'heads')
     }
     if (now - (this.caughtUp.get(space) ?? 0) > FRESHNESS_MS) {
       this.c.metrics.inc('edgeward_custody_catchups_total', { cause: 'age' })
