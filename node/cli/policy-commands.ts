@@ -163,8 +163,14 @@ export async function custody(
             (c, i) => `  ${i}  ${c.peer}${c.did ? `  ${c.did}` : ''}`,
           ),
         ]
-  if (typeof r.held === 'number')
+  if (typeof r.held === 'number') {
     lines.push(`this node holds shares of ${r.held} keys; ${r.unacknowledged} deals wait for a custodian`)
+    if (r.belowThreshold > 0) {
+      lines.push(
+        `${r.belowThreshold} keys dealt here are not with enough custodians yet: keep this node on until they are`,
+      )
+    }
+  }
   print(o, r, lines.join('\n'))
 }
 

@@ -188,3 +188,22 @@ describe('custody: a custodian behind the reader catches up first', { timeout: 1
     for (const c of released) assert.ok(c.policy.document(s.space).state.grants.has(g.id), 'it caught up first')
   })
 })
+
+describe('custody: a dealer knows which keys only it can give out yet', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-below')
+
+  it('with two of three custodians down, a new key is below the threshold until they acknowledge it', async () => {
+    await s.setUp()
+    await s.peers.stop(s.custodians[1])
+    await s.peers.stop(s.custodians[2])
+    await s.owner.data.publish(s.space, STREAM, [{ ts: Date.now(), value: 5 }])
+    // one key per form of the stream (raw and hashed)
+    const dealt = () => s.owner.metrics.total('edgeward_custody_deals_total')
+    await waitFor('the one custodian up to acknowledge', async () =>
+      dealt() > 0 && (await s.custodians[0].custody.status()).held === dealt() ? true : undefined,
+    )
+    const status = await s.owner.custody.status()
+    assert.equal(status.unacknowledged, 2 * dealt())
+    assert.equal(status.belowThreshold, dealt(), 'one acknowledgement of the two needed, for each key')
+  })
+})

@@ -126,11 +126,6 @@ export class Dealer implements KeyDealer {
     })
   }
 
-  /** Deals some custodian has not acknowledged yet (for status). */
-  async pending(): Promise<number> {
-    return this.store.unackedCount()
-  }
-
   private async sendAll(): Promise<void> {
     const pending = await this.store.unacked()
     // one custodian at a time per peer, all peers at once: a custodian that is down costs one timeout

@@ -41,6 +41,8 @@ export interface CustodyStatus {
   held: number
   /** (deal, custodian) pairs this node dealt that are not acknowledged yet */
   unacknowledged: number
+  /** keys this node dealt that fewer than k custodians acknowledged: only this node can give them out yet */
+  belowThreshold: number
 }
 
 /** The custody service: the outer part that assembles the others. */
@@ -134,7 +136,7 @@ export class CustodyService {
 
   /** Deals held and not yet acknowledged. */
   async status(): Promise<CustodyStatus> {
-    const [held, unacknowledged] = await Promise.all([this.store.heldCount(), this.store.unackedCount()])
-    return { held, unacknowledged }
+    const [held, waiting] = await Promise.all([this.store.heldCount(), this.store.unackedCount()])
+    return { held, unacknowledged: waiting.pairs, belowThreshold: waiting.belowThreshold }
   }
 }

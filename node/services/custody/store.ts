@@ -112,11 +112,26 @@ export class CustodyStore {
     await this.db.del(`unacked!${resourceKey(deal.body.space, deal.body.resource)}!${pad(index)}`, DURABLE)
   }
 
-  /** Unacknowledged (deal, custodian) pairs, in all. */
-  async unackedCount(): Promise<number> {
-    let n = 0
-    for await (const _ of this.db.keys({ gte: 'unacked!', lt: 'unacked!~' })) n++
-    return n
+  /**
+   * Unacknowledged (deal, custodian) pairs, in all, and the keys dealt here that fewer than k
+   * custodians have acknowledged (which only this node can give out yet).
+   */
+  async unackedCount(): Promise<{ pairs: number; belowThreshold: number }> {
+    const perDeal = new Map<string, number>()
+    for await (const k of this.db.keys({ gte: 'unacked!', lt: 'unacked!~' })) {
+      const key = k.slice('unacked!'.length, k.lastIndexOf('!'))
+      perDeal.set(key, (perDeal.get(key) ?? 0) + 1)
+    }
+    let pairs = 0
+    let belowThreshold = 0
+    for (const [key, waiting] of perDeal) {
+      pairs += waiting
+      const raw = await this.db.get(`dealt!${key}`)
+      if (raw === undefined) continue
+      const { k, n } = openDeal(raw).body
+      if (n - waiting < k) belowThreshold++
+    }
+    return { pairs, belowThreshold }
   }
 
   /** Shares this custodian released under a grant so far. */
