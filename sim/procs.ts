@@ -37,7 +37,7 @@ import {
 } from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, countDefined } from './scenarios/space.ts'
 import { buildTopology, type Topology } from './topology.ts'
-import { DeadlineError, sleep, stepTimer, waitUntil } from './wait.ts'
+import { sleep, stepTimer, unlessDeadline, waitUntil } from './wait.ts'
 import type { ReadRecord, StartedPeer, WorkerEvent, WorkerInit, WorkerMemory } from './worker.ts'
 
 export interface ProcNetworkOptions extends Omit<SimNetworkOptions, 'link'> {
@@ -351,11 +351,6 @@ function groupBy<T>(xs: T[], key: (x: T) => number): Map<number, T[]> {
     else list.push(x)
   }
   return out
-}
-
-/** Deadlines of steps that are measured are reported by the checks, not thrown. */
-function unlessDeadline(err: unknown): void {
-  if ((err as Error).name !== DeadlineError.name) throw err
 }
 
 /**

@@ -17,6 +17,14 @@ export async function waitUntil(
   }
 }
 
+/**
+ * For the `.catch` of a wait whose step is measured: a deadline is reported by the scenario's
+ * checks, not thrown; any other error is.
+ */
+export function unlessDeadline(err: unknown): void {
+  if ((err as Error).name !== DeadlineError.name) throw err
+}
+
 /** Resolve after `ms`: for pacing a scenario, never for waiting on a condition (waitUntil). */
 export function sleep(ms: number): Promise<void> {
   return new Promise(r => setTimeout(r, ms))

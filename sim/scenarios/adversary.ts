@@ -83,7 +83,7 @@ import {
 import { ScenarioError } from '../errors.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, type Random, randomInt, sample } from '../random.ts'
-import { DeadlineError, stepTimer, waitUntil } from '../wait.ts'
+import { stepTimer, unlessDeadline, waitUntil } from '../wait.ts'
 import { catchUp, headsKey, type Progress, readWithRetries, STREAM, settle, setUpSpace } from './space.ts'
 
 const RAW = 'raw'
@@ -274,9 +274,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
       () => refusedBy().every(d => d >= messages.length),
       deadlineMs,
       20,
-    ).catch(err => {
-      if ((err as Error).name !== DeadlineError.name) throw err
-    })
+    ).catch(unlessDeadline)
     const d = refusedBy()
     return { refused: recipients.length === 0 ? 0 : Math.min(messages.length, ...d), recipients }
   }
@@ -556,9 +554,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     await owner.data.publish(space, STREAM, [{ ts: Date.now(), value: 42 }])
     const reached = () => expected.filter(p => stored(p.node!) > storedBefore.get(p.index)!).length
     await waitUntil('the reading after the spam everywhere', () => reached() === expected.length, deadlineMs, 20).catch(
-      err => {
-        if ((err as Error).name !== DeadlineError.name) throw err
-      },
+      unlessDeadline,
     )
     afterSpam = { reached: reached(), expected: expected.length }
     attacks.push({
@@ -633,9 +629,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
       () => witnesses.every(w => evidenceOf(w, forged)),
       deadlineMs,
       20,
-    ).catch(err => {
-      if ((err as Error).name !== DeadlineError.name) throw err
-    })
+    ).catch(unlessDeadline)
     for (const w of witnesses) {
       if (!evidenceOf(w, forged)) violations.push(`witness p${w} kept no evidence`)
       const seen = net.node(w).audit!.seenHead(R.identity.peerId)

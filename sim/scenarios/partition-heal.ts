@@ -12,7 +12,7 @@ import { UsageError } from '../../node/errors.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, randomInt, shuffled } from '../random.ts'
 import { cdf, type Summary, summarize } from '../stats.ts'
-import { DeadlineError, waitUntil } from '../wait.ts'
+import { unlessDeadline, waitUntil } from '../wait.ts'
 import { catchUp, headsKey, type Progress, STREAM, setUpSpace } from './space.ts'
 
 /** What the partition-heal scenario is run with. */
@@ -171,9 +171,7 @@ export async function runPartitionHeal(net: SimNetwork, opts: PartitionHealOptio
     },
     deadlineMs,
     20,
-  ).catch(err => {
-    if ((err as Error).name !== DeadlineError.name) throw err
-  })
+  ).catch(unlessDeadline)
   const healMs = await healing
   if (convergedMs !== undefined) for (const p of net.running()) reached[p.index] = changedAt[p.index]
 

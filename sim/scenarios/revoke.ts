@@ -20,7 +20,7 @@ import { ScenarioError } from '../errors.ts'
 import type { SimNetwork } from '../network.ts'
 import { mulberry32, sample } from '../random.ts'
 import { cdf, type Summary, summarize } from '../stats.ts'
-import { DeadlineError, sleep, stepTimer, waitUntil } from '../wait.ts'
+import { sleep, stepTimer, unlessDeadline, waitUntil } from '../wait.ts'
 import {
   BASELINE_TOPIC,
   countDefined,
@@ -242,21 +242,17 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
       },
       deadlineMs,
       5,
-    ).catch(err => {
-      if ((err as Error).name !== DeadlineError.name) throw err
-    })
+    ).catch(unlessDeadline)
     onApplied = undefined
     tracker.stop()
     const inState = net.running().filter(p => p.node!.policy.document(space).state.revocations.has(rv.id)).length
     step('revocation everywhere')
+    // a deadline here is reported by the checks (no refused read after the revocation was seen), not thrown
     await waitUntil(
       `${phase}: S is refused`,
       () => reads.some(a => a.afterSeen && a.outcome === 'refused'),
       deadlineMs,
-    ).catch(err => {
-      // reported by the checks (no refused read after the revocation was seen), not thrown
-      if ((err as Error).name !== DeadlineError.name) throw err
-    })
+    ).catch(unlessDeadline)
     reading = false
     await readLoop
     step('subject refused')

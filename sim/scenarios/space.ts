@@ -10,7 +10,7 @@ import { AccessRefusedError } from '../../node/errors.ts'
 import type { EdgewardNode } from '../../node/node.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { forEachLimit, type SimNetwork } from '../network.ts'
-import { DeadlineError, sleep, waitUntil } from '../wait.ts'
+import { sleep, unlessDeadline, waitUntil } from '../wait.ts'
 
 /** The stream every scenario's gateway publishes. */
 export const STREAM = 'temperature'
@@ -235,9 +235,7 @@ export async function timeBaseline(
     t0 = performance.now()
     await net.node(from).libp2p.services.pubsub.publish(BASELINE_TOPIC, payload)
     await waitUntil('the baseline message everywhere', () => countDefined(times) === expected, deadlineMs, 5).catch(
-      err => {
-        if ((err as Error).name !== DeadlineError.name) throw err
-      },
+      unlessDeadline,
     )
   } finally {
     for (const d of detach) d()
