@@ -363,6 +363,7 @@ export class ApiServer {
   status(): Record<string, unknown> {
     const n = this.node
     const connected = new Set(n.connectedPeers())
+    const now = n.now()
     return {
       peerId: n.identity.peerId,
       did: n.identity.principal.did,
@@ -390,14 +391,22 @@ export class ApiServer {
                 : 'member',
           keyHolder: s.holders.includes(n.identity.peerId),
           holders: s.holders.map(peer => ({ peer, connected: peer === n.identity.peerId || connected.has(peer) })),
+          // files and messages: a key holder shares; so does a member granted to contribute, once custodians keep the keys
+          mayShare:
+            s.holders.includes(n.identity.peerId) ||
+            (s.custodianSet !== undefined &&
+              s
+                .grantsOf(n.identity.principal.did)
+                .some(g => g.body.contribute === true && s.grantProblem(g, now) === undefined)),
           // k of these release a key when no key holder answers
           ...(s.custodianSet === undefined
             ? {}
             : {
                 custody: {
                   threshold: s.custodianSet.body.k,
-                  custodians: s.custodianSet.body.custodians.map(({ peer }) => ({
+                  custodians: s.custodianSet.body.custodians.map(({ peer, did }) => ({
                     peer,
+                    ...(did === undefined ? {} : { did }),
                     connected: peer === n.identity.peerId || connected.has(peer),
                   })),
                 },

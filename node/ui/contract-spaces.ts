@@ -69,3 +69,30 @@ export interface JoinResult {
   synchronised: boolean
   grant?: JoinedGrant
 }
+
+/** `POST /v1/spaces/:id/custody` (the owner only): name the custodians (peer ids, each reachable now) and the threshold. */
+export interface CustodyRequest {
+  custodians: string[]
+  /** 2..custodians.length */
+  threshold: number
+}
+
+/**
+ * What `GET` and `POST /v1/spaces/:id/custody` answer: the set in force, or null; GET adds what
+ * this node keeps, over all its spaces. A POST naming an unreachable custodian is a 503, a bad
+ * peer id or threshold a 400.
+ */
+export interface CustodyAnswer {
+  space: string
+  set: {
+    id: string
+    threshold: number
+    custodians: { peer: string; did?: string }[]
+    /** ISO 8601 */
+    writtenAt: string
+  } | null
+  /** key shares this node keeps as a custodian */
+  held?: number
+  /** deals this node made that a custodian has not acknowledged yet */
+  unacknowledged?: number
+}

@@ -84,6 +84,28 @@ export interface SpaceView {
   keyHolder: boolean
   /** the space's streams (objects not included) */
   streams: string[]
+  /** this person may share files and messages here: a key holder, or a member granted to contribute where custodians keep the keys */
+  mayShare: boolean
+  /** the custodians that release keys while no key holder answers, when the owner named them */
+  custody?: CustodyView
+}
+
+/** A space's custodian set in force: any `threshold` of `custodians` together release a key. */
+export interface CustodyView {
+  threshold: number
+  custodians: {
+    peer: string
+    /** the person who runs it, when the set names them */
+    did?: string
+    /** this node is connected to it (or is it) */
+    connected: boolean
+  }[]
+}
+
+/** A peer this node is connected to now, with the person behind it when this node knows (a space's owner, a custodian). */
+export interface PeerView {
+  peer: string
+  did?: string
 }
 
 /** What `GET /ui/state` answers and `/ui/events` pushes (event `state`) whenever it changes. */
@@ -95,4 +117,6 @@ export interface ClientState {
   inboxVersion: number
   /** the names this person gave people (and their own), by did:key: what screens show instead of ids */
   people: Record<string, string>
+  /** the peers connected now */
+  peers: PeerView[]
 }

@@ -11,6 +11,7 @@ import type {
   Health,
   HealthCheck,
   IdentityView,
+  PeerView,
   SpaceRole,
   SpaceView,
 } from './contract.ts'
@@ -33,6 +34,10 @@ export interface NodeStatus {
     streams?: string[]
     /** the space's key holders (peer ids) and whether this node is connected to each */
     holders?: { peer: string; connected: boolean }[]
+    /** the custodian set in force: any `threshold` of the custodians release a key when no key holder answers */
+    custody?: { threshold: number; custodians: { peer: string; did?: string; connected: boolean }[] }
+    /** this node may share files and messages into the space */
+    mayShare?: boolean
   }[]
   audit?: {
     equivocations: { log: string; reason: string; seenAt: number }[]
@@ -120,25 +125,43 @@ function spacesCheck(s: NodeStatus): HealthCheck {
   )
 }
 
+/** How many of a space's custodians are connected, and whether that is enough to release a key. */
+function custodiansConnected(sp: NodeStatus['spaces'][number]): { connected: number; enough: boolean } | undefined {
+  if (sp.custody === undefined) return undefined
+  const connected = sp.custody.custodians.filter(c => c.connected).length
+  return { connected, enough: connected >= sp.custody.threshold }
+}
+
 /**
- * Reachability of each space's key holder. `/v1/status` says whether this node holds a
- * space's keys, not which peer does, so for a space held elsewhere the answer is unknown
- * (said plainly rather than guessed from the number of peers).
+ * Reachability of each space's key holder, or of enough of its custodians to release a key
+ * without it. `/v1/status` says whether this node holds a space's keys, not always which peer
+ * does, so for a space held elsewhere the answer may be unknown (said plainly rather than
+ * guessed from the number of peers).
  */
 function keyHoldersCheck(s: NodeStatus): HealthCheck {
   const synced = s.spaces.filter(sp => sp.synchronised)
   const elsewhere = synced.filter(sp => sp.keyHolder !== true)
-  const reachable = (sp: NodeStatus['spaces'][number]): boolean | undefined =>
+  const holderReachable = (sp: NodeStatus['spaces'][number]): boolean | undefined =>
     sp.holders === undefined ? undefined : sp.holders.some(h => h.connected)
-  const details = synced.map(sp =>
-    sp.keyHolder === true
-      ? `${spaceName(sp)}: this node holds the keys`
-      : reachable(sp) === true
-        ? `${spaceName(sp)}: key holder connected`
-        : reachable(sp) === false
-          ? `${spaceName(sp)}: no key holder connected (${(sp.holders ?? []).map(h => short(h.peer)).join(', ')})`
-          : `${spaceName(sp)}: held by another peer`,
-  )
+  // a space's keys are in reach when a key holder is connected, or k of its custodians are
+  const reachable = (sp: NodeStatus['spaces'][number]): boolean | undefined =>
+    holderReachable(sp) === true || custodiansConnected(sp)?.enough === true ? true : holderReachable(sp)
+  const custodyWords = (sp: NodeStatus['spaces'][number]): string => {
+    const c = custodiansConnected(sp)
+    if (c === undefined || sp.custody === undefined) return ''
+    return `; ${c.connected} of ${sp.custody.custodians.length} custodians connected (${sp.custody.threshold} release a key)`
+  }
+  const details = synced.map(sp => {
+    const held =
+      sp.keyHolder === true
+        ? 'this node holds the keys'
+        : holderReachable(sp) === true
+          ? 'key holder connected'
+          : holderReachable(sp) === false
+            ? `no key holder connected (${(sp.holders ?? []).map(h => short(h.peer)).join(', ')})`
+            : 'held by another peer'
+    return `${spaceName(sp)}: ${held}${custodyWords(sp)}`
+  })
   if (elsewhere.length === 0) {
     const summary =
       synced.length === 0 ? 'No space whose keys are needed yet.' : 'This node holds the keys of its spaces.'
@@ -149,11 +172,18 @@ function keyHoldersCheck(s: NodeStatus): HealthCheck {
     return check(
       'key-holders',
       'attention',
-      `No key holder of ${plural(cut.length, 'space')} is connected: what you hold keys for stays readable until the keys' leases end; nothing new opens.`,
+      `No key holder of ${plural(cut.length, 'space')} is connected${cut.some(sp => sp.custody !== undefined) ? ', nor enough custodians' : ''}: what you hold keys for stays readable until the keys' leases end; nothing new opens.`,
       details,
     )
   if (elsewhere.every(sp => reachable(sp) === true))
-    return check('key-holders', 'ok', `A key holder of every space is connected.`, details)
+    return check(
+      'key-holders',
+      'ok',
+      elsewhere.some(sp => holderReachable(sp) !== true)
+        ? 'A key holder, or enough custodians to release keys, of every space is connected.'
+        : 'A key holder of every space is connected.',
+      details,
+    )
   return check(
     'key-holders',
     'unknown',
@@ -258,8 +288,26 @@ export function spacesOf(s: NodeStatus): SpaceView[] {
       ...(x.owner === undefined ? {} : { owner: x.owner }),
       keyHolder: x.keyHolder === true,
       streams: (x.streams ?? []).filter(n => !n.startsWith('obj-')),
+      mayShare: x.mayShare ?? x.keyHolder === true,
+      ...(x.custody === undefined ? {} : { custody: x.custody }),
     }))
     .sort((a, b) => (a.name ?? '\uffff').localeCompare(b.name ?? '\uffff') || (a.id < b.id ? -1 : 1))
+}
+
+/**
+ * The peers connected now, each with the person behind it where a space says: the owner of a
+ * space it holds the keys of, or the person a custodian set names for it.
+ */
+export function peersOf(s: NodeStatus): PeerView[] {
+  const people = new Map<string, string>()
+  for (const sp of s.spaces) {
+    for (const h of sp.holders ?? []) if (sp.owner !== undefined) people.set(h.peer, sp.owner)
+    for (const c of sp.custody?.custodians ?? []) if (c.did !== undefined) people.set(c.peer, c.did)
+  }
+  return s.peers.map(peer => {
+    const did = people.get(peer)
+    return did === undefined ? { peer } : { peer, did }
+  })
 }
 
 /**
@@ -277,5 +325,6 @@ export function clientState(
     spaces: spacesOf(s),
     inboxVersion: extra.inboxVersion,
     people: extra.people,
+    peers: peersOf(s),
   }
 }

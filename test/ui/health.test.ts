@@ -1,11 +1,13 @@
 /**
  * The Health indicator's rule (node/ui/health.ts), a pure function of the API's status and
- * metrics: a table of node states and the verdict each gets, and the Prometheus parser.
+ * metrics: a table of node states and the verdict each gets (a space's keys are in reach when
+ * its key holder is connected, or k of its custodians are), and the Prometheus parser; and
+ * who the connected peers are, as far as the spaces say.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CheckId } from '../../node/ui/contract.ts'
-import { assessHealth, type NodeStatus, parsePrometheus } from '../../node/ui/health.ts'
+import { assessHealth, type NodeStatus, parsePrometheus, peersOf } from '../../node/ui/health.ts'
 
 const base: NodeStatus = {
   peerId: '12D3KooWexample',
@@ -20,6 +22,11 @@ const base: NodeStatus = {
 const owned = { id: 'a'.repeat(64), synchronised: true, name: 'plant-7', keyHolder: true }
 const joined = { id: 'b'.repeat(64), synchronised: true, name: 'lab', keyHolder: false }
 const waiting = { id: 'c'.repeat(64), synchronised: false }
+/** a custodian set of `threshold`, one custodian per entry of `connected` (peers c0, c1, …, people d0, d1, …) */
+const custody = (threshold: number, connected: boolean[]) => ({
+  threshold,
+  custodians: connected.map((c, i) => ({ peer: `c${i}`, did: `d${i}`, connected: c })),
+})
 
 describe('health', () => {
   const cases: {
@@ -66,6 +73,24 @@ describe('health', () => {
       states: { 'key-holders': 'attention' },
     },
     {
+      what: 'a reader whose key holder is away but enough custodians are connected: keys stay in reach',
+      status: {
+        spaces: [{ ...joined, holders: [{ peer: 'h1', connected: false }], custody: custody(2, [true, true, false]) }],
+        peers: ['c0', 'c1'],
+      },
+      verdict: 'fine',
+      states: { 'key-holders': 'ok' },
+    },
+    {
+      what: 'a reader whose key holder is away and fewer than k custodians are connected',
+      status: {
+        spaces: [{ ...joined, holders: [{ peer: 'h1', connected: false }], custody: custody(2, [true, false, false]) }],
+        peers: ['c0'],
+      },
+      verdict: 'attention',
+      states: { 'key-holders': 'attention' },
+    },
+    {
       what: 'refused policy changes',
       status: { spaces: [owned], peers: ['p1'], refusedPolicyChanges: 3 },
       verdict: 'attention',
@@ -103,6 +128,36 @@ describe('health', () => {
       assert.ok(h.summary.length > 0 && h.checks.every(x => x.summary.length > 0))
     })
   }
+
+  it('says in the details how many custodians are connected and how many release a key', () => {
+    const h = assessHealth(
+      {
+        ...base,
+        peers: ['c0', 'c1'],
+        spaces: [{ ...joined, holders: [{ peer: 'h1', connected: false }], custody: custody(2, [true, true, false]) }],
+      },
+      '',
+    )
+    const c = h.checks.find(x => x.id === 'key-holders')
+    assert.equal(c?.summary, 'A key holder, or enough custodians to release keys, of every space is connected.')
+    assert.deepEqual(c?.details, ['lab: no key holder connected (h1); 2 of 3 custodians connected (2 release a key)'])
+  })
+
+  it('names the connected peers it knows: a space’s key holder is its owner, a custodian the person its set names', () => {
+    const peers = peersOf({
+      ...base,
+      peers: ['h1', 'c0', 'x'],
+      spaces: [
+        {
+          ...joined,
+          owner: 'did:owner',
+          holders: [{ peer: 'h1', connected: true }],
+          custody: custody(2, [true, false]),
+        },
+      ],
+    })
+    assert.deepEqual(peers, [{ peer: 'h1', did: 'did:owner' }, { peer: 'c0', did: 'd0' }, { peer: 'x' }])
+  })
 
   it('names the refused changes by reason and peer, from the metrics', () => {
     const text = [
