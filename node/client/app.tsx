@@ -31,7 +31,9 @@ const COMPONENTS: Record<ScreenId, FunctionComponent<ScreenProps>> = {
   access: AccessScreen,
   audit: AuditScreen,
   health: ({ state }) => <HealthScreen health={state.health} />,
-  identity: ({ state }) => <IdentityScreen identity={state.identity} name={state.people[state.identity.did]} />,
+  identity: ({ state }) => (
+    <IdentityScreen identity={state.identity} name={state.people[state.identity.did]} spaces={state.spaces} />
+  ),
 }
 
 type Phase = { kind: 'opening' } | { kind: 'signed-out'; reason?: string } | { kind: 'ready'; session: SessionInfo }

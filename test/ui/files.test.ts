@@ -162,7 +162,11 @@ describe('Files screen in a browser', { timeout: 240_000 }, () => {
 
   it('lists what was shared with the reader, counting down, with Download only where allowed', async () => {
     const page = await signedIn('reader')
-    await page.getByText("Only the space's key holder can share into it today", { exact: false }).waitFor()
+    await page
+      .getByText("Only the space's key holder, or a member its owner allowed to contribute, can share into it", {
+        exact: false,
+      })
+      .waitFor()
     const list = page.getByRole('list', { name: 'Files shared with you' })
     await list.getByRole('listitem').nth(1).waitFor({ timeout: 20_000 })
     const rows = list.getByRole('listitem')

@@ -71,7 +71,11 @@ describe('Messages screen in two browsers', { timeout: 240_000 }, () => {
     assert.match((await item.textContent()) ?? '', new RegExp(`^${shortDid(dids.owner)}`))
     assert.match((await item.textContent()) ?? '', /Disappears in (23 h 59 min|1 d)/)
     assert.equal(
-      await readerPage.getByText("Only the space's key holder can share into it today", { exact: false }).count(),
+      await readerPage
+        .getByText("Only the space's key holder, or a member its owner allowed to contribute, can share into it", {
+          exact: false,
+        })
+        .count(),
       1,
       'the reader is told why there is no composer',
     )

@@ -500,7 +500,7 @@ export function FilesScreen({ state }: ScreenProps) {
   const me = state.identity.did
   const [chosen, setChosen] = useState<string>()
   const spaces = state.spaces.filter(s => s.synchronised)
-  const space = spaces.find(s => s.id === chosen) ?? spaces.find(s => s.keyHolder) ?? spaces[0]
+  const space = spaces.find(s => s.id === chosen) ?? spaces.find(s => s.mayShare) ?? spaces[0]
   const [shares, setShares] = useState(0)
   const version = `${state.inboxVersion}/${shares}`
   const objects = useFetched<ObjectList>(space === undefined ? undefined : `/v1/spaces/${space.id}/objects`, version)
@@ -531,18 +531,18 @@ export function FilesScreen({ state }: ScreenProps) {
       ) : (
         <>
           <SpacePicker id="files-space" spaces={spaces} value={space.id} onChange={setChosen} />
-          {space.keyHolder ? (
+          {space.mayShare ? (
             <ShareForm space={space} state={state} people={seen} onShared={() => setShares(n => n + 1)} />
           ) : (
             <section class="card" aria-labelledby="share-heading">
               <h2 id="share-heading">Share a file</h2>
               <p class="muted">
-                Only the space's key holder can share into it today. {spaceName(space)} keeps its keys on another
-                device.
+                Only the space's key holder, or a member its owner allowed to contribute, can share into it.{' '}
+                {spaceName(space)} keeps its keys on another device.
               </p>
             </section>
           )}
-          {(space.keyHolder || (mine?.length ?? 0) > 0) && (
+          {(space.mayShare || (mine?.length ?? 0) > 0) && (
             <section class="files-section" aria-labelledby="by-you">
               <h2 id="by-you">
                 Shared by you <span class="muted files-count">in {spaceName(space)}</span>

@@ -1,10 +1,23 @@
-/** Your identity: the id others grant access to, this device, and how its keys are kept. */
+/**
+ * Your identity: the id others grant access to, this device (its peer id, which an owner names
+ * to make it a custodian, and the spaces it is one of), and how its keys are kept.
+ */
 import { useState } from 'preact/hooks'
-import type { IdentityView } from '../../ui/contract.ts'
+import type { IdentityView, SpaceView } from '../../ui/contract.ts'
 import { useApi } from '../api.ts'
 import { Copyable } from '../parts/copyable.tsx'
+import { spaceName } from '../parts/space-picker.tsx'
 
-export function IdentityScreen({ identity, name }: { identity: IdentityView; name?: string }) {
+export function IdentityScreen({
+  identity,
+  name,
+  spaces,
+}: {
+  identity: IdentityView
+  name?: string
+  spaces: SpaceView[]
+}) {
+  const custodianOf = spaces.filter(s => s.custody?.custodians.some(c => c.peer === identity.peerId) === true)
   return (
     <>
       <p class="lead">
@@ -23,6 +36,15 @@ export function IdentityScreen({ identity, name }: { identity: IdentityView; nam
         <h2 id="device">This device</h2>
         <p class="muted">The peer id names this device on the network. Each device has its own keys.</p>
         <Copyable id="peer-id" value={identity.peerId} label="this device's peer id" />
+        <p class="muted">
+          To make this device a custodian of a space, its owner names this peer id: the device then keeps a share of the
+          space's keys and releases it, as the owner would, while the owner is offline.
+        </p>
+        {custodianOf.length > 0 && (
+          <p>
+            <span class="badge badge-neutral">Custodian</span> of {custodianOf.map(spaceName).join(', ')}
+          </p>
+        )}
       </section>
 
       <section class="card" aria-labelledby="keys">

@@ -396,14 +396,18 @@ export function MessagesScreen({ state }: ScreenProps) {
           <h2 id="msg-heading">{spaceName(space)}</h2>
           <p class="muted small">
             {people.length === 0 ? 'Nobody else here yet' : `${people.length + 1} people`}
-            {space.keyHolder ? ' · keys on this device' : ''}
+            {space.keyHolder
+              ? ' · keys on this device'
+              : space.custody !== undefined
+                ? ` · keys kept by ${space.custody.custodians.length} custodians`
+                : ''}
           </p>
         </header>
         <div ref={log} class="msg-log" role="log" aria-live="polite" aria-label={`Messages in ${spaceName(space)}`}>
           <ol class="msg-list">
             {messages.length === 0 && (
               <li class="msg-empty">
-                No messages yet. {space.keyHolder ? 'Say hello below: each message lasts as long as you choose.' : ''}
+                No messages yet. {space.mayShare ? 'Say hello below: each message lasts as long as you choose.' : ''}
               </li>
             )}
             {messages.map(m => (
@@ -411,11 +415,12 @@ export function MessagesScreen({ state }: ScreenProps) {
             ))}
           </ol>
         </div>
-        {space.keyHolder ? (
+        {space.mayShare ? (
           <Composer space={space} state={state} people={people} onSent={() => setSent(n => n + 1)} />
         ) : (
           <p class="msg-readonly">
-            Only the space's key holder can share into it today: you can read what is sent to you.
+            Only the space's key holder, or a member its owner allowed to contribute, can share into it: you can read
+            what is sent to you.
           </p>
         )}
       </section>

@@ -1,24 +1,26 @@
 /**
  * Spaces: the spaces this person owns or joined, as cards by name; a new space; an invite
  * (valid for a time and a number of uses, optionally with access to some streams for a time,
- * view only or not) shown as a code to copy; and joining a space by pasting a code, with
- * progress while the node reaches the inviter and the space synchronises, and what went wrong
- * in words. Names, not ids: a space's id shows only in its "Details". The node decides who may
- * invite and what a code is worth; the screen sends the person's choices and shows the answers.
+ * view only or not) shown as a code to copy; a space's custodians (spaces-custody.tsx); and
+ * joining a space by pasting a code, with progress while the node reaches the inviter and the
+ * space synchronises, and what went wrong in words. Names, not ids: a space's id shows only in
+ * its "Details". The node decides who may invite and what a code is worth; the screen sends the
+ * person's choices and shows the answers.
  */
 import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
-import type { SpaceView } from '../../ui/contract.ts'
+import type { ClientState, SpaceView } from '../../ui/contract.ts'
 import type { InviteCreated, InviteRequest, JoinResult } from '../../ui/contract-spaces.ts'
 import { ApiError, useApi } from '../api.ts'
 import { Copyable } from '../parts/copyable.tsx'
-import { type People, Person } from '../parts/person.tsx'
+import { Person } from '../parts/person.tsx'
 import { spaceName } from '../parts/space-picker.tsx'
 import { ACCESS_DURATIONS, DAY, formatWhen, HOUR } from '../parts/time.ts'
 import { useSubmit } from '../parts/use-submit.ts'
 import type { ScreenProps } from './props.ts'
 import './spaces.css'
 import { Choice } from '../parts/choice.tsx'
+import { CustodyHere, CustodySection } from './spaces-custody.tsx'
 
 const VALID_FOR: { ms: number; label: string }[] = [
   { ms: HOUR, label: '1 hour' },
@@ -88,8 +90,9 @@ export function SpacesScreen({ state }: ScreenProps) {
   )
 }
 
-function SpaceCard({ space, state }: { space: SpaceView; state: People }) {
+function SpaceCard({ space, state }: { space: SpaceView; state: ClientState }) {
   const [inviting, setInviting] = useState(false)
+  const [details, setDetails] = useState(false)
   const name = spaceName(space)
   const headingId = `space-${space.id.slice(0, 12)}`
   const mayInvite = space.synchronised && (space.role === 'owner' || space.role === 'admin')
@@ -106,6 +109,7 @@ function SpaceCard({ space, state }: { space: SpaceView; state: People }) {
       <p class="space-facts">
         {ROLE[space.role]}
         {space.keyHolder && ' · keeps its keys on this device'}
+        {!space.keyHolder && space.mayShare && ' · may share files and messages'}
         {' · '}
         {space.streams.length === 0
           ? 'no streams yet'
@@ -117,7 +121,8 @@ function SpaceCard({ space, state }: { space: SpaceView; state: People }) {
         </button>
       )}
       {inviting && <InviteForm space={space} onClose={() => setInviting(false)} />}
-      <details class="disclosure space-details">
+      <CustodySection space={space} state={state} name={name} />
+      <details class="disclosure space-details" onToggle={e => setDetails(e.currentTarget.open)}>
         <summary>Details</summary>
         <dl class="space-ids">
           <dt>Space id</dt>
@@ -131,6 +136,7 @@ function SpaceCard({ space, state }: { space: SpaceView; state: People }) {
               </dd>
             </>
           )}
+          {details && <CustodyHere space={space} state={state} />}
         </dl>
       </details>
     </article>
