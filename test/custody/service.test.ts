@@ -207,3 +207,30 @@ describe('custody: a dealer knows which keys only it can give out yet', { timeou
     assert.equal(status.belowThreshold, dealt(), 'one acknowledgement of the two needed, for each key')
   })
 })
+
+describe('custody: a custodian that was offline gets its shares from the others', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-late')
+
+  it('down while the owner dealt, and the owner gone when it returns: the other custodians pass the deals on', async () => {
+    await s.setUp()
+    const late = s.custodians[2]
+    await s.peers.stop(late)
+    await s.owner.data.publish(s.space, STREAM, [{ ts: Date.now(), value: 6 }])
+    const dealt = s.owner.metrics.total('edgeward_custody_deals_total')
+    await waitFor('the two custodians up to hold the deals', async () => {
+      const held = await Promise.all(s.custodians.slice(0, 2).map(async c => (await c.custody.status()).held))
+      return dealt > 0 && held.every(h => h === dealt) ? true : undefined
+    })
+    assert.equal((await s.owner.custody.status()).belowThreshold, 0, 'k custodians have every key: the owner may go')
+    await s.peers.stop(s.owner)
+    const back = await s.peers.start(s.peers.dir('c3'), { bootstrap: s.custodians[0].addresses() })
+    await waitFor('the returning custodian to hold every deal', async () =>
+      (await back.custody.status()).held === dealt ? true : undefined,
+    )
+    const passedOn = s.custodians.slice(0, 2).map(c => c.metrics.total('edgeward_custody_deals_passed_on_total'))
+    assert.ok(
+      passedOn.some(n => n > 0),
+      'passed on by another custodian',
+    )
+  })
+})

@@ -7,7 +7,9 @@
  * in the same synced batch as the key (EpochKeys calls `deal`), so a crash never leaves a key
  * without its deal. Deals are sent as soon as the batch is durable, then again every few
  * seconds and whenever a peer connects, until each custodian acknowledged it (or refused it
- * for good: counted, and not sent again). The deal's time is the epoch's start, which
+ * for good: counted, and not sent again). A custodian passes each deal it takes on to the other
+ * custodians of its set the same way, so one that was offline while the dealer was gets its
+ * share from the others. The deal's time is the epoch's start, which
  * custodians take as the start of the epoch's data when they check a grant's data window.
  * Assumes: this node may deal keys of the space (it is a key holder of it); custodians check
  * that themselves.
@@ -15,8 +17,7 @@
 
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { OpenedRecord } from '../../../crypto/signed.ts'
-import { type Deal, dealKey } from '../../../protocols/custody/deal.ts'
+import { dealKey } from '../../../protocols/custody/deal.ts'
 import { CUSTODY_DEAL_PROTOCOL, decodeCustodyAnswer, MAX_ANSWER_BYTES } from '../../../protocols/custody/messages.ts'
 import type { Identity } from '../../identity.ts'
 import type { Metrics } from '../../metrics.ts'
@@ -24,7 +25,7 @@ import type { EdgewardLibp2p } from '../../network.ts'
 import type { Store } from '../../store.ts'
 import type { PolicyService } from '../policy.ts'
 import { request } from '../stream-io.ts'
-import type { CustodyStore } from './store.ts'
+import type { CustodyStore, Unacked } from './store.ts'
 
 const log = logger('edgeward:custody')
 
@@ -74,6 +75,10 @@ export class Dealer implements KeyDealer {
     m.describe('edgeward_custody_deals_total', 'data keys this node dealt to custodians')
     m.describe('edgeward_custody_deals_acknowledged_total', 'deals a custodian acknowledged to this dealer')
     m.describe('edgeward_custody_deals_refused_total', 'deals a custodian refused this dealer, by reason')
+    m.describe(
+      'edgeward_custody_deals_passed_on_total',
+      'deals this custodian passed on to another custodian of its set',
+    )
   }
 
   start(): void {
@@ -129,7 +134,7 @@ export class Dealer implements KeyDealer {
   private async sendAll(): Promise<void> {
     const pending = await this.store.unacked()
     // one custodian at a time per peer, all peers at once: a custodian that is down costs one timeout
-    const byPeer = new Map<string, { deal: OpenedRecord<Deal>; index: number }[]>()
+    const byPeer = new Map<string, Unacked[]>()
     for (const u of pending) {
       const set = this.policy.document(u.deal.body.space).state.custodianSets.get(u.deal.body.set)
       const peer = set?.body.custodians[u.index]?.peer
@@ -138,20 +143,20 @@ export class Dealer implements KeyDealer {
     }
     await Promise.all(
       [...byPeer].map(async ([peer, list]) => {
-        for (const u of list) if (!(await this.send(peer, u.deal, u.index))) return
+        for (const u of list) if (!(await this.send(peer, u))) return
       }),
     )
   }
 
   /** Hand one custodian its deal; false when it could not be reached (the rest for it wait). */
-  private async send(peer: string, deal: OpenedRecord<Deal>, index: number): Promise<boolean> {
+  private async send(peer: string, u: Unacked): Promise<boolean> {
     let answer: ReturnType<typeof decodeCustodyAnswer>
     try {
       const raw = await request(
         this.c.libp2p,
         peerIdFromString(peer),
         CUSTODY_DEAL_PROTOCOL,
-        deal.bytes,
+        u.deal.bytes,
         MAX_ANSWER_BYTES,
       )
       answer = decodeCustodyAnswer(raw)
@@ -160,13 +165,15 @@ export class Dealer implements KeyDealer {
       return false
     }
     if (answer.ok) {
-      this.c.metrics.inc('edgeward_custody_deals_acknowledged_total')
-      await this.store.acknowledged(deal, index)
+      this.c.metrics.inc(
+        u.list === 'unacked' ? 'edgeward_custody_deals_acknowledged_total' : 'edgeward_custody_deals_passed_on_total',
+      )
+      await this.store.acknowledged(u)
       return true
     }
     this.c.metrics.inc('edgeward_custody_deals_refused_total', { reason: answer.code })
-    log('custodian %s refused deal %s: %s (%s)', peer, deal.id, answer.code, answer.reason)
-    if (FINAL_REFUSALS.has(answer.code)) await this.store.acknowledged(deal, index)
+    log('custodian %s refused deal %s: %s (%s)', peer, u.deal.id, answer.code, answer.reason)
+    if (FINAL_REFUSALS.has(answer.code)) await this.store.acknowledged(u)
     return true
   }
 }

@@ -7,6 +7,9 @@
  * - `dealt!<space>!<stream>!<form>!<epoch>` -> the signed deal this node made as a dealer
  * - `unacked!<space>!<stream>!<form>!<epoch>!<index>` -> nothing: custodian `index` has not
  *   acknowledged that deal yet
+ * - `forward!<space>!<stream>!<form>!<epoch>!<index>` -> nothing: a held deal this custodian
+ *   passes on to custodian `index` of its set, which may have been offline when the dealer was
+ *   not (the deal carries every custodian's sealed share)
  * - `releases!<grant>` -> shares this custodian released under a grant (for its release limit)
  *
  * Guarantees: a held deal is written synced before the custodian acknowledges it; a dealt deal
@@ -28,10 +31,11 @@ export interface HeldDeal {
   deal: OpenedRecord<Deal>
 }
 
-/** A custodian that has not acknowledged a deal yet. */
+/** A custodian that has not acknowledged a deal yet: one dealt here, or one held here and passed on. */
 export interface Unacked {
   deal: OpenedRecord<Deal>
   index: number
+  list: 'unacked' | 'forward'
 }
 
 /** What the custody store uses: its sublevel and batches. */
@@ -67,9 +71,14 @@ export class CustodyStore {
 
   /** Keep a deal this custodian holds a share of, synced; false when one for its resource is held already. */
   async hold(deal: OpenedRecord<Deal>, index: number): Promise<boolean> {
-    const key = `held!${resourceKey(deal.body.space, deal.body.resource)}`
-    if ((await this.db.get(key)) !== undefined) return false
-    await this.db.put(key, encodeCanonical([index, deal.bytes]), DURABLE)
+    const key = resourceKey(deal.body.space, deal.body.resource)
+    if ((await this.db.get(`held!${key}`)) !== undefined) return false
+    // with it, the other custodians it is to be passed on to, in one synced batch
+    const batch = this.c.store.db.batch()
+    const at = { sublevel: this.db } as never
+    batch.put(`held!${key}`, encodeCanonical([index, deal.bytes]), at)
+    for (let i = 0; i < deal.body.n; i++) if (i !== index) batch.put(`forward!${key}!${pad(i)}`, new Uint8Array(0), at)
+    await batch.write(DURABLE)
     return true
   }
 
@@ -88,28 +97,36 @@ export class CustodyStore {
     for (let i = 0; i < deal.body.n; i++) batch.put(`unacked!${key}!${pad(i)}`, new Uint8Array(0), at)
   }
 
-  /** The deals some custodian has not acknowledged yet (at most `limit`). */
+  /** The deals some custodian has not acknowledged yet, dealt here or passed on from here (at most `limit` of each). */
   async unacked(limit = 1024): Promise<Unacked[]> {
     const out: Unacked[] = []
-    const deals = new Map<string, OpenedRecord<Deal>>()
-    for await (const k of this.db.keys({ gte: 'unacked!', lt: 'unacked!~', limit })) {
-      const cut = k.lastIndexOf('!')
-      const key = k.slice('unacked!'.length, cut)
-      let deal = deals.get(key)
-      if (deal === undefined) {
-        const raw = await this.db.get(`dealt!${key}`)
-        if (raw === undefined) continue
-        deal = openDeal(raw)
-        deals.set(key, deal)
+    for (const list of ['unacked', 'forward'] as const) {
+      const deals = new Map<string, OpenedRecord<Deal> | undefined>()
+      for await (const k of this.db.keys({ gte: `${list}!`, lt: `${list}!~`, limit })) {
+        const cut = k.lastIndexOf('!')
+        const key = k.slice(list.length + 1, cut)
+        if (!deals.has(key)) deals.set(key, await this.dealAt(list, key))
+        const deal = deals.get(key)
+        if (deal !== undefined) out.push({ deal, index: Number(k.slice(cut + 1)), list })
       }
-      out.push({ deal, index: Number(k.slice(cut + 1)) })
     }
     return out
   }
 
-  /** Custodian `index` acknowledged `deal` (or refused it for good): it is not sent again. */
-  async acknowledged(deal: OpenedRecord<Deal>, index: number): Promise<void> {
-    await this.db.del(`unacked!${resourceKey(deal.body.space, deal.body.resource)}!${pad(index)}`, DURABLE)
+  private async dealAt(list: Unacked['list'], key: string): Promise<OpenedRecord<Deal> | undefined> {
+    if (list === 'unacked') {
+      const raw = await this.db.get(`dealt!${key}`)
+      return raw === undefined ? undefined : openDeal(raw)
+    }
+    const raw = await this.db.get(`held!${key}`)
+    return raw === undefined
+      ? undefined
+      : openDeal((decodeCanonical(raw, MAX_DEAL_BYTES + 64) as [number, Uint8Array])[1])
+  }
+
+  /** Custodian `u.index` acknowledged `u.deal` (or refused it for good): it is not sent again. */
+  async acknowledged(u: Unacked): Promise<void> {
+    await this.db.del(`${u.list}!${resourceKey(u.deal.body.space, u.deal.body.resource)}!${pad(u.index)}`, DURABLE)
   }
 
   /**
