@@ -45,6 +45,11 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
       `every control has an accessible name: ${JSON.stringify(names)}`,
     )
   }
+  /** what has the focus on the owner's page: a checkbox, or a button by its words */
+  const focused = (): Promise<string> =>
+    ownerPage.evaluate(
+      "document.activeElement?.type === 'checkbox' ? 'checkbox' : (document.activeElement?.textContent ?? '')",
+    ) as Promise<string>
   const statusOf = async (name: 'owner' | 'member'): Promise<Json> =>
     (await peers[name].api()).call<Json>('GET', '/v1/status')
   const spaceIn = (status: Json): Json => (status.spaces as Json[]).find(s => s.id === people.space)!
@@ -78,14 +83,18 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
     await card
       .getByText("None yet: the space's keys are released only while its key holder is online", { exact: false })
       .waitFor()
-    await card.getByRole('button', { name: `Name the custodians of ${SPACE}` }).click()
+    await card.getByRole('button', { name: `Name the custodians of ${SPACE}` }).press('Enter')
     const form = card.getByRole('form', { name: `Custodians of ${SPACE}` })
-    // the devices connected now, c1 and c2 ticked; c3's peer id pasted, as its person sent it
-    for (const c of ['c1', 'c2'] as const)
-      await form.getByRole('checkbox', { name: new RegExp(escaped(shortPeer(peers[c].info.peerId))) }).check()
+    assert.equal(await focused(), 'checkbox', 'the form takes the focus, on its first device')
+    // the devices connected now, c1 ticked with the mouse and c2 from the keyboard; c3's peer id pasted, as its person sent it
+    const deviceOf = (c: 'c1' | 'c2') =>
+      form.getByRole('checkbox', { name: new RegExp(escaped(shortPeer(peers[c].info.peerId))) })
+    await deviceOf('c1').check()
+    await deviceOf('c2').press('Space')
+    assert.equal(await deviceOf('c2').isChecked(), true)
     const paste = form.getByRole('textbox', { name: 'Other custodians: peer ids, one per line' })
     await paste.fill('not-a-peer-id')
-    await form.getByRole('button', { name: 'Review…' }).click()
+    await form.getByRole('button', { name: 'Review…' }).press('Enter')
     await form.getByRole('alert').filter({ hasText: '“not-a-peer-id” is not a peer id' }).waitFor()
 
     // a real peer id whose device is not online: the node cannot ask it for its certificate
@@ -99,6 +108,7 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
       .filter({ hasText: `${shortPeer(offline)} could not be reached` })
       .waitFor({ timeout: 60_000 })
     await card.getByRole('button', { name: 'Back' }).click()
+    assert.equal(await focused(), 'Review…', 'back in the form, on its Review button')
 
     await paste.fill(peers.c3.info.peerId)
     await form
@@ -116,6 +126,7 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
     await card.getByRole('button', { name: 'Name 3 custodians' }).click()
 
     await card.getByText('2 of 3 custodians release keys while the owner is offline.').waitFor({ timeout: 30_000 })
+    assert.equal(await focused(), 'Change custodians…', 'the focus is back on the button that opened the form')
     const list = card.getByRole('list', { name: `Custodians of ${SPACE}` })
     for (const c of ['c1', 'c2', 'c3'] as const)
       await list.getByRole('listitem').filter({ hasText: NAMES[c] }).filter({ hasText: 'Connected' }).waitFor()

@@ -6,7 +6,7 @@
  * confirmation of what that means before the node signs the set. The node checks every
  * custodian and decides; the screen says what went wrong in words.
  */
-import { useMemo, useState } from 'preact/hooks'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type { PeerView, SpaceView } from '../../ui/contract.ts'
 import type { CustodyAnswer, CustodyRequest } from '../../ui/contract-spaces.ts'
 import { ApiError, useApi } from '../api.ts'
@@ -28,6 +28,13 @@ function custodyLine(c: NonNullable<SpaceView['custody']>): string {
 /** The custodians of a space, on its card; the owner's button to name them (or change them). */
 export function CustodySection({ space, state, name }: { space: SpaceView; state: State; name: string }) {
   const [naming, setNaming] = useState(false)
+  const opener = useRef<HTMLButtonElement>(null)
+  const wasNaming = useRef(false)
+  // the form closed (named, or cancelled): the focus goes back to the button that opened it
+  useEffect(() => {
+    if (wasNaming.current && !naming) opener.current?.focus()
+    wasNaming.current = naming
+  }, [naming])
   const custody = space.custody
   const mayName = space.role === 'owner' && space.synchronised
   if (custody === undefined && !mayName) return null
@@ -61,6 +68,7 @@ export function CustodySection({ space, state, name }: { space: SpaceView; state
       )}
       {mayName && !naming && (
         <button
+          ref={opener}
           type="button"
           class="button"
           onClick={() => setNaming(true)}
@@ -151,6 +159,14 @@ function CustodyForm({
   const [pasted, setPasted] = useState('')
   const [threshold, setThreshold] = useState<number | undefined>(space.custody?.threshold)
   const [reviewing, setReviewing] = useState(false)
+  const form = useRef<HTMLFormElement>(null)
+  const reviewed = useRef(false)
+  // opened: the focus goes to its first field; back from the review: to its Review button
+  useEffect(() => {
+    if (reviewing) return
+    form.current?.querySelector<HTMLElement>(reviewed.current ? 'button[type=submit]' : 'input, textarea')?.focus()
+    reviewed.current = true
+  }, [reviewing])
 
   const typed = pasted.split(/[\s,]+/).filter(t => t !== '')
   const chosen = [...new Set([...ticked, ...typed])]
@@ -186,6 +202,7 @@ function CustodyForm({
 
   return (
     <form
+      ref={form}
       class="custody-form"
       aria-label={`Custodians of ${name}`}
       onSubmit={e => {
@@ -277,6 +294,9 @@ function CustodyReview(props: {
   const { space, state, custodians, threshold: k } = props
   const n = custodians.length
   const titleId = `custody-review-${space.id.slice(0, 12)}`
+  const title = useRef<HTMLHeadingElement>(null)
+  // the question first, for keyboard and screen reader alike
+  useEffect(() => title.current?.focus(), [])
   const { busy, error, submit } = useSubmit(
     async () => {
       const body: CustodyRequest = { custodians: custodians.map(c => c.peer), threshold: k }
@@ -287,7 +307,9 @@ function CustodyReview(props: {
   )
   return (
     <form class="custody-form" onSubmit={submit} aria-labelledby={titleId}>
-      <h5 id={titleId}>Name these custodians of {props.name}?</h5>
+      <h5 id={titleId} ref={title} tabIndex={-1}>
+        Name these custodians of {props.name}?
+      </h5>
       <ul class="custody-list">
         {custodians.map(c => (
           <li key={c.peer}>
