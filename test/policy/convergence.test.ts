@@ -30,18 +30,26 @@ import {
 import * as records from '../../protocols/policy/records.ts'
 import { createAccessRequest, createDecision } from '../../protocols/policy/requests.ts'
 import { type AccessQuery, PolicyState } from '../../protocols/policy/state.ts'
-import { EXP, HOUR, NBF, newPeerId, newPrincipal, type Principal, T0 } from '../protocols/fixtures.ts'
+import {
+  EXP,
+  HOUR,
+  NBF,
+  newGrant,
+  newPeerId,
+  newPrincipal,
+  newSpace,
+  type Principal,
+  T0,
+} from '../protocols/fixtures.ts'
 
 const at = (hours: number) => T0 + hours * HOUR
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('facility')
 const admin = newPrincipal()
 const admin2 = newPrincipal()
 const forwarder = newPrincipal()
 const readers = [newPrincipal(), newPrincipal(), newPrincipal(), newPrincipal()]
 const [R1, R2, R3, R4] = readers
-const genesis = records.createGenesis(owner, 'facility', [newPeerId()], T0)
-const space = genesis.id
 
 interface Device {
   who: Principal
@@ -59,11 +67,7 @@ const r4second: Device = {
 devices.push(r4second)
 
 function grant(by: Principal, to: Principal, iat: number, over: Partial<records.GrantFields> = {}) {
-  return records.createGrant(
-    by,
-    { space, sub: to.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over },
-    iat,
-  )
+  return newGrant(by, { space, sub: to.did, ...over }, iat)
 }
 const revoke = (by: Principal, target: records.RevocationTarget, iat: number) =>
   records.createRevocation(by, space, target, iat)

@@ -8,19 +8,15 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
-import { createGenesis, createStream } from '../../protocols/policy/records.ts'
+import { createStream } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
-import { newPeerId, newPrincipal } from '../protocols/fixtures.ts'
+import { newPrincipal, newSpace, T0 } from '../protocols/fixtures.ts'
 import { orphans } from '../support/hostile.ts'
 import { HOUR, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
-const T0 = 1_700_000_000_000
-
 describe('changes that wait for a history that never comes', () => {
-  const owner = newPrincipal()
-  const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
-  const space = genesis.id
+  const { owner, genesis, space } = newSpace('facility')
   const { document: ownerDoc, envelope: g } = PolicyDocument.create(owner, actorFor(owner.did, 'a'), genesis, T0)
   ownerDoc.write(owner, [{ kind: 'stream', record: createStream(owner, space, 'temp', HOUR, T0) }], T0)
 

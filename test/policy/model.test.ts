@@ -32,8 +32,10 @@ import {
   HOUR,
   INSIDE,
   NBF,
-  newPeerId,
+  newDevice,
+  newGrant,
   newPrincipal,
+  newSpace,
   type Principal,
   T0,
   Timeline,
@@ -46,7 +48,7 @@ const ISSUED = T0 + 5 * HOUR
 const DEL_NBF = T0 + 2 * HOUR
 const DEL_EXP = T0 + 200 * HOUR
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('facility')
 const admin = newPrincipal()
 const stranger = newPrincipal()
 const reader = newPrincipal()
@@ -54,8 +56,6 @@ const child = newPrincipal()
 const grandchild = newPrincipal()
 
 const xpk = () => generateSealingKeyPair().publicKey
-const genesis = records.createGenesis(owner, 'facility', [newPeerId()], T0)
-const space = genesis.id
 const STREAMS = ['temp', 'hum', 'line-1.a', 'line-1.b', 'line-1.a.x', 'line-10', 'line-2.a']
 const streamRecords = STREAMS.map((name, i) => records.createStream(owner, space, name, HOUR, T0 + i))
 
@@ -64,17 +64,13 @@ interface Who {
   peer: string
   device: OpenedRecord<records.DeviceCert>
 }
-function withDevice(p: Principal): Who {
-  const peer = newPeerId()
-  return { p, peer, device: records.createDeviceCert(p, peer, xpk(), T0, T0 + YEAR) }
-}
+const withDevice = (p: Principal): Who => ({ p, ...newDevice(p) })
 const R = withDevice(reader)
 const C = withDevice(child)
 const E = withDevice(grandchild)
 const S = withDevice(stranger)
 /** a second device of the reader */
-const R2peer = newPeerId()
-const R2device = records.createDeviceCert(reader, R2peer, xpk(), T0, T0 + YEAR)
+const { peer: R2peer, device: R2device } = newDevice(reader)
 
 function grant(
   by: Principal,
@@ -82,11 +78,7 @@ function grant(
   over: Partial<records.GrantFields> = {},
   iat = ISSUED,
 ): OpenedRecord<records.Grant> {
-  return records.createGrant(
-    by,
-    { space, sub: to.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over },
-    iat,
-  )
+  return newGrant(by, { space, sub: to.did, ...over }, iat)
 }
 function revoke(
   by: Principal,
@@ -926,7 +918,7 @@ describe('access requests and decisions', () => {
   })
 
   it('openDecision refuses a decision on a request of another space', () => {
-    const elsewhere = records.createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+    const elsewhere = newSpace('elsewhere', { owner }).space
     const req = createAccessRequest(reader, fields({ space: elsewhere }), T0)
     const decision = createDecision(owner, req, { approved: false, reason: 'no' }, T0 + 1)
     const relabelled = createDecision(

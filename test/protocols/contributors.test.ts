@@ -9,14 +9,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as records from '../../protocols/policy/records.ts'
-import { EXP, HOUR, INSIDE, NBF, newPeerId, newPrincipal, T0, Timeline } from './fixtures.ts'
+import { EXP, HOUR, INSIDE, NBF, newPeerId, newPrincipal, newSpace, T0, Timeline } from './fixtures.ts'
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('plant')
 const member = newPrincipal()
 const other = newPrincipal()
 const reader = newPrincipal()
-const genesis = records.createGenesis(owner, 'plant', [newPeerId()], T0)
-const space = genesis.id
 const devicePeer = newPeerId()
 const OBJ = 'obj-0123456789abcdef'
 const OTHER_OBJ = 'obj-fedcba9876543210'

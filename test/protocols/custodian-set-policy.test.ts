@@ -11,14 +11,11 @@ import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
 import { type Custodian, type CustodianSet, createCustodianSet } from '../../protocols/custody/records.ts'
 import { actorFor, PolicyDocument } from '../../protocols/policy/document.ts'
-import { createGenesis } from '../../protocols/policy/records.ts'
 import { PolicyState } from '../../protocols/policy/state.ts'
-import { HOUR, newPeerId, newPrincipal, T0, TestHistory } from './fixtures.ts'
+import { HOUR, newPeerId, newPrincipal, newSpace, T0, TestHistory } from './fixtures.ts'
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('vault')
 const admin = newPrincipal()
-const genesis = createGenesis(owner, 'vault', [newPeerId()], T0)
-const space = genesis.id
 
 const custodians: Custodian[] = Array.from({ length: 5 }, () => ({
   peer: newPeerId(),
@@ -172,13 +169,7 @@ describe('custodian sets in the policy document', () => {
 
   it('addCustodianSet: another space’s set is refused, the same set twice is a duplicate', () => {
     const state = new PolicyState(genesis)
-    const elsewhere = createCustodianSet(
-      owner,
-      createGenesis(owner, 'other', [newPeerId()], T0).id,
-      custodians.slice(0, 2),
-      2,
-      T0,
-    )
+    const elsewhere = createCustodianSet(owner, newSpace('other', { owner }).space, custodians.slice(0, 2), 2, T0)
     assert.deepEqual(state.addCustodianSet(elsewhere), {
       added: false,
       duplicate: false,

@@ -15,20 +15,12 @@ import {
   SHARDS,
   shardOf,
 } from '../../protocols/policy/document.ts'
-import {
-  createDelegation,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-} from '../../protocols/policy/records.ts'
-import { envelopeFor, flipSignatureBit, HOUR, newPeerId, newPrincipal, type Principal, T0 } from './fixtures.ts'
+import { createDelegation, createGrant, createRevocation, createStream } from '../../protocols/policy/records.ts'
+import { envelopeFor, flipSignatureBit, HOUR, newPrincipal, newSpace, type Principal, T0 } from './fixtures.ts'
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('batches')
 const admin = newPrincipal()
 const reader = newPrincipal()
-const genesis = createGenesis(owner, 'batches', [newPeerId()], T0)
-const space = genesis.id
 
 type Shape = Record<string, any>
 

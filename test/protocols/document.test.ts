@@ -13,19 +13,23 @@ import {
   SHARDS,
   shardOf,
 } from '../../protocols/policy/document.ts'
-import {
-  createDeviceCert,
-  createGenesis,
-  createGrant,
-  createRevocation,
-  createStream,
-} from '../../protocols/policy/records.ts'
+import { createDeviceCert, createGrant, createRevocation, createStream } from '../../protocols/policy/records.ts'
 import { MAX_CLOCK_SKEW_MS } from '../../protocols/policy/state.ts'
-import { envelopeFor, fakeId, flipSignatureBit, HOUR, newPeerId, newPrincipal, type Principal, T0 } from './fixtures.ts'
+import {
+  envelopeFor,
+  fakeId,
+  flipSignatureBit,
+  HOUR,
+  newPeerId,
+  newPrincipal,
+  newSpace,
+  type Principal,
+  T0,
+} from './fixtures.ts'
 
 const INSIDE = T0 + 2 * HOUR
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('facility')
 const reader = newPrincipal()
 const attacker = newPrincipal()
 const readerDevice = createDeviceCert(
@@ -44,8 +48,6 @@ type Shape = {
   [k: string]: unknown
 }
 
-const genesis = createGenesis(owner, 'facility', [newPeerId()], T0)
-const space = genesis.id
 const stream = createStream(owner, space, 'temp', HOUR, T0 + 1)
 const humStream = createStream(owner, space, 'hum', HOUR, T0 + 1)
 const grantTemp = createGrant(
@@ -370,7 +372,7 @@ function openedHash(envelope: Uint8Array): string {
 }
 
 describe('PolicyDocument: refused envelopes', () => {
-  const otherSpace = createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+  const otherSpace = newSpace('elsewhere', { owner }).space
   const ownerActor = actorFor(owner.did, 'crafted')
   const cases: {
     name: string
@@ -604,7 +606,7 @@ describe('PolicyDocument: refused envelopes', () => {
 
   it('a fresh replica refuses a genesis change whose record is not the space’s genesis', () => {
     const replica = new PolicyDocument(space)
-    const impostor = createGenesis(owner, 'facility', [newPeerId()], T0)
+    const impostor = newSpace('facility', { owner }).genesis
     const envelope = craft([], owner, actorFor(owner.did, 'a'), d => {
       d.genesis = impostor.bytes
       makeCollections(d)

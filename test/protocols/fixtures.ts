@@ -2,17 +2,31 @@
  * Fixtures shared by the protocol tests: principals with their did:key, libp2p-shaped peer
  * ids, a table of malformed messages a decoder refuses, byte surgery on signed records (the
  * tampering the decoders must refuse), a causal history for policy states built without a
- * document, the clock the policy tests start at, and change envelopes signed by hand.
+ * document, the clock the policy tests start at, change envelopes signed by hand, and the
+ * records most policy tests begin with: a space and its owner, a grant, a device.
  */
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
 import { base58 } from '@scure/base'
 import { decodeCanonical, encodeCanonical } from '../../crypto/encoding.ts'
 import { randomBytes } from '../../crypto/hash.ts'
-import { didFromPublicKey, generateSigningKeyPair, type SigningKeyPair } from '../../crypto/identity.ts'
+import {
+  didFromPublicKey,
+  generateSealingKeyPair,
+  generateSigningKeyPair,
+  type SigningKeyPair,
+} from '../../crypto/identity.ts'
 import { type OpenedRecord, signRecord } from '../../crypto/signed.ts'
 import { type AppliedRecord, addTo, type ChangeEnvelope, ENVELOPE_TAG } from '../../protocols/policy/document.ts'
-import type { SpaceGenesis } from '../../protocols/policy/records.ts'
+import {
+  createDeviceCert,
+  createGenesis,
+  createGrant,
+  type DeviceCert,
+  type Grant,
+  type GrantFields,
+  type SpaceGenesis,
+} from '../../protocols/policy/records.ts'
 import { type AddResult, type CausalHistory, PolicyState } from '../../protocols/policy/state.ts'
 
 export type Principal = SigningKeyPair & { did: string }
@@ -28,6 +42,37 @@ export const INSIDE = NBF + HOUR
 export function newPrincipal(): Principal {
   const kp = generateSigningKeyPair()
   return { ...kp, did: didFromPublicKey(kp.publicKey) }
+}
+
+/** A space of the policy tests: a new owner, the genesis it signed at T0, and the space's id. */
+export interface TestSpace {
+  owner: Principal
+  genesis: OpenedRecord<SpaceGenesis>
+  space: string
+}
+
+/** A new space named `name`, made at T0 by `owner` (a new one by default) with `holders` as key holders (one new peer). */
+export function newSpace(
+  name: string,
+  { owner = newPrincipal(), holders = [newPeerId()] }: { owner?: Principal; holders?: string[] } = {},
+): TestSpace {
+  const genesis = createGenesis(owner, name, holders, T0)
+  return { owner, genesis, space: genesis.id }
+}
+
+/** A grant by `by` issued at `iat`: raw readings of `temp` from NBF to EXP, unless `fields` say otherwise. */
+export function newGrant(
+  by: Principal,
+  fields: Pick<GrantFields, 'space' | 'sub'> & Partial<GrantFields>,
+  iat: number,
+): OpenedRecord<Grant> {
+  return createGrant(by, { streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...fields }, iat)
+}
+
+/** A new device of `who`: its peer id, and its certificate (a new sealing key) valid from T0 for a year. */
+export function newDevice(who: Principal): { peer: string; device: OpenedRecord<DeviceCert> } {
+  const peer = newPeerId()
+  return { peer, device: createDeviceCert(who, peer, generateSealingKeyPair().publicKey, T0, T0 + 365 * 24 * HOUR) }
 }
 
 /** A peer id shaped like libp2p's Ed25519 ones: identity multihash of the protobuf public key ("12D3KooW…"). */

@@ -15,18 +15,16 @@ import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import { type OpenedRecord, signRecord } from '../../crypto/signed.ts'
 import * as records from '../../protocols/policy/records.ts'
 import { MAX_TIME_MS } from '../../protocols/validate.ts'
-import { HOUR, newPeerId, newPrincipal, T0 } from './fixtures.ts'
+import { HOUR, newPeerId, newPrincipal, newSpace, T0 } from './fixtures.ts'
 
-const owner = newPrincipal()
-const reader = newPrincipal()
 const holder = newPeerId()
+const { owner, genesis, space } = newSpace('facility-7', { holders: [holder] })
+const reader = newPrincipal()
 const devicePeer = newPeerId()
 const xpk = generateSealingKeyPair().publicKey
 /** a safe integer past JavaScript's Date range (±8.64e15 ms): the value that once broke every peer's listing */
 const PAST_DATE_RANGE = 9_000_000_000_000_000
 
-const genesis = records.createGenesis(owner, 'facility-7', [holder], T0)
-const space = records.spaceIdOf(genesis)
 const stream = records.createStream(owner, space, 'temp', HOUR, T0)
 const grant = records.createGrant(
   owner,

@@ -19,18 +19,25 @@ import {
   spaceIdOf,
   TAGS,
 } from '../../protocols/policy/records.ts'
-import { editBody, fakeId, flipSignatureBit, joinSigned, newPeerId, newPrincipal, splitSigned } from './fixtures.ts'
+import {
+  editBody,
+  fakeId,
+  flipSignatureBit,
+  joinSigned,
+  newPeerId,
+  newPrincipal,
+  newSpace,
+  splitSigned,
+  T0,
+} from './fixtures.ts'
 
-const owner = newPrincipal()
+const holder = newPeerId()
+const { owner, genesis, space } = newSpace('facility-7', { holders: [holder] })
 const reader = newPrincipal()
 const attacker = newPrincipal()
-const holder = newPeerId()
 const devicePeer = newPeerId()
 const deviceXpk = generateSealingKeyPair().publicKey
-const T0 = 1_700_000_000_000
 
-const genesis = createGenesis(owner, 'facility-7', [holder], T0)
-const space = spaceIdOf(genesis)
 const stream = createStream(owner, space, 'temp', 3_600_000, T0 + 1)
 const grantFields = {
   space,

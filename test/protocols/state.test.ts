@@ -11,35 +11,33 @@ import {
   HOUR,
   INSIDE,
   NBF,
+  newDevice,
+  newGrant,
   newPeerId,
   newPrincipal,
+  newSpace,
   type Principal,
   T0,
   TestHistory,
   Timeline,
 } from './fixtures.ts'
 
-const owner = newPrincipal()
+const { owner, genesis, space } = newSpace('facility')
 const reader = newPrincipal()
 const other = newPrincipal()
 const xpk = () => generateSealingKeyPair().publicKey
-const genesis = records.createGenesis(owner, 'facility', [newPeerId()], T0)
-const space = genesis.id
 const temp = records.createStream(owner, space, 'temp', HOUR, T0 + 1)
 const hum = records.createStream(owner, space, 'hum', HOUR, T0 + 2)
 
-const readerPeer = newPeerId()
-const device = records.createDeviceCert(reader, readerPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
-const otherPeer = newPeerId()
-const otherDevice = records.createDeviceCert(other, otherPeer, xpk(), T0, T0 + 365 * 24 * HOUR)
+const { peer: readerPeer, device } = newDevice(reader)
+const { peer: otherPeer, device: otherDevice } = newDevice(other)
 
-type GrantFields = Parameters<typeof records.createGrant>[1]
-function grantTo(sub: Principal, over: Partial<GrantFields> = {}, iat = T0 + 5 * HOUR): OpenedRecord<records.Grant> {
-  return records.createGrant(
-    owner,
-    { space, sub: sub.did, streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...over },
-    iat,
-  )
+function grantTo(
+  sub: Principal,
+  over: Partial<records.GrantFields> = {},
+  iat = T0 + 5 * HOUR,
+): OpenedRecord<records.Grant> {
+  return newGrant(owner, { space, sub: sub.did, ...over }, iat)
 }
 function revoke(
   target: records.RevocationTarget,
@@ -338,7 +336,7 @@ describe('PolicyState: authority and idempotence', () => {
   })
 
   it('refuses owner-signed records that belong to another space', () => {
-    const otherSpace = records.createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+    const otherSpace = newSpace('elsewhere', { owner }).space
     const state = stateWith([])
     const grant = records.createGrant(
       owner,
@@ -359,7 +357,7 @@ describe('PolicyState: authority and idempotence', () => {
   it('a refused revocation from another space does not revoke a grant of this one', () => {
     const grant = grantTo(reader)
     const state = stateWith([g(grant)])
-    const otherSpace = records.createGenesis(owner, 'elsewhere', [newPeerId()], T0).id
+    const otherSpace = newSpace('elsewhere', { owner }).space
     state.addRevocation(records.createRevocation(owner, otherSpace, { grant: grant.id }, T0))
     assert.equal(summary(state.evaluateAccess(query(), INSIDE)), `allowed:${grant.id}`)
   })
