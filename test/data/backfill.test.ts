@@ -17,7 +17,7 @@ import {
   MAX_FETCH_RESPONSE_BYTES,
 } from '../../protocols/sync/fetch.ts'
 import { DHT_PROTOCOL, readingsTopic } from '../../protocols/sync/messages.ts'
-import { grantTo, suitePeers } from '../support/peers.ts'
+import { grantTo, joinSpace, spaceWith, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('backfill and retention', { timeout: 90_000 }, () => {
@@ -32,9 +32,7 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
   before(async () => {
     gw = await make('gw')
     early = await make('early', gw.addresses())
-    space = await gw.createSpace('plant')
-    await early.joinSpace(space)
-    await waitFor('the early reader to sync', async () => (early.policy.document(space).hasGenesis ? true : undefined))
+    space = await spaceWith(gw, [early], 'plant')
     // 300 readings in calls of 10: records of ten readings each
     for (let i = 0; i < 300; i += 10) {
       await gw.data.publish(
@@ -50,8 +48,7 @@ describe('backfill and retention', { timeout: 90_000 }, () => {
 
   it('a reader that joins late reads what was published before it joined', async () => {
     const late = await make('late', gw.addresses())
-    await late.joinSpace(space)
-    await waitFor('the late reader to sync', async () => (late.policy.document(space).hasGenesis ? true : undefined))
+    await joinSpace([late], space)
     assert.equal((await late.data.storedReadings(space, 'temp')).length, 0, 'gossip brought nothing old')
     const now = Date.now()
     await grantTo(

@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { aggregateReading, closeIfDue, verifyCommitment } from '../../protocols/data/forms.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { grantTo, suitePeers } from '../support/peers.ts'
+import { grantTo, joinSpace, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('aggregation rules', () => {
@@ -49,7 +49,7 @@ describe('forms over real peers', { timeout: 60_000 }, () => {
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     space = await gw.createSpace('plant')
     await gw.data.createStream(space, 'temp', { forms: ['hashed', 'aggregate:1m'] })
-    await reader.joinSpace(space)
+    await joinSpace([reader], space)
     // three windows of one minute, by reading time; the third stays open
     const values = [
       [0, 20],

@@ -11,7 +11,7 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { type GrantOptions, grantTo, HOUR, suitePeers } from '../support/peers.ts'
+import { type GrantOptions, grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const LEASE_MAX_MS = 1500
@@ -61,9 +61,7 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
     gw = await peers.node('gw', { leaseMaxMs: LEASE_MAX_MS })
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
     admin = await peers.node('admin', { bootstrap: gw.addresses() })
-    space = await gw.createSpace('plant')
-    await reader.joinSpace(space)
-    await admin.joinSpace(space)
+    space = await spaceWith(gw, [reader, admin], 'plant')
   })
 
   it('a grant that expires: what is published after its end is under a key its holder never had', async () => {

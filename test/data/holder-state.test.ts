@@ -11,7 +11,7 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { pad } from '../../node/store.ts'
 import { createRevocation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { grantTo, HOUR, suitePeers } from '../support/peers.ts'
+import { grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const EPOCH_MS = 1000
@@ -29,8 +29,7 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
   before(async () => {
     gw = await peers.node('gw', { epochMs: EPOCH_MS })
     reader = await peers.node('reader', { bootstrap: gw.addresses(), epochMs: EPOCH_MS })
-    space = await gw.createSpace('plant')
-    await reader.joinSpace(space)
+    space = await spaceWith(gw, [reader], 'plant')
     await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 1 }])
     // the first epoch started during that call
     t0 = Date.now()

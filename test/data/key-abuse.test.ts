@@ -13,7 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { EdgewardLibp2p } from '../../node/network.ts'
 import type { EdgewardNode, NodeOptions } from '../../node/node.ts'
 import { askKeys, keyRequest, stranger } from '../support/keys.ts'
-import { grantTo, HOUR, suitePeers } from '../support/peers.ts'
+import { grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temp'
@@ -48,8 +48,7 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
   before(async () => {
     gw = await peers.node('gw', GW_OPTS)
     reader = await peers.node('reader', { bootstrap: gw.addresses() })
-    space = await gw.createSpace('plant')
-    await reader.joinSpace(space)
+    space = await spaceWith(gw, [reader], 'plant')
     await gw.data.publish(space, STREAM, [{ ts: Date.now(), value: 1 }])
     const now = Date.now()
     grantId = (

@@ -28,7 +28,7 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { HOUR, suitePeers } from '../support/peers.ts'
+import { HOUR, spaceWith, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -86,11 +86,7 @@ describe('a reader partitioned from a revocation', { timeout: 60_000 }, () => {
     })
     // on the key holder's side of the partition: shows what crossed there
     witness = await peers.node('witness', { now: clock.now, bootstrap: gw.addresses() })
-    space = await gw.createSpace('plant')
-    for (const n of [reader, witness]) {
-      await n.joinSpace(space)
-      await waitFor('the space to arrive', async () => (n.policy.document(space).hasGenesis ? true : undefined))
-    }
+    space = await spaceWith(gw, [reader, witness], 'plant')
     await gw.data.publish(
       space,
       STREAM,

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { verifyCommitment } from '../../protocols/data/forms.ts'
 import { MAX_READINGS_PER_RECORD, readingCount } from '../../protocols/data/reading.ts'
-import { suitePeers } from '../support/peers.ts'
+import { spaceWith, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const EPOCH_MS = 1000
@@ -87,8 +87,7 @@ describe('publishing', { timeout: 60_000 }, () => {
   it('gossips what a publish stored even when the node stops right after it', async () => {
     const gw = await peers.node('gw-stopping')
     const sub = await peers.node('subscriber', { bootstrap: gw.addresses() })
-    const space = await gw.createSpace('yard')
-    await sub.joinSpace(space)
+    const space = await spaceWith(gw, [sub], 'yard')
     await gw.data.publish(space, 'temp', [{ ts: 1, value: 1 }])
     await waitFor('the subscriber to receive the first reading', async () =>
       readingCount(await sub.data.storedReadings(space, 'temp')) === 1 ? true : undefined,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import type { Custodian } from '../../protocols/custody/records.ts'
-import { HOUR, suitePeers } from '../support/peers.ts'
+import { HOUR, joinSpace, suitePeers } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('custodian sets written by the node', { timeout: 60_000 }, () => {
@@ -28,10 +28,7 @@ describe('custodian sets written by the node', { timeout: 60_000 }, () => {
     member = await peers.node('member', { now: nodeNow })
     space = await owner.createSpace('vault')
     await member.libp2p.dial(owner.libp2p.getMultiaddrs()[0])
-    await member.joinSpace(space)
-    await waitFor('the space to reach the member', async () =>
-      member.policy.document(space).hasGenesis ? true : undefined,
-    )
+    await joinSpace([member], space)
   })
 
   it("the owner's set is written on its clock and reaches the member, where it is the set in force", async () => {

@@ -15,6 +15,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createIdentity } from '../../node/identity.ts'
 import { EdgewardNode } from '../../node/node.ts'
 import { createGrant } from '../../protocols/policy/records.ts'
+import { joinSpace } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const HOUR = 3_600_000
@@ -66,11 +67,7 @@ describe('policy catch-up spreads hop by hop', { timeout: 90_000 }, () => {
     await b.libp2p.dial(multiaddr(a.addresses()[0]))
     await c.libp2p.dial(multiaddr(b.addresses()[0]))
     const space = await a.createSpace('line')
-    await b.joinSpace(space)
-    await c.joinSpace(space)
-    await waitFor('B and C to have the genesis', async () =>
-      b.policy.document(space).hasGenesis && c.policy.document(space).hasGenesis ? true : undefined,
-    )
+    await joinSpace([b, c], space)
 
     cut = true
     await b.libp2p.hangUp(peerIdFromString(peerIds.a))

@@ -136,11 +136,16 @@ export function suitePeers(prefix?: string): Peers {
 /** Gateway creates a space, readers join it and receive its genesis. */
 export async function spaceWith(gateway: EdgewardNode, readers: EdgewardNode[], name: string): Promise<string> {
   const space = await gateway.createSpace(name)
+  await joinSpace(readers, space, name)
+  return space
+}
+
+/** Readers join `space` (called `name` in what a failed wait says) and receive its genesis. */
+export async function joinSpace(readers: EdgewardNode[], space: string, name = space): Promise<void> {
   for (const r of readers) await r.joinSpace(space)
   await until(`readers to receive the genesis of ${name}`, () =>
     readers.every(r => r.policy.document(space).hasGenesis),
   )
-  return space
 }
 
 /** What a grant may say beside its space, subject and window; `iat` is when it is issued (now by default). */
