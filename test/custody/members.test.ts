@@ -10,7 +10,7 @@ import { describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import type { OpenedObject } from '../../node/services/objects.ts'
 import { custodySuite } from '../support/custody.ts'
-import { grantTo, HOUR, revoke } from '../support/peers.ts'
+import { cut, grantTo, HOUR, revoke } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 async function* bytesOf(text: string): AsyncIterable<Uint8Array> {
@@ -108,5 +108,76 @@ describe('members share into a space, the owner offline', { timeout: 120_000 }, 
       assert.match(err.message, /right to share into the space has ended|not authorized|issuer/)
       return true
     })
+  })
+})
+
+describe('a member cannot take an owner’s object by dealing for its name first', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-name-race')
+
+  it('the owner’s record of the name wins, and its deal replaces the member’s at the custodians', async () => {
+    await s.setUp()
+    const member = await s.peers.node('member', { bootstrap: s.owner.addresses() })
+    await member.joinSpace(s.space)
+    const now = Date.now()
+    await grantTo(
+      s.owner,
+      s.space,
+      member.identity.principal.did,
+      { nbf: now - 1000, exp: now + HOUR },
+      {
+        streams: ['obj-*'],
+        contribute: true,
+      },
+    )
+    await waitFor('the member to know its right and the set', async () => {
+      const state = member.policy.document(s.space).state
+      return state.isContributor(member.identity.principal.did) && state.custodianSet !== undefined ? true : undefined
+    })
+    const name = 'obj-00000000000000aa'
+    await waitFor('the member to reach the custodians', async () =>
+      s.custodians.every(c => member.connectedPeers().includes(c.identity.peerId)) ? true : undefined,
+    )
+    // the owner is cut off while the member writes an object of that name and deals its key
+    const apart = await cut([s.owner], [member, s.reader, ...s.custodians])
+    await member.data.createStream(s.space, name, { forms: ['raw'] })
+    await member.data.publish(s.space, name, [{ ts: Date.now(), value: 'the member’s' }])
+    await waitFor('the custodians to hold the member’s deal', async () =>
+      (await Promise.all(s.custodians.map(async c => (await c.custody.status()).held))).every(h => h === 1)
+        ? true
+        : undefined,
+    )
+    // meanwhile the owner, which knows nothing of it, writes its own object of the same name
+    await s.owner.data.createStream(s.space, name, { forms: ['raw'] })
+    apart.heal()
+    await waitFor('everyone to take the owner’s record', async () =>
+      [s.reader, member, ...s.custodians].every(
+        n => n.policy.document(s.space).state.streams.get(name)?.issuer === s.owner.identity.principal.did,
+      )
+        ? true
+        : undefined,
+    )
+    await s.owner.data.publish(s.space, name, [{ ts: Date.now(), value: 'the owner’s' }])
+    await s.dealt(1)
+    const g = await grantTo(
+      s.owner,
+      s.space,
+      s.reader.identity.principal.did,
+      { nbf: now - 1000, exp: now + HOUR },
+      {
+        streams: [name],
+      },
+    )
+    await waitFor('everyone to know the reader’s grant', async () =>
+      s.custodians.every(c => c.policy.document(s.space).state.grants.has(g.id)) ? true : undefined,
+    )
+    await waitFor('the reader to store the owner’s reading', async () =>
+      (await s.reader.data.storedReadings(s.space, name)).length > 0 ? true : undefined,
+    )
+    await s.peers.stop(s.owner)
+    const read = await s.reader.data.read(s.space, name)
+    assert.deepEqual(
+      read.map(r => r.value),
+      ['the owner’s'],
+    )
   })
 })

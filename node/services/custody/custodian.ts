@@ -194,12 +194,13 @@ export class Custodian {
     const r = deal.body.resource
     if (!('stream' in r)) return this.rejectDeal('malformed', 'a deal names a stream, its form and epoch')
     const held = await this.p.store.held(space, r.stream, r.form, r.epoch)
-    if (held !== undefined) {
-      return held.deal.id === deal.id
-        ? { ok: true }
-        : this.rejectDeal('conflicting-deal', 'another deal of this key is held here already')
+    if (held?.deal.id === deal.id) return { ok: true }
+    // the first deal of a key is kept, unless its dealer may no longer deal it (a member's deal
+    // for a name the owner's own object took, the owner's record having come after it)
+    if (held !== undefined && mayDeal(state, held.deal)) {
+      return this.rejectDeal('conflicting-deal', 'another deal of this key is held here already')
     }
-    if (!(await this.p.store.hold(deal, index))) return { ok: true }
+    if (!(await this.p.store.hold(deal, index, held !== undefined))) return { ok: true }
     this.c.metrics.inc('edgeward_custody_held_total')
     return { ok: true }
   }

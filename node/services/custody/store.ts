@@ -15,7 +15,7 @@
  * Guarantees: a held deal is written synced before the custodian acknowledges it; a dealt deal
  * and its unacknowledged entries go in the caller's batch with the data key they deal, so a
  * key is never stored without its deal (or the reverse). The first deal held for a resource is
- * kept: another for the same resource does not replace it.
+ * kept: another for the same resource replaces it only when the caller says the first is void.
  * Assumes: the caller verified the deals (signature, set, its own share) before storing them.
  */
 import { decodeCanonical, encodeCanonical } from '../../../crypto/encoding.ts'
@@ -69,10 +69,13 @@ export class CustodyStore {
     return { index, deal: openDeal(bytes) }
   }
 
-  /** Keep a deal this custodian holds a share of, synced; false when one for its resource is held already. */
-  async hold(deal: OpenedRecord<Deal>, index: number): Promise<boolean> {
+  /**
+   * Keep a deal this custodian holds a share of, synced; false when one for its resource is held
+   * already (unless `replace`: the caller found the one held void).
+   */
+  async hold(deal: OpenedRecord<Deal>, index: number, replace = false): Promise<boolean> {
     const key = resourceKey(deal.body.space, deal.body.resource)
-    if ((await this.db.get(`held!${key}`)) !== undefined) return false
+    if (!replace && (await this.db.get(`held!${key}`)) !== undefined) return false
     // with it, the other custodians it is to be passed on to, in one synced batch
     const batch = this.c.store.db.batch()
     const at = { sublevel: this.db } as never
