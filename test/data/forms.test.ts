@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test'
 import type { EdgewardNode } from '../../node/node.ts'
 import { aggregateReading, closeIfDue, verifyCommitment } from '../../protocols/data/forms.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { grantTo, joinSpace, suitePeers } from '../support/peers.ts'
+import { grantTo, joinSpace, suitePeers, waitForGrant } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('aggregation rules', () => {
@@ -78,9 +78,7 @@ describe('forms over real peers', { timeout: 60_000 }, () => {
       { nbf: now - 1000, exp: now + 3600_000 },
       { streams: ['temp'], forms: ['aggregate:1m'], iat: now },
     )
-    await waitFor('the grant to reach the reader', async () =>
-      reader.policy.document(space).state.grants.has(grant.id) ? true : undefined,
-    )
+    await waitForGrant([reader], space, grant.id)
     const aggregates = await reader.data.read(space, 'temp', 0, 'aggregate:1m')
     assert.deepEqual(
       aggregates.map(a => a.value),

@@ -11,7 +11,7 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { type GrantOptions, grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
+import { type GrantOptions, grantTo, HOUR, spaceWith, suitePeers, waitForGrant } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const LEASE_MAX_MS = 1500
@@ -41,11 +41,7 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
       { nbf: now - 1000, exp: exp ?? now + HOUR },
       { ...fields, iat: now },
     )
-    await waitFor('the key holder and the reader to know the grant', async () =>
-      gw.policy.document(space).state.grants.has(g.id) && reader.policy.document(space).state.grants.has(g.id)
-        ? true
-        : undefined,
-    )
+    await waitForGrant([gw, reader], space, g.id)
     return g
   }
 

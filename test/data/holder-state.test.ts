@@ -11,7 +11,7 @@ import type { EdgewardNode } from '../../node/node.ts'
 import { pad } from '../../node/store.ts'
 import { createRevocation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
-import { grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
+import { grantTo, HOUR, spaceWith, suitePeers, waitForGrant } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const EPOCH_MS = 1000
@@ -46,9 +46,7 @@ describe('key holder state kept in memory', { timeout: 60_000 }, () => {
       { nbf: now - HOUR, exp: now + HOUR },
       { streams: ['temp'], dataFrom, iat: now },
     )
-    await waitFor('the reader to know its grant', async () =>
-      reader.policy.document(space).state.grants.has(grant.id) ? true : undefined,
-    )
+    await waitForGrant([reader], space, grant.id)
     // epoch 0 has not ended: it may still get readings inside the window
     const first = await ask([0])
     assert.equal(first.ok, true, JSON.stringify(first))

@@ -13,7 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { EdgewardLibp2p } from '../../node/network.ts'
 import type { EdgewardNode, NodeOptions } from '../../node/node.ts'
 import { askKeys, keyRequest, stranger } from '../support/keys.ts'
-import { grantTo, HOUR, spaceWith, suitePeers } from '../support/peers.ts'
+import { grantTo, HOUR, spaceWith, suitePeers, waitForGrant } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temp'
@@ -60,9 +60,7 @@ describe('key release under abuse', { timeout: 90_000 }, () => {
         { streams: [STREAM] },
       )
     ).id
-    await waitFor('the reader to know its grant', async () =>
-      reader.policy.document(space).state.grants.has(grantId) ? true : undefined,
-    )
+    await waitForGrant([reader], space, grantId)
   })
 
   it('logs a bounded number of one peer’s refusals per minute, counts every one, and still logs other peers’', async () => {

@@ -28,7 +28,7 @@ import {
 } from '../../protocols/access/messages.ts'
 import { decodeEntry } from '../../protocols/audit/entries.ts'
 import { readingCount } from '../../protocols/data/reading.ts'
-import { HOUR, spaceWith, suitePeers } from '../support/peers.ts'
+import { HOUR, spaceWith, suitePeers, waitForGrant } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -108,9 +108,7 @@ describe('a reader partitioned from a revocation', { timeout: 60_000 }, () => {
       until: clock.now() + HOUR,
     })
     const grantId = out.grant as string
-    await waitFor('the reader to know its grant', async () =>
-      reader.policy.document(space).state.grants.has(grantId) ? true : undefined,
-    )
+    await waitForGrant([reader], space, grantId)
     const releasedAt = clock.now()
     assert.deepEqual(
       (await reader.data.read(space, STREAM)).map(r => r.value),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { decide, delegate, fileRequest, grant, listGrants, revoke } from '../../node/api-policy.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { HOUR, suitePeers } from '../support/peers.ts'
+import { HOUR, suitePeers, waitForGrant } from '../support/peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
@@ -80,9 +80,7 @@ describe('policy writes through the API handlers', { timeout: 60_000 }, () => {
       until: ownerNow() + HOUR,
     })
     const id = out.grant as string
-    await waitFor('the vendor to hold its grant', async () =>
-      vendor.policy.document(space).state.grants.has(id) ? true : undefined,
-    )
+    await waitForGrant([vendor], space, id)
     return id
   }
 

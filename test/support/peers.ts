@@ -148,6 +148,13 @@ export async function joinSpace(readers: EdgewardNode[], space: string, name = s
   )
 }
 
+/** Wait until every one of `nodes` knows the grant `id` of `space`. */
+export function waitForGrant(nodes: EdgewardNode[], space: string, id: string): Promise<true> {
+  return waitFor(`grant ${id} to reach every node waited for`, async () =>
+    nodes.every(n => n.policy.document(space).state.grants.has(id)) ? true : undefined,
+  )
+}
+
 /** What a grant may say beside its space, subject and window; `iat` is when it is issued (now by default). */
 export type GrantOptions = Partial<Omit<GrantFields, 'space' | 'sub' | 'nbf' | 'exp'>> & { iat?: number }
 
