@@ -30,7 +30,7 @@ import { EdgewardNode, type NodeOptions } from '../node/node.ts'
 import { openMemoryStore } from '../node/store.ts'
 import { LinkModel, type LinkSpec, memoryWithLatency } from './link.ts'
 import { mulberry32 } from './random.ts'
-import { buildTopology, neighbours, type Topology, type TopologySpec } from './topology.ts'
+import { buildTopology, linkRule, neighbours, type Topology, type TopologySpec } from './topology.ts'
 
 const log = logger('edgeward:sim')
 
@@ -133,6 +133,8 @@ export class SimNetwork {
   readonly links: LinkModel
   readonly root: string
   readonly seed: number
+  /** May a and b be connected at all (ignoring partitions)? */
+  readonly mayLink: (a: number, b: number) => boolean
   /** process memory as the network grew; the first sample is before any peer */
   readonly memory: MemorySample[] = []
   private readonly opts: SimNetworkOptions
@@ -141,8 +143,6 @@ export class SimNetwork {
   private readonly byPeerId = new Map<string, number>()
   /** memory address -> peer */
   private readonly byAddress = new Map<string, number>()
-  private readonly publicPeers: Set<number>
-  private readonly linked = new Set<string>()
   /** the side of each peer while partitioned */
   private side: number[] | undefined
   /** connections a partition cut, as [dialler, listener], redialled by the heal */
@@ -156,8 +156,7 @@ export class SimNetwork {
     this.topology = buildTopology(opts.peers, opts.topology, mulberry32(opts.seed))
     this.neighbours = neighbours(opts.peers, this.topology.links)
     this.links = new LinkModel(opts.link, this.topology.site)
-    this.publicPeers = new Set(opts.public ?? [0])
-    for (const [a, b] of this.topology.links) this.linked.add(`${a}-${b}`)
+    this.mayLink = linkRule(this.topology, opts.public ?? [0], opts.strictTopology !== false)
     // memory addresses are process-wide: the temp dir's unique suffix keeps networks apart
     this.prefix = `sim${root.slice(-6)}`
     this.peers = Array.from({ length: opts.peers }, (_, index) => ({
@@ -238,16 +237,6 @@ export class SimNetwork {
   /** Are two peers on different sides of the current partition? */
   isCut(a: number, b: number): boolean {
     return this.side !== undefined && this.side[a] !== this.side[b]
-  }
-
-  /** May a and b be connected at all (ignoring partitions)? */
-  mayLink(a: number, b: number): boolean {
-    return (
-      this.opts.strictTopology === false ||
-      this.publicPeers.has(a) ||
-      this.publicPeers.has(b) ||
-      this.linked.has(`${Math.min(a, b)}-${Math.max(a, b)}`)
-    )
   }
 
   private gaterFor(me: number): ConnectionGater {

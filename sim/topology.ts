@@ -23,6 +23,20 @@ export interface Topology {
   site: number[]
 }
 
+/**
+ * Whether two peers may be connected at all (partitions aside): with a strict topology, two it
+ * links or a pair with a public peer (which anyone may dial); otherwise any two.
+ */
+export function linkRule(
+  topology: Topology,
+  publicPeers: Iterable<number>,
+  strict: boolean,
+): (a: number, b: number) => boolean {
+  const linked = new Set(topology.links.map(([a, b]) => `${a}-${b}`))
+  const open = new Set(publicPeers)
+  return (a, b) => !strict || open.has(a) || open.has(b) || linked.has(`${Math.min(a, b)}-${Math.max(a, b)}`)
+}
+
 /** The links of `n` peers: a connected random graph of a given degree, or sites joined by bridges. */
 export function buildTopology(n: number, spec: TopologySpec, random: Random): Topology {
   if (spec.kind === 'random') {

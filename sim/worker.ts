@@ -25,7 +25,7 @@ import { forEachLimit, type StoreKind } from './network.ts'
 import { mulberry32 } from './random.ts'
 import { revokesSubject, timeValidation } from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, STREAM } from './scenarios/space.ts'
-import { buildTopology, type TopologySpec } from './topology.ts'
+import { buildTopology, linkRule, type TopologySpec } from './topology.ts'
 import { sleep } from './wait.ts'
 
 /** What the coordinator tells a worker at the start. */
@@ -87,8 +87,8 @@ class Worker {
   private table: StartedPeer[] = []
   private readonly byPeerId = new Map<string, number>()
   private readonly byAddress = new Map<string, number>()
-  private linked = new Set<string>()
-  private publicPeers = new Set<number>()
+  /** set by start, from the topology */
+  private mayLink: (a: number, b: number) => boolean = () => false
   private readonly watched = new Set<string>()
   private reading: { stop: boolean; records: ReadRecord[]; done: Promise<void> } | undefined
   private baselinePayload: Uint8Array | undefined
@@ -165,15 +165,6 @@ class Worker {
     return k
   }
 
-  private mayLink(a: number, b: number): boolean {
-    return (
-      !this.init.strictTopology ||
-      this.publicPeers.has(a) ||
-      this.publicPeers.has(b) ||
-      this.linked.has(`${Math.min(a, b)}-${Math.max(a, b)}`)
-    )
-  }
-
   private gaterFor(me: number): ConnectionGater {
     // peers not in the table yet (while the network starts) are not refused
     const denied = (other: number | undefined) => other !== undefined && !this.mayLink(me, other)
@@ -189,8 +180,7 @@ class Worker {
   private async start(init: WorkerInit): Promise<{ peers: StartedPeer[]; empty: WorkerMemory; started: WorkerMemory }> {
     this.init = init
     const topology = buildTopology(init.peers, init.topology, mulberry32(init.seed))
-    this.linked = new Set(topology.links.map(([a, b]) => `${a}-${b}`))
-    this.publicPeers = new Set(init.public)
+    this.mayLink = linkRule(topology, init.public, init.strictTopology)
     const empty = memory()
     const started: StartedPeer[] = []
     await forEachLimit(init.indices, init.concurrency, async index => {

@@ -8,7 +8,7 @@ import { lineChart, niceTicks } from '../../sim/chart.ts'
 import { LinkModel } from '../../sim/link.ts'
 import { mulberry32 } from '../../sim/random.ts'
 import { cdf, percentile, summarize } from '../../sim/stats.ts'
-import { buildTopology, neighbours } from '../../sim/topology.ts'
+import { buildTopology, linkRule, neighbours } from '../../sim/topology.ts'
 
 function isConnected(n: number, links: [number, number][]): boolean {
   const adj = neighbours(n, links)
@@ -55,6 +55,15 @@ describe('topology', () => {
     assert.equal(inside, 4 * 45, 'a full mesh inside each site of 10')
     assert.ok(between >= 1 && between <= 6 * 2, `${between} links between sites`)
     assert.ok(isConnected(n, t.links))
+  })
+
+  it('a strict topology lets two peers connect when it links them or one is public; an open one lets any two', () => {
+    const t = { links: [[1, 2]] as [number, number][], site: [0, 0, 0, 0] }
+    const strict = linkRule(t, [0], true)
+    assert.equal(strict(2, 1), true, 'linked, either way round')
+    assert.equal(strict(3, 0), true, 'with the public peer')
+    assert.equal(strict(1, 3), false)
+    assert.equal(linkRule(t, [0], false)(1, 3), true)
   })
 
   it('links inside a site and between sites get their latencies', () => {
