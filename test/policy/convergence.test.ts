@@ -18,7 +18,6 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as Automerge from '@automerge/automerge'
 import fc from 'fast-check'
-import { generateSealingKeyPair } from '../../crypto/identity.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
 import {
   type AppliedRecord,
@@ -34,8 +33,8 @@ import {
   EXP,
   HOUR,
   NBF,
+  newDevice,
   newGrant,
-  newPeerId,
   newPrincipal,
   newSpace,
   type Principal,
@@ -57,12 +56,12 @@ interface Device {
 }
 const devices: Device[] = [...readers, admin, forwarder].map(who => ({
   who,
-  cert: records.createDeviceCert(who, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
+  cert: newDevice(who, at(10_000)).device,
 }))
 // R4 has a second device, which the owner revokes
 const r4second: Device = {
   who: R4,
-  cert: records.createDeviceCert(R4, newPeerId(), generateSealingKeyPair().publicKey, T0, at(10_000)),
+  cert: newDevice(R4, at(10_000)).device,
 }
 devices.push(r4second)
 

@@ -69,10 +69,13 @@ export function newGrant(
   return createGrant(by, { streams: ['temp'], forms: ['raw'], nbf: NBF, exp: EXP, ...fields }, iat)
 }
 
-/** A new device of `who`: its peer id, and its certificate (a new sealing key) valid from T0 for a year. */
-export function newDevice(who: Principal): { peer: string; device: OpenedRecord<DeviceCert> } {
+/** A new device of `who`: its peer id, and its certificate (a new sealing key) valid from T0 to `exp` (a year). */
+export function newDevice(
+  who: Principal,
+  exp = T0 + 365 * 24 * HOUR,
+): { peer: string; device: OpenedRecord<DeviceCert> } {
   const peer = newPeerId()
-  return { peer, device: createDeviceCert(who, peer, generateSealingKeyPair().publicKey, T0, T0 + 365 * 24 * HOUR) }
+  return { peer, device: createDeviceCert(who, peer, generateSealingKeyPair().publicKey, T0, exp) }
 }
 
 /** A peer id shaped like libp2p's Ed25519 ones: identity multihash of the protobuf public key ("12D3KooW…"). */
