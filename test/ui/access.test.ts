@@ -18,7 +18,7 @@ import type { LocalPeer } from '../../node/cli/local-network.ts'
 import type { AccessRequestView, GrantsListing, GrantView, RequestsListing } from '../../node/ui/contract-access.ts'
 import { jsonOutput as json } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames } from './browser.ts'
+import { interactiveNames, settled } from './browser.ts'
 import { shortDid, suitePeople } from './people.ts'
 
 const HOUR = 3_600_000
@@ -173,9 +173,10 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     await page.screenshot({ path: join(people.shots, 'access-revoke.png') })
     await page.keyboard.press('Escape')
     await dialog.waitFor({ state: 'detached' })
+    const opener = await revokeTempButton().getAttribute('aria-label')
     assert.equal(
-      await inPage(page, 'document.activeElement?.getAttribute("aria-label")'),
-      await revokeTempButton().getAttribute('aria-label'),
+      await settled(page, 'document.activeElement?.getAttribute("aria-label")', opener),
+      opener,
       'focus is back on the button that opened it',
     )
     assert.equal((await grantsOn(peers.owner)).find(g => g.id === tempGrant)?.status, 'active', 'nothing was revoked')

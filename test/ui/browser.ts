@@ -89,3 +89,14 @@ export async function interactiveNames(page: Page): Promise<{ role: string; name
     await cdp.detach()
   }
 }
+
+/**
+ * The value of `expression` in the page once it is `expected`, or what it is after `timeoutMs`:
+ * focus moves a frame or more after the click that moves it, later on a loaded machine.
+ */
+export async function settled(page: Page, expression: string, expected: unknown, timeoutMs = 5000): Promise<unknown> {
+  await page
+    .waitForFunction(`(${expression}) === ${JSON.stringify(expected)}`, undefined, { timeout: timeoutMs })
+    .catch(() => undefined)
+  return page.evaluate(expression)
+}

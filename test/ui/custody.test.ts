@@ -19,7 +19,7 @@ import type { Page } from 'playwright-core'
 import type { ObjectList } from '../../node/ui/contract-objects.ts'
 import { jsonOutput } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames } from './browser.ts'
+import { interactiveNames, settled } from './browser.ts'
 import { suitePeople } from './people.ts'
 
 type Json = Record<string, any>
@@ -46,10 +46,12 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
     )
   }
   /** what has the focus on the owner's page: a checkbox, or a button by its words */
-  const focused = (): Promise<string> =>
-    ownerPage.evaluate(
+  const focused = (expected: string): Promise<unknown> =>
+    settled(
+      ownerPage,
       "document.activeElement?.type === 'checkbox' ? 'checkbox' : (document.activeElement?.textContent ?? '')",
-    ) as Promise<string>
+      expected,
+    )
   const statusOf = async (name: 'owner' | 'member'): Promise<Json> =>
     (await peers[name].api()).call<Json>('GET', '/v1/status')
   const spaceIn = (status: Json): Json => (status.spaces as Json[]).find(s => s.id === people.space)!
@@ -85,7 +87,7 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
       .waitFor()
     await card.getByRole('button', { name: `Name the custodians of ${SPACE}` }).press('Enter')
     const form = card.getByRole('form', { name: `Custodians of ${SPACE}` })
-    assert.equal(await focused(), 'checkbox', 'the form takes the focus, on its first device')
+    assert.equal(await focused('checkbox'), 'checkbox', 'the form takes the focus, on its first device')
     // the devices connected now, c1 ticked with the mouse and c2 from the keyboard; c3's peer id pasted, as its person sent it
     const deviceOf = (c: 'c1' | 'c2') =>
       form.getByRole('checkbox', { name: new RegExp(escaped(shortPeer(peers[c].info.peerId))) })
@@ -108,7 +110,7 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
       .filter({ hasText: `${shortPeer(offline)} could not be reached` })
       .waitFor({ timeout: 60_000 })
     await card.getByRole('button', { name: 'Back' }).click()
-    assert.equal(await focused(), 'Review…', 'back in the form, on its Review button')
+    assert.equal(await focused('Review…'), 'Review…', 'back in the form, on its Review button')
 
     await paste.fill(peers.c3.info.peerId)
     await form
@@ -126,7 +128,11 @@ describe('Custodians in the desktop client', { timeout: 300_000 }, () => {
     await card.getByRole('button', { name: 'Name 3 custodians' }).click()
 
     await card.getByText('2 of 3 custodians release keys while the owner is offline.').waitFor({ timeout: 30_000 })
-    assert.equal(await focused(), 'Change custodians…', 'the focus is back on the button that opened the form')
+    assert.equal(
+      await focused('Change custodians…'),
+      'Change custodians…',
+      'the focus is back on the button that opened the form',
+    )
     const list = card.getByRole('list', { name: `Custodians of ${SPACE}` })
     for (const c of ['c1', 'c2', 'c3'] as const)
       await list.getByRole('listitem').filter({ hasText: NAMES[c] }).filter({ hasText: 'Connected' }).waitFor()

@@ -154,17 +154,22 @@ describe('the inbox and the viewer in a browser', { timeout: 180_000 }, () => {
       ['notes.txt', Buffer.from('Valve V-12 stays shut until Monday.')],
       ['firmware.bin', Buffer.from([0, 1, 2, 3])],
     ]
+    const objects: string[] = []
     for (const [name, bytes] of files) {
       await writeFile(join(root, name), bytes)
-      await cli(owner, ['share', space, join(root, name), '--to', dids.reader, '--for', '1h', '--no-download'])
+      objects.push(
+        (await cli(owner, ['share', space, join(root, name), '--to', dids.reader, '--for', '1h', '--no-download']))
+          .object,
+      )
     }
-    await waitFor('the three in the reader’s inbox', async () =>
-      (await inboxOf(reader)).filter(i => i.state === 'active' && i.kind === 'file').length >= 3 ? true : undefined,
-    )
+    await waitFor('the three in the reader’s inbox', async () => {
+      const inbox = await inboxOf(reader)
+      return objects.every(o => inbox.some(i => i.resource === o && i.state === 'active')) ? true : undefined
+    })
+    // by each object's id: rows move as the names of opened files become known
     const open = async (n: number) => {
       await page
-        .locator('.inbox-row[data-kind="file"][data-state="active"]')
-        .nth(n)
+        .locator(`.inbox-row[data-resource="${objects[n]}"][data-state="active"]`)
         .getByRole('button', { name: /^Open/ })
         .click()
       const viewer = page.getByRole('dialog', { name: /^Viewer: / })

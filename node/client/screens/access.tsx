@@ -794,6 +794,8 @@ function ConfirmDialog(props: {
 
   useEffect(() => {
     const opener = document.activeElement as HTMLElement | null
+    // a re-render may replace the control: it is found again by its accessible name
+    const openerLabel = opener?.getAttribute('aria-label')
     const modal = dialog.current
     modal?.showModal()
     ;(c.kind === 'deny' ? reasonField.current : first.current)?.focus()
@@ -802,7 +804,11 @@ function ConfirmDialog(props: {
       // is, the page behind it is inert and refuses focus: close it first, then move focus.
       if (modal?.open) modal.close()
       // the control that opened it, or (gone with what it revoked) the screen's heading
-      if (opener?.isConnected) opener.focus()
+      const again =
+        opener?.isConnected || !openerLabel
+          ? opener
+          : document.querySelector<HTMLElement>(`[aria-label="${CSS.escape(openerLabel)}"]`)
+      if (again?.isConnected) again.focus()
       else document.querySelector<HTMLElement>('main h1')?.focus()
     }
   }, [])

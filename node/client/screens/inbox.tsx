@@ -232,7 +232,13 @@ function Row(props: {
   const expiring = st === 'active' && left !== undefined && left < EXPIRING_MS
   const name = title(item)
   return (
-    <li class="inbox-row" style={{ top: `${props.index * ROW_HEIGHT}px` }} data-state={st} data-kind={item.kind}>
+    <li
+      class="inbox-row"
+      style={{ top: `${props.index * ROW_HEIGHT}px` }}
+      data-state={st}
+      data-kind={item.kind}
+      data-resource={item.resource}
+    >
       <span class={`kind kind-${item.kind}`} aria-hidden="true">
         {item.kind === 'file' ? 'F' : item.kind === 'message' ? 'M' : 'S'}
       </span>
