@@ -235,6 +235,15 @@ export class PolicyService {
     return peer === undefined ? this.holds(space) : peer === this.c.identity.peerId
   }
 
+  /** Whether this node makes the keys of any stream of the space (it holds it, or publishes a member's streams in it). */
+  makesAnyKeys(space: string): boolean {
+    if (this.holds(space)) return true
+    const doc = this.document(space)
+    if (!doc.hasGenesis) return false
+    for (const rec of doc.state.streams.values()) if (rec.body.peer === this.c.identity.peerId) return true
+    return false
+  }
+
   /** The space's document, synchronised or not yet; NotFoundError for a space this node does not know. */
   document(space: string): PolicyDocument {
     const doc = this.docs.get(space)

@@ -131,6 +131,17 @@ const SCOPE_CODES = new Set<RefusalCode>([
 const MAX_CHAIN = 8
 const FORWARD_ORDER = { never: 0, 'ask-owner': 1, allowed: 2 } as const
 
+/**
+ * Members name their streams of readings with this prefix (files and messages are named by the
+ * node), so that no member takes a name the owner may want.
+ */
+export const MEMBER_STREAM_PREFIX = 'm-'
+
+/** May a member (with the right to contribute) name a stream so: a file, a message, or `m-…`. */
+export function isMemberStreamName(name: string): boolean {
+  return isObjectStream(name) || (name.startsWith(MEMBER_STREAM_PREFIX) && name.length > MEMBER_STREAM_PREFIX.length)
+}
+
 /** Does a stream pattern (`*`, `prefix*`, or a name) cover a stream name? An object only by its own name. */
 export function patternCovers(pattern: string, stream: string): boolean {
   if (isObjectStream(stream)) return pattern === stream
@@ -231,8 +242,9 @@ export class PolicyState {
   /**
    * May `author` write `kind` records to the document at all? (Whether a record is honoured
    * is decided at evaluation.) Owner: anything, and alone delegations and custodian sets, and
-   * streams but a contributor's own objects. A member granted `contribute`: the stream record
-   * of a file or message of its own, and grants on exactly its own objects. An admin with a
+   * streams but a contributor's own. A member granted `contribute`: the stream record of a
+   * file, a message or a stream of readings (`m-…`) of its own, and grants on exactly its own
+   * streams. An admin with a
    * delegation: grants and
    * revocations. The subject of a grant that allows forwarding: child grants of it. The
    * issuer of a grant: revocations of that grant.
@@ -240,11 +252,11 @@ export class PolicyState {
   mayWrite(author: string, rec: { kind: string; body: Record<string, unknown> }): string | undefined {
     if (author === this.owner) return undefined
     if (rec.kind === 'stream' && this.isContributor(author)) {
-      return typeof rec.body.name === 'string' && isObjectStream(rec.body.name) && typeof rec.body.peer === 'string'
+      return typeof rec.body.name === 'string' && isMemberStreamName(rec.body.name) && typeof rec.body.peer === 'string'
         ? undefined
-        : "a member's stream is a file or message of its own, naming the device that publishes it"
+        : `a member's stream is a file or message of its own, or a stream named ${MEMBER_STREAM_PREFIX}…, naming the device that publishes it`
     }
-    if (rec.kind === 'grant' && rec.body.parent === undefined && this.ownObjects(author, rec.body.streams)) {
+    if (rec.kind === 'grant' && rec.body.parent === undefined && this.ownStreams(author, rec.body.streams)) {
       return undefined
     }
     if (rec.kind === 'stream' || rec.kind === 'delegation' || rec.kind === 'custodian-set') {
@@ -315,14 +327,15 @@ export class PolicyState {
     return this.grantsOf(did).some(g => g.body.contribute === true)
   }
 
-  /** Are `streams` (a record's field, unchecked) exact names of objects that `author` wrote the stream records of? */
-  private ownObjects(author: string, streams: unknown): boolean {
+  /** Are `streams` (a record's field, unchecked) exact names of a member's streams that `author` wrote the records of? */
+  private ownStreams(author: string, streams: unknown): boolean {
     return (
       Array.isArray(streams) &&
       streams.length > 0 &&
-      streams.every(
-        name => typeof name === 'string' && isObjectStream(name) && this.streams.get(name)?.issuer === author,
-      )
+      streams.every(name => {
+        const rec = typeof name === 'string' ? this.streams.get(name) : undefined
+        return rec !== undefined && rec.issuer === author && rec.body.peer !== undefined
+      })
     )
   }
 
@@ -330,9 +343,9 @@ export class PolicyState {
     const byMember = rec.issuer !== this.owner
     const problem =
       this.spaceProblem(rec) ??
-      (!byMember || (isObjectStream(rec.body.name) && rec.body.peer !== undefined)
+      (!byMember || (isMemberStreamName(rec.body.name) && rec.body.peer !== undefined)
         ? undefined
-        : "a stream not written by the owner is a member's own file or message, naming its device")
+        : `a stream not written by the owner is a member's own (a file, a message, or ${MEMBER_STREAM_PREFIX}…), naming its device`)
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
     const existing = this.streams.get(rec.body.name)
     // two definitions of one name converge: the owner's over a member's, else the smaller id
@@ -549,7 +562,7 @@ export class PolicyState {
       return parentStanding
     }
     if (grant.issuer === this.owner) return { until: Number.POSITIVE_INFINITY }
-    if (this.ownObjects(grant.issuer, g.streams)) return this.contributorAuthority(grant, now, depth)
+    if (this.ownStreams(grant.issuer, g.streams)) return this.contributorAuthority(grant, now, depth)
     // a grant is issued under the delegations its admin knew when writing it: a later one does not revive it
     const covering = this.delegationsOf(grant.issuer).filter(
       d => patternsWithin(g.streams, d.body.streams) && this.precedes(d, grant),

@@ -181,3 +181,87 @@ describe('a member cannot take an owner’s object by dealing for its name first
     )
   })
 })
+
+describe('a member’s own readings, the owner offline', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-member-readings')
+  let member: EdgewardNode
+
+  it('a member with the right publishes readings to a stream named m-…, never to a name the owner may want', async () => {
+    await s.setUp()
+    member = await s.peers.node('member', { bootstrap: s.owner.addresses() })
+    await member.joinSpace(s.space)
+    const now = Date.now()
+    await grantTo(
+      s.owner,
+      s.space,
+      member.identity.principal.did,
+      { nbf: now - 1000, exp: now + HOUR },
+      {
+        streams: ['obj-*'],
+        contribute: true,
+      },
+    )
+    await waitFor('the member to know its right, the set, and reach the custodians', async () => {
+      const state = member.policy.document(s.space).state
+      return state.isContributor(member.identity.principal.did) &&
+        state.custodianSet !== undefined &&
+        s.custodians.every(c => member.connectedPeers().includes(c.identity.peerId))
+        ? true
+        : undefined
+    })
+    await assert.rejects(member.data.publish(s.space, 'boiler', [{ ts: now, value: 1 }]), /not a key holder/)
+    await member.data.publish(s.space, 'm-boiler', [
+      { ts: now, value: 71 },
+      { ts: now + 1, value: 72 },
+    ])
+    assert.equal(
+      member.policy.document(s.space).state.streams.get('m-boiler')?.body.peer,
+      member.identity.peerId,
+      'the record names the member’s device',
+    )
+  })
+
+  it('grants the reader, who reads them from the custodians with the owner’s node stopped', async () => {
+    const now = Date.now()
+    const { record: g } = await member.policy.grant(s.space, {
+      sub: s.reader.identity.principal.did,
+      streams: ['m-boiler'],
+      forms: ['raw'],
+      nbf: now - 1000,
+      exp: now + HOUR,
+    })
+    await waitFor('the reader and the custodians to know the grant, and the custodians the deals', async () => {
+      const known = [s.reader, ...s.custodians].every(n => n.policy.document(s.space).state.grants.has(g.id))
+      const held = await Promise.all(s.custodians.map(async c => (await c.custody.status()).held))
+      const stored = (await s.reader.data.storedReadings(s.space, 'm-boiler')).length > 0
+      return known && stored && held.every(h => h >= 1) && (await member.custody.status()).belowThreshold === 0
+        ? true
+        : undefined
+    })
+    await s.peers.stop(s.owner)
+    const read = await s.reader.data.read(s.space, 'm-boiler')
+    assert.deepEqual(
+      read.map(r => r.value),
+      [71, 72],
+    )
+    // the member revokes it: its node closes the stream's epoch, and what it publishes next is under a key dealt after
+    const before = member.metrics.total('edgeward_epochs_rotated_total')
+    const { record: rv } = await member.policy.revoke(s.space, { grant: g.id })
+    await waitFor('the member’s node to rotate its stream', async () =>
+      member.metrics.total('edgeward_epochs_rotated_total') > before ? true : undefined,
+    )
+    await member.data.publish(s.space, 'm-boiler', [{ ts: Date.now(), value: 73 }])
+    await waitFor('the custodians to know the revocation', async () =>
+      s.custodians.every(c => c.policy.document(s.space).state.revocations.has(rv.id)) ? true : undefined,
+    )
+    await waitFor('the reader to store the new reading and drop its key', async () =>
+      (await s.reader.data.storedReadings(s.space, 'm-boiler')).length >= 2 && s.reader.data.cachedKeyCount() === 0
+        ? true
+        : undefined,
+    )
+    await assert.rejects(s.reader.data.read(s.space, 'm-boiler'), (err: Error) => {
+      assert.equal(err.name, 'AccessRefusedError')
+      return true
+    })
+  })
+})

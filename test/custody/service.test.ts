@@ -199,12 +199,17 @@ describe('custody: a dealer knows which keys only it can give out yet', { timeou
     await s.owner.data.publish(s.space, STREAM, [{ ts: Date.now(), value: 5 }])
     // one key per form of the stream (raw and hashed)
     const dealt = () => s.owner.metrics.total('edgeward_custody_deals_total')
-    await waitFor('the one custodian up to acknowledge', async () =>
-      dealt() > 0 && (await s.custodians[0].custody.status()).held === dealt() ? true : undefined,
+    // the one custodian up acknowledges (its answer counted at the owner a moment after it stored it)
+    await waitFor('the one custodian up to acknowledge every key', async () => {
+      const held = (await s.custodians[0].custody.status()).held
+      const status = await s.owner.custody.status()
+      return dealt() > 0 && held === dealt() && status.unacknowledged === 2 * dealt() ? true : undefined
+    })
+    assert.equal(
+      (await s.owner.custody.status()).belowThreshold,
+      dealt(),
+      'one acknowledgement of the two needed, for each key',
     )
-    const status = await s.owner.custody.status()
-    assert.equal(status.unacknowledged, 2 * dealt())
-    assert.equal(status.belowThreshold, dealt(), 'one acknowledgement of the two needed, for each key')
   })
 })
 

@@ -48,6 +48,9 @@ describe('members who contribute', () => {
       /file or message of its own/,
     )
     assert.match(t.state.mayWrite(member.did, kindOf(objectOf(member, OBJ, null))) ?? '', /naming the device/)
+    // a stream of readings of its own, by the members' prefix, naming its device
+    assert.equal(t.state.mayWrite(member.did, kindOf(objectOf(member, 'm-boiler'))), undefined)
+    assert.match(t.state.mayWrite(member.did, kindOf(objectOf(member, 'm-'))) ?? '', /naming the device/)
     assert.equal(t.add({ kind: 'stream', record: objectOf(member) }).added, true)
   })
 

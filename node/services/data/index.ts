@@ -147,7 +147,7 @@ export class DataService {
       space,
       revocations.map(r => r.record),
     )
-    if (revocations.length > 0 && this.policy.holds(space)) await this.rotation.rotate(space, 'revocation')
+    if (revocations.length > 0 && this.policy.makesAnyKeys(space)) await this.rotation.rotate(space, 'revocation')
   }
 
   /** Start receiving a space's readings (after create or join). */

@@ -29,9 +29,9 @@ import {
   isAggregate,
   RAW,
 } from '../../../protocols/data/forms.ts'
-import { isObjectStream } from '../../../protocols/data/objects.ts'
 import { type EncryptedReading, type Reading, readingCount, valueJson } from '../../../protocols/data/reading.ts'
 import { createStream, type ObjectMedia } from '../../../protocols/policy/records.ts'
+import { isMemberStreamName } from '../../../protocols/policy/state.ts'
 import { UsageError } from '../../errors.ts'
 import type { Identity } from '../../identity.ts'
 import type { Metrics } from '../../metrics.ts'
@@ -56,7 +56,7 @@ export interface PublisherComponents {
 
 /** The parts and services publishing works with, and who is told of each record stored. */
 export interface PublisherParts {
-  policy: Pick<PolicyService, 'spaces' | 'holds' | 'document' | 'write'>
+  policy: Pick<PolicyService, 'spaces' | 'holds' | 'makesKeys' | 'document' | 'write'>
   epochKeys: EpochKeys
   records: RecordStore
   queue: StreamQueue
@@ -121,14 +121,15 @@ export class Publisher {
 
   /**
    * Why this node may not publish `stream` (undefined when it may): a key holder publishes any
-   * stream of its space; a member granted `contribute`, files and messages of its own.
+   * stream of its space; a member granted `contribute`, files, messages and `m-…` streams of its own.
    */
   private publishProblem(space: string, stream: string): string | undefined {
     const { policy } = this.p
     if (policy.holds(space)) return undefined
     const state = policy.document(space).state
     const me = this.c.identity.principal.did
-    if (!isObjectStream(stream) || !state.isContributor(me)) return `this node is not a key holder of space ${space}`
+    if (!isMemberStreamName(stream) || !state.isContributor(me))
+      return `this node is not a key holder of space ${space}`
     const now = this.c.now()
     if (!state.grantsOf(me).some(g => g.body.contribute === true && state.grantProblem(g, now) === undefined)) {
       return `your grant to share into space ${space} is not in force`
@@ -186,8 +187,8 @@ export class Publisher {
   async closeDueWindows(): Promise<void> {
     const { policy, epochKeys } = this.p
     for (const space of policy.spaces()) {
-      if (!policy.holds(space)) continue
       for (const [stream, rec] of policy.document(space).state.streams) {
+        if (!policy.makesKeys(space, stream)) continue
         const forms = (rec.body.forms ?? []).filter(isAggregate)
         if (forms.length === 0) continue
         await this.p.queue.run(space, stream, async () => {

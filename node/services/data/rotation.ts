@@ -1,6 +1,7 @@
 /**
- * Key rotation on the key holder: a revocation closes the current epoch of every open stream
- * of its space at once, so what is published afterwards is under a key nobody has been given.
+ * Key rotation where keys are made (the key holder; a member, for its own streams): a revocation
+ * closes the current epoch of every open stream whose keys this node makes, at once, so what is
+ * published afterwards is under a key nobody has been given.
  *
  * Guarantees: each stream's next epoch start, its raw key and its state go in one synced
  * batch, every stream of the space queued at once (none waits for another's rotation); once
@@ -37,7 +38,7 @@ export interface RotationComponents {
 
 /** The parts and services rotation works with. */
 export interface RotationParts {
-  policy: Pick<PolicyService, 'document' | 'spaces' | 'holds' | 'onRecords'>
+  policy: Pick<PolicyService, 'document' | 'spaces' | 'makesKeys' | 'makesAnyKeys' | 'onRecords'>
   audit: Pick<AuditService, 'append' | 'streamEntries'> | undefined
   epochKeys: EpochKeys
   queue: StreamQueue
@@ -70,10 +71,10 @@ export class Rotation {
     const state = this.p.policy.document(space).state
     // every revocation applied by now is covered once each stream has rotated after this point
     const covers = state.revocations.size
+    // the streams whose keys this node makes: the owner's on a key holder, a member's own on its device
+    const mine = [...state.streams.keys()].filter(stream => this.p.policy.makesKeys(space, stream))
     await Promise.all(
-      [...state.streams.keys()].map(stream =>
-        this.p.queue.run(space, stream, () => this.rotateStream(space, stream, cause)),
-      ),
+      mine.map(stream => this.p.queue.run(space, stream, () => this.rotateStream(space, stream, cause))),
     )
     await this.p.epochKeys.markRotated(space, covers)
   }
@@ -99,7 +100,7 @@ export class Rotation {
     this.seenRevocations = undefined
     this.stopListening?.()
     this.stopListening = undefined
-    const held = policy.spaces().filter(space => policy.holds(space))
+    const held = policy.spaces().filter(space => policy.makesAnyKeys(space))
     const loaded = new Map(
       held.map(space => [space, [...policy.document(space).state.revocations.values()].filter(r => !seen.has(r.id))]),
     )
