@@ -57,8 +57,9 @@ commands:
         [--data-from TIME] [--data-until TIME] [--no-download] [--forward never|ask-owner|allowed]
         [--device PEER]... [--max-releases N] [--purpose TEXT] [--parent GRANT] [--contribute]
                                          grant access; prints the grant id and its end. --contribute: DID may
-                                         share files and messages of its own into the space (its keys go to
-                                         the custodians, so it needs them) and grant people access to them
+                                         share files and messages, and publish streams named m-…, of its own
+                                         into the space (their keys go to the custodians, so it needs them),
+                                         and grant people access to them
   revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID) [--reason TEXT]
                                          revoke a grant, every grant of a subject, a device, or an admin
   grants SPACE                           every grant with its state (active, expired, revoked, pending) and why
