@@ -1,9 +1,9 @@
-/** A suite of real nodes for custody: an owner, a reader and three custodians of one space (k = 2). */
+/** A suite of real nodes for custody: an owner, a reader and n custodians of one space (3, k = 2, unless told). */
 import type { EdgewardNode, NodeOptions } from '../../node/node.ts'
 import { grantTo, HOUR, type Peers, suitePeers } from './peers.ts'
 import { waitFor } from './wait.ts'
 
-/** An owner, a reader and three custodians (k = 2) started, in one space with its set; see `custodySuite`. */
+/** An owner, a reader and n custodians (threshold k) started, in one space with its set; see `custodySuite`. */
 export interface Custody {
   owner: EdgewardNode
   reader: EdgewardNode
@@ -13,30 +13,41 @@ export interface Custody {
   dealt: (count: number) => Promise<unknown>
 }
 
+/** How many custodians, how many of them a key needs, and what the nodes' names start with (to run two suites in one `Peers`). */
+export interface CustodyShape {
+  /** custodians (default 3) */
+  n?: number
+  /** shares a key needs (default 2) */
+  k?: number
+  /** before each node's name: owner, reader, c1… (default none) */
+  prefix?: string
+}
+
 /**
- * Start an owner, a reader and three custodians with `peers`, make a space they all have, name
- * the custodians (k = 2), and wait until everyone knows the set and the reader is connected to
- * every custodian (it reaches them while the owner, its way to them, is there).
+ * Start an owner, a reader and n custodians with `peers`, make a space they all have, name
+ * the custodians (threshold k), and wait until everyone knows the set and the reader is
+ * connected to every custodian (it reaches them while the owner, its way to them, is there).
  */
 export async function custodySuiteIn(
   peers: Peers,
   custodianOptions: Omit<NodeOptions, 'dataDir'> = {},
   into: Partial<Custody> = {},
+  { n: count = 3, k = 2, prefix = '' }: CustodyShape = {},
 ): Promise<Custody> {
   const s = into as Custody
-  s.owner = await peers.node('owner')
+  s.owner = await peers.node(`${prefix}owner`)
   const bootstrap = { bootstrap: s.owner.addresses() }
-  s.reader = await peers.node('reader', bootstrap)
+  s.reader = await peers.node(`${prefix}reader`, bootstrap)
   s.custodians = []
-  for (const name of ['c1', 'c2', 'c3'])
-    s.custodians.push(await peers.node(name, { ...bootstrap, ...custodianOptions }))
+  for (let i = 1; i <= count; i++)
+    s.custodians.push(await peers.node(`${prefix}c${i}`, { ...bootstrap, ...custodianOptions }))
   s.space = await s.owner.createSpace('plant-7')
   for (const n of [s.reader, ...s.custodians]) await n.joinSpace(s.space)
   await waitFor('everyone to receive the space', async () =>
     [s.reader, ...s.custodians].every(n => n.policy.document(s.space).hasGenesis) ? true : undefined,
   )
   const named = await Promise.all(s.custodians.map(c => s.owner.custody.describe(c.identity.peerId)))
-  const { record: set } = await s.owner.policy.setCustodians(s.space, named, 2)
+  const { record: set } = await s.owner.policy.setCustodians(s.space, named, k)
   await waitFor('everyone to know the custodian set', async () =>
     [s.reader, ...s.custodians].every(n => n.policy.document(s.space).state.custodianSet?.id === set.id)
       ? true
