@@ -8,13 +8,14 @@ import type { LinkSpec } from './link.ts'
 import type { MemorySample, StoreKind } from './network.ts'
 import type { AdversaryResult } from './scenarios/adversary.ts'
 import type { ChurnResult } from './scenarios/churn.ts'
+import type { CustodyResult } from './scenarios/custody.ts'
 import type { PartitionHealResult } from './scenarios/partition-heal.ts'
 import type { RevokeResult } from './scenarios/revoke.ts'
 import { meanMax, type Summary } from './stats.ts'
 import type { TopologySpec } from './topology.ts'
 
 export interface RunParams {
-  scenario: 'revoke' | 'partition-heal' | 'churn' | 'adversary'
+  scenario: 'revoke' | 'partition-heal' | 'churn' | 'adversary' | 'custody'
   peers: number
   topology: TopologySpec
   link: LinkSpec
@@ -34,11 +35,14 @@ export interface RunParams {
   publishEveryMs: number
   /** adversary: junk messages per topic */
   spam: number
+  /** custody: custodians (n) and the shares needed (k) */
+  custodians: number
+  threshold: number
   /** the nodes' periodic policy catch-up, ms (undefined: the node's default) */
   syncIntervalMs: number | undefined
 }
 
-export type ScenarioResult = RevokeResult | PartitionHealResult | ChurnResult | AdversaryResult
+export type ScenarioResult = RevokeResult | PartitionHealResult | ChurnResult | AdversaryResult | CustodyResult
 
 export interface Check {
   name: string
@@ -75,6 +79,7 @@ export const APPROXIMATIONS = [
   "The topology is the set of links dialled at the start. By default a connection gater refuses every other dial except to and from the owner's gateway (as if it alone had a public address): readers still dial it for keys and witnesses for audit proofs, as in production, so it ends up connected to most peers and its own messages reach them in one hop (gossipsub flood publish). With --open-dials the DHT connects most peers to most others. The connection counts measured are reported.",
   'A crash is a clean stop of the node (its store is closed); with stores in memory a restart begins empty.',
   "Churn: a reader that leaves stops its node cleanly (no half-open connections); one that joins starts its node, redials its topology links (the owner's gateway when none is up) and is granted by the scenario at once, as if its access request were approved the moment it was filed.",
+  "Custody: a misbehaving custodian is our node with its decision replaced (it releases what it would refuse, under the subject's grant); a read through the custodians is the reader's fallback when no key holder answers, called directly for every epoch published, and checked by decrypting one record of each epoch. Every store is on disk, so a crashed owner or custodian comes back with its keys, deals and audit log.",
   'Adversaries run our node and send what our code would never send (hand-made Automerge changes, junk, replays, forged tree heads) through the same libp2p connections; they do not attack libp2p itself (no eclipse, no Sybil identities, no flooding below gossipsub).',
   "Seeded: topology, sides of a partition, subjects, jitter, the churn schedule, adversary roles and junk. Not seeded: peer keys, nonces, gossipsub's choices, timing.",
 ]
@@ -95,6 +100,7 @@ export function machine(): Record<string, string | number> {
 export function checksOf(result: ScenarioResult): Check[] {
   if (result.scenario === 'churn') return churnChecks(result)
   if (result.scenario === 'adversary') return adversaryChecks(result)
+  if (result.scenario === 'custody') return custodyChecks(result)
   if (result.scenario === 'revoke') {
     return result.rounds.flatMap((r, i) => {
       const round = result.rounds.length > 1 ? ` (round ${i + 1})` : ''
@@ -197,6 +203,46 @@ function adversaryChecks(r: AdversaryResult): Check[] {
   return checks
 }
 
+function custodyChecks(r: CustodyResult): Check[] {
+  const n = r.custodians.length
+  return [
+    {
+      name: `a granted reader reads every epoch whenever ${r.k} custodians are reachable`,
+      ok: r.liveness.expected > 0 && r.liveness.succeeded === r.liveness.expected,
+      detail: `${r.liveness.succeeded} of ${r.liveness.expected} reads (${pct(r.liveness.ratio)})${firstFailure(r)}`,
+    },
+    {
+      name: `no read with fewer than ${r.k} custodians reachable got a key`,
+      ok: r.belowThreshold.withKey === 0,
+      detail: `${r.belowThreshold.reads} such reads, ${r.belowThreshold.withKey} with a key`,
+    },
+    {
+      name: `no key reached the revoked reader once the revocation was at ${n - r.k + 1} custodians that follow the policy`,
+      ok: r.safety.reads > 0 && r.safety.violations === 0,
+      detail: `${r.safety.reads} reads by p${r.revoked} after, ${r.safety.violations} violations (${r.safety.readsBefore} reads got every key before the revocation; p${r.misbehaving} ignored the policy and released ${r.misbehavingReleases} shares to it)`,
+    },
+    {
+      name: 'no reader combined a wrong key',
+      ok: r.wrongKeys === 0,
+      detail: `${r.wrongKeys} keys that did not decrypt their epoch`,
+    },
+    {
+      name: "every release a reader used is in its custodian's audit log",
+      ok: r.audit.missing === 0,
+      detail: `${r.audit.reads} reads with keys, ${r.audit.used} releases used, ${r.audit.missing} missing`,
+    },
+  ]
+}
+
+function firstFailure(r: CustodyResult): string {
+  const failed = r.rounds
+    .flatMap(round => round.reads.map(x => ({ round: round.name, x })))
+    .find(({ x }) => !x.revoked && x.reachable >= r.k && !(x.keys === x.epochs && x.wrongKeys === 0))
+  return failed === undefined
+    ? ''
+    : `; first failure (${failed.round}, p${failed.x.reader}): ${failed.x.detail ?? failed.x.outcome}`
+}
+
 function countedText(counted: Record<string, number>): string {
   const parts = Object.entries(counted).map(([k, v]) => `${k.replace(/^edgeward_|_total$/g, '')} ${v}`)
   return parts.length === 0 ? 'no counter moved' : parts.join(', ')
@@ -204,8 +250,20 @@ function countedText(counted: Record<string, number>): string {
 
 const pct = (x: number) => (Number.isNaN(x) ? '—' : `${(x * 100).toFixed(1)}%`)
 
-/** The summary lines `npm run sim` prints for the churn and adversary scenarios. */
-export function summaryLinesOf(r: ChurnResult | AdversaryResult): string[] {
+/** The summary lines `npm run sim` prints for the churn, adversary and custody scenarios. */
+export function summaryLinesOf(r: ChurnResult | AdversaryResult | CustodyResult): string[] {
+  if (r.scenario === 'custody') {
+    const l = r.latency
+    return [
+      `${r.readers.length} readers, ${r.custodians.length} custodians (k = ${r.k}), ${r.epochs.length} epochs; ${r.rounds.length} rounds`,
+      ...r.rounds.map(
+        (x, i) =>
+          `round ${i + 1} ${x.name}: ${x.succeeded} of ${x.expected} expected reads got every key (${x.reads.length} reads)`,
+      ),
+      `read through the custodians: p50 ${l.p50} ms, p99 ${l.p99}, max ${l.max} (${l.count} reads)`,
+      `deals: ${r.deals.dealt} keys dealt, ${r.deals.acknowledged} acknowledgements to the owner, ${r.deals.passedOn} passed on between custodians; held at the end ${r.deals.held.join(' / ')}`,
+    ]
+  }
   if (r.scenario === 'churn') {
     const f = r.firstReading
     return [
@@ -437,8 +495,92 @@ Steps (ms): ${escapeXml(
   )}.</p>`
 }
 
+function custodySection(r: CustodyResult): string {
+  const rate = barChart({
+    title: 'Reads through the custodians, per round',
+    xLabel: 'reads',
+    categories: r.rounds.map((x, i) => `${i + 1} ${x.name}`),
+    series: [
+      {
+        name: `expected (granted, ${r.k} custodians reachable)`,
+        color: '#7f8c8d',
+        values: r.rounds.map(x => x.expected),
+      },
+      { name: 'got every key', color: '#27ae60', values: r.rounds.map(x => x.succeeded) },
+      {
+        name: 'revoked reader got a key',
+        color: '#c0392b',
+        values: r.rounds.map(x => x.reads.filter(y => y.revoked && y.keys > 0).length),
+      },
+    ],
+  })
+  const latency = fractionChart({
+    title: 'Time to read every epoch through the custodians (CDF)',
+    xLabel: 'ms',
+    yLabel: 'fraction of reads',
+    series: [{ name: 'reads that got every key', color: '#2c7fb8', points: r.latencyCdf, step: true }],
+  })
+  const l = r.latency
+  const n = r.custodians.length
+  return `<p>Owner p${r.owner}; custodians ${r.custodians.map(c => `p${c}`).join(', ')} (k = ${r.k} of ${n}); readers
+${r.readers.map(c => `p${c}`).join(', ')}; p${r.revoked} is revoked in the round "revoked"; p${r.misbehaving} ignores the policy from
+the round "misbehaving" on. Epochs published: ${r.epochs.join(', ')}.</p>
+${table(
+  ['round', 'what', 'down', 'cut off', 'reads', 'expected', 'got every key', 'success', 'revoked reader'],
+  r.rounds.map((x, i) => {
+    const rv = x.reads.filter(y => y.revoked)
+    return [
+      `${i + 1} ${x.name}`,
+      x.what,
+      x.down.map(c => `p${c}`).join(' ') || '—',
+      x.cutOff.map(c => `p${c}`).join(' ') || '—',
+      x.reads.length,
+      x.expected,
+      x.succeeded,
+      x.expected === 0 ? '—' : pct(x.succeeded / x.expected),
+      rv.length === 0
+        ? '—'
+        : `${rv.length} reads, ${rv.filter(y => y.keys > 0).length} with a key (revocation at ${Math.min(...rv.map(y => y.revocationReached ?? 0))} of ${n - 1} policy-following custodians)`,
+    ]
+  }),
+)}
+${rate}
+${table(
+  ['', 'value'],
+  [
+    [
+      'liveness: reads with k custodians reachable that got every key',
+      `${r.liveness.succeeded} of ${r.liveness.expected} (${pct(r.liveness.ratio)})`,
+    ],
+    ['reads with fewer than k reachable that got a key', `${r.belowThreshold.withKey} of ${r.belowThreshold.reads}`],
+    [
+      `revoked reader's reads once the revocation was at ${n - r.k + 1} policy-following custodians that got a key`,
+      `${r.safety.violations} of ${r.safety.reads} (it read every epoch ${r.safety.readsBefore} times before the revocation)`,
+    ],
+    ['shares the misbehaving custodian released to the revoked reader', r.misbehavingReleases],
+    ['keys combined that did not decrypt their epoch', r.wrongKeys],
+    [
+      "releases used that are missing from the custodians' audit logs",
+      `${r.audit.missing} of ${r.audit.used} (${r.audit.reads} reads)`,
+    ],
+    ['read through the custodians p50 / p99 / max', [l.p50, l.p99, l.max].map(ms).join(' / ')],
+    [
+      'deals',
+      `${r.deals.dealt} keys dealt; ${r.deals.acknowledged} acknowledgements to the owner (of ${r.deals.dealt * n}); ${r.deals.passedOn} passed on between custodians; held by each custodian at the end: ${r.deals.held.join(' / ')}`,
+    ],
+  ],
+)}
+${latency}
+<p>Steps (ms): ${escapeXml(
+    Object.entries(r.stepsMs)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
+  )}.</p>`
+}
+
 function resultSection(res: ScenarioResult): string {
   if (res.scenario === 'revoke') return revokeSection(res)
+  if (res.scenario === 'custody') return custodySection(res)
   if (res.scenario === 'partition-heal') return partitionSection(res)
   if (res.scenario === 'churn') return churnSection(res)
   return adversarySection(res)
@@ -489,7 +631,9 @@ ${table(
     ['links dialled at the start', `${run.setup.links} (${run.setup.failedDials} failed)`],
     [
       'other dials',
-      p.strictTopology ? "refused, except to and from the owner's gateway" : 'allowed (the DHT dials whoever it finds)',
+      p.strictTopology
+        ? `refused, except to and from the owner's gateway${p.scenario === 'custody' ? ' and the custodians' : ''}`
+        : 'allowed (the DHT dials whoever it finds)',
     ],
     [
       'connections per peer at the end (mean / min / max)',

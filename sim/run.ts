@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- --scenario revoke|partition-heal|churn|adversary --peers N --degree D --latency MS --seed S
+ * `npm run sim -- --scenario revoke|partition-heal|churn|adversary|custody --peers N --degree D --latency MS --seed S
  * [--disk] --out DIR`: builds a simulated network, runs the scenario, and writes
  * DIR/results.json and DIR/report.html. Progress goes to stderr on one redrawn line; the
  * summary to stdout. Exit codes: 0 every check held, 1 a check failed or the run failed,
@@ -14,12 +14,13 @@ import { ProcNetwork, runRevokeProcs } from './procs.ts'
 import { checksOf, machine, type RunParams, type RunRecord, renderHtml, summaryLinesOf } from './report.ts'
 import { runAdversary } from './scenarios/adversary.ts'
 import { runChurn } from './scenarios/churn.ts'
+import { custodyPublicPeers, runCustody } from './scenarios/custody.ts'
 import { runPartitionHeal } from './scenarios/partition-heal.ts'
 import { runRevoke } from './scenarios/revoke.ts'
 import { meanMax } from './stats.ts'
 import type { TopologySpec } from './topology.ts'
 
-const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal|churn|adversary [options]
+const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal|churn|adversary|custody [options]
   --peers N            peers in the network (default 20)
   --topology KIND      random | sites (default random)
   --degree D           links per peer (inside a site, with sites) (default 6)
@@ -32,15 +33,19 @@ const USAGE = `usage: npm run sim -- --scenario revoke|partition-heal|churn|adve
                        arrives a retransmission timeout late, as over TCP (default 0)
   --inter-loss P       the same between sites (default: --loss)
   --seed S             seed for everything random that is ours (default 1)
-  --disk               keep each peer's store on disk in a temp dir (default: in memory)
-  --open-dials         let nodes dial any peer (default: only along the topology's links and to the owner)
-  --rounds R           revoke: grant-read-revoke rounds (default 1)
+  --disk               keep each peer's store on disk in a temp dir (default: in memory; custody: always on disk)
+  --open-dials         let nodes dial any peer (default: only along the topology's links and to the owner;
+                       custody: and to the custodians)
+  --rounds R           revoke: grant-read-revoke rounds; custody: cycles of custodian crashes and partitions (default 1)
   --changes K          partition-heal: policy changes written while partitioned (default 10)
-  --readers R          churn: peers that read and come and go (default every peer but the owner)
+  --readers R          churn: peers that read and come and go (default every peer but the owner);
+                       custody: readers (default every peer but the owner and the custodians)
   --churn-rate E       churn: reader joins and leaves per second, over the network (default 0.5)
   --duration S         churn: seconds the gateway publishes while readers churn (default 60)
   --publish-every MS   churn: one reading every MS (default 500)
   --spam K             adversary: junk messages on each of the space's four topics (default 50)
+  --custodians N       custody: custodians, peers 1..N (default 5)
+  --threshold K        custody: shares needed to make a key (default 3)
   --sync-interval MS   the nodes' periodic policy catch-up (default: the node's, 30 s)
   --procs K            revoke: run the peers in K processes, over TCP on 127.0.0.1 (default 1: one process, memory transport)
   --deadline S         how long to wait for any one step (default 300)
@@ -70,6 +75,8 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       duration: { type: 'string', default: '60' },
       'publish-every': { type: 'string', default: '500' },
       spam: { type: 'string', default: '50' },
+      custodians: { type: 'string', default: '5' },
+      threshold: { type: 'string', default: '3' },
       'sync-interval': { type: 'string' },
       procs: { type: 'string', default: '1' },
       deadline: { type: 'string', default: '300' },
@@ -88,8 +95,14 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
     return n
   }
   const scenario = values.scenario
-  if (scenario !== 'revoke' && scenario !== 'partition-heal' && scenario !== 'churn' && scenario !== 'adversary') {
-    throw new UsageError('--scenario must be revoke, partition-heal, churn or adversary')
+  if (
+    scenario !== 'revoke' &&
+    scenario !== 'partition-heal' &&
+    scenario !== 'churn' &&
+    scenario !== 'adversary' &&
+    scenario !== 'custody'
+  ) {
+    throw new UsageError('--scenario must be revoke, partition-heal, churn, adversary or custody')
   }
   const churnRate = Number(values['churn-rate'])
   if (!(churnRate > 0)) throw new UsageError('--churn-rate must be a number > 0')
@@ -111,6 +124,11 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       throw new UsageError(`--${name} must be a number from 0 to below 1`)
     return n
   }
+  const custodians = num('custodians', values.custodians, 2)
+  const threshold = num('threshold', values.threshold, 2)
+  if (scenario === 'custody' && (threshold > custodians || custodians > 16 || peers < custodians + 3)) {
+    throw new UsageError('custody needs 2 <= --threshold <= --custodians <= 16 and --peers >= custodians + 3')
+  }
   const latencyMs = num('latency', values.latency, 0)
   const procs = num('procs', values.procs, 1)
   const lossy = Number(values.loss) > 0 || values['inter-loss'] !== undefined
@@ -131,7 +149,8 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
         interSiteLossRate:
           values['inter-loss'] === undefined ? rate('loss', values.loss) : rate('inter-loss', values['inter-loss']),
       },
-      store: values.disk ? 'disk' : 'memory',
+      // a crashed custodian must come back with its deals, and the owner with its keys
+      store: values.disk || scenario === 'custody' ? 'disk' : 'memory',
       strictTopology: !values['open-dials'],
       seed: num('seed', values.seed, 0),
       rounds: num('rounds', values.rounds, 1),
@@ -141,6 +160,8 @@ function parse(): { params: RunParams; out: string; deadlineMs: number; procs: n
       durationMs: num('duration', values.duration, 1) * 1000,
       publishEveryMs: num('publish-every', values['publish-every'], 10),
       spam: num('spam', values.spam, 1),
+      custodians,
+      threshold,
       syncIntervalMs:
         values['sync-interval'] === undefined ? undefined : num('sync-interval', values['sync-interval'], 100),
     },
@@ -207,6 +228,8 @@ async function main(): Promise<number> {
     store: params.store,
     seed: params.seed,
     strictTopology: params.strictTopology,
+    // readers ask the custodians themselves
+    ...(params.scenario === 'custody' ? { public: custodyPublicPeers(params.custodians) } : {}),
     ...(params.syncIntervalMs === undefined ? {} : { node: { syncIntervalMs: params.syncIntervalMs } }),
     onProgress,
   }
@@ -238,7 +261,16 @@ async function main(): Promise<number> {
                   deadlineMs,
                   onProgress,
                 })
-              : await runAdversary(net, { spam: params.spam, deadlineMs, onProgress })
+              : params.scenario === 'custody'
+                ? await runCustody(net, {
+                    custodians: params.custodians,
+                    threshold: params.threshold,
+                    readers: params.readers,
+                    cycles: params.rounds,
+                    deadlineMs,
+                    onProgress,
+                  })
+                : await runAdversary(net, { spam: params.spam, deadlineMs, onProgress })
     const degrees = await net.degrees()
     record = {
       generated: new Date().toISOString(),
