@@ -39,7 +39,7 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
   const batches = q ? 1 : 6
   const perBatch = q ? 4 : 40
   const inFlight = 8
-  const files = q ? 1 : 6
+  const files = q ? 1 : 12
   const fileBytes = q ? 64 * 1024 : MiB
   const kills = q ? 1 : 5
   return withPeers(async peers => {
@@ -63,21 +63,27 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
     const dealing: number[] = []
     const noDealing: number[] = []
     const acked: number[] = []
-    for (let i = 0; i < deals; i++) {
-      let t = performance.now()
+    // which space goes first turns each time
+    const withoutCustodians = async (i: number) => {
+      const t = performance.now()
       await s.owner.data.publish(plain, `epoch-${i}`, [{ ts: Date.now(), value: i }])
       noDealing.push(performance.now() - t)
-      t = performance.now()
+    }
+    for (let i = 0; i < deals; i++) {
+      if (i % 2 === 0) await withoutCustodians(i)
+      const t = performance.now()
       await s.owner.data.publish(s.space, `epoch-${i}`, [{ ts: Date.now(), value: i }])
       dealing.push(performance.now() - t)
       await allAcknowledged(s.owner)
       acked.push(performance.now() - t)
+      if (i % 2 === 1) await withoutCustodians(i)
     }
 
-    // dealing a file's key: the same file shared in both spaces
+    // dealing a file's key: the same file shared in both spaces, which first turning each time
+    const file = randomBytes(fileBytes)
     const shareTime = async (space: string, i: number) => {
       const t = performance.now()
-      await s.owner.objects.share(space, chunksOf(randomBytes(fileBytes)), {
+      await s.owner.objects.share(space, chunksOf(file), {
         to: s.reader.identity.principal.did,
         durationMs: HOUR,
         name: `bench-${i}`,
@@ -89,8 +95,9 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
     const fileDealt: number[] = []
     const fileNotDealt: number[] = []
     for (let i = 0; i < files; i++) {
-      fileNotDealt.push(await shareTime(plain, i))
+      if (i % 2 === 0) fileNotDealt.push(await shareTime(plain, i))
       fileDealt.push(await shareTime(s.space, i))
+      if (i % 2 === 1) fileNotDealt.push(await shareTime(plain, i))
     }
 
     await s.owner.data.publish(s.space, STREAM, [{ ts: Date.now(), value: 1 }])
