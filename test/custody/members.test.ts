@@ -23,6 +23,36 @@ async function textOf(o: OpenedObject): Promise<string> {
   return Buffer.concat(parts).toString('utf8')
 }
 
+/**
+ * A member of the suite's space whom the owner granted the right to contribute, once it knows
+ * that right and the custodian set and has reached every custodian (its way to them is the
+ * owner, who may go later).
+ */
+async function contributor(s: ReturnType<typeof custodySuite>): Promise<EdgewardNode> {
+  const member = await s.peers.node('member', { bootstrap: s.owner.addresses() })
+  await member.joinSpace(s.space)
+  const now = Date.now()
+  await grantTo(
+    s.owner,
+    s.space,
+    member.identity.principal.did,
+    { nbf: now - 1000, exp: now + HOUR },
+    {
+      streams: ['obj-*'],
+      contribute: true,
+    },
+  )
+  await waitFor('the member to know its right and the set, and reach the custodians', async () => {
+    const state = member.policy.document(s.space).state
+    return state.isContributor(member.identity.principal.did) &&
+      state.custodianSet !== undefined &&
+      s.custodians.every(c => member.connectedPeers().includes(c.identity.peerId))
+      ? true
+      : undefined
+  })
+  return member
+}
+
 describe('members share into a space, the owner offline', { timeout: 120_000 }, () => {
   const s = custodySuite('custody-members')
   let member: EdgewardNode
@@ -116,27 +146,9 @@ describe('a member cannot take an owner’s object by dealing for its name first
 
   it('the owner’s record of the name wins, and its deal replaces the member’s at the custodians', async () => {
     await s.setUp()
-    const member = await s.peers.node('member', { bootstrap: s.owner.addresses() })
-    await member.joinSpace(s.space)
+    const member = await contributor(s)
     const now = Date.now()
-    await grantTo(
-      s.owner,
-      s.space,
-      member.identity.principal.did,
-      { nbf: now - 1000, exp: now + HOUR },
-      {
-        streams: ['obj-*'],
-        contribute: true,
-      },
-    )
-    await waitFor('the member to know its right and the set', async () => {
-      const state = member.policy.document(s.space).state
-      return state.isContributor(member.identity.principal.did) && state.custodianSet !== undefined ? true : undefined
-    })
     const name = 'obj-00000000000000aa'
-    await waitFor('the member to reach the custodians', async () =>
-      s.custodians.every(c => member.connectedPeers().includes(c.identity.peerId)) ? true : undefined,
-    )
     // the owner is cut off while the member writes an object of that name and deals its key
     const apart = await cut([s.owner], [member, s.reader, ...s.custodians])
     await member.data.createStream(s.space, name, { forms: ['raw'] })
@@ -188,27 +200,8 @@ describe('a member’s own readings, the owner offline', { timeout: 120_000 }, (
 
   it('a member with the right publishes readings to a stream named m-…, never to a name the owner may want', async () => {
     await s.setUp()
-    member = await s.peers.node('member', { bootstrap: s.owner.addresses() })
-    await member.joinSpace(s.space)
+    member = await contributor(s)
     const now = Date.now()
-    await grantTo(
-      s.owner,
-      s.space,
-      member.identity.principal.did,
-      { nbf: now - 1000, exp: now + HOUR },
-      {
-        streams: ['obj-*'],
-        contribute: true,
-      },
-    )
-    await waitFor('the member to know its right, the set, and reach the custodians', async () => {
-      const state = member.policy.document(s.space).state
-      return state.isContributor(member.identity.principal.did) &&
-        state.custodianSet !== undefined &&
-        s.custodians.every(c => member.connectedPeers().includes(c.identity.peerId))
-        ? true
-        : undefined
-    })
     await assert.rejects(member.data.publish(s.space, 'boiler', [{ ts: now, value: 1 }]), /not a key holder/)
     await member.data.publish(s.space, 'm-boiler', [
       { ts: now, value: 71 },
