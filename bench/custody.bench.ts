@@ -216,7 +216,7 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
           'in a space with the same members, no custodians',
           noDealing,
         ),
-        note: `dealing adds ${extra(dealing, noDealing)} ms (median); ${p99(dealing)}; ${deals} new streams each, the stream record and the key's synced batch included`,
+        note: `dealing adds ${extra(dealing, noDealing)} ms (median); ${p99(dealing)}; ${deals} new streams each, the stream record and the key's synced batch included (the deal leaves once publish returned)`,
       },
       {
         ...versus(
@@ -226,7 +226,7 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
           'in a space with the same members, no custodians',
           fileNotDealt,
         ),
-        note: `dealing adds ${extra(fileDealt, fileNotDealt)} ms (median); ${files} files each, with its grant to the reader`,
+        note: `dealing adds ${extra(fileDealt, fileNotDealt)} ms (median); ${files} files each, with its grant to the reader; every node runs in this one process, so the custodians taking and checking the deal (and passing it on to each other) while the file's chunks are sealed share its CPU`,
       },
       {
         ...figure('deal acknowledged by all 3 custodians, after a new key', 'ms', acked),
