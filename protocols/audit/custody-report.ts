@@ -34,6 +34,7 @@ import {
   minutesOf,
   type ProvenEntry,
   type ReportQuery,
+  releaseInterval,
   verifyProvenEntries,
 } from './proven.ts'
 
@@ -98,7 +99,7 @@ export function computeCustodyHoldings(
     const revocations = [...holderRevocations, ...log.entries.filter((e): e is RevocationEntry => e.t === 'revocation')]
     for (const e of log.entries) {
       if (e.t !== 'release') continue
-      const i = shareInterval(e, revocations, log.asOf)
+      const i = releaseInterval(e, revocations, log.asOf)
       for (const epoch of e.epochs) {
         const key = `${e.subject}\u0000${e.stream}\u0000${epoch}`
         const g = groups.get(key) ?? { subject: e.subject, resource: e.stream, epoch, by: new Map() }
@@ -126,23 +127,6 @@ export function computeCustodyHoldings(
   }
   const order = (h: CustodyHolding) => `${h.subject}\u0000${h.resource}\u0000${String(h.epoch).padStart(16, '0')}`
   return out.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))
-}
-
-/** A release's share held: to its lease end, or a revocation that ends it first, cut at `asOf`. */
-function shareInterval(rel: ReleaseEntry, revocations: RevocationEntry[], asOf: number): Interval {
-  let until = rel.leaseEnd
-  let endedBy: Interval['endedBy'] = 'lease-end'
-  for (const rev of revocations) {
-    if (rev.ts >= rel.ts && rev.ts < until && revocationEndsRelease(rev, rel)) {
-      until = rev.ts
-      endedBy = 'revocation'
-    }
-  }
-  if (until > asOf) {
-    until = asOf
-    endedBy = 'open'
-  }
-  return { from: rel.ts, until: Math.max(until, rel.ts), endedBy }
 }
 
 /**

@@ -12,7 +12,14 @@
 import { bytesEqual, fromBase64url } from '../../crypto/encoding.ts'
 import { leafHash, verifyInclusion } from '../../crypto/merkle.ts'
 import { decodeKeyRequest, REQUEST_WINDOW_MS } from '../access/messages.ts'
-import { type AuditEntry, decodeEntry, requestHash } from './entries.ts'
+import {
+  type AuditEntry,
+  decodeEntry,
+  type ReleaseEntry,
+  type RevocationEntry,
+  requestHash,
+  revocationEndsRelease,
+} from './entries.ts'
 import type { TreeHead } from './heads.ts'
 
 export interface ReportQuery {
@@ -147,4 +154,21 @@ export function verifyProvenEntries(
 export function isoTime(ms: number): string {
   const d = new Date(ms)
   return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString()
+}
+
+/** How long what a release gave was held: to its lease end, or a revocation that ends it first, cut at `asOf`. */
+export function releaseInterval(rel: ReleaseEntry, revocations: RevocationEntry[], asOf: number): Interval {
+  let until = rel.leaseEnd
+  let endedBy: Interval['endedBy'] = 'lease-end'
+  for (const rev of revocations) {
+    if (rev.ts >= rel.ts && rev.ts < until && revocationEndsRelease(rev, rel)) {
+      until = rev.ts
+      endedBy = 'revocation'
+    }
+  }
+  if (until > asOf) {
+    until = asOf
+    endedBy = 'open'
+  }
+  return { from: rel.ts, until: Math.max(until, rel.ts), endedBy }
 }

@@ -33,7 +33,14 @@ import {
   revocationEndsRelease,
 } from './entries.ts'
 import { openTreeHead, type TreeHead } from './heads.ts'
-import { type Interval, mergeIntervals, minutesOf, type ReportQuery, verifyProvenEntries } from './proven.ts'
+import {
+  type Interval,
+  mergeIntervals,
+  minutesOf,
+  type ReportQuery,
+  releaseInterval,
+  verifyProvenEntries,
+} from './proven.ts'
 
 export { matchesQuery, RELEASE_REQUEST_SKEW_MS } from './proven.ts'
 export type { Interval, ReportQuery }
@@ -75,21 +82,9 @@ export function computeHoldings(entries: AuditEntry[], asOf: number): Holding[] 
   for (const e of entries) {
     if (e.t !== 'release') continue
     const rel = e as ReleaseEntry
-    let until = rel.leaseEnd
-    let endedBy: Interval['endedBy'] = 'lease-end'
-    for (const rev of revocations) {
-      if (rev.ts >= rel.ts && rev.ts < until && revocationEndsRelease(rev, rel)) {
-        until = rev.ts
-        endedBy = 'revocation'
-      }
-    }
-    if (until > asOf) {
-      until = asOf
-      endedBy = 'open'
-    }
     const key = `${rel.subject}\u0000${rel.stream}`
     const g = groups.get(key) ?? { subject: rel.subject, resource: rel.stream, raw: [] }
-    g.raw.push({ from: rel.ts, until: Math.max(until, rel.ts), endedBy })
+    g.raw.push(releaseInterval(rel, revocations, asOf))
     groups.set(key, g)
   }
   const out: Holding[] = []
