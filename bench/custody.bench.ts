@@ -4,8 +4,8 @@
  * - a key release's round trip from k = 2 of 3 and from k = 3 of 5 custodians (the request to
  *   all of them at once, k shares verified and combined), against the same release from the
  *   key holder, and the key holder's against a bare echo on the same connection (the floor);
- * - releases per second, one at a time and with several in flight, custodians against the
- *   key holder;
+ * - releases per second, one at a time (2 of 3, 3 of 5) and with several in flight (2 of 3),
+ *   custodians against the key holder;
  * - what dealing costs the key holder: a new data key (a new stream's first reading, its key
  *   split k-of-n and the deal in the same synced batch) and a shared file, each against the
  *   same in a space without custodians; and how long until all custodians acknowledged a deal;
@@ -154,10 +154,17 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
       )
       return perBatch / ((performance.now() - t) / 1000)
     }
-    const rates = { holder1: [] as number[], two1: [] as number[], holderN: [] as number[], twoN: [] as number[] }
+    const rates = {
+      holder1: [] as number[],
+      two1: [] as number[],
+      three1: [] as number[],
+      holderN: [] as number[],
+      twoN: [] as number[],
+    }
     for (let i = 0; i < batches; i++) {
       rates.holder1.push(await rate(fromHolder, 1))
       rates.two1.push(await rate(ways.two, 1))
+      rates.three1.push(await rate(ways.three, 1))
       rates.holderN.push(await rate(fromHolder, inFlight))
       rates.twoN.push(await rate(ways.two, inFlight))
     }
@@ -193,6 +200,16 @@ export default async function custody(opts: SuiteOptions): Promise<Figure[]> {
           'key releases per second from 2 of 3 custodians, one at a time',
           '/s',
           rates.two1,
+          'from the key holder',
+          rates.holder1,
+        ),
+        note: rateNote(1),
+      },
+      {
+        ...versus(
+          'key releases per second from 3 of 5 custodians, one at a time',
+          '/s',
+          rates.three1,
           'from the key holder',
           rates.holder1,
         ),
