@@ -737,6 +737,14 @@ function push<T>(index: Map<string, T[]>, key: string, value: T): void {
   index.set(key, list)
 }
 
+/**
+ * Does an epoch whose data runs from `begins` (its start) to `ends` (the next epoch's start)
+ * overlap a grant's data window [dataFrom, dataUntil)? Windows are enforced per epoch.
+ */
+export function epochInDataWindow(begins: number, ends: number, grant: Pick<Grant, 'dataFrom' | 'dataUntil'>): boolean {
+  return begins < (grant.dataUntil ?? Number.POSITIVE_INFINITY) && ends > (grant.dataFrom ?? 0)
+}
+
 /** A lease ends at the earlier of the grant's end (its authority's: Permit.until) and now + leaseMax. */
 export function leaseEnd(grant: Pick<Grant, 'exp'>, now: number, leaseMaxMs: number): number {
   return Math.min(grant.exp, now + leaseMaxMs)

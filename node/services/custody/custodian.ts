@@ -54,6 +54,7 @@ import {
   type ReleasedShare,
 } from '../../../protocols/custody/messages.ts'
 import { createShareRelease } from '../../../protocols/custody/release.ts'
+import { epochInDataWindow } from '../../../protocols/policy/state.ts'
 import type { Identity } from '../../identity.ts'
 import type { Metrics } from '../../metrics.ts'
 import type { EdgewardLibp2p } from '../../network.ts'
@@ -263,17 +264,18 @@ export class Custodian {
     if (!admitted.ok) return refusal(admitted)
     const { permit, now, reqHash, counts, lease } = admitted
     const g = permit.grant.body
-    const found = await Promise.all(
-      r.body.epochs.map(async epoch => {
-        const held = await store.held(space, r.body.stream, r.body.form, epoch)
-        if (held === undefined) return { epoch, held }
-        // the epoch's data runs from its deal's time (the epoch's start) to the next epoch's
-        const next = await store.held(space, r.body.stream, r.body.form, epoch + 1)
-        const begins = held.deal.body.iat
-        const ends = next?.deal.body.iat ?? Infinity
-        return { epoch, held, inWindow: begins < (g.dataUntil ?? Infinity) && ends > (g.dataFrom ?? 0) }
-      }),
+    // each deal asked for, and the next epoch's (where the epoch's data ends), read once
+    const wanted = [...new Set(r.body.epochs.flatMap(e => [e, e + 1]))]
+    const heldAt = new Map(
+      await Promise.all(wanted.map(async e => [e, await store.held(space, r.body.stream, r.body.form, e)] as const)),
     )
+    const found = r.body.epochs.map(epoch => {
+      const held = heldAt.get(epoch)
+      if (held === undefined) return { epoch, held }
+      // the epoch's data runs from its deal's time (the epoch's start) to the next epoch's
+      const ends = heldAt.get(epoch + 1)?.deal.body.iat ?? Number.POSITIVE_INFINITY
+      return { epoch, held, inWindow: epochInDataWindow(held.deal.body.iat, ends, g) }
+    })
     const unknown = found.find(f => f.held === undefined)
     if (unknown !== undefined) {
       return refusal(

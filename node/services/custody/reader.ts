@@ -122,27 +122,35 @@ export class CustodyReader {
     let answered = 0
     /** the grant the first custodian that released named, if it is this reader's */
     let grantUsed = ''
+    /** each epoch's key once combined, and the lease of the shares it was made of */
+    const combinedKeys = new Map<number, { key: Uint8Array; lease: number }>()
+    let settled = false
     /** the keys, once every epoch has k good shares of one deal, or k custodians answered without it */
     const settle = async (): Promise<CustodyKeys | undefined> => {
       const result: CustodyKeys = { keys: new Map(), lease: Infinity, grant: grantUsed }
       for (const epoch of epochs) {
-        const byDeal = gathered.get(epoch)
-        const ready = [...(byDeal?.values() ?? [])].find(g => g.shares.length >= k)
-        if (ready === undefined) {
-          // k custodians answered and none released it: outside the grant's data window
-          if (answered >= k && byDeal === undefined) {
-            result.keys.set(epoch, undefined)
-            continue
+        let made = combinedKeys.get(epoch)
+        if (made === undefined) {
+          const byDeal = gathered.get(epoch)
+          const ready = [...(byDeal?.values() ?? [])].find(g => g.shares.length >= k)
+          if (ready === undefined) {
+            // k custodians answered and none released it: outside the grant's data window
+            if (answered >= k && byDeal === undefined) {
+              result.keys.set(epoch, undefined)
+              continue
+            }
+            return undefined
           }
-          return undefined
+          const combined = await combine(ready.deal, ready.shares)
+          if (!combined.ok) {
+            log('epoch %d of %s: %s', epoch, stream, combined.reason)
+            return undefined
+          }
+          made = { key: combined.key, lease: Math.min(...ready.lease) }
+          combinedKeys.set(epoch, made)
         }
-        const combined = await combine(ready.deal, ready.shares)
-        if (!combined.ok) {
-          log('epoch %d of %s: %s', epoch, stream, combined.reason)
-          return undefined
-        }
-        result.keys.set(epoch, combined.key)
-        result.lease = Math.min(result.lease, ...ready.lease)
+        result.keys.set(epoch, made.key)
+        result.lease = Math.min(result.lease, made.lease)
       }
       return result
     }
@@ -188,9 +196,15 @@ export class CustodyReader {
     const done = Promise.withResolvers<CustodyKeys>()
     let pending = n
     const finish = async () => {
+      // answers after the keys were made are not looked at again
+      if (settled) return
       const keys = await settle()
-      if (keys !== undefined) return done.resolve(keys)
+      if (keys !== undefined) {
+        settled = true
+        return done.resolve(keys)
+      }
       if (--pending > 0 && refusals.length < n - k + 1) return
+      settled = true
       const counts = `${answered} of ${n} custodians answered, ${refusals.length} refused, ${n - answered - refusals.length} failed (${k} needed)`
       if (refusals.length >= n - k + 1) {
         const first = refusals[0]

@@ -23,6 +23,8 @@
 import { generateAeadKey } from '../../../crypto/aead.ts'
 import { decodeCanonical, encodeCanonical } from '../../../crypto/encoding.ts'
 import type { WindowState } from '../../../protocols/data/forms.ts'
+import type { Grant } from '../../../protocols/policy/records.ts'
+import { epochInDataWindow } from '../../../protocols/policy/state.ts'
 import type { Identity } from '../../identity.ts'
 import { DURABLE, pad, type Store, unwrapKey, wrapKey } from '../../store.ts'
 import type { KeyDealer } from '../custody/index.ts'
@@ -186,13 +188,18 @@ export class EpochKeys {
     return next.epoch
   }
 
-  /** Does an epoch's time range [its start, the next epoch's start) overlap [from, until)? */
-  async epochInWindow(space: string, stream: string, epoch: number, from = 0, until = Infinity): Promise<boolean> {
+  /** Does an epoch's time range [its start, the next epoch's start) overlap the grant's data window? */
+  async epochInWindow(
+    space: string,
+    stream: string,
+    epoch: number,
+    grant: Pick<Grant, 'dataFrom' | 'dataUntil'>,
+  ): Promise<boolean> {
     const [begins = 0, ends = Infinity] = await Promise.all([
       this.epochStart(space, stream, epoch),
       this.epochStart(space, stream, epoch + 1),
     ])
-    return begins < until && ends > from
+    return epochInDataWindow(begins, ends, grant)
   }
 
   /** Key releases made under a grant so far (for its maxReleases condition). */

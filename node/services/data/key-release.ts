@@ -111,7 +111,7 @@ export class KeyRelease {
         epoch,
         key: await epochKeys.existingKey(space, r.body.stream, r.body.form, epoch),
         // the data window: only epochs whose time range overlaps it
-        inWindow: await epochKeys.epochInWindow(space, r.body.stream, epoch, g.dataFrom, g.dataUntil),
+        inWindow: await epochKeys.epochInWindow(space, r.body.stream, epoch, g),
       })),
     )
     const unknown = found.find(f => f.key === undefined)
