@@ -209,6 +209,42 @@ process.on('unhandledRejection', err => {
 /** Set on SIGINT/SIGTERM: the handler stops the network and exits; the scenario's failure must not exit first. */
 let interrupted = false
 
+/** Run the scenario `params` names on `net` (across processes: the revocation scenario). */
+async function runScenario(
+  net: SimNetwork | ProcNetwork,
+  params: RunParams,
+  deadlineMs: number,
+  onProgress: (phase: string, done: number, total: number) => void,
+) {
+  if (net instanceof ProcNetwork) return runRevokeProcs(net, { rounds: params.rounds, deadlineMs, onProgress })
+  switch (params.scenario) {
+    case 'revoke':
+      return runRevoke(net, { rounds: params.rounds, deadlineMs, onProgress })
+    case 'partition-heal':
+      return runPartitionHeal(net, { changes: params.changes, deadlineMs, onProgress })
+    case 'churn':
+      return runChurn(net, {
+        readers: params.readers,
+        churnRate: params.churnRate,
+        durationMs: params.durationMs,
+        publishEveryMs: params.publishEveryMs,
+        deadlineMs,
+        onProgress,
+      })
+    case 'custody':
+      return runCustody(net, {
+        custodians: params.custodians,
+        threshold: params.threshold,
+        readers: params.readers,
+        cycles: params.rounds,
+        deadlineMs,
+        onProgress,
+      })
+    default:
+      return runAdversary(net, { spam: params.spam, deadlineMs, onProgress })
+  }
+}
+
 async function main(): Promise<number> {
   let parsed: ReturnType<typeof parse>
   try {
@@ -245,32 +281,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal)
   let record: RunRecord
   try {
-    const result =
-      net instanceof ProcNetwork
-        ? await runRevokeProcs(net, { rounds: params.rounds, deadlineMs, onProgress })
-        : params.scenario === 'revoke'
-          ? await runRevoke(net, { rounds: params.rounds, deadlineMs, onProgress })
-          : params.scenario === 'partition-heal'
-            ? await runPartitionHeal(net, { changes: params.changes, deadlineMs, onProgress })
-            : params.scenario === 'churn'
-              ? await runChurn(net, {
-                  readers: params.readers,
-                  churnRate: params.churnRate,
-                  durationMs: params.durationMs,
-                  publishEveryMs: params.publishEveryMs,
-                  deadlineMs,
-                  onProgress,
-                })
-              : params.scenario === 'custody'
-                ? await runCustody(net, {
-                    custodians: params.custodians,
-                    threshold: params.threshold,
-                    readers: params.readers,
-                    cycles: params.rounds,
-                    deadlineMs,
-                    onProgress,
-                  })
-                : await runAdversary(net, { spam: params.spam, deadlineMs, onProgress })
+    const result = await runScenario(net, params, deadlineMs, onProgress)
     const degrees = await net.degrees()
     record = {
       generated: new Date().toISOString(),
