@@ -359,26 +359,38 @@ export class PolicyState {
     return { added: true }
   }
 
-  addDelegation(rec: OpenedRecord<Delegation>, origin?: string): AddResult {
-    const problem =
-      this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
+  /** Why a record only the owner may write cannot be added: of another space, or not the owner's. */
+  private ownerRecordProblem(rec: OpenedRecord<{ iss: string; space: string }>): string | undefined {
+    return this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
+  }
+
+  /**
+   * Keeps `rec` in `records` by id, with the change that carried it, unless it has a `problem`
+   * or is there already; the caller indexes it further only when it was added.
+   */
+  private addById<T>(
+    records: Map<string, OpenedRecord<T>>,
+    rec: OpenedRecord<T>,
+    origin: string | undefined,
+    problem: string | undefined,
+  ): AddResult {
     if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
-    if (this.delegations.has(rec.id)) return { added: false, duplicate: true }
-    this.delegations.set(rec.id, rec)
+    if (records.has(rec.id)) return { added: false, duplicate: true }
+    records.set(rec.id, rec)
     this.setOrigin(rec.id, origin)
-    addTo(this.delegationsByAdmin, rec.body.admin, rec.id)
     return { added: true }
   }
 
+  addDelegation(rec: OpenedRecord<Delegation>, origin?: string): AddResult {
+    const res = this.addById(this.delegations, rec, origin, this.ownerRecordProblem(rec))
+    if (res.added) addTo(this.delegationsByAdmin, rec.body.admin, rec.id)
+    return res
+  }
+
   addCustodianSet(rec: OpenedRecord<CustodianSet>, origin?: string): AddResult {
-    const problem =
-      this.spaceProblem(rec) ?? (rec.issuer === this.owner ? undefined : 'issuer is not the owner of the space')
-    if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
-    if (this.custodianSets.has(rec.id)) return { added: false, duplicate: true }
-    this.custodianSets.set(rec.id, rec)
-    this.setOrigin(rec.id, origin)
-    this.custodianSetInForce = undefined
-    return { added: true }
+    const res = this.addById(this.custodianSets, rec, origin, this.ownerRecordProblem(rec))
+    if (res.added) this.custodianSetInForce = undefined
+    return res
   }
 
   /**
@@ -403,28 +415,21 @@ export class PolicyState {
   }
 
   addGrant(rec: OpenedRecord<Grant>, origin?: string): AddResult {
-    const problem = this.spaceProblem(rec)
-    if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
-    if (this.grants.has(rec.id)) return { added: false, duplicate: true }
-    this.grants.set(rec.id, rec)
-    this.setOrigin(rec.id, origin)
-    addTo(this.grantsBySubject, rec.body.sub, rec.id)
-    return { added: true }
+    const res = this.addById(this.grants, rec, origin, this.spaceProblem(rec))
+    if (res.added) addTo(this.grantsBySubject, rec.body.sub, rec.id)
+    return res
   }
 
   addRevocation(rec: OpenedRecord<Revocation>, origin?: string): AddResult {
-    const problem = this.spaceProblem(rec)
-    if (problem !== undefined) return { added: false, duplicate: false, reason: problem }
-    if (this.revocations.has(rec.id)) return { added: false, duplicate: true }
-    this.revocations.set(rec.id, rec)
-    this.setOrigin(rec.id, origin)
+    const res = this.addById(this.revocations, rec, origin, this.spaceProblem(rec))
+    if (!res.added) return res
     const t = rec.body.target
     const byOwner = rec.issuer === this.owner
     if ('grant' in t) push(this.revocationsOfGrant, t.grant, rec)
     else if ('subject' in t) push(this.revocationsOfSubject, t.subject, rec)
     else if ('device' in t && byOwner) this.revokedDevices.add(t.device)
     else if ('delegation' in t && byOwner) push(this.revocationsOfDelegation, t.delegation, rec)
-    return { added: true }
+    return res
   }
 
   addDecision(rec: OpenedDecision, origin?: string): AddResult {
