@@ -8,6 +8,7 @@
  * changes (an event, not a timer); a node that ingests nothing shows no card for them.
  */
 import 'uplot/dist/uPlot.min.css'
+import type { ComponentChildren } from 'preact'
 import './streams.css'
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type uPlot from 'uplot'
@@ -663,20 +664,57 @@ function chartOptions(width: number, aggregate: boolean): uPlot.Options {
 }
 
 function ValuesTable({ readings, version }: { readings: ReadingLine[]; version: number }) {
-  const rows = useMemo(() => readings.slice(-TABLE_ROWS).reverse(), [version])
+  return (
+    <LatestTable
+      readings={readings}
+      version={version}
+      noun="readings"
+      class="stream-readings-table"
+      heading={
+        <th scope="col" class="num">
+          Value
+        </th>
+      }
+      cell={r =>
+        typeof r.value === 'number' ? (
+          <td class="num">{num(r.value)}</td>
+        ) : (
+          <td class={isAggregateValue(r.value) ? 'num' : 'mono'}>{valueText(r.value)}</td>
+        )
+      }
+    />
+  )
+}
+
+/**
+ * The latest readings, newest first, by time and sequence and one column of what each holds;
+ * below the table, how many there are in all when it shows only the latest.
+ */
+function LatestTable(props: {
+  readings: ReadingLine[]
+  version: number
+  /** what a row is, in the plural: "readings", "commitments" */
+  noun: string
+  class: string
+  /** the last column's heading, and its cell for a reading */
+  heading: ComponentChildren
+  cell: (r: ReadingLine) => ComponentChildren
+}) {
+  const { readings, noun } = props
+  const rows = useMemo(() => readings.slice(-TABLE_ROWS).reverse(), [props.version])
   return (
     <>
-      <table class="counters stream-readings-table">
-        <caption class="visually-hidden">The latest {rows.length} readings, newest first</caption>
+      <table class={`counters ${props.class}`}>
+        <caption class="visually-hidden">
+          The latest {rows.length} {noun}, newest first
+        </caption>
         <thead>
           <tr>
             <th scope="col">Time</th>
             <th scope="col" class="num">
               Sequence
             </th>
-            <th scope="col" class="num">
-              Value
-            </th>
+            {props.heading}
           </tr>
         </thead>
         <tbody>
@@ -684,18 +722,14 @@ function ValuesTable({ readings, version }: { readings: ReadingLine[]; version: 
             <tr key={r.seq}>
               <td>{time(r.ts)}</td>
               <td class="num">{r.seq}</td>
-              {typeof r.value === 'number' ? (
-                <td class="num">{num(r.value)}</td>
-              ) : (
-                <td class={isAggregateValue(r.value) ? 'num' : 'mono'}>{valueText(r.value)}</td>
-              )}
+              {props.cell(r)}
             </tr>
           ))}
         </tbody>
       </table>
       {readings.length > rows.length && (
         <p class="muted small">
-          The latest {rows.length} of {readings.length.toLocaleString()} readings.
+          The latest {rows.length} of {readings.length.toLocaleString()} {noun}.
         </p>
       )}
     </>
@@ -714,7 +748,6 @@ function valueText(v: unknown): string {
 
 /** Hashed readings: a commitment per reading, nothing to plot. */
 function Commitments({ readings, version }: { readings: ReadingLine[]; version: number }) {
-  const rows = useMemo(() => readings.slice(-TABLE_ROWS).reverse(), [version])
   return (
     <>
       <p class="stream-note">
@@ -724,32 +757,16 @@ function Commitments({ readings, version }: { readings: ReadingLine[]; version: 
       <p id="stream-summary" class="stream-chart-summary">
         {plural(readings.length, 'commitment')} from {time(readings[0].ts)} to {time(readings[readings.length - 1].ts)}.
       </p>
-      <table class="counters stream-readings-table stream-commitments">
-        <caption class="visually-hidden">The latest {rows.length} commitments, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Time</th>
-            <th scope="col" class="num">
-              Sequence
-            </th>
-            <th scope="col">Commitment</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map(r => (
-            <tr key={r.seq}>
-              <td>{time(r.ts)}</td>
-              <td class="num">{r.seq}</td>
-              <td class="mono stream-commitment">{(r.value as { commitment?: string } | null)?.commitment ?? '—'}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {readings.length > rows.length && (
-        <p class="muted small">
-          The latest {rows.length} of {readings.length.toLocaleString()} commitments.
-        </p>
-      )}
+      <LatestTable
+        readings={readings}
+        version={version}
+        noun="commitments"
+        class="stream-readings-table stream-commitments"
+        heading={<th scope="col">Commitment</th>}
+        cell={r => (
+          <td class="mono stream-commitment">{(r.value as { commitment?: string } | null)?.commitment ?? '—'}</td>
+        )}
+      />
     </>
   )
 }
