@@ -102,26 +102,12 @@ export function verifyInclusion(
 ): boolean {
   if (!isHash(leafHash) || !isHash(root) || !isHashList(proof)) return false
   if (!isSize(index) || !isSize(treeSize) || index >= treeSize) return false
-  let fn = index
-  let sn = treeSize - 1
   let r = leafHash
-  for (const p of proof) {
-    if (sn === 0) return false
-    if (isOdd(fn) || fn === sn) {
-      r = nodeHash(p, r)
-      // on the right border a node may have no sibling for several levels: climb past them
-      while (!isOdd(fn) && fn !== 0) {
-        fn = half(fn)
-        sn = half(sn)
-      }
-    } else {
-      r = nodeHash(r, p)
-    }
-    fn = half(fn)
-    sn = half(sn)
-  }
+  const isAtRoot = walkPath(index, treeSize - 1, proof, 0, (p, isLeft) => {
+    r = isLeft ? nodeHash(p, r) : nodeHash(r, p)
+  })
   const isRootEqual = constantTimeEqual(r, root)
-  return sn === 0 && isRootEqual
+  return isAtRoot && isRootEqual
 }
 
 /**
@@ -155,25 +141,42 @@ export function verifyConsistency(
   }
   let fr = path[0]
   let sr = path[0]
-  for (let k = 1; k < path.length; k++) {
+  const isAtRoot = walkPath(fn, sn, path, 1, (c, isLeft) => {
+    if (isLeft) fr = nodeHash(c, fr)
+    sr = isLeft ? nodeHash(c, sr) : nodeHash(sr, c)
+  })
+  const isOldRootEqual = constantTimeEqual(fr, oldRoot)
+  const isNewRootEqual = constantTimeEqual(sr, newRoot)
+  return isAtRoot && isOldRootEqual && isNewRootEqual
+}
+
+/**
+ * The walk up the tree that both verifications of RFC 9162 (§2.1.3.2, §2.1.4.2) make, from node
+ * `fn` of a tree whose last node is `sn`: hands `fold` each hash of `path` from `from` on, with
+ * whether it is the left sibling, and returns whether the path ends exactly at the root.
+ */
+function walkPath(
+  fn: number,
+  sn: number,
+  path: Uint8Array[],
+  from: number,
+  fold: (sibling: Uint8Array, isLeft: boolean) => void,
+): boolean {
+  for (let k = from; k < path.length; k++) {
     if (sn === 0) return false
-    const c = path[k]
-    if (isOdd(fn) || fn === sn) {
-      fr = nodeHash(c, fr)
-      sr = nodeHash(c, sr)
+    const isLeft = isOdd(fn) || fn === sn
+    fold(path[k], isLeft)
+    if (isLeft) {
+      // on the right border a node may have no sibling for several levels: climb past them
       while (!isOdd(fn) && fn !== 0) {
         fn = half(fn)
         sn = half(sn)
       }
-    } else {
-      sr = nodeHash(sr, c)
     }
     fn = half(fn)
     sn = half(sn)
   }
-  const isOldRootEqual = constantTimeEqual(fr, oldRoot)
-  const isNewRootEqual = constantTimeEqual(sr, newRoot)
-  return sn === 0 && isOldRootEqual && isNewRootEqual
+  return sn === 0
 }
 
 // ---------------------------------------------------------------------------------------------
