@@ -6,59 +6,51 @@
  * Real peers in one process over TCP; the reader asks for keys on the wire, as any peer can.
  */
 import assert from 'node:assert/strict'
-import { before, describe, it } from 'node:test'
-import type { EdgewardNode } from '../../node/node.ts'
+import { describe, it } from 'node:test'
 import { decryptReadings } from '../../protocols/data/reading.ts'
 import { createDelegation } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest, openRelease } from '../support/keys.ts'
-import { type GrantOptions, grantTo, HOUR, spaceWith, suitePeers, waitForGrant } from '../support/peers.ts'
+import { type GrantOptions, grantTo, HOUR, waitForGrant } from '../support/peers.ts'
+import { suiteNodes } from '../support/suite.ts'
 import { waitFor } from '../support/wait.ts'
 
 const LEASE_MAX_MS = 1500
 
 describe('a grant that ends closes the epoch its keys were released from', { timeout: 90_000 }, () => {
-  const peers = suitePeers('grant-end')
-  let gw: EdgewardNode
-  let reader: EdgewardNode
-  let admin: EdgewardNode
-  let space: string
+  const s = suiteNodes('grant-end', ['gw', 'reader', 'admin'], {
+    space: 'plant',
+    startOf: { gw: { leaseMaxMs: LEASE_MAX_MS } },
+  })
 
   /** Ask the key holder for one epoch's raw key, as the reader; the key as the reader would keep it. */
   const keyOf = async (stream: string, epoch: number, grant: string): Promise<Uint8Array> => {
-    const req = keyRequest(reader, { space, stream, epochs: [epoch], grant })
-    const res = await askKeys(reader.libp2p, gw.identity.peerId, req.bytes)
+    const req = keyRequest(s.reader, { space: s.space, stream, epochs: [epoch], grant })
+    const res = await askKeys(s.reader.libp2p, s.gw.identity.peerId, req.bytes)
     assert.equal(res.ok, true, JSON.stringify(res))
     if (!res.ok) throw new Error('refused')
-    return (await openRelease(reader, res, req.bytes))[0].key
+    return (await openRelease(s.reader, res, req.bytes))[0].key
   }
 
-  const grant = async ({ exp, ...fields }: GrantOptions & { streams: string[]; exp?: number }, by = gw) => {
+  const grant = async ({ exp, ...fields }: GrantOptions & { streams: string[]; exp?: number }, by = s.gw) => {
     const now = Date.now()
     const g = await grantTo(
       by,
-      space,
-      reader.identity.principal.did,
+      s.space,
+      s.reader.identity.principal.did,
       { nbf: now - 1000, exp: exp ?? now + HOUR },
       { ...fields, iat: now },
     )
-    await waitForGrant([gw, reader], space, g.id)
+    await waitForGrant([s.gw, s.reader], s.space, g.id)
     return g
   }
 
   /** Publish one reading now; the record it went into. */
   const publish = async (stream: string, value: number) => {
-    await gw.data.publish(space, stream, [{ ts: Date.now(), value }])
-    return (await gw.data.storedReadings(space, stream)).at(-1)!
+    await s.gw.data.publish(s.space, stream, [{ ts: Date.now(), value }])
+    return (await s.gw.data.storedReadings(s.space, stream)).at(-1)!
   }
 
   const until = (t: number) => waitFor(`time ${t}`, async () => (Date.now() > t ? true : undefined), 20_000, 20)
-
-  before(async () => {
-    gw = await peers.node('gw', { leaseMaxMs: LEASE_MAX_MS })
-    reader = await peers.node('reader', { bootstrap: gw.addresses() })
-    admin = await peers.node('admin', { bootstrap: gw.addresses() })
-    space = await spaceWith(gw, [reader, admin], 'plant')
-  })
 
   it('a grant that expires: what is published after its end is under a key its holder never had', async () => {
     const first = await publish('expiring', 1)
@@ -97,16 +89,22 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
     const first = await publish('delegated', 1)
     const now = Date.now()
     const d = createDelegation(
-      gw.identity.principal,
-      { space, admin: admin.identity.principal.did, streams: ['delegated'], nbf: now - 1000, exp: now + 3000 },
+      s.gw.identity.principal,
+      {
+        space: s.space,
+        admin: s.admin.identity.principal.did,
+        streams: ['delegated'],
+        nbf: now - 1000,
+        exp: now + 3000,
+      },
       now,
     )
-    await gw.policy.write(space, [{ kind: 'delegation', record: d }])
+    await s.gw.policy.write(s.space, [{ kind: 'delegation', record: d }])
     await waitFor('the admin to know its delegation', async () =>
-      admin.policy.document(space).state.delegations.has(d.id) ? true : undefined,
+      s.admin.policy.document(s.space).state.delegations.has(d.id) ? true : undefined,
     )
     // the admin's grant claims an hour; the delegation ends in seconds
-    const g = await grant({ streams: ['delegated'] }, admin)
+    const g = await grant({ streams: ['delegated'] }, s.admin)
     const kept = await keyOf('delegated', first.epoch, g.id)
     await until(d.body.exp)
     const later = await publish('delegated', 2)
@@ -118,8 +116,8 @@ describe('a grant that ends closes the epoch its keys were released from', { tim
     const first = await publish('restarted', 1)
     const g = await grant({ streams: ['restarted'], exp: Date.now() + 2500 })
     const kept = await keyOf('restarted', first.epoch, g.id)
-    await peers.stop(gw)
-    gw = await peers.start(peers.dir('gw'), { leaseMaxMs: LEASE_MAX_MS })
+    await s.peers.stop(s.gw)
+    s.gw = await s.peers.start(s.peers.dir('gw'), { leaseMaxMs: LEASE_MAX_MS })
     await until(g.body.exp)
     const later = await publish('restarted', 2)
     assert.equal(later.epoch, first.epoch + 1)
