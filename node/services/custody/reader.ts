@@ -31,29 +31,16 @@ import {
 } from '../../../protocols/custody/messages.ts'
 import { checkShareRelease, openReleasedShare, openShareRelease } from '../../../protocols/custody/release.ts'
 import { AccessRefusedError, UnreachableError } from '../../errors.ts'
-import type { Identity } from '../../identity.ts'
-import type { Metrics } from '../../metrics.ts'
-import type { EdgewardLibp2p } from '../../network.ts'
+import type { CustodyFallback, CustodyKeys, KeyCacheComponents } from '../data/key-cache.ts'
 import type { PolicyService } from '../policy.ts'
 import { request } from '../stream-io.ts'
 
 const log = logger('edgeward:custody')
 
-/** What the custody reader uses: the network, this node's identity, counters and the clock. */
-export interface CustodyReaderComponents {
-  libp2p: EdgewardLibp2p
-  identity: Pick<Identity, 'principal' | 'device' | 'sealing'>
-  metrics: Metrics
-  now: () => number
-}
+/** What the custody reader uses: what the key cache it stands in for uses (network, identity, counters, clock). */
+export type CustodyReaderComponents = KeyCacheComponents
 
-/** Keys made from custodians' shares: per epoch (undefined: outside the grant's data window), their lease and grant. */
-export interface CustodyKeys {
-  keys: Map<number, Uint8Array | undefined>
-  lease: number
-  /** the grant the custodians released under, when it is one of this reader's grants that this node knows ('' if not) */
-  grant: string
-}
+export type { CustodyKeys } from '../data/key-cache.ts'
 
 /** What one epoch has gathered so far. */
 interface Gathered {
@@ -63,7 +50,7 @@ interface Gathered {
 }
 
 /** Asks custodians for shares and combines them into keys. */
-export class CustodyReader {
+export class CustodyReader implements CustodyFallback {
   private readonly c: CustodyReaderComponents
   private readonly policy: Pick<PolicyService, 'document'>
 

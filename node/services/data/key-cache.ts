@@ -51,18 +51,20 @@ export interface KeyCacheComponents {
   now: () => number
 }
 
+/** Keys made from custodians' shares: per epoch (undefined: outside the grant's data window), their lease and grant. */
+export interface CustodyKeys {
+  keys: Map<number, Uint8Array | undefined>
+  lease: number
+  /** the grant the custodians released under, when it is one of this reader's grants that this node knows ('' if not) */
+  grant: string
+}
+
 /** Where keys come from when no key holder answers: the space's custodians (custody/reader.ts). */
 export interface CustodyFallback {
   /** whether the space has custodians */
   has(space: string): boolean
-  /** the keys of `epochs` from the custodians' shares (undefined: outside the grant's data window) */
-  keys(
-    space: string,
-    stream: string,
-    form: string,
-    epochs: number[],
-    grant?: string,
-  ): Promise<{ keys: Map<number, Uint8Array | undefined>; lease: number; grant: string }>
+  /** the keys of `epochs` from the custodians' shares */
+  keys(space: string, stream: string, form: string, epochs: number[], grant?: string): Promise<CustodyKeys>
 }
 
 interface CachedKey {
