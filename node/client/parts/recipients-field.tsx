@@ -5,6 +5,7 @@
  */
 import { useMemo, useState } from 'preact/hooks'
 import type { SpaceView } from '../../ui/contract.ts'
+import { FormError } from './form-error.tsx'
 import { type People, personName } from './person.tsx'
 import { useFetched } from './use-fetched.ts'
 import './recipients-field.css'
@@ -111,11 +112,7 @@ export function RecipientsField(props: {
           }}
         />
       </div>
-      {problem !== undefined && (
-        <p id={problemId} class="form-error" role="alert">
-          {problem}
-        </p>
-      )}
+      <FormError error={problem} id={problemId} />
       <p id={hintId} class="form-hint recipients-hint">
         Press Enter after each id.
       </p>

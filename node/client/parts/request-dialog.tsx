@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { useApi } from '../api.ts'
 import { Choice } from './choice.tsx'
+import { FormError } from './form-error.tsx'
 import { ACCESS_DURATIONS } from './time.ts'
 import { useSubmit } from './use-submit.ts'
 
@@ -48,11 +49,7 @@ export function RequestDialog(props: {
           For how long
           <Choice class="field" options={ACCESS_DURATIONS} by="ms" value={duration} onChange={setDuration} />
         </label>
-        {error !== '' && (
-          <p class="notice" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError error={error} class="notice" />
         <div class="dialog-actions">
           <button type="button" class="button button-quiet" onClick={() => dialog.current?.close()}>
             Cancel

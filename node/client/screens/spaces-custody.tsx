@@ -11,6 +11,8 @@ import type { PeerView, SpaceView } from '../../ui/contract.ts'
 import type { CustodyAnswer, CustodyRequest } from '../../ui/contract-spaces.ts'
 import { ApiError, useApi } from '../api.ts'
 import { Choice } from '../parts/choice.tsx'
+import { FormButtons } from '../parts/form-buttons.tsx'
+import { FormError } from '../parts/form-error.tsx'
 import { isPeerId, Peer, peerName } from '../parts/peer.tsx'
 import type { People } from '../parts/person.tsx'
 import { useFetched } from '../parts/use-fetched.ts'
@@ -263,19 +265,8 @@ function CustodyForm({
           onChange={setThreshold}
         />
       </label>
-      {problem !== undefined && (
-        <p class="form-error" role="alert">
-          {problem}
-        </p>
-      )}
-      <div class="invite-buttons">
-        <button type="submit" class="button button-primary">
-          Review…
-        </button>
-        <button type="button" class="button button-quiet" onClick={onClose}>
-          Cancel
-        </button>
-      </div>
+      <FormError error={problem} />
+      <FormButtons action="Review…" leave="Cancel" onLeave={onClose} />
     </form>
   )
 }
@@ -321,19 +312,15 @@ function CustodyReview(props: {
         Any {k} of these {n} together can release keys; fewer learn nothing. This applies to keys made from now on: what
         was shared before stays with the key holder. Each device is asked now, and has to answer.
       </p>
-      {error !== '' && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
-      <div class="invite-buttons">
-        <button type="submit" class="button button-primary" disabled={busy}>
-          {busy ? 'Asking each custodian…' : `Name ${n} custodians`}
-        </button>
-        <button type="button" class="button button-quiet" disabled={busy} onClick={props.onBack}>
-          Back
-        </button>
-      </div>
+      <FormError error={error} />
+      <FormButtons
+        action={`Name ${n} custodians`}
+        doing="Asking each custodian…"
+        busy={busy}
+        leave="Back"
+        onLeave={props.onBack}
+        leaveWaits
+      />
     </form>
   )
 }

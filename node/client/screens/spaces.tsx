@@ -20,6 +20,8 @@ import { useSubmit } from '../parts/use-submit.ts'
 import type { ScreenProps } from './props.ts'
 import './spaces.css'
 import { Choice } from '../parts/choice.tsx'
+import { FormButtons } from '../parts/form-buttons.tsx'
+import { FormError } from '../parts/form-error.tsx'
 import { CustodyHere, CustodySection } from './spaces-custody.tsx'
 
 const VALID_FOR: { ms: number; label: string }[] = [
@@ -184,17 +186,7 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
   return (
     <form class="invite-form" onSubmit={submit} aria-label={`Invite someone to ${name}`}>
       <div class="invite-row">
-        <label class="field-label">
-          Valid for
-          <Choice
-            class="field"
-            aria-label="Valid for"
-            options={VALID_FOR}
-            by="ms"
-            value={validFor}
-            onChange={setValidFor}
-          />
-        </label>
+        <DurationField label="Valid for" options={VALID_FOR} value={validFor} onChange={setValidFor} />
         <label class="field-label">
           Uses
           <input
@@ -230,37 +222,38 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
               ))}
             </div>
           )}
-          <label class="field-label">
-            Access lasts
-            <Choice
-              class="field"
-              aria-label="Access lasts"
-              options={ACCESS_FOR}
-              by="ms"
-              value={accessFor}
-              onChange={setAccessFor}
-            />
-          </label>
+          <DurationField label="Access lasts" options={ACCESS_FOR} value={accessFor} onChange={setAccessFor} />
           <label class="checkbox">
             <input type="checkbox" checked={viewOnly} onChange={e => setViewOnly(e.currentTarget.checked)} />
             View only (no download)
           </label>
         </fieldset>
       )}
-      {error !== '' && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
-      <div class="invite-buttons">
-        <button type="submit" class="button button-primary" disabled={busy}>
-          {busy ? 'Making the code…' : 'Make invite code'}
-        </button>
-        <button type="button" class="button button-quiet" onClick={onClose}>
-          Cancel
-        </button>
-      </div>
+      <FormError error={error} />
+      <FormButtons action="Make invite code" doing="Making the code…" busy={busy} leave="Cancel" onLeave={onClose} />
     </form>
+  )
+}
+
+/** A duration to choose, named by its label alone (not by the words of the option chosen, as the label around it would). */
+function DurationField(props: {
+  label: string
+  options: readonly { ms: number; label: string }[]
+  value: number
+  onChange: (ms: number) => void
+}) {
+  return (
+    <label class="field-label">
+      {props.label}
+      <Choice
+        class="field"
+        aria-label={props.label}
+        options={props.options}
+        by="ms"
+        value={props.value}
+        onChange={props.onChange}
+      />
+    </label>
   )
 }
 
@@ -351,11 +344,7 @@ function CardForm(props: CardFormProps & ReturnType<typeof useSubmit>) {
         <span class="spaces-said" role="status" aria-live="polite">
           {props.said}
         </span>
-        {props.error !== '' && (
-          <p class="form-error" role="alert">
-            {props.error}
-          </p>
-        )}
+        <FormError error={props.error} />
       </form>
     </section>
   )
