@@ -17,6 +17,7 @@ import type { PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import {
   decodeEncryptedReading,
@@ -48,7 +49,6 @@ const log = logger('edgeward:fetch')
 const ANSWERS_ENOUGH = 3
 /** peers asked in one backfill at the most, answering or not */
 const MAX_PEERS_ASKED = 12
-const RAW = 0x55
 
 export type { Retention } from './data/record-store.ts'
 
@@ -79,7 +79,7 @@ export type BackfillListener = (space: string, stream: string, form: string, fet
 
 /** The DHT key under which the peers holding a space's data are found. */
 export async function spaceCid(space: string): Promise<CID> {
-  return CID.createV1(RAW, await sha256.digest(new TextEncoder().encode(`edgeward/space/${space}`)))
+  return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`edgeward/space/${space}`)))
 }
 
 /** Serves stored records by range, backfills what this node lacks before a read, and applies retention. */
