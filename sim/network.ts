@@ -29,8 +29,7 @@ import { createIdentity } from '../node/identity.ts'
 import { EdgewardNode, type NodeOptions } from '../node/node.ts'
 import { openMemoryStore } from '../node/store.ts'
 import { LinkModel, type LinkSpec, memoryWithLatency } from './link.ts'
-import { mulberry32 } from './random.ts'
-import { buildTopology, linkRule, neighbours, type Topology, type TopologySpec } from './topology.ts'
+import { linkRule, neighbours, seededTopology, type Topology, type TopologySpec } from './topology.ts'
 
 const log = logger('edgeward:sim')
 
@@ -132,7 +131,10 @@ export class SimNetwork {
   readonly topology: Topology
   readonly links: LinkModel
   readonly root: string
-  readonly seed: number
+  /** the seed of everything random in the run that is ours */
+  get seed(): number {
+    return this.opts.seed
+  }
   /** May a and b be connected at all (ignoring partitions)? */
   readonly mayLink: (a: number, b: number) => boolean
   /** process memory as the network grew; the first sample is before any peer */
@@ -152,8 +154,7 @@ export class SimNetwork {
   private constructor(opts: SimNetworkOptions, root: string) {
     this.opts = opts
     this.root = root
-    this.seed = opts.seed
-    this.topology = buildTopology(opts.peers, opts.topology, mulberry32(opts.seed))
+    this.topology = seededTopology(opts)
     this.neighbours = neighbours(opts.peers, this.topology.links)
     this.links = new LinkModel(opts.link, this.topology.site)
     this.mayLink = linkRule(this.topology, opts.public ?? [0], opts.strictTopology !== false)
@@ -172,16 +173,11 @@ export class SimNetwork {
   }
 
   /** Create every peer's identity and node, start them, and dial the topology's links. */
-  static async create(opts: SimNetworkOptions): Promise<SimNetwork> {
-    const root = await mkdtemp(join(tmpdir(), 'edgeward-sim-'))
-    const net = new SimNetwork(opts, root)
-    try {
-      await net.setUp()
-    } catch (err) {
-      await net.stop()
-      throw err
-    }
-    return net
+  static create(opts: SimNetworkOptions): Promise<SimNetwork> {
+    return setUpInTempDir(
+      root => new SimNetwork(opts, root),
+      net => net.setUp(),
+    )
   }
 
   private progress(phase: string, done: number, total: number): void {
@@ -416,6 +412,24 @@ export class SimNetwork {
     await rm(this.root, { recursive: true, force: true })
     if (failures.length > 0) throw new NodeStateError(`peers failed to stop: ${failures.join('; ')}`)
   }
+}
+
+/**
+ * A network built on a fresh temp dir and set up; if setting up fails, what started is
+ * stopped and the setup's failure is the one thrown (not a failure to stop what half started).
+ */
+export async function setUpInTempDir<N extends { stop(): Promise<unknown> }>(
+  build: (root: string) => N,
+  setUp: (net: N) => Promise<void>,
+): Promise<N> {
+  const net = build(await mkdtemp(join(tmpdir(), 'edgeward-sim-')))
+  try {
+    await setUp(net)
+  } catch (err) {
+    await net.stop().catch(() => undefined)
+    throw err
+  }
+  return net
 }
 
 /** Run `fn` over `items` with at most `limit` running at once. */

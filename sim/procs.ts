@@ -19,14 +19,19 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NodeStateError } from '../node/errors.ts'
 import { policyTopic } from '../protocols/sync/messages.ts'
 import { ScenarioError } from './errors.ts'
-import { type MemorySample, memoryGrowthPerPeer, SIMULATION_DEFAULTS, type SimNetworkOptions } from './network.ts'
+import {
+  type MemorySample,
+  memoryGrowthPerPeer,
+  SIMULATION_DEFAULTS,
+  type SimNetworkOptions,
+  setUpInTempDir,
+} from './network.ts'
 import { mulberry32, sample } from './random.ts'
 import {
   type ReadAttempt,
@@ -36,7 +41,7 @@ import {
   roundRecord,
 } from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, countDefined } from './scenarios/space.ts'
-import { buildTopology, type Topology } from './topology.ts'
+import { seededTopology, type Topology } from './topology.ts'
 import { sleep, stepTimer, unlessDeadline, waitUntil } from './wait.ts'
 import type { ReadRecord, StartedPeer, WorkerEvent, WorkerInit, WorkerMemory } from './worker.ts'
 
@@ -124,7 +129,10 @@ export class ProcNetwork {
   readonly peers: (StartedPeer & { worker: number })[] = []
   readonly topology: Topology
   readonly root: string
-  readonly seed: number
+  /** the seed of everything random in the run that is ours */
+  get seed(): number {
+    return this.opts.seed
+  }
   /** every worker's memory summed, as the network grew; the first sample is before any peer */
   readonly memory: MemorySample[] = []
   /** library failures in the background, counted by the workers when they stop */
@@ -137,23 +145,17 @@ export class ProcNetwork {
   private constructor(opts: ProcNetworkOptions, root: string) {
     this.opts = opts
     this.root = root
-    this.seed = opts.seed
-    this.topology = buildTopology(opts.peers, opts.topology, mulberry32(opts.seed))
+    this.topology = seededTopology(opts)
     const k = Math.max(1, Math.min(opts.procs, opts.peers))
     this.workers = Array.from({ length: k }, (_, w) => new WorkerHandle(w, e => this.emit(e)))
   }
 
   /** Start the workers and their peers, and dial the topology's links. */
-  static async create(opts: ProcNetworkOptions): Promise<ProcNetwork> {
-    const root = await mkdtemp(join(tmpdir(), 'edgeward-sim-'))
-    const net = new ProcNetwork(opts, root)
-    try {
-      await net.setUp()
-    } catch (err) {
-      await net.stop().catch(() => undefined)
-      throw err
-    }
-    return net
+  static create(opts: ProcNetworkOptions): Promise<ProcNetwork> {
+    return setUpInTempDir(
+      root => new ProcNetwork(opts, root),
+      net => net.setUp(),
+    )
   }
 
   private emit(e: WorkerEvent): void {

@@ -3,7 +3,7 @@
  * (a full-ish mesh inside each site, a few bridges between sites). Pure and seeded: the same
  * seed gives the same links. Links are undirected; the lower-numbered peer dials.
  */
-import { type Random, randomInt, sample, shuffled } from './random.ts'
+import { mulberry32, type Random, randomInt, sample, shuffled } from './random.ts'
 
 export type TopologySpec =
   | { kind: 'random'; degree: number }
@@ -35,6 +35,14 @@ export function linkRule(
   const linked = new Set(topology.links.map(([a, b]) => `${a}-${b}`))
   const open = new Set(publicPeers)
   return (a, b) => !strict || open.has(a) || open.has(b) || linked.has(`${Math.min(a, b)}-${Math.max(a, b)}`)
+}
+
+/**
+ * The topology a network with these options starts from: the coordinator of a run in worker
+ * processes and each of its workers build the same one from the seed.
+ */
+export function seededTopology(opts: { peers: number; topology: TopologySpec; seed: number }): Topology {
+  return buildTopology(opts.peers, opts.topology, mulberry32(opts.seed))
 }
 
 /** The links of `n` peers: a connected random graph of a given degree, or sites joined by bridges. */

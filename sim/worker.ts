@@ -22,10 +22,9 @@ import { openMemoryStore } from '../node/store.ts'
 import { decodeEntry } from '../protocols/audit/entries.ts'
 import { InvalidMessageError } from '../protocols/errors.ts'
 import { forEachLimit, type StoreKind } from './network.ts'
-import { mulberry32 } from './random.ts'
 import { revokesSubject, timeValidation } from './scenarios/revoke.ts'
 import { BASELINE_TOPIC, STREAM } from './scenarios/space.ts'
-import { buildTopology, linkRule, type TopologySpec } from './topology.ts'
+import { linkRule, seededTopology, type TopologySpec } from './topology.ts'
 import { sleep } from './wait.ts'
 
 /** What the coordinator tells a worker at the start. */
@@ -179,7 +178,7 @@ class Worker {
 
   private async start(init: WorkerInit): Promise<{ peers: StartedPeer[]; empty: WorkerMemory; started: WorkerMemory }> {
     this.init = init
-    const topology = buildTopology(init.peers, init.topology, mulberry32(init.seed))
+    const topology = seededTopology(init)
     this.mayLink = linkRule(topology, init.public, init.strictTopology)
     const empty = memory()
     const started: StartedPeer[] = []
