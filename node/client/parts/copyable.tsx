@@ -4,6 +4,7 @@
  * person's did, whose whole form is in the title).
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { Icon } from './icon.tsx'
 
 /** Copy `value`; what came of it, said for a while, for a live region. */
 function useCopy(value: string, failure: string): { said: string; copy: () => Promise<void> } {
@@ -40,7 +41,7 @@ export function Copyable({ value, label, id }: Props) {
       </code>
       <div class="copyable-actions">
         <button type="button" class="button" onClick={copy} aria-label={`Copy ${label}`}>
-          <CopyIcon />
+          <Icon name="copy" />
           Copy
         </button>
         <span class="copyable-said" role="status" aria-live="polite">
@@ -57,28 +58,11 @@ export function CopyButton({ value, label }: Omit<Props, 'id'>) {
   return (
     <>
       <button type="button" class="icon-button" onClick={copy} aria-label={`Copy ${label}`} title={`Copy ${label}`}>
-        {said === 'Copied' ? <CheckIcon /> : <CopyIcon />}
+        <Icon name={said === 'Copied' ? 'check' : 'copy'} />
       </button>
       <span class="visually-hidden" role="status" aria-live="polite">
         {said}
       </span>
     </>
-  )
-}
-
-function CopyIcon() {
-  return (
-    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
-      <rect x="5" y="5" width="9" height="9" rx="1.5" />
-      <path d="M11 5V3.5A1.5 1.5 0 0 0 9.5 2h-6A1.5 1.5 0 0 0 2 3.5v6A1.5 1.5 0 0 0 3.5 11H5" />
-    </svg>
-  )
-}
-
-function CheckIcon() {
-  return (
-    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
-      <path d="M3 8.5l3 3 7-7" />
-    </svg>
   )
 }

@@ -17,6 +17,7 @@ import {
 import type { ObjectList } from '../../ui/contract-objects.ts'
 import { ApiError, type NodeApi, useApi } from '../api.ts'
 import { Choice } from '../parts/choice.tsx'
+import { Icon } from '../parts/icon.tsx'
 import { type People, Person, personName, shortDid } from '../parts/person.tsx'
 import { SpaceSelect } from '../parts/space-picker.tsx'
 import { DAY, HOUR, MINUTE } from '../parts/time.ts'
@@ -249,7 +250,7 @@ function Holdings({ api, space, spaces, state, onSpace }: HoldingsProps) {
               disabled={loaded.kind !== 'ready'}
               aria-describedby="export-note"
             >
-              <DownloadIcon />
+              <Icon name="download" />
               Export report
             </button>
           )}
@@ -566,7 +567,7 @@ function VerifyPanel({ api, spaces, state }: { api: NodeApi; spaces: SpaceView[]
     <section class="card" aria-labelledby="verify-heading">
       <h2 id="verify-heading">Check a report</h2>
       <div class={dragging ? 'drop-zone audit-drop drop-zone-over' : 'drop-zone audit-drop'}>
-        <UploadIcon />
+        <Icon name="upload" class="audit-drop-icon" />
         <p>
           <strong>Drop a report file anywhere on this screen</strong>
           <br />
@@ -658,21 +659,5 @@ function Verdict(props: { file: string; answer: VerifyAnswer; known?: SpaceView;
         </dd>
       </dl>
     </div>
-  )
-}
-
-function DownloadIcon() {
-  return (
-    <svg class="icon" viewBox="0 0 16 16" aria-hidden="true" focusable="false">
-      <path d="M8 2v8M4.5 6.5 8 10l3.5-3.5M2.5 13.5h11" />
-    </svg>
-  )
-}
-
-function UploadIcon() {
-  return (
-    <svg class="audit-drop-icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
-      <path d="M12 16V4M7 9l5-5 5 5M4 15v4a1 1 0 0 0 1 1h14a1 1 0 0 0 1-1v-4" />
-    </svg>
   )
 }

@@ -28,6 +28,7 @@ import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './files.css'
 import { Choice } from '../parts/choice.tsx'
+import { Icon } from '../parts/icon.tsx'
 
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
@@ -481,17 +482,7 @@ function SharedWithYou({
 }
 
 function FileIcon({ big }: { big?: boolean }) {
-  return (
-    <svg
-      class={big ? 'files-icon files-icon-big' : 'files-icon'}
-      viewBox="0 0 24 24"
-      aria-hidden="true"
-      focusable="false"
-    >
-      <path d="M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z" />
-      <path d="M14 3v5h5" />
-    </svg>
-  )
+  return <Icon name="file" class={big ? 'files-icon files-icon-big' : 'files-icon'} />
 }
 
 // ---- the screen ----
