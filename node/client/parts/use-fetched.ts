@@ -1,17 +1,19 @@
-/** The node's answer to a GET, fetched again when the screen says its state changed. */
+/** The node's answer to a GET (or to a few together), fetched again when the screen says its state changed. */
 import { useEffect, useState } from 'preact/hooks'
 import { useApi } from '../api.ts'
 
-/** The node's answer to `path` (nothing asked while it is undefined), fetched again whenever `version` changes. */
-export function useFetched<T>(path: string | undefined, version: number | string) {
-  const api = useApi()
+/**
+ * What `load(key)` resolves to (nothing asked while `key` is undefined), loaded again whenever
+ * `key` or `version` changes or `reload` is called; an answer to an older load is dropped.
+ */
+export function useLoaded<T>(key: string | undefined, version: number | string, load: (key: string) => Promise<T>) {
   const [value, setValue] = useState<T>()
   const [error, setError] = useState<string>()
   const [nonce, setNonce] = useState(0)
   useEffect(() => {
-    if (path === undefined) return
+    if (key === undefined) return
     let current = true
-    api.get<T>(path).then(
+    load(key).then(
       v => {
         if (!current) return
         setValue(v)
@@ -24,6 +26,12 @@ export function useFetched<T>(path: string | undefined, version: number | string
     return () => {
       current = false
     }
-  }, [path, version, nonce])
+  }, [key, version, nonce])
   return { value, error, reload: () => setNonce(n => n + 1) }
+}
+
+/** The node's answer to `path` (nothing asked while it is undefined), fetched again whenever `version` changes. */
+export function useFetched<T>(path: string | undefined, version: number | string) {
+  const api = useApi()
+  return useLoaded(path, version, p => api.get<T>(p))
 }

@@ -28,6 +28,7 @@ import { ApiError, useApi } from '../api.ts'
 import { type People, Person, personName } from '../parts/person.tsx'
 import { SpacePicker, spaceName } from '../parts/space-picker.tsx'
 import { ACCESS_DURATIONS, formatSpan, formatWhen, useNow } from '../parts/time.ts'
+import { useLoaded } from '../parts/use-fetched.ts'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './access.css'
@@ -101,28 +102,14 @@ interface Loaded {
 /** The space's grants and requests, fetched again when `version` changes or `reload` is called. */
 function useSpaceAccess(space: string, version: number) {
   const api = useApi()
-  const [loaded, setLoaded] = useState<Loaded>()
-  const [error, setError] = useState<string>()
-  const [nonce, setNonce] = useState(0)
-  useEffect(() => {
-    let current = true
-    const base = `/v1/spaces/${space}`
-    Promise.all([api.get<GrantsListing>(`${base}/grants`), api.get<RequestsListing>(`${base}/requests`)]).then(
-      ([listing, requests]) => {
-        if (!current) return
-        for (const i of listing.items) if (i.label !== undefined) labels.set(i.name, i.label)
-        setLoaded({ listing, requests: requests.requests })
-        setError(undefined)
-      },
-      (err: Error) => {
-        if (current) setError(err.message)
-      },
-    )
-    return () => {
-      current = false
-    }
-  }, [space, version, nonce])
-  return { loaded, error, reload: () => setNonce(n => n + 1) }
+  return useLoaded(`/v1/spaces/${space}`, version, async (base): Promise<Loaded> => {
+    const [listing, requests] = await Promise.all([
+      api.get<GrantsListing>(`${base}/grants`),
+      api.get<RequestsListing>(`${base}/requests`),
+    ])
+    for (const i of listing.items) if (i.label !== undefined) labels.set(i.name, i.label)
+    return { listing, requests: requests.requests }
+  })
 }
 
 /** Fetch again when the first grant shown starts or ends: the node then says what it has become. */
@@ -199,7 +186,7 @@ type Confirming =
 function SpaceAccess({ space, state, version }: { space: SpaceView; state: People; version: number }) {
   const api = useApi()
   const now = useNow()
-  const { loaded, error, reload } = useSpaceAccess(space.id, version)
+  const { value: loaded, error, reload } = useSpaceAccess(space.id, version)
   const [confirming, setConfirming] = useState<Confirming>()
   const [said, setSaid] = useState<{ text: string; failed: boolean }>()
   useReloadAtBoundary(loaded?.listing.grants, reload)
