@@ -38,6 +38,7 @@
 import type { Connection } from '@libp2p/interface'
 import { AccessRefusedError, UnreachableError } from '../../node/errors.ts'
 import type { EdgewardNode } from '../../node/node.ts'
+import type { CustodyStatus } from '../../node/services/custody/index.ts'
 import type { Admitted, Refused } from '../../node/services/request-gate.ts'
 import type { OpenedKeyRequest } from '../../protocols/access/messages.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
@@ -256,6 +257,11 @@ export async function runCustody(net: SimNetwork, opts: CustodyOptions = {}): Pr
       epochs.push(r.epoch)
     }
   }
+  /** Keep a sample of each epoch published so far, then wait until the owner's deals of them are `settled`. */
+  const untilDealt = async (what: string, settled: (status: CustodyStatus) => boolean) => {
+    await keepSamples()
+    await waitUntil(what, async () => settled(await owner.custody.status()), deadlineMs, 50)
+  }
   for (let e = 0; e < (opts.epochs ?? 4); e++) {
     if (e > 0) await sleep(epochMs + 10)
     const ts = Date.now()
@@ -265,13 +271,7 @@ export async function runCustody(net: SimNetwork, opts: CustodyOptions = {}): Pr
     ])
     opts.onProgress?.('epochs published', e + 1, opts.epochs ?? 4)
   }
-  await keepSamples()
-  await waitUntil(
-    'every custodian to acknowledge every deal',
-    async () => (await owner.custody.status()).unacknowledged === 0,
-    deadlineMs,
-    50,
-  )
+  await untilDealt('every custodian to acknowledge every deal', s => s.unacknowledged === 0)
   step('epochs dealt and acknowledged')
   const setupMs = performance.now() - t0
 
@@ -417,13 +417,7 @@ export async function runCustody(net: SimNetwork, opts: CustodyOptions = {}): Pr
   )
   step('revocation at the custodians with the owner')
   await owner.data.publish(space, CUSTODY_STREAM, [{ ts: Date.now(), value: 99 }])
-  await keepSamples()
-  await waitUntil(
-    'k custodians to acknowledge every new deal',
-    async () => (await owner.custody.status()).belowThreshold === 0,
-    deadlineMs,
-    50,
-  )
+  await untilDealt('k custodians to acknowledge every new deal', s => s.belowThreshold === 0)
   step('next epoch dealt to k custodians')
   await crashOwner()
   await readRound(
