@@ -176,16 +176,20 @@ export class EdgewardNode {
     // before libp2p starts: mDNS asks the LAN as it starts, and the first answers come at once
     this.libp2p.services.mdns?.addEventListener('peer', evt => this.dialLanPeer(evt.detail))
     await this.libp2p.start()
-    await this.policy.start()
-    await this.audit?.start()
-    await this.data.start()
-    await this.custody.start()
-    await this.requests.start()
-    await this.objects.start()
-    this.inbox.start()
-    await this.fetch.start()
-    await this.contacts.start()
-    await this.invites.start()
+    // one at a time, in this order (stop() has its own)
+    const services = [
+      this.policy,
+      this.audit,
+      this.data,
+      this.custody,
+      this.requests,
+      this.objects,
+      this.inbox,
+      this.fetch,
+      this.contacts,
+      this.invites,
+    ]
+    for (const service of services) await service?.start()
     this.libp2p.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
       if (listenAddrs.length === 0) return
@@ -312,14 +316,17 @@ export class EdgewardNode {
   async stop(): Promise<void> {
     clearInterval(this.redialTimer)
     await this.redialing
-    this.inbox.stop()
-    await this.invites.stop()
-    await this.objects.stop()
-    await this.data.stop()
-    await this.custody.stop()
-    this.fetch.stop()
-    await this.policy.stop()
-    await this.audit?.stop()
+    const services = [
+      this.inbox,
+      this.invites,
+      this.objects,
+      this.data,
+      this.custody,
+      this.fetch,
+      this.policy,
+      this.audit,
+    ]
+    for (const service of services) await service?.stop()
     await this.libp2p.stop()
     await this.store.close()
   }
