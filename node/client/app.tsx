@@ -114,12 +114,12 @@ function Shell() {
           <img src="/ui/icon.svg" alt="" width="24" height="24" />
           <span>edgeward</span>
         </div>
-        <ul class="nav">
+        <ul class="places">
           {SCREENS.filter(s => s.id !== 'identity').map(s => (
             <NavItem key={s.id} id={s.id} title={s.title} current={current} health={state?.health} />
           ))}
         </ul>
-        <ul class="nav nav-bottom">
+        <ul class="places nav-bottom">
           <NavItem id="identity" title="Your identity" current={current} />
         </ul>
       </nav>
@@ -148,7 +148,7 @@ function NavItem(props: { id: ScreenId; title: string; current: ScreenId; health
   const here = props.id === props.current
   return (
     <li>
-      <a href={hrefOf(props.id)} class={here ? 'nav-link here' : 'nav-link'} aria-current={here ? 'page' : undefined}>
+      <a href={hrefOf(props.id)} class="nav-link place" aria-current={here ? 'page' : undefined}>
         <span>{props.title}</span>
         {props.id === 'health' && props.health !== undefined && (
           <span class={`dot dot-${props.health.verdict}`} title={HEALTH_WORD[props.health.verdict]}>

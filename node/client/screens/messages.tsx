@@ -364,14 +364,14 @@ export function MessagesScreen({ state }: ScreenProps) {
   return (
     <div class="msg-layout">
       <nav class="msg-spaces" aria-label="Conversations">
-        <ul>
+        <ul class="places">
           {spaces.map(s => {
             const n = received(s.id)
             return (
               <li key={s.id}>
                 <button
                   type="button"
-                  class={s.id === space.id ? 'msg-space here' : 'msg-space'}
+                  class="msg-space place"
                   aria-current={s.id === space.id ? 'true' : undefined}
                   onClick={() => setChosen(s.id)}
                 >
