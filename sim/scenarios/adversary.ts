@@ -346,16 +346,7 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
    * refused by every honest recipient), then key requests that must all be refused; honest
    * replicas must hold none of `forgedIds` and keep the revocation and F's and H's grants.
    */
-  const policyAttack = async (a: {
-    name: string
-    what: string
-    by: AttackRecord['by']
-    from: EdgewardNode
-    changes: Uint8Array[]
-    label: string
-    asks: { who: string; send: () => Promise<KeyResponse> }[]
-    forgedIds: string[]
-  }): Promise<void> => {
+  const policyAttack = async (a: PolicyAttack): Promise<void> => {
     const before = snapshot()
     const violations: string[] = []
     const g = await gossip(a.from, policyTopic(space), a.changes, policyRefusalsFrom(a.from), a.label)
@@ -374,29 +365,49 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
     })
   }
 
-  // 1. a grant F issued itself, in F's own change
-  {
-    const forged = createGrant(
-      F.identity.principal,
-      { space, sub: F.identity.principal.did, streams: ['*'], forms: [RAW], nbf: now - 60_000, exp: now + 86_400_000 },
-      Date.now(),
+  /**
+   * A grant `from` signs for itself on `streams` (from a minute ago for a day), dated
+   * `issuedAt`, gossiped in a change of its own, then a key request under it, as `who`:
+   * a policy attack. Returns the change.
+   */
+  const selfGrantAttack = async (
+    a: Pick<PolicyAttack, 'name' | 'what' | 'by' | 'from' | 'label'> & {
+      streams: string[]
+      issuedAt: number
+      who: string
+    },
+  ): Promise<Uint8Array> => {
+    const principal = a.from.identity.principal
+    const grant = createGrant(
+      principal,
+      { space, sub: principal.did, streams: a.streams, forms: [RAW], nbf: now - 60_000, exp: now + 86_400_000 },
+      a.issuedAt,
     )
-    forgedIds.push(forged.id)
-    const change = craft(F, space, F.identity.principal, F.identity.peerId, d => {
-      entriesFor(d.grants, forged.id)[forged.id] = forged.bytes
+    forgedIds.push(grant.id)
+    const change = craft(a.from, space, principal, a.from.identity.peerId, d => {
+      entriesFor(d.grants, grant.id)[grant.id] = grant.bytes
     })
-    toServe.push(change)
     await policyAttack({
-      name: 'forged-grant-non-owner',
-      what: 'a grant signed by a reader, not the owner, in its own change; then a key request under it',
-      by: [forger],
-      from: F,
+      ...a,
       changes: [change],
-      label: 'the self-issued grant',
-      asks: [{ who: 'F under its own grant', send: () => askKeys(F, forged.id) }],
-      forgedIds: [forged.id],
+      asks: [{ who: a.who, send: () => askKeys(a.from, grant.id) }],
+      forgedIds: [grant.id],
     })
+    return change
   }
+
+  // 1. a grant F issued itself, in F's own change
+  const selfIssued = await selfGrantAttack({
+    name: 'forged-grant-non-owner',
+    what: 'a grant signed by a reader, not the owner, in its own change; then a key request under it',
+    by: [forger],
+    from: F,
+    streams: ['*'],
+    issuedAt: Date.now(),
+    label: 'the self-issued grant',
+    who: 'F under its own grant',
+  })
+  toServe.push(selfIssued)
   step('forged grant (non-owner)')
 
   // 2. a grant claiming the owner as issuer, signed by F
@@ -828,34 +839,16 @@ export async function runAdversary(net: SimNetwork, opts: AdversaryOptions = {})
   step('expired admin backdates')
 
   // 11. a grant dated a year ahead, crafted by M (its own node would not sign it)
-  {
-    const ahead = createGrant(
-      M.identity.principal,
-      {
-        space,
-        sub: M.identity.principal.did,
-        streams: [STREAM],
-        forms: [RAW],
-        nbf: now - 60_000,
-        exp: now + 86_400_000,
-      },
-      Date.now() + 365 * 86_400_000,
-    )
-    forgedIds.push(ahead.id)
-    const change = craft(M, space, M.identity.principal, M.identity.peerId, d => {
-      entriesFor(d.grants, ahead.id)[ahead.id] = ahead.bytes
-    })
-    await policyAttack({
-      name: 'future-dated-grant',
-      what: 'an admin gossips a grant dated a year ahead; then a key request under it',
-      by: [admin],
-      from: M,
-      changes: [change],
-      label: 'the future-dated grant',
-      asks: [{ who: 'M under the future-dated grant', send: () => askKeys(M, ahead.id) }],
-      forgedIds: [ahead.id],
-    })
-  }
+  await selfGrantAttack({
+    name: 'future-dated-grant',
+    what: 'an admin gossips a grant dated a year ahead; then a key request under it',
+    by: [admin],
+    from: M,
+    streams: [STREAM],
+    issuedAt: Date.now() + 365 * 86_400_000,
+    label: 'the future-dated grant',
+    who: 'M under the future-dated grant',
+  })
   step('future-dated grant')
 
   // 12. the owner fires M; M, knowing it, backdates revocations of H's grant and of H
@@ -943,6 +936,18 @@ async function releasesOf(holder: EdgewardNode): Promise<ReleaseEntry[]> {
     if (e.t === 'release') out.push(e)
   }
   return out
+}
+
+/** What a policy attack sends and asks; see policyAttack. */
+interface PolicyAttack {
+  name: string
+  what: string
+  by: AttackRecord['by']
+  from: EdgewardNode
+  changes: Uint8Array[]
+  label: string
+  asks: { who: string; send: () => Promise<KeyResponse> }[]
+  forgedIds: string[]
 }
 
 type Shape = { grants?: Record<string, unknown>; revocations?: Record<string, unknown>; [k: string]: unknown }
