@@ -20,7 +20,8 @@ import { readingCount } from '../../protocols/data/reading.ts'
 import { mulberry32 as rng } from '../../sim/random.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
 import { type LoggedEntry, logOf } from '../support/audit.ts'
-import { grantTo, HOUR, revoke, spaceWith, suitePeers } from '../support/peers.ts'
+import { grantTo, HOUR, revoke, spaceWith } from '../support/peers.ts'
+import { suiteNodes } from '../support/suite.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const OPTS = { headIntervalMs: 200 }
@@ -50,22 +51,18 @@ async function opened(p: Promise<unknown>): Promise<string> {
 }
 
 describe('the audit index of a key holder', { timeout: 180_000 }, () => {
-  const peers = suitePeers('audit-index')
-  let gwDir: string
-  let gw: EdgewardNode
-  let reader: EdgewardNode
-  let stranger: EdgewardNode
-  let space: string
+  const s = suiteNodes('audit-index', ['gw', 'reader', 'stranger'], { space: 'indexed', start: OPTS })
   let other: string
   const foreign = hexId()
   const objects: { object: string; grant: string }[] = []
   const streams = () => [...objects.map(o => o.object), 'temperature', 'obj-00000000000000ff', 'never-logged']
-  const spaces = () => [space, other, foreign]
+  const spaces = () => [s.space, other, foreign]
 
   /** Every (space, stream) answer of the index, keyed `space/stream`. */
   const answers = async (): Promise<Map<string, IndexedEntry[]>> => {
     const out = new Map<string, IndexedEntry[]>()
-    for (const s of spaces()) for (const st of streams()) out.set(`${s}/${st}`, await gw.audit!.streamEntries(s, st))
+    for (const sp of spaces())
+      for (const st of streams()) out.set(`${sp}/${st}`, await s.gw.audit!.streamEntries(sp, st))
     return out
   }
 
@@ -84,15 +81,15 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
 
   /** Stop the gateway, change its store with `edit`, start it again on the same data. */
   const restartWith = async (edit: (store: Awaited<ReturnType<typeof openStore>>) => Promise<void>) => {
-    await peers.stop(gw)
-    const store = await openStore(join(gwDir, 'db'))
+    await s.peers.stop(s.gw)
+    const store = await openStore(join(s.peers.dir('gw'), 'db'))
     try {
       await store.audit.open()
       await edit(store)
     } finally {
       await store.close()
     }
-    gw = await peers.start(gwDir, OPTS)
+    s.gw = await s.peers.start(s.peers.dir('gw'), OPTS)
   }
 
   /** A mix of every kind of entry over three spaces (one this node does not hold) and several streams. */
@@ -110,7 +107,7 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
           ts,
           space: sp,
           subject,
-          device: reader.identity.peerId,
+          device: s.reader.identity.peerId,
           grant: hexId(),
           stream,
           form: 'raw',
@@ -126,7 +123,7 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
           ts,
           space: sp,
           subject,
-          device: stranger.identity.peerId,
+          device: s.stranger.identity.peerId,
           stream,
           form: 'raw',
           code: 'no-grant',
@@ -146,7 +143,7 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
           request: hexId(),
           subject,
           requester: subject,
-          decidedBy: gw.identity.principal.did,
+          decidedBy: s.gw.identity.principal.did,
           streams: [stream],
           approved: false,
           reason: 'no',
@@ -155,83 +152,78 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
   }
 
   before(async () => {
-    gwDir = await peers.identity('gateway')
-    gw = await peers.start(gwDir, OPTS)
-    reader = await peers.node('reader', { ...OPTS, bootstrap: gw.addresses() })
-    stranger = await peers.node('stranger', { ...OPTS, bootstrap: gw.addresses() })
-    space = await spaceWith(gw, [reader, stranger], 'indexed')
-    other = await spaceWith(gw, [], 'other')
+    other = await spaceWith(s.gw, [], 'other')
     for (const text of ['the first file', 'the second file']) {
-      const s = await gw.objects.share(
-        space,
+      const shared = await s.gw.objects.share(
+        s.space,
         (async function* () {
           yield new TextEncoder().encode(text)
         })(),
-        { to: reader.identity.principal.did, durationMs: HOUR },
+        { to: s.reader.identity.principal.did, durationMs: HOUR },
       )
-      objects.push({ object: s.object, grant: s.grant })
+      objects.push({ object: shared.object, grant: shared.grant })
     }
-    for (const node of [reader, stranger]) {
+    for (const node of [s.reader, s.stranger]) {
       await until('the readers to hold both objects and their grants', () => {
-        const state = node.policy.document(space).state
+        const state = node.policy.document(s.space).state
         return objects.every(o => state.streams.has(o.object) && state.grants.has(o.grant))
       })
       for (const { object } of objects) {
         // a chunk and the manifest
         await waitFor('the readers to store the objects', async () =>
-          readingCount(await node.data.storedReadings(space, object)) >= 2 ? true : undefined,
+          readingCount(await node.data.storedReadings(s.space, object)) >= 2 ? true : undefined,
         )
       }
     }
     const [a, b] = objects
     // real entries: two releases, a refusal, a revocation in each held space
-    assert.equal(await opened(reader.objects.open(space, a.object)), 'opened')
-    assert.equal(await opened(stranger.objects.open(space, a.object)), 'AccessRefusedError')
-    assert.equal(await opened(reader.objects.open(space, b.object)), 'opened')
-    await revoke(gw, space, { grant: b.grant })
+    assert.equal(await opened(s.reader.objects.open(s.space, a.object)), 'opened')
+    assert.equal(await opened(s.stranger.objects.open(s.space, a.object)), 'AccessRefusedError')
+    assert.equal(await opened(s.reader.objects.open(s.space, b.object)), 'opened')
+    await revoke(s.gw, s.space, { grant: b.grant })
     const now = Date.now()
-    const g = await grantTo(gw, other, newPrincipal().did, { nbf: now, exp: now + HOUR })
-    await revoke(gw, other, { grant: g.id })
+    const g = await grantTo(s.gw, other, newPrincipal().did, { nbf: now, exp: now + HOUR })
+    await revoke(s.gw, other, { grant: g.id })
     await until(
       'the revocations to be logged',
-      () => gw.metrics.total('edgeward_audit_entries_total', 'revocation') >= 2,
+      () => s.gw.metrics.total('edgeward_audit_entries_total', 'revocation') >= 2,
     )
     const random = rng(2024)
-    await Promise.all(Array.from({ length: FILLER }, () => gw.audit!.append(filler(random))))
+    await Promise.all(Array.from({ length: FILLER }, () => s.gw.audit!.append(filler(random))))
   })
 
   it('answers for each stream exactly what a scan of the whole log answers, in log order', async () => {
-    const log = await logOf(gw)
+    const log = await logOf(s.gw)
     assert.ok(log.length > FILLER)
     const kinds = new Set(log.map(e => e.entry.t))
     assert.deepEqual([...kinds].sort(), ['decision', 'grant', 'refusal', 'release', 'revocation'])
     const got = await answers()
     let listed = 0
-    for (const s of spaces()) {
+    for (const sp of spaces()) {
       for (const st of streams()) {
-        const expected = scanned(log, s, st)
-        assert.deepEqual(got.get(`${s}/${st}`), expected, `${s}/${st}`)
+        const expected = scanned(log, sp, st)
+        assert.deepEqual(got.get(`${sp}/${st}`), expected, `${sp}/${st}`)
         listed += expected.length
       }
     }
     assert.ok(listed > 0)
     // the real ones are there: the reader's release and the stranger's refusal of the first object
-    const first = got.get(`${space}/${objects[0].object}`)!.map(x => x.entry)
-    assert.ok(first.some(e => e.t === 'release' && e.subject === reader.identity.principal.did))
-    assert.ok(first.some(e => e.t === 'refusal' && e.subject === stranger.identity.principal.did))
+    const first = got.get(`${s.space}/${objects[0].object}`)!.map(x => x.entry)
+    assert.ok(first.some(e => e.t === 'release' && e.subject === s.reader.identity.principal.did))
+    assert.ok(first.some(e => e.t === 'refusal' && e.subject === s.stranger.identity.principal.did))
     // a stream with no release or refusal still gets its space's revocations, and nothing else
-    const none = got.get(`${space}/never-logged`)!
+    const none = got.get(`${s.space}/never-logged`)!
     assert.ok(none.length > 0)
     assert.ok(none.every(x => x.entry.t === 'revocation'))
   })
 
   it('access reads only the entries of the object and the revocations of its space', async () => {
-    const log = await logOf(gw)
+    const log = await logOf(s.gw)
     for (const [i, { object }] of objects.entries()) {
-      const expected = scanned(log, space, object)
-      const before = gw.metrics.total(READ_METRIC)
-      const a = await gw.objects.access(space, object)
-      const read = gw.metrics.total(READ_METRIC) - before
+      const expected = scanned(log, s.space, object)
+      const before = s.gw.metrics.total(READ_METRIC)
+      const a = await s.gw.objects.access(s.space, object)
+      const read = s.gw.metrics.total(READ_METRIC) - before
       assert.equal(read, expected.length, 'one read per matching entry')
       assert.ok(read * 5 < log.length, `${read} entries read of ${log.length}`)
 
@@ -259,16 +251,16 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
       )
       assert.ok(refusals.length > 0)
       assert.deepEqual(a.refusals, refusals)
-      const real = a.releases!.find(r => r.subject === reader.identity.principal.did)!
+      const real = a.releases!.find(r => r.subject === s.reader.identity.principal.did)!
       // the first object's grant holds; the second's was revoked after its release
       assert.equal(real.endedBy, i === 0 ? 'open' : 'revocation')
     }
   })
 
   it('builds the index at start for a log written without it, and completes a partial one', async () => {
-    const keys = await indexKeys(gw)
+    const keys = await indexKeys(s.gw)
     const before = await answers()
-    const size = gw.audit!.size
+    const size = s.gw.audit!.size
     assert.ok(keys.length > FILLER / 2)
 
     // a log written before the index existed: no index key, no marker
@@ -276,8 +268,8 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
       for (const k of ['is!', 'iv!']) await store.audit.clear({ gt: k, lt: `${k}~` })
       await store.audit.del('index')
     })
-    assert.deepEqual(await indexKeys(gw), keys, 'the same index keys, rebuilt')
-    assert.equal(readsBy(gw, 'indexing'), size, 'each entry read once')
+    assert.deepEqual(await indexKeys(s.gw), keys, 'the same index keys, rebuilt')
+    assert.equal(readsBy(s.gw, 'indexing'), size, 'each entry read once')
     assert.deepEqual(await answers(), before)
 
     // an index that covers the first half only
@@ -288,36 +280,36 @@ describe('the audit index of a key holder', { timeout: 180_000 }, () => {
       batch.put('index', encodeCanonical({ size: half }))
       await batch.write(DURABLE)
     })
-    assert.deepEqual(await indexKeys(gw), keys)
-    assert.equal(readsBy(gw, 'indexing'), size - half, 'only the entries the index lacked are read')
+    assert.deepEqual(await indexKeys(s.gw), keys)
+    assert.equal(readsBy(s.gw, 'indexing'), size - half, 'only the entries the index lacked are read')
     assert.deepEqual(await answers(), before)
-    const a = await gw.objects.access(space, objects[0].object)
-    assert.ok(a.releases!.some(r => r.subject === reader.identity.principal.did))
+    const a = await s.gw.objects.access(s.space, objects[0].object)
+    assert.ok(a.releases!.some(r => r.subject === s.reader.identity.principal.did))
 
     // appends after the start are indexed as they are written
-    const n = await gw.audit!.append({
+    const n = await s.gw.audit!.append({
       t: 'refusal',
       ts: Date.now(),
-      space,
+      space: s.space,
       subject: newPrincipal().did,
-      device: stranger.identity.peerId,
+      device: s.stranger.identity.peerId,
       stream: objects[0].object,
       form: 'raw',
       code: 'no-grant',
       reason: 'no active grant covers the request',
       reqHash: requestHash(randomBytes(8)),
     })
-    const after = await gw.audit!.streamEntries(space, objects[0].object)
+    const after = await s.gw.audit!.streamEntries(s.space, objects[0].object)
     assert.equal(after.at(-1)?.index, n)
-    assert.deepEqual(await indexKeys(gw), [...keys, `is!${space}!${objects[0].object}!${pad(n)}`].sort())
+    assert.deepEqual(await indexKeys(s.gw), [...keys, `is!${s.space}!${objects[0].object}!${pad(n)}`].sort())
   })
 
   it('refuses to answer from an index that names the wrong entry', async () => {
-    const log = await logOf(gw)
-    const grant = log.find(e => e.entry.t === 'grant' && e.entry.space === space)!
+    const log = await logOf(s.gw)
+    const grant = log.find(e => e.entry.t === 'grant' && e.entry.space === s.space)!
     await restartWith(async store => {
-      await store.audit.put(`is!${space}!${objects[0].object}!${pad(grant.index)}`, new Uint8Array(0))
+      await store.audit.put(`is!${s.space}!${objects[0].object}!${pad(grant.index)}`, new Uint8Array(0))
     })
-    await assert.rejects(gw.objects.access(space, objects[0].object), { name: 'AuditIndexError' })
+    await assert.rejects(s.gw.objects.access(s.space, objects[0].object), { name: 'AuditIndexError' })
   })
 })
