@@ -12,7 +12,8 @@ import { createStream } from '../../protocols/policy/records.ts'
 import { policyTopic } from '../../protocols/sync/messages.ts'
 import { newPrincipal, newSpace, T0 } from '../protocols/fixtures.ts'
 import { orphans } from '../support/hostile.ts'
-import { HOUR, suitePeers } from '../support/peers.ts'
+import { HOUR } from '../support/peers.ts'
+import { suiteNodes } from '../support/suite.ts'
 import { waitFor } from '../support/wait.ts'
 
 describe('changes that wait for a history that never comes', () => {
@@ -52,29 +53,20 @@ describe('changes that wait for a history that never comes', () => {
 })
 
 describe('a hostile peer floods a space with changes whose history never comes', { timeout: 120_000 }, () => {
-  const peers = suitePeers()
-  let gw: EdgewardNode
-  let reader: EdgewardNode
-  let hostile: EdgewardNode
-  let space: string
+  const s = suiteNodes('hostile-history', ['gw', 'reader', 'hostile'], {
+    space: 'plant',
+    // catch-up every 500 ms: what a stranger left behind would be paged through again and again
+    startOf: { gw: { syncIntervalMs: 500 }, reader: { syncIntervalMs: 500 } },
+  })
 
   before(async () => {
-    // catch-up every 500 ms: what a stranger left behind would be paged through again and again
-    gw = await peers.node('gw', { syncIntervalMs: 500 })
-    reader = await peers.node('reader', { syncIntervalMs: 500 })
-    hostile = await peers.node('hostile')
-    space = await gw.createSpace('plant')
-    await gw.data.createStream(space, 'temp')
-    for (const n of [reader, hostile]) {
-      await n.libp2p.dial(gw.libp2p.getMultiaddrs()[0])
-      await n.joinSpace(space)
-    }
-    await hostile.libp2p.dial(reader.libp2p.getMultiaddrs()[0])
+    await s.gw.data.createStream(s.space, 'temp')
+    await s.hostile.libp2p.dial(s.reader.libp2p.getMultiaddrs()[0])
     await waitFor('the peers to hold the space', async () =>
-      [reader, hostile].every(n => n.policy.document(space).state.streams.has('temp')) ? true : undefined,
+      [s.reader, s.hostile].every(n => n.policy.document(s.space).state.streams.has('temp')) ? true : undefined,
     )
     await waitFor('the hostile peer to see both on the policy topic', async () =>
-      hostile.libp2p.services.pubsub.getSubscribers(policyTopic(space)).length >= 2 ? true : undefined,
+      s.hostile.libp2p.services.pubsub.getSubscribers(policyTopic(s.space)).length >= 2 ? true : undefined,
     )
   })
 
@@ -88,30 +80,30 @@ describe('a hostile peer floods a space with changes whose history never comes',
 
   it('nothing of it is kept, stored or served, and the honest nodes go back to idle', async () => {
     const idle = await cpuOver(3000)
-    const genesisEnvelope = gw.policy.document(space).allEnvelopes()[0]
+    const genesisEnvelope = s.gw.policy.document(s.space).allEnvelopes()[0]
     // 700 changes from one throwaway identity, as the attack was seen, and 300 from three more
     const flood = [
-      ...orphans(space, genesisEnvelope, newPrincipal(), 700),
-      ...[1, 2, 3].flatMap(() => orphans(space, genesisEnvelope, newPrincipal(), 100)),
+      ...orphans(s.space, genesisEnvelope, newPrincipal(), 700),
+      ...[1, 2, 3].flatMap(() => orphans(s.space, genesisEnvelope, newPrincipal(), 100)),
     ]
     const sent = flood.length
-    for (const m of flood) await hostile.libp2p.services.pubsub.publish(policyTopic(space), m)
+    for (const m of flood) await s.hostile.libp2p.services.pubsub.publish(policyTopic(s.space), m)
     // every change reached both: dropped, or (what must not happen) kept waiting
     const handled = (n: EdgewardNode) =>
-      n.metrics.total('edgeward_policy_changes_dropped_total') + n.policy.document(space).waiting
+      n.metrics.total('edgeward_policy_changes_dropped_total') + n.policy.document(s.space).waiting
     await waitFor('both honest nodes to take every change', async () =>
-      handled(gw) >= sent && handled(reader) >= sent ? true : undefined,
+      handled(s.gw) >= sent && handled(s.reader) >= sent ? true : undefined,
     )
-    await hostile.stop()
-    for (const n of [gw, reader]) {
-      const doc = n.policy.document(space)
+    await s.hostile.stop()
+    for (const n of [s.gw, s.reader]) {
+      const doc = n.policy.document(s.space)
       assert.equal(doc.waiting, 0, 'nothing waits')
       assert.equal(doc.envelopesSince([]).length, doc.size, 'nothing extra is served')
-      const stored = await n.store.policy.keys({ gt: `${space}!`, lt: `${space}!~` }).all()
+      const stored = await n.store.policy.keys({ gt: `${s.space}!`, lt: `${s.space}!~` }).all()
       assert.equal(stored.length, doc.size, 'nothing extra is stored')
     }
     // the space keeps working
-    await gw.data.publish(space, 'temp', [{ ts: Date.now(), value: 1 }])
+    await s.gw.data.publish(s.space, 'temp', [{ ts: Date.now(), value: 1 }])
     await new Promise(r => setTimeout(r, 1000))
     const afterwards = await cpuOver(3000)
     // idle is a few per cent of a core; a space paging through what a stranger left is most of one

@@ -25,6 +25,7 @@ import {
 } from '../../protocols/policy/records.ts'
 import { askKeys, keyRequest } from '../support/keys.ts'
 import { cut, HOUR, losePolicyGossip, spaceWith, suitePeers } from '../support/peers.ts'
+import { suiteNodes } from '../support/suite.ts'
 import { until, waitFor } from '../support/wait.ts'
 
 const sorted = (xs: Iterable<string>): string[] => [...xs].sort()
@@ -192,21 +193,14 @@ describe('a partition with an admin on the far side, then the heal', { timeout: 
 })
 
 describe('conditions enforced at key release', { timeout: 60_000 }, () => {
-  const peers = suitePeers()
-  let G: EdgewardNode
-  let gatewayDir: string
-  let R: EdgewardNode
-  let other: EdgewardNode
-  let space: string
+  const s = suiteNodes('conditions', ['G', 'R', 'other'], {
+    space: 'conditions',
+    startOf: { G: { epochMs: 1000, redialIntervalMs: 300 }, R: { redialIntervalMs: 300 } },
+  })
   /** ms times taken around the publishing of each epoch's reading */
   const published: { before: number; after: number }[] = []
 
   before(async () => {
-    gatewayDir = await peers.identity('gateway')
-    G = await peers.start(gatewayDir, { epochMs: 1000, redialIntervalMs: 300 })
-    R = await peers.node('reader', { bootstrap: G.addresses(), redialIntervalMs: 300 })
-    other = await peers.node('other', { bootstrap: G.addresses() })
-    space = await spaceWith(G, [R, other], 'conditions')
     // three readings in three epochs of one second each: wait for each epoch boundary
     for (let i = 0; i < 3; i++) {
       if (i > 0) {
@@ -214,32 +208,32 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
         await until(`epoch ${i} to be due`, () => Date.now() >= last + 1000)
       }
       const before = Date.now()
-      await G.data.publish(space, 'temp', [{ ts: before, value: i + 1 }])
+      await s.G.data.publish(s.space, 'temp', [{ ts: before, value: i + 1 }])
       published.push({ before, after: Date.now() })
     }
     assert.deepEqual(
-      (await G.data.storedReadings(space, 'temp')).map(r => r.epoch),
+      (await s.G.data.storedReadings(s.space, 'temp')).map(r => r.epoch),
       [0, 1, 2],
       'one reading in each of three epochs',
     )
     await waitFor('the readers to store the three readings', async () => {
-      for (const n of [R, other]) if ((await n.data.storedReadings(space, 'temp')).length < 3) return undefined
+      for (const n of [s.R, s.other]) if ((await n.data.storedReadings(s.space, 'temp')).length < 3) return undefined
       return true
     })
   })
 
   const refusal = async (node: EdgewardNode, stream: string): Promise<string> =>
-    node.data.read(space, stream).then(
+    node.data.read(s.space, stream).then(
       rs => `read ${rs.map(r => r.value).join(',')}`,
       (err: Error & { code?: string }) => `${err.name}:${err.code}`,
     )
 
   it('a data window covering only the second epoch releases only that epoch: the reader reads its reading only', async () => {
     // the second epoch began while its reading was published and ended when the third began
-    const g = grantBy(G, space, R, { dataFrom: published[1].after, dataUntil: published[2].before })
-    await write(G, space, [{ kind: 'grant', record: g }])
-    await until('the reader to know its grant', () => R.policy.document(space).state.grants.has(g.id))
-    const read = await R.data.read(space, 'temp')
+    const g = grantBy(s.G, s.space, s.R, { dataFrom: published[1].after, dataUntil: published[2].before })
+    await write(s.G, s.space, [{ kind: 'grant', record: g }])
+    await until('the reader to know its grant', () => s.R.policy.document(s.space).state.grants.has(g.id))
+    const read = await s.R.data.read(s.space, 'temp')
     assert.deepEqual(
       read.map(r => [r.epoch, r.value]),
       [[1, 2]],
@@ -247,55 +241,56 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
   })
 
   it('a data window covering none of the data is refused with outside-data-window', async () => {
-    const g = grantBy(G, space, other, { dataFrom: 1_000, dataUntil: 2_000 })
-    await write(G, space, [{ kind: 'grant', record: g }])
-    await until('the reader to know its grant', () => other.policy.document(space).state.grants.has(g.id))
-    assert.equal(await refusal(other, 'temp'), 'AccessRefusedError:outside-data-window')
+    const g = grantBy(s.G, s.space, s.other, { dataFrom: 1_000, dataUntil: 2_000 })
+    await write(s.G, s.space, [{ kind: 'grant', record: g }])
+    await until('the reader to know its grant', () => s.other.policy.document(s.space).state.grants.has(g.id))
+    assert.equal(await refusal(s.other, 'temp'), 'AccessRefusedError:outside-data-window')
   })
 
   it('a grant usable only from another device is refused with device-not-allowed', async () => {
-    await G.data.publish(space, 'hum', [{ ts: Date.now(), value: 40 }])
-    const g = grantBy(G, space, R, { streams: ['hum'], devices: [other.identity.peerId] })
-    await write(G, space, [{ kind: 'grant', record: g }])
+    await s.G.data.publish(s.space, 'hum', [{ ts: Date.now(), value: 40 }])
+    const g = grantBy(s.G, s.space, s.R, { streams: ['hum'], devices: [s.other.identity.peerId] })
+    await write(s.G, s.space, [{ kind: 'grant', record: g }])
     await waitFor('the reader to know its grant and the reading', async () =>
-      R.policy.document(space).state.grants.has(g.id) && (await R.data.storedReadings(space, 'hum')).length === 1
+      s.R.policy.document(s.space).state.grants.has(g.id) &&
+      (await s.R.data.storedReadings(s.space, 'hum')).length === 1
         ? true
         : undefined,
     )
-    assert.equal(await refusal(R, 'hum'), 'AccessRefusedError:device-not-allowed')
+    assert.equal(await refusal(s.R, 'hum'), 'AccessRefusedError:device-not-allowed')
   })
 
   it("the grant's purpose is written into the audit entry of every release under it", async () => {
     const purpose = 'boiler maintenance, ticket 4711'
-    const g = grantBy(G, space, other, { streams: ['hum'], purpose })
-    await write(G, space, [{ kind: 'grant', record: g }])
+    const g = grantBy(s.G, s.space, s.other, { streams: ['hum'], purpose })
+    await write(s.G, s.space, [{ kind: 'grant', record: g }])
     await waitFor('the reader to know its grant and the reading', async () =>
-      other.policy.document(space).state.grants.has(g.id) &&
-      (await other.data.storedReadings(space, 'hum')).length === 1
+      s.other.policy.document(s.space).state.grants.has(g.id) &&
+      (await s.other.data.storedReadings(s.space, 'hum')).length === 1
         ? true
         : undefined,
     )
-    const sizeBefore = G.audit!.size
-    assert.equal(await refusal(other, 'hum'), 'read 40')
+    const sizeBefore = s.G.audit!.size
+    assert.equal(await refusal(s.other, 'hum'), 'read 40')
     const releases = []
-    for (let i = sizeBefore; i < G.audit!.size; i++) {
-      const entry = decodeEntry(await G.audit!.entry(i))
+    for (let i = sizeBefore; i < s.G.audit!.size; i++) {
+      const entry = decodeEntry(await s.G.audit!.entry(i))
       if (entry.t === 'release') releases.push(entry)
     }
     assert.equal(releases.length, 1)
     assert.equal(releases[0].grant, g.id)
     assert.equal(releases[0].purpose, purpose)
-    assert.equal(releases[0].subject, other.identity.principal.did)
+    assert.equal(releases[0].subject, s.other.identity.principal.did)
   })
 
   describe('maxReleases, asked on the wire', () => {
     const ask = (grant: string, epochs = [0]) =>
-      askKeys(R.libp2p, G.identity.peerId, keyRequest(R, { space, stream: 'temp', epochs, grant }).bytes)
+      askKeys(s.R.libp2p, s.G.identity.peerId, keyRequest(s.R, { space: s.space, stream: 'temp', epochs, grant }).bytes)
     const outcome = (res: KeyResponse) => (res.ok ? 'released' : res.code)
 
     it('concurrent requests under a grant never get more releases than it allows', async () => {
-      const g = grantBy(G, space, R, { maxReleases: 2 })
-      await write(G, space, [{ kind: 'grant', record: g }])
+      const g = grantBy(s.G, s.space, s.R, { maxReleases: 2 })
+      await write(s.G, s.space, [{ kind: 'grant', record: g }])
       const outcomes = (await Promise.all([0, 1, 2, 3, 4, 5].map(() => ask(g.id)))).map(outcome)
       assert.deepEqual(
         outcomes.filter(o => o === 'released').length,
@@ -305,9 +300,9 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
     })
 
     it('maxReleases 2: the third request is refused, and the count survives a restart of the key holder', async () => {
-      const g = grantBy(G, space, R, { maxReleases: 2 })
-      const unlimited = grantBy(G, space, R)
-      await write(G, space, [
+      const g = grantBy(s.G, s.space, s.R, { maxReleases: 2 })
+      const unlimited = grantBy(s.G, s.space, s.R)
+      await write(s.G, s.space, [
         { kind: 'grant', record: g },
         { kind: 'grant', record: unlimited },
       ])
@@ -315,10 +310,10 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
       assert.equal(outcome(await ask(g.id)), 'released')
       assert.equal(outcome(await ask(g.id)), 'max-releases')
 
-      await peers.stop(G)
-      G = await peers.start(gatewayDir, { epochMs: 1000, redialIntervalMs: 300 })
+      await s.peers.stop(s.G)
+      s.G = await s.peers.start(s.peers.dir('G'), { epochMs: 1000, redialIntervalMs: 300 })
       await until('the restarted key holder and the reader to reconnect', () =>
-        R.connectedPeers().includes(G.identity.peerId),
+        s.R.connectedPeers().includes(s.G.identity.peerId),
       )
       assert.equal(outcome(await ask(unlimited.id)), 'released', 'the restarted key holder answers')
       assert.equal(outcome(await ask(g.id)), 'max-releases', 'the count was kept across the restart')

@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { didFromPublicKey, generateSigningKeyPair } from '../../crypto/identity.ts'
-import type { EdgewardNode } from '../../node/node.ts'
 import { createAccessRequest, requestsTopic } from '../../protocols/policy/requests.ts'
-import { suitePeers } from '../support/peers.ts'
+import { suiteNodes } from '../support/suite.ts'
 import { waitFor } from '../support/wait.ts'
 
 function principal() {
@@ -18,28 +17,18 @@ function principal() {
 }
 
 describe('access requests are bounded', { timeout: 120_000 }, () => {
-  const peers = suitePeers()
-  let gw: EdgewardNode
-  let flooder: EdgewardNode
-  let reader: EdgewardNode
-  let space: string
+  const s = suiteNodes('requests-bounds', ['gw', 'flooder', 'reader'], { space: 'plant' })
 
   before(async () => {
-    gw = await peers.node('gw')
-    flooder = await peers.node('flooder')
-    reader = await peers.node('reader')
-    space = await gw.createSpace('plant')
-    for (const n of [flooder, reader]) {
-      await n.libp2p.dial(gw.libp2p.getMultiaddrs()[0])
-      await n.joinSpace(space)
+    for (const n of [s.flooder, s.reader]) {
       await waitFor('a peer on the requests topic', async () =>
-        n.libp2p.services.pubsub.getSubscribers(requestsTopic(space)).length > 0 ? true : undefined,
+        n.libp2p.services.pubsub.getSubscribers(requestsTopic(s.space)).length > 0 ? true : undefined,
       )
     }
   })
 
-  const refused = (reason: string) => gw.metrics.total('edgeward_access_requests_refused_total', `reason="${reason}"`)
-  const stored = async () => (await gw.store.requests.keys({ gt: `${space}!`, lt: `${space}!~` }).all()).length
+  const refused = (reason: string) => s.gw.metrics.total('edgeward_access_requests_refused_total', `reason="${reason}"`)
+  const stored = async () => (await s.gw.store.requests.keys({ gt: `${s.space}!`, lt: `${s.space}!~` }).all()).length
 
   it('a peer passing on requests from 1 500 fresh identities gets a few through; the rest are refused and counted', async () => {
     const sent = 1500
@@ -47,10 +36,10 @@ describe('access requests are bounded', { timeout: 120_000 }, () => {
       const who = principal()
       const req = createAccessRequest(
         who,
-        { space, sub: who.did, streams: ['*'], forms: ['raw'], durationMs: 3_600_000, reason: `flood ${i}` },
+        { space: s.space, sub: who.did, streams: ['*'], forms: ['raw'], durationMs: 3_600_000, reason: `flood ${i}` },
         Date.now(),
       )
-      await flooder.libp2p.services.pubsub.publish(requestsTopic(space), req.bytes)
+      await s.flooder.libp2p.services.pubsub.publish(requestsTopic(s.space), req.bytes)
     }
     await waitFor('the key holder to take or refuse every request', async () =>
       (await stored()) + refused('peer-rate') >= sent ? true : undefined,
@@ -58,16 +47,16 @@ describe('access requests are bounded', { timeout: 120_000 }, () => {
     const kept = await stored()
     assert.ok(kept <= 40, `${kept} requests kept from one peer`)
     assert.ok(refused('peer-rate') >= sent - 40)
-    assert.ok((await gw.requests.list(space)).length <= 40)
+    assert.ok((await s.gw.requests.list(s.space)).length <= 40)
     // another peer's requester is not locked out
-    const id = await reader.requests.file(space, {
+    const id = await s.reader.requests.file(s.space, {
       streams: ['*'],
       forms: ['raw'],
       durationMs: 3_600_000,
       reason: 'calibration',
     })
     await waitFor('the honest request to arrive', async () =>
-      (await gw.requests.list(space)).some(r => r.id === id) ? true : undefined,
+      (await s.gw.requests.list(s.space)).some(r => r.id === id) ? true : undefined,
     )
   })
 
@@ -76,14 +65,14 @@ describe('access requests are bounded', { timeout: 120_000 }, () => {
     const ids: string[] = []
     for (let i = 0; i < 25; i++) {
       try {
-        ids.push(await gw.requests.file(space, fields))
+        ids.push(await s.gw.requests.file(s.space, fields))
       } catch (err) {
         assert.equal((err as Error).name, 'UsageError')
         assert.match((err as Error).message, /too many requests of yours/)
       }
     }
     assert.equal(ids.length, 20)
-    const mine = (await gw.requests.list(space)).filter(r => r.from === gw.identity.principal.did)
+    const mine = (await s.gw.requests.list(s.space)).filter(r => r.from === s.gw.identity.principal.did)
     assert.equal(mine.length, 1, 'one line for one requester and subject')
     assert.equal(mine[0].older, 19)
   })

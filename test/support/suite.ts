@@ -28,8 +28,6 @@ export type SuiteNodes<N extends string> = Record<N, EdgewardNode> & { peers: Pe
 export interface SuiteNodesOptions<N extends string> {
   /** a space, by name, that the first node creates and every other joins; ready once all received its genesis */
   space?: string
-  /** the others start knowing the first one's addresses (default); false: they know nobody (the suite dials) */
-  bootstrap?: boolean
   /** what every node starts with */
   start?: StartOptions
   /** what one node starts with besides (a gateway's epoch length) */
@@ -51,9 +49,9 @@ export function suiteNodes<N extends string>(
   before(async () => {
     const [first, ...others] = names
     nodes[first] = await peers.node(first, { ...opts.start, ...opts.startOf?.[first] })
-    const bootstrap = opts.bootstrap === false ? {} : { bootstrap: nodes[first].addresses() }
+    const bootstrap = nodes[first].addresses()
     for (const name of others)
-      nodes[name] = await peers.node(name, { ...opts.start, ...bootstrap, ...opts.startOf?.[name] })
+      nodes[name] = await peers.node(name, { ...opts.start, bootstrap, ...opts.startOf?.[name] })
     if (opts.space !== undefined)
       s.space = await spaceWith(
         nodes[first],
