@@ -17,6 +17,7 @@ import { BIN, type CliResult, LOOPBACK_FLAGS, type LocalPeer, startPeer } from '
 import { createIdentity } from '../../node/identity.ts'
 import { freePort } from '../mqtt/brokers.ts'
 import { stopPeers } from '../support/local-peers.ts'
+import { runToExit, startEdgeward } from '../support/run-script.ts'
 import { waitFor } from '../support/wait.ts'
 
 type Json = Record<string, any>
@@ -209,23 +210,13 @@ describe('bad input to the CLI: one line, the right exit code, nothing written',
 
   it('start --bootstrap with something that is not a multiaddr: exit 2, one line, no node', async () => {
     await createIdentity(join(root, 'misconfigured'), { now: Date.now() })
-    const p = spawn(process.execPath, [
-      BIN,
-      'start',
-      '--bootstrap',
-      'not-an-address',
-      '--data',
-      join(root, 'misconfigured'),
-    ])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', d => (stdout += d))
-    p.stderr.on('data', d => (stderr += d))
     // a node that started anyway would run until stopped: the deadline ends it, and the test fails
-    const deadline = setTimeout(() => p.kill('SIGKILL'), 30_000)
-    const code = await new Promise<number | null>(resolve => p.on('close', resolve))
-    clearTimeout(deadline)
-    assertOneLine({ code: code ?? -1, stdout, stderr, ms: 0 }, 2, /--bootstrap not-an-address/)
+    const r = await runToExit(
+      ['start', '--bootstrap', 'not-an-address', '--data', join(root, 'misconfigured')],
+      undefined,
+      30_000,
+    )
+    assertOneLine({ ...r, ms: 0 }, 2, /--bootstrap not-an-address/)
   })
 
   it('start --bootstrap an address no one answers: the node starts and says so in one line', async () => {
@@ -233,32 +224,19 @@ describe('bad input to the CLI: one line, the right exit code, nothing written',
     const address = `/ip4/127.0.0.1/tcp/${port}/p2p/${otherPeer}`
     await createIdentity(join(root, 'lonely'), { now: Date.now() })
     // a process of its own: the warning comes right after the first line, which startPeer keeps for itself
-    const p = spawn(process.execPath, [
-      BIN,
-      'start',
-      ...LOOPBACK_FLAGS,
-      '--bootstrap',
-      address,
-      '--data',
-      join(root, 'lonely'),
-    ])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', d => (stdout += d))
-    p.stderr.on('data', d => (stderr += d))
-    const exited = new Promise<number | null>(resolve => p.on('close', resolve))
+    const node = startEdgeward(['start', ...LOOPBACK_FLAGS, '--bootstrap', address, '--data', join(root, 'lonely')])
     try {
       const warning = await waitFor(
         'the warning about the bootstrap peer',
-        async () => stderr.split('\n').find(l => l.includes(address)),
+        async () => node.stderr.split('\n').find(l => l.includes(address)),
         30_000,
       )
       assert.match(warning, /^warning: cannot reach bootstrap peer \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+: \S/)
-      assert.equal(stderr.split('\n').filter(l => l.includes(address)).length, 1, stderr)
-      assert.match(stdout, /^node \w+ running\n/, 'and the node runs')
+      assert.equal(node.stderr.split('\n').filter(l => l.includes(address)).length, 1, node.stderr)
+      assert.match(node.stdout, /^node \w+ running\n/, 'and the node runs')
     } finally {
-      p.kill('SIGTERM')
+      node.child.kill('SIGTERM')
     }
-    assert.equal(await exited, 0, stderr)
+    assert.equal(await node.exited, 0, node.stderr)
   })
 })
