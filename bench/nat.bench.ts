@@ -12,13 +12,13 @@
  * stays relayed until it dials the gateway's public address itself) and one that does.
  * Needs root, `ip` and `nft`.
  */
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { randomBytes } from '../crypto/hash.ts'
+import { runNode } from '../node/cli/local-network.ts'
 import { createIdentity } from '../node/identity.ts'
 import { EdgewardNode } from '../node/node.ts'
 import { isRelayed } from '../node/relay.ts'
@@ -234,21 +234,13 @@ async function drive(job: DriverJob): Promise<DriverResult> {
 }
 
 /** Run the driver in namespace `ns`; its result. */
-function runDriver(ns: string, job: DriverJob): Promise<DriverResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, import.meta.filename], {
-      env: { ...process.env, EDGEWARD_NAT_BENCH_JOB: JSON.stringify(job) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    p.stdout.on('data', d => (out += d))
-    p.stderr.on('data', d => (err += d))
-    p.on('error', reject)
-    p.on('close', code =>
-      code === 0 ? resolve(JSON.parse(out) as DriverResult) : reject(new Error(`driver exited ${code}: ${err}`)),
-    )
+async function runDriver(ns: string, job: DriverJob): Promise<DriverResult> {
+  const { code, stdout, stderr } = await runNode([import.meta.filename], {
+    netns: ns,
+    env: { EDGEWARD_NAT_BENCH_JOB: JSON.stringify(job) },
   })
+  if (code !== 0) throw new Error(`driver exited ${code}: ${stderr}`)
+  return JSON.parse(stdout) as DriverResult
 }
 
 export default async function nat(opts: SuiteOptions): Promise<Figure[]> {

@@ -25,14 +25,23 @@ function nodeCommand(args: string[], netns: string | undefined): [string, string
   return netns === undefined ? [process.execPath, args] : ['ip', ['netns', 'exec', netns, process.execPath, ...args]]
 }
 
+/** What a process is run with: its stdin, what is added to our environment, the network namespace it runs in. */
+export interface RunOptions {
+  input?: string
+  env?: NodeJS.ProcessEnv
+  netns?: string
+}
+
 /** Run one `edgeward` command to completion (inside network namespace `netns` when given). */
-export function runCli(
-  args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; netns?: string } = {},
-): Promise<CliResult> {
+export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  return runNode([BIN, ...args], opts)
+}
+
+/** Run `node args` to completion (inside network namespace `netns` when given): what it wrote, its exit code, how long it took. */
+export function runNode(args: string[], opts: RunOptions = {}): Promise<CliResult> {
   const t0 = performance.now()
   return new Promise((resolve, reject) => {
-    const p = spawn(...nodeCommand([BIN, ...args], opts.netns), {
+    const p = spawn(...nodeCommand(args, opts.netns), {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     })
