@@ -19,19 +19,27 @@
  */
 import type { Connection } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
-import { decodeKeyRequest, type OpenedKeyRequest, REQUEST_WINDOW_MS } from '../../protocols/access/messages.ts'
+import {
+  decodeKeyRequest,
+  MAX_KEY_REQUEST_BYTES,
+  type OpenedKeyRequest,
+  REQUEST_WINDOW_MS,
+} from '../../protocols/access/messages.ts'
 import { RefusalBudget } from '../../protocols/access/refusal-budget.ts'
 import { DeviceReplayGuard } from '../../protocols/access/replay-guard.ts'
 import { requestHash } from '../../protocols/audit/entries.ts'
 import { leaseEnd, type Permit, type PolicyState } from '../../protocols/policy/state.ts'
 import type { Metrics } from '../metrics.ts'
+import type { EdgewardLibp2p } from '../network.ts'
 import type { AuditService } from './audit.ts'
 import type { PolicyService } from './policy.ts'
+import { handle } from './stream-io.ts'
 
 const log = logger('edgeward:keys')
 
-/** What the gate uses: counters and the clock. */
+/** What the gate uses: the network (to take key requests), counters and the clock. */
 export interface RequestGateComponents {
+  libp2p: Pick<EdgewardLibp2p, 'handle'>
   metrics: Metrics
   now: () => number
 }
@@ -130,6 +138,27 @@ export class RequestGate {
     log('refused key request: %s (%s)', code, reason)
     this.c.metrics.inc(`${this.prefix}_refusals_total`, { reason: code })
     return { ok: false, code, reason }
+  }
+
+  /**
+   * Take key requests on `protocol` from now on, each through `serve` to `decide` (with the
+   * connection it came on), a refusal answered as `refused` encodes it; a request whose stream
+   * fails is counted as `failed`.
+   */
+  async listen(
+    protocol: string,
+    maxResponseBytes: number,
+    decide: (req: OpenedKeyRequest, conn: Connection) => Promise<Uint8Array>,
+    refused: (r: Refused) => Uint8Array,
+  ): Promise<void> {
+    await handle(
+      this.c.libp2p,
+      protocol,
+      MAX_KEY_REQUEST_BYTES,
+      maxResponseBytes,
+      (body, conn) => this.serve(body, req => decide(req, conn), refused),
+      err => this.refuse('failed', err.message),
+    )
   }
 
   /**

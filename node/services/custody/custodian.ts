@@ -30,7 +30,7 @@ import type { Connection } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { bytesEqual } from '../../../crypto/encoding.ts'
 import type { OpenedRecord } from '../../../crypto/signed.ts'
-import { MAX_KEY_REQUEST_BYTES, type OpenedKeyRequest } from '../../../protocols/access/messages.ts'
+import type { OpenedKeyRequest } from '../../../protocols/access/messages.ts'
 import {
   checkDealForSet,
   type Deal,
@@ -132,13 +132,11 @@ export class Custodian {
       async (body, conn) => encodeCustodyAnswer(await this.takeDeal(body, conn)),
       err => this.rejectDeal('failed', err.message),
     )
-    await handle(
-      libp2p,
+    await this.gate.listen(
       CUSTODY_RELEASE_PROTOCOL,
-      MAX_KEY_REQUEST_BYTES,
       MAX_CUSTODY_RESPONSE_BYTES,
-      (body, conn) => this.gate.serve(body, req => this.release(req, conn), refusal),
-      err => this.gate.refuse('failed', err.message),
+      (req, conn) => this.release(req, conn),
+      refusal,
     )
   }
 

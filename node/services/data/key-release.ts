@@ -24,7 +24,6 @@ import {
   encodeEpochKeys,
   encodeKeyResponse,
   KEYS_PROTOCOL,
-  MAX_KEY_REQUEST_BYTES,
   MAX_KEY_RESPONSE_BYTES,
   type OpenedKeyRequest,
   releaseInfo,
@@ -34,7 +33,6 @@ import type { EdgewardLibp2p } from '../../network.ts'
 import type { AuditService } from '../audit.ts'
 import type { PolicyService } from '../policy.ts'
 import { type GateLimits, type Refused, RequestGate } from '../request-gate.ts'
-import { handle } from '../stream-io.ts'
 import type { EpochKeys } from './epoch-keys.ts'
 
 const log = logger('edgeward:keys')
@@ -77,14 +75,7 @@ export class KeyRelease {
 
   /** Answer key requests from now on. */
   async start(): Promise<void> {
-    await handle(
-      this.c.libp2p,
-      KEYS_PROTOCOL,
-      MAX_KEY_REQUEST_BYTES,
-      MAX_KEY_RESPONSE_BYTES,
-      (body, conn) => this.gate.serve(body, req => this.decide(req, conn), refusal),
-      err => this.gate.refuse('failed', err.message),
-    )
+    await this.gate.listen(KEYS_PROTOCOL, MAX_KEY_RESPONSE_BYTES, (req, conn) => this.decide(req, conn), refusal)
   }
 
   /** Forget what no longer matters at `now`: refusal budgets and requests out of the replay window. */
