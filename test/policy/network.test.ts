@@ -228,6 +228,15 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
       (err: Error & { code?: string }) => `${err.name}:${err.code}`,
     )
 
+  /** Wait until `node` knows the grant `id` and stored the one reading of hum. */
+  const knowsGrantAndHum = (node: EdgewardNode, id: string) =>
+    waitFor('the reader to know its grant and the reading', async () =>
+      node.policy.document(s.space).state.grants.has(id) &&
+      (await node.data.storedReadings(s.space, 'hum')).length === 1
+        ? true
+        : undefined,
+    )
+
   it('a data window covering only the second epoch releases only that epoch: the reader reads its reading only', async () => {
     // the second epoch began while its reading was published and ended when the third began
     const g = grantBy(s.G, s.space, s.R, { dataFrom: published[1].after, dataUntil: published[2].before })
@@ -251,12 +260,7 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
     await s.G.data.publish(s.space, 'hum', [{ ts: Date.now(), value: 40 }])
     const g = grantBy(s.G, s.space, s.R, { streams: ['hum'], devices: [s.other.identity.peerId] })
     await write(s.G, s.space, [{ kind: 'grant', record: g }])
-    await waitFor('the reader to know its grant and the reading', async () =>
-      s.R.policy.document(s.space).state.grants.has(g.id) &&
-      (await s.R.data.storedReadings(s.space, 'hum')).length === 1
-        ? true
-        : undefined,
-    )
+    await knowsGrantAndHum(s.R, g.id)
     assert.equal(await refusal(s.R, 'hum'), 'AccessRefusedError:device-not-allowed')
   })
 
@@ -264,12 +268,7 @@ describe('conditions enforced at key release', { timeout: 60_000 }, () => {
     const purpose = 'boiler maintenance, ticket 4711'
     const g = grantBy(s.G, s.space, s.other, { streams: ['hum'], purpose })
     await write(s.G, s.space, [{ kind: 'grant', record: g }])
-    await waitFor('the reader to know its grant and the reading', async () =>
-      s.other.policy.document(s.space).state.grants.has(g.id) &&
-      (await s.other.data.storedReadings(s.space, 'hum')).length === 1
-        ? true
-        : undefined,
-    )
+    await knowsGrantAndHum(s.other, g.id)
     const sizeBefore = s.G.audit!.size
     assert.equal(await refusal(s.other, 'hum'), 'read 40')
     const releases = []
