@@ -8,12 +8,9 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
-import { BIN, type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
-import { initData, stopPeers } from '../support/local-peers.ts'
+import { describe, it } from 'node:test'
+import { BIN } from '../../node/cli/local-network.ts'
+import { suiteLocalPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 const STREAM = 'temperature'
@@ -47,55 +44,31 @@ function follow(dataDir: string, space: string): Follow {
 }
 
 describe('read --follow when the grant is revoked mid-stream', { timeout: 120_000 }, () => {
-  let root: string
-  const peers: LocalPeer[] = []
-  let gw: LocalPeer
-  let reader: LocalPeer
-  let readerDid: string
-  let space: string
-  let f: Follow | undefined
+  const local = suiteLocalPeers('follow-revoke', ['gw', 'reader'], { space: 'plant' })
+  const { peers, dids } = local
 
   const publish = async (values: number[]) => {
     const t = Date.now()
     const input = values.map((value, i) => JSON.stringify({ ts: t + i, value })).join('\n')
-    const r = await gw.cli(['publish', space, STREAM], { input })
+    const r = await peers.gw.cli(['publish', local.space, STREAM], { input })
     assert.equal(r.code, 0, r.stderr)
   }
 
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-follow-revoke-'))
-    await initData(join(root, 'gw'))
-    readerDid = await initData(join(root, 'reader'))
-    gw = await startPeer('gw', join(root, 'gw'))
-    peers.push(gw)
-    reader = await startPeer('reader', join(root, 'reader'), { bootstrap: gw.info.addresses })
-    peers.push(reader)
-    const created = await gw.cli(['space', 'create', 'plant'])
-    assert.equal(created.code, 0, created.stderr)
-    space = created.stdout.trim()
-    assert.equal((await reader.cli(['space', 'join', space])).code, 0)
-    await waitFor('the reader to receive the space', async () => {
-      const s = JSON.parse((await reader.cli(['status', '--json'])).stdout)
-      return s.spaces.find((x: { id: string }) => x.id === space)?.synchronised ? true : undefined
-    })
-  })
-
-  after(async () => {
-    if (f !== undefined && f.process.exitCode === null && f.process.signalCode === null) {
-      f.process.kill('SIGKILL')
-      await f.exited
-    }
-    await stopPeers(peers, root)
-  })
-
-  it('ends with a refusal that names the revocation, and prints nothing published after it', async () => {
+  it('ends with a refusal that names the revocation, and prints nothing published after it', async t => {
+    const { space } = local
     await publish([1, 2, 3])
-    const g = await gw.cli(['grant', space, '--to', readerDid, '--stream', STREAM, '--for', '1h', '--json'])
+    const g = await peers.gw.cli(['grant', space, '--to', dids.reader, '--stream', STREAM, '--for', '1h', '--json'])
     assert.equal(g.code, 0, g.stderr)
     const grant = JSON.parse(g.stdout).grant as string
 
-    const follower = follow(reader.dataDir, space)
-    f = follower
+    const follower = follow(peers.reader.dataDir, space)
+    // ended before the peers stop, however the test ends
+    t.after(async () => {
+      if (follower.process.exitCode === null && follower.process.signalCode === null) {
+        follower.process.kill('SIGKILL')
+        await follower.exited
+      }
+    })
     const printed = (n: number) => async () => {
       if (follower.process.exitCode !== null) throw new Error(`the follow ended early: ${follower.stderr()}`)
       return follower.lines.length >= n ? true : undefined
@@ -106,7 +79,7 @@ describe('read --follow when the grant is revoked mid-stream', { timeout: 120_00
     await waitFor('the follow to print what was published while it runs', printed(5), DEADLINE_MS)
     const before = follower.lines.map(l => l.epoch)
 
-    const r = await gw.cli(['revoke', space, '--grant', grant])
+    const r = await peers.gw.cli(['revoke', space, '--grant', grant])
     assert.equal(r.code, 0, r.stderr)
     await publish([100, 101, 102])
     // the reader's node receives these, asks for their epoch's key, and is refused: the follow ends
@@ -124,7 +97,7 @@ describe('read --follow when the grant is revoked mid-stream', { timeout: 120_00
       'everything before the revocation, nothing after it',
     )
     // the gateway's own view: the readings after the revocation are in an epoch the reader never had a key for
-    const own = (await gw.cli(['read', space, STREAM])).stdout
+    const own = (await peers.gw.cli(['read', space, STREAM])).stdout
       .trim()
       .split('\n')
       .map(l => JSON.parse(l))
