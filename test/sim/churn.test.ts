@@ -13,12 +13,7 @@ const network = simNetworks()
 
 describe('churn', () => {
   it('delivers to the readers online, and every reader that joins decrypts a reading', async () => {
-    const net = await network({
-      peers: 8,
-      topology: { kind: 'random', degree: 3 },
-      link: { latencyMs: 5, jitterMs: 2 },
-      seed: 3,
-    })
+    const net = await network({ peers: 8, link: { latencyMs: 5, jitterMs: 2 }, seed: 3 })
     const r = await runChurn(net, { durationMs: 12_000, churnRate: 1, publishEveryMs: 400, deadlineMs: 30_000 })
     assertChecksHold(r)
     assert.equal(r.readers.length, 7)

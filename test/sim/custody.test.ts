@@ -18,7 +18,6 @@ describe('custody', () => {
   it('readers read through k custodians with the owner down; the revoked one never, even with a custodian ignoring the policy', async () => {
     const net = await network({
       peers: 6,
-      topology: { kind: 'random', degree: 3 },
       link: { latencyMs: 5 },
       seed: 4,
       store: 'disk',

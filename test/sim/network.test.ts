@@ -22,7 +22,6 @@ const TOPIC = '/edgeward-sim/test/1.0.0'
 const created = simNetworks(net => assert.equal(existsSync(net.root), false, 'the network removed its temp directory'))
 const network = (opts: Partial<SimTestOptions> & { peers: number }): Promise<SimNetwork> =>
   created({
-    topology: { kind: 'random', degree: 3 },
     link: { latencyMs: 0 },
     seed: 11,
     node: { syncIntervalMs: 1000 },

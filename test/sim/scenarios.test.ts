@@ -15,12 +15,7 @@ const network = simNetworks()
 
 describe('scenarios', () => {
   it('revoke: every peer applies it, the subject drops its keys, and no key reaches it afterwards', async () => {
-    const net = await network({
-      peers: 8,
-      topology: { kind: 'random', degree: 3 },
-      link: { latencyMs: 30, jitterMs: 10 },
-      seed: 21,
-    })
+    const net = await network({ peers: 8, link: { latencyMs: 30, jitterMs: 10 }, seed: 21 })
     const result = await runRevoke(net, { rounds: 1, deadlineMs: DEADLINE_MS })
     const [round] = result.rounds
     assertChecksHold(result)
@@ -37,13 +32,7 @@ describe('scenarios', () => {
   })
 
   it('partition-heal: nothing crosses the cut, then every peer converges and gives the same answers', async () => {
-    const net = await network({
-      peers: 10,
-      topology: { kind: 'random', degree: 3 },
-      link: { latencyMs: 5 },
-      seed: 22,
-      node: { syncIntervalMs: 1000 },
-    })
+    const net = await network({ peers: 10, link: { latencyMs: 5 }, seed: 22, node: { syncIntervalMs: 1000 } })
     const result = await runPartitionHeal(net, { changes: 6, deadlineMs: DEADLINE_MS })
     assertChecksHold(result)
     assert.equal(result.crossedBeforeHeal, 0)

@@ -1,15 +1,17 @@
 /**
  * The simulator's networks in a test file: `simNetworks` gives the function that creates them
- * (with their peers in memory unless told otherwise), and stops every one it created in an
- * `after` hook of the file or suite it was called in; `assertChecksHold`: every check of a
- * scenario's report holds.
+ * (with their peers in memory on a random graph of degree 3, unless told otherwise), and stops
+ * every one it created in an `after` hook of the file or suite it was called in;
+ * `assertChecksHold`: every check of a scenario's report holds.
  */
 import assert from 'node:assert/strict'
 import { after } from 'node:test'
-import { SimNetwork, type SimNetworkOptions, type StoreKind } from '../../sim/network.ts'
+import { SimNetwork, type SimNetworkOptions } from '../../sim/network.ts'
 import { checksOf, type ScenarioResult } from '../../sim/report.ts'
 
-export type SimTestOptions = Omit<SimNetworkOptions, 'store'> & { store?: StoreKind }
+/** A network of the tests, whose store and topology may be left to the defaults. */
+export type SimTestOptions = Omit<SimNetworkOptions, 'store' | 'topology'> &
+  Partial<Pick<SimNetworkOptions, 'store' | 'topology'>>
 
 /** `afterStop` runs on each network once it stopped (to check what it left behind). */
 export function simNetworks(
@@ -23,7 +25,7 @@ export function simNetworks(
     }
   })
   return async opts => {
-    const net = await SimNetwork.create({ store: 'memory', ...opts })
+    const net = await SimNetwork.create({ store: 'memory', topology: { kind: 'random', degree: 3 }, ...opts })
     networks.push(net)
     return net
   }
