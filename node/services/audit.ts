@@ -244,6 +244,24 @@ export class AuditIndexError extends Error {
   }
 }
 
+/** The audit plane's counters, with their help text. */
+const METRICS = {
+  edgeward_audit_entries_total: 'entries appended to this node’s audit log, by kind',
+  edgeward_audit_entries_read_total: 'entries read back from this node’s audit log, by what read them',
+  edgeward_audit_equivocations_total: 'logs caught with two heads that cannot both be true',
+  edgeward_audit_heads_refused_total: 'tree heads refused, by reason',
+  edgeward_audit_head_gossip_failures_total:
+    'signed tree heads that gossip could not send (the head is gossiped again every head interval)',
+  edgeward_audit_proof_failures_total:
+    'consistency proofs asked of a key holder that did not come (refused, unanswered or unreachable), by log',
+  edgeward_audit_entries_requests_refused_total:
+    'requests for this node’s entries as a custodian that it refused, by reason',
+  edgeward_audit_entries_requests_answered_total: 'pages of entries this node gave its spaces’ owners',
+  edgeward_audit_custodian_logs_total: 'custodians’ logs asked for a report, by outcome',
+  edgeward_audit_log_unverifiable:
+    '1 while a key holder’s log has a head that no consistency proof could link to the head accepted before it, after every try',
+}
+
 /** A node's audit plane: its own Merkle log as a key holder, and the witness of the other logs of its spaces. */
 export class AuditService {
   private readonly c: AuditComponents
@@ -277,29 +295,7 @@ export class AuditService {
     this.headBurst = opts.headBurst ?? 100
     this.proofTries = opts.proofTries ?? 3
     this.proofRetryMs = opts.proofRetryMs ?? 10_000
-    const m = components.metrics
-    m.describe('edgeward_audit_entries_total', 'entries appended to this node’s audit log, by kind')
-    m.describe('edgeward_audit_entries_read_total', 'entries read back from this node’s audit log, by what read them')
-    m.describe('edgeward_audit_equivocations_total', 'logs caught with two heads that cannot both be true')
-    m.describe('edgeward_audit_heads_refused_total', 'tree heads refused, by reason')
-    m.describe(
-      'edgeward_audit_head_gossip_failures_total',
-      'signed tree heads that gossip could not send (the head is gossiped again every head interval)',
-    )
-    m.describe(
-      'edgeward_audit_proof_failures_total',
-      'consistency proofs asked of a key holder that did not come (refused, unanswered or unreachable), by log',
-    )
-    m.describe(
-      'edgeward_audit_entries_requests_refused_total',
-      'requests for this node’s entries as a custodian that it refused, by reason',
-    )
-    m.describe('edgeward_audit_entries_requests_answered_total', 'pages of entries this node gave its spaces’ owners')
-    m.describe('edgeward_audit_custodian_logs_total', 'custodians’ logs asked for a report, by outcome')
-    m.describe(
-      'edgeward_audit_log_unverifiable',
-      '1 while a key holder’s log has a head that no consistency proof could link to the head accepted before it, after every try',
-    )
+    for (const [name, help] of Object.entries(METRICS)) components.metrics.describe(name, help)
   }
 
   async start(): Promise<void> {

@@ -82,6 +82,15 @@ export async function spaceCid(space: string): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`edgeward/space/${space}`)))
 }
 
+/** The fetch service's counters, with their help text. */
+const METRICS = {
+  edgeward_backfill_records_total: 'records fetched from peers, by result',
+  edgeward_retention_deleted_total: 'records deleted by retention',
+  edgeward_backfill_provider_lookups_total:
+    'DHT provider lookups for backfill (made when no key holder or peer of the space is connected)',
+  edgeward_fetch_requests_served_total: 'fetch requests answered',
+}
+
 /** Serves stored records by range, backfills what this node lacks before a read, and applies retention. */
 export class FetchService {
   private readonly c: FetchComponents
@@ -99,13 +108,7 @@ export class FetchService {
     this.records = parts.records
     this.backfillIntervalMs = opts.backfillIntervalMs ?? 2000
     this.retentionIntervalMs = opts.retentionIntervalMs ?? 30_000
-    components.metrics.describe('edgeward_backfill_records_total', 'records fetched from peers, by result')
-    components.metrics.describe('edgeward_retention_deleted_total', 'records deleted by retention')
-    components.metrics.describe(
-      'edgeward_backfill_provider_lookups_total',
-      'DHT provider lookups for backfill (made when no key holder or peer of the space is connected)',
-    )
-    components.metrics.describe('edgeward_fetch_requests_served_total', 'fetch requests answered')
+    for (const [name, help] of Object.entries(METRICS)) components.metrics.describe(name, help)
   }
 
   async start(): Promise<void> {

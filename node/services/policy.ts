@@ -100,6 +100,18 @@ export interface PolicyServiceOptions {
 /** Called with the records each applied change of a space added (local writes, gossip, catch-up). */
 export type PolicyListener = (space: string, records: AppliedRecord[]) => void
 
+/** The policy service's counters, with their help text. */
+const METRICS = {
+  edgeward_policy_changes_applied_total: 'policy changes applied, by source',
+  edgeward_policy_changes_refused_total: 'policy changes refused, by reason and sending peer',
+  edgeward_policy_changes_dropped_total:
+    'policy changes not kept because their history is missing and their signer is not known as an author (or has too many waiting), by sending peer',
+  edgeward_policy_records_powerless_total:
+    'records taken from peers that have no effect, by kind and issuer: their author holds no authority for them (a fired or expired admin)',
+  edgeward_policy_gossip_failures_total:
+    'policy changes stored here that gossip could not send (peers get them by catch-up)',
+}
+
 /** The policy documents of every space this node knows: writes, gossip, catch-up and storage. */
 export class PolicyService {
   private readonly c: PolicyComponents
@@ -118,21 +130,7 @@ export class PolicyService {
     this.c = components
     this.syncIntervalMs = opts.syncIntervalMs ?? 30_000
     this.actor = actorFor(components.identity.principal.did, components.identity.peerId)
-    const m = components.metrics
-    m.describe('edgeward_policy_changes_applied_total', 'policy changes applied, by source')
-    m.describe('edgeward_policy_changes_refused_total', 'policy changes refused, by reason and sending peer')
-    m.describe(
-      'edgeward_policy_changes_dropped_total',
-      'policy changes not kept because their history is missing and their signer is not known as an author (or has too many waiting), by sending peer',
-    )
-    m.describe(
-      'edgeward_policy_records_powerless_total',
-      'records taken from peers that have no effect, by kind and issuer: their author holds no authority for them (a fired or expired admin)',
-    )
-    m.describe(
-      'edgeward_policy_gossip_failures_total',
-      'policy changes stored here that gossip could not send (peers get them by catch-up)',
-    )
+    for (const [name, help] of Object.entries(METRICS)) components.metrics.describe(name, help)
   }
 
   /** Be told of the records each applied change brings; returns the function that stops it. */

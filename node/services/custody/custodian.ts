@@ -89,6 +89,14 @@ export interface CustodianParts {
 /** A custodian's limits: the gate's (the longest lease is 15 min by default, as a key holder's). */
 export type CustodianOptions = GateLimits
 
+/** The custodian's counters, with their help text. */
+const METRICS = {
+  edgeward_custody_held_total: 'deals this custodian took and keeps',
+  edgeward_custody_deals_rejected_total: 'deals this custodian refused, by reason',
+  edgeward_custody_releases_total: 'shares this custodian released',
+  edgeward_custody_catchups_total: 'catch-ups a custodian made before deciding, by cause',
+}
+
 /** Holds shares of a space's data keys and releases them after the same checks as a key holder. */
 export class Custodian {
   private readonly c: CustodianComponents
@@ -107,11 +115,7 @@ export class Custodian {
       { policy: parts.policy, audit: parts.audit, releaseCount: grant => parts.store.releaseCount(grant) },
       { ...opts, prefix: 'edgeward_custody', who: 'this custodian' },
     )
-    const m = components.metrics
-    m.describe('edgeward_custody_held_total', 'deals this custodian took and keeps')
-    m.describe('edgeward_custody_deals_rejected_total', 'deals this custodian refused, by reason')
-    m.describe('edgeward_custody_releases_total', 'shares this custodian released')
-    m.describe('edgeward_custody_catchups_total', 'catch-ups a custodian made before deciding, by cause')
+    for (const [name, help] of Object.entries(METRICS)) components.metrics.describe(name, help)
   }
 
   async start(): Promise<void> {

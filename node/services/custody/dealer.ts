@@ -57,6 +57,14 @@ export interface DealerComponents {
   now: () => number
 }
 
+/** The dealer's counters, with their help text. */
+const METRICS = {
+  edgeward_custody_deals_total: 'data keys this node dealt to custodians',
+  edgeward_custody_deals_acknowledged_total: 'deals a custodian acknowledged to this dealer',
+  edgeward_custody_deals_refused_total: 'deals a custodian refused this dealer, by reason',
+  edgeward_custody_deals_passed_on_total: 'deals this custodian passed on to another custodian of its set',
+}
+
 /** Deals the keys this node makes, and sends the deals until each custodian has it. */
 export class Dealer implements KeyDealer {
   private readonly c: DealerComponents
@@ -71,14 +79,7 @@ export class Dealer implements KeyDealer {
     this.c = components
     this.policy = policy
     this.store = store
-    const m = components.metrics
-    m.describe('edgeward_custody_deals_total', 'data keys this node dealt to custodians')
-    m.describe('edgeward_custody_deals_acknowledged_total', 'deals a custodian acknowledged to this dealer')
-    m.describe('edgeward_custody_deals_refused_total', 'deals a custodian refused this dealer, by reason')
-    m.describe(
-      'edgeward_custody_deals_passed_on_total',
-      'deals this custodian passed on to another custodian of its set',
-    )
+    for (const [name, help] of Object.entries(METRICS)) components.metrics.describe(name, help)
   }
 
   start(): void {
