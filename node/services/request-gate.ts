@@ -1,7 +1,8 @@
 /**
  * The checks a key request passes before anyone releases a key for it, shared by the key
  * holder (data/key-release.ts) and the custodians (custody/custodian.ts), so the two decide
- * alike.
+ * alike. The gate also takes the requests off the wire (`listen`), at most a key request's
+ * size each.
  *
  * Guarantees: in this order, the request decodes (with its signature and device certificate),
  * the answering node serves the space (the caller says), the connection comes from the device
