@@ -464,6 +464,17 @@ export interface BatteryOptions {
   foreignKeys?: (m: Record<string, unknown>) => readonly string[]
 }
 
+/**
+ * A standard battery for one decoder of network input: `decode` may throw only the errors named
+ * in `allowed`, and is tried on valid `samples` and on what is made from them.
+ */
+export type Battery<Sample> = (
+  decode: (b: Uint8Array) => unknown,
+  allowed: readonly string[],
+  samples: readonly Sample[],
+  opts?: BatteryOptions,
+) => void
+
 /** Edits the strict check makes: a present field retyped, an unknown or foreign field added. */
 function strictEdits(
   maps: readonly Record<string, unknown>[],
@@ -488,12 +499,7 @@ function strictEdits(
  * typed errors only, and no tampered signed bytes accepted; with `strictFields`, a re-signed
  * body with a field of the wrong type (or one it may not carry) is refused.
  */
-export function checkSigned<T>(
-  decode: (b: Uint8Array) => T,
-  allowed: readonly string[],
-  samples: readonly SignedSample[],
-  opts: BatteryOptions = {},
-): void {
+export const checkSigned: Battery<SignedSample> = (decode, allowed, samples, opts = {}) => {
   for (const s of samples) decodeTyped(decode, allowed, s.bytes)
   fc.assert(
     fc.property(signedInputs(samples, opts.extraKeys), ({ bytes, mustRefuse: refuse, how }) => {
@@ -519,12 +525,7 @@ export function checkSigned<T>(
  * deep nesting, byte edits of valid encodings, and field edits of valid values, typed errors only;
  * with `strictFields`, a field of the wrong type (or a field the message does not have) is refused.
  */
-export function checkCodec<T>(
-  decode: (b: Uint8Array) => T,
-  allowed: readonly string[],
-  samples: readonly unknown[],
-  opts: BatteryOptions = {},
-): void {
+export const checkCodec: Battery<unknown> = (decode, allowed, samples, opts = {}) => {
   const encoded = samples.map(s => encodeCanonical(s))
   for (const b of encoded) decodeTyped(decode, allowed, b)
   const maps = samples.filter(
