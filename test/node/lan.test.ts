@@ -8,14 +8,12 @@
  * where they cannot be made (not root, no `ip`) fails the test and says why.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { readConfig } from '../../node/config.ts'
 import { createLan, type Lan } from '../support/lan.ts'
-import { initAndStart, initData } from '../support/local-peers.ts'
+import { initAndStart, initData, suiteRunningPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 /** The peers a peer is connected to, by its `status` (run in its namespace). */
@@ -43,36 +41,20 @@ const ports = (peer: LocalPeer) => new Set(peer.info.addresses.map(a => a.split(
 
 describe('peers on a LAN (Linux network namespaces)', () => {
   let lan: Lan | undefined
-  let root = ''
-  const running = new Set<LocalPeer>()
+  const peers = suiteRunningPeers('lan', async () => lan?.remove())
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-lan-'))
     lan = await createLan(2)
   })
-  after(async () => {
-    const codes = await Promise.all([...running].map(p => p.stop()))
-    await lan?.remove()
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
   const start = async (name: string, host: number, opts: { mdns: boolean; init?: boolean }) => {
-    const dataDir = join(root, name)
+    const dataDir = join(peers.root, name)
     const startOpts = { listen: [], mdns: opts.mdns, netns: lan!.hosts[host] }
-    const peer =
+    return peers.add(
       opts.init === false
         ? await startPeer(name, dataDir, startOpts)
-        : (await initAndStart(name, dataDir, startOpts)).peer
-    running.add(peer)
-    return peer
+        : (await initAndStart(name, dataDir, startOpts)).peer,
+    )
   }
-  const stop = async (peer: LocalPeer) => {
-    running.delete(peer)
-    assert.equal(await peer.stop(), 0, `${peer.name} stops cleanly: ${peer.stderr}`)
-  }
+  const { stop } = peers
 
   it('two nodes find each other by mDNS with no address given, and keep each other', async () => {
     const a = await start('a', 0, { mdns: true })
@@ -100,23 +82,15 @@ describe('peers on a LAN (Linux network namespaces)', () => {
 
 describe('a host without IPv6', () => {
   let lan: Lan | undefined
-  let root = ''
-  let peer: LocalPeer | undefined
+  const peers = suiteRunningPeers('lan-v4', async () => lan?.remove())
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-lan-v4-'))
     lan = await createLan(1, { ipv6: false })
-  })
-  after(async () => {
-    const code = await peer?.stop()
-    await lan?.remove()
-    await rm(root, { recursive: true, force: true })
-    if (peer !== undefined) assert.equal(code, 0, 'the node shuts down cleanly')
   })
 
   it('the node starts on IPv4 alone and says so once', async () => {
-    const dataDir = join(root, 'v4')
+    const dataDir = join(peers.root, 'v4')
     await initData(dataDir)
-    peer = await startPeer('v4', dataDir, { listen: [], mdns: true, netns: lan!.hosts[0] })
+    const peer = peers.add(await startPeer('v4', dataDir, { listen: [], mdns: true, netns: lan!.hosts[0] }))
     assert.ok(peer.info.addresses.length > 0)
     assert.ok(
       peer.info.addresses.every(a => a.startsWith('/ip4/')),

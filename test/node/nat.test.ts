@@ -11,13 +11,13 @@
  * Needs root, `ip` and `nft` (CI runs as root; test/setup.sh installs them): fails otherwise.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { waitFor } from '../../node/cli/local-network.ts'
 import { decodeInvite, encodeInvite } from '../../protocols/invites.ts'
-import { initData, jsonLines } from '../support/local-peers.ts'
+import { initData, jsonLines, stopPeers } from '../support/local-peers.ts'
 import { createNatLab, type NatKind, type NatLab, type NsPeer, PUBLIC, startNsPeer } from '../support/netns.ts'
 
 type Json = Record<string, any>
@@ -57,14 +57,7 @@ function natSuite(nat: NatKind, relayReservations: number) {
   })
   after(async () => {
     // everything goes, whatever failed: processes first, then the namespaces they ran in
-    const codes = await Promise.all(s.peers.map(p => p.stop()))
-    await s.lab?.remove()
-    await rm(s.root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
+    await stopPeers(s.peers, s.root, async () => s.lab?.remove())
   })
   return s
 }

@@ -8,13 +8,11 @@
  * up reconnects too.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { type LocalPeer, startPeer } from '../../node/cli/local-network.ts'
 import { readConfig, writeConfig } from '../../node/config.ts'
-import { initData } from '../support/local-peers.ts'
+import { initData, suiteRunningPeers } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
 
 /** Whether `a` lists `b` among its connected peers (through its local API). */
@@ -30,36 +28,17 @@ async function bothConnected(a: LocalPeer, b: LocalPeer): Promise<void> {
 }
 
 describe('a restarted node keeps its address, and its peers reconnect to it', () => {
-  let root = ''
-  const running = new Set<LocalPeer>()
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'edgeward-restart-'))
-  })
-  after(async () => {
-    const codes = await Promise.all([...running].map(p => p.stop()))
-    await rm(root, { recursive: true, force: true })
-    assert.deepEqual(
-      codes,
-      codes.map(() => 0),
-      'every node shuts down cleanly',
-    )
-  })
-  const start = async (name: string, opts: Parameters<typeof startPeer>[2] = {}) => {
-    const peer = await startPeer(name, join(root, name), opts)
-    running.add(peer)
-    return peer
-  }
-  const stop = async (peer: LocalPeer) => {
-    running.delete(peer)
-    assert.equal(await peer.stop(), 0, `${peer.name} stops cleanly: ${peer.stderr}`)
-  }
+  const peers = suiteRunningPeers('restart')
+  const start = async (name: string, opts: Parameters<typeof startPeer>[2] = {}) =>
+    peers.add(await startPeer(name, join(peers.root, name), opts))
+  const { stop } = peers
 
   it('keeps its port; its peer redials it there, with no bootstrap flag on either side', async () => {
-    await initData(join(root, 'a'))
-    await initData(join(root, 'b'))
+    await initData(join(peers.root, 'a'))
+    await initData(join(peers.root, 'b'))
     // A on loopback at the port init chose, by its configuration (no --listen)
-    const config = (await readConfig(join(root, 'a')))!
-    await writeConfig(join(root, 'a'), { ...config, listen: [`/ip4/127.0.0.1/tcp/${config.port}`] })
+    const config = (await readConfig(join(peers.root, 'a')))!
+    await writeConfig(join(peers.root, 'a'), { ...config, listen: [`/ip4/127.0.0.1/tcp/${config.port}`] })
     const a = await start('a', { listen: [] })
     const address = `/ip4/127.0.0.1/tcp/${config.port}/p2p/${a.info.peerId}`
     assert.deepEqual(a.info.addresses, [address])

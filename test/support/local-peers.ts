@@ -1,9 +1,9 @@
 /**
  * A suite of real peer processes: a data directory `edgeward init` made (and a peer started on
  * it), a few named peers started together in a temp dir, the first one's addresses known to the
- * others, in a space the first one made and the others joined, if asked; the JSON lines a
- * command printed, and the end of the suite, where every node stops, with exit code 0, and its
- * files go.
+ * others, in a space the first one made and the others joined, if asked; or peers a suite
+ * starts and stops one at a time; the JSON lines a command printed, and the end of the suite,
+ * where every node stops, with exit code 0, and its files go.
  *
  * @example
  * describe('…', () => {
@@ -72,6 +72,40 @@ export async function stopPeers(
     codes.map(() => 0),
     'every node shuts down cleanly',
   )
+}
+
+/** Peers a suite starts and stops one at a time, each in a folder of `root`. */
+export interface RunningPeers {
+  /** the suite's temp dir, made before the suite's own `before` hooks run */
+  root: string
+  /** `peer`, which the suite started: it is stopped after the suite's tests if it still runs */
+  add<P extends LocalPeer>(peer: P): P
+  /** stop `peer` now, which must exit with 0 */
+  stop(peer: LocalPeer): Promise<void>
+}
+
+/**
+ * A temp dir named after `prefix` for the peers the enclosing suite starts and stops itself;
+ * after its tests, the ones still running stop as `stopPeers` says (with `beforeRemove`).
+ */
+export function suiteRunningPeers(prefix: string, beforeRemove?: () => Promise<unknown>): RunningPeers {
+  const running = new Set<LocalPeer>()
+  const suite: RunningPeers = {
+    root: '',
+    add: peer => {
+      running.add(peer)
+      return peer
+    },
+    stop: async peer => {
+      running.delete(peer)
+      assert.equal(await peer.stop(), 0, `${peer.name} stops cleanly: ${peer.stderr}`)
+    },
+  }
+  before(async () => {
+    suite.root = await mkdtemp(join(tmpdir(), `edgeward-${prefix}-`))
+  })
+  after(() => stopPeers([...running], suite.root, beforeRemove))
+  return suite
 }
 
 /** Named peer processes in a temp dir of their own. */
