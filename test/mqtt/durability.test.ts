@@ -62,16 +62,24 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   }
   /** An MQTT 3.1.1 client publishes `messages` (topic, payload) to the broker at QoS 1. */
   const send = (messages: [string, string][]) => publishAll(broker.url, 4, messages, broker.credentials)
-  /** Each store first waits for what `hold` gives for its space and stream, if anything, until `restore()`. */
-  const holdStores = (hold: (space: string, stream: string) => Promise<void> | undefined) => {
+  /**
+   * Each store that `isHeld` says so of (by its space and stream) waits until `release()`;
+   * `restore()` releases them and ends the hold.
+   */
+  const holdStores = (isHeld: (space: string, stream: string) => boolean) => {
+    let release!: () => void
+    const gate = new Promise<void>(r => (release = r))
     const wrapped = gw.node.data.publish
     gw.node.data.publish = async (sp, stream, readings) => {
-      const held = hold(sp, stream)
-      if (held !== undefined) await held
+      if (isHeld(sp, stream)) await gate
       return wrapped.call(gw.node.data, sp, stream, readings)
     }
-    return () => {
-      gw.node.data.publish = wrapped
+    return {
+      release,
+      restore: () => {
+        release()
+        gw.node.data.publish = wrapped
+      },
     }
   }
   const values = async (space: string, stream: string) =>
@@ -98,9 +106,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   it('acknowledges in arrival order across streams, even when a later stream is stored first', async () => {
     const space = await gw.node.createSpace('order')
     const ingest = await start({ space, topic: 'order/#', clientId: 'order' })
-    let release!: () => void
-    const slow = new Promise<void>(r => (release = r))
-    const restore = holdStores((_, stream) => (stream === 'slow' ? slow : undefined))
+    const slow = holdStores((_, stream) => stream === 'slow')
     try {
       await send([
         ['order/slow', '10'],
@@ -109,14 +115,13 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       ])
       await waitFor('the fast stream to be stored', async () => (stored.has('12') ? true : undefined))
       assert.equal(acked.get('order'), undefined, 'nothing is acknowledged while the first message is not stored')
-      release()
+      slow.release()
       await settled(ingest, 3)
       await waitFor('the broker to get every PUBACK', async () => (acked.get('order')?.length === 3 ? true : undefined))
       assert.deepEqual(acked.get('order'), ['10', '11', '12'])
       assert.deepEqual(early, [])
     } finally {
-      release()
-      restore()
+      slow.restore()
     }
   })
 
@@ -147,11 +152,9 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
   it('after a dropped connection, gets what was not acknowledged again: stored at least once, none lost', async () => {
     const space = await gw.node.createSpace('drop')
     const ingest = await start({ space, topic: 'drop/#', clientId: 'drop' })
-    let release!: () => void
-    const held = new Promise<void>(r => (release = r))
     let calls = 0
     // the first store finishes only after the connection is gone: its PUBACKs cannot be sent
-    const restore = holdStores(sp => (sp === space && calls++ === 0 ? held : undefined))
+    const first = holdStores(sp => sp === space && calls++ === 0)
     try {
       await send([
         ['drop/flow', '30'],
@@ -161,7 +164,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       const clients = (broker.aedes as unknown as { clients: Record<string, { close(): void }> }).clients
       clients.drop.close()
       await waitFor('the connection to drop', async () => (ingest.stats().connected ? undefined : true))
-      release()
+      first.release()
       await waitFor('the reconnection and the redelivery', async () =>
         ingest.stats().reconnects >= 1 && ingest.stats().received === 4 && ingest.stats().unacked === 0
           ? true
@@ -176,8 +179,7 @@ describe('MQTT messages are acknowledged only once stored', { timeout: 60_000 },
       assert.deepEqual(acked.get('drop'), ['30', '31'], 'acknowledged once, on the new connection')
       assert.deepEqual(early, [])
     } finally {
-      release()
-      restore()
+      first.restore()
     }
   })
 
