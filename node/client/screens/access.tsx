@@ -18,7 +18,6 @@ import type {
   ApproveBody,
   DenyBody,
   ForwardView,
-  GrantStatusView,
   GrantsListing,
   GrantView,
   RequestsListing,
@@ -32,20 +31,13 @@ import { useLoaded } from '../parts/use-fetched.ts'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './access.css'
+import { Badge, GRANT_STATUS } from '../parts/badge.tsx'
 import { Choice } from '../parts/choice.tsx'
 
 // ---- words and times ----
 
 /** The durations an approval offers, besides the one asked for. */
 const DURATIONS = ACCESS_DURATIONS
-
-const STATUS: Record<GrantStatusView, { label: string; tone: string }> = {
-  active: { label: 'Active', tone: 'ok' },
-  pending: { label: 'Not yet valid', tone: 'attention' },
-  expired: { label: 'Expired', tone: 'neutral' },
-  revoked: { label: 'Revoked', tone: 'trouble' },
-  'not-honoured': { label: 'Powerless', tone: 'attention' },
-}
 
 const FORWARD: Record<ForwardView, string> = {
   never: 'No forwarding',
@@ -321,10 +313,9 @@ function Tile({ value, label, tone }: { value: number; label: string; tone?: str
 // ---- people ----
 
 function Status({ grant }: { grant: GrantView }) {
-  const s = STATUS[grant.status]
   return (
     <>
-      <span class={`badge badge-compact badge-${s.tone}`}>{s.label}</span>
+      <Badge {...GRANT_STATUS[grant.status]} />
       {grant.why !== undefined && grant.status !== 'expired' && <div class="small muted access-why">{grant.why}</div>}
     </>
   )
@@ -737,7 +728,7 @@ function DecidedRequest({
               <div class="small muted">
                 {grant.status === 'active'
                   ? `ends in ${formatSpan(Date.parse(grant.notAfter) - now)}`
-                  : STATUS[grant.status].label.toLowerCase()}
+                  : GRANT_STATUS[grant.status].label.toLowerCase()}
               </div>
             )}
           </>

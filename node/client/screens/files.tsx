@@ -27,6 +27,7 @@ import { Viewer } from '../parts/viewer.tsx'
 import { hrefOf } from '../routes.ts'
 import type { ScreenProps } from './props.ts'
 import './files.css'
+import { Badge, type BadgeProps, GRANT_STATUS } from '../parts/badge.tsx'
 import { Choice } from '../parts/choice.tsx'
 import { Icon } from '../parts/icon.tsx'
 
@@ -342,26 +343,20 @@ function ShareForm({
 
 // ---- lists ----
 
-const GRANT_STATUS: Record<ObjectGrantStatus, { label: string; tone: string }> = {
-  active: { label: 'Active', tone: 'ok' },
+/** A grant's status in a file's row: as on the Access screen, "Not yet" for short. */
+const FILE_GRANT_STATUS: Record<ObjectGrantStatus, BadgeProps> = {
+  ...GRANT_STATUS,
   pending: { label: 'Not yet', tone: 'attention' },
-  expired: { label: 'Expired', tone: 'neutral' },
-  revoked: { label: 'Revoked', tone: 'trouble' },
-  'not-honoured': { label: 'Powerless', tone: 'attention' },
 }
 
-const INBOX_STATE: Record<InboxState, { label: string; tone: string }> = {
-  active: { label: 'Active', tone: 'ok' },
-  'not-yet': { label: 'Not yet', tone: 'attention' },
-  expired: { label: 'Expired', tone: 'neutral' },
-  revoked: { label: 'Revoked', tone: 'trouble' },
-  'not-honoured': { label: 'Powerless', tone: 'attention' },
+const { pending: notYet, ...sameInInbox } = FILE_GRANT_STATUS
+
+/** An item of one's inbox: its grant's status (a pending one is "not-yet" there), or its request's. */
+const INBOX_STATE: Record<InboxState, BadgeProps> = {
+  ...sameInInbox,
+  'not-yet': notYet,
   requested: { label: 'Requested', tone: 'attention' },
   denied: { label: 'Denied', tone: 'trouble' },
-}
-
-function Badge({ label, tone }: { label: string; tone: string }) {
-  return <span class={`badge badge-compact badge-${tone}`}>{label}</span>
 }
 
 /** "expires in 1 h 58 min" while it lasts, "ended 14:03" once over. */
@@ -402,7 +397,7 @@ function SharedByYou({ list, now, state }: { list: ObjectSummary[] | undefined; 
               {o.grants.map(g => (
                 <li key={g.id} class="files-recipient">
                   <Person did={g.subject} state={state} />
-                  <Badge {...GRANT_STATUS[g.status]} />
+                  <Badge {...FILE_GRANT_STATUS[g.status]} />
                   <span class="muted small">{g.download ? 'Download' : 'View only'}</span>
                   {g.status === 'revoked' ? (
                     <span class="files-ends">
