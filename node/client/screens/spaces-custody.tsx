@@ -13,6 +13,7 @@ import { ApiError, useApi } from '../api.ts'
 import { Choice } from '../parts/choice.tsx'
 import { FormButtons } from '../parts/form-buttons.tsx'
 import { FormError } from '../parts/form-error.tsx'
+import { PasteField } from '../parts/paste-field.tsx'
 import { isPeerId, Peer, peerName } from '../parts/peer.tsx'
 import type { People } from '../parts/person.tsx'
 import { useFetched } from '../parts/use-fetched.ts'
@@ -234,16 +235,13 @@ function CustodyForm({
           ))
         )}
       </fieldset>
-      <label class="field-label">
-        Other custodians: peer ids, one per line
-        <textarea
-          class="field mono custody-paste"
-          value={pasted}
-          spellcheck={false}
-          placeholder="12D3KooW…"
-          onInput={e => setPasted(e.currentTarget.value)}
-        />
-      </label>
+      <PasteField
+        label="Other custodians: peer ids, one per line"
+        class="custody-paste"
+        placeholder="12D3KooW…"
+        value={pasted}
+        onInput={setPasted}
+      />
       <p class="muted small">
         A custodian's peer id is on its "Your identity" screen, under This device. Each must be on and online when you
         name it.

@@ -22,6 +22,7 @@ import './spaces.css'
 import { Choice } from '../parts/choice.tsx'
 import { FormButtons } from '../parts/form-buttons.tsx'
 import { FormError } from '../parts/form-error.tsx'
+import { PasteField } from '../parts/paste-field.tsx'
 import { CustodyHere, CustodySection } from './spaces-custody.tsx'
 
 const VALID_FOR: { ms: number; label: string }[] = [
@@ -305,16 +306,7 @@ function JoinSpace() {
       : ''
   return (
     <CardForm id="join-space" title="Join a space" action="Join" doing="Joining…" said={said} {...submitting}>
-      <label class="field-label">
-        Invite code
-        <textarea
-          class="field mono join-code"
-          value={code}
-          spellcheck={false}
-          placeholder="ew1-…"
-          onInput={e => setCode(e.currentTarget.value)}
-        />
-      </label>
+      <PasteField label="Invite code" class="join-code" placeholder="ew1-…" value={code} onInput={setCode} />
     </CardForm>
   )
 }
