@@ -19,7 +19,7 @@ import { ACCESS_DURATIONS, DAY, formatWhen, HOUR } from '../parts/time.ts'
 import { useSubmit } from '../parts/use-submit.ts'
 import type { ScreenProps } from './props.ts'
 import './spaces.css'
-import { Choice } from '../parts/choice.tsx'
+import { Choice, type ChoiceProps } from '../parts/choice.tsx'
 import { FormButtons } from '../parts/form-buttons.tsx'
 import { FormError } from '../parts/form-error.tsx'
 import { PasteField } from '../parts/paste-field.tsx'
@@ -237,23 +237,14 @@ function InviteForm({ space, onClose }: { space: SpaceView; onClose: () => void 
 }
 
 /** A duration to choose, named by its label alone (not by the words of the option chosen, as the label around it would). */
-function DurationField(props: {
-  label: string
-  options: readonly { ms: number; label: string }[]
-  value: number
-  onChange: (ms: number) => void
-}) {
+function DurationField({
+  label,
+  ...choice
+}: { label: string } & Pick<ChoiceProps<{ ms: number; label: string }, 'ms'>, 'options' | 'value' | 'onChange'>) {
   return (
     <label class="field-label">
-      {props.label}
-      <Choice
-        class="field"
-        aria-label={props.label}
-        options={props.options}
-        by="ms"
-        value={props.value}
-        onChange={props.onChange}
-      />
+      {label}
+      <Choice class="field" aria-label={label} by="ms" {...choice} />
     </label>
   )
 }
