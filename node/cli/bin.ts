@@ -180,10 +180,10 @@ const OPTIONS = {
 } satisfies ParseArgsConfig['options']
 
 /** The options of a running node about NAT: serving as a relay, reserving a slot on one. */
-const RELAY_OPTIONS = ['relay', 'relay-via', 'relay-max-reservations']
+const RELAY_OPTIONS = ['relay', 'relay-via', 'relay-max-reservations'] as const
 
 /** Which options each command takes, beyond --data, --json, --verbose and --help. */
-const ALLOWED: Record<string, string[]> = {
+const ALLOWED = {
   init: ['force'],
   start: ['listen', 'bootstrap', 'api-port', 'no-mdns', ...RELAY_OPTIONS],
   gateway: ['listen', 'bootstrap', 'api-port', 'no-mdns', ...RELAY_OPTIONS, 'mqtt-port', 'space'],
@@ -231,6 +231,16 @@ const ALLOWED: Record<string, string[]> = {
   invite: ['for', 'uses', 'stream', 'access', 'no-download'],
   join: [],
   audit: ['subject', 'resource', 'from', 'until', 'out', 'space', 'owner'],
+} as const satisfies Record<string, readonly (keyof typeof OPTIONS)[]>
+
+/** `max-releases` as a command's options name it: `maxReleases`. */
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S
+
+/** The values of the options `keys`, named as the command's function takes them (`--max-releases` as `maxReleases`). */
+function optionsOf<V, K extends keyof V & string>(values: V, keys: readonly K[]): { [P in K as CamelCase<P>]: V[P] } {
+  return Object.fromEntries(keys.map(k => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), values[k]])) as {
+    [P in K as CamelCase<P>]: V[P]
+  }
 }
 
 function port(value: string | undefined, fallback: number, name: string): number {
@@ -312,7 +322,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP)
     return command === undefined && !v.help ? 2 : 0
   }
-  const allowed = ALLOWED[command]
+  const allowed: readonly string[] | undefined = (ALLOWED as Record<string, readonly string[]>)[command]
   if (allowed === undefined) throw new UsageError(`unknown command ${command} (see edgeward --help)`)
   for (const key of Object.keys(v)) {
     if (['data', 'json', 'verbose', 'help'].includes(key)) continue
@@ -384,12 +394,7 @@ async function main(argv: string[]): Promise<number> {
         'invite SPACE [--for DURATION] [--uses N] [--stream S]... [--access DURATION] [--no-download]',
       )
       const invites = await import('./invites.ts')
-      await invites.invite(
-        dataDir,
-        space,
-        { for: v.for, uses: v.uses, stream: v.stream, access: v.access, noDownload: v['no-download'] },
-        o,
-      )
+      await invites.invite(dataDir, space, optionsOf(v, ALLOWED.invite), o)
       return 0
     }
     case 'join': {
@@ -405,12 +410,12 @@ async function main(argv: string[]): Promise<number> {
         'stream create SPACE NAME [--epoch DURATION] [--aggregate WINDOW]...',
       )
       if (sub !== 'create') throw new UsageError('usage: edgeward stream create SPACE NAME')
-      await cmd.streamCreate(dataDir, spaceId(space), name, { epoch: v.epoch, form: v.form, aggregate: v.aggregate }, o)
+      await cmd.streamCreate(dataDir, spaceId(space), name, optionsOf(v, ALLOWED.stream), o)
       return 0
     }
     case 'retention': {
       const [space, stream] = withSpace(rest, 2, 'retention SPACE STREAM [--max-age DURATION] [--max-count N]')
-      await cmd.retention(dataDir, space, stream, { maxAge: v['max-age'], maxCount: v['max-count'] }, o)
+      await cmd.retention(dataDir, space, stream, optionsOf(v, ALLOWED.retention), o)
       return 0
     }
     case 'publish': {
@@ -420,38 +425,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'grant': {
       const [space] = withSpace(rest, 1, 'grant SPACE --to DID (--for DURATION | --until TIME) [options]')
-      await policy.grant(
-        dataDir,
-        space,
-        {
-          to: one(v.to, '--to', 'grant'),
-          stream: v.stream,
-          form: v.form,
-          for: v.for,
-          from: v.from,
-          until: v.until,
-          dataFrom: v['data-from'],
-          dataUntil: v['data-until'],
-          noDownload: v['no-download'],
-          forward: v.forward,
-          device: v.device,
-          maxReleases: v['max-releases'],
-          purpose: v.purpose,
-          parent: v.parent,
-          contribute: v.contribute,
-        },
-        o,
-      )
+      await policy.grant(dataDir, space, { ...optionsOf(v, ALLOWED.grant), to: one(v.to, '--to', 'grant') }, o)
       return 0
     }
     case 'revoke': {
       const [space] = withSpace(rest, 1, 'revoke SPACE (--grant ID | --subject DID | --device PEER | --delegation ID)')
-      await policy.revoke(
-        dataDir,
-        space,
-        { grant: v.grant, subject: v.subject, device: v.device, delegation: v.delegation, reason: v.reason },
-        o,
-      )
+      await policy.revoke(dataDir, space, optionsOf(v, ALLOWED.revoke), o)
       return 0
     }
     case 'grants': {
@@ -461,27 +440,17 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'delegate': {
       const [space] = withSpace(rest, 1, 'delegate SPACE --to DID [--stream S]... (--for DURATION | --until TIME)')
-      await policy.delegate(
-        dataDir,
-        space,
-        { to: one(v.to, '--to', 'delegate'), stream: v.stream, for: v.for, from: v.from, until: v.until },
-        o,
-      )
+      await policy.delegate(dataDir, space, { ...optionsOf(v, ALLOWED.delegate), to: one(v.to, '--to', 'delegate') }, o)
       return 0
     }
     case 'custody': {
       const [space] = withSpace(rest, 1, 'custody SPACE [--custodian PEER --custodian PEER... --threshold K]')
-      await policy.custody(dataDir, space, { custodian: v.custodian, threshold: v.threshold }, o)
+      await policy.custody(dataDir, space, optionsOf(v, ALLOWED.custody), o)
       return 0
     }
     case 'request': {
       const [space] = withSpace(rest, 1, 'request SPACE --for DURATION --reason TEXT [--stream S]...')
-      await policy.request(
-        dataDir,
-        space,
-        { stream: v.stream, form: v.form, for: v.for, reason: v.reason, onBehalfOf: v['on-behalf-of'], via: v.via },
-        o,
-      )
+      await policy.request(dataDir, space, optionsOf(v, ALLOWED.request), o)
       return 0
     }
     case 'requests': {
@@ -509,20 +478,14 @@ async function main(argv: string[]): Promise<number> {
         'share SPACE FILE --to DID [--to DID]... [--for DURATION] [--no-download]',
       )
       const objects = await import('./objects.ts')
-      await objects.share(
-        dataDir,
-        space,
-        resolve(file),
-        { to: v.to, for: v.for, noDownload: v['no-download'], forward: v.forward },
-        o,
-      )
+      await objects.share(dataDir, space, resolve(file), optionsOf(v, ALLOWED.share), o)
       return 0
     }
     case 'message': {
       if (rest.length < 2)
         throw new UsageError('usage: edgeward message SPACE --to DID [--to DID]... [--for DURATION] TEXT')
       const objects = await import('./objects.ts')
-      await objects.message(dataDir, spaceId(rest[0]), rest.slice(1).join(' '), { to: v.to, for: v.for }, o)
+      await objects.message(dataDir, spaceId(rest[0]), rest.slice(1).join(' '), optionsOf(v, ALLOWED.message), o)
       return 0
     }
     case 'contacts':
