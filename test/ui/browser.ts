@@ -1,6 +1,7 @@
 /**
  * What the client's browser tests share: Debian's chromium through playwright-core, each run
- * with a fresh profile of its own (removed afterwards), and a login link from a real node.
+ * with a fresh profile of its own (removed afterwards), a login link from a real node, and the
+ * accessible names of a page's controls.
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
@@ -88,6 +89,27 @@ export async function interactiveNames(page: Page): Promise<{ role: string; name
   } finally {
     await cdp.detach()
   }
+}
+
+/**
+ * The interactive elements of the page, each of which must have an accessible name; at least
+ * `atLeast` of them, so that a page that did not render does not pass. `where` (the screen) leads
+ * the failure messages.
+ */
+export async function namedControls(
+  page: Page,
+  atLeast: number,
+  where?: string,
+): Promise<{ role: string; name: string }[]> {
+  const prefix = where === undefined ? '' : `${where}: `
+  const controls = await interactiveNames(page)
+  assert.ok(controls.length >= atLeast, `${prefix}controls found: ${controls.length}`)
+  assert.deepEqual(
+    controls.filter(c => c.name === ''),
+    [],
+    `${prefix}controls without an accessible name`,
+  )
+  return controls
 }
 
 /**

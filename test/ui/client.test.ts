@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test'
 import type { BrowserContext, Page } from 'playwright-core'
 import { type LocalPeer, runCli, startPeer } from '../../node/cli/local-network.ts'
 import { stopPeers } from '../support/local-peers.ts'
-import { interactiveNames, loginLink, openBrowser, screenshotDir } from './browser.ts'
+import { loginLink, namedControls, openBrowser, screenshotDir } from './browser.ts'
 
 describe('desktop client in a browser', { timeout: 120_000 }, () => {
   let root = ''
@@ -184,10 +184,7 @@ describe('desktop client in a browser', { timeout: 120_000 }, () => {
       await page.locator(`a[href="#/${screen}"][aria-current="page"]`).waitFor()
       if (screen === 'health' && (await page.getByRole('button', { name: 'Show details' }).count()) === 1)
         await page.getByRole('button', { name: 'Show details' }).click()
-      const controls = await interactiveNames(page)
-      assert.ok(controls.length >= 10, `${screen}: controls found: ${controls.length}`)
-      const unnamed = controls.filter(c => c.name === '')
-      assert.deepEqual(unnamed, [], `${screen}: controls without an accessible name`)
+      await namedControls(page, 10, screen)
     }
   })
 
