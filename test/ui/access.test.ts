@@ -18,7 +18,7 @@ import type { LocalPeer } from '../../node/cli/local-network.ts'
 import type { AccessRequestView, GrantsListing, GrantView, RequestsListing } from '../../node/ui/contract-access.ts'
 import { jsonOutput as json } from '../support/local-peers.ts'
 import { waitFor } from '../support/wait.ts'
-import { interactiveNames, settled } from './browser.ts'
+import { namedControls, settled } from './browser.ts'
 import { shortDid, suitePeople } from './people.ts'
 
 const HOUR = 3_600_000
@@ -36,6 +36,11 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     (await (await p.api()).call<GrantsListing>('GET', `/v1/spaces/${space}/grants`)).grants
   const requestsOn = async (p: LocalPeer): Promise<AccessRequestView[]> =>
     (await (await p.api()).call<RequestsListing>('GET', `/v1/spaces/${space}/requests`)).requests
+  /** The reader asks with the CLI for `streams` for `duration`, giving `reason`: the request's id. */
+  const readerRequests = async (streams: string[], duration: string, reason: string): Promise<string> => {
+    const args = ['request', space, ...streams.flatMap(s => ['--stream', s]), '--for', duration, '--reason', reason]
+    return json(await peers.reader.cli([...args, '--json'])).request
+  }
   const requestCard = (reason: string) => page.locator('li.access-request', { hasText: reason })
   const revokeTempButton = () => page.getByRole('button', { name: `Revoke grant ${tempGrant.slice(0, 8)} of ` })
 
@@ -60,19 +65,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
     ).grant
     // a short one, whose countdown shows its seconds
     json(await peers.owner.cli(['grant', space, '--to', dids.reader, '--stream', 'flow', '--for', '9m', '--json']))
-    humRequest = json(
-      await peers.reader.cli([
-        'request',
-        space,
-        '--stream',
-        'hum',
-        '--for',
-        '30m',
-        '--reason',
-        'calibration check',
-        '--json',
-      ]),
-    ).request
+    humRequest = await readerRequests(['hum'], '30m', 'calibration check')
     await waitFor('the owner to receive the request', async () =>
       (await requestsOn(peers.owner)).some(r => r.id === humRequest) ? true : undefined,
     )
@@ -136,19 +129,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   })
 
   it('shows a request filed meanwhile by itself, from the node’s pushed state', async () => {
-    pressureRequest = json(
-      await peers.reader.cli([
-        'request',
-        space,
-        '--stream',
-        'pressure',
-        '--for',
-        '2h',
-        '--reason',
-        'leak hunt',
-        '--json',
-      ]),
-    ).request
+    pressureRequest = await readerRequests(['pressure'], '2h', 'leak hunt')
     await requestCard('leak hunt').waitFor({ timeout: 30_000 })
     assert.equal(await page.locator('.access-tile-attention .access-tile-value').textContent(), '1')
     await page.screenshot({ path: join(people.shots, 'access.png'), fullPage: true })
@@ -223,21 +204,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   })
 
   it('approves part of a request: only the streams left ticked are granted', async () => {
-    const id = json(
-      await peers.reader.cli([
-        'request',
-        space,
-        '--stream',
-        'pressure',
-        '--stream',
-        'flow',
-        '--for',
-        '1h',
-        '--reason',
-        'pump trial',
-        '--json',
-      ]),
-    ).request
+    const id = await readerRequests(['pressure', 'flow'], '1h', 'pump trial')
     const card = requestCard('pump trial')
     await card.waitFor({ timeout: 30_000 })
     await card.getByRole('checkbox', { name: 'flow' }).uncheck()
@@ -249,13 +216,7 @@ describe('Access screen in a browser, owner and reader as real processes', { tim
   })
 
   it('gives every control an accessible name', async () => {
-    const controls = await interactiveNames(page)
-    assert.ok(controls.length >= 12, `controls found: ${controls.length}`)
-    assert.deepEqual(
-      controls.filter(c => c.name === ''),
-      [],
-      'controls without an accessible name',
-    )
+    await namedControls(page, 12)
   })
 
   it('tells a plain member what the screen is for and where to ask', async () => {
