@@ -98,8 +98,11 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
 
   const cases: {
     name: string
-    /** in the order they are added; each was written knowing the ones before it, unless `concurrent` */
-    records: AnyRecord[]
+    /**
+     * in the order they are added (by default the active grant alone); each was written knowing
+     * the ones before it, unless `concurrent`
+     */
+    records?: AnyRecord[]
     /** every record was written without knowing the others */
     concurrent?: boolean
     q?: Partial<AccessQuery>
@@ -108,12 +111,12 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
   }[] = [
     { name: 'no grant at all', records: [], expect: 'refused:no-grant' },
     { name: 'a grant only for another subject', records: [g(forOther)], expect: 'refused:no-grant' },
-    { name: 'an active grant, inside its window', records: [g(active)], expect: `allowed:${active.id}` },
-    { name: 'exactly at notBefore', records: [g(active)], now: NBF, expect: `allowed:${active.id}` },
-    { name: 'one ms before notAfter', records: [g(active)], now: EXP - 1, expect: `allowed:${active.id}` },
-    { name: 'exactly at notAfter', records: [g(active)], now: EXP, expect: 'refused:expired' },
-    { name: 'after notAfter', records: [g(active)], now: EXP + HOUR, expect: 'refused:expired' },
-    { name: 'one ms before notBefore', records: [g(active)], now: NBF - 1, expect: 'refused:not-yet-valid' },
+    { name: 'an active grant, inside its window', expect: `allowed:${active.id}` },
+    { name: 'exactly at notBefore', now: NBF, expect: `allowed:${active.id}` },
+    { name: 'one ms before notAfter', now: EXP - 1, expect: `allowed:${active.id}` },
+    { name: 'exactly at notAfter', now: EXP, expect: 'refused:expired' },
+    { name: 'after notAfter', now: EXP + HOUR, expect: 'refused:expired' },
+    { name: 'one ms before notBefore', now: NBF - 1, expect: 'refused:not-yet-valid' },
     { name: 'grant revoked by id', records: [g(active), r(revoke({ grant: active.id }))], expect: 'refused:revoked' },
     {
       name: 'revocation of another grant leaves this one active',
@@ -179,47 +182,21 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
     },
     {
       name: 'a device certificate signed by another principal',
-      records: [g(active)],
       q: { device: deviceByOther },
       expect: 'refused:device-invalid',
     },
-    {
-      name: "another principal's own device",
-      records: [g(active)],
-      q: { device: otherDevice },
-      expect: 'refused:device-invalid',
-    },
-    {
-      name: 'an expired device certificate',
-      records: [g(active)],
-      q: { device: deviceExpired },
-      expect: 'refused:device-invalid',
-    },
-    {
-      name: 'a device certificate not valid yet',
-      records: [g(active)],
-      q: { device: deviceNotYet },
-      expect: 'refused:device-invalid',
-    },
+    { name: "another principal's own device", q: { device: otherDevice }, expect: 'refused:device-invalid' },
+    { name: 'an expired device certificate', q: { device: deviceExpired }, expect: 'refused:device-invalid' },
+    { name: 'a device certificate not valid yet', q: { device: deviceNotYet }, expect: 'refused:device-invalid' },
     { name: 'a grant for another stream', records: [g(forHum)], expect: 'refused:stream-not-covered' },
-    {
-      name: "'*' covers temp",
-      records: [g(everyStream)],
-      q: { form: 'hashed' },
-      expect: `allowed:${everyStream.id}`,
-    },
+    { name: "'*' covers temp", records: [g(everyStream)], q: { form: 'hashed' }, expect: `allowed:${everyStream.id}` },
     {
       name: "'*' covers hum",
       records: [g(everyStream)],
       q: { stream: 'hum', form: 'hashed' },
       expect: `allowed:${everyStream.id}`,
     },
-    {
-      name: 'a form the grant does not name',
-      records: [g(active)],
-      q: { form: 'hashed' },
-      expect: 'refused:form-not-covered',
-    },
+    { name: 'a form the grant does not name', q: { form: 'hashed' }, expect: 'refused:form-not-covered' },
     {
       name: "'*' does not widen the forms",
       records: [g(everyStream)],
@@ -228,16 +205,10 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
     },
     {
       name: 'an aggregate form the grant does not name',
-      records: [g(active)],
       q: { form: 'aggregate:1h' },
       expect: 'refused:form-not-covered',
     },
-    {
-      name: 'a named grant that is not known',
-      records: [g(active)],
-      q: { grantId: forHum.id },
-      expect: 'refused:unknown-grant',
-    },
+    { name: 'a named grant that is not known', q: { grantId: forHum.id }, expect: 'refused:unknown-grant' },
     {
       name: 'a named grant of another subject',
       records: [g(active), g(forOther)],
@@ -256,12 +227,7 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
       q: { grantId: forHum.id },
       expect: 'refused:stream-not-covered',
     },
-    {
-      name: 'a stream the space does not have',
-      records: [g(active)],
-      q: { stream: 'pressure' },
-      expect: 'refused:unknown-stream',
-    },
+    { name: 'a stream the space does not have', q: { stream: 'pressure' }, expect: 'refused:unknown-stream' },
     {
       name: "a stream the space does not have, with '*'",
       records: [g(everyStream)],
@@ -288,7 +254,7 @@ describe('PolicyState.evaluateAccess: one reader, one device, stream temp', () =
   for (const c of cases) {
     it(`${c.name} -> ${c.expect.replace(/:[0-9a-f]{64}$/, '')}`, () => {
       const t = timelineWith([])
-      for (const x of c.records) t.add(applied(x), c.concurrent ? [] : undefined)
+      for (const x of c.records ?? [g(active)]) t.add(applied(x), c.concurrent ? [] : undefined)
       assert.equal(summary(t.state.evaluateAccess(query(c.q), c.now ?? INSIDE)), c.expect)
     })
   }
