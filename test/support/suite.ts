@@ -36,7 +36,8 @@ export interface SuiteNodesOptions<N extends string> {
 
 /**
  * Start a node for each of `names` in the temp dir of the enclosing suite (named after
- * `prefix`): the first, then the others one by one; then the space asked for.
+ * `prefix`): the first, then the others one by one; then the space asked for. No node may be
+ * called `peers` or `space`.
  */
 export function suiteNodes<N extends string>(
   prefix: string,
@@ -52,12 +53,8 @@ export function suiteNodes<N extends string>(
     const bootstrap = nodes[first].addresses()
     for (const name of others)
       nodes[name] = await peers.node(name, { ...opts.start, bootstrap, ...opts.startOf?.[name] })
-    if (opts.space !== undefined)
-      s.space = await spaceWith(
-        nodes[first],
-        others.map(name => nodes[name]),
-        opts.space,
-      )
+    const joining = others.map(name => nodes[name])
+    if (opts.space !== undefined) s.space = await spaceWith(nodes[first], joining, opts.space)
   })
   return s
 }
