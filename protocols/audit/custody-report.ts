@@ -26,7 +26,7 @@ import type { OpenedRecord } from '../../crypto/signed.ts'
 import { type CustodianSet, openCustodianSet } from '../custody/records.ts'
 import { openDeviceCert } from '../policy/records.ts'
 import { TEXT_PATTERN } from '../validate.ts'
-import { type AuditEntry, type ReleaseEntry, type RevocationEntry, revocationEndsRelease } from './entries.ts'
+import type { AuditEntry, RevocationEntry } from './entries.ts'
 import { openTreeHead, type TreeHead } from './heads.ts'
 import {
   type Interval,

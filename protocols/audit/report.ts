@@ -25,13 +25,7 @@ import { fromBase64url, toBase64url } from '../../crypto/encoding.ts'
 import type { OpenedRecord } from '../../crypto/signed.ts'
 import { openGenesis } from '../policy/records.ts'
 import { type CustodyReport, type VerifiedCustody, verifyCustody } from './custody-report.ts'
-import {
-  type AuditEntry,
-  decodeEntry,
-  type ReleaseEntry,
-  type RevocationEntry,
-  revocationEndsRelease,
-} from './entries.ts'
+import { type AuditEntry, decodeEntry, type ReleaseEntry, type RevocationEntry } from './entries.ts'
 import { openTreeHead, type TreeHead } from './heads.ts'
 import {
   type Interval,
