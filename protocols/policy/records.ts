@@ -305,14 +305,12 @@ function streamPatterns(m: Fields, what: string): string[] {
   return streams
 }
 
+/** The fields a grant and an access request open with: who gives (or asks) whom what, in which space. */
+export const ACCESS_HEAD_FIELDS = ['t', 'iss', 'space', 'sub', 'streams', 'forms'] as const
+
 function checkGrant(m: Fields): void {
   asMap(m, 'grant', [
-    't',
-    'iss',
-    'space',
-    'sub',
-    'streams',
-    'forms',
+    ...ACCESS_HEAD_FIELDS,
     'nbf',
     'exp',
     'iat',

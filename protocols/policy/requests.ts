@@ -13,7 +13,7 @@ import type { OpenedRecord } from '../../crypto/signed.ts'
 import { InvalidMessageError } from '../errors.ts'
 import { checkSpaceRecordHead, recordKind, type Signer } from '../record-kind.ts'
 import { asMap, bytes, did, type Fields, ID_PATTERN, int, list, optStr, str, TEXT_PATTERN, time } from '../validate.ts'
-import { isForm, MAX_RECORD_BYTES, STREAM_PATTERN } from './records.ts'
+import { ACCESS_HEAD_FIELDS, isForm, MAX_RECORD_BYTES, STREAM_PATTERN } from './records.ts'
 
 export const REQUEST_TAG = 'edgeward/access-request/v1'
 export const DECISION_TAG = 'edgeward/access-decision/v1'
@@ -69,19 +69,7 @@ export function createAccessRequest(
 }
 
 function checkRequest(m: Fields): void {
-  asMap(m, 'access request', [
-    't',
-    'iss',
-    'space',
-    'sub',
-    'streams',
-    'forms',
-    'durationMs',
-    'reason',
-    'via',
-    'iat',
-    'nonce',
-  ])
+  asMap(m, 'access request', [...ACCESS_HEAD_FIELDS, 'durationMs', 'reason', 'via', 'iat', 'nonce'])
   checkSpaceRecordHead(m, 'access-request', 'an access request')
   did(m, 'sub')
   const streams = list(m, 'streams', 16, v => {
