@@ -6,22 +6,11 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { bytesEqual } from '../../crypto/encoding.ts'
-import { randomBytes } from '../../crypto/hash.ts'
 import { leafHash, rootFromLeafHashes, verifyInclusion } from '../../crypto/merkle.ts'
 import type { EdgewardNode } from '../../node/node.ts'
-import { request } from '../../node/services/stream-io.ts'
 import { pad, unwrapKey } from '../../node/store.ts'
-import {
-  createKeyRequest,
-  decodeKeyRequest,
-  decodeKeyResponse,
-  KEYS_PROTOCOL,
-  type KeyRequest,
-  type KeyResponse,
-  MAX_KEY_RESPONSE_BYTES,
-} from '../../protocols/access/messages.ts'
+import { decodeKeyRequest, type KeyRequest } from '../../protocols/access/messages.ts'
 import {
   type GrantEntry,
   type RefusalEntry,
@@ -31,6 +20,7 @@ import {
 } from '../../protocols/audit/entries.ts'
 import { newPrincipal } from '../protocols/fixtures.ts'
 import { type LoggedEntry, logOf, seenHead, waitForEntry } from '../support/audit.ts'
+import { askKeys, keyRequest } from '../support/keys.ts'
 import { grantTo, HOUR, publish, revoke, STREAM } from '../support/peers.ts'
 import { suiteNodes } from '../support/suite.ts'
 import { until, waitFor } from '../support/wait.ts'
@@ -51,30 +41,12 @@ describe('the audit log of a key holder', { timeout: 60_000 }, () => {
 
   const readerDid = () => s.reader.identity.principal.did
 
-  /** A key request signed by `who`, carrying its device certificate. */
-  const keyRequest = (who: EdgewardNode, fields: Partial<Omit<KeyRequest, 't' | 'iss'>> = {}) =>
-    createKeyRequest(who.identity.principal, {
-      space: s.space,
-      stream: STREAM,
-      form: 'raw',
-      epochs: [0],
-      device: who.identity.device.bytes,
-      nonce: randomBytes(16),
-      ts: Date.now(),
-      ...fields,
-    })
+  /** A key request for the audited stream signed by `who`, carrying its device certificate. */
+  const requestOf = (who: EdgewardNode, fields: Partial<Omit<KeyRequest, 't' | 'iss'>> = {}) =>
+    keyRequest(who, { space: s.space, stream: STREAM, ...fields })
 
   /** Send a key request to the gateway over `from`'s own libp2p connection. */
-  const ask = async (from: EdgewardNode, body: Uint8Array): Promise<KeyResponse> =>
-    decodeKeyResponse(
-      await request(
-        from.libp2p,
-        peerIdFromString(s.gateway.identity.peerId),
-        KEYS_PROTOCOL,
-        body,
-        MAX_KEY_RESPONSE_BYTES,
-      ),
-    )
+  const ask = (from: EdgewardNode, body: Uint8Array) => askKeys(from.libp2p, s.gateway.identity.peerId, body)
 
   const releasesCounted = () => s.gateway.metrics.total('edgeward_key_releases_total')
 
@@ -172,11 +144,11 @@ describe('the audit log of a key holder', { timeout: 60_000 }, () => {
     await until('the gateway to hold the short grant', () =>
       s.gateway.policy.document(s.space).state.grants.has(short.id),
     )
-    const first = keyRequest(s.reader, { grant: short.id })
+    const first = requestOf(s.reader, { grant: short.id })
     const res = await ask(s.reader, first.bytes)
     assert.equal(res.ok, true, res.ok ? '' : `${res.code}: ${res.reason}`)
     if (res.ok) assert.equal(res.lease, short.body.exp)
-    const second = keyRequest(s.reader, { grant: short.id })
+    const second = requestOf(s.reader, { grant: short.id })
     const res2 = await ask(s.reader, second.bytes)
     assert.equal(res2.ok, true)
 
@@ -211,7 +183,7 @@ describe('the audit log of a key holder', { timeout: 60_000 }, () => {
     assert.equal(refusal.entry.reqHash.byteLength, 32)
 
     // the reader's own request, sent from the stranger's connection
-    const stolen = keyRequest(s.reader, { grant: grantAll.id })
+    const stolen = requestOf(s.reader, { grant: grantAll.id })
     const res = await ask(s.stranger, stolen.bytes)
     assert.equal(res.ok, false)
     const wrong = (await logOf(s.gateway))
@@ -265,7 +237,7 @@ describe('the audit log of a key holder', { timeout: 60_000 }, () => {
     await until('the gateway to reconnect to the reader', () =>
       s.reader.connectedPeers().includes(s.gateway.identity.peerId),
     )
-    const req = keyRequest(s.reader, { grant: grantAll.id })
+    const req = requestOf(s.reader, { grant: grantAll.id })
     const res = await ask(s.reader, req.bytes)
     assert.equal(res.ok, true, res.ok ? '' : `${res.code}: ${res.reason}`)
     assert.equal(s.gateway.audit!.size, size + 1)
