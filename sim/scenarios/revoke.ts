@@ -274,7 +274,7 @@ export async function runRevoke(net: SimNetwork, opts: RevokeOptions = {}): Prom
     step('baseline')
     const record = {
       subject,
-      subjectDid: S.identity.principal.did,
+      subjectDid,
       messageBytes,
       applied,
       inState,
