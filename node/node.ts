@@ -198,6 +198,7 @@ export class EdgewardNode {
         .catch((err: Error) => log('could not remember peer %s: %s', peerId, err.message))
     })
     this.unreachableBootstrap = await this.redial()
+    this.custody.connectAll()
     this.redialTimer = setInterval(() => {
       // one redial at a time; stop() waits for the one in flight before closing the store
       this.redialing ??= this.redial()

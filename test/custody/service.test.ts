@@ -213,6 +213,26 @@ describe('custody: a dealer knows which keys only it can give out yet', { timeou
   })
 })
 
+describe('custody: a custodian that restarts', { timeout: 120_000 }, () => {
+  const s = custodySuite('custody-restart')
+
+  // The node's custodians were dialled by peer id before the node had loaded the addresses it
+  // knew: the lookup held the node's own dial of its bootstrap peer, which then failed at start.
+  // Three restarts: libp2p takes at most five connections a second from one host, and every
+  // peer here is 127.0.0.1.
+  it('is connected to its bootstrap peer once started (3 restarts, a new port each)', async () => {
+    await s.setUp()
+    const [first] = s.custodians
+    for (let i = 1; i <= 3; i++) {
+      await s.peers.stop(s.custodians[2])
+      const back = await s.peers.start(s.peers.dir('c3'), { bootstrap: first.addresses() })
+      s.custodians[2] = back
+      assert.deepEqual(back.unreachableBootstrap, [], `restart ${i}: the bootstrap peer not reached`)
+      assert.ok(back.connectedPeers().includes(first.identity.peerId), `restart ${i}: not connected to it`)
+    }
+  })
+})
+
 describe('custody: a custodian that was offline gets its shares from the others', { timeout: 120_000 }, () => {
   const s = custodySuite('custody-late')
 

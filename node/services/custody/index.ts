@@ -77,12 +77,11 @@ export class CustodyService {
     this.stopListening = this.policy.onRecords((space, records) => {
       if (records.some(r => r.kind === 'custodian-set')) this.connectCustodians(space)
     })
-    for (const space of this.policy.spaces()) this.connectCustodians(space)
     let tick = 0
     this.sweep = setInterval(() => {
       this.custodian.sweep(this.c.now())
       // custodians not reached yet (their addresses come through the peers that know them)
-      if (++tick % 10 === 0) for (const space of this.policy.spaces()) this.connectCustodians(space)
+      if (++tick % 10 === 0) this.connectAll()
     }, 1000)
     this.sweep.unref()
   }
@@ -91,6 +90,15 @@ export class CustodyService {
     this.stopListening?.()
     clearInterval(this.sweep)
     await this.dealer.stop()
+  }
+
+  /**
+   * Dial the custodians of every space's set that this node is not connected to. The node calls
+   * it once it has dialled the peers it knew, not before: a dial by peer id to a custodian whose
+   * address is not loaded yet looks it up, and the node's own dial of that peer would wait on it.
+   */
+  connectAll(): void {
+    for (const space of this.policy.spaces()) this.connectCustodians(space)
   }
 
   /** Dial the custodians of the set in force that this node is not connected to (found through its peers). */
