@@ -166,7 +166,21 @@ async function drive(job: DriverJob): Promise<DriverResult> {
     if (!connections().every(c => isRelayed(c.remoteAddr))) throw new Error('the relayed connection was upgraded')
     // the same peers, now directly: the gateway's NAT maps its listening port
     directAllowed = true
-    await reader.libp2p.dial(multiaddr(job.gatewayPublic))
+    // the remote can close a dial through the NAT while it opens (seen under load); what is
+    // measured is the connection, not the dial: dial again, within the deadline
+    await until(
+      'a direct connection to the gateway',
+      async () => {
+        try {
+          await reader.libp2p.dial(multiaddr(job.gatewayPublic))
+          return true
+        } catch (err) {
+          if ((err as Error).name !== 'ConnectionClosedError') throw err
+          return undefined
+        }
+      },
+      20_000,
+    )
     const direct = await measure(job.streams.slice(half))
     // hole punching: the puncher's mapped address must be confirmed (AutoNAT) before DCUtR can use it
     await until('the puncher to be reachable', () =>
