@@ -16,6 +16,7 @@
 import { randomBytes } from '../crypto/hash.ts'
 import type { EdgewardNode } from '../node/node.ts'
 import { handle, request } from '../node/services/stream-io.ts'
+import { policyTopic, readingsTopic } from '../protocols/sync/messages.ts'
 import { type Custody, custodySuiteIn } from '../test/support/custody.ts'
 import { askKeys, keyRequest, openRelease } from '../test/support/keys.ts'
 import { grantTo, HOUR, joinSpace, type Peers, publish, STREAM, withPeers } from '../test/support/peers.ts'
@@ -312,8 +313,15 @@ async function readsAfterKill(
     await peers.stop(killed)
     if (i === kills - 1) break
     s.owner = await peers.start(peers.dir('owner'))
-    await waitFor('the reader to reconnect to the owner', async () =>
-      s.reader.connectedPeers().includes(s.owner.identity.peerId) ? true : undefined,
+    // connected is not enough: readings published before the owner knows the reader subscribes
+    // to the space's topics do not reach it by gossip (it would fetch them later)
+    const owner = s.owner
+    await waitFor('the owner to see the reader subscribe to the space again', async () =>
+      [policyTopic(s.space), readingsTopic(s.space)].every(topic =>
+        owner.libp2p.services.pubsub.getSubscribers(topic).some(p => p.toString() === s.reader.identity.peerId),
+      )
+        ? true
+        : undefined,
     )
   }
   return { took, failures }
