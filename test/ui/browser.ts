@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { runCli } from '../../node/cli/local-network.ts'
 import type { LoginLink } from '../../node/ui/contract.ts'
+import { waitFor } from '../support/wait.ts'
 
 export const CHROMIUM = '/usr/bin/chromium'
 /** The README's screenshots: rewritten only when asked (UPDATE_SCREENSHOTS=1), so that a test run leaves the tree as it was. */
@@ -114,11 +115,14 @@ export async function namedControls(
 
 /**
  * The value of `expression` in the page once it is `expected`, or what it is after `timeoutMs`:
- * focus moves a frame or more after the click that moves it, later on a loaded machine.
+ * focus moves a frame or more after the click that moves it, later on a loaded machine. Polled
+ * from here: `waitForFunction` would evaluate the string inside the page, which the client's
+ * CSP refuses (and logs as a console error).
  */
 export async function settled(page: Page, expression: string, expected: unknown, timeoutMs = 5000): Promise<unknown> {
-  await page
-    .waitForFunction(`(${expression}) === ${JSON.stringify(expected)}`, undefined, { timeout: timeoutMs })
-    .catch(() => undefined)
-  return page.evaluate(expression)
+  const value = () => page.evaluate(expression)
+  await waitFor('the page to settle', async () => ((await value()) === expected ? true : undefined), timeoutMs).catch(
+    () => undefined,
+  )
+  return value()
 }
