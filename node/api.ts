@@ -394,10 +394,7 @@ export class ApiServer {
           // files and messages: a key holder shares; so does a member granted to contribute, once custodians keep the keys
           mayShare:
             s.holders.includes(n.identity.peerId) ||
-            (s.custodianSet !== undefined &&
-              s
-                .grantsOf(n.identity.principal.did)
-                .some(g => g.body.contribute === true && s.grantProblem(g, now) === undefined)),
+            (s.custodianSet !== undefined && s.contributesAt(n.identity.principal.did, now)),
           // k of these release a key when no key holder answers
           ...(s.custodianSet === undefined
             ? {}

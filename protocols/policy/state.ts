@@ -327,6 +327,11 @@ export class PolicyState {
     return this.grantsOf(did).some(g => g.body.contribute === true)
   }
 
+  /** Does `did` hold a grant to contribute that is in force at `now` (what lets a member share into the space)? */
+  contributesAt(did: string, now: number): boolean {
+    return this.grantsOf(did).some(g => g.body.contribute === true && this.grantProblem(g, now) === undefined)
+  }
+
   /** Are `streams` (a record's field, unchecked) exact names of a member's streams that `author` wrote the records of? */
   private ownStreams(author: string, streams: unknown): boolean {
     return (

@@ -130,8 +130,7 @@ export class Publisher {
     const me = this.c.identity.principal.did
     if (!isMemberStreamName(stream) || !state.isContributor(me))
       return `this node is not a key holder of space ${space}`
-    const now = this.c.now()
-    if (!state.grantsOf(me).some(g => g.body.contribute === true && state.grantProblem(g, now) === undefined)) {
+    if (!state.contributesAt(me, this.c.now())) {
       return `your grant to share into space ${space} is not in force`
     }
     if (state.custodianSet === undefined) {
